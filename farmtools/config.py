@@ -1,0 +1,169 @@
+"""``farm.toml``: the one configuration file, the same schema on a laptop and on the farm.
+
+It is validated when a command starts; a wrong key or value is an error that names the key
+(``storage.backend: Input should be 'local' or 'xrootd'``), never a surprise at 3 a.m.  Ansible
+renders the file from inventory variables through ``templates/farm.toml.j2``; on one machine
+``farmtools`` writes one with :func:`write_default_config`.
+
+Relative paths are taken relative to ``farm.home``, and ``farm.home`` itself relative to the
+directory of the configuration file, so a farm directory can be moved as a whole.
+
+Each stage owns its section; add keys there (with a default and a docstring-like ``description``)
+rather than reading ad-hoc environment variables.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from farmtools.detector import Geometry, geometry
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FarmSection(_Section):
+    home: Path = Field(Path("farm"), description="home of the production account: the seed layout lives below it")
+    detector: str = Field("3x1x1", description="detector geometry name")
+    account: str = Field("prod", description="account the daemons run as on the farm")
+    group: str = Field("wa105-comp", description="group of the farm accounts")
+
+
+class DaqSection(_Section):
+    watch_dir: Path = Field(Path("evb/data"), description="directory the DAQ writes raw files into")
+
+
+class StorageSection(_Section):
+    backend: Literal["local", "xrootd"] = "local"
+    input: str = Field("storage/input", description="raw files: <input>/run<N>/run<N>-seq<M>.dat")
+    output: str = Field("storage/output", description="reconstruction output: <output>/run<N>/")
+    url: str = Field("", description="XRootD endpoint, e.g. root://eos.example:1094 (xrootd backend)")
+    retries: int = Field(5, ge=0, description="copy attempts before a file is quarantined")
+    backoff_s: float = Field(1.0, gt=0, description="first retry delay; doubles each time, with jitter")
+    backoff_max_s: float = Field(300.0, gt=0)
+
+
+class DatabaseSection(_Section):
+    url: str = Field("sqlite:///bookkeeping.sqlite", description="SQLAlchemy URL (SQLite or PostgreSQL)")
+
+
+class BatchSection(_Section):
+    backend: Literal["local", "slurm", "torque", "htcondor"] = "local"
+    queue: str = "prod"
+    slots: int = Field(2, ge=1, description="parallel jobs of the local backend")
+    walltime: str = Field("01:00:00", description="HH:MM:SS per job")
+    memory_mb: int = Field(1500, ge=64)
+
+
+class ProcessingSection(_Section):
+    max_tries: int = Field(3, ge=1, description="submissions of one file before it is parked as failed")
+    cooloff_s: float = Field(30.0, ge=0, description="wait before a transient failure is resubmitted")
+    poll_s: float = Field(1.0, gt=0, description="how often job states are polled")
+
+
+class AnalysisSection(_Section):
+    group_size: int = Field(4, ge=1, description="reconstructed files of a run per analysis")
+    summary_dir: str = Field("processing/summary", description="where summaries for the monitor go")
+
+
+class ArchiveSection(_Section):
+    target_size: str = "5GB"
+    min_size: str = "1GB"
+    destination: str = Field("central", description="local directory or root:// URL of central storage")
+    workdir: str = "archive"
+
+
+class MonitorSection(_Section):
+    host: str = Field("127.0.0.1", description="bind address; loopback unless exposed on purpose")
+    port: int = Field(8050, ge=1, le=65535)
+    poll_s: float = Field(5.0, gt=0, description="how often the page asks for new results")
+    auth_user: str = ""
+    auth_password_env: str = Field("FARMTOOLS_MONITOR_PASSWORD", description="env var holding the password")
+
+
+class NotifySection(_Section):
+    email_to: list[str] = Field(default_factory=list)
+    email_from: str = "prod@localhost"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    webhook_url: str = ""
+
+
+class FarmConfig(_Section):
+    """The whole farm configuration; see the module docstring."""
+
+    farm: FarmSection = FarmSection()
+    daq: DaqSection = DaqSection()
+    storage: StorageSection = StorageSection()
+    database: DatabaseSection = DatabaseSection()
+    batch: BatchSection = BatchSection()
+    processing: ProcessingSection = ProcessingSection()
+    analysis: AnalysisSection = AnalysisSection()
+    archive: ArchiveSection = ArchiveSection()
+    monitor: MonitorSection = MonitorSection()
+    notify: NotifySection = NotifySection()
+    #: Directory of the configuration file (not a key of the file).
+    base_dir: Path = Field(Path("."), exclude=True)
+
+    # --- paths -----------------------------------------------------------------------------
+    @property
+    def home(self) -> Path:
+        """The production account's home, absolute."""
+        home = self.farm.home
+        return home if home.is_absolute() else (self.base_dir / home).resolve()
+
+    def path(self, value: str | os.PathLike[str]) -> Path:
+        """A path of the configuration, absolute (relative ones are below ``farm.home``)."""
+        p = Path(value)
+        return p if p.is_absolute() else self.home / p
+
+    @property
+    def geometry(self) -> Geometry:
+        return geometry(self.farm.detector)
+
+    @property
+    def database_url(self) -> str:
+        """The SQLAlchemy URL, with a relative SQLite path placed below ``farm.home``."""
+        url = self.database.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
+            return prefix + str(self.home / url[len(prefix) :])
+        return url
+
+
+class ConfigError(Exception):
+    """The configuration file is missing, unreadable or invalid; the message names the key."""
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> FarmConfig:
+    """Read and validate ``farm.toml``.
+
+    ``path`` defaults to ``$FARMTOOLS_CONFIG``, then ``./farm.toml``; when neither exists the
+    embedded defaults are used (one machine: local storage, local batch, SQLite below ./farm).
+    """
+    if path is None:
+        env = os.environ.get("FARMTOOLS_CONFIG")
+        path = env if env else ("farm.toml" if Path("farm.toml").exists() else None)
+    if path is None:
+        return FarmConfig(base_dir=Path.cwd())
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: configuration file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    try:
+        return FarmConfig.model_validate({**data, "base_dir": p.resolve().parent})
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            key = ".".join(str(part) for part in err["loc"])
+            lines.append(f"  {key}: {err['msg']}")
+        raise ConfigError(f"{p}: invalid configuration\n" + "\n".join(lines)) from None

@@ -1,0 +1,178 @@
+"""The WA105 3x1x1 detector geometry: the one place that knows channel counts, pitch, ticks and LEMs.
+
+Everything that turns raw ADC samples into physics (the emulator, the reader, the
+reconstruction, the analyses) takes its numbers from a :class:`Geometry` so that they can
+never disagree.  The raw file does not carry the channel count or the samples per channel
+(spec section 2): they come from here, named by the farm configuration.
+
+This module is the lowest layer of farmtools: it imports nothing from the rest of the package.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import numpy.typing as npt
+
+#: Ionisation energy in liquid argon (eV per electron-ion pair).
+W_ION_EV = 23.6
+#: Mean energy loss of a minimum-ionising muon in liquid argon (MeV/cm).
+MIP_DEDX_MEV_PER_CM = 2.1
+#: Charge per cm of a MIP the analyses take as reference, both views summed, gain 1 (fC/cm).
+MIP_DQDS_MEAN_FC_PER_CM = 10.0
+#: Most probable charge per cm of a MIP, both views summed, gain 1 (fC/cm).
+MIP_DQDS_MPV_FC_PER_CM = 7.75
+#: Elementary charge in fC.
+ELECTRON_CHARGE_FC = 1.602176634e-4
+
+
+def recombination(dedx_mev_per_cm: float | npt.NDArray[np.float64], field_kv_per_cm: float) -> float | npt.NDArray[np.float64]:
+    """Birks recombination factor of liquid argon (spec section 4): 0.698 at 0.5 kV/cm for a MIP."""
+    return 0.8 / (1.0 + 0.0486 * dedx_mev_per_cm / (field_kv_per_cm * 1.39))
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Constants of one dual-phase TPC readout; the defaults are the 3x1x1 (spec section 1).
+
+    View 0 strips run along the 3 m axis and so measure the 1 m coordinate (``x``); view 1 strips
+    run along the 1 m axis and measure the 3 m coordinate (``y``).  ``z`` is the drift
+    coordinate, 0 at the anode (top), ``drift_length_cm`` at the cathode.
+    """
+
+    name: str = "3x1x1"
+    channels_per_view: tuple[int, int] = (320, 960)
+    samples: int = 1667
+    pitch_cm: float = 0.3125
+    tick_us: float = 0.4
+    adc_bits: int = 12
+    drift_length_cm: float = 100.0
+    drift_velocity_mm_per_us: float = 1.6056
+    drift_field_kv_per_cm: float = 0.5
+    #: ADC*tick per fC, view 0 and view 1.
+    adc_per_fc: tuple[float, float] = (55.0, 67.0)
+    #: Size of a LEM/anode module (cm) along x and y.
+    lem_size_cm: float = 50.0
+    #: Channels in a group that share coherent noise (one DAQ card half).
+    coherent_group: int = 32
+    #: Channels per crate in DAQ order (view 0 is crate 0, view 1 crates 1-3).
+    crate_channels: int = 320
+    extra: dict[str, float] = field(default_factory=dict, compare=False, hash=False)
+
+    # --- derived sizes -------------------------------------------------------------------
+    @property
+    def n_channels(self) -> int:
+        """All channels of both views."""
+        return sum(self.channels_per_view)
+
+    @property
+    def view_offsets(self) -> tuple[int, int]:
+        """First global (view-order) channel of view 0 and view 1."""
+        return (0, self.channels_per_view[0])
+
+    @property
+    def extent_cm(self) -> tuple[float, float]:
+        """Size of the CRP along x (measured by view 0) and y (measured by view 1)."""
+        return (self.channels_per_view[0] * self.pitch_cm, self.channels_per_view[1] * self.pitch_cm)
+
+    @property
+    def lem_grid(self) -> tuple[int, int]:
+        """Number of LEM cells along x and y (2 x 6 for the 3x1x1)."""
+        ex, ey = self.extent_cm
+        return (round(ex / self.lem_size_cm), round(ey / self.lem_size_cm))
+
+    @property
+    def n_lems(self) -> int:
+        nx, ny = self.lem_grid
+        return nx * ny
+
+    @property
+    def payload_bytes(self) -> int:
+        """Bytes of one uncompressed event payload: two 12-bit samples in 3 bytes."""
+        total = self.n_channels * self.samples
+        return (total * 3 + 1) // 2
+
+    @property
+    def drift_velocity_cm_per_tick(self) -> float:
+        return self.drift_velocity_mm_per_us * 0.1 * self.tick_us
+
+    @property
+    def full_drift_ticks(self) -> float:
+        """Ticks for an electron to drift from cathode to anode (1557 for the 3x1x1)."""
+        return self.drift_length_cm / self.drift_velocity_cm_per_tick
+
+    @property
+    def adc_max(self) -> int:
+        return (1 << self.adc_bits) - 1
+
+    # --- channel map (spec section 3) ----------------------------------------------------
+    def view_to_daq_channel(self, ch: int) -> int:
+        """DAQ channel that carries view-order channel ``ch`` (0..n_channels-1)."""
+        cc = self.crate_channels
+        crate = ch // cc
+        c = 8 * (ch // 8 + 1) - ch % 8 - 1
+        if crate == 0:
+            c = 32 * (c // 32 + 1) - c % 32 - 1
+            card = 4 - (c // 32) % 5
+            return (2 * card + (1 if c <= 159 else 0)) * 32 + 31 - c % 32
+        cp = c - cc * crate
+        card = (cp // 32) % 5
+        return (2 * card + (1 if cp <= 159 else 0)) * 32 + cp % 32 + cc * crate
+
+    @cached_property
+    def view_to_daq(self) -> npt.NDArray[np.intp]:
+        """``view_to_daq[v]`` is the DAQ channel of view-order channel ``v``.
+
+        Reading: ``view_adc = daq_adc[view_to_daq]``; writing: ``daq_adc[view_to_daq] = view_adc``.
+        """
+        return np.array([self.view_to_daq_channel(c) for c in range(self.n_channels)], dtype=np.intp)
+
+    @cached_property
+    def daq_to_view(self) -> npt.NDArray[np.intp]:
+        """Inverse of :attr:`view_to_daq`."""
+        inverse = np.empty(self.n_channels, dtype=np.intp)
+        inverse[self.view_to_daq] = np.arange(self.n_channels)
+        return inverse
+
+    def view_of_channel(self, ch: int) -> tuple[int, int]:
+        """(view, channel within the view) of a global view-order channel."""
+        n0 = self.channels_per_view[0]
+        return (0, ch) if ch < n0 else (1, ch - n0)
+
+    # --- LEM cells (spec section 6) ------------------------------------------------------
+    def lem_number(self, x_cm: float, y_cm: float) -> int:
+        """Continuous LEM number, ``1 + ix + nx*iy`` like 2D-histogram bins (1..12 for the 3x1x1).
+
+        ``ix`` counts cells along the 1 m axis (x), ``iy`` along the 3 m axis (y).  Points outside
+        the CRP are clamped to the nearest cell.
+        """
+        nx, ny = self.lem_grid
+        ix = min(max(int(x_cm // self.lem_size_cm), 0), nx - 1)
+        iy = min(max(int(y_cm // self.lem_size_cm), 0), ny - 1)
+        return 1 + ix + nx * iy
+
+    def lem_cell(self, lem: int) -> tuple[int, int]:
+        """(ix, iy) of a continuous LEM number."""
+        nx, _ = self.lem_grid
+        return ((lem - 1) % nx, (lem - 1) // nx)
+
+    def lem_of_strips(self, ch0: int, ch1: int) -> int:
+        """LEM under the crossing of view-0 strip ``ch0`` and view-1 strip ``ch1``."""
+        return self.lem_number((ch0 + 0.5) * self.pitch_cm, (ch1 + 0.5) * self.pitch_cm)
+
+
+#: The 3x1x1 prototype, the detector the farm handles.
+WA105_3X1X1 = Geometry()
+
+GEOMETRIES: dict[str, Geometry] = {"3x1x1": WA105_3X1X1}
+
+
+def geometry(name: str = "3x1x1") -> Geometry:
+    """Look up a detector geometry by the name the farm configuration uses."""
+    try:
+        return GEOMETRIES[name]
+    except KeyError:
+        known = ", ".join(sorted(GEOMETRIES))
+        raise ValueError(f"unknown detector geometry {name!r} (known: {known})") from None

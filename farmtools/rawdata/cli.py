@@ -1,0 +1,7 @@
+"""Command-line verbs of this stage (being written)."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this stage's commands to the root application."""

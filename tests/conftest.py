@@ -1,0 +1,3 @@
+"""Shared pytest configuration: server fixtures are plugins under tests/servers/."""
+
+pytest_plugins: list[str] = []
