@@ -24,6 +24,10 @@ app = typer.Typer(
 STAGES: tuple[str, ...] = (
     "farmtools.rawdata.cli",
     "farmtools.emulator.cli",
+    "farmtools.archive.cli",
+    "farmtools.bookkeeping.cli",
+    "farmtools.ingest.cli",
+    "farmtools.deploy.cli",
 )
 
 

@@ -49,6 +49,17 @@ class StorageSection(_Section):
     backoff_max_s: float = Field(300.0, gt=0)
 
 
+class IngestSection(_Section):
+    settle_s: float = Field(
+        10.0, ge=0,
+        description="when another user's open files cannot be inspected (/proc/<pid>/fd not "
+        "readable), a file must be this long unmodified before reconciliation takes it")
+    max_rate_mb_s: float = Field(
+        0.0, ge=0, description="bandwidth limit per copy in MB/s (0: none), to spare the DAQ link")
+    retry_alarm_after: int = Field(
+        10, ge=1, description="failed attempts against a storage that is down before an alarm")
+
+
 class DatabaseSection(_Section):
     url: str = Field("sqlite:///bookkeeping.sqlite", description="SQLAlchemy URL (SQLite or PostgreSQL)")
 
@@ -59,12 +70,24 @@ class BatchSection(_Section):
     slots: int = Field(2, ge=1, description="parallel jobs of the local backend")
     walltime: str = Field("01:00:00", description="HH:MM:SS per job")
     memory_mb: int = Field(1500, ge=64)
+    local_dir: str = Field("processing/localbatch", description="state of the local backend's pool")
 
 
 class ProcessingSection(_Section):
     max_tries: int = Field(3, ge=1, description="submissions of one file before it is parked as failed")
     cooloff_s: float = Field(30.0, ge=0, description="wait before a transient failure is resubmitted")
     poll_s: float = Field(1.0, gt=0, description="how often job states are polled")
+    claim_s: float = Field(0.2, gt=0, description="how often stored files are looked for (indexed query)")
+    program: Literal["check", "inspect", "reco"] = Field(
+        "check", description="what a job runs: check = read and check the whole raw file "
+        "(python -m farmtools.batch.readcheck), inspect = farmtools raw inspect, reco = farmtools reco")
+    farmtools: str = Field("", description="farmtools executable on the workers ('' = next to this python)")
+    python: str = Field("", description="python on the workers for program=check ('' = this python)")
+    scripts_dir: str = Field("processing/scripts", description="archived job scripts: <dir>/run<N>/")
+    logs_dir: str = Field("all_logs/batch", description="seed-format job logs and job output: <dir>/run<N>/")
+    memory_factor: float = Field(2.0, ge=1, description="memory multiplier after an out-of-memory failure")
+    walltime_factor: float = Field(2.0, ge=1, description="walltime multiplier after a walltime failure")
+    batch_retry_s: float = Field(10.0, gt=0, description="wait before talking again to a batch system that is down")
 
 
 class AnalysisSection(_Section):
@@ -101,6 +124,7 @@ class FarmConfig(_Section):
     farm: FarmSection = FarmSection()
     daq: DaqSection = DaqSection()
     storage: StorageSection = StorageSection()
+    ingest: IngestSection = IngestSection()
     database: DatabaseSection = DatabaseSection()
     batch: BatchSection = BatchSection()
     processing: ProcessingSection = ProcessingSection()

@@ -1,3 +1,6 @@
 """Shared pytest configuration: server fixtures are plugins under tests/servers/."""
 
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = [
+    "tests.servers.xrootd",
+    "tests.servers.postgres",
+]

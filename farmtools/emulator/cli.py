@@ -1,7 +1,148 @@
-"""Command-line verbs of this stage (being written)."""
+"""``farmtools daq emulate``: the DAQ emulator on the command line (physics or template copies).
+
+Heavy imports (numba, scipy) happen inside the command so that ``farmtools --help`` stays fast.
+May import the emulator, :mod:`farmtools.rawdata` and :mod:`farmtools.config`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
+daq_app = typer.Typer(
+    help="The DAQ side: emulate raw files as the 3x1x1 event builder wrote them.",
+    no_args_is_help=True,
+)
+
+
+@daq_app.command("emulate")
+def emulate(
+    run: Annotated[int, typer.Option("--run", min=0, max=0xFFFFFFFF, help="Run number.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Directory to write into [default: daq.watch_dir].")
+    ] = None,
+    files: Annotated[int, typer.Option("--files", min=1, help="Number of files.")] = 1,
+    events: Annotated[
+        int, typer.Option("--events", min=1, max=0xFFFF, help="Events per file (335 fill 1 GiB).")
+    ] = 335,
+    interval: Annotated[
+        float, typer.Option("--interval", min=0.0, help="Seconds between file starts.")
+    ] = 0.0,
+    compress: Annotated[
+        bool, typer.Option("--compress", help="Huffman-compress payloads.")
+    ] = False,
+    lifetime_ms: Annotated[
+        float, typer.Option("--lifetime-ms", help="Electron lifetime (ms); 'inf' for pure argon.")
+    ] = 7.0,
+    gain: Annotated[float, typer.Option("--gain", min=0.0, help="Gain of every LEM.")] = 20.0,
+    gain_map: Annotated[
+        Path | None,
+        typer.Option(
+            "--gain-map",
+            exists=True,
+            dir_okay=False,
+            help='JSON {"1": 20.0, ..., "12": 18.5}: gain per LEM (overrides --gain).',
+        ),
+    ] = None,
+    asymmetry: Annotated[
+        float,
+        typer.Option(
+            "--asymmetry", min=-1.0, max=1.0, help="View 0 gets 0.5(1-A), view 1 0.5(1+A)."
+        ),
+    ] = 0.0,
+    seed: Annotated[
+        int | None, typer.Option("--seed", min=0, help="Master seed [default: random, recorded].")
+    ] = None,
+    crt_fraction: Annotated[
+        float,
+        typer.Option(
+            "--crt-fraction", min=0.0, max=1.0, help="Fraction of CRT (anode-cathode) triggers."
+        ),
+    ] = 0.5,
+    template: Annotated[
+        Path | None,
+        typer.Option(
+            "--template", exists=True, dir_okay=False, help="Copy this raw file instead of physics."
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="farm.toml [default: $FARMTOOLS_CONFIG or ./farm.toml]."),
+    ] = None,
+) -> None:
+    """Write run<N>-seq<M>.dat files at a set interval, created in place, closed when complete."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from farmtools.config import ConfigError, load_config
+    from farmtools.emulator.daq import EmulatedFile, RunPlan, copy_template, emulate_run
+    from farmtools.emulator.settings import EmulatorSettings, GainMapError, load_gain_map
+    from farmtools.rawdata import RawDataError
+
+    err = Console(stderr=True, soft_wrap=True)
+    console = Console()
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    geometry = cfg.geometry
+    out_dir = out if out is not None else cfg.path(cfg.daq.watch_dir)
+    plan = RunPlan(
+        run=run, files=files, events_per_file=events, interval_s=interval, compress=compress
+    )
+    try:
+        gains = load_gain_map(gain_map, geometry) if gain_map is not None else {}
+        settings = EmulatorSettings(
+            lifetime_ms=lifetime_ms,
+            gain=gain,
+            gain_map=gains,
+            asymmetry=asymmetry,
+            seed=seed,
+            crt_fraction=crt_fraction,
+        )
+        settings.check(geometry)
+    except (GainMapError, ValueError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        files_task = progress.add_task(f"run {run}: files", total=files)
+        events_task = progress.add_task("events", total=files * events)
+
+        def file_done(info: EmulatedFile) -> None:
+            progress.advance(files_task)
+            progress.console.print(
+                f"closed {info.path} ({info.events} events, {info.size:,} bytes)"
+            )
+
+        try:
+            if template is not None:
+                progress.update(events_task, visible=False)
+                copy_template(template, out_dir, plan, geometry=geometry, on_file=file_done)
+            else:
+                emulate_run(
+                    out_dir,
+                    settings,
+                    plan,
+                    geometry=geometry,
+                    on_file=file_done,
+                    on_event=lambda _p, _n: progress.advance(events_task),
+                )
+        except (RawDataError, FileExistsError, OSError) as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1) from None
+
 
 def register(app: typer.Typer) -> None:
-    """Add this stage's commands to the root application."""
+    """Add the ``daq`` group to the root application."""
+    app.add_typer(daq_app, name="daq")

@@ -1,0 +1,55 @@
+"""Batch systems behind one interface: local slots, Slurm, TORQUE/PBS, HTCondor.
+
+Owns :func:`make_batch`, which builds the backend ``[batch] backend`` names.  The interface and
+its value types are in :mod:`farmtools.batch.base`; each backend is a module named after its
+batch system; :mod:`farmtools.batch.exitcodes` holds the exit codes jobs use to say why they
+failed.  Imports only the standard library and the config at module level (backends are
+imported when built), and nothing from the processing manager above it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from farmtools.batch.base import (
+    BatchSystem,
+    BatchUnavailable,
+    Ending,
+    JobAccounting,
+    JobSpec,
+    JobStatus,
+    SubmissionRefused,
+)
+from farmtools.config import FarmConfig
+
+
+def make_batch(cfg: FarmConfig, env: Mapping[str, str] | None = None) -> BatchSystem:
+    """The backend of ``cfg.batch.backend`` (``env`` for the command-line clients, e.g. SLURM_CONF)."""
+    backend = cfg.batch.backend
+    if backend == "local":
+        from farmtools.batch.local import LocalBatch
+
+        return LocalBatch(cfg.path(cfg.batch.local_dir), cfg.batch.slots)
+    if backend == "slurm":
+        from farmtools.batch.slurm import SlurmBatch
+
+        return SlurmBatch(env)
+    if backend == "torque":
+        from farmtools.batch.torque import TorqueBatch
+
+        return TorqueBatch(env)
+    from farmtools.batch.htcondor import HTCondorBatch
+
+    return HTCondorBatch()
+
+
+__all__ = [
+    "BatchSystem",
+    "BatchUnavailable",
+    "Ending",
+    "JobAccounting",
+    "JobSpec",
+    "JobStatus",
+    "SubmissionRefused",
+    "make_batch",
+]

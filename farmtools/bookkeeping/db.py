@@ -1,0 +1,516 @@
+"""The bookkeeping database: :class:`Bookkeeping`, the API every stage uses to claim and record work.
+
+Owns the connection (SQLite with WAL and a busy timeout by default, PostgreSQL by URL), the schema
+creation/upgrade, and the rules that keep state and story consistent:
+
+* every state change is a compare-and-set (``UPDATE ... WHERE state = :from``) written in the same
+  transaction as its story event, so the story never disagrees with the state;
+* :meth:`Bookkeeping.claim` hands each file to exactly one worker, also between processes on
+  different hosts on PostgreSQL (``FOR UPDATE SKIP LOCKED`` in the candidate sub-select) and
+  between processes on SQLite (write transactions start with ``BEGIN IMMEDIATE``, so the
+  sub-select and the update see the same snapshot);
+* the story is append-only: nothing here updates or deletes an ``events`` row.
+
+Imports SQLAlchemy and :mod:`farmtools.bookkeeping.schema` / ``states`` only (and the config type).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    create_engine,
+    event,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+
+from farmtools.bookkeeping import schema
+from farmtools.bookkeeping.schema import alarms, events, files, metadata, now, runs
+from farmtools.bookkeeping.states import Event, FileState
+
+if TYPE_CHECKING:
+    from farmtools.config import FarmConfig
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """One row of ``files``: a raw file (or an ignored name) and its current state."""
+
+    id: int
+    name: str
+    run: int | None
+    seq: int | None
+    size: int | None
+    adler32: str | None
+    daq_write_time: datetime | None
+    source_path: str
+    storage_path: str | None
+    state: FileState
+    state_since: datetime
+    tries: int
+    last_error: str | None
+    claimed_by: str | None
+    not_before: datetime | None
+
+
+@dataclass(frozen=True)
+class StoryEvent:
+    """One line of a file's story."""
+
+    time: datetime
+    event: str
+    details: dict[str, Any] | None
+    host: str
+    pid: int
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """Files, bytes and files per state of one run."""
+
+    run: int
+    files: int
+    bytes: int
+    states: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AlarmRecord:
+    """An alarm the monitor shows until someone acknowledges it."""
+
+    id: int
+    time: datetime
+    file: str | None
+    source: str
+    kind: str
+    message: str
+    acknowledged: bool
+
+
+class SchemaError(RuntimeError):
+    """The database was written by a newer farmtools, or cannot be upgraded automatically."""
+
+
+#: Upgrade steps: ``_UPGRADES[v]`` brings a database from version ``v`` to ``v + 1``.
+_UPGRADES: dict[int, Any] = {}
+
+
+def _file_record(row: Row[Any]) -> FileRecord:
+    m = row._mapping
+    return FileRecord(
+        id=m["id"],
+        name=m["name"],
+        run=m["run"],
+        seq=m["seq"],
+        size=m["size"],
+        adler32=m["adler32"],
+        daq_write_time=m["daq_write_time"],
+        source_path=m["source_path"],
+        storage_path=m["storage_path"],
+        state=FileState(m["state"]),
+        state_since=m["state_since"],
+        tries=m["tries"],
+        last_error=m["last_error"],
+        claimed_by=m["claimed_by"],
+        not_before=m["not_before"],
+    )
+
+
+def _sqlite_engine(url: str) -> Engine:
+    """SQLite tuned for several processes: WAL, a long busy timeout, immediate write transactions."""
+    path = url.split("sqlite:///", 1)[1] if url.startswith("sqlite:///") else ""
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": 60.0})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's own BEGIN is deferred).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA busy_timeout=60000")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # A deferred transaction that reads and then writes fails at once with SQLITE_BUSY when
+        # another process wrote in between; an immediate one waits for the lock instead.
+        immediate = conn.get_execution_options().get("farmtools_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+class Bookkeeping:
+    """The bookkeeping database at ``url`` (a SQLAlchemy URL); creates/upgrades its schema on open.
+
+    >>> bk = Bookkeeping("sqlite:////tmp/bk.sqlite")          # doctest: +SKIP
+    >>> bk.register_file("run1-seq0.dat", source_path="/daq/run1-seq0.dat", run=1, seq=0,
+    ...                  size=1234, daq_write_time=now())      # doctest: +SKIP
+    >>> [f.name for f in bk.claim("detected", "copying", worker="evb:42", event="copy_started")]
+    ['run1-seq0.dat']                                          # doctest: +SKIP
+    """
+
+    def __init__(self, url: str, *, upgrade: bool = True) -> None:
+        self.url = url
+        if url.startswith("sqlite"):
+            self.engine = _sqlite_engine(url)
+        else:
+            if url.startswith("postgresql://"):
+                url = "postgresql+psycopg://" + url[len("postgresql://") :]
+            self.engine = create_engine(url, pool_pre_ping=True)
+        self.dialect = self.engine.dialect.name
+        if upgrade:
+            self.upgrade()
+
+    @classmethod
+    def from_config(cls, cfg: FarmConfig) -> Bookkeeping:
+        """The database named by ``database.url`` of the farm configuration."""
+        return cls(cfg.database_url)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- transactions --------------------------------------------------------------------------
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            conn.execution_options(farmtools_write=True)
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @staticmethod
+    def _whoami() -> tuple[str, int]:
+        return socket.gethostname(), os.getpid()
+
+    def _event_row(
+        self, file_id: int, name: str, details: Mapping[str, Any] | None, time: datetime | None
+    ) -> dict[str, Any]:
+        host, pid = self._whoami()
+        return {
+            "file_id": file_id,
+            "time": time or now(),
+            "event": name,
+            "details": dict(details) if details else None,
+            "host": host,
+            "pid": pid,
+        }
+
+    # -- schema --------------------------------------------------------------------------------
+    def schema_version(self) -> int | None:
+        """Version stored in the database, None for an empty database."""
+        with self._read() as conn:
+            if not self.engine.dialect.has_table(conn, "schema_version"):
+                return None
+            v = conn.execute(select(func.max(schema.schema_version.c.version))).scalar()
+            return int(v) if v is not None else None
+
+    def upgrade(self) -> int:
+        """Create missing tables and indexes and run upgrade steps; returns the version now stored.
+
+        ``create_all`` only adds what is missing, so new tables of other stages appear without a
+        version bump; column changes go through ``_UPGRADES``.
+        """
+        current = self.schema_version()
+        if current is not None and current > schema.SCHEMA_VERSION:
+            raise SchemaError(
+                f"{self.url}: schema version {current} is newer than this farmtools "
+                f"({schema.SCHEMA_VERSION}); upgrade farmtools"
+            )
+        with self._write() as conn:
+            metadata.create_all(conn, checkfirst=True)
+            version = schema.SCHEMA_VERSION if current is None else current
+            while version < schema.SCHEMA_VERSION:
+                step = _UPGRADES.get(version)
+                if step is None:
+                    raise SchemaError(f"{self.url}: no upgrade step from schema version {version}")
+                step(conn)
+                version += 1
+            if current != version:
+                conn.execute(insert(schema.schema_version).values(version=version, applied=now()))
+        return version
+
+    # -- writing -------------------------------------------------------------------------------
+    def register_file(
+        self,
+        name: str,
+        *,
+        source_path: str,
+        run: int | None,
+        seq: int | None,
+        size: int | None,
+        daq_write_time: datetime | None,
+        state: FileState = FileState.DETECTED,
+        event: str = Event.DETECTED,
+        details: Mapping[str, Any] | None = None,
+    ) -> FileRecord:
+        """Add a file (idempotent: an existing name is returned unchanged, nothing is recorded).
+
+        A new file gets two story events: ``written`` (at ``daq_write_time``) and ``event``.
+        """
+        t = now()
+        with self._write() as conn:
+            row = conn.execute(select(files).where(files.c.name == name)).first()
+            if row is not None:
+                return _file_record(row)
+            if run is not None and conn.execute(
+                select(runs.c.run).where(runs.c.run == run)
+            ).first() is None:
+                conn.execute(insert(runs).values(run=run, first_seen=t, comment=""))
+            row = conn.execute(
+                insert(files)
+                .values(
+                    name=name,
+                    run=run,
+                    seq=seq,
+                    size=size,
+                    daq_write_time=daq_write_time,
+                    source_path=source_path,
+                    state=str(state),
+                    state_since=t,
+                    tries=0,
+                )
+                .returning(*files.c)
+            ).one()
+            rec = _file_record(row)
+            new_events = []
+            if daq_write_time is not None:
+                new_events.append(
+                    self._event_row(rec.id, Event.WRITTEN, {"size": size}, daq_write_time)
+                )
+            new_events.append(
+                self._event_row(rec.id, event, {"source": source_path, **(details or {})}, t)
+            )
+            conn.execute(insert(events), new_events)
+            return rec
+
+    def record(
+        self,
+        name: str,
+        event: str,
+        details: Mapping[str, Any] | None = None,
+        *,
+        time: datetime | None = None,
+    ) -> None:
+        """Append one story event to ``name``; KeyError if the file is unknown."""
+        with self._write() as conn:
+            fid = conn.execute(select(files.c.id).where(files.c.name == name)).scalar()
+            if fid is None:
+                raise KeyError(f"{name!r}: no such file in the bookkeeping")
+            conn.execute(insert(events).values(self._event_row(fid, event, details, time)))
+
+    def claim(
+        self,
+        from_state: FileState | str,
+        to_state: FileState | str,
+        *,
+        limit: int = 1,
+        worker: str,
+        event: str,
+        details: Mapping[str, Any] | None = None,
+        run: int | None = None,
+    ) -> list[FileRecord]:
+        """Move up to ``limit`` files from ``from_state`` to ``to_state`` for ``worker``, atomically.
+
+        Files whose ``not_before`` lies in the future (retry back-off) are skipped.  Two callers
+        never get the same file, whatever the backend; each claimed file gets story ``event``.
+        """
+        t = now()
+        cond = [
+            files.c.state == str(from_state),
+            or_(files.c.not_before.is_(None), files.c.not_before <= t),
+        ]
+        if run is not None:
+            cond.append(files.c.run == run)
+        candidates = (
+            select(files.c.id)
+            .where(*cond)
+            .order_by(files.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        stmt = (
+            update(files)
+            .where(files.c.id.in_(candidates.scalar_subquery()), files.c.state == str(from_state))
+            .values(state=str(to_state), state_since=t, claimed_by=worker, not_before=None)
+            .returning(*files.c)
+        )
+        with self._write() as conn:
+            rows = conn.execute(stmt).all()
+            recs = sorted((_file_record(r) for r in rows), key=lambda r: r.id)
+            if recs:
+                payload = {"worker": worker, "from": str(from_state), **(details or {})}
+                conn.execute(insert(events), [self._event_row(r.id, event, payload, t) for r in recs])
+        return recs
+
+    def transition(
+        self,
+        name: str,
+        from_state: FileState | str | Sequence[FileState | str],
+        to_state: FileState | str,
+        event: str,
+        details: Mapping[str, Any] | None = None,
+        *,
+        fields: Mapping[str, Any] | None = None,
+        alarm: tuple[str, str, str] | None = None,
+    ) -> bool:
+        """Compare-and-set ``name`` from ``from_state`` (one or several) to ``to_state``.
+
+        Returns False (and records nothing) when the file is not in ``from_state``: somebody else
+        moved it.  ``fields`` updates other columns in the same statement (``adler32``,
+        ``storage_path``, ``tries``, ``last_error``, ``not_before``, ``claimed_by``, ``size``);
+        ``alarm`` = (source, kind, message) raises an alarm in the same transaction.
+        """
+        froms = [str(from_state)] if isinstance(from_state, str) else [str(s) for s in from_state]
+        t = now()
+        values: dict[str, Any] = {"state": str(to_state), "state_since": t}
+        values.update(fields or {})
+        with self._write() as conn:
+            fid = conn.execute(
+                update(files)
+                .where(files.c.name == name, files.c.state.in_(froms))
+                .values(**values)
+                .returning(files.c.id)
+            ).scalar()
+            if fid is None:
+                return False
+            conn.execute(insert(events).values(self._event_row(fid, event, details, t)))
+            if alarm is not None:
+                self._alarm(conn, fid, *alarm, t=t)
+        return True
+
+    def update_fields(self, name: str, **values: Any) -> None:
+        """Set columns of ``name`` without a state change (e.g. ``size`` after a re-check)."""
+        with self._write() as conn:
+            conn.execute(update(files).where(files.c.name == name).values(**values))
+
+    def _alarm(
+        self, conn: Connection, fid: int | None, source: str, kind: str, message: str, *, t: datetime
+    ) -> None:
+        conn.execute(
+            insert(alarms).values(
+                time=t, file_id=fid, source=source, kind=kind, message=message, acknowledged=False
+            )
+        )
+        if fid is not None:
+            conn.execute(
+                insert(events).values(
+                    self._event_row(fid, Event.ALARM, {"source": source, "kind": kind,
+                                                       "message": message}, t)
+                )
+            )
+
+    def raise_alarm(self, name: str | None, source: str, kind: str, message: str) -> None:
+        """Raise an alarm about ``name`` (or about no file): a row in ``alarms`` + a story event."""
+        with self._write() as conn:
+            fid = None
+            if name is not None:
+                fid = conn.execute(select(files.c.id).where(files.c.name == name)).scalar()
+            self._alarm(conn, fid, source, kind, message, t=now())
+
+    def acknowledge_alarm(self, alarm_id: int) -> None:
+        with self._write() as conn:
+            conn.execute(update(alarms).where(alarms.c.id == alarm_id).values(acknowledged=True))
+
+    # -- reading -------------------------------------------------------------------------------
+    def get(self, name: str) -> FileRecord | None:
+        with self._read() as conn:
+            row = conn.execute(select(files).where(files.c.name == name)).first()
+        return _file_record(row) if row is not None else None
+
+    def files(
+        self,
+        run: int | None = None,
+        state: FileState | str | None = None,
+        *,
+        limit: int | None = None,
+    ) -> list[FileRecord]:
+        """Files, optionally of one run and/or in one state, in (run, seq, name) order."""
+        q = select(files)
+        if run is not None:
+            q = q.where(files.c.run == run)
+        if state is not None:
+            q = q.where(files.c.state == str(state))
+        q = q.order_by(files.c.run, files.c.seq, files.c.name).limit(limit)
+        with self._read() as conn:
+            return [_file_record(r) for r in conn.execute(q)]
+
+    def runs(self) -> list[RunSummary]:
+        """Every run with its file count, bytes and files per state."""
+        q = (
+            select(files.c.run, files.c.state, func.count(), func.coalesce(func.sum(files.c.size), 0))
+            .where(files.c.run.is_not(None))
+            .group_by(files.c.run, files.c.state)
+            .order_by(files.c.run)
+        )
+        acc: dict[int, tuple[int, int, dict[str, int]]] = {}
+        with self._read() as conn:
+            for run, state, n, nbytes in conn.execute(q):
+                nf, nb, states = acc.get(run, (0, 0, {}))
+                states[state] = int(n)
+                acc[run] = (nf + int(n), nb + int(nbytes), states)
+        return [RunSummary(r, nf, nb, st) for r, (nf, nb, st) in acc.items()]
+
+    def story(self, name: str) -> list[StoryEvent]:
+        """The timeline of ``name``, oldest first (empty for an unknown name)."""
+        q = (
+            select(events.c.time, events.c.event, events.c.details, events.c.host, events.c.pid)
+            .join(files, files.c.id == events.c.file_id)
+            .where(files.c.name == name)
+            .order_by(events.c.id)
+        )
+        with self._read() as conn:
+            return [StoryEvent(t, e, d, h, p) for t, e, d, h, p in conn.execute(q)]
+
+    def counts_by_state(self) -> dict[str, int]:
+        q = select(files.c.state, func.count()).group_by(files.c.state)
+        with self._read() as conn:
+            return {s: int(n) for s, n in conn.execute(q)}
+
+    def alarms(self, *, include_acknowledged: bool = False) -> list[AlarmRecord]:
+        q = (
+            select(alarms, files.c.name)
+            .join(files, files.c.id == alarms.c.file_id, isouter=True)
+            .order_by(alarms.c.id)
+        )
+        if not include_acknowledged:
+            q = q.where(alarms.c.acknowledged.is_(False))
+        with self._read() as conn:
+            return [
+                AlarmRecord(m["id"], m["time"], m["name"], m["source"], m["kind"], m["message"],
+                            m["acknowledged"])
+                for m in (r._mapping for r in conn.execute(q))
+            ]
+
+    def events_between(self, name: str, *names: str) -> dict[str, datetime]:
+        """Time of the LAST occurrence of each story event name of ``name`` (for log lines)."""
+        q = (
+            select(events.c.event, func.max(events.c.time))
+            .join(files, files.c.id == events.c.file_id)
+            .where(files.c.name == name, events.c.event.in_(names))
+            .group_by(events.c.event)
+        )
+        with self._read() as conn:
+            return {e: t for e, t in conn.execute(q)}

@@ -1,0 +1,206 @@
+"""Tables of the bookkeeping database (SQLAlchemy 2 Core, one :data:`metadata`).
+
+Owns the table definitions and :data:`SCHEMA_VERSION`; imports only SQLAlchemy.  Other stages add
+their tables HERE, as plain ``Table(...)`` definitions on the same :data:`metadata` (jobs,
+analyses, archives...), so that ``farmtools db upgrade`` creates every table of the farm in one
+place.  Adding a table or an index is backwards compatible (``create_all`` adds what is missing);
+changing a column is not: bump :data:`SCHEMA_VERSION` and add a step to
+``farmtools.bookkeeping.db._UPGRADES``.
+
+Times are stored as UTC with microseconds (:class:`UTCDateTime` hands back aware datetimes on
+SQLite too).  adler32 checksums are zero-padded 8-hex strings: no sign surprises in 32-bit
+columns, and the leading-zero trap of string comparison cannot happen when every value is padded.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+#: Version of the schema this code writes; stored in ``schema_version``.
+SCHEMA_VERSION = 1
+
+metadata = MetaData()
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend (SQLite has no time zones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: bookkeeping stores UTC, pass an aware time")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# -- the tables -------------------------------------------------------------------------------
+# Add new tables of your stage below, on ``metadata``; keep each one a plain Table definition.
+
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("version", Integer, primary_key=True),
+    Column("applied", UTCDateTime, nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("run", Integer, primary_key=True, autoincrement=False),
+    Column("first_seen", UTCDateTime, nullable=False),
+    Column("comment", Text, nullable=False, default=""),
+)
+
+files = Table(
+    "files",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    # base name for raw files (run<N>-seq<M>.dat); path relative to the watch directory for
+    # ignored names (non-UTF-8 bytes written as \xNN escapes)
+    Column("name", Text, nullable=False, unique=True),
+    Column("run", Integer, ForeignKey("runs.run"), nullable=True, index=True),
+    Column("seq", Integer, nullable=True),
+    Column("size", BigInteger, nullable=True),
+    Column("adler32", String(8), nullable=True),
+    Column("daq_write_time", UTCDateTime, nullable=True),
+    Column("source_path", Text, nullable=False, default=""),
+    Column("storage_path", Text, nullable=True),
+    Column("state", String(32), nullable=False, index=True),
+    Column("state_since", UTCDateTime, nullable=False),
+    Column("tries", Integer, nullable=False, default=0),
+    Column("last_error", Text, nullable=True),
+    # "host:pid" (or a worker name) of whoever holds the current claim
+    Column("claimed_by", String(255), nullable=True),
+    # do not claim before this time (retry back-off, processing cool-off)
+    Column("not_before", UTCDateTime, nullable=True),
+)
+Index("ix_files_run_seq", files.c.run, files.c.seq)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("file_id", Integer, ForeignKey("files.id"), nullable=False),
+    Column("time", UTCDateTime, nullable=False),
+    Column("event", String(64), nullable=False),
+    Column("details", JSON, nullable=True),
+    Column("host", String(255), nullable=False, default=""),
+    Column("pid", Integer, nullable=False, default=0),
+)
+Index("ix_events_file_time", events.c.file_id, events.c.id)
+
+# An alarm is a story event plus a row here that the monitor shows until someone acknowledges it.
+alarms = Table(
+    "alarms",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("time", UTCDateTime, nullable=False),
+    Column("file_id", Integer, ForeignKey("files.id"), nullable=True, index=True),
+    Column("source", String(64), nullable=False),  # the stage raising it: ingest, processing...
+    Column("kind", String(64), nullable=False),  # e.g. truncated, checksum_conflict, retries
+    Column("message", Text, nullable=False),
+    Column("acknowledged", Boolean, nullable=False, default=False),
+)
+
+
+# -- processing stage (farmtools.processing): one row per batch job (one submission of a file) --
+# state: new (to submit) -> submitted -> running -> done | failed | cancelled.  ``failure`` is the
+# class of farmtools.processing.failures (exit, signal, oom, walltime, node, corrupt, refused...).
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("file", Text, ForeignKey("files.name"), nullable=False, index=True),
+    Column("try_number", Integer, nullable=False),
+    Column("backend", String(16), nullable=False),
+    Column("batch_id", String(255), nullable=True),
+    Column("name", String(255), nullable=False),
+    Column("script", Text, nullable=True),
+    Column("stdout", Text, nullable=True),
+    Column("stderr", Text, nullable=True),
+    Column("status_file", Text, nullable=True),
+    Column("output", Text, nullable=True),
+    Column("queue", String(64), nullable=False),
+    Column("memory_mb", Integer, nullable=False),
+    Column("walltime_s", Integer, nullable=False),
+    Column("state", String(16), nullable=False, index=True),
+    Column("created", UTCDateTime, nullable=False),
+    Column("due", UTCDateTime, nullable=False),  # submit not before (cool-off of a retry)
+    Column("submitted", UTCDateTime, nullable=True),
+    Column("started", UTCDateTime, nullable=True),
+    Column("ended", UTCDateTime, nullable=True),
+    Column("exit_code", Integer, nullable=True),
+    Column("signal", Integer, nullable=True),
+    Column("cpu_s", Float, nullable=True),
+    Column("max_rss_kb", BigInteger, nullable=True),
+    Column("walltime_used_s", Float, nullable=True),
+    Column("node", String(255), nullable=True),
+    Column("failure", String(32), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("job_log", Text, nullable=True),
+)
+
+
+# -- archive stage (farmtools.archive): tar archives for central storage ----------------------
+# One row per archive; state: planned -> created -> transferring -> transferred -> verified
+# (or failed, with last_error).  ``destination`` is where the archive lies on central storage.
+archives = Table(
+    "archives",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("tag", String(64), nullable=False),
+    Column("runs", Text, nullable=False),  # run numbers, comma separated, ascending
+    Column("size", BigInteger, nullable=True),  # bytes of the tar file (known once created)
+    Column("adler32", String(8), nullable=True),  # of the whole tar file
+    Column("state", String(32), nullable=False, index=True),
+    Column("planned", UTCDateTime, nullable=False),
+    Column("created", UTCDateTime, nullable=True),
+    Column("transferred", UTCDateTime, nullable=True),
+    Column("verified", UTCDateTime, nullable=True),
+    Column("destination", Text, nullable=True),
+    Column("last_error", Text, nullable=True),
+)
+
+# Which archive holds each raw file (a file is in at most one archive), and where its bytes are.
+archive_members = Table(
+    "archive_members",
+    metadata,
+    Column("archive", String(255), ForeignKey("archives.name"), nullable=False, index=True),
+    Column("file", Text, ForeignKey("files.name"), primary_key=True),
+    Column("offset", BigInteger, nullable=True),  # of the file's data in the tar (once created)
+    Column("size", BigInteger, nullable=False),
+    Column("adler32", String(8), nullable=True),
+)
+
+def now() -> datetime:
+    """The current time, UTC, microseconds: the one clock of the bookkeeping."""
+    return datetime.now(UTC)

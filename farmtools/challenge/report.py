@@ -1,0 +1,302 @@
+"""The data-challenge report: what happened to every file, built from the bookkeeping story.
+
+Pure functions over records (no database, no clock): :func:`build_report` takes the files,
+their stories and what the challenge measured on the side (jobs per worker, ROOT outputs,
+integrity checks, analysis results against the injected truth, injected faults) and returns one
+JSON-ready dictionary.  :func:`render_text` and :func:`render_html` present it; the HTML page is
+self-contained (plotly's JavaScript inlined) because farm networks are closed.
+
+A file counts as *complete* only when its story holds every stage the challenge expected of it
+(the Tier-0 rule: done means what was expected matches what arrived).  Files the challenge
+corrupted on purpose are expected to end quarantined or failed with a reason instead.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from farmtools.bookkeeping import Event, FileState
+from farmtools.bookkeeping.db import FileRecord, StoryEvent
+
+#: Report stages and the story events that mark them (the first occurrence counts).
+STAGE_EVENTS: dict[str, tuple[str, ...]] = {
+    "written": (Event.WRITTEN,),
+    "detected": (Event.DETECTED,),
+    "stored": (Event.VERIFIED, Event.ALREADY_STORED),
+    "submitted": (Event.SUBMITTED,),
+    "started": (Event.STARTED,),
+    "ended": (Event.ENDED,),
+    "reconstructed": (Event.RECONSTRUCTED,),
+    "analysed": (Event.ANALYSED,),
+    "archived": (Event.ARCHIVED,),
+}
+#: Stages whose latency (from ``written``) the report gives percentiles for.
+LATENCY_STAGES = ("detected", "stored", "submitted", "started", "ended", "analysed")
+
+
+def stage_times(story: Iterable[StoryEvent]) -> dict[str, datetime]:
+    """First time each report stage appears in a story."""
+    by_event: dict[str, datetime] = {}
+    for ev in story:
+        by_event.setdefault(ev.event, ev.time)
+    out: dict[str, datetime] = {}
+    for stage, names in STAGE_EVENTS.items():
+        times = [by_event[n] for n in names if n in by_event]
+        if times:
+            out[stage] = min(times)
+    return out
+
+
+def percentiles(values: Sequence[float], qs: Sequence[int] = (50, 90, 99)) -> dict[str, float]:
+    """Nearest-rank percentiles plus min, max and count; empty input gives only the count."""
+    out: dict[str, float] = {"n": float(len(values))}
+    if not values:
+        return out
+    ordered = sorted(values)
+    for q in qs:
+        rank = max(1, math.ceil(q / 100 * len(ordered)))
+        out[f"p{q}"] = ordered[rank - 1]
+    out["min"] = ordered[0]
+    out["max"] = ordered[-1]
+    return out
+
+
+def file_outcome(
+    record: FileRecord, story: Sequence[StoryEvent], expected_stages: Sequence[str], bad_on_purpose: bool
+) -> dict[str, Any]:
+    """One file's line of the report: its stage times, what is missing, and whether it is complete."""
+    times = stage_times(story)
+    missing = [s for s in expected_stages if s not in times]
+    if bad_on_purpose:
+        handled = record.state in (FileState.QUARANTINED, FileState.FAILED, FileState.IGNORED)
+        complete = handled and bool(record.last_error)
+        missing = [] if complete else [f"expected quarantined/failed with a reason, is {record.state}"]
+    else:
+        complete = not missing
+    return {
+        "name": record.name,
+        "run": record.run,
+        "seq": record.seq,
+        "state": str(record.state),
+        "bad_on_purpose": bad_on_purpose,
+        "complete": complete,
+        "missing": missing,
+        "tries": record.tries,
+        "last_error": record.last_error,
+        "stages": {k: v.isoformat() for k, v in times.items()},
+        "retries": sum(1 for ev in story if ev.event == Event.RETRY),
+    }
+
+
+def build_report(
+    *,
+    settings: Mapping[str, Any],
+    expected_files: Sequence[str],
+    records: Sequence[FileRecord],
+    stories: Mapping[str, Sequence[StoryEvent]],
+    expected_stages: Sequence[str],
+    bad_files: Sequence[str] = (),
+    jobs_per_worker: Mapping[str, int] | None = None,
+    failures_by_class: Mapping[str, int] | None = None,
+    root_outputs: Sequence[Mapping[str, Any]] = (),
+    integrity: Mapping[str, Any] | None = None,
+    analyses: Sequence[Mapping[str, Any]] = (),
+    faults: Sequence[Mapping[str, Any]] = (),
+    measured: Mapping[str, Any] | None = None,
+    started: datetime | None = None,
+    finished: datetime | None = None,
+) -> dict[str, Any]:
+    """Assemble the whole report; see the module docstring.
+
+    ``expected_files`` are the raw file names the emulator wrote: a name absent from the
+    database is reported as *lost*.  ``integrity`` carries the end-of-run checks (``lost``,
+    ``duplicated``, ``corrupt`` lists).
+    """
+    by_name = {r.name: r for r in records}
+    bad = set(bad_files)
+    outcomes = []
+    for name in expected_files:
+        rec = by_name.get(name)
+        if rec is None:
+            outcomes.append({"name": name, "complete": False, "missing": ["not in the database"], "lost": True})
+            continue
+        outcomes.append(file_outcome(rec, stories.get(name, ()), expected_stages, name in bad))
+    unexpected = sorted(set(by_name) - set(expected_files))
+
+    good = [o for o in outcomes if not o.get("bad_on_purpose") and not o.get("lost")]
+    counts: dict[str, int] = {"written": len(expected_files) - len(bad)}
+    for stage in ("stored", "reconstructed", "analysed", "archived"):
+        counts[stage] = sum(1 for o in good if stage in o.get("stages", {}))
+    latencies: dict[str, dict[str, float]] = {}
+    for stage in LATENCY_STAGES:
+        values = []
+        for o in good:
+            st = o.get("stages", {})
+            if stage in st and "written" in st:
+                dt = datetime.fromisoformat(st[stage]) - datetime.fromisoformat(st["written"])
+                values.append(dt.total_seconds())
+        latencies[stage] = percentiles(values)
+
+    duration = (finished - started).total_seconds() if started and finished else None
+    total_bytes = sum(r.size or 0 for r in records if r.name in set(expected_files))
+    integrity = dict(integrity or {})
+    incomplete = [o["name"] for o in outcomes if not o["complete"]]
+    return {
+        "settings": dict(settings),
+        "started": started.isoformat() if started else None,
+        "finished": finished.isoformat() if finished else None,
+        "duration_s": duration,
+        "counts": counts,
+        "bad_on_purpose": sorted(bad),
+        "incomplete": incomplete,
+        "unexpected_names": unexpected,
+        "latency_s": latencies,
+        "throughput": {
+            "bytes": total_bytes,
+            "MBps": total_bytes / duration / 1e6 if duration else None,
+            "files_per_min": len(good) / duration * 60 if duration else None,
+        },
+        "jobs_per_worker": dict(jobs_per_worker or {}),
+        "failures_by_class": dict(failures_by_class or {}),
+        "root_outputs": list(root_outputs),
+        "integrity": integrity,
+        "analyses": list(analyses),
+        "faults": list(faults),
+        "measured": dict(measured or {}),
+        "files": outcomes,
+        "verdict": verdict(incomplete, integrity),
+    }
+
+
+def verdict(incomplete: Sequence[str], integrity: Mapping[str, Any]) -> str:
+    """``PASS`` when every file is complete and nothing was lost, duplicated or corrupted."""
+    problems = [k for k in ("lost", "duplicated", "corrupt") if integrity.get(k)]
+    if incomplete or problems:
+        parts = [f"{len(incomplete)} incomplete"] if incomplete else []
+        parts += [f"{len(integrity[k])} {k}" for k in problems]
+        return "FAIL: " + ", ".join(parts)
+    return "PASS"
+
+
+def failures_from_stories(stories: Mapping[str, Sequence[StoryEvent]]) -> dict[str, int]:
+    """Count failure classes recorded in story details (``failure`` or ``class`` keys)."""
+    c: Counter[str] = Counter()
+    for story in stories.values():
+        for ev in story:
+            cls = ev.details.get("failure") or ev.details.get("failure_class")
+            if cls and ev.event in (Event.ENDED, Event.FAILED, Event.RETRY, Event.ERROR):
+                c[str(cls)] += 1
+    return dict(c)
+
+
+# --- presentation ----------------------------------------------------------------------------
+def render_text(report: Mapping[str, Any]) -> str:
+    """A terminal summary: counts, latencies, workers, integrity, analyses, faults, verdict."""
+    lines = [f"Data challenge: {report['verdict']}"]
+    dur = report.get("duration_s")
+    lines.append(f"  duration {dur:.1f} s" if dur else "  duration ?")
+    c = report["counts"]
+    lines.append(
+        "  files: written {written}, stored {stored}, reconstructed {reconstructed}, "
+        "analysed {analysed}, archived {archived}".format(**c)
+    )
+    if report["bad_on_purpose"]:
+        lines.append(f"  corrupt files injected: {len(report['bad_on_purpose'])}")
+    lines.append("  latency from written (s):   median     p90     p99     max")
+    for stage, p in report["latency_s"].items():
+        if "p50" in p:
+            lines.append(f"    {stage:<14} {p['p50']:>12.3f} {p['p90']:>7.3f} {p['p99']:>7.3f} {p['max']:>7.3f}")
+    t = report["throughput"]
+    if t.get("MBps") is not None:
+        lines.append(f"  throughput {t['MBps']:.1f} MB/s, {t['files_per_min']:.1f} files/min")
+    if report["jobs_per_worker"]:
+        jobs = ", ".join(f"{k}: {v}" for k, v in sorted(report["jobs_per_worker"].items()))
+        lines.append(f"  jobs per worker: {jobs}")
+    if report["failures_by_class"]:
+        lines.append(f"  failures by class: {report['failures_by_class']}")
+    roots = report["root_outputs"]
+    if roots:
+        ok = sum(1 for r in roots if r.get("ok"))
+        lines.append(f"  ROOT outputs opened: {ok}/{len(roots)}, entries {sum(r.get('entries', 0) for r in roots)}")
+    integ = report["integrity"]
+    lines.append(
+        "  lost {}, duplicated {}, corrupt {}".format(
+            len(integ.get("lost", [])), len(integ.get("duplicated", [])), len(integ.get("corrupt", []))
+        )
+    )
+    for a in report["analyses"]:
+        lines.append("  " + a.get("summary_line", json.dumps(a)[:150]))
+    for f in report["faults"]:
+        lines.append(f"  fault injected: {f.get('at_s', 0):.1f} s {f.get('kind')} {f.get('target', '')}")
+    for name in report["incomplete"][:20]:
+        o = next(o for o in report["files"] if o["name"] == name)
+        lines.append(f"  INCOMPLETE {name!r}: missing {', '.join(o['missing'])}")
+    if len(report["incomplete"]) > 20:
+        lines.append(f"  ... and {len(report['incomplete']) - 20} more incomplete files")
+    return "\n".join(lines)
+
+
+def render_html(report: Mapping[str, Any]) -> str:
+    """A self-contained HTML page with the summary and plots (plotly inlined)."""
+    from plotly.offline import get_plotlyjs
+
+    figures = _figures(report)
+    divs = []
+    scripts = []
+    for i, fig in enumerate(figures):
+        divs.append(f'<div id="fig{i}" class="fig"></div>')
+        scripts.append(f"Plotly.newPlot('fig{i}', {json.dumps(fig['data'])}, {json.dumps(fig['layout'])});")
+    rows = "".join(
+        "<tr class='{cls}'><td>{name}</td><td>{state}</td><td>{stages}</td><td>{missing}</td></tr>".format(
+            cls="ok" if o["complete"] else "bad",
+            name=html.escape(o["name"]),
+            state=html.escape(str(o.get("state", "?"))),
+            stages=html.escape(", ".join(o.get("stages", {}))),
+            missing=html.escape("; ".join(o["missing"])),
+        )
+        for o in report["files"]
+    )
+    return f"""<!doctype html><html><head><meta charset="utf-8">
+<title>farmtools data challenge: {html.escape(report['verdict'])}</title>
+<script>{get_plotlyjs()}</script>
+<style>body{{font-family:sans-serif;margin:1em 2em}} .fig{{width:48%;display:inline-block;height:360px}}
+pre{{background:#f4f4f4;padding:1em}} tr.bad td{{background:#fdd}} td{{padding:2px 6px;font-size:12px}}</style>
+</head><body><h1>Data challenge: {html.escape(report['verdict'])}</h1>
+<pre>{html.escape(render_text(report))}</pre>
+{''.join(divs)}
+<h2>Every file</h2><table><tr><th>file</th><th>state</th><th>stages</th><th>missing</th></tr>{rows}</table>
+<script>{''.join(scripts)}</script></body></html>"""
+
+
+def _figures(report: Mapping[str, Any]) -> list[dict[str, Any]]:
+    figs: list[dict[str, Any]] = []
+    good = [o for o in report["files"] if o.get("stages") and not o.get("bad_on_purpose")]
+    traces = []
+    for stage in LATENCY_STAGES:
+        xs = []
+        for o in good:
+            st = o["stages"]
+            if stage in st and "written" in st:
+                xs.append((datetime.fromisoformat(st[stage]) - datetime.fromisoformat(st["written"])).total_seconds())
+        if xs:
+            traces.append({"type": "box", "name": stage, "y": xs})
+    figs.append({"data": traces, "layout": {"title": "latency from written (s)", "yaxis": {"type": "log"}}})
+    timeline = []
+    for stage in ("written", "stored", "ended", "analysed"):
+        ts = sorted(o["stages"][stage] for o in good if stage in o["stages"])
+        timeline.append({"type": "scatter", "mode": "lines", "name": stage, "x": ts, "y": list(range(1, len(ts) + 1))})
+    figs.append({"data": timeline, "layout": {"title": "files through each stage"}})
+    jobs = report.get("jobs_per_worker") or {}
+    figs.append(
+        {"data": [{"type": "bar", "x": list(jobs), "y": list(jobs.values())}], "layout": {"title": "jobs per worker"}}
+    )
+    for a in report.get("analyses", []):
+        if a.get("plot"):
+            figs.append(a["plot"])
+    return figs

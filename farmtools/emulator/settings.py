@@ -1,0 +1,123 @@
+"""What an emulated run injects: :class:`EmulatorSettings`, and the LEM gain-map file format.
+
+The settings are the *truth* the closure tests compare against (lifetime, gain per LEM,
+asymmetry), plus the knobs of the noise model and of the trigger.  They are a plain frozen
+dataclass so that the data challenge can build them in Python and the CLI from options, and so
+that :mod:`farmtools.emulator.truth` can write them verbatim into each file's sidecar.
+
+Gain-map file (``--gain-map FILE``): a JSON object mapping the continuous LEM number of
+:meth:`farmtools.detector.Geometry.lem_number` (``"1"`` .. ``"12"`` for the 3x1x1,
+``lem = 1 + ix + 2*iy``) to the effective gain of that LEM, e.g.
+``{"1": 20.0, "2": 19.5, ..., "12": 18.5}``.  Every LEM must be present.
+
+May import :mod:`farmtools.detector` only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from farmtools.detector import WA105_3X1X1, Geometry
+
+
+@dataclass(frozen=True)
+class EmulatorSettings:
+    """Everything one emulated run injects; the defaults are the 3x1x1's usual conditions."""
+
+    #: Electron lifetime in ms; ``math.inf`` for perfectly pure argon.
+    lifetime_ms: float = 7.0
+    #: Effective gain per LEM, keyed by continuous LEM number (1..n_lems).  Empty: uniform ``gain``.
+    gain_map: dict[int, float] = field(default_factory=dict)
+    #: Uniform effective gain, used for every LEM missing from ``gain_map``.
+    gain: float = 20.0
+    #: View charge asymmetry A: view 0 gets 0.5*(1-A), view 1 0.5*(1+A) of the amplified charge.
+    asymmetry: float = 0.0
+    #: Master seed of the run; ``None`` picks one from the OS (and the truth records it).
+    seed: int | None = None
+    #: Fraction of triggers given by the CRT-like trigger, which only fires on muons crossing
+    #: from anode to cathode; the rest are PMT triggers on any muon crossing the CRP area.
+    crt_fraction: float = 0.5
+    #: Recombination: ``"mip"`` applies Birks at the mean MIP dE/dx (R = 0.698 at 0.5 kV/cm, the
+    #: spec's 9.95 fC/cm) to every step; ``"local"`` uses each step's own dE/dx, so that Landau
+    #: tails recombine more and the mean charge drops to about 9.4 fC/cm.
+    recombination: str = "mip"
+    #: Cosmic muon flux at the surface (per m2 per s), for the extra tracks in the window.
+    muon_flux_per_m2_s: float = 166.0
+    #: Longitudinal and transverse diffusion coefficients (cm2/s).
+    diffusion_l_cm2_s: float = 4.0
+    diffusion_t_cm2_s: float = 13.0
+    #: Shaping: semi-Gaussian t^2 exp(-t/tau) with its peak at this time (us).
+    peaking_us: float = 1.0
+    #: Mean pedestal and its channel-to-channel spread (ADC).
+    pedestal_adc: float = 400.0
+    pedestal_spread_adc: float = 5.0
+    #: White noise RMS is drawn per channel uniformly in this range (ADC).
+    white_noise_adc: tuple[float, float] = (1.0, 2.0)
+    #: RMS of the noise shared by each group of 32 DAQ channels (ADC).
+    coherent_noise_adc: float = 1.0
+    #: Amplitude of the slow per-channel baseline drift (ADC) and its period range (ms).
+    baseline_drift_adc: float = 1.0
+    baseline_drift_period_ms: tuple[float, float] = (2.0, 10.0)
+
+    def gain_of_lem(self, lem: int) -> float:
+        return self.gain_map.get(lem, self.gain)
+
+    def gains(self, geometry: Geometry = WA105_3X1X1) -> dict[int, float]:
+        """The gain of every LEM, 1..n_lems."""
+        return {lem: self.gain_of_lem(lem) for lem in range(1, geometry.n_lems + 1)}
+
+    def check(self, geometry: Geometry = WA105_3X1X1) -> None:
+        """Raise ValueError naming the setting that cannot describe a detector."""
+        if not (self.lifetime_ms > 0):
+            raise ValueError(f"lifetime_ms must be > 0 (got {self.lifetime_ms})")
+        if not -1.0 <= self.asymmetry <= 1.0:
+            raise ValueError(f"asymmetry must be within -1..1 (got {self.asymmetry})")
+        if self.recombination not in ("mip", "local"):
+            raise ValueError(f"recombination must be 'mip' or 'local' (got {self.recombination!r})")
+        if not 0.0 <= self.crt_fraction <= 1.0:
+            raise ValueError(f"crt_fraction must be within 0..1 (got {self.crt_fraction})")
+        for lem, g in self.gains(geometry).items():
+            if not (g >= 0 and math.isfinite(g)):
+                raise ValueError(f"gain of LEM {lem} must be a finite number >= 0 (got {g})")
+        bad = sorted(set(self.gain_map) - set(range(1, geometry.n_lems + 1)))
+        if bad:
+            raise ValueError(f"gain map names LEMs {bad} outside 1..{geometry.n_lems}")
+
+
+class GainMapError(ValueError):
+    """A gain-map file is unreadable or incomplete; the message names the file and the problem."""
+
+
+def load_gain_map(
+    path: str | os.PathLike[str], geometry: Geometry = WA105_3X1X1
+) -> dict[int, float]:
+    """Read a gain-map JSON file (see the module docstring); every LEM 1..n_lems must be given."""
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text())
+    except (OSError, ValueError) as exc:
+        raise GainMapError(f"{p}: cannot read gain map: {exc}") from None
+    if not isinstance(data, dict):
+        raise GainMapError(
+            f'{p}: a gain map is a JSON object {{"1": 20.0, ...}}, not {type(data).__name__}'
+        )
+    gains: dict[int, float] = {}
+    for key, value in data.items():
+        try:
+            lem = int(key)
+            g = float(value)
+        except (TypeError, ValueError):
+            raise GainMapError(f"{p}: entry {key!r}: {value!r} is not 'LEM number': gain") from None
+        if not 1 <= lem <= geometry.n_lems:
+            raise GainMapError(f"{p}: LEM {lem} is outside 1..{geometry.n_lems}")
+        if not (g >= 0 and math.isfinite(g)):
+            raise GainMapError(f"{p}: LEM {lem}: gain {value!r} must be a finite number >= 0")
+        gains[lem] = g
+    missing = sorted(set(range(1, geometry.n_lems + 1)) - set(gains))
+    if missing:
+        raise GainMapError(f"{p}: gain map lacks LEMs {missing}")
+    return gains

@@ -1,0 +1,117 @@
+"""Job scripts: rendering ``templates/job.sh.j2`` for one raw file, and where everything goes.
+
+Owns :class:`JobPaths` (the archived script, the job's stdout/stderr, its status file, the seed
+job log, the reconstruction output and its partial name) and :func:`render_job_script`.  The
+Jinja2 environment has autoescape off (it writes shell) and a ``shquote`` filter
+(``shlex.quote``) through which the template passes every value: a file or directory name with
+``$(...)``, quotes, spaces or newlines is data, never shell.
+
+Imports Jinja2, :mod:`farmtools.config`, :mod:`farmtools.rawdata.naming` and
+:mod:`farmtools.batch.base`.
+"""
+
+from __future__ import annotations
+
+import functools
+import shlex
+import sys
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import jinja2
+
+from farmtools.batch.base import hms
+from farmtools.config import FarmConfig
+from farmtools.rawdata.naming import RawName
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+
+
+@dataclass(frozen=True)
+class JobPaths:
+    """Every path of one try of one file's job (absolute)."""
+
+    name: str  # reco_run<N>-seq<M>
+    script: Path
+    stdout: Path
+    stderr: Path
+    status_file: Path
+    job_log: Path
+    output: Path
+    partial: Path
+
+    @classmethod
+    def of(cls, cfg: FarmConfig, raw: RawName, serial: int) -> JobPaths:
+        """Paths of the job with database id ``serial`` (unique, unlike a try number)."""
+        name = f"reco_run{raw.run}-seq{raw.seq}"
+        stem = f"{name}.{serial}"
+        scripts = cfg.path(cfg.processing.scripts_dir) / raw.run_dir
+        logs = cfg.path(cfg.processing.logs_dir) / raw.run_dir
+        output = cfg.path(cfg.storage.output) / raw.run_dir / raw.reco_filename
+        return cls(
+            name=name,
+            script=scripts / f"{stem}.sh",
+            stdout=logs / f"{stem}.out",
+            stderr=logs / f"{stem}.err",
+            status_file=logs / f"{stem}.status",
+            job_log=logs / f"{stem}.log",
+            output=output,
+            partial=output.with_name(output.name + f".part{serial}"),
+        )
+
+
+def job_command(cfg: FarmConfig, input_path: str, partial: Path) -> list[str]:
+    """argv of the job's program for ``processing.program`` (see the config's description)."""
+    python = cfg.processing.python or sys.executable
+    farmtools = cfg.processing.farmtools or str(Path(sys.executable).with_name("farmtools"))
+    program = cfg.processing.program
+    if program == "check":
+        return [python, "-m", "farmtools.batch.readcheck", input_path]
+    if program == "inspect":
+        return [farmtools, "raw", "inspect", input_path]
+    return [farmtools, "reco", input_path, "-o", str(partial)]
+
+
+@functools.cache
+def _environment(directory: Path) -> jinja2.Environment:
+    env = jinja2.Environment(  # noqa: S701 - shell, not HTML: values go through shquote instead
+        loader=jinja2.FileSystemLoader(str(directory)),
+        autoescape=False,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    env.filters["shquote"] = lambda v: shlex.quote(str(v))
+    return env
+
+
+def render_job_script(
+    cfg: FarmConfig,
+    raw: RawName,
+    input_path: str,
+    paths: JobPaths,
+    *,
+    backend: str,
+    try_number: int,
+    memory_mb: int,
+    walltime_s: int,
+    generated: datetime,
+) -> str:
+    """The text of the job script of one try (not written anywhere)."""
+    template = _environment(TEMPLATES).get_template("job.sh.j2")
+    return template.render(
+        backend=backend,
+        name=paths.name,
+        queue=cfg.batch.queue,
+        walltime=hms(walltime_s),
+        memory_mb=memory_mb,
+        try_number=try_number,
+        run=raw.run,
+        generated=generated.isoformat(timespec="seconds"),
+        input=input_path,
+        output=str(paths.output),
+        partial=str(paths.partial),
+        status_file=str(paths.status_file),
+        makes_output=cfg.processing.program == "reco",
+        command=job_command(cfg, input_path, paths.partial),
+    )

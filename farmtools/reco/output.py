@@ -1,0 +1,109 @@
+"""The reconstruction's ROOT file, written with uproot in chunks of events.
+
+Layout (docs/reco.md): TTrees ``events`` (one entry per raw event, so its entry count is the
+raw file's event count), ``hits`` and ``tracks`` (flat, one entry per hit or track, with the
+``event`` index), and TH1D ``pedestal`` and ``rms`` (mean per-channel pedestal and noise RMS over
+the file, x = view-order channel).  Readable by uproot and by ROOT itself.
+
+May import uproot, numpy and the sibling :mod:`.event` module (for the column lists).
+"""
+
+from __future__ import annotations
+
+import os
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from farmtools.reco.event import HIT_COLUMNS, TRACK_COLUMNS, EventReco
+
+EVENT_COLUMNS: dict[str, type] = {
+    "event": np.int32,
+    "run": np.int32,
+    "event_number": np.int64,
+    "trigger_number": np.int64,
+    "trigger_type": np.int8,
+    "seconds": np.int64,
+    "nanoseconds": np.int64,
+    "trigger_time": np.float64,
+    "dq_flag": np.int8,
+    "compressed": np.bool_,
+    "bad_cards": np.int8,
+    "offset": np.int64,
+    "n_hits": np.int32,
+    "n_tracks": np.int32,
+    "n_matched": np.int32,
+    "n_crossing": np.int32,
+}
+
+
+class RecoWriter:
+    """Appends reconstructed events to a ROOT file, flushing every ``chunk_events`` events.
+
+    Use as a context manager; nothing but the current chunk is held in memory.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], n_channels: int, chunk_events: int = 50) -> None:
+        import uproot
+
+        self.path = os.fspath(path)
+        self._file: Any = uproot.recreate(self.path)
+        self._file.mktree("events", {k: np.dtype(t) for k, t in EVENT_COLUMNS.items()})
+        self._file.mktree("hits", {"event": np.dtype(np.int32), **{k: np.dtype(t) for k, t in HIT_COLUMNS.items()}})
+        self._file.mktree("tracks", {"event": np.dtype(np.int32), **{k: np.dtype(t) for k, t in TRACK_COLUMNS.items()}})
+        self.chunk_events = chunk_events
+        self._pending: list[tuple[dict[str, Any], EventReco]] = []
+        self._ped_sum = np.zeros(n_channels, dtype=np.float64)
+        self._rms_sum = np.zeros(n_channels, dtype=np.float64)
+        self.n_events = 0
+
+    def add(self, header: dict[str, Any], reco: EventReco) -> None:
+        """Queue one event (``header``: the EVENT_COLUMNS fields not derived from ``reco``)."""
+        self._ped_sum += reco.pedestal
+        self._rms_sum += reco.rms
+        self._pending.append((header, reco))
+        self.n_events += 1
+        if len(self._pending) >= self.chunk_events:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        ev: dict[str, list[Any]] = {k: [] for k in EVENT_COLUMNS}
+        for header, reco in self._pending:
+            row = dict(header)
+            row["n_hits"] = reco.n_hits
+            row["n_tracks"] = reco.n_tracks
+            row["n_matched"] = int((reco.tracks["partner"] >= 0).sum())
+            row["n_crossing"] = int(reco.tracks["crossing"].sum() // 2)
+            for k in EVENT_COLUMNS:
+                ev[k].append(row[k])
+        self._file["events"].extend({k: np.asarray(v, dtype=EVENT_COLUMNS[k]) for k, v in ev.items()})
+        self._file["hits"].extend(_stack([(h["event"], r.hits) for h, r in self._pending], HIT_COLUMNS))
+        self._file["tracks"].extend(_stack([(h["event"], r.tracks) for h, r in self._pending], TRACK_COLUMNS))
+        self._pending.clear()
+
+    def close(self) -> None:
+        self.flush()
+        n = max(self.n_events, 1)
+        edges = np.arange(self._ped_sum.size + 1, dtype=np.float64) - 0.5
+        self._file["pedestal"] = (self._ped_sum / n, edges)
+        self._file["rms"] = (self._rms_sum / n, edges)
+        self._file.close()
+
+    def __enter__(self) -> RecoWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+
+def _stack(items: list[tuple[int, dict[str, npt.NDArray[Any]]]], columns: dict[str, type]) -> dict[str, npt.NDArray[Any]]:
+    out: dict[str, npt.NDArray[Any]] = {
+        "event": np.concatenate([np.full(cols["view"].size, ev, dtype=np.int32) for ev, cols in items])
+    }
+    for k, t in columns.items():
+        out[k] = np.concatenate([cols[k] for _, cols in items]).astype(t, copy=False)
+    return out

@@ -1,0 +1,190 @@
+"""The :class:`Storage` interface, its result types and errors, shared by every backend.
+
+``put`` is written once here (destination check, conflict rule, verification); backends supply
+the primitives: ``_copy`` (one-pass copy to a temporary name + checksum), ``_verify_remote``,
+``_publish`` (temporary -> final name without replacing anything), ``checksum``, ``stat``...
+Imports only the standard library, :mod:`farmtools.storage.checksum` and the configuration type.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from farmtools.storage.checksum import adler32_file, adler32_hex
+
+if TYPE_CHECKING:
+    from farmtools.config import FarmConfig
+
+
+class StorageError(Exception):
+    """A storage operation failed; ``path`` names the file concerned."""
+
+    #: True when trying again later may succeed (server down, disk full, timeout).
+    transient = False
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        self.reason = message
+        super().__init__(f"{path}: {message}")
+
+
+class TransientStorageError(StorageError):
+    """Server unreachable, disk full, timeout: retry with back-off."""
+
+    transient = True
+
+
+class ChecksumMismatch(StorageError):
+    """The destination's checksum differs from the source's after a copy (the copy was removed)."""
+
+    transient = True
+
+
+class DestinationConflict(StorageError):
+    """Different bytes already sit under the final name: never overwritten, quarantine."""
+
+
+@dataclass(frozen=True)
+class PutResult:
+    """Outcome of :meth:`Storage.put`."""
+
+    url: str
+    size: int
+    adler32: str
+    #: False when the same bytes were already there (nothing was copied)
+    copied: bool
+
+
+@dataclass(frozen=True)
+class StatInfo:
+    size: int
+    is_dir: bool
+
+
+class Storage(abc.ABC):
+    """Where raw files go.  Paths are relative to the backend's root (``run1/run1-seq0.dat``)."""
+
+    #: Bandwidth limit of one copy in bytes/s (0: none), to spare the DAQ's network link.
+    max_rate: float = 0.0
+
+    def _pace(self, started: float, done: int) -> None:
+        """Sleep as long as needed for ``done`` bytes since ``started`` to respect ``max_rate``."""
+        if self.max_rate > 0:
+            ahead = done / self.max_rate - (time.monotonic() - started)
+            if ahead > 0:
+                time.sleep(ahead)
+
+    @abc.abstractmethod
+    def url(self, rel: str) -> str:
+        """Full name of ``rel`` (a local path or a ``root://`` URL), as recorded in the DB."""
+
+    @abc.abstractmethod
+    def stat(self, rel: str) -> StatInfo | None:
+        """Size and kind of ``rel``, None when it does not exist."""
+
+    @abc.abstractmethod
+    def checksum(self, rel: str) -> int | None:
+        """adler32 of ``rel`` as the storage computes it, None when it does not exist."""
+
+    @abc.abstractmethod
+    def mkdir(self, rel: str) -> None:
+        """Create ``rel`` and its parents (no error if it exists)."""
+
+    @abc.abstractmethod
+    def list(self, rel: str = "") -> list[str]:
+        """Names in directory ``rel``."""
+
+    @abc.abstractmethod
+    def _copy(self, src: Path, dest_rel: str, tmp_rel: str) -> tuple[int, int]:
+        """Copy ``src`` to ``tmp_rel`` reading it once; returns (bytes, adler32 of the bytes read)."""
+
+    @abc.abstractmethod
+    def _verified_checksum(self, tmp_rel: str, copied: int) -> int:
+        """Checksum of the complete temporary file, as the destination vouches for it."""
+
+    @abc.abstractmethod
+    def _publish(self, tmp_rel: str, dest_rel: str) -> None:
+        """Rename the temporary file to its final name; FileExistsError rather than replace."""
+
+    @abc.abstractmethod
+    def _discard(self, tmp_rel: str) -> None:
+        """Remove a temporary file (no error if it is gone)."""
+
+    def exists(self, rel: str) -> bool:
+        return self.stat(rel) is not None
+
+    @staticmethod
+    def temp_name(dest_rel: str) -> str:
+        """The hidden temporary name a copy is written to; never matches ``run<N>-seq<M>.dat``."""
+        head, _, tail = dest_rel.rpartition("/")
+        return f"{head}/.{tail}.part" if head else f".{tail}.part"
+
+    def put(self, src: str | os.PathLike[str], dest_rel: str) -> PutResult:
+        """Copy ``src`` to ``dest_rel``, verified; the source is only ever read.
+
+        * same bytes already at ``dest_rel`` (same size and adler32) -> nothing copied,
+          ``copied=False``;
+        * different bytes there -> :class:`DestinationConflict` (never overwritten);
+        * otherwise the file is written under :meth:`temp_name`, its checksum verified at the
+          destination, and only then renamed to ``dest_rel``.  A failed verification removes the
+          temporary file and raises :class:`ChecksumMismatch`.
+        """
+        src = Path(src)
+        present = self.stat(dest_rel)
+        if present is not None:
+            return self._compare_existing(src, dest_rel, present)
+        tmp = self.temp_name(dest_rel)
+        try:
+            size, value = self._copy(src, dest_rel, tmp)
+            remote = self._verified_checksum(tmp, value)
+        except BaseException:
+            self._discard(tmp)
+            raise
+        if remote != value:
+            self._discard(tmp)
+            raise ChecksumMismatch(
+                self.url(dest_rel),
+                f"adler32 at the destination {adler32_hex(remote)} != source {adler32_hex(value)}",
+            )
+        try:
+            self._publish(tmp, dest_rel)
+        except FileExistsError:
+            # somebody put a file there meanwhile: judge it like any existing file
+            self._discard(tmp)
+            present = self.stat(dest_rel)
+            if present is None:
+                raise TransientStorageError(self.url(dest_rel), "vanished while publishing") from None
+            return self._compare_existing(src, dest_rel, present)
+        return PutResult(self.url(dest_rel), size, adler32_hex(value), copied=True)
+
+    def _compare_existing(self, src: Path, dest_rel: str, present: StatInfo) -> PutResult:
+        size = src.stat().st_size
+        mine = adler32_file(src)
+        theirs = self.checksum(dest_rel)
+        if present.size == size and theirs == mine:
+            return PutResult(self.url(dest_rel), size, adler32_hex(mine), copied=False)
+        raise DestinationConflict(
+            self.url(dest_rel),
+            f"already holds different bytes (size {present.size}, adler32 "
+            f"{adler32_hex(theirs) if theirs is not None else '?'}) than {os.fsdecode(src)!r} "
+            f"(size {size}, adler32 {adler32_hex(mine)}); not overwritten",
+        )
+
+
+def storage_from_config(cfg: FarmConfig) -> Storage:
+    """The raw-file storage (``storage.input``) of the farm configuration."""
+    from farmtools.storage.local import LocalStorage
+    from farmtools.storage.xrootd import XRootDStorage
+
+    storage: Storage
+    if cfg.storage.backend == "xrootd":
+        storage = XRootDStorage(cfg.storage.url, cfg.storage.input)
+    else:
+        storage = LocalStorage(cfg.path(cfg.storage.input))
+    storage.max_rate = cfg.ingest.max_rate_mb_s * 1e6
+    return storage

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Tear the mock farm down: the ft- containers and network that up.sh made, nothing else.  The
+# caches under .mockfarm/ stay (remove the directory by hand for a cold start).
+source "$(dirname "$0")/env.sh"
+for node in "${MF_NODES[@]}"; do
+  if podman container exists "$MF_PREFIX$node"; then
+    podman rm --force --time 5 "$MF_PREFIX$node" >/dev/null
+  fi
+done
+if podman network exists "$MF_NETWORK"; then
+  podman network rm "$MF_NETWORK" >/dev/null
+fi
+mf_log "mock farm down"

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Provision the running mock farm: ansible-playbook -i inventories/mockfarm site.yml, with the
+# podman settings and the mock farm's secrets (generated once into .mockfarm/secrets.env, which
+# is gitignored) in the environment.  Extra arguments go to ansible-playbook.
+source "$(dirname "$0")/env.sh"
+secrets=$MF_DIR/secrets.env
+if [ ! -s "$secrets" ]; then
+  umask 077
+  printf 'FARMTOOLS_DB_PASSWORD=%s\n' "$(head -c 24 /dev/urandom | base64 | tr -d '/+=')" > "$secrets"
+fi
+set -a
+# shellcheck source=/dev/null
+source "$secrets"
+set +a
+cd "$MF_ROOT"
+export ANSIBLE_CONFIG=$MF_ROOT/ansible.cfg PATH=$MF_ROOT/.venv/bin:$PATH
+exec ansible-playbook -i inventories/mockfarm site.yml "$@"

@@ -1,0 +1,95 @@
+"""A real PostgreSQL server (Debian ``postgresql``) on a free loopback port, for the whole session.
+
+Fixture ``postgres_url``: a SQLAlchemy URL (``postgresql+psycopg://postgres@127.0.0.1:<port>/<db>``)
+of a fresh database per test, on a server started once (initdb as the ``postgres`` user, pg_ctl
+with a private socket directory) and stopped by pg_ctl/PID at the end.
+"""
+
+from __future__ import annotations
+
+import glob
+import itertools
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.servers.process import free_port, stop_pid, wait_for_port
+
+_counter = itertools.count()
+
+
+def _bindir() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return Path(found[-1]).parent if found else None
+
+
+class PostgresServer:
+    def __init__(self, bindir: Path, base: Path) -> None:
+        self.bindir, self.base = bindir, base
+        self.data = base / "data"
+        self.port = free_port()
+        self.host = "127.0.0.1"
+
+    def _as_postgres(self, *args: str) -> list[str]:
+        if os.geteuid() == 0:
+            return ["runuser", "-u", "postgres", "--", *args]
+        return list(args)
+
+    def start(self) -> None:
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam("postgres")
+            os.chown(self.base, pw.pw_uid, pw.pw_gid)
+        subprocess.run(self._as_postgres(str(self.bindir / "initdb"), "-D", str(self.data),
+                                         "--auth=trust", "-U", "postgres", "--no-sync"),
+                       check=True, capture_output=True)
+        opts = (f"-c listen_addresses={self.host} -p {self.port} -k {self.base} "
+                "-c fsync=off -c max_connections=100")
+        subprocess.run(self._as_postgres(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o",
+                                         opts, "-l", str(self.base / "pg.log"), "-w", "start"),
+                       check=True, capture_output=True)
+        wait_for_port(self.port, log=str(self.base / "pg.log"))
+
+    def pid(self) -> int | None:
+        pidfile = self.data / "postmaster.pid"
+        return int(pidfile.read_text().split()[0]) if pidfile.exists() else None
+
+    def stop(self) -> None:
+        pid = self.pid()
+        if pid is not None:
+            stop_pid(pid)
+
+    def create_db(self) -> str:
+        import psycopg
+
+        name = f"ft_{os.getpid()}_{next(_counter)}"
+        with psycopg.connect(host=self.host, port=self.port, user="postgres", dbname="postgres",
+                             autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return f"postgresql+psycopg://postgres@{self.host}:{self.port}/{name}"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    bindir = _bindir()
+    if bindir is None:
+        pytest.skip("postgresql is not installed (scripts/apt-packages.txt)")
+    base = Path(tempfile.mkdtemp(prefix="ft-pg-"))
+    server = PostgresServer(bindir, base)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """URL of a new, empty database on the session's PostgreSQL server."""
+    return postgres_server.create_db()
