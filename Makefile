@@ -2,7 +2,7 @@
 VENV := .venv/bin
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint unit
+.PHONY: setup demo test lint unit mockfarm-up mockfarm-down
 
 setup:
 	./scripts/setup.sh
@@ -16,9 +16,19 @@ test: setup lint
 	$(VENV)/pytest $(PYTEST_ARGS)
 
 lint:
+	$(VENV)/ansible-lint --offline -q site.yml
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check .
 	$(VENV)/mypy
 
 unit: setup
 	$(VENV)/pytest -m "not xrootd and not postgres and not slurm and not browser and not farm and not slow" $(PYTEST_ARGS)
+
+## mockfarm-up: podman containers evb, storage, head, worker1, worker2, provisioned by site.yml
+mockfarm-up: setup
+	./scripts/mockfarm/up.sh
+	./scripts/mockfarm/provision.sh
+
+## mockfarm-down: remove the mock farm's ft- containers and network (caches in .mockfarm/ stay)
+mockfarm-down:
+	./scripts/mockfarm/down.sh

@@ -5,7 +5,9 @@ them with ``tar cf`` and with :func:`farmtools.archive.tarwriter.write_archive` 
 computes every member's adler32, the archive's adler32 and the manifest), several rounds, and
 prints the best throughput of each and the ratio (target: >= 0.90).  Every output is fsynced
 so both pay for the disk; the order alternates between rounds and the dirty pages of other
-programs are flushed (untimed) before each run, because the disk is shared.  Everything is
+programs are flushed and the disk is left to settle (untimed, ``--settle`` s) before each run,
+because the disk is shared and virtual: a run that follows another pays for its predecessor's
+writes still draining below the guest otherwise.  Everything is
 deleted at the end.
 
     .venv/bin/python benchmarks/bench_archive.py [--gb 3] [--rounds 2] [--dir /tmp]
@@ -66,6 +68,7 @@ def main() -> None:
     ap.add_argument("--gb", type=float, default=3.0)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--dir", default=tempfile.gettempdir())
+    ap.add_argument("--settle", type=float, default=10.0, help="untimed pause before each run")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-archive-", dir=args.dir))
     try:
@@ -78,7 +81,8 @@ def main() -> None:
         tar_s, ours_s = [], []
         for i in range(args.rounds):
             for who in ("tar", "ours") if i % 2 == 0 else ("ours", "tar"):
-                os.sync()  # untimed: start each run with no dirty pages waiting
+                os.sync()  # untimed: start each run with no dirty pages waiting, and let the
+                time.sleep(args.settle)  # virtual disk finish writing the previous run's data
                 if who == "tar":
                     tar_s.append(run_tar(files, work / "t.tar"))
                     (work / "t.tar").unlink()

@@ -27,6 +27,7 @@ STAGES: tuple[str, ...] = (
     "farmtools.archive.cli",
     "farmtools.bookkeeping.cli",
     "farmtools.ingest.cli",
+    "farmtools.processing.cli",
     "farmtools.deploy.cli",
 )
 

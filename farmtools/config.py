@@ -87,7 +87,7 @@ class ProcessingSection(_Section):
     logs_dir: str = Field("all_logs/batch", description="seed-format job logs and job output: <dir>/run<N>/")
     memory_factor: float = Field(2.0, ge=1, description="memory multiplier after an out-of-memory failure")
     walltime_factor: float = Field(2.0, ge=1, description="walltime multiplier after a walltime failure")
-    batch_retry_s: float = Field(10.0, gt=0, description="wait before talking again to a batch system that is down")
+    batch_retry_s: float = Field(10.0, gt=0, description="wait before asking a batch system that is down again")
 
 
 class AnalysisSection(_Section):

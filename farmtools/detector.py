@@ -59,6 +59,8 @@ class Geometry:
     coherent_group: int = 32
     #: Channels per crate in DAQ order (view 0 is crate 0, view 1 crates 1-3).
     crate_channels: int = 320
+    #: DAQ channel map: ``"311"`` (spec section 3) or ``"identity"`` (small test geometries).
+    channel_map: str = "311"
     extra: dict[str, float] = field(default_factory=dict, compare=False, hash=False)
 
     # --- derived sizes -------------------------------------------------------------------
@@ -110,6 +112,8 @@ class Geometry:
     # --- channel map (spec section 3) ----------------------------------------------------
     def view_to_daq_channel(self, ch: int) -> int:
         """DAQ channel that carries view-order channel ``ch`` (0..n_channels-1)."""
+        if self.channel_map == "identity":
+            return ch
         cc = self.crate_channels
         crate = ch // cc
         c = 8 * (ch // 8 + 1) - ch % 8 - 1

@@ -3,4 +3,7 @@
 pytest_plugins: list[str] = [
     "tests.servers.xrootd",
     "tests.servers.postgres",
+    "tests.servers.mockfarm",
+    "tests.servers.slurm",
+    "tests.servers.smtp",
 ]

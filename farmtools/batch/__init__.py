@@ -3,13 +3,14 @@
 Owns :func:`make_batch`, which builds the backend ``[batch] backend`` names.  The interface and
 its value types are in :mod:`farmtools.batch.base`; each backend is a module named after its
 batch system; :mod:`farmtools.batch.exitcodes` holds the exit codes jobs use to say why they
-failed.  Imports only the standard library and the config at module level (backends are
-imported when built), and nothing from the processing manager above it.
+failed.  Imports only the standard library at module level, because every job imports it and
+must start fast (backends are imported when built), and nothing from the processing manager.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from farmtools.batch.base import (
     BatchSystem,
@@ -20,11 +21,13 @@ from farmtools.batch.base import (
     JobStatus,
     SubmissionRefused,
 )
-from farmtools.config import FarmConfig
+
+if TYPE_CHECKING:
+    from farmtools.config import FarmConfig
 
 
 def make_batch(cfg: FarmConfig, env: Mapping[str, str] | None = None) -> BatchSystem:
-    """The backend of ``cfg.batch.backend`` (``env`` for the command-line clients, e.g. SLURM_CONF)."""
+    """The backend ``cfg.batch.backend`` names (``env``: for its clients, e.g. SLURM_CONF)."""
     backend = cfg.batch.backend
     if backend == "local":
         from farmtools.batch.local import LocalBatch

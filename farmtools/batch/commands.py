@@ -32,14 +32,21 @@ UNREACHABLE = (
 
 
 def run_tool(
-    args: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float = 30.0,
+    args: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 30.0,
     refuse: bool = False,
 ) -> str:
-    """stdout of ``args``; raise BatchUnavailable or (with ``refuse``) SubmissionRefused on failure."""
+    """stdout of ``args``; BatchUnavailable or (with ``refuse``) SubmissionRefused on failure."""
     try:
         proc = subprocess.run(
-            list(args), capture_output=True, text=True, timeout=timeout,
-            env=dict(env) if env is not None else None, stdin=subprocess.DEVNULL,
+            list(args),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=dict(env) if env is not None else None,
+            stdin=subprocess.DEVNULL,
         )
     except FileNotFoundError as exc:
         raise BatchUnavailable(f"{args[0]}: command not found") from exc

@@ -36,10 +36,27 @@ MEMORY_REASON = "memory exceeded"
 _IDLE, _RUNNING, _REMOVED, _COMPLETED, _HELD, _TRANSFERRING, _SUSPENDED = 1, 2, 3, 4, 5, 6, 7
 
 PROJECTION = [
-    "ClusterId", "ProcId", "JobStatus", "ExitCode", "ExitBySignal", "ExitSignal", "QDate",
-    "JobStartDate", "JobCurrentStartDate", "CompletionDate", "EnteredCurrentStatus",
-    "RemoteUserCpu", "RemoteSysCpu", "ResidentSetSize_RAW", "ResidentSetSize", "ImageSize_RAW",
-    "RemoteWallClockTime", "LastRemoteHost", "RemoteHost", "RemoveReason", "HoldReason",
+    "ClusterId",
+    "ProcId",
+    "JobStatus",
+    "ExitCode",
+    "ExitBySignal",
+    "ExitSignal",
+    "QDate",
+    "JobStartDate",
+    "JobCurrentStartDate",
+    "CompletionDate",
+    "EnteredCurrentStatus",
+    "RemoteUserCpu",
+    "RemoteSysCpu",
+    "ResidentSetSize_RAW",
+    "ResidentSetSize",
+    "ImageSize_RAW",
+    "RemoteWallClockTime",
+    "LastRemoteHost",
+    "RemoteHost",
+    "RemoveReason",
+    "HoldReason",
     "JobBatchName",
 ]
 
@@ -171,8 +188,9 @@ class HTCondorBatch(BatchSystem):
             missing = [i for i in ids if i not in found]
             if missing:
                 hist = " || ".join(f"ClusterId == {int(i.split('.')[0])}" for i in missing)
-                ads += list(schedd.history(constraint=hist, projection=PROJECTION,
-                                           match=len(missing)))
+                ads += list(
+                    schedd.history(constraint=hist, projection=PROJECTION, match=len(missing))
+                )
         except Exception as exc:
             raise BatchUnavailable(f"schedd query failed: {exc}") from exc
         return {f"{a['ClusterId']}.{a['ProcId']}": a for a in ads}

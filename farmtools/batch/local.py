@@ -110,7 +110,12 @@ class LocalPool:
             (self.root / "queue" / job_id).unlink()
             # the supervisor forks and its parent exits at once: waiting reaps it
             subprocess.run(
-                [sys.executable, "-m", "farmtools.batch.supervisor", str(self.root / "jobs" / job_id)],
+                [
+                    sys.executable,
+                    "-m",
+                    "farmtools.batch.supervisor",
+                    str(self.root / "jobs" / job_id),
+                ],
                 stdin=subprocess.DEVNULL,
                 check=True,
                 close_fds=True,
@@ -141,8 +146,11 @@ class LocalPool:
                 continue  # its supervisor is starting right now
             info = json.loads(started.read_text())
             if not _pid_alive(int(info["supervisor"])):
-                acc = {"ended": datetime.now(UTC).isoformat(), "ending": "node_fail",
-                       "error": "supervisor disappeared"}
+                acc = {
+                    "ended": datetime.now(UTC).isoformat(),
+                    "ending": "node_fail",
+                    "error": "supervisor disappeared",
+                }
                 (jobdir / "accounting.json").write_text(json.dumps(acc))
                 (self.root / "run" / job_id).unlink()
 

@@ -28,8 +28,6 @@ from farmtools.rawdata.format import (
     EventHeader,
 )
 
-_CHUNK = 1 << 20
-
 
 class CorruptFile(Exception):
     """The framing is broken at ``offset``."""
@@ -61,12 +59,9 @@ def check(path: Path) -> tuple[int, int, int, str]:
             if magic != EVENT_MAGIC:
                 raise CorruptFile(path, offset, f"bad magic {magic.hex()} of event {events}")
             offset += EVENT_HEADER_SIZE
-            left = header.payload_size
-            while left:
-                read(min(left, _CHUNK), offset, f"payload of event {events}")
-                step = min(left, _CHUNK)
-                offset += step
-                left -= step
+            # one whole event in memory at a time, as the reconstruction holds it
+            read(header.payload_size, offset, f"payload of event {events}")
+            offset += header.payload_size
             events += 1
         magic, count = FOOTER.unpack(read(FOOTER_SIZE, offset, "footer"))
         if magic != FOOTER_MAGIC:

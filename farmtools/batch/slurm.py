@@ -28,8 +28,16 @@ from farmtools.batch.commands import run_tool
 SACCT_FIELDS = "JobID,JobName,State,ExitCode,Elapsed,TotalCPU,MaxRSS,NodeList,Submit,Start,End"
 
 #: squeue %T states that mean "still waiting"
-_PENDING = {"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "SUSPENDED",
-            "RESV_DEL_HOLD", "SPECIAL_EXIT"}
+_PENDING = {
+    "PENDING",
+    "CONFIGURING",
+    "REQUEUED",
+    "REQUEUE_HOLD",
+    "REQUEUE_FED",
+    "SUSPENDED",
+    "RESV_DEL_HOLD",
+    "SPECIAL_EXIT",
+}
 #: sacct states and how they end; anything else is not final yet
 _FINAL = {
     "COMPLETED": Ending.COMPLETED,
@@ -117,10 +125,17 @@ class SlurmBatch(BatchSystem):
 
     def submit(self, spec: JobSpec) -> str:
         out = self._run(
-            "sbatch", "--parsable", f"--job-name={spec.name}", f"--partition={spec.queue}",
-            f"--time={hms(spec.walltime_s)}", f"--mem={spec.memory_mb}M",
-            f"--output={spec.stdout}", f"--error={spec.stderr}", f"--chdir={spec.workdir}",
-            str(spec.script), refuse=True,
+            "sbatch",
+            "--parsable",
+            f"--job-name={spec.name}",
+            f"--partition={spec.queue}",
+            f"--time={hms(spec.walltime_s)}",
+            f"--mem={spec.memory_mb}M",
+            f"--output={spec.stdout}",
+            f"--error={spec.stderr}",
+            f"--chdir={spec.workdir}",
+            str(spec.script),
+            refuse=True,
         )
         return out.strip().split(";")[0]
 
@@ -134,9 +149,15 @@ class SlurmBatch(BatchSystem):
         for line in out.splitlines():
             job, _, state = line.strip().partition("|")
             if job in wanted:
-                seen[job] = JobStatus.PENDING if state in _PENDING else (
-                    JobStatus.RUNNING if state in ("RUNNING", "COMPLETING", "STAGE_OUT")
-                    else JobStatus.FINISHED)
+                seen[job] = (
+                    JobStatus.PENDING
+                    if state in _PENDING
+                    else (
+                        JobStatus.RUNNING
+                        if state in ("RUNNING", "COMPLETING", "STAGE_OUT")
+                        else JobStatus.FINISHED
+                    )
+                )
         # not in squeue any more: finished (sacct tells how)
         return {i: seen.get(i, JobStatus.FINISHED) for i in wanted}
 

@@ -76,7 +76,12 @@ def supervise(jobdir: Path) -> None:
     started = time.monotonic()
     _write_json(
         jobdir / "started.json",
-        {"started": _now(), "supervisor": os.getpid(), "pid": proc.pid, "node": socket.gethostname()},
+        {
+            "started": _now(),
+            "supervisor": os.getpid(),
+            "pid": proc.pid,
+            "node": socket.gethostname(),
+        },
     )
     ending = ""
     peak_kb = 0

@@ -129,7 +129,8 @@ def accounting_from_attrs(attrs: Mapping[str, str]) -> JobAccounting | None:
         started=_time(attrs.get("start_time")),
         ended=_time(attrs.get("comp_time") or attrs.get("mtime")),
         cpu_s=parse_duration(attrs["resources_used.cput"])
-        if "resources_used.cput" in attrs else None,
+        if "resources_used.cput" in attrs
+        else None,
         max_rss_kb=mem,
         mem_kb=mem,
         vmem_kb=_kb(attrs.get("resources_used.vmem")),
@@ -139,7 +140,8 @@ def accounting_from_attrs(attrs: Mapping[str, str]) -> JobAccounting | None:
         extra={
             "session": int(session) if session and session.isdigit() else None,
             "resources_used": ",".join(
-                f"{k.split('.', 1)[1]}={v}" for k, v in attrs.items()
+                f"{k.split('.', 1)[1]}={v}"
+                for k, v in attrs.items()
                 if k.startswith("resources_used.")
             ),
             "user": attrs.get("euser"),
@@ -162,12 +164,22 @@ class TorqueBatch(BatchSystem):
         return run_tool(args, env=self.env, timeout=self.timeout, refuse=refuse)
 
     def submit(self, spec: JobSpec) -> str:
-        # -o/-e on the command line: Slurm's wrappers ignore #PBS -o/-e in the script
+        # -o/-e on the command line: Slurm's wrappers ignore #PBS -o/-e in the script.  No
+        # working directory option (TORQUE's -d is -wd in the wrappers): scripts use absolute paths
         out = self._run(
-            "qsub", "-N", spec.name, "-q", spec.queue,
-            "-l", f"walltime={hms(spec.walltime_s)},mem={spec.memory_mb}mb",
-            "-o", str(spec.stdout), "-e", str(spec.stderr), "-d", str(spec.workdir),
-            str(spec.script), refuse=True,
+            "qsub",
+            "-N",
+            spec.name,
+            "-q",
+            spec.queue,
+            "-l",
+            f"walltime={hms(spec.walltime_s)},mem={spec.memory_mb}mb",
+            "-o",
+            str(spec.stdout),
+            "-e",
+            str(spec.stderr),
+            str(spec.script),
+            refuse=True,
         )
         return out.strip()
 

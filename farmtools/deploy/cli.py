@@ -8,19 +8,25 @@ gets the very file a farm node gets.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-deploy_app = typer.Typer(help="Deployment: the farm configuration from its one template.",
-                         no_args_is_help=True)
+deploy_app = typer.Typer(
+    help="Deployment: the farm configuration from its one template.", no_args_is_help=True
+)
 
 
 @deploy_app.command("config")
 def config_command(
-    output: Path = typer.Option(Path("farm.toml"), "--output", "-o",
-                                help="file to write ('-' prints to standard output)"),
-    set_: list[str] = typer.Option([], "--set", help="override a key: section.key=value (TOML value)"),
-    force: bool = typer.Option(False, "--force", help="replace an existing file"),
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="file to write ('-' prints to standard output)")
+    ] = Path("farm.toml"),
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="override a key: section.key=value (TOML value)"),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="replace an existing file")] = False,
 ) -> None:
     """Render farm.toml from templates/farm.toml.j2 and check it loads."""
     import tomllib
@@ -32,7 +38,7 @@ def config_command(
 
     console = Console(stderr=True)
     overrides: dict[str, object] = {}
-    for item in set_:
+    for item in set_ or []:
         key, sep, raw = item.partition("=")
         if not sep:
             raise typer.BadParameter(f"{item!r}: expected section.key=value", param_hint="--set")

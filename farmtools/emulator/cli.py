@@ -21,7 +21,7 @@ daq_app = typer.Typer(
 def emulate(
     run: Annotated[int, typer.Option("--run", min=0, max=0xFFFFFFFF, help="Run number.")],
     out: Annotated[
-        Path | None, typer.Option("--out", help="Directory to write into [default: daq.watch_dir].")
+        Path | None, typer.Option("--out", help="Directory to write into (default: daq.watch_dir).")
     ] = None,
     files: Annotated[int, typer.Option("--files", min=1, help="Number of files.")] = 1,
     events: Annotated[
@@ -53,7 +53,7 @@ def emulate(
         ),
     ] = 0.0,
     seed: Annotated[
-        int | None, typer.Option("--seed", min=0, help="Master seed [default: random, recorded].")
+        int | None, typer.Option("--seed", min=0, help="Master seed (default: random, recorded).")
     ] = None,
     crt_fraction: Annotated[
         float,
@@ -69,7 +69,7 @@ def emulate(
     ] = None,
     config: Annotated[
         Path | None,
-        typer.Option("--config", help="farm.toml [default: $FARMTOOLS_CONFIG or ./farm.toml]."),
+        typer.Option("--config", help="farm.toml (default: $FARMTOOLS_CONFIG or ./farm.toml)."),
     ] = None,
 ) -> None:
     """Write run<N>-seq<M>.dat files at a set interval, created in place, closed when complete."""

@@ -147,7 +147,7 @@ def landau_loss(step_cm: float = STEP_CM, mean_dedx: float = MIP_DEDX_MEV_PER_CM
     """The truncated Landau whose mean dE/dx is ``mean_dedx``: the cut is found by bisection."""
     xi, delta_p = landau_parameters(step_cm)
     lo, hi = 1.0, 1e6
-    for _ in range(60):
+    for _ in range(40):
         mid = math.sqrt(lo * hi)
         u, de = _table(xi, delta_p, mid)
         mean = np.trapezoid(de, u) / u[-1] / step_cm

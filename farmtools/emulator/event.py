@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from farmtools.detector import Geometry
-from farmtools.emulator.deposit import DriftParams, TrackCharge, deposit_track
+from farmtools.emulator.deposit import DriftParams, TrackCharge, deposit_track, landau_loss
 from farmtools.emulator.muons import Track, extra_muons, trigger_muon
 from farmtools.emulator.settings import EmulatorSettings
 from farmtools.emulator.signal import NoiseModel, shape, shape_rows, shaping_kernel
@@ -71,6 +71,7 @@ class EventGenerator:
         self, geometry: Geometry, settings: EmulatorSettings, rng: np.random.Generator
     ) -> None:
         settings.check(geometry)
+        landau_loss()  # build the energy-loss table now, not in the first event of a schedule
         self.geometry = geometry
         self.settings = settings
         self.rng = rng

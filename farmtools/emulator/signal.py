@@ -117,31 +117,29 @@ def digitise(
     n_ch, n_s = signal.shape
     top = np.float32(adc_max)
     zero = np.float32(0.0)
+    baseline = np.empty(n_s, np.float32)
     for c in range(n_ch):
-        base = offsets[c]
-        sgn = np.float32(signs[c] * white_sigma[c])
-        g = group[c]
-        p = pedestal[c] + 0.5
         amp = drift_amp[c]
         w = drift_omega[c]
         ph = drift_phase[c]
+        p = pedestal[c] + 0.5  # + 0.5: the uint16 conversion below truncates, so this rounds
         # The drift is slow: evaluate the sine every 16 ticks and interpolate linearly.
         for k0 in range(0, n_s, 16):
             k1 = min(k0 + 16, n_s)
             d0 = amp * math.sin(w * k0 + ph)
             d1 = amp * math.sin(w * k1 + ph)
-            slope = np.float32((d1 - d0) / (k1 - k0))
-            b0 = np.float32(p + d0)
+            slope = (d1 - d0) / (k1 - k0)
             for k in range(k0, k1):
-                v = (
-                    b0
-                    + slope * np.float32(k - k0)
-                    + signal[c, k]
-                    + sgn * bank[base + k]
-                    + coherent[g, k]
-                )
-                v = min(max(v, zero), top)
-                out[c, k] = np.uint16(v)
+                baseline[k] = np.float32(p + d0 + slope * (k - k0))
+        sgn = np.float32(signs[c] * white_sigma[c])
+        noise = bank[offsets[c] : offsets[c] + n_s]
+        coh = coherent[group[c]]
+        sig = signal[c]
+        row = out[c]
+        # A simple loop over contiguous float32 rows that numba can vectorise.
+        for k in range(n_s):
+            v = baseline[k] + sig[k] + sgn * noise[k] + coh[k]
+            row[k] = np.uint16(min(max(v, zero), top))
 
 
 @dataclass

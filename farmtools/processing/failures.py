@@ -60,8 +60,15 @@ class Decision:
     walltime_s: int
 
 
-def decide(failure: Failure, try_number: int, max_tries: int, memory_mb: int, walltime_s: int,
-           memory_factor: float, walltime_factor: float) -> Decision:
+def decide(
+    failure: Failure,
+    try_number: int,
+    max_tries: int,
+    memory_mb: int,
+    walltime_s: int,
+    memory_factor: float,
+    walltime_factor: float,
+) -> Decision:
     """Resubmit (with which resources) or park after ``try_number`` submissions."""
     if failure in DETERMINISTIC or try_number >= max_tries:
         return Decision(False, memory_mb, walltime_s)

@@ -18,9 +18,21 @@ from pathlib import Path
 from farmtools.batch.base import JobAccounting, hms
 
 LABELS = (
-    "job submitted on", "job started on", "job ended on", "exit code", "CPU", "memory(MB)",
-    "max memory(MB)", "walltime", "Job ID", "User ID", "Group ID", "Job Name", "Session ID",
-    "Resources Used", "Queue Name",
+    "job submitted on",
+    "job started on",
+    "job ended on",
+    "exit code",
+    "CPU",
+    "memory(MB)",
+    "max memory(MB)",
+    "walltime",
+    "Job ID",
+    "User ID",
+    "Group ID",
+    "Job Name",
+    "Session ID",
+    "Resources Used",
+    "Queue Name",
 )
 
 
@@ -33,23 +45,44 @@ def _mb(kb: int | None) -> str:
 
 
 def format_job_log(
-    acc: JobAccounting, *, job_id: str, name: str, user: str, group: str, queue: str,
+    acc: JobAccounting,
+    *,
+    job_id: str,
+    name: str,
+    user: str,
+    group: str,
+    queue: str,
     exit_code: int | None,
 ) -> str:
-    """The log text; ``exit_code`` is the one the manager settled on (batch system or status file)."""
+    """The log text; ``exit_code`` is the manager's (from the batch system or the status file)."""
     mem = acc.mem_kb if acc.mem_kb is not None else acc.max_rss_kb
     vmem = acc.vmem_kb if acc.vmem_kb is not None else acc.max_rss_kb
     resources = acc.extra.get("resources_used") or (
         f"cput={hms(acc.cpu_s)},mem={mem if mem is not None else 0}kb,"
         f"vmem={vmem if vmem is not None else 0}kb,walltime={hms(acc.walltime_s)}"
     )
-    code = str(exit_code) if exit_code is not None else (
-        f"signal {acc.signal}" if acc.signal else "unknown")
+    code = (
+        str(exit_code)
+        if exit_code is not None
+        else (f"signal {acc.signal}" if acc.signal else "unknown")
+    )
     session = acc.extra.get("session")
     values = (
-        _t(acc.submitted), _t(acc.started), _t(acc.ended), code, hms(acc.cpu_s), _mb(mem),
-        _mb(vmem), hms(acc.walltime_s), job_id, user, group, name,
-        str(session) if session is not None else "unknown", resources, queue,
+        _t(acc.submitted),
+        _t(acc.started),
+        _t(acc.ended),
+        code,
+        hms(acc.cpu_s),
+        _mb(mem),
+        _mb(vmem),
+        hms(acc.walltime_s),
+        job_id,
+        user,
+        group,
+        name,
+        str(session) if session is not None else "unknown",
+        resources,
+        queue,
     )
     return "".join(f"{label:<17}: {value}\n" for label, value in zip(LABELS, values, strict=True))
 

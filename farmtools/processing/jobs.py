@@ -80,15 +80,34 @@ class JobStore:
             with conn.begin():
                 yield conn
 
-    def add(self, *, file: str, try_number: int, backend: str, name: str, queue: str,
-            memory_mb: int, walltime_s: int, due: datetime | None = None) -> JobRecord:
+    def add(
+        self,
+        *,
+        file: str,
+        try_number: int,
+        backend: str,
+        name: str,
+        queue: str,
+        memory_mb: int,
+        walltime_s: int,
+        due: datetime | None = None,
+    ) -> JobRecord:
         t = now()
         with self._write() as conn:
             row = conn.execute(
                 insert(jobs)
-                .values(file=file, try_number=try_number, backend=backend, name=name, queue=queue,
-                        memory_mb=memory_mb, walltime_s=walltime_s, state="new", created=t,
-                        due=due or t)
+                .values(
+                    file=file,
+                    try_number=try_number,
+                    backend=backend,
+                    name=name,
+                    queue=queue,
+                    memory_mb=memory_mb,
+                    walltime_s=walltime_s,
+                    state="new",
+                    created=t,
+                    due=due or t,
+                )
                 .returning(*jobs.c)
             ).one()
         return _rec(row)
@@ -97,12 +116,14 @@ class JobStore:
         with self._write() as conn:
             conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
 
-    def set_state(self, job_id: int, from_states: Sequence[str], to_state: str, **values: Any
-                  ) -> bool:
+    def set_state(
+        self, job_id: int, from_states: Sequence[str], to_state: str, **values: Any
+    ) -> bool:
         """Compare-and-set of a job's state (a CLI cancel may race with the manager)."""
         with self._write() as conn:
             res = conn.execute(
-                update(jobs).where(jobs.c.id == job_id, jobs.c.state.in_(list(from_states)))
+                update(jobs)
+                .where(jobs.c.id == job_id, jobs.c.state.in_(list(from_states)))
                 .values(state=to_state, **values)
             )
             return bool(res.rowcount)
@@ -114,8 +135,12 @@ class JobStore:
 
     def due(self, limit: int = 100) -> list[JobRecord]:
         """New jobs whose cool-off is over, oldest first."""
-        q = (select(jobs).where(jobs.c.state == "new", jobs.c.due <= now())
-             .order_by(jobs.c.id).limit(limit))
+        q = (
+            select(jobs)
+            .where(jobs.c.state == "new", jobs.c.due <= now())
+            .order_by(jobs.c.id)
+            .limit(limit)
+        )
         with self.engine.connect() as conn:
             return [_rec(r) for r in conn.execute(q)]
 
@@ -134,8 +159,9 @@ class JobStore:
         with self.engine.connect() as conn:
             return {r[0] for r in conn.execute(q)}
 
-    def list(self, state: str | None = None, file: str | None = None, limit: int = 200
-             ) -> list[JobRecord]:
+    def list(
+        self, state: str | None = None, file: str | None = None, limit: int = 200
+    ) -> list[JobRecord]:
         q = select(jobs)
         if state:
             q = q.where(jobs.c.state == state)

@@ -75,9 +75,10 @@ def job_command(cfg: FarmConfig, input_path: str, partial: Path) -> list[str]:
 
 @functools.cache
 def _environment(directory: Path) -> jinja2.Environment:
-    env = jinja2.Environment(  # noqa: S701 - shell, not HTML: values go through shquote instead
+    # shell, not HTML: autoescape off, every value goes through shquote instead
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(directory)),
-        autoescape=False,
+        autoescape=False,  # noqa: S701
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
     )

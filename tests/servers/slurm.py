@@ -39,8 +39,9 @@ class SlurmCluster:
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(args, env=self.env, capture_output=True, text=True, check=check,
-                              timeout=60)
+        return subprocess.run(
+            args, env=self.env, capture_output=True, text=True, check=check, timeout=60
+        )
 
     def stop(self) -> None:
         """Stop every daemon, newest first, by PID."""
@@ -54,11 +55,13 @@ class SlurmCluster:
         self.pids.clear()
 
 
-def _start(cluster: SlurmCluster, args: list[str], log: Path, env: dict[str, str] | None = None
-           ) -> subprocess.Popen[bytes]:
+def _start(
+    cluster: SlurmCluster, args: list[str], log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env=env)
+        proc = subprocess.Popen(
+            args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+        )
     cluster.procs.append(proc)
     return proc
 
@@ -95,25 +98,55 @@ def _start_all(cluster: SlurmCluster, root: Path, cpus: int) -> None:
     key.write_bytes(os.urandom(1024))
     key.chmod(0o400)
     sock = root / "munge" / "munge.socket"
-    _start(cluster, ["munged", "-F", "--force", f"--key-file={key}", f"--socket={sock}",
-                     f"--pid-file={root / 'run' / 'munged.pid'}",
-                     f"--seed-file={root / 'munge' / 'seed'}",
-                     f"--log-file={log / 'munged.log'}"], log / "munged.out")
+    _start(
+        cluster,
+        [
+            "munged",
+            "-F",
+            "--force",
+            f"--key-file={key}",
+            f"--socket={sock}",
+            f"--pid-file={root / 'run' / 'munged.pid'}",
+            f"--seed-file={root / 'munge' / 'seed'}",
+            f"--log-file={log / 'munged.log'}",
+        ],
+        log / "munged.out",
+    )
     _wait_for(sock.exists, "munged socket", 10, log / "munged.log")
 
     # -- MariaDB --------------------------------------------------------------------------
     db_port = free_port()
     datadir = root / "db" / "data"
-    subprocess.run(["mariadb-install-db", f"--datadir={datadir}", "--user=root",
-                    "--auth-root-authentication-method=normal", "--skip-test-db"],
-                   check=True, capture_output=True, timeout=120)
-    db = _start(cluster, ["mariadbd", "--no-defaults", f"--datadir={datadir}", "--user=root",
-                          f"--port={db_port}", "--bind-address=127.0.0.1",
-                          f"--socket={root / 'db' / 'mysqld.sock'}",
-                          f"--pid-file={root / 'run' / 'mariadbd.pid'}",
-                          "--skip-log-bin", "--innodb-buffer-pool-size=16M",
-                          "--innodb-log-file-size=8M", "--performance-schema=OFF"],
-                log / "mariadbd.log")
+    subprocess.run(
+        [
+            "mariadb-install-db",
+            f"--datadir={datadir}",
+            "--user=root",
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    db = _start(
+        cluster,
+        [
+            "mariadbd",
+            "--no-defaults",
+            f"--datadir={datadir}",
+            "--user=root",
+            f"--port={db_port}",
+            "--bind-address=127.0.0.1",
+            f"--socket={root / 'db' / 'mysqld.sock'}",
+            f"--pid-file={root / 'run' / 'mariadbd.pid'}",
+            "--skip-log-bin",
+            "--innodb-buffer-pool-size=16M",
+            "--innodb-log-file-size=8M",
+            "--performance-schema=OFF",
+        ],
+        log / "mariadbd.log",
+    )
     wait_for_port(db_port, timeout=60, proc=db, log=str(log / "mariadbd.log"))
 
     # -- slurmdbd -------------------------------------------------------------------------
@@ -128,6 +161,8 @@ def _start_all(cluster: SlurmCluster, root: Path, cpus: int) -> None:
     )
     dbd_conf.chmod(0o600)
     port_ctl, port_d = free_port(), free_port()
+    # jobs ask for memory (--mem): the node must declare what it has (Slurm's default is 1 MB)
+    real_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
     conf = root / "slurm.conf"
     conf.write_text(
         "ClusterName=farmtest\n"
@@ -147,7 +182,7 @@ def _start_all(cluster: SlurmCluster, root: Path, cpus: int) -> None:
         "MpiDefault=none\nReturnToService=2\nMinJobAge=300\nSchedulerType=sched/backfill\n"
         "SchedulerParameters=sched_interval=1\nMailProg=/bin/true\n"
         "SlurmctldTimeout=30\nSlurmdTimeout=30\nInactiveLimit=0\nKillWait=2\n"
-        f"NodeName={HOST} NodeAddr=127.0.0.1 CPUs={cpus} State=UNKNOWN\n"
+        f"NodeName={HOST} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={real_mb} State=UNKNOWN\n"
         f"PartitionName={PARTITION} Nodes={HOST} Default=YES MaxTime=INFINITE State=UP\n"
     )
     env = {**os.environ, "SLURM_CONF": str(conf)}

@@ -66,7 +66,7 @@ def test_invalid_value_is_caught_by_the_schema(tmp_path: Path) -> None:
 
 
 def test_unknown_key_names_itself() -> None:
-    with pytest.raises(KeyError, match="storage.bakend"):
+    with pytest.raises(KeyError, match=r"storage\.bakend"):
         template_variable("storage.bakend")
     with pytest.raises(KeyError, match="nosuch"):
         template_variable("nosuch.key")

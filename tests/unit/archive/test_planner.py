@@ -27,9 +27,7 @@ def file_sets(draw: st.DrawFn) -> list[PlanFile]:
     return out
 
 
-sizes = st.tuples(st.integers(1, 3000), st.integers(0, 3000)).map(
-    lambda t: (t[0], min(t[1], t[0]))
-)
+sizes = st.tuples(st.integers(1, 3000), st.integers(0, 3000)).map(lambda t: (t[0], min(t[1], t[0])))
 
 
 def _runs_of(files: tuple[PlanFile, ...] | list[PlanFile]) -> set[int]:

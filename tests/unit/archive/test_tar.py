@@ -77,7 +77,9 @@ def test_round_trip(tmp_path: Path) -> None:
     assert sum(1 for line in log.splitlines() if line.endswith(".dat")) == 4
 
     with open_reader(str(w.path)) as r:
-        res = verify_stream(r, expected_members=_expected(sources), expected_archive=(w.size, w.adler32))
+        res = verify_stream(
+            r, expected_members=_expected(sources), expected_archive=(w.size, w.adler32)
+        )
     assert res.ok, res.problems
     assert res.members == 4
 
@@ -99,7 +101,9 @@ def test_flipped_byte_is_found_and_named(tmp_path: Path) -> None:
     blob[m.offset + 123_456] ^= 0x01
     bad.write_bytes(bytes(blob))
     with open_reader(str(bad)) as r:
-        res = verify_stream(r, expected_members=_expected(sources), expected_archive=(w.size, w.adler32))
+        res = verify_stream(
+            r, expected_members=_expected(sources), expected_archive=(w.size, w.adler32)
+        )
     assert not res.ok
     assert any(p.startswith("run1014/run1014-seq0.dat:") and "manifest" in p for p in res.problems)
     assert any(p.startswith("run1014/run1014-seq0.dat:") and "database" in p for p in res.problems)

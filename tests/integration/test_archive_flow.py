@@ -44,11 +44,16 @@ def _farm(tmp_path: Path, destination: str = "central") -> tuple[FarmConfig, Boo
         for p in (evb, stored):
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_bytes(data)
-        bk.register_file(name, source_path=str(evb), run=run, seq=seq, size=n,
-                         daq_write_time=datetime.now(UTC))
-        bk.transition(name, FileState.DETECTED, FileState.STORED, Event.VERIFIED,
-                      fields={"adler32": adler32_hex(zlib.adler32(data)),
-                              "storage_path": str(stored)})
+        bk.register_file(
+            name, source_path=str(evb), run=run, seq=seq, size=n, daq_write_time=datetime.now(UTC)
+        )
+        bk.transition(
+            name,
+            FileState.DETECTED,
+            FileState.STORED,
+            Event.VERIFIED,
+            fields={"adler32": adler32_hex(zlib.adler32(data)), "storage_path": str(stored)},
+        )
     return cfg, bk
 
 
@@ -68,8 +73,10 @@ def test_plan_create_transfer_verify_restore_local(tmp_path: Path) -> None:
     assert arch.transfer().done == ["auto_1012.0-1013.0", "auto_1014.0-1014.0"]
     central = tmp_path / "central"
     assert sorted(p.name for p in central.iterdir()) == [
-        "auto_1012.0-1013.0.log", "auto_1012.0-1013.0.tar",
-        "auto_1014.0-1014.0.log", "auto_1014.0-1014.0.tar",
+        "auto_1012.0-1013.0.log",
+        "auto_1012.0-1013.0.tar",
+        "auto_1014.0-1014.0.log",
+        "auto_1014.0-1014.0.tar",
     ]
     results = arch.verify()
     assert [r.ok for _, r in results] == [True, True]
@@ -123,7 +130,8 @@ def test_interrupted_transfer_resumes_without_duplicate(tmp_path: Path) -> None:
     report = arch.transfer()
     assert name in report.done and not report.failed
     assert sorted(p.name for p in central.iterdir() if name in p.name) == [
-        f"{name}.log", f"{name}.tar"
+        f"{name}.log",
+        f"{name}.tar",
     ]
     assert (central / f"{name}.tar").read_bytes() == tar.read_bytes()
     assert all(r.ok for _, r in arch.verify())
@@ -149,8 +157,14 @@ def test_cleanup_refuses_everything_not_proven(tmp_path: Path) -> None:
     arch = Archiver(cfg, bk)
     # an unknown file, and a file that was never verified on the storage
     (evb / "run2000-seq0.dat").write_bytes(b"x")
-    bk.register_file("run2001-seq0.dat", source_path=str(evb / "run2001-seq0.dat"), run=2001,
-                     seq=0, size=1, daq_write_time=datetime.now(UTC))
+    bk.register_file(
+        "run2001-seq0.dat",
+        source_path=str(evb / "run2001-seq0.dat"),
+        run=2001,
+        seq=0,
+        size=1,
+        daq_write_time=datetime.now(UTC),
+    )
     (evb / "run2001-seq0.dat").write_bytes(b"y")
     (evb / "notes.txt").write_text("not a raw file")
 
@@ -177,15 +191,22 @@ def test_cleanup_refuses_everything_not_proven(tmp_path: Path) -> None:
     done = cleanup(bk, evb, dry_run=False)
     assert sorted(d.path.name for d in done if d.deleted) == allowed
     left = sorted(p.name for p in evb.iterdir())
-    assert left == ["notes.txt", "run1013-seq0.dat", "run1014-seq0.dat",
-                    "run2000-seq0.dat", "run2001-seq0.dat"]
+    assert left == [
+        "notes.txt",
+        "run1013-seq0.dat",
+        "run1014-seq0.dat",
+        "run2000-seq0.dat",
+        "run2001-seq0.dat",
+    ]
     refused = {d.path.name: d.reason for d in done if not d.allowed}
     assert "adler32" in refused["run1013-seq0.dat"]
     assert "not verified at the destination" in refused["run1014-seq0.dat"]
     assert _events(bk, "run1012-seq0.dat")[-1] == "deleted_from_event_builder"
 
 
-def test_cli_plan_create_transfer_verify_restore(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_plan_create_transfer_verify_restore(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from farmtools.cli import app
 
     _farm(tmp_path)
@@ -231,8 +252,12 @@ def test_transfer_verify_restore_on_xrootd(tmp_path: Path, xrootd_server) -> Non
     assert reports["transfer"].done == ["auto_1012.0-1013.0", "auto_1014.0-1014.0"]
     assert reports["verify"].done == ["auto_1012.0-1013.0", "auto_1014.0-1014.0"]
     on_server = sorted(p.name for p in part.parent.iterdir())
-    assert on_server == ["auto_1012.0-1013.0.log", "auto_1012.0-1013.0.tar",
-                         "auto_1014.0-1014.0.log", "auto_1014.0-1014.0.tar"]
+    assert on_server == [
+        "auto_1012.0-1013.0.log",
+        "auto_1012.0-1013.0.tar",
+        "auto_1014.0-1014.0.log",
+        "auto_1014.0-1014.0.tar",
+    ]
     rec = arch.catalog.get("auto_1012.0-1013.0")
     assert rec is not None and rec.destination == f"{dest}/auto_1012.0-1013.0.tar"
     # restore reads one ranged slice over XRootD

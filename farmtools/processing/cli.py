@@ -1,0 +1,182 @@
+"""Commands of the processing stage: ``process run|once`` and ``jobs list|show|retry|cancel``.
+
+``process run`` is the daemon (claims stored files as soon as they are verified); ``process once``
+is one pass for cron, as the seed's ``processing.sh``.  Both read the farm configuration
+(``--config``, else ``$FARMTOOLS_CONFIG``, else ``./farm.toml``).  The manager, SQLAlchemy and
+rich are imported inside the commands.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+if TYPE_CHECKING:
+    from farmtools.config import FarmConfig
+    from farmtools.processing.manager import Manager
+
+_CONFIG = typer.Option(
+    None, "--config", "-c", help="farm.toml (default: $FARMTOOLS_CONFIG, ./farm.toml)"
+)
+
+process_app = typer.Typer(
+    help="The processing manager: stored files -> batch jobs.", no_args_is_help=True
+)
+jobs_app = typer.Typer(
+    help="Batch jobs of the processing: list, show, retry, cancel.", no_args_is_help=True
+)
+
+
+def _config(config: Path | None) -> FarmConfig:
+    from farmtools.config import ConfigError, load_config
+
+    try:
+        return load_config(config)
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+
+
+def _manager(config: Path | None) -> Manager:
+    from farmtools.processing.manager import Manager
+
+    return Manager(_config(config))
+
+
+@process_app.command("run")
+def run(config: Path | None = _CONFIG) -> None:
+    """Run the manager until SIGTERM/SIGINT: claim, submit, poll, retry, notify."""
+    import logging
+    import signal
+    import threading
+
+    from rich.logging import RichHandler
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler()])
+    manager = _manager(config)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    manager.run(stop)
+
+
+@process_app.command("once")
+def once(config: Path | None = _CONFIG) -> None:
+    """One pass (for cron): claim stored files, submit due jobs, collect finished ones."""
+    from rich.console import Console
+
+    s = _manager(config).run_once()
+    Console().print(
+        f"claimed {s.claimed}, submitted {s.submitted}, started {s.started}, "
+        f"succeeded {s.succeeded}, retried {s.retried}, failed {s.failed}"
+        + (", [red]batch system unreachable[/red]" if s.batch_down else "")
+    )
+    for e in s.errors:
+        Console(stderr=True).print(f"[red]{e}[/red]")
+
+
+@jobs_app.command("list")
+def list_jobs(
+    state: str | None = typer.Option(None, help="new, submitted, running, done, failed, cancelled"),
+    file: str | None = typer.Option(None, help="only the jobs of this raw file"),
+    limit: int = typer.Option(50, help="newest first"),
+    config: Path | None = _CONFIG,
+) -> None:
+    """List jobs, newest first."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from farmtools.batch.base import hms
+    from farmtools.bookkeeping import Bookkeeping
+    from farmtools.processing.jobs import JobStore
+
+    store = JobStore(Bookkeeping.from_config(_config(config)))
+    table = Table()
+    for col in (
+        "id",
+        "file",
+        "try",
+        "backend",
+        "batch id",
+        "state",
+        "exit",
+        "cpu",
+        "max rss MB",
+        "node",
+        "failure",
+    ):
+        table.add_column(col)
+    for j in store.list(state, file, limit):
+        table.add_row(
+            str(j.id),
+            j.file,
+            str(j.try_number),
+            j.backend,
+            j.batch_id or "-",
+            j.state,
+            "-" if j.exit_code is None else str(j.exit_code),
+            hms(j.cpu_s) if j.cpu_s is not None else "-",
+            f"{j.max_rss_kb / 1024:.1f}" if j.max_rss_kb is not None else "-",
+            j.node or "-",
+            j.failure or "",
+        )
+    Console().print(table)
+
+
+@jobs_app.command("show")
+def show(
+    job: str = typer.Argument(..., help="job id (from `jobs list`) or a raw file name"),
+    config: Path | None = _CONFIG,
+) -> None:
+    """Show one job (or every job of a file) with its paths, accounting and job log."""
+    from dataclasses import asdict
+
+    from rich.console import Console
+
+    from farmtools.bookkeeping import Bookkeeping
+    from farmtools.processing.jobs import JobStore
+
+    store = JobStore(Bookkeeping.from_config(_config(config)))
+    records = [r for r in [store.get(int(job))] if r] if job.isdigit() else store.of_file(job)
+    if not records:
+        typer.echo(f"{job}: no such job", err=True)
+        raise typer.Exit(1)
+    console = Console()
+    for r in records:
+        console.rule(f"job {r.id}: {r.file} try {r.try_number} [{r.state}]")
+        for k, v in asdict(r).items():
+            console.print(f"{k:<16} {v}", highlight=False, markup=False)
+        if r.job_log and Path(r.job_log).exists():
+            console.print(Path(r.job_log).read_text(), highlight=False, markup=False)
+
+
+@jobs_app.command("retry")
+def retry(
+    file: str = typer.Argument(..., help="raw file name (run<N>-seq<M>.dat) parked as failed"),
+    config: Path | None = _CONFIG,
+) -> None:
+    """Put a failed file back in the queue, with its try count reset."""
+    if not _manager(config).retry(file):
+        typer.echo(f"{file}: not in state 'failed'", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{file}: back to 'stored'; the manager will submit it")
+
+
+@jobs_app.command("cancel")
+def cancel(
+    job: int = typer.Argument(..., help="job id (from `jobs list`)"), config: Path | None = _CONFIG
+) -> None:
+    """Cancel a job (the file is then parked as failed, with reason 'cancelled')."""
+    try:
+        typer.echo(_manager(config).cancel(job))
+    except KeyError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``process`` and ``jobs`` to the root application."""
+    app.add_typer(process_app, name="process")
+    app.add_typer(jobs_app, name="jobs")

@@ -1,0 +1,533 @@
+"""The processing manager: stored raw files -> reconstruction jobs on the batch system -> results.
+
+Owns :class:`Manager`, the loop behind ``farmtools process run`` (daemon) and ``process once``
+(one pass, for cron).  One pass:
+
+1. **claim** stored files (``stored -> queued``, an indexed query every ``processing.claim_s``:
+   a file is taken the moment ingest verified it, not at the next cron tick) and give each a
+   ``new`` job row;
+2. **submit** due jobs: render the script from ``templates/job.sh.j2``, archive it under
+   ``processing/scripts/run<N>/``, submit (``queued -> submitted``).  A batch system that does
+   not answer leaves the job ``new``: it is submitted when the system is back, nothing is lost;
+3. **poll** active jobs (every ``processing.poll_s``): ``submitted -> running`` when it starts;
+   when it ends, read the accounting, write the seed job log under ``all_logs/batch/run<N>/``,
+   classify (:mod:`farmtools.processing.failures`), then ``-> reconstructed``, or a new try
+   after the cool-off (more memory / walltime when that was the cause), or ``-> failed`` with an
+   alarm and a notification (:mod:`farmtools.notify`).
+
+Every transition goes into the file's story.  Errors about one file are recorded and never stop
+the loop.  Imports the bookkeeping, the batch backends, notify, config and rawdata naming.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from farmtools.batch import (
+    BatchSystem,
+    BatchUnavailable,
+    Ending,
+    JobAccounting,
+    JobSpec,
+    JobStatus,
+    SubmissionRefused,
+    make_batch,
+)
+from farmtools.batch.base import parse_duration
+from farmtools.bookkeeping import Bookkeeping, Event, FileRecord, FileState
+from farmtools.bookkeeping.schema import now
+from farmtools.config import FarmConfig
+from farmtools.notify import notify
+from farmtools.processing.failures import Failure, classify, decide
+from farmtools.processing.joblog import format_job_log, write_job_log
+from farmtools.processing.jobs import JobRecord, JobStore
+from farmtools.processing.script import JobPaths, render_job_script
+from farmtools.rawdata.naming import parse_raw_name
+
+log = logging.getLogger("farmtools.processing")
+
+#: how long a finished job may lack accounting (sacct lag, forgotten by qstat) before it is lost
+ACCOUNTING_GRACE_S = 120.0
+
+
+@dataclass
+class PassSummary:
+    """What one pass did (for ``process once`` and the benchmarks)."""
+
+    claimed: int = 0
+    submitted: int = 0
+    started: int = 0
+    succeeded: int = 0
+    retried: int = 0
+    failed: int = 0
+    batch_down: bool = False
+    errors: list[str] = field(default_factory=list)
+
+
+class Manager:
+    """The processing manager of the farm ``cfg`` (see the module docstring).
+
+    >>> Manager(cfg).run_once()                      # doctest: +SKIP
+    >>> stop = threading.Event(); Manager(cfg).run(stop)   # until stop.set()
+    """
+
+    def __init__(
+        self,
+        cfg: FarmConfig,
+        *,
+        batch: BatchSystem | None = None,
+        bk: Bookkeeping | None = None,
+        claim_limit: int = 100,
+    ) -> None:
+        self.cfg = cfg
+        self.bk = bk or Bookkeeping.from_config(cfg)
+        self.jobs = JobStore(self.bk)
+        self.batch = batch or make_batch(cfg)
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+        self.claim_limit = claim_limit
+        self._down_until = 0.0
+        self._down_reported: set[int] = set()
+        self._no_accounting_since: dict[int, float] = {}
+        self.default_walltime_s = round(parse_duration(cfg.batch.walltime))
+
+    # -- the loops ------------------------------------------------------------------------------
+    def run_once(self) -> PassSummary:
+        """One full pass: recover, claim, submit, poll (what cron's ``process once`` runs)."""
+        s = PassSummary()
+        self.recover()
+        self.claim(s)
+        self.submit_due(s)
+        self.poll(s)
+        return s
+
+    def run(self, stop: threading.Event) -> None:
+        """Loop until ``stop`` is set: claim/submit every ``claim_s``, poll every ``poll_s``."""
+        self.recover()
+        next_poll = 0.0
+        while not stop.is_set():
+            s = PassSummary()
+            try:
+                self.claim(s)
+                self.submit_due(s)
+                if time.monotonic() >= next_poll:
+                    self.poll(s)
+                    next_poll = time.monotonic() + self.cfg.processing.poll_s
+            except Exception:  # a database hiccup must not end the daemon
+                log.exception("processing pass failed; trying again")
+            stop.wait(self.cfg.processing.claim_s)
+
+    # -- claim ------------------------------------------------------------------------------------
+    def recover(self) -> None:
+        """Give a job row to queued files that have none (the manager died between the two)."""
+        open_files = self.jobs.files_with_open_jobs()
+        for f in self.bk.files(state=FileState.QUEUED):
+            if f.name not in open_files:
+                self._new_job(f)
+                self.bk.record(f.name, Event.RESUMED, {"by": self.worker, "what": "queued file"})
+
+    def claim(self, s: PassSummary) -> None:
+        while True:
+            got = self.bk.claim(
+                FileState.STORED,
+                FileState.QUEUED,
+                limit=self.claim_limit,
+                worker=self.worker,
+                event=Event.QUEUED,
+            )
+            for f in got:
+                self._new_job(f)
+            s.claimed += len(got)
+            if len(got) < self.claim_limit:
+                return
+
+    def _new_job(
+        self,
+        f: FileRecord,
+        memory_mb: int | None = None,
+        walltime_s: int | None = None,
+        delay_s: float = 0.0,
+    ) -> JobRecord:
+        raw = parse_raw_name(f.name)
+        name = f"reco_run{raw.run}-seq{raw.seq}" if raw else f"reco_{f.name}"
+        return self.jobs.add(
+            file=f.name,
+            try_number=f.tries + 1,
+            backend=self.batch.name,
+            name=name,
+            queue=self.cfg.batch.queue,
+            memory_mb=memory_mb or self.cfg.batch.memory_mb,
+            walltime_s=walltime_s or self.default_walltime_s,
+            due=now() + timedelta(seconds=delay_s),
+        )
+
+    # -- submit -----------------------------------------------------------------------------------
+    def submit_due(self, s: PassSummary) -> None:
+        if time.monotonic() < self._down_until:
+            s.batch_down = True
+            return
+        for job in self.jobs.due():
+            try:
+                self._submit(job, s)
+            except BatchUnavailable as exc:
+                self._batch_down(job, str(exc), s)
+                return
+            except Exception as exc:  # one bad file must not stop the others
+                log.exception("%s: cannot submit", job.file)
+                s.errors.append(f"{job.file}: {exc}")
+                self._finish_failed(job, Failure.REFUSED, f"cannot submit: {exc}", s)
+
+    def _batch_down(self, job: JobRecord, message: str, s: PassSummary) -> None:
+        s.batch_down = True
+        self._down_until = time.monotonic() + self.cfg.processing.batch_retry_s
+        if job.id not in self._down_reported:  # one story line per job, not one per retry
+            self._down_reported.add(job.id)
+            with contextlib.suppress(KeyError):
+                self.bk.record(
+                    job.file,
+                    Event.ERROR,
+                    {"failure": Failure.UNREACHABLE, "message": message, "job": job.id},
+                )
+        self.jobs.update(job.id, reason=f"batch system unreachable: {message}")
+        log.warning("batch system unreachable (%s); submissions wait", message)
+
+    def _submit(self, job: JobRecord, s: PassSummary) -> None:
+        f = self.bk.get(job.file)
+        raw = parse_raw_name(job.file)
+        if f is None or raw is None:
+            self.jobs.set_state(
+                job.id,
+                ["new"],
+                "failed",
+                failure=Failure.REFUSED,
+                reason="not a raw file of the bookkeeping",
+            )
+            return
+        input_path = f.storage_path or str(
+            self.cfg.path(self.cfg.storage.input) / raw.run_dir / f.name
+        )
+        paths = JobPaths.of(self.cfg, raw, job.id)
+        text = render_job_script(
+            self.cfg,
+            raw,
+            input_path,
+            paths,
+            backend=self.batch.name,
+            try_number=job.try_number,
+            memory_mb=job.memory_mb,
+            walltime_s=job.walltime_s,
+            generated=now(),
+        )
+        paths.script.parent.mkdir(parents=True, exist_ok=True)
+        paths.stdout.parent.mkdir(parents=True, exist_ok=True)
+        paths.script.write_text(text)
+        paths.script.chmod(0o755)
+        self.jobs.update(
+            job.id,
+            script=str(paths.script),
+            stdout=str(paths.stdout),
+            stderr=str(paths.stderr),
+            status_file=str(paths.status_file),
+            output=str(paths.output),
+            job_log=str(paths.job_log),
+        )
+        spec = JobSpec(
+            name=paths.name,
+            script=paths.script,
+            stdout=paths.stdout,
+            stderr=paths.stderr,
+            queue=job.queue,
+            walltime_s=job.walltime_s,
+            memory_mb=job.memory_mb,
+            workdir=paths.stdout.parent,
+        )
+        try:
+            batch_id = self.batch.submit(spec)
+        except SubmissionRefused as exc:
+            self._failed(job, Failure.REFUSED, str(exc), None, s)
+            return
+        self.jobs.set_state(
+            job.id, ["new"], "submitted", batch_id=batch_id, submitted=now(), reason=None
+        )
+        self._down_reported.discard(job.id)
+        details = {
+            "job": job.id,
+            "batch_id": batch_id,
+            "backend": self.batch.name,
+            "try": job.try_number,
+            "script": str(paths.script),
+            "memory_mb": job.memory_mb,
+            "walltime_s": job.walltime_s,
+        }
+        self.bk.transition(
+            job.file, FileState.QUEUED, FileState.SUBMITTED, Event.SUBMITTED, details
+        )
+        s.submitted += 1
+        log.info(
+            "%s: submitted as %s job %s (try %d)",
+            job.file,
+            self.batch.name,
+            batch_id,
+            job.try_number,
+        )
+
+    # -- poll -------------------------------------------------------------------------------
+    def poll(self, s: PassSummary) -> None:
+        active = self.jobs.active()
+        if not active:
+            return
+        try:
+            states = self.batch.states([j.batch_id for j in active if j.batch_id])
+        except BatchUnavailable as exc:
+            s.batch_down = True
+            log.warning("cannot poll the batch system: %s", exc)
+            return
+        for job in active:
+            status = states.get(job.batch_id or "", JobStatus.UNKNOWN)
+            try:
+                if status is JobStatus.RUNNING and job.state == "submitted":
+                    self._started(job, s)
+                elif status in (JobStatus.FINISHED, JobStatus.UNKNOWN):
+                    self._ended(job, status, s)
+            except BatchUnavailable as exc:
+                s.batch_down = True
+                log.warning("cannot read accounting: %s", exc)
+                return
+            except Exception as exc:
+                log.exception("%s: cannot follow job %s", job.file, job.batch_id)
+                s.errors.append(f"{job.file}: {exc}")
+
+    def _started(self, job: JobRecord, s: PassSummary) -> None:
+        if self.jobs.set_state(job.id, ["submitted"], "running", started=now()):
+            self.bk.transition(
+                job.file,
+                FileState.SUBMITTED,
+                FileState.RUNNING,
+                Event.STARTED,
+                {"job": job.id, "batch_id": job.batch_id},
+            )
+            s.started += 1
+
+    def _ended(self, job: JobRecord, status: JobStatus, s: PassSummary) -> None:
+        acc = self.batch.accounting(job.batch_id or "") if status is JobStatus.FINISHED else None
+        if acc is None:
+            first = self._no_accounting_since.setdefault(job.id, time.monotonic())
+            if time.monotonic() - first < ACCOUNTING_GRACE_S:
+                return  # sacct lags behind the end of a job: ask again at the next poll
+            acc = JobAccounting(ending=Ending.NODE_FAIL, raw_state=f"lost ({status})")
+        self._no_accounting_since.pop(job.id, None)
+        exit_code = acc.exit_code
+        if exit_code is None and acc.ending is Ending.COMPLETED:
+            exit_code = self._status_file_code(job)
+        failure = classify(acc, exit_code, self.cfg.processing.program)
+        self._job_log(job, acc, exit_code)
+        values: dict[str, Any] = {
+            "ended": acc.ended or now(),
+            "exit_code": exit_code,
+            "signal": acc.signal,
+            "cpu_s": acc.cpu_s,
+            "max_rss_kb": acc.max_rss_kb,
+            "walltime_used_s": acc.walltime_s,
+            "node": acc.node,
+        }
+        if acc.started:
+            values["started"] = acc.started
+        details = {
+            "job": job.id,
+            "batch_id": job.batch_id,
+            "exit_code": exit_code,
+            "signal": acc.signal,
+            "ending": str(acc.ending),
+            "cpu_s": acc.cpu_s,
+            "max_rss_kb": acc.max_rss_kb,
+            "walltime_s": acc.walltime_s,
+            "node": acc.node,
+            "batch_state": acc.raw_state,
+        }
+        if failure is None:
+            if not self.jobs.set_state(job.id, ["submitted", "running"], "done", **values):
+                return
+            self.bk.record(job.file, Event.ENDED, details)
+            self.bk.transition(
+                job.file,
+                [FileState.SUBMITTED, FileState.RUNNING],
+                FileState.RECONSTRUCTED,
+                Event.RECONSTRUCTED,
+                {"job": job.id, "output": job.output},
+                fields={"tries": job.try_number, "last_error": None},
+            )
+            s.succeeded += 1
+            log.info("%s: job %s done", job.file, job.batch_id)
+            return
+        if not self.jobs.set_state(job.id, ["submitted", "running"], "failed", **values):
+            return
+        self.bk.record(job.file, Event.ENDED, details)
+        reason = self._reason(failure, acc, exit_code, job)
+        self._failed(job, failure, reason, acc, s, state_done=True)
+
+    def _status_file_code(self, job: JobRecord) -> int | None:
+        """The exit code the script wrote itself (TORQUE wrappers report none)."""
+        if not job.status_file:
+            return None
+        try:
+            return int(Path(job.status_file).read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    @staticmethod
+    def _reason(failure: Failure, acc: JobAccounting, code: int | None, job: JobRecord) -> str:
+        if failure is Failure.EXIT:
+            return f"exit code {code}"
+        if failure is Failure.CORRUPT_INPUT:
+            return f"corrupt input (exit code {code}); see {job.stderr}"
+        if failure is Failure.SIGNAL:
+            return f"killed by signal {acc.signal}"
+        if failure is Failure.OUT_OF_MEMORY:
+            return f"out of memory ({job.memory_mb} MB requested, peak {acc.max_rss_kb} kB)"
+        if failure is Failure.WALLTIME:
+            return f"walltime of {job.walltime_s} s exceeded"
+        return f"{failure} ({acc.raw_state})"
+
+    # -- failures ---------------------------------------------------------------------------------
+    def _failed(
+        self,
+        job: JobRecord,
+        failure: Failure,
+        reason: str,
+        acc: JobAccounting | None,
+        s: PassSummary,
+        *,
+        state_done: bool = False,
+    ) -> None:
+        p = self.cfg.processing
+        d = decide(
+            failure,
+            job.try_number,
+            p.max_tries,
+            job.memory_mb,
+            job.walltime_s,
+            p.memory_factor,
+            p.walltime_factor,
+        )
+        if not state_done:
+            self.jobs.set_state(job.id, ["new", "submitted", "running"], "failed")
+        self.jobs.update(job.id, failure=str(failure), reason=reason)
+        if not d.retry:
+            self._park(job, failure, reason, s)
+            return
+        f = self.bk.get(job.file)
+        if f is None:
+            return
+        moved = self.bk.transition(
+            job.file,
+            [FileState.QUEUED, FileState.SUBMITTED, FileState.RUNNING],
+            FileState.QUEUED,
+            Event.RETRY,
+            {
+                "job": job.id,
+                "failure": str(failure),
+                "reason": reason,
+                "next_try": job.try_number + 1,
+                "memory_mb": d.memory_mb,
+                "walltime_s": d.walltime_s,
+                "cooloff_s": p.cooloff_s,
+            },
+            fields={"tries": job.try_number, "last_error": reason},
+        )
+        if moved:
+            rec = self.bk.get(job.file)
+            assert rec is not None
+            self._new_job(rec, d.memory_mb, d.walltime_s, delay_s=p.cooloff_s)
+            s.retried += 1
+            log.info(
+                "%s: %s, try %d after %.0f s", job.file, reason, job.try_number + 1, p.cooloff_s
+            )
+
+    def _finish_failed(self, job: JobRecord, failure: Failure, reason: str, s: PassSummary) -> None:
+        self._failed(job, failure, reason, None, s)
+
+    def _park(self, job: JobRecord, failure: Failure, reason: str, s: PassSummary) -> None:
+        message = f"{job.file}: {reason} after {job.try_number} tries ({failure})"
+        moved = self.bk.transition(
+            job.file,
+            [FileState.QUEUED, FileState.SUBMITTED, FileState.RUNNING],
+            FileState.FAILED,
+            Event.FAILED,
+            {"job": job.id, "failure": str(failure), "reason": reason, "tries": job.try_number},
+            fields={"tries": job.try_number, "last_error": reason},
+            alarm=("processing", str(failure), message),
+        )
+        if not moved:
+            return
+        s.failed += 1
+        log.error("%s: parked as failed: %s", job.file, reason)
+        body = (
+            f"The processing of {job.file} was given up.\n\n"
+            f"failure : {failure}\nreason  : {reason}\ntries   : {job.try_number}\n"
+            f"script  : {job.script}\nstdout  : {job.stdout}\nstderr  : {job.stderr}\n"
+            f"job log : {job.job_log}\n\n"
+            f"After fixing the cause: farmtools jobs retry {job.file}\n"
+        )
+        errors = notify(
+            self.cfg.notify,
+            f"[farmtools] processing failed: {job.file}",
+            body,
+            {"file": job.file, "failure": str(failure), "reason": reason, "tries": job.try_number},
+        )
+        for e in errors:
+            self.bk.record(job.file, Event.ERROR, {"notify": e})
+
+    def _job_log(self, job: JobRecord, acc: JobAccounting, exit_code: int | None) -> None:
+        if not job.job_log:
+            return
+        text = format_job_log(
+            acc,
+            job_id=job.batch_id or "",
+            name=job.name,
+            user=str(acc.extra.get("user") or self.cfg.farm.account),
+            group=str(acc.extra.get("group") or self.cfg.farm.group),
+            queue=str(acc.extra.get("queue") or job.queue),
+            exit_code=exit_code,
+        )
+        write_job_log(Path(job.job_log), text)
+
+    # -- operator actions -------------------------------------------------------------------
+    def cancel(self, job_id: int) -> str:
+        """Cancel a job: a pending submission at once, a submitted one through the batch system."""
+        job = self.jobs.get(job_id)
+        if job is None:
+            raise KeyError(f"no job {job_id}")
+        if job.state == "new":
+            if self.jobs.set_state(job.id, ["new"], "cancelled", reason="cancelled by operator"):
+                self.bk.transition(
+                    job.file,
+                    FileState.QUEUED,
+                    FileState.FAILED,
+                    Event.FAILED,
+                    {"job": job.id, "failure": "cancelled"},
+                    fields={"last_error": "cancelled by operator"},
+                )
+            return "cancelled before submission"
+        if job.state in ("submitted", "running") and job.batch_id:
+            self.batch.cancel(job.batch_id)
+            return f"asked {self.batch.name} to cancel {job.batch_id}"
+        return f"job {job_id} is {job.state}: nothing to cancel"
+
+    def retry(self, file: str) -> bool:
+        """Put a failed file back to ``stored`` with its try count reset (operator's decision)."""
+        return self.bk.transition(
+            file,
+            FileState.FAILED,
+            FileState.STORED,
+            Event.RETRY,
+            {"by": "operator"},
+            fields={"tries": 0, "not_before": None},
+        )

@@ -1,0 +1,238 @@
+"""Reader of 3x1x1 raw files: lazy, random-access, and strict about what it accepts.
+
+Opening a file reads the run header and walks the event headers with seeks (335 small reads
+for a 1 GiB file), which gives the event count, random access and a first structural check,
+without reading any payload.  Payloads are read and decoded one event at a time, so memory
+stays at one event whatever the file size.
+
+Every problem - wrong magic, truncation, a payload size that disagrees with the geometry, an
+undecodable compressed stream, a footer that disagrees with the events read, trailing bytes,
+an I/O error - raises :class:`~farmtools.rawdata.errors.RawDataError` with the file, the event
+index and the byte offset.  Nothing else escapes: daemons catch exactly that one type.
+
+Imports :mod:`farmtools.detector` and the rest of :mod:`farmtools.rawdata` only.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import BinaryIO
+
+import numpy as np
+import numpy.typing as npt
+
+from farmtools.detector import WA105_3X1X1, Geometry
+from farmtools.rawdata import huffman
+from farmtools.rawdata.errors import RawDataError
+from farmtools.rawdata.format import (
+    EVENT_HEADER_SIZE,
+    EVENT_MAGIC,
+    FOOTER,
+    FOOTER_MAGIC,
+    FOOTER_SIZE,
+    RUN_HEADER,
+    RUN_HEADER_SIZE,
+    EventHeader,
+)
+from farmtools.rawdata.packing import unpack12
+
+
+@dataclass(frozen=True)
+class Event:
+    """One decoded event: its header and its samples, (channels, samples) uint16 in VIEW order."""
+
+    index: int
+    offset: int
+    header: EventHeader
+    adc: npt.NDArray[np.uint16]
+
+
+@dataclass
+class ValidationReport:
+    """What :meth:`RawFile.validate` found in a valid file."""
+
+    path: str
+    run: int
+    n_events: int
+    size: int
+    compressed_events: int
+    bad_card_events: int
+    first_trigger: int | None = None
+    last_trigger: int | None = None
+    first_time: float | None = None
+    last_time: float | None = None
+    trigger_types: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def compression(self) -> str:
+        if self.compressed_events == 0:
+            return "none"
+        return "all" if self.compressed_events == self.n_events else "mixed"
+
+
+class RawFile:
+    """An open raw file; create with :meth:`open` and use as a context manager."""
+
+    def __init__(self, path: str | os.PathLike[str], geometry: Geometry = WA105_3X1X1) -> None:
+        self.path = os.fsdecode(path)
+        self.geometry = geometry
+        self.headers: list[EventHeader] = []
+        self.event_offsets: list[int] = []
+        try:
+            self._file: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed in close()
+            self.size = os.fstat(self._file.fileno()).st_size
+        except OSError as exc:
+            raise RawDataError(path, f"cannot open: {exc.strerror or exc}") from None
+        try:
+            self._index()
+        except BaseException:
+            self._file.close()
+            raise
+        self._flat = np.empty(geometry.n_channels * geometry.samples, dtype=np.uint16)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], geometry: Geometry = WA105_3X1X1) -> RawFile:
+        """Open and index a raw file (raises :class:`RawDataError` if its structure is wrong)."""
+        return cls(path, geometry)
+
+    def __enter__(self) -> RawFile:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __len__(self) -> int:
+        return len(self.headers)
+
+    @property
+    def n_events(self) -> int:
+        return len(self.headers)
+
+    # --- structure ---------------------------------------------------------------------------
+    def _read_at(self, offset: int, n: int, what: str, event: int | None) -> bytes:
+        try:
+            self._file.seek(offset)
+            data = self._file.read(n)
+        except OSError as exc:
+            raise RawDataError(self.path, f"I/O error reading {what}: {exc}", event=event, offset=offset) from None
+        if len(data) != n:
+            raise RawDataError(
+                self.path, f"file truncated in {what} ({len(data)} of {n} bytes)", event=event, offset=offset
+            )
+        return data
+
+    def _index(self) -> None:
+        if self.size == 0:
+            raise RawDataError(self.path, "empty file", offset=0)
+        self.run, self.flags = RUN_HEADER.unpack(self._read_at(0, RUN_HEADER_SIZE, "the run header", None))
+        offset = RUN_HEADER_SIZE
+        expected_payload = self.geometry.payload_bytes
+        footer_at = self.size - FOOTER_SIZE
+        while True:
+            if offset == footer_at:
+                magic, count = FOOTER.unpack(self._read_at(offset, FOOTER_SIZE, "the footer", None))
+                if magic != FOOTER_MAGIC:
+                    raise RawDataError(
+                        self.path, f"bad footer magic {magic.hex()} (expected f0f0)", offset=offset
+                    )
+                if count != len(self.headers):
+                    raise RawDataError(
+                        self.path,
+                        f"footer says {count} events but the file holds {len(self.headers)}",
+                        offset=offset,
+                    )
+                return
+            index = len(self.headers)
+            if offset > footer_at:
+                raise RawDataError(self.path, "file truncated: no room for the footer", event=index, offset=offset)
+            raw = self._read_at(offset, EVENT_HEADER_SIZE, "an event header", index)
+            magic, header = EventHeader.unpack(raw)
+            if magic != EVENT_MAGIC:
+                raise RawDataError(self.path, f"bad event magic {magic.hex()} (expected ffff)", event=index, offset=offset)
+            size = header.payload_size
+            if not header.compressed and size != expected_payload:
+                raise RawDataError(
+                    self.path,
+                    f"payload of {size} bytes, the {self.geometry.name} geometry needs {expected_payload}",
+                    event=index,
+                    offset=offset + 31,
+                )
+            if header.compressed and size == 0:
+                raise RawDataError(self.path, "empty compressed payload", event=index, offset=offset + 31)
+            end = offset + EVENT_HEADER_SIZE + size
+            if end > footer_at:
+                raise RawDataError(
+                    self.path,
+                    f"file truncated inside the event (payload of {size} bytes runs past the end)",
+                    event=index,
+                    offset=offset,
+                )
+            self.headers.append(header)
+            self.event_offsets.append(offset)
+            offset = end
+
+    # --- events ------------------------------------------------------------------------------
+    def read_raw_payload(self, i: int) -> bytes:
+        """The encoded payload of event ``i`` as it is in the file."""
+        header = self.headers[i]
+        return self._read_at(self.event_offsets[i] + EVENT_HEADER_SIZE, header.payload_size, "a payload", i)
+
+    def event(self, i: int) -> Event:
+        """Decode event ``i`` (0-based; negative counts from the end)."""
+        if i < 0:
+            i += len(self.headers)
+        if not 0 <= i < len(self.headers):
+            raise IndexError(f"event {i} out of range: {self.path} holds {len(self.headers)}")
+        header = self.headers[i]
+        g = self.geometry
+        payload = self.read_raw_payload(i)
+        start = self.event_offsets[i] + EVENT_HEADER_SIZE
+        if header.compressed:
+            try:
+                daq = huffman.decode(payload, g.n_channels, g.samples)
+            except huffman.DecodeError as exc:
+                raise RawDataError(self.path, f"bad compressed payload: {exc}", event=i, offset=start + exc.offset) from None
+        else:
+            daq = unpack12(payload, g.n_channels * g.samples, out=self._flat).reshape(g.n_channels, g.samples)
+        return Event(i, self.event_offsets[i], header, daq[g.view_to_daq])
+
+    def __iter__(self) -> Iterator[Event]:
+        for i in range(len(self.headers)):
+            yield self.event(i)
+
+    def validate(self, progress: object | None = None) -> ValidationReport:
+        """Decode every event; returns what a valid file holds, raises RawDataError otherwise."""
+        report = ValidationReport(
+            path=self.path,
+            run=self.run,
+            n_events=len(self.headers),
+            size=self.size,
+            compressed_events=sum(h.compressed for h in self.headers),
+            bad_card_events=sum(1 for h in self.headers if h.bad_cards),
+        )
+        for h in self.headers:
+            report.trigger_types[h.trigger_type] = report.trigger_types.get(h.trigger_type, 0) + 1
+        if self.headers:
+            report.first_trigger = min(h.trigger_number for h in self.headers)
+            report.last_trigger = max(h.trigger_number for h in self.headers)
+            report.first_time = min(h.time for h in self.headers)
+            report.last_time = max(h.time for h in self.headers)
+        for i in range(len(self.headers)):
+            self.event(i)
+            if callable(progress):
+                progress(i + 1)
+        return report
+
+
+def read_events(path: str | os.PathLike[str], geometry: Geometry = WA105_3X1X1) -> Iterator[Event]:
+    """Iterate over the decoded events of a file, one at a time."""
+    with RawFile.open(path, geometry) as f:
+        yield from f

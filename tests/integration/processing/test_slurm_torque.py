@@ -1,0 +1,162 @@
+"""Slurm and TORQUE backends against a real one-node Slurm with slurmdbd (tests/servers/slurm.py).
+
+TORQUE is driven through Slurm's qsub/qstat/qdel wrappers (slurm-wlm-torque); what they cannot
+show (exit_status, resources_used) is covered by tests/unit/batch/test_parsers.py.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from farmtools.batch.base import BatchUnavailable, Ending, JobSpec, JobStatus
+from farmtools.batch.slurm import SlurmBatch
+from farmtools.batch.torque import TorqueBatch
+from farmtools.bookkeeping import Bookkeeping, FileState
+from farmtools.processing.jobs import JobStore
+from farmtools.processing.manager import Manager
+from tests.processing_farm import make_cfg, store
+from tests.servers.process import free_port
+from tests.servers.slurm import SlurmCluster
+
+pytestmark = pytest.mark.slurm
+
+
+def _spec(tmp: Path, name: str, body: str) -> JobSpec:
+    script = tmp / f"{name}.sh"
+    script.write_text("#!/bin/bash\n" + body + "\n")
+    return JobSpec(
+        name,
+        script,
+        tmp / f"{name}.out",
+        tmp / f"{name}.err",
+        queue="prod",
+        walltime_s=120,
+        memory_mb=500,
+        workdir=tmp,
+    )
+
+
+def _accounting(batch: Any, job_id: str, timeout: float = 90.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if batch.states([job_id])[job_id] is JobStatus.FINISHED:
+            acc = batch.accounting(job_id)
+            if acc is not None:
+                return acc
+        time.sleep(0.2)
+    raise AssertionError(f"no accounting for {job_id}")
+
+
+def test_slurm_exit_code_cpu_and_max_rss_from_sacct(
+    slurm_cluster: SlurmCluster, tmp_path: Path
+) -> None:
+    batch = SlurmBatch(slurm_cluster.env)
+    assert batch.available()
+    burn = (
+        "python3 -c 'import time; b = bytearray(120_000_000); t = time.process_time(); "
+        'exec("while time.process_time() - t < 1.2: pass"); time.sleep(1.5)\''
+    )
+    job = batch.submit(_spec(tmp_path, "reco_run1-seq0", f"echo hello; {burn}; exit 3"))
+    assert job.isdigit()
+    acc = _accounting(batch, job)
+    assert acc.ending is Ending.COMPLETED and acc.exit_code == 3
+    assert acc.cpu_s is not None and acc.cpu_s >= 1.0
+    assert acc.max_rss_kb is not None and acc.max_rss_kb > 100_000  # sampled by jobacct_gather
+    assert acc.node and acc.started and acc.ended and acc.walltime_s >= 2
+    assert (tmp_path / "reco_run1-seq0.out").read_text() == "hello\n"
+
+
+def test_slurm_refuses_an_unknown_partition(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:
+    from farmtools.batch.base import SubmissionRefused
+
+    spec = _spec(tmp_path, "x", "true")
+    bad = JobSpec(
+        spec.name, spec.script, spec.stdout, spec.stderr, queue="nosuchqueue", workdir=tmp_path
+    )
+    with pytest.raises(SubmissionRefused, match=r"nosuchqueue|partition"):
+        SlurmBatch(slurm_cluster.env).submit(bad)
+
+
+def test_torque_wrappers_submit_poll_and_cancel(
+    slurm_cluster: SlurmCluster, tmp_path: Path
+) -> None:
+    batch = TorqueBatch(slurm_cluster.env)
+    assert batch.available()
+    done = batch.submit(_spec(tmp_path, "reco_run2-seq0", "echo from-torque"))
+    slow = batch.submit(_spec(tmp_path, "reco_run2-seq1", "sleep 60"))
+    acc = _accounting(batch, done)
+    assert acc.ending is Ending.COMPLETED
+    assert acc.exit_code is None  # the wrappers have no exit_status: the manager's status file
+    assert (tmp_path / "reco_run2-seq0.out").read_text() == "from-torque\n"
+    deadline = time.monotonic() + 60
+    while batch.states([slow])[slow] is not JobStatus.RUNNING:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    batch.cancel(slow)
+    while batch.states([slow])[slow] is not JobStatus.FINISHED:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("backend", ["slurm", "torque"])
+def test_manager_on_slurm_and_torque(
+    slurm_cluster: SlurmCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str
+) -> None:
+    for k, v in slurm_cluster.env.items():
+        monkeypatch.setenv(k, v)
+    cfg = make_cfg(tmp_path / "farm", batch={"backend": backend, "queue": "prod"})
+    bk = Bookkeeping.from_config(cfg)
+    good = store(bk, cfg, 21, 0)
+    bad = store(bk, cfg, 21, 1, corrupt=True)
+    manager = Manager(cfg, bk=bk)
+    deadline = time.monotonic() + 120
+    while {bk.get(good).state, bk.get(bad).state} != {FileState.RECONSTRUCTED, FileState.FAILED}:
+        assert time.monotonic() < deadline, bk.counts_by_state()
+        manager.run_once()
+        time.sleep(0.2)
+    assert bk.get(good).state == FileState.RECONSTRUCTED
+    j_good, j_bad = JobStore(bk).of_file(good)[0], JobStore(bk).of_file(bad)[0]
+    assert j_good.exit_code == 0 and j_bad.exit_code == 65 and j_bad.failure == "corrupt_input"
+    assert j_good.backend == backend and j_good.batch_id
+    if backend == "slurm":
+        assert j_good.cpu_s is not None and j_good.node
+    log = Path(j_good.job_log).read_text()
+    assert f"Job ID           : {j_good.batch_id}\n" in log
+    assert "exit code        : 0\n" in log
+
+
+def test_batch_down_then_up_loses_nothing(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:
+    # a slurm.conf naming a controller port nobody listens on: the real sbatch fails to connect
+    conf = Path(slurm_cluster.env["SLURM_CONF"]).read_text()
+    down_conf = tmp_path / "down" / "slurm.conf"
+    down_conf.parent.mkdir()
+    lines = [
+        f"SlurmctldPort={free_port()}" if ln.startswith("SlurmctldPort=") else ln
+        for ln in conf.splitlines()
+    ]
+    lines.append("MessageTimeout=2")
+    down_conf.write_text("\n".join(lines) + "\n")
+    down_env = {**slurm_cluster.env, "SLURM_CONF": str(down_conf)}
+    cfg = make_cfg(tmp_path / "farm", batch={"backend": "slurm"}, processing={"batch_retry_s": 0.1})
+    bk = Bookkeeping.from_config(cfg)
+    names = [store(bk, cfg, 22, s) for s in range(2)]
+    down = SlurmBatch(down_env, timeout=20)
+    with pytest.raises(BatchUnavailable):
+        down.submit(_spec(tmp_path, "x", "true"))
+    manager = Manager(cfg, bk=bk, batch=down)
+    s = manager.run_once()
+    assert s.batch_down and s.submitted == 0
+    assert {bk.get(n).state for n in names} == {FileState.QUEUED}
+    assert any(e.event == "error" for e in bk.story(names[0]))
+    manager.batch = SlurmBatch(slurm_cluster.env)  # the controller is back
+    time.sleep(0.15)
+    deadline = time.monotonic() + 120
+    while {bk.get(n).state for n in names} != {FileState.RECONSTRUCTED}:
+        assert time.monotonic() < deadline, bk.counts_by_state()
+        manager.run_once()
+        time.sleep(0.2)
+    assert all(len(JobStore(bk).of_file(n)) == 1 for n in names)

@@ -1,0 +1,64 @@
+"""Helpers of the processing tests: a farm configuration in a temp dir, raw files, stored files.
+
+Raw files are written byte by byte with the 311 layout of farmtools.rawdata.format (few, small
+events: the job program reads and checks the framing, the physics does not matter here).
+"""
+
+from __future__ import annotations
+
+import struct
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from farmtools.bookkeeping import Bookkeeping, Event, FileState
+from farmtools.config import FarmConfig
+from farmtools.rawdata.format import FOOTER, FOOTER_MAGIC, RUN_HEADER, EventHeader
+
+
+def make_cfg(home: Path, **sections: dict[str, Any]) -> FarmConfig:
+    """A farm below ``home`` (local storage, SQLite), with ``sections`` overriding keys."""
+    data: dict[str, Any] = {
+        "farm": {"home": str(home)},
+        "batch": {"backend": "local", "slots": 2},
+        "processing": {"cooloff_s": 0.0, "poll_s": 0.1, "claim_s": 0.05, "max_tries": 3},
+    }
+    for name, values in sections.items():
+        data[name] = {**data.get(name, {}), **values}
+    return FarmConfig.model_validate({**data, "base_dir": home})
+
+
+def write_raw(
+    path: Path, run: int, events: int = 3, payload: int = 1000, corrupt: bool = False
+) -> Path:
+    """A well-framed raw file (``corrupt``: the footer's event count is wrong)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(RUN_HEADER.pack(run, 0))
+        for i in range(events):
+            f.write(EventHeader(0, i, 1_700_000_000 + i, 0, 0, i, payload).pack())
+            f.write(struct.pack("B", i % 256) * payload)
+        f.write(FOOTER.pack(FOOTER_MAGIC, events + (1 if corrupt else 0)))
+    return path
+
+
+def store(bk: Bookkeeping, cfg: FarmConfig, run: int, seq: int, **raw: Any) -> str:
+    """Write run<N>-seq<M>.dat on the farm storage and record it as ingest does (verified)."""
+    name = f"run{run}-seq{seq}.dat"
+    path = write_raw(cfg.path(cfg.storage.input) / f"run{run}" / name, run, **raw)
+    bk.register_file(
+        name,
+        source_path=f"/evb/{name}",
+        run=run,
+        seq=seq,
+        size=path.stat().st_size,
+        daq_write_time=datetime.now(UTC),
+    )
+    bk.transition(
+        name,
+        FileState.DETECTED,
+        FileState.STORED,
+        Event.VERIFIED,
+        fields={"storage_path": str(path)},
+    )
+    return name

@@ -1,0 +1,125 @@
+"""The local backend against the real OS: detached supervisors, wait4 accounting, limits."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+from farmtools.batch.base import Ending, JobSpec, JobStatus
+from farmtools.batch.local import LocalBatch
+
+
+def _spec(tmp: Path, name: str, body: str, **kw: int) -> JobSpec:
+    script = tmp / f"{name}.sh"
+    script.write_text("#!/bin/bash\n" + body + "\n")
+    return JobSpec(name, script, tmp / f"{name}.out", tmp / f"{name}.err", workdir=tmp, **kw)
+
+
+def _wait(batch: LocalBatch, ids: list[str], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(s is JobStatus.FINISHED for s in batch.states(ids).values()):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"jobs {ids} did not finish: {batch.states(ids)}")
+
+
+def test_exit_code_cpu_rss_and_output(tmp_path: Path) -> None:
+    batch = LocalBatch(tmp_path / "pool", slots=2)
+    burn = "python3 -c 'b = bytearray(60_000_000); s = sum(range(2_000_000))'"
+    ok = batch.submit(_spec(tmp_path, "ok", f"echo hello; {burn}"))
+    bad = batch.submit(_spec(tmp_path, "bad", "echo oops >&2; exit 3"))
+    _wait(batch, [ok, bad])
+    a, b = batch.accounting(ok), batch.accounting(bad)
+    assert a is not None and b is not None
+    assert (a.ending, a.exit_code) == (Ending.COMPLETED, 0)
+    assert (b.ending, b.exit_code) == (Ending.COMPLETED, 3)
+    assert a.max_rss_kb is not None and a.max_rss_kb > 60_000  # the child's bytearray counts
+    assert a.cpu_s is not None and a.cpu_s > 0
+    assert a.started is not None and a.ended is not None and a.submitted is not None
+    assert a.submitted <= a.started <= a.ended
+    assert (tmp_path / "ok.out").read_text() == "hello\n"
+    assert (tmp_path / "bad.err").read_text() == "oops\n"
+
+
+def test_signal_walltime_and_memory_limits(tmp_path: Path) -> None:
+    batch = LocalBatch(tmp_path / "pool", slots=3)
+    sig = batch.submit(_spec(tmp_path, "sig", "kill -SEGV $$"))
+    wall = batch.submit(_spec(tmp_path, "wall", "sleep 30", walltime_s=1))
+    mem = batch.submit(
+        _spec(
+            tmp_path,
+            "mem",
+            "python3 -c 'import time; b = bytearray(200_000_000); time.sleep(30)'",
+            memory_mb=64,
+        )
+    )
+    _wait(batch, [sig, wall, mem])
+    s, w, m = (batch.accounting(i) for i in (sig, wall, mem))
+    assert s is not None and s.ending is Ending.SIGNALLED and s.signal == signal.SIGSEGV
+    assert w is not None and w.ending is Ending.TIMEOUT and w.walltime_s is not None
+    assert w.walltime_s < 30
+    assert m is not None and m.ending is Ending.OUT_OF_MEMORY
+    assert m.max_rss_kb is not None and m.max_rss_kb > 64 * 1024
+
+
+def test_slots_limit_parallel_jobs_and_the_queue_drains_without_a_manager(tmp_path: Path) -> None:
+    pool = tmp_path / "pool"
+    batch = LocalBatch(pool, slots=2)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    # each job records how many jobs run beside it
+    body = (
+        f"touch {marks}/$FARMTOOLS_JOB_ID; sleep 0.4; ls {marks} | wc -l > "
+        f"{tmp_path}/seen.$FARMTOOLS_JOB_ID; rm {marks}/$FARMTOOLS_JOB_ID"
+    )
+    ids = [batch.submit(_spec(tmp_path, f"j{i}", body)) for i in range(5)]
+    states = batch.states(ids)
+    assert list(states.values()).count(JobStatus.PENDING) >= 3
+    del batch  # the "manager" goes away: supervisors start the pending jobs themselves
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(pool.glob("jobs/*/accounting.json"))) < 5:
+        time.sleep(0.05)
+    again = LocalBatch(pool, slots=2)  # a new manager picks the jobs up by id
+    assert set(again.states(ids).values()) == {JobStatus.FINISHED}
+    seen = [int((tmp_path / f"seen.{i}").read_text()) for i in ids]
+    assert max(seen) <= 2
+    assert all(a is not None and a.exit_code == 0 for a in map(again.accounting, ids))
+
+
+def test_cancel_pending_and_running(tmp_path: Path) -> None:
+    batch = LocalBatch(tmp_path / "pool", slots=1)
+    running = batch.submit(_spec(tmp_path, "r", "sleep 30"))
+    pending = batch.submit(_spec(tmp_path, "p", "echo never"))
+    deadline = time.monotonic() + 30
+    while batch.states([running])[running] is not JobStatus.RUNNING:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    while not (tmp_path / "pool" / "jobs" / running / "started.json").exists():
+        time.sleep(0.02)
+    batch.cancel(pending)
+    batch.cancel(running)
+    _wait(batch, [running, pending])
+    for i in (running, pending):
+        acc = batch.accounting(i)
+        assert acc is not None and acc.ending is Ending.CANCELLED
+    assert not (tmp_path / "p.out").exists() or (tmp_path / "p.out").read_text() == ""
+
+
+def test_a_dead_supervisor_is_a_node_failure(tmp_path: Path) -> None:
+    batch = LocalBatch(tmp_path / "pool", slots=1)
+    job = batch.submit(_spec(tmp_path, "x", "sleep 30"))
+    started = tmp_path / "pool" / "jobs" / job / "started.json"
+    deadline = time.monotonic() + 30
+    while not started.exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    info = json.loads(started.read_text())
+    os.kill(info["supervisor"], signal.SIGKILL)  # the "machine" loses the supervisor
+    os.killpg(info["pid"], signal.SIGKILL)
+    _wait(batch, [job])
+    acc = batch.accounting(job)
+    assert acc is not None and acc.ending is Ending.NODE_FAIL

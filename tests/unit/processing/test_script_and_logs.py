@@ -1,0 +1,201 @@
+"""Job scripts (evil names stay data), the read-check program, failure rules, the seed job log."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from farmtools.batch.base import Ending, JobAccounting
+from farmtools.batch.exitcodes import EX_DATAERR, EX_NOINPUT
+from farmtools.processing.failures import Failure, classify, decide
+from farmtools.processing.joblog import format_job_log
+from farmtools.processing.script import JobPaths, render_job_script
+from farmtools.rawdata.naming import RawName
+from tests.processing_farm import make_cfg, write_raw
+
+EVIL = [
+    "$(touch PWNED)",
+    "`touch PWNED`",
+    "a'b\"c; touch PWNED #",
+    "spaces  and\ttabs",
+    "new\nline; touch PWNED",
+    "-rf --",
+]
+
+
+@pytest.mark.parametrize("evil", EVIL)
+@pytest.mark.parametrize("backend", ["local", "slurm", "torque"])
+def test_evil_paths_are_data_never_shell(tmp_path: Path, evil: str, backend: str) -> None:
+    home = tmp_path / evil / "home"
+    cfg = make_cfg(home, batch={"backend": backend}, storage={"output": f"out {evil}"})
+    raw = RawName(5, 2)
+    storage = tmp_path / f"storage {evil}" / "run5" / raw.filename
+    write_raw(storage, 5)
+    paths = JobPaths.of(cfg, raw, 1)
+    text = render_job_script(
+        cfg,
+        raw,
+        str(storage),
+        paths,
+        backend=backend,
+        try_number=1,
+        memory_mb=100,
+        walltime_s=60,
+        generated=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    assert text.startswith("#!/bin/bash\n")
+    paths.script.parent.mkdir(parents=True)
+    paths.status_file.parent.mkdir(parents=True)
+    paths.script.write_text(text)
+    proc = subprocess.run(
+        ["bash", str(paths.script)], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert f"{storage}: run 5, 3 events" in proc.stdout  # the program read the evil path
+    assert paths.status_file.read_text() == "0\n"
+    assert not list(tmp_path.rglob("PWNED")), "a file name ran as shell"
+
+
+def test_headers_per_backend(tmp_path: Path) -> None:
+    raw = RawName(1, 0)
+    for backend, header in (
+        ("slurm", "#SBATCH --job-name=reco_run1-seq0"),
+        ("torque", "#PBS -N reco_run1-seq0"),
+    ):
+        cfg = make_cfg(tmp_path, batch={"backend": backend})
+        text = render_job_script(
+            cfg,
+            raw,
+            "/s/run1-seq0.dat",
+            JobPaths.of(cfg, raw, 1),
+            backend=backend,
+            try_number=1,
+            memory_mb=2048,
+            walltime_s=5400,
+            generated=datetime.now(UTC),
+        )
+        assert header in text.splitlines()
+        assert ("01:30:00" in text) and ("2048" in text)
+
+
+def test_reco_output_path_and_partial_output(tmp_path: Path) -> None:
+    cfg = make_cfg(tmp_path, processing={"program": "reco"})
+    paths = JobPaths.of(cfg, RawName(1014, 2), 7)
+    assert paths.output == tmp_path / "storage/output/run1014/recotask_run1014-seq2.root"
+    assert paths.script == tmp_path / "processing/scripts/run1014/reco_run1014-seq2.7.sh"
+    assert paths.job_log.parent == tmp_path / "all_logs/batch/run1014"
+    text = render_job_script(
+        cfg,
+        RawName(1014, 2),
+        "/s/x.dat",
+        paths,
+        backend="local",
+        try_number=1,
+        memory_mb=100,
+        walltime_s=60,
+        generated=datetime.now(UTC),
+    )
+    assert f"reco /s/x.dat -o {paths.partial}" in text  # written under a partial name, then mv
+
+
+def test_readcheck_exit_codes(tmp_path: Path) -> None:
+    good = write_raw(tmp_path / "good.dat", 3, events=2)
+    bad = write_raw(tmp_path / "bad.dat", 3, corrupt=True)
+    truncated = tmp_path / "trunc.dat"
+    truncated.write_bytes(good.read_bytes()[:-100])
+
+    def run(p: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "farmtools.batch.readcheck", str(p)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    assert run(good).returncode == 0
+    r = run(bad)
+    assert r.returncode == EX_DATAERR and "footer says 4 events, file holds 3" in r.stderr
+    r = run(truncated)
+    assert r.returncode == EX_DATAERR and "file ends inside" in r.stderr
+    assert str(truncated) in r.stderr
+    assert run(tmp_path / "missing.dat").returncode == EX_NOINPUT
+
+
+@pytest.mark.parametrize(
+    ("acc", "code", "program", "failure"),
+    [
+        (JobAccounting(Ending.COMPLETED, exit_code=0), 0, "check", None),
+        (JobAccounting(Ending.COMPLETED, exit_code=2), 2, "check", Failure.EXIT),
+        (JobAccounting(Ending.COMPLETED, exit_code=65), 65, "reco", Failure.CORRUPT_INPUT),
+        (JobAccounting(Ending.COMPLETED, exit_code=1), 1, "inspect", Failure.CORRUPT_INPUT),
+        (JobAccounting(Ending.COMPLETED, exit_code=1), 1, "reco", Failure.EXIT),
+        (JobAccounting(Ending.SIGNALLED, signal=11), None, "reco", Failure.SIGNAL),
+        (JobAccounting(Ending.OUT_OF_MEMORY), None, "reco", Failure.OUT_OF_MEMORY),
+        (JobAccounting(Ending.TIMEOUT), None, "reco", Failure.WALLTIME),
+        (JobAccounting(Ending.NODE_FAIL), None, "reco", Failure.NODE),
+        (JobAccounting(Ending.COMPLETED), None, "reco", Failure.NODE),  # nobody knows the code
+    ],
+)
+def test_classify(
+    acc: JobAccounting, code: int | None, program: str, failure: Failure | None
+) -> None:
+    assert classify(acc, code, program) == failure
+
+
+def test_decide() -> None:
+    oom = decide(Failure.OUT_OF_MEMORY, 1, 3, 1000, 3600, 2.0, 1.5)
+    assert (oom.retry, oom.memory_mb, oom.walltime_s) == (True, 2000, 3600)
+    wall = decide(Failure.WALLTIME, 2, 3, 1000, 3600, 2.0, 1.5)
+    assert (wall.retry, wall.memory_mb, wall.walltime_s) == (True, 1000, 5400)
+    assert not decide(Failure.WALLTIME, 3, 3, 1000, 3600, 2.0, 1.5).retry  # last try
+    assert not decide(Failure.CORRUPT_INPUT, 1, 3, 1000, 3600, 2.0, 2.0).retry  # deterministic
+    assert decide(Failure.REFUSED, 1, 3, 1000, 3600, 2.0, 2.0).retry
+
+
+def test_job_log_has_the_seed_layout() -> None:
+    local = datetime(2016, 10, 25, 16, 12, 37).astimezone()
+    acc = JobAccounting(
+        Ending.COMPLETED,
+        exit_code=0,
+        submitted=local,
+        started=local.replace(second=38),
+        ended=local.replace(minute=17, second=51),
+        cpu_s=310,
+        mem_kb=108876,
+        vmem_kb=342436,
+        walltime_s=314,
+        extra={
+            "session": 4351,
+            "resources_used": "cput=00:05:10,mem=108876kb,vmem=342436kb,walltime=00:05:14",
+        },
+    )
+    text = format_job_log(
+        acc,
+        job_id="322.wa105cpu0003.cern.ch",
+        name="reco_run1-seq0",
+        user="prod",
+        group="wa105-comp",
+        queue="prod",
+        exit_code=0,
+    )
+    assert text == (
+        "job submitted on : 2016-10-25 16:12:37\n"
+        "job started on   : 2016-10-25 16:12:38\n"
+        "job ended on     : 2016-10-25 16:17:51\n"
+        "exit code        : 0\n"
+        "CPU              : 00:05:10\n"
+        "memory(MB)       : 106.32\n"
+        "max memory(MB)   : 334.41\n"
+        "walltime         : 00:05:14\n"
+        "Job ID           : 322.wa105cpu0003.cern.ch\n"
+        "User ID          : prod\n"
+        "Group ID         : wa105-comp\n"
+        "Job Name         : reco_run1-seq0\n"
+        "Session ID       : 4351\n"
+        "Resources Used   : cput=00:05:10,mem=108876kb,vmem=342436kb,walltime=00:05:14\n"
+        "Queue Name       : prod\n"
+    )

@@ -1,0 +1,194 @@
+"""Raw files: writer/reader round trips, the channel map, and fuzzing the reader with bad bytes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from farmtools.cli import app
+from farmtools.detector import WA105_3X1X1, Geometry
+from farmtools.rawdata import RawDataError, RawFile, RawFileWriter, TriggerType
+from farmtools.rawdata.format import uncompressed_file_size
+
+SMALL = Geometry(name="small", channels_per_view=(8, 8), samples=20, channel_map="identity")
+
+
+def _events(geo: Geometry, n: int, seed: int = 3) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [
+        np.clip(400 + rng.normal(0, 2, (geo.n_channels, geo.samples)) + 300 * (rng.random((geo.n_channels, 1)) < 0.1), 0, 4095)
+        .round()
+        .astype(np.uint16)
+        for _ in range(n)
+    ]
+
+
+def _write(path: Path, geo: Geometry, events: list[np.ndarray], compress: bool, run: int = 1014) -> None:
+    with RawFileWriter(path, run, geometry=geo, compress=compress, flags=3) as w:
+        for i, adc in enumerate(events):
+            w.write_event(
+                adc,
+                trigger_number=1000 + i,
+                seconds=1_477_576_504 + i,
+                nanoseconds=123_456_789,
+                trigger_type=TriggerType.CRT if i % 2 else TriggerType.PMT,
+                bad_cards=i % 3,
+                event_number=50 + i,
+            )
+
+
+def test_channel_map_is_a_permutation() -> None:
+    g = WA105_3X1X1
+    assert sorted(g.view_to_daq.tolist()) == list(range(g.n_channels))
+    assert np.array_equal(g.daq_to_view[g.view_to_daq], np.arange(g.n_channels))
+    # view 0 stays in crate 0, view 1 in crates 1-3
+    assert g.view_to_daq[:320].max() < 320 and g.view_to_daq[320:].min() >= 320
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_round_trip_3x1x1(tmp_path: Path, compress: bool) -> None:
+    events = _events(WA105_3X1X1, 3)
+    path = tmp_path / "run1014-seq2.dat"
+    _write(path, WA105_3X1X1, events, compress)
+    with RawFile.open(path) as f:
+        assert (f.run, f.flags, f.n_events) == (1014, 3, 3)
+        for i, ev in enumerate(f):
+            h = ev.header
+            assert np.array_equal(ev.adc, events[i])
+            assert (h.trigger_number, h.seconds, h.nanoseconds, h.event_number) == (1000 + i, 1_477_576_504 + i, 123_456_789, 50 + i)
+            assert h.trigger_type == (TriggerType.CRT if i % 2 else TriggerType.PMT)
+            assert h.bad_cards == i % 3 and h.compressed == compress
+        assert np.array_equal(f.event(-1).adc, events[2])
+        report = f.validate()
+    assert report.bad_card_events == 2 and report.compression == ("all" if compress else "none")
+    if not compress:
+        assert path.stat().st_size == uncompressed_file_size(3, WA105_3X1X1.payload_bytes)
+
+
+def test_file_size_formula_for_a_full_file() -> None:
+    assert WA105_3X1X1.payload_bytes == 3_200_640
+    assert uncompressed_file_size(335, WA105_3X1X1.payload_bytes) == 1_072_226_134
+
+
+def test_writer_never_overwrites(tmp_path: Path) -> None:
+    path = tmp_path / "run1-seq0.dat"
+    path.write_bytes(b"precious")
+    with pytest.raises(FileExistsError):
+        RawFileWriter(path, 1)
+    assert path.read_bytes() == b"precious"
+
+
+def test_file_has_no_footer_until_closed(tmp_path: Path) -> None:
+    path = tmp_path / "run1-seq0.dat"
+    w = RawFileWriter(path, 1, geometry=SMALL)
+    w.write_event(_events(SMALL, 1)[0], trigger_number=0, seconds=0, nanoseconds=0)
+    w.flush()
+    with pytest.raises(RawDataError, match="truncated|footer"):
+        RawFile.open(path, SMALL)
+    w.close()
+    assert RawFile.open(path, SMALL).n_events == 1
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["packed", "compressed"])
+def small_file(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    path = tmp_path_factory.mktemp("small") / "run7-seq0.dat"
+    _write(path, SMALL, _events(SMALL, 2), request.param)
+    return path.read_bytes()
+
+
+def _read_all(path: Path) -> None:
+    with RawFile.open(path, SMALL) as f:
+        f.validate()
+
+
+def test_truncation_at_every_offset(small_file: bytes, tmp_path: Path) -> None:
+    path = tmp_path / "run7-seq0.dat"
+    for cut in range(len(small_file)):
+        path.write_bytes(small_file[:cut])
+        with pytest.raises(RawDataError) as info:
+            _read_all(path)
+        assert info.value.path == str(path)
+        assert info.value.offset is not None and 0 <= info.value.offset <= len(small_file)
+
+
+def test_every_single_flipped_byte_is_caught_or_harmless(small_file: bytes, tmp_path: Path) -> None:
+    """A flipped byte either raises RawDataError or decodes: never another exception."""
+    path = tmp_path / "run7-seq0.dat"
+    caught = 0
+    for i in range(len(small_file)):
+        data = bytearray(small_file)
+        data[i] ^= 0xFF
+        path.write_bytes(bytes(data))
+        try:
+            _read_all(path)
+        except RawDataError:
+            caught += 1
+    assert caught > 0
+
+
+def test_trailing_garbage_is_refused(small_file: bytes, tmp_path: Path) -> None:
+    path = tmp_path / "run7-seq0.dat"
+    path.write_bytes(small_file + b"\x00" * 7)
+    with pytest.raises(RawDataError):
+        _read_all(path)
+
+
+def test_footer_count_mismatch(small_file: bytes, tmp_path: Path) -> None:
+    path = tmp_path / "run7-seq0.dat"
+    path.write_bytes(small_file[:-2] + (5).to_bytes(2, "big"))
+    with pytest.raises(RawDataError, match="footer says 5 events but the file holds 2") as info:
+        _read_all(path)
+    assert info.value.offset == len(small_file) - 4
+
+
+def test_wrong_payload_size_for_the_geometry(small_file: bytes, tmp_path: Path) -> None:
+    path = tmp_path / "run7-seq0.dat"
+    path.write_bytes(small_file)
+    with pytest.raises(RawDataError):
+        with RawFile.open(path, WA105_3X1X1) as f:
+            f.validate()
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=400))
+def test_random_bytes(tmp_path: Path, data: bytes) -> None:
+    path = tmp_path / "run1-seq0.dat"
+    path.write_bytes(data)
+    with pytest.raises(RawDataError):
+        _read_all(path)
+
+
+def test_missing_file_and_empty_file(tmp_path: Path) -> None:
+    with pytest.raises(RawDataError, match="cannot open"):
+        RawFile.open(tmp_path / "nothing.dat")
+    (tmp_path / "empty.dat").write_bytes(b"")
+    with pytest.raises(RawDataError, match="empty file"):
+        RawFile.open(tmp_path / "empty.dat")
+
+
+def test_inspect_cli(tmp_path: Path) -> None:
+    good = tmp_path / "run1014-seq2.dat"
+    _write(good, WA105_3X1X1, _events(WA105_3X1X1, 2), True)
+    bad = tmp_path / "run1014-seq3.dat"
+    bad.write_bytes(good.read_bytes()[:-100])
+    runner = CliRunner()
+    ok = runner.invoke(app, ["raw", "inspect", str(good)])
+    assert ok.exit_code == 0, ok.output
+    assert "run 1014, 2 events" in ok.output and "compression: all" in ok.output
+    res = runner.invoke(app, ["raw", "inspect", str(good), str(bad)])
+    assert res.exit_code == 1
+    # the real console script, as the batch jobs and the shift crew run it
+    proc = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "farmtools"), "raw", "inspect", str(bad)],
+        capture_output=True, text=True, check=False,
+    )
+    assert proc.returncode == 1
+    assert str(bad) in proc.stderr and "event 1" in proc.stderr and "byte offset" in proc.stderr
