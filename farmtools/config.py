@@ -29,7 +29,9 @@ class _Section(BaseModel):
 
 
 class FarmSection(_Section):
-    home: Path = Field(Path("farm"), description="home of the production account: the seed layout lives below it")
+    home: Path = Field(
+        Path("farm"), description="home of the production account: the seed layout lives below it"
+    )
     detector: str = Field("3x1x1", description="detector geometry name")
     account: str = Field("prod", description="account the daemons run as on the farm")
     group: str = Field("wa105-comp", description="group of the farm accounts")
@@ -43,25 +45,35 @@ class StorageSection(_Section):
     backend: Literal["local", "xrootd"] = "local"
     input: str = Field("storage/input", description="raw files: <input>/run<N>/run<N>-seq<M>.dat")
     output: str = Field("storage/output", description="reconstruction output: <output>/run<N>/")
-    url: str = Field("", description="XRootD endpoint, e.g. root://eos.example:1094 (xrootd backend)")
+    url: str = Field(
+        "", description="XRootD endpoint, e.g. root://eos.example:1094 (xrootd backend)"
+    )
     retries: int = Field(5, ge=0, description="copy attempts before a file is quarantined")
-    backoff_s: float = Field(1.0, gt=0, description="first retry delay; doubles each time, with jitter")
+    backoff_s: float = Field(
+        1.0, gt=0, description="first retry delay; doubles each time, with jitter"
+    )
     backoff_max_s: float = Field(300.0, gt=0)
 
 
 class IngestSection(_Section):
     settle_s: float = Field(
-        10.0, ge=0,
+        10.0,
+        ge=0,
         description="when another user's open files cannot be inspected (/proc/<pid>/fd not "
-        "readable), a file must be this long unmodified before reconciliation takes it")
+        "readable), a file must be this long unmodified before reconciliation takes it",
+    )
     max_rate_mb_s: float = Field(
-        0.0, ge=0, description="bandwidth limit per copy in MB/s (0: none), to spare the DAQ link")
+        0.0, ge=0, description="bandwidth limit per copy in MB/s (0: none), to spare the DAQ link"
+    )
     retry_alarm_after: int = Field(
-        10, ge=1, description="failed attempts against a storage that is down before an alarm")
+        10, ge=1, description="failed attempts against a storage that is down before an alarm"
+    )
 
 
 class DatabaseSection(_Section):
-    url: str = Field("sqlite:///bookkeeping.sqlite", description="SQLAlchemy URL (SQLite or PostgreSQL)")
+    url: str = Field(
+        "sqlite:///bookkeeping.sqlite", description="SQLAlchemy URL (SQLite or PostgreSQL)"
+    )
 
 
 class BatchSection(_Section):
@@ -74,20 +86,42 @@ class BatchSection(_Section):
 
 
 class ProcessingSection(_Section):
-    max_tries: int = Field(3, ge=1, description="submissions of one file before it is parked as failed")
-    cooloff_s: float = Field(30.0, ge=0, description="wait before a transient failure is resubmitted")
+    max_tries: int = Field(
+        3, ge=1, description="submissions of one file before it is parked as failed"
+    )
+    cooloff_s: float = Field(
+        30.0, ge=0, description="wait before a transient failure is resubmitted"
+    )
     poll_s: float = Field(1.0, gt=0, description="how often job states are polled")
-    claim_s: float = Field(0.2, gt=0, description="how often stored files are looked for (indexed query)")
+    claim_s: float = Field(
+        0.2, gt=0, description="how often stored files are looked for (indexed query)"
+    )
     program: Literal["check", "inspect", "reco"] = Field(
-        "check", description="what a job runs: check = read and check the whole raw file "
-        "(python -m farmtools.batch.readcheck), inspect = farmtools raw inspect, reco = farmtools reco")
-    farmtools: str = Field("", description="farmtools executable on the workers ('' = next to this python)")
-    python: str = Field("", description="python on the workers for program=check ('' = this python)")
-    scripts_dir: str = Field("processing/scripts", description="archived job scripts: <dir>/run<N>/")
-    logs_dir: str = Field("all_logs/batch", description="seed-format job logs and job output: <dir>/run<N>/")
-    memory_factor: float = Field(2.0, ge=1, description="memory multiplier after an out-of-memory failure")
-    walltime_factor: float = Field(2.0, ge=1, description="walltime multiplier after a walltime failure")
-    batch_retry_s: float = Field(10.0, gt=0, description="wait before asking a batch system that is down again")
+        "check",
+        description="what a job runs: check = read and check the whole raw file "
+        "(python -m farmtools.batch.readcheck), inspect = farmtools raw inspect, reco = farmtools reco",
+    )
+    farmtools: str = Field(
+        "", description="farmtools executable on the workers ('' = next to this python)"
+    )
+    python: str = Field(
+        "", description="python on the workers for program=check ('' = this python)"
+    )
+    scripts_dir: str = Field(
+        "processing/scripts", description="archived job scripts: <dir>/run<N>/"
+    )
+    logs_dir: str = Field(
+        "all_logs/batch", description="seed-format job logs and job output: <dir>/run<N>/"
+    )
+    memory_factor: float = Field(
+        2.0, ge=1, description="memory multiplier after an out-of-memory failure"
+    )
+    walltime_factor: float = Field(
+        2.0, ge=1, description="walltime multiplier after a walltime failure"
+    )
+    batch_retry_s: float = Field(
+        10.0, gt=0, description="wait before asking a batch system that is down again"
+    )
 
 
 class AnalysisSection(_Section):
@@ -98,7 +132,9 @@ class AnalysisSection(_Section):
 class ArchiveSection(_Section):
     target_size: str = "5GB"
     min_size: str = "1GB"
-    destination: str = Field("central", description="local directory or root:// URL of central storage")
+    destination: str = Field(
+        "central", description="local directory or root:// URL of central storage"
+    )
     workdir: str = "archive"
 
 
@@ -107,7 +143,9 @@ class MonitorSection(_Section):
     port: int = Field(8050, ge=1, le=65535)
     poll_s: float = Field(5.0, gt=0, description="how often the page asks for new results")
     auth_user: str = ""
-    auth_password_env: str = Field("FARMTOOLS_MONITOR_PASSWORD", description="env var holding the password")
+    auth_password_env: str = Field(
+        "FARMTOOLS_MONITOR_PASSWORD", description="env var holding the password"
+    )
 
 
 class NotifySection(_Section):
@@ -156,7 +194,11 @@ class FarmConfig(_Section):
         """The SQLAlchemy URL, with a relative SQLite path placed below ``farm.home``."""
         url = self.database.url
         prefix = "sqlite:///"
-        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
+        if (
+            url.startswith(prefix)
+            and not url.startswith(prefix + "/")
+            and url != prefix + ":memory:"
+        ):
             return prefix + str(self.home / url[len(prefix) :])
         return url
 

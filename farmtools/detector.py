@@ -28,7 +28,9 @@ MIP_DQDS_MPV_FC_PER_CM = 7.75
 ELECTRON_CHARGE_FC = 1.602176634e-4
 
 
-def recombination(dedx_mev_per_cm: float | npt.NDArray[np.float64], field_kv_per_cm: float) -> float | npt.NDArray[np.float64]:
+def recombination(
+    dedx_mev_per_cm: float | npt.NDArray[np.float64], field_kv_per_cm: float
+) -> float | npt.NDArray[np.float64]:
     """Birks recombination factor of liquid argon (spec section 4): 0.698 at 0.5 kV/cm for a MIP."""
     return 0.8 / (1.0 + 0.0486 * dedx_mev_per_cm / (field_kv_per_cm * 1.39))
 
@@ -77,7 +79,10 @@ class Geometry:
     @property
     def extent_cm(self) -> tuple[float, float]:
         """Size of the CRP along x (measured by view 0) and y (measured by view 1)."""
-        return (self.channels_per_view[0] * self.pitch_cm, self.channels_per_view[1] * self.pitch_cm)
+        return (
+            self.channels_per_view[0] * self.pitch_cm,
+            self.channels_per_view[1] * self.pitch_cm,
+        )
 
     @property
     def lem_grid(self) -> tuple[int, int]:
@@ -131,7 +136,9 @@ class Geometry:
 
         Reading: ``view_adc = daq_adc[view_to_daq]``; writing: ``daq_adc[view_to_daq] = view_adc``.
         """
-        return np.array([self.view_to_daq_channel(c) for c in range(self.n_channels)], dtype=np.intp)
+        return np.array(
+            [self.view_to_daq_channel(c) for c in range(self.n_channels)], dtype=np.intp
+        )
 
     @cached_property
     def daq_to_view(self) -> npt.NDArray[np.intp]:

@@ -68,7 +68,10 @@ def percentiles(values: Sequence[float], qs: Sequence[int] = (50, 90, 99)) -> di
 
 
 def file_outcome(
-    record: FileRecord, story: Sequence[StoryEvent], expected_stages: Sequence[str], bad_on_purpose: bool
+    record: FileRecord,
+    story: Sequence[StoryEvent],
+    expected_stages: Sequence[str],
+    bad_on_purpose: bool,
 ) -> dict[str, Any]:
     """One file's line of the report: its stage times, what is missing, and whether it is complete."""
     times = stage_times(story)
@@ -76,7 +79,9 @@ def file_outcome(
     if bad_on_purpose:
         handled = record.state in (FileState.QUARANTINED, FileState.FAILED, FileState.IGNORED)
         complete = handled and bool(record.last_error)
-        missing = [] if complete else [f"expected quarantined/failed with a reason, is {record.state}"]
+        missing = (
+            [] if complete else [f"expected quarantined/failed with a reason, is {record.state}"]
+        )
     else:
         complete = not missing
     return {
@@ -120,11 +125,13 @@ def build_report(
     """
     by_name = {r.name: r for r in records}
     bad = set(bad_files)
-    outcomes = []
+    outcomes: list[dict[str, Any]] = []
     for name in expected_files:
         rec = by_name.get(name)
         if rec is None:
-            outcomes.append({"name": name, "complete": False, "missing": ["not in the database"], "lost": True})
+            outcomes.append(
+                {"name": name, "complete": False, "missing": ["not in the database"], "lost": True}
+            )
             continue
         outcomes.append(file_outcome(rec, stories.get(name, ()), expected_stages, name in bad))
     unexpected = sorted(set(by_name) - set(expected_files))
@@ -145,7 +152,7 @@ def build_report(
 
     duration = (finished - started).total_seconds() if started and finished else None
     total_bytes = sum(r.size or 0 for r in records if r.name in set(expected_files))
-    integrity = dict(integrity or {})
+    integrity_checks: dict[str, Any] = dict(integrity or {})
     incomplete = [o["name"] for o in outcomes if not o["complete"]]
     return {
         "settings": dict(settings),
@@ -165,12 +172,12 @@ def build_report(
         "jobs_per_worker": dict(jobs_per_worker or {}),
         "failures_by_class": dict(failures_by_class or {}),
         "root_outputs": list(root_outputs),
-        "integrity": integrity,
+        "integrity": integrity_checks,
         "analyses": list(analyses),
         "faults": list(faults),
         "measured": dict(measured or {}),
         "files": outcomes,
-        "verdict": verdict(incomplete, integrity),
+        "verdict": verdict(incomplete, integrity_checks),
     }
 
 
@@ -189,7 +196,8 @@ def failures_from_stories(stories: Mapping[str, Sequence[StoryEvent]]) -> dict[s
     c: Counter[str] = Counter()
     for story in stories.values():
         for ev in story:
-            cls = ev.details.get("failure") or ev.details.get("failure_class")
+            details = ev.details or {}
+            cls = details.get("failure") or details.get("failure_class")
             if cls and ev.event in (Event.ENDED, Event.FAILED, Event.RETRY, Event.ERROR):
                 c[str(cls)] += 1
     return dict(c)
@@ -211,7 +219,9 @@ def render_text(report: Mapping[str, Any]) -> str:
     lines.append("  latency from written (s):   median     p90     p99     max")
     for stage, p in report["latency_s"].items():
         if "p50" in p:
-            lines.append(f"    {stage:<14} {p['p50']:>12.3f} {p['p90']:>7.3f} {p['p99']:>7.3f} {p['max']:>7.3f}")
+            lines.append(
+                f"    {stage:<14} {p['p50']:>12.3f} {p['p90']:>7.3f} {p['p99']:>7.3f} {p['max']:>7.3f}"
+            )
     t = report["throughput"]
     if t.get("MBps") is not None:
         lines.append(f"  throughput {t['MBps']:.1f} MB/s, {t['files_per_min']:.1f} files/min")
@@ -223,17 +233,23 @@ def render_text(report: Mapping[str, Any]) -> str:
     roots = report["root_outputs"]
     if roots:
         ok = sum(1 for r in roots if r.get("ok"))
-        lines.append(f"  ROOT outputs opened: {ok}/{len(roots)}, entries {sum(r.get('entries', 0) for r in roots)}")
+        lines.append(
+            f"  ROOT outputs opened: {ok}/{len(roots)}, entries {sum(r.get('entries', 0) for r in roots)}"
+        )
     integ = report["integrity"]
     lines.append(
         "  lost {}, duplicated {}, corrupt {}".format(
-            len(integ.get("lost", [])), len(integ.get("duplicated", [])), len(integ.get("corrupt", []))
+            len(integ.get("lost", [])),
+            len(integ.get("duplicated", [])),
+            len(integ.get("corrupt", [])),
         )
     )
     for a in report["analyses"]:
         lines.append("  " + a.get("summary_line", json.dumps(a)[:150]))
     for f in report["faults"]:
-        lines.append(f"  fault injected: {f.get('at_s', 0):.1f} s {f.get('kind')} {f.get('target', '')}")
+        lines.append(
+            f"  fault injected: {f.get('at_s', 0):.1f} s {f.get('kind')} {f.get('target', '')}"
+        )
     for name in report["incomplete"][:20]:
         o = next(o for o in report["files"] if o["name"] == name)
         lines.append(f"  INCOMPLETE {name!r}: missing {', '.join(o['missing'])}")
@@ -251,7 +267,9 @@ def render_html(report: Mapping[str, Any]) -> str:
     scripts = []
     for i, fig in enumerate(figures):
         divs.append(f'<div id="fig{i}" class="fig"></div>')
-        scripts.append(f"Plotly.newPlot('fig{i}', {json.dumps(fig['data'])}, {json.dumps(fig['layout'])});")
+        scripts.append(
+            f"Plotly.newPlot('fig{i}', {json.dumps(fig['data'])}, {json.dumps(fig['layout'])});"
+        )
     rows = "".join(
         "<tr class='{cls}'><td>{name}</td><td>{state}</td><td>{stages}</td><td>{missing}</td></tr>".format(
             cls="ok" if o["complete"] else "bad",
@@ -263,15 +281,15 @@ def render_html(report: Mapping[str, Any]) -> str:
         for o in report["files"]
     )
     return f"""<!doctype html><html><head><meta charset="utf-8">
-<title>farmtools data challenge: {html.escape(report['verdict'])}</title>
+<title>farmtools data challenge: {html.escape(report["verdict"])}</title>
 <script>{get_plotlyjs()}</script>
 <style>body{{font-family:sans-serif;margin:1em 2em}} .fig{{width:48%;display:inline-block;height:360px}}
 pre{{background:#f4f4f4;padding:1em}} tr.bad td{{background:#fdd}} td{{padding:2px 6px;font-size:12px}}</style>
-</head><body><h1>Data challenge: {html.escape(report['verdict'])}</h1>
+</head><body><h1>Data challenge: {html.escape(report["verdict"])}</h1>
 <pre>{html.escape(render_text(report))}</pre>
-{''.join(divs)}
+{"".join(divs)}
 <h2>Every file</h2><table><tr><th>file</th><th>state</th><th>stages</th><th>missing</th></tr>{rows}</table>
-<script>{''.join(scripts)}</script></body></html>"""
+<script>{"".join(scripts)}</script></body></html>"""
 
 
 def _figures(report: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -283,18 +301,35 @@ def _figures(report: Mapping[str, Any]) -> list[dict[str, Any]]:
         for o in good:
             st = o["stages"]
             if stage in st and "written" in st:
-                xs.append((datetime.fromisoformat(st[stage]) - datetime.fromisoformat(st["written"])).total_seconds())
+                xs.append(
+                    (
+                        datetime.fromisoformat(st[stage]) - datetime.fromisoformat(st["written"])
+                    ).total_seconds()
+                )
         if xs:
             traces.append({"type": "box", "name": stage, "y": xs})
-    figs.append({"data": traces, "layout": {"title": "latency from written (s)", "yaxis": {"type": "log"}}})
+    figs.append(
+        {"data": traces, "layout": {"title": "latency from written (s)", "yaxis": {"type": "log"}}}
+    )
     timeline = []
     for stage in ("written", "stored", "ended", "analysed"):
         ts = sorted(o["stages"][stage] for o in good if stage in o["stages"])
-        timeline.append({"type": "scatter", "mode": "lines", "name": stage, "x": ts, "y": list(range(1, len(ts) + 1))})
+        timeline.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": stage,
+                "x": ts,
+                "y": list(range(1, len(ts) + 1)),
+            }
+        )
     figs.append({"data": timeline, "layout": {"title": "files through each stage"}})
     jobs = report.get("jobs_per_worker") or {}
     figs.append(
-        {"data": [{"type": "bar", "x": list(jobs), "y": list(jobs.values())}], "layout": {"title": "jobs per worker"}}
+        {
+            "data": [{"type": "bar", "x": list(jobs), "y": list(jobs.values())}],
+            "layout": {"title": "jobs per worker"},
+        }
     )
     for a in report.get("analyses", []):
         if a.get("plot"):

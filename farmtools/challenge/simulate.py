@@ -24,7 +24,15 @@ from typing import Any
 import simpy
 
 #: Stages a file passes through, in order; latencies are measured from ``written``.
-STAGES: tuple[str, ...] = ("written", "detected", "stored", "submitted", "started", "ended", "analysed")
+STAGES: tuple[str, ...] = (
+    "written",
+    "detected",
+    "stored",
+    "submitted",
+    "started",
+    "ended",
+    "analysed",
+)
 
 
 @dataclass(frozen=True)
@@ -198,7 +206,9 @@ def calibrate(report: Mapping[str, Any], base: FarmModel | None = None) -> FarmM
     return replace(model, **updates)
 
 
-def compare(predicted: SimulationResult, measured_medians: Mapping[str, float]) -> dict[str, dict[str, float]]:
+def compare(
+    predicted: SimulationResult, measured_medians: Mapping[str, float]
+) -> dict[str, dict[str, float]]:
     """Predicted versus measured median latency (from ``written``) per stage, with the ratio."""
     out: dict[str, dict[str, float]] = {}
     for stage, measured in measured_medians.items():
@@ -227,10 +237,16 @@ class SizingCase:
 
 
 SIZING_CASES: Sequence[SizingCase] = (
-    SizingCase("cosmics, CRT-like trigger", 3.0, 2.0, "steep muons through a 36 m2 CRP, as the 3x1x1 took"),
-    SizingCase("beam spill average", 20.0, 2.0, "SPS spills: ~100 Hz inside a 4.8 s spill every ~20 s"),
+    SizingCase(
+        "cosmics, CRT-like trigger", 3.0, 2.0, "steep muons through a 36 m2 CRP, as the 3x1x1 took"
+    ),
+    SizingCase(
+        "beam spill average", 20.0, 2.0, "SPS spills: ~100 Hz inside a 4.8 s spill every ~20 s"
+    ),
     SizingCase("beam, in spill", 100.0, 2.0, "the design's peak trigger rate during a spill"),
-    SizingCase("beam, uncompressed", 100.0, 1.0, "compression off (noise too high): the bandwidth case"),
+    SizingCase(
+        "beam, uncompressed", 100.0, 1.0, "compression off (noise too high): the bandwidth case"
+    ),
 )
 
 

@@ -25,12 +25,18 @@ def register(app: typer.Typer) -> None:
 
 
 def _when(t: float | None) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S.%f UTC") if t is not None else "-"
+    return (
+        datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S.%f UTC")
+        if t is not None
+        else "-"
+    )
 
 
 def inspect(
     files: Annotated[list[Path], typer.Argument(help="raw files to inspect")],
-    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per file on stdout")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="one JSON object per file on stdout")
+    ] = False,
     detector: Annotated[str, typer.Option(help="detector geometry")] = "3x1x1",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
 ) -> None:
@@ -53,28 +59,57 @@ def inspect(
                 else:
                     with Progress(console=err, transient=True) as bar:
                         task = bar.add_task(f"validating {path.name}", total=f.n_events)
-                        report = f.validate(lambda n, task=task: bar.update(task, completed=n))  # type: ignore[misc]
+                        report = f.validate(lambda n, task=task: bar.update(task, completed=n))
         except RawDataError as exc:
             failed += 1
             err.print(f"[red]INVALID[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
             if as_json:
-                print(json.dumps({"file": str(path), "valid": False, "error": str(exc),
-                                  "event": exc.event, "offset": exc.offset}))
+                print(
+                    json.dumps(
+                        {
+                            "file": str(path),
+                            "valid": False,
+                            "error": str(exc),
+                            "event": exc.event,
+                            "offset": exc.offset,
+                        }
+                    )
+                )
             continue
         if as_json:
-            print(json.dumps({"file": str(path), "valid": True, "run": report.run, "events": report.n_events,
-                              "size": report.size, "first_trigger": report.first_trigger,
-                              "last_trigger": report.last_trigger, "first_time": report.first_time,
-                              "last_time": report.last_time, "compression": report.compression,
-                              "bad_card_events": report.bad_card_events}))
+            print(
+                json.dumps(
+                    {
+                        "file": str(path),
+                        "valid": True,
+                        "run": report.run,
+                        "events": report.n_events,
+                        "size": report.size,
+                        "first_trigger": report.first_trigger,
+                        "last_trigger": report.last_trigger,
+                        "first_time": report.first_time,
+                        "last_time": report.last_time,
+                        "compression": report.compression,
+                        "bad_card_events": report.bad_card_events,
+                    }
+                )
+            )
             continue
         out.print(f"[bold]{path}[/bold]: valid", highlight=False)
-        out.print(f"  run {report.run}, {report.n_events} events, {report.size:,} bytes, "
-                  f"compression: {report.compression}", highlight=False)
-        out.print(f"  triggers {report.first_trigger} .. {report.last_trigger}, "
-                  f"{_when(report.first_time)} .. {_when(report.last_time)}", highlight=False)
+        out.print(
+            f"  run {report.run}, {report.n_events} events, {report.size:,} bytes, "
+            f"compression: {report.compression}",
+            highlight=False,
+        )
+        out.print(
+            f"  triggers {report.first_trigger} .. {report.last_trigger}, "
+            f"{_when(report.first_time)} .. {_when(report.last_time)}",
+            highlight=False,
+        )
         kinds = ", ".join(f"type {k}: {v}" for k, v in sorted(report.trigger_types.items()))
-        out.print(f"  trigger types: {kinds or '-'}; events with bad cards: {report.bad_card_events}",
-                  highlight=False)
+        out.print(
+            f"  trigger types: {kinds or '-'}; events with bad cards: {report.bad_card_events}",
+            highlight=False,
+        )
     if failed:
         raise typer.Exit(EXIT_INVALID)

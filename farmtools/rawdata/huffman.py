@@ -196,7 +196,10 @@ def encode(adc_daq: npt.ArrayLike) -> bytes:
 
 
 def decode(
-    buf: bytes | bytearray | memoryview | U8, n_channels: int, n_samples: int, out: U16 | None = None
+    buf: bytes | bytearray | memoryview | U8,
+    n_channels: int,
+    n_samples: int,
+    out: U16 | None = None,
 ) -> U16:
     """Decompress a payload into a (channels, samples) uint16 array in DAQ order.
 

@@ -63,7 +63,9 @@ def pack12(samples: npt.ArrayLike) -> U8:
     return out
 
 
-def unpack12(buf: bytes | bytearray | memoryview | U8, n_samples: int, out: U16 | None = None) -> U16:
+def unpack12(
+    buf: bytes | bytearray | memoryview | U8, n_samples: int, out: U16 | None = None
+) -> U16:
     """Unpack ``n_samples`` 12-bit samples from ``buf`` into a flat uint16 array.
 
     ``out`` (flat, at least ``n_samples`` long) avoids an allocation per event in readers.

@@ -102,7 +102,10 @@ class RawFile:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.close()
 
@@ -122,17 +125,24 @@ class RawFile:
             self._file.seek(offset)
             data = self._file.read(n)
         except OSError as exc:
-            raise RawDataError(self.path, f"I/O error reading {what}: {exc}", event=event, offset=offset) from None
+            raise RawDataError(
+                self.path, f"I/O error reading {what}: {exc}", event=event, offset=offset
+            ) from None
         if len(data) != n:
             raise RawDataError(
-                self.path, f"file truncated in {what} ({len(data)} of {n} bytes)", event=event, offset=offset
+                self.path,
+                f"file truncated in {what} ({len(data)} of {n} bytes)",
+                event=event,
+                offset=offset,
             )
         return data
 
     def _index(self) -> None:
         if self.size == 0:
             raise RawDataError(self.path, "empty file", offset=0)
-        self.run, self.flags = RUN_HEADER.unpack(self._read_at(0, RUN_HEADER_SIZE, "the run header", None))
+        self.run, self.flags = RUN_HEADER.unpack(
+            self._read_at(0, RUN_HEADER_SIZE, "the run header", None)
+        )
         offset = RUN_HEADER_SIZE
         expected_payload = self.geometry.payload_bytes
         footer_at = self.size - FOOTER_SIZE
@@ -152,11 +162,18 @@ class RawFile:
                 return
             index = len(self.headers)
             if offset > footer_at:
-                raise RawDataError(self.path, "file truncated: no room for the footer", event=index, offset=offset)
+                raise RawDataError(
+                    self.path, "file truncated: no room for the footer", event=index, offset=offset
+                )
             raw = self._read_at(offset, EVENT_HEADER_SIZE, "an event header", index)
             magic, header = EventHeader.unpack(raw)
             if magic != EVENT_MAGIC:
-                raise RawDataError(self.path, f"bad event magic {magic.hex()} (expected ffff)", event=index, offset=offset)
+                raise RawDataError(
+                    self.path,
+                    f"bad event magic {magic.hex()} (expected ffff)",
+                    event=index,
+                    offset=offset,
+                )
             size = header.payload_size
             if not header.compressed and size != expected_payload:
                 raise RawDataError(
@@ -166,7 +183,9 @@ class RawFile:
                     offset=offset + 31,
                 )
             if header.compressed and size == 0:
-                raise RawDataError(self.path, "empty compressed payload", event=index, offset=offset + 31)
+                raise RawDataError(
+                    self.path, "empty compressed payload", event=index, offset=offset + 31
+                )
             end = offset + EVENT_HEADER_SIZE + size
             if end > footer_at:
                 raise RawDataError(
@@ -183,7 +202,9 @@ class RawFile:
     def read_raw_payload(self, i: int) -> bytes:
         """The encoded payload of event ``i`` as it is in the file."""
         header = self.headers[i]
-        return self._read_at(self.event_offsets[i] + EVENT_HEADER_SIZE, header.payload_size, "a payload", i)
+        return self._read_at(
+            self.event_offsets[i] + EVENT_HEADER_SIZE, header.payload_size, "a payload", i
+        )
 
     def event(self, i: int) -> Event:
         """Decode event ``i`` (0-based; negative counts from the end)."""
@@ -199,9 +220,13 @@ class RawFile:
             try:
                 daq = huffman.decode(payload, g.n_channels, g.samples)
             except huffman.DecodeError as exc:
-                raise RawDataError(self.path, f"bad compressed payload: {exc}", event=i, offset=start + exc.offset) from None
+                raise RawDataError(
+                    self.path, f"bad compressed payload: {exc}", event=i, offset=start + exc.offset
+                ) from None
         else:
-            daq = unpack12(payload, g.n_channels * g.samples, out=self._flat).reshape(g.n_channels, g.samples)
+            daq = unpack12(payload, g.n_channels * g.samples, out=self._flat).reshape(
+                g.n_channels, g.samples
+            )
         return Event(i, self.event_offsets[i], header, daq[g.view_to_daq])
 
     def __iter__(self) -> Iterator[Event]:

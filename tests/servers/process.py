@@ -17,21 +17,30 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 30.0,
-                  proc: subprocess.Popen[bytes] | None = None, log: str | None = None) -> None:
+def wait_for_port(
+    port: int,
+    host: str = "127.0.0.1",
+    timeout: float = 30.0,
+    proc: subprocess.Popen[bytes] | None = None,
+    log: str | None = None,
+) -> None:
     """Block until something accepts connections on ``host:port``; fail with the server's log."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode} before listening on {port}"
-                               + (f"\n--- log ---\n{_tail(log)}" if log else ""))
+            raise RuntimeError(
+                f"server exited with {proc.returncode} before listening on {port}"
+                + (f"\n--- log ---\n{_tail(log)}" if log else "")
+            )
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             s.settimeout(0.2)
             if s.connect_ex((host, port)) == 0:
                 return
         time.sleep(0.02)
-    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout} s"
-                       + (f"\n--- log ---\n{_tail(log)}" if log else ""))
+    raise TimeoutError(
+        f"nothing listens on {host}:{port} after {timeout} s"
+        + (f"\n--- log ---\n{_tail(log)}" if log else "")
+    )
 
 
 def stop_pid(pid: int, timeout: float = 10.0) -> None:

@@ -92,11 +92,15 @@ def test_huffman_golden_vector() -> None:
 
 def test_huffman_code_continues_into_next_packet() -> None:
     # twelve differences of -3 (7 bits each) must straddle packet boundaries
-    adc = np.array([[4000 - 3 * i if i < 2 else 4000 - 3 * i - (i % 2) for i in range(13)]], np.uint16)
+    adc = np.array(
+        [[4000 - 3 * i if i < 2 else 4000 - 3 * i - (i % 2) for i in range(13)]], np.uint16
+    )
     assert np.array_equal(decode(encode(adc), 1, 13), adc)
 
 
-@pytest.mark.parametrize("sigma, expected", [(0.7, 3.4), (1.0, 2.8), (1.5, 2.0), (2.0, 1.6), (3.0, 1.2)])
+@pytest.mark.parametrize(
+    "sigma, expected", [(0.7, 3.4), (1.0, 2.8), (1.5, 2.0), (2.0, 1.6), (3.0, 1.2)]
+)
 def test_huffman_ratio_on_white_noise(sigma: float, expected: float) -> None:
     """The spec's expected compression ratios for white noise (section 2)."""
     rng = np.random.default_rng(7)
@@ -111,7 +115,10 @@ def test_huffman_ratio_on_white_noise(sigma: float, expected: float) -> None:
         (b"", "ends before"),
         (bytes([0x80, 0x00, 0x00]), "does not start with a raw"),
         (int("0000000000001" + "1" + "1" + "0" * 9, 2).to_bytes(3, "big"), "repeat code without"),
-        (int("0000000000001" + "1" + "000000001" + "0" * 1, 2).to_bytes(3, "big"), "more than 7 zeros"),
+        (
+            int("0000000000001" + "1" + "000000001" + "0" * 1, 2).to_bytes(3, "big"),
+            "more than 7 zeros",
+        ),
         (int("0000000000000" + "1" + "001" + "0" * 7, 2).to_bytes(3, "big"), "outside 0..4095"),
     ],
 )

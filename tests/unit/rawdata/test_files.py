@@ -24,14 +24,22 @@ SMALL = Geometry(name="small", channels_per_view=(8, 8), samples=20, channel_map
 def _events(geo: Geometry, n: int, seed: int = 3) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     return [
-        np.clip(400 + rng.normal(0, 2, (geo.n_channels, geo.samples)) + 300 * (rng.random((geo.n_channels, 1)) < 0.1), 0, 4095)
+        np.clip(
+            400
+            + rng.normal(0, 2, (geo.n_channels, geo.samples))
+            + 300 * (rng.random((geo.n_channels, 1)) < 0.1),
+            0,
+            4095,
+        )
         .round()
         .astype(np.uint16)
         for _ in range(n)
     ]
 
 
-def _write(path: Path, geo: Geometry, events: list[np.ndarray], compress: bool, run: int = 1014) -> None:
+def _write(
+    path: Path, geo: Geometry, events: list[np.ndarray], compress: bool, run: int = 1014
+) -> None:
     with RawFileWriter(path, run, geometry=geo, compress=compress, flags=3) as w:
         for i, adc in enumerate(events):
             w.write_event(
@@ -63,7 +71,12 @@ def test_round_trip_3x1x1(tmp_path: Path, compress: bool) -> None:
         for i, ev in enumerate(f):
             h = ev.header
             assert np.array_equal(ev.adc, events[i])
-            assert (h.trigger_number, h.seconds, h.nanoseconds, h.event_number) == (1000 + i, 1_477_576_504 + i, 123_456_789, 50 + i)
+            assert (h.trigger_number, h.seconds, h.nanoseconds, h.event_number) == (
+                1000 + i,
+                1_477_576_504 + i,
+                123_456_789,
+                50 + i,
+            )
             assert h.trigger_type == (TriggerType.CRT if i % 2 else TriggerType.PMT)
             assert h.bad_cards == i % 3 and h.compressed == compress
         assert np.array_equal(f.event(-1).adc, events[2])
@@ -91,7 +104,7 @@ def test_file_has_no_footer_until_closed(tmp_path: Path) -> None:
     w = RawFileWriter(path, 1, geometry=SMALL)
     w.write_event(_events(SMALL, 1)[0], trigger_number=0, seconds=0, nanoseconds=0)
     w.flush()
-    with pytest.raises(RawDataError, match="truncated|footer"):
+    with pytest.raises(RawDataError, match=r"truncated|footer"):
         RawFile.open(path, SMALL)
     w.close()
     assert RawFile.open(path, SMALL).n_events == 1
@@ -152,12 +165,13 @@ def test_footer_count_mismatch(small_file: bytes, tmp_path: Path) -> None:
 def test_wrong_payload_size_for_the_geometry(small_file: bytes, tmp_path: Path) -> None:
     path = tmp_path / "run7-seq0.dat"
     path.write_bytes(small_file)
-    with pytest.raises(RawDataError):
-        with RawFile.open(path, WA105_3X1X1) as f:
-            f.validate()
+    with pytest.raises(RawDataError), RawFile.open(path, WA105_3X1X1) as f:
+        f.validate()
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.binary(max_size=400))
 def test_random_bytes(tmp_path: Path, data: bytes) -> None:
     path = tmp_path / "run1-seq0.dat"
@@ -188,7 +202,9 @@ def test_inspect_cli(tmp_path: Path) -> None:
     # the real console script, as the batch jobs and the shift crew run it
     proc = subprocess.run(
         [os.path.join(os.path.dirname(sys.executable), "farmtools"), "raw", "inspect", str(bad)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 1
     assert str(bad) in proc.stderr and "event 1" in proc.stderr and "byte offset" in proc.stderr
