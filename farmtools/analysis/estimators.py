@@ -30,8 +30,8 @@ def truncated_mean(
     n = x.size
     if n < 3:
         return math.nan, math.nan
-    lo = int(math.floor(low * n))
-    hi = n - int(math.floor(high * n))
+    lo = math.floor(low * n)
+    hi = n - math.floor(high * n)
     kept = x[lo:hi]
     tm = float(kept.mean())
     w = np.clip(x, kept[0], kept[-1])
@@ -39,7 +39,9 @@ def truncated_mean(
     return tm, se
 
 
-def _langau_pdf(x: npt.NDArray[np.float64], mpv: float, eta: float, sigma: float) -> npt.NDArray[np.float64]:
+def _langau_pdf(
+    x: npt.NDArray[np.float64], mpv: float, eta: float, sigma: float
+) -> npt.NDArray[np.float64]:
     """Landau (scale ``eta``, mode ``mpv``) convolved with a Gaussian (``sigma``), on the grid ``x``.
 
     The convolution is numerical on a fine grid around the data; scipy's ``landau`` has its mode
@@ -64,7 +66,9 @@ def _landau_mode() -> float:
     from scipy.optimize import minimize_scalar
     from scipy.stats import landau
 
-    res = minimize_scalar(lambda v: -landau.pdf(v), bounds=(-2.0, 2.0), method="bounded", options={"xatol": 1e-8})
+    res = minimize_scalar(
+        lambda v: -landau.pdf(v), bounds=(-2.0, 2.0), method="bounded", options={"xatol": 1e-8}
+    )
     return float(res.x)
 
 

@@ -7,14 +7,16 @@ else ``./farm.toml``).  SQLAlchemy is imported inside the commands so ``farmtool
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 if TYPE_CHECKING:
     from farmtools.bookkeeping.db import Bookkeeping
 
-_CONFIG = typer.Option(None, "--config", "-c", help="farm.toml (default: $FARMTOOLS_CONFIG, ./farm.toml)")
+_CONFIG = typer.Option(
+    None, "--config", "-c", help="farm.toml (default: $FARMTOOLS_CONFIG, ./farm.toml)"
+)
 
 
 def _open(config: Path | None) -> Bookkeeping:
@@ -45,13 +47,19 @@ def story(
     if rec is None:
         typer.echo(f"{name}: not in the bookkeeping database", err=True)
         raise typer.Exit(1)
-    table = Table(title=f"{rec.name}  [{rec.state}]  run {rec.run} seq {rec.seq}  "
-                        f"adler32 {rec.adler32 or '-'}")
+    table = Table(
+        title=f"{rec.name}  [{rec.state}]  run {rec.run} seq {rec.seq}  "
+        f"adler32 {rec.adler32 or '-'}"
+    )
     for col in ("time (UTC)", "event", "host:pid", "details"):
         table.add_column(col)
     for ev in bk.story(rec.name):
-        table.add_row(ev.time.strftime("%Y-%m-%d %H:%M:%S.%f"), ev.event, f"{ev.host}:{ev.pid}",
-                      json.dumps(ev.details, ensure_ascii=True) if ev.details else "")
+        table.add_row(
+            ev.time.strftime("%Y-%m-%d %H:%M:%S.%f"),
+            ev.event,
+            f"{ev.host}:{ev.pid}",
+            json.dumps(ev.details, ensure_ascii=True) if ev.details else "",
+        )
     Console().print(table)
 
 
@@ -83,17 +91,35 @@ def files(
     from farmtools.bookkeeping.states import FileState
 
     if state is not None and state not in {s.value for s in FileState}:
-        typer.echo(f"--state {state!r}: not one of {', '.join(s.value for s in FileState)}",
-                   err=True)
+        typer.echo(
+            f"--state {state!r}: not one of {', '.join(s.value for s in FileState)}", err=True
+        )
         raise typer.Exit(2)
     table = Table(title="files")
-    for col in ("name", "run", "seq", "state", "since (UTC)", "size", "adler32", "tries",
-                "last error"):
+    for col in (
+        "name",
+        "run",
+        "seq",
+        "state",
+        "since (UTC)",
+        "size",
+        "adler32",
+        "tries",
+        "last error",
+    ):
         table.add_column(col)
     for f in _open(config).files(run=run, state=state):
-        table.add_row(f.name, str(f.run), str(f.seq), f.state.value,
-                      f.state_since.strftime("%Y-%m-%d %H:%M:%S"), str(f.size), f.adler32 or "",
-                      str(f.tries), f.last_error or "")
+        table.add_row(
+            f.name,
+            str(f.run),
+            str(f.seq),
+            f.state.value,
+            f.state_since.strftime("%Y-%m-%d %H:%M:%S"),
+            str(f.size),
+            f.adler32 or "",
+            str(f.tries),
+            f.last_error or "",
+        )
     Console().print(table)
 
 
@@ -109,19 +135,26 @@ def alarms(
     for col in ("id", "time (UTC)", "file", "source", "kind", "message"):
         table.add_column(col)
     for a in _open(config).alarms(include_acknowledged=all_):
-        table.add_row(str(a.id), a.time.strftime("%Y-%m-%d %H:%M:%S"), a.file or "", a.source,
-                      a.kind, a.message)
+        table.add_row(
+            str(a.id),
+            a.time.strftime("%Y-%m-%d %H:%M:%S"),
+            a.file or "",
+            a.source,
+            a.kind,
+            a.message,
+        )
     Console().print(table)
 
 
-logs_app = typer.Typer(help="The seed's text logs, generated from the bookkeeping database.",
-                       no_args_is_help=True)
+logs_app = typer.Typer(
+    help="The seed's text logs, generated from the bookkeeping database.", no_args_is_help=True
+)
 db_app = typer.Typer(help="The bookkeeping database itself.", no_args_is_help=True)
 
 
 @logs_app.command("export")
 def logs_export(
-    dest: Path = typer.Argument(..., help="directory to write alltransfer.log and runs/ into"),
+    dest: Annotated[Path, typer.Argument(help="directory to write alltransfer.log and runs/ into")],
     config: Path | None = _CONFIG,
 ) -> None:
     """Re-generate alltransfer.log and runs/run<N>.log from the database into DEST."""
@@ -135,8 +168,9 @@ def logs_export(
 def db_upgrade(config: Path | None = _CONFIG) -> None:
     """Create missing tables and run schema upgrades (also done when any command opens the DB)."""
     bk = _open(config)
-    typer.echo(f"{bk.engine.url.render_as_string(hide_password=True)}: "
-               f"schema version {bk.upgrade()}")
+    typer.echo(
+        f"{bk.engine.url.render_as_string(hide_password=True)}: schema version {bk.upgrade()}"
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -22,8 +22,16 @@ from farmtools.storage.base import StatInfo, Storage, StorageError, TransientSto
 from farmtools.storage.checksum import CHUNK, ChunkSummer, adler32_file
 
 #: Destination errors that may go away by themselves (space freed, mount back...).
-_TRANSIENT = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EAGAIN, errno.ESTALE, errno.ETIMEDOUT,
-              errno.ENOTCONN, errno.EROFS}
+_TRANSIENT = {
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EIO,
+    errno.EAGAIN,
+    errno.ESTALE,
+    errno.ETIMEDOUT,
+    errno.ENOTCONN,
+    errno.EROFS,
+}
 
 
 def _dest_error(path: Path, exc: OSError) -> StorageError:
@@ -88,14 +96,12 @@ class LocalStorage(Storage):
             except OSError as exc:
                 raise _dest_error(tmp, exc) from exc
             try:
-                if size == 0:
-                    value = 1
-                else:
-                    value = self._copy_mapped(fsrc.fileno(), out, size)
+                value = 1 if size == 0 else self._copy_mapped(fsrc.fileno(), out, size)
                 written = os.fstat(out).st_size
                 if written != size:
                     raise TransientStorageError(
-                        os.fsdecode(tmp), f"wrote {written} bytes, the source has {size}")
+                        os.fsdecode(tmp), f"wrote {written} bytes, the source has {size}"
+                    )
                 os.fsync(out)
             except OSError as exc:
                 raise _dest_error(tmp, exc) from exc
