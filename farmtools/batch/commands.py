@@ -12,7 +12,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Mapping, Sequence
 
-from farmtools.batch.base import BatchUnavailable, SubmissionRefused
+from farmtools.batch.base import BatchSystem, BatchUnavailable, SubmissionRefused
 
 #: stderr phrases of Slurm and TORQUE clients that mean "the server cannot be reached"
 UNREACHABLE = (
@@ -59,3 +59,18 @@ def run_tool(
             raise SubmissionRefused(message)
         raise BatchUnavailable(message)
     return proc.stdout
+
+
+class CommandLineBatch(BatchSystem):
+    """A batch system driven through its command-line clients (Slurm, TORQUE/PBS).
+
+    ``env`` selects the server (``SLURM_CONF``, ``PBS_DEFAULT``...) without touching the
+    process's own environment, so one manager can drive a test cluster beside a real one.
+    """
+
+    def __init__(self, env: Mapping[str, str] | None = None, timeout: float = 30.0) -> None:
+        self.env = env
+        self.timeout = timeout
+
+    def _run(self, *args: str, refuse: bool = False) -> str:
+        return run_tool(args, env=self.env, timeout=self.timeout, refuse=refuse)

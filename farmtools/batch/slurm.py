@@ -11,11 +11,10 @@ Imports the standard library and :mod:`farmtools.batch.base` / ``commands``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import datetime
 
 from farmtools.batch.base import (
-    BatchSystem,
     Ending,
     JobAccounting,
     JobSpec,
@@ -23,7 +22,7 @@ from farmtools.batch.base import (
     hms,
     parse_duration,
 )
-from farmtools.batch.commands import run_tool
+from farmtools.batch.commands import CommandLineBatch
 
 SACCT_FIELDS = "JobID,JobName,State,ExitCode,Elapsed,TotalCPU,MaxRSS,NodeList,Submit,Start,End"
 
@@ -111,17 +110,10 @@ def parse_sacct(text: str, job_id: str) -> JobAccounting | None:
     )
 
 
-class SlurmBatch(BatchSystem):
+class SlurmBatch(CommandLineBatch):
     """Slurm through its command-line clients (``SLURM_CONF`` etc. from ``env`` or the process)."""
 
     name = "slurm"
-
-    def __init__(self, env: Mapping[str, str] | None = None, timeout: float = 30.0) -> None:
-        self.env = env
-        self.timeout = timeout
-
-    def _run(self, *args: str, refuse: bool = False) -> str:
-        return run_tool(args, env=self.env, timeout=self.timeout, refuse=refuse)
 
     def submit(self, spec: JobSpec) -> str:
         out = self._run(

@@ -23,7 +23,6 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from farmtools.batch.base import (
-    BatchSystem,
     BatchUnavailable,
     Ending,
     JobAccounting,
@@ -32,7 +31,7 @@ from farmtools.batch.base import (
     hms,
     parse_duration,
 )
-from farmtools.batch.commands import run_tool
+from farmtools.batch.commands import CommandLineBatch
 
 _KEY = re.compile(r"^\s+([A-Za-z_][\w.]*) = (.*)$")
 _JOB = re.compile(r"^Job Id:\s*(\S+)")
@@ -151,17 +150,10 @@ def accounting_from_attrs(attrs: Mapping[str, str]) -> JobAccounting | None:
     )
 
 
-class TorqueBatch(BatchSystem):
+class TorqueBatch(CommandLineBatch):
     """TORQUE/PBS through qsub/qstat/qdel (``env`` selects the server, e.g. ``PBS_DEFAULT``)."""
 
     name = "torque"
-
-    def __init__(self, env: Mapping[str, str] | None = None, timeout: float = 30.0) -> None:
-        self.env = env
-        self.timeout = timeout
-
-    def _run(self, *args: str, refuse: bool = False) -> str:
-        return run_tool(args, env=self.env, timeout=self.timeout, refuse=refuse)
 
     def submit(self, spec: JobSpec) -> str:
         # -o/-e on the command line: Slurm's wrappers ignore #PBS -o/-e in the script.  No

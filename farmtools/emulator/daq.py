@@ -30,7 +30,7 @@ import contextlib
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -150,6 +150,29 @@ def _new_seed() -> int:
     return int(np.random.SeedSequence().entropy) % (1 << 63)  # type: ignore[arg-type]
 
 
+def _paced(
+    plan: RunPlan,
+    first_seq: int,
+    start: float,
+    should_stop: Callable[[], bool] | None,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+) -> Iterator[tuple[float, RawName]]:
+    """Yield (scheduled start, name) of each file of ``plan``, sleeping until its slot.
+
+    Slots are fixed on ``start + k * interval`` (not "interval after the previous file"), so a slow
+    file does not shift the rate of the whole run, as the DAQ's own cadence would not.
+    """
+    for k in range(plan.files):
+        if should_stop is not None and should_stop():
+            return
+        scheduled = start + k * plan.interval_s
+        wait = scheduled - clock()
+        if wait > 0:
+            sleep(wait)
+        yield scheduled, RawName(plan.run, first_seq + k)
+
+
 def emulate_run(
     out_dir: str | os.PathLike[str],
     settings: EmulatorSettings,
@@ -182,14 +205,7 @@ def emulate_run(
     last_ns = state.last_time_ns
     written: list[EmulatedFile] = []
     start = clock()
-    for k in range(plan.files):
-        if should_stop is not None and should_stop():
-            break
-        scheduled = start + k * plan.interval_s
-        wait = scheduled - clock()
-        if wait > 0:
-            sleep(wait)
-        name = RawName(plan.run, state.next_seq + k)
+    for scheduled, name in _paced(plan, state.next_seq, start, should_stop, clock, sleep):
         path = out / name.filename
         if path.exists():
             raise FileExistsError(f"{path}: refusing to overwrite an existing raw file")
@@ -295,14 +311,7 @@ def copy_template(
     state = run_state(out, plan.run, geometry)
     written: list[EmulatedFile] = []
     start = clock()
-    for k in range(plan.files):
-        if should_stop is not None and should_stop():
-            break
-        scheduled = start + k * plan.interval_s
-        wait = scheduled - clock()
-        if wait > 0:
-            sleep(wait)
-        name = RawName(plan.run, state.next_seq + k)
+    for scheduled, name in _paced(plan, state.next_seq, start, should_stop, clock, sleep):
         path = out / name.filename
         info = EmulatedFile(
             path, plan.run, name.seq, events=n_events, scheduled_s=scheduled, started_s=clock()
