@@ -28,7 +28,11 @@ STAGES: tuple[str, ...] = (
     "farmtools.bookkeeping.cli",
     "farmtools.ingest.cli",
     "farmtools.processing.cli",
+    "farmtools.analysis.cli",
+    "farmtools.reco.cli",
     "farmtools.deploy.cli",
+    "farmtools.monitor.cli",
+    "farmtools.challenge.cli",
 )
 
 

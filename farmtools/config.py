@@ -97,7 +97,7 @@ class ProcessingSection(_Section):
         0.2, gt=0, description="how often stored files are looked for (indexed query)"
     )
     program: Literal["check", "inspect", "reco"] = Field(
-        "check",
+        "reco",
         description="what a job runs: check = read and check the whole raw file "
         "(python -m farmtools.batch.readcheck), inspect = farmtools raw inspect, reco = farmtools reco",
     )
@@ -146,6 +146,36 @@ class MonitorSection(_Section):
     auth_password_env: str = Field(
         "FARMTOOLS_MONITOR_PASSWORD", description="env var holding the password"
     )
+    plugins: list[str] = Field(
+        default_factory=list,
+        description="extra modules to import at start; each registers its MonTask classes",
+    )
+    lifetime_min_us: float = Field(
+        2000.0, ge=0, description="alarm when a view's electron lifetime falls below (us)"
+    )
+    gain_min: float = Field(1.0, ge=0, description="alarm when a LEM's effective gain is below")
+    gain_max: float = Field(50.0, gt=0, description="alarm when a LEM's effective gain is above")
+    asymmetry_max: float = Field(
+        0.2, ge=0, description="alarm when a LEM's |charge asymmetry| between views is above"
+    )
+    dead_rms_adc: float = Field(
+        0.3, ge=0, description="a channel whose noise RMS is below this (ADC) is flagged dead"
+    )
+    noisy_rms_adc: float = Field(
+        5.0, gt=0, description="a channel whose noise RMS is above this (ADC) is flagged noisy"
+    )
+    bad_channels_max: int = Field(
+        20, ge=0, description="alarm when a run has more dead + noisy channels than this"
+    )
+    stuck_after_s: float = Field(
+        3600.0, gt=0, description="a file not yet analysed that kept its state this long is stuck"
+    )
+    stuck_max: int = Field(0, ge=0, description="alarm when more files than this are stuck")
+    totals_s: float = Field(
+        30.0, gt=0, description="how often farm-wide totals (full-table counts) are recomputed"
+    )
+    runs_shown: int = Field(50, ge=1, description="runs in the data-flow plots (latest first)")
+    trend_points: int = Field(500, ge=10, description="analysis results in a trend plot")
 
 
 class NotifySection(_Section):

@@ -1,35 +1,34 @@
 #!/usr/bin/env bash
-# The README's `make demo` (for now): emulate a short run as the 3x1x1 DAQ wrote it, then check
-# every file with the reader and print a summary.  The data challenge replaces this later.
+# The README's `make demo`: a short mock data challenge through the whole chain on this machine
+# (the embedded default: local storage, local batch, SQLite), then where the report and the
+# monitoring page are.  6 files x 10 events, one every 2 s: about one to three minutes.
+# Environment: DEMO_HOME (default demo/farm, emptied first), DEMO_ARGS (extra `challenge run`
+# options, e.g. "--chaos" or "--files 12").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FT=.venv/bin/farmtools
-OUT=${DEMO_DIR:-demo/evb/data}
-RUN=${DEMO_RUN:-1}
-mkdir -p "$OUT"
+HOME_DIR=${DEMO_HOME:-demo/farm}
 
-echo "== emulating run $RUN: 3 files of 10 events, one every 2 s, into $OUT"
-"$FT" daq emulate --out "$OUT" --run "$RUN" --files 3 --events 10 --interval 2 \
-  --lifetime-ms 7 --gain 20 --asymmetry 0 --seed 2016
+if [ -d "$HOME_DIR" ]; then
+  # a challenge killed during a storage-outage fault can leave its read-only bind mount behind
+  if mountpoint -q "$HOME_DIR/storage/input" 2>/dev/null; then umount -l "$HOME_DIR/storage/input"; fi
+  rm -rf "$HOME_DIR"
+fi
 
-mapfile -t files < <(ls -1v "$OUT"/run"$RUN"-seq*.dat | tail -n 3)
-echo "== checking ${#files[@]} files with the reader"
-"$FT" raw inspect "${files[@]}"
+echo "== farmtools data challenge on the embedded default farm in $HOME_DIR"
+status=0
+# shellcheck disable=SC2086  # DEMO_ARGS is a list of options on purpose
+"$FT" challenge run --home "$HOME_DIR" --files 6 --events 10 --interval 2 --workers 2 \
+  --timeout 600 ${DEMO_ARGS:-} || status=$?
 
-echo "== summary"
-for f in "${files[@]}"; do
-  truth="${f%.dat}.truth.json"
-  .venv/bin/python - "$f" "$truth" <<'PY'
-import json, os, sys
-raw, truth = sys.argv[1], sys.argv[2]
-doc = json.load(open(truth))
-events = doc["events"]
-tracks = [t for e in events for t in e["tracks"]]
-crossers = sum(t["anode_cathode"] for t in tracks)
-print(f"{os.path.basename(raw)}: {os.path.getsize(raw):,} bytes, {len(events)} events "
-      f"(triggers {events[0]['trigger_number']}-{events[-1]['trigger_number']}), "
-      f"{len(tracks)} muons of which {crossers} cross anode to cathode; "
-      f"injected lifetime {doc['injected']['lifetime_ms']} ms, gain {doc['injected']['gain']}")
-PY
-done
-echo "== demo done: files in $OUT"
+report="$HOME_DIR/reports/latest.html"
+echo
+echo "== demo done (exit $status)"
+if [ -e "$report" ]; then
+  echo "report (HTML with plots): $(realpath "$report")"
+  echo "report (JSON):            $(realpath "$HOME_DIR"/reports/challenge-run*.json | tail -n 1)"
+fi
+echo "monitoring page:          .venv/bin/farmtools monitor serve --config $HOME_DIR/farm.toml"
+echo "                          then open http://127.0.0.1:$(sed -n 's/^port = //p' "$HOME_DIR/farm.toml" | head -n 1)"
+echo "one file's story:         .venv/bin/farmtools story run1-seq0.dat --config $HOME_DIR/farm.toml"
+exit "$status"

@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def variables(defaults: Path) -> list[tuple[str, str, str]]:
     """(name, default, description) of each top-level variable, description from comments."""
     values = yaml.safe_load(defaults.read_text()) or {}
-    rows, comment = [], []
+    rows: list[tuple[str, str, str]] = []
+    comment: list[str] = []
     for line in defaults.read_text().splitlines():
         if line.startswith("# ---"):
             comment = []

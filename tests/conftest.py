@@ -6,4 +6,5 @@ pytest_plugins: list[str] = [
     "tests.servers.mockfarm",
     "tests.servers.slurm",
     "tests.servers.smtp",
+    "tests.servers.chromium",
 ]

@@ -21,7 +21,14 @@ def make_cfg(home: Path, **sections: dict[str, Any]) -> FarmConfig:
     data: dict[str, Any] = {
         "farm": {"home": str(home)},
         "batch": {"backend": "local", "slots": 2},
-        "processing": {"cooloff_s": 0.0, "poll_s": 0.1, "claim_s": 0.05, "max_tries": 3},
+        # program=check: the raw files of these tests are framing only (reco would refuse them)
+        "processing": {
+            "cooloff_s": 0.0,
+            "poll_s": 0.1,
+            "claim_s": 0.05,
+            "max_tries": 3,
+            "program": "check",
+        },
     }
     for name, values in sections.items():
         data[name] = {**data.get(name, {}), **values}

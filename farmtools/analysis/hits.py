@@ -1,24 +1,43 @@
 """Reading the hits of reconstructed ROOT files into flat numpy columns for the analyses.
 
 Each hit gets the fields of its track it needs for the selections (``trk_crossing``,
-``trk_length3d``, ``trk_t0``), joined on (event, track) from the ``tracks`` tree, and ``file``,
-the index of its file in the list.  The only I/O of :mod:`farmtools.analysis` besides the CLI
-and the pipeline hook; may import uproot and numpy.
+``trk_length3d``, ``trk_t0``, ``trk_matched``), joined on (event, track) from the ``tracks``
+tree, and ``file``, the index of its file in the list.  Files are read branch by branch (the
+analyses need a dozen float columns, a few MB per 335-event file), never event objects.
+The only ROOT I/O of :mod:`farmtools.analysis` besides the optional histogram output; may
+import uproot and numpy.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-Columns = dict[str, npt.NDArray[np.generic]]
+#: Flat columns of hits, all of the same length (the analyses' common currency).
+Columns = dict[str, npt.NDArray[Any]]
 
 #: Hit columns the analyses use (the reco output has a few more).
-HIT_BRANCHES: tuple[str, ...] = ("event", "view", "channel", "tick", "charge", "track", "edge", "ds", "dqds",
-                                 "x", "y", "drift_us", "lem")
+HIT_BRANCHES: tuple[str, ...] = (
+    "event",
+    "view",
+    "channel",
+    "tick",
+    "charge",
+    "track",
+    "edge",
+    "ds",
+    "dqds",
+    "x",
+    "y",
+    "drift_us",
+    "lem",
+)
+#: Track columns joined onto the hits.
+TRACK_BRANCHES: tuple[str, ...] = ("event", "id", "crossing", "length3d", "t0", "partner")
 
 
 class RecoFileError(Exception):
@@ -26,42 +45,68 @@ class RecoFileError(Exception):
 
 
 def attach_tracks(hits: Columns, tracks: Columns) -> Columns:
-    """Add trk_crossing, trk_length3d and trk_t0 to ``hits`` (defaults for hits without a track)."""
+    """Add trk_crossing, trk_length3d, trk_t0 (ticks) and trk_matched to ``hits``.
+
+    Hits without a track (``track < 0``) or whose track is missing get False / NaN / 0.
+    """
     n = hits["track"].size
     out = dict(hits)
     out["trk_crossing"] = np.zeros(n, dtype=np.bool_)
     out["trk_length3d"] = np.full(n, np.nan, dtype=np.float32)
     out["trk_t0"] = np.zeros(n, dtype=np.float32)
+    out["trk_matched"] = np.zeros(n, dtype=np.bool_)
     if n == 0 or tracks["id"].size == 0:
         return out
     tkey = tracks["event"].astype(np.int64) * 65536 + tracks["id"].astype(np.int64)
     order = np.argsort(tkey)
     tkey = tkey[order]
-    hkey = hits["event"].astype(np.int64) * 65536 + hits["track"].astype(np.int64)
+    htrack = hits["track"].astype(np.int64)
+    hkey = hits["event"].astype(np.int64) * 65536 + htrack
     pos = np.clip(np.searchsorted(tkey, hkey), 0, tkey.size - 1)
-    found = (hits["track"] >= 0) & (tkey[pos] == hkey)
+    found = (htrack >= 0) & (tkey[pos] == hkey)
     idx = order[pos[found]]
     out["trk_crossing"][found] = tracks["crossing"][idx]
     out["trk_length3d"][found] = tracks["length3d"][idx]
     out["trk_t0"][found] = tracks["t0"][idx]
+    if "partner" in tracks:
+        out["trk_matched"][found] = tracks["partner"][idx] >= 0
     return out
+
+
+def read_reco_file(path: str | os.PathLike[str]) -> Columns:
+    """Hits of one reconstructed file with their track fields; RecoFileError names the file."""
+    import uproot
+
+    name = os.fspath(path)
+    try:
+        with uproot.open(name) as f:
+            for tree in ("hits", "tracks"):
+                if tree not in f:
+                    raise RecoFileError(f"{name}: no {tree!r} tree (not a farmtools reco file?)")
+            hits = f["hits"].arrays(list(HIT_BRANCHES), library="np")
+            tracks = f["tracks"].arrays(list(TRACK_BRANCHES), library="np")
+    except RecoFileError:
+        raise
+    except FileNotFoundError:
+        raise RecoFileError(f"{name}: no such file") from None
+    except Exception as exc:  # uproot raises many types for a damaged file; name the file
+        raise RecoFileError(f"{name}: cannot read reconstruction output: {exc}") from exc
+    return attach_tracks(hits, tracks)
+
+
+def concat(parts: Sequence[Columns]) -> Columns:
+    """Concatenate column sets; each part's ``file`` column is its index in ``parts``."""
+    if not parts:
+        raise RecoFileError("no reconstructed files given")
+    tagged = []
+    for i, cols in enumerate(parts):
+        c = dict(cols)
+        c["file"] = np.full(c["view"].size, i, dtype=np.int16)
+        tagged.append(c)
+    keys = [k for k in tagged[0] if all(k in p for p in tagged)]
+    return {k: np.concatenate([p[k] for p in tagged]) for k in keys}
 
 
 def read_hits(paths: Sequence[str | os.PathLike[str]]) -> Columns:
     """Hits of all ``paths`` concatenated, with their track fields; RecoFileError names a bad file."""
-    import uproot
-
-    parts: list[Columns] = []
-    for i, path in enumerate(paths):
-        try:
-            with uproot.open(os.fspath(path)) as f:
-                hits = f["hits"].arrays(list(HIT_BRANCHES), library="np")
-                tracks = f["tracks"].arrays(["event", "id", "crossing", "length3d", "t0"], library="np")
-        except Exception as exc:  # uproot raises many types for a bad file; name the file
-            raise RecoFileError(f"{os.fspath(path)}: cannot read reconstruction output: {exc}") from exc
-        cols = attach_tracks(hits, tracks)
-        cols["file"] = np.full(cols["track"].size, i, dtype=np.int16)
-        parts.append(cols)
-    if not parts:
-        raise RecoFileError("no reconstructed files given")
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    return concat([read_reco_file(p) for p in paths])

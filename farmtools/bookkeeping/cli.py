@@ -6,6 +6,7 @@ else ``./farm.toml``).  SQLAlchemy is imported inside the commands so ``farmtool
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -17,6 +18,33 @@ if TYPE_CHECKING:
 _CONFIG = typer.Option(
     None, "--config", "-c", help="farm.toml (default: $FARMTOOLS_CONFIG, ./farm.toml)"
 )
+
+
+def _emit(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """A rich table on a terminal; plain aligned text (nothing cut, nothing wrapped) otherwise.
+
+    Piped output is for grep and scripts: full names, one line per row, columns separated by
+    at least two spaces.  Values are never read as rich markup (a file name may hold ``[x]``).
+    """
+    import sys
+
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    if sys.stdout.isatty():
+        table = Table(title=Text(title))
+        for col in columns:
+            table.add_column(col)
+        for row in rows:
+            table.add_row(*(Text(v) for v in row))
+        Console().print(table)
+        return
+    rows = [[v.replace("\n", "\\n") for v in row] for row in rows]  # one line per row
+    widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)]
+    typer.echo(title)
+    for line in [list(columns), *rows]:
+        typer.echo("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip())
 
 
 def _open(config: Path | None) -> Bookkeeping:
@@ -39,44 +67,41 @@ def story(
     import json
     import os
 
-    from rich.console import Console
-    from rich.table import Table
-
     bk = _open(config)
     rec = bk.get(name) or bk.get(os.path.basename(name))
     if rec is None:
         typer.echo(f"{name}: not in the bookkeeping database", err=True)
         raise typer.Exit(1)
-    table = Table(
-        title=f"{rec.name}  [{rec.state}]  run {rec.run} seq {rec.seq}  "
-        f"adler32 {rec.adler32 or '-'}"
-    )
-    for col in ("time (UTC)", "event", "host:pid", "details"):
-        table.add_column(col)
-    for ev in bk.story(rec.name):
-        table.add_row(
+    rows = [
+        [
             ev.time.strftime("%Y-%m-%d %H:%M:%S.%f"),
             ev.event,
             f"{ev.host}:{ev.pid}",
             json.dumps(ev.details, ensure_ascii=True) if ev.details else "",
-        )
-    Console().print(table)
+        ]
+        for ev in bk.story(rec.name)
+    ]
+    _emit(
+        f"{rec.name}  [{rec.state}]  run {rec.run} seq {rec.seq}  adler32 {rec.adler32 or '-'}",
+        ("time (UTC)", "event", "host:pid", "details"),
+        rows,
+    )
 
 
 def runs(config: Path | None = _CONFIG) -> None:
     """List runs: files, bytes and files per state."""
-    from rich.console import Console
-    from rich.table import Table
-
     from farmtools.bookkeeping.textlogs import human_size
 
-    table = Table(title="runs")
-    for col in ("run", "files", "bytes", "states"):
-        table.add_column(col)
-    for r in _open(config).runs():
-        states = ", ".join(f"{s} {n}" for s, n in sorted(r.states.items()))
-        table.add_row(str(r.run), str(r.files), human_size(r.bytes), states)
-    Console().print(table)
+    rows = [
+        [
+            str(r.run),
+            str(r.files),
+            human_size(r.bytes),
+            ", ".join(f"{s} {n}" for s, n in sorted(r.states.items())),
+        ]
+        for r in _open(config).runs()
+    ]
+    _emit("runs", ("run", "files", "bytes", "states"), rows)
 
 
 def files(
@@ -85,9 +110,6 @@ def files(
     config: Path | None = _CONFIG,
 ) -> None:
     """List files with their state, size and checksum."""
-    from rich.console import Console
-    from rich.table import Table
-
     from farmtools.bookkeeping.states import FileState
 
     if state is not None and state not in {s.value for s in FileState}:
@@ -95,21 +117,8 @@ def files(
             f"--state {state!r}: not one of {', '.join(s.value for s in FileState)}", err=True
         )
         raise typer.Exit(2)
-    table = Table(title="files")
-    for col in (
-        "name",
-        "run",
-        "seq",
-        "state",
-        "since (UTC)",
-        "size",
-        "adler32",
-        "tries",
-        "last error",
-    ):
-        table.add_column(col)
-    for f in _open(config).files(run=run, state=state):
-        table.add_row(
+    rows = [
+        [
             f.name,
             str(f.run),
             str(f.seq),
@@ -118,9 +127,14 @@ def files(
             str(f.size),
             f.adler32 or "",
             str(f.tries),
-            f.last_error or "",
-        )
-    Console().print(table)
+            (f.last_error or "").replace("\n", " "),
+        ]
+        for f in _open(config).files(run=run, state=state)
+    ]
+    title = "files" + (f" of run {run}" if run is not None else "")
+    title += f" in state {state}" if state is not None else ""
+    cols = ("name", "run", "seq", "state", "since (UTC)", "size", "adler32", "tries", "last error")
+    _emit(title, cols, rows)
 
 
 def alarms(
@@ -128,22 +142,18 @@ def alarms(
     config: Path | None = _CONFIG,
 ) -> None:
     """List alarms (quarantined files and other conditions that need a person)."""
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title="alarms")
-    for col in ("id", "time (UTC)", "file", "source", "kind", "message"):
-        table.add_column(col)
-    for a in _open(config).alarms(include_acknowledged=all_):
-        table.add_row(
+    rows = [
+        [
             str(a.id),
             a.time.strftime("%Y-%m-%d %H:%M:%S"),
             a.file or "",
             a.source,
             a.kind,
-            a.message,
-        )
-    Console().print(table)
+            a.message.replace("\n", " "),
+        ]
+        for a in _open(config).alarms(include_acknowledged=all_)
+    ]
+    _emit("alarms", ("id", "time (UTC)", "file", "source", "kind", "message"), rows)
 
 
 logs_app = typer.Typer(

@@ -6,10 +6,11 @@ creation/upgrade, and the rules that keep state and story consistent:
 * every state change is a compare-and-set (``UPDATE ... WHERE state = :from``) written in the same
   transaction as its story event, so the story never disagrees with the state;
 * :meth:`Bookkeeping.claim` hands each file to exactly one worker, also between processes on
-  different hosts on PostgreSQL (``FOR UPDATE SKIP LOCKED`` in the candidate sub-select) and
+  different hosts on PostgreSQL (``FOR UPDATE SKIP LOCKED`` in a materialised candidate CTE) and
   between processes on SQLite (write transactions start with ``BEGIN IMMEDIATE``, so the
   sub-select and the update see the same snapshot);
-* the story is append-only: nothing here updates or deletes an ``events`` row.
+* the story is append-only: nothing here updates or deletes an ``events`` row, and since schema
+  version 2 the database's own triggers refuse it to anyone.
 
 Imports SQLAlchemy and :mod:`farmtools.bookkeeping.schema` / ``states`` only (and the config type).
 """
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -105,8 +106,17 @@ class SchemaError(RuntimeError):
     """The database was written by a newer farmtools, or cannot be upgraded automatically."""
 
 
+def _make_events_append_only(conn: Connection) -> None:
+    """Upgrade 1 -> 2: the append-only triggers on ``events`` (see :data:`schema.APPEND_ONLY_DDL`)."""
+    for stmt in schema.APPEND_ONLY_DDL.get(conn.dialect.name, ()):
+        conn.exec_driver_sql(stmt)
+
+
 #: Upgrade steps: ``_UPGRADES[v]`` brings a database from version ``v`` to ``v + 1``.
-_UPGRADES: dict[int, Any] = {}
+_UPGRADES: dict[int, Callable[[Connection], None]] = {1: _make_events_append_only}
+
+#: Key of the PostgreSQL advisory lock that serialises schema creation/upgrade between processes.
+_SCHEMA_LOCK = 0x3A105
 
 
 def _file_record(row: Row[Any]) -> FileRecord:
@@ -178,7 +188,11 @@ class Bookkeeping:
             self.engine = create_engine(url, pool_pre_ping=True)
         self.dialect = self.engine.dialect.name
         if upgrade:
-            self.upgrade()
+            try:
+                self.upgrade()
+            except BaseException:
+                self.engine.dispose()  # no connection left open behind a refused database
+                raise
 
     @classmethod
     def from_config(cls, cfg: FarmConfig) -> Bookkeeping:
@@ -187,6 +201,10 @@ class Bookkeeping:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def _safe_url(self) -> str:
+        """The URL without its password, for messages."""
+        return self.engine.url.render_as_string(hide_password=True)
 
     # -- transactions --------------------------------------------------------------------------
     @contextmanager
@@ -219,33 +237,43 @@ class Bookkeeping:
         }
 
     # -- schema --------------------------------------------------------------------------------
+    @staticmethod
+    def _stored_version(conn: Connection) -> int | None:
+        if not conn.dialect.has_table(conn, "schema_version"):
+            return None
+        v = conn.execute(select(func.max(schema.schema_version.c.version))).scalar()
+        return int(v) if v is not None else None
+
     def schema_version(self) -> int | None:
         """Version stored in the database, None for an empty database."""
         with self._read() as conn:
-            if not self.engine.dialect.has_table(conn, "schema_version"):
-                return None
-            v = conn.execute(select(func.max(schema.schema_version.c.version))).scalar()
-            return int(v) if v is not None else None
+            return self._stored_version(conn)
 
     def upgrade(self) -> int:
         """Create missing tables and indexes and run upgrade steps; returns the version now stored.
 
         ``create_all`` only adds what is missing, so new tables of other stages appear without a
-        version bump; column changes go through ``_UPGRADES``.
+        version bump; column changes go through ``_UPGRADES``.  Safe when several processes open
+        a new database at once: the version is read inside the write transaction, which holds
+        SQLite's write lock (``BEGIN IMMEDIATE``) or a PostgreSQL advisory lock.
         """
-        current = self.schema_version()
-        if current is not None and current > schema.SCHEMA_VERSION:
-            raise SchemaError(
-                f"{self.url}: schema version {current} is newer than this farmtools "
-                f"({schema.SCHEMA_VERSION}); upgrade farmtools"
-            )
         with self._write() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(select(func.pg_advisory_xact_lock(_SCHEMA_LOCK)))
+            current = self._stored_version(conn)
+            if current is not None and current > schema.SCHEMA_VERSION:
+                raise SchemaError(
+                    f"{self._safe_url()}: schema version {current} is newer than this farmtools "
+                    f"({schema.SCHEMA_VERSION}); upgrade farmtools"
+                )
             metadata.create_all(conn, checkfirst=True)
             version = schema.SCHEMA_VERSION if current is None else current
             while version < schema.SCHEMA_VERSION:
                 step = _UPGRADES.get(version)
                 if step is None:
-                    raise SchemaError(f"{self.url}: no upgrade step from schema version {version}")
+                    raise SchemaError(
+                        f"{self._safe_url()}: no upgrade step from schema version {version}"
+                    )
                 step(conn)
                 version += 1
             if current != version:
@@ -269,18 +297,22 @@ class Bookkeeping:
         """Add a file (idempotent: an existing name is returned unchanged, nothing is recorded).
 
         A new file gets two story events: ``written`` (at ``daq_write_time``) and ``event``.
+        Two processes registering the same name (or the first files of one run) at once on
+        PostgreSQL do not fail: the inserts are ``ON CONFLICT DO NOTHING`` and the loser reads the
+        winner's row.
         """
-        t = now()
         with self._write() as conn:
+            t = now()
             row = conn.execute(select(files).where(files.c.name == name)).first()
             if row is not None:
                 return _file_record(row)
-            if run is not None and conn.execute(
-                select(runs.c.run).where(runs.c.run == run)
-            ).first() is None:
-                conn.execute(insert(runs).values(run=run, first_seen=t, comment=""))
+            if (
+                run is not None
+                and conn.execute(select(runs.c.run).where(runs.c.run == run)).first() is None
+            ):
+                conn.execute(self._insert_ignore(runs).values(run=run, first_seen=t, comment=""))
             row = conn.execute(
-                insert(files)
+                self._insert_ignore(files)
                 .values(
                     name=name,
                     run=run,
@@ -293,7 +325,9 @@ class Bookkeeping:
                     tries=0,
                 )
                 .returning(*files.c)
-            ).one()
+            ).first()
+            if row is None:  # registered by another process since our first look
+                return _file_record(conn.execute(select(files).where(files.c.name == name)).one())
             rec = _file_record(row)
             new_events = []
             if daq_write_time is not None:
@@ -305,6 +339,16 @@ class Bookkeeping:
             )
             conn.execute(insert(events), new_events)
             return rec
+
+    def _insert_ignore(self, table: Any) -> Any:
+        """``INSERT ... ON CONFLICT DO NOTHING`` in this database's dialect."""
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            return pg_insert(table).on_conflict_do_nothing()
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table).on_conflict_do_nothing()
 
     def record(
         self,
@@ -337,32 +381,42 @@ class Bookkeeping:
         Files whose ``not_before`` lies in the future (retry back-off) are skipped.  Two callers
         never get the same file, whatever the backend; each claimed file gets story ``event``.
         """
-        t = now()
-        cond = [
-            files.c.state == str(from_state),
-            or_(files.c.not_before.is_(None), files.c.not_before <= t),
-        ]
-        if run is not None:
-            cond.append(files.c.run == run)
-        candidates = (
-            select(files.c.id)
-            .where(*cond)
-            .order_by(files.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        stmt = (
-            update(files)
-            .where(files.c.id.in_(candidates.scalar_subquery()), files.c.state == str(from_state))
-            .values(state=str(to_state), state_since=t, claimed_by=worker, not_before=None)
-            .returning(*files.c)
-        )
         with self._write() as conn:
+            t = now()  # taken once the write lock is held: story times follow the commit order
+            cond = [
+                files.c.state == str(from_state),
+                or_(files.c.not_before.is_(None), files.c.not_before <= t),
+            ]
+            if run is not None:
+                cond.append(files.c.run == run)
+            candidates = (
+                select(files.c.id)
+                .where(*cond)
+                .order_by(files.c.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+            if self.dialect == "postgresql":
+                # A materialised CTE: as ``id IN (subquery)`` the planner may pick a nested-loop
+                # semi-join that re-runs the locking subquery for every outer row, and then
+                # LIMIT is not honoured (seen here: limit=2 claimed all 5 files).
+                chosen = candidates.cte("claimable").prefix_with("MATERIALIZED")
+                target = files.c.id == chosen.c.id
+            else:
+                target = files.c.id.in_(candidates.scalar_subquery())
+            stmt = (
+                update(files)
+                .where(target, files.c.state == str(from_state))
+                .values(state=str(to_state), state_since=t, claimed_by=worker, not_before=None)
+                .returning(*files.c)
+            )
             rows = conn.execute(stmt).all()
             recs = sorted((_file_record(r) for r in rows), key=lambda r: r.id)
             if recs:
                 payload = {"worker": worker, "from": str(from_state), **(details or {})}
-                conn.execute(insert(events), [self._event_row(r.id, event, payload, t) for r in recs])
+                conn.execute(
+                    insert(events), [self._event_row(r.id, event, payload, t) for r in recs]
+                )
         return recs
 
     def transition(
@@ -384,10 +438,10 @@ class Bookkeeping:
         ``alarm`` = (source, kind, message) raises an alarm in the same transaction.
         """
         froms = [str(from_state)] if isinstance(from_state, str) else [str(s) for s in from_state]
-        t = now()
-        values: dict[str, Any] = {"state": str(to_state), "state_since": t}
-        values.update(fields or {})
         with self._write() as conn:
+            t = now()
+            values: dict[str, Any] = {"state": str(to_state), "state_since": t}
+            values.update(fields or {})
             fid = conn.execute(
                 update(files)
                 .where(files.c.name == name, files.c.state.in_(froms))
@@ -407,7 +461,14 @@ class Bookkeeping:
             conn.execute(update(files).where(files.c.name == name).values(**values))
 
     def _alarm(
-        self, conn: Connection, fid: int | None, source: str, kind: str, message: str, *, t: datetime
+        self,
+        conn: Connection,
+        fid: int | None,
+        source: str,
+        kind: str,
+        message: str,
+        *,
+        t: datetime,
     ) -> None:
         conn.execute(
             insert(alarms).values(
@@ -417,17 +478,23 @@ class Bookkeeping:
         if fid is not None:
             conn.execute(
                 insert(events).values(
-                    self._event_row(fid, Event.ALARM, {"source": source, "kind": kind,
-                                                       "message": message}, t)
+                    self._event_row(
+                        fid, Event.ALARM, {"source": source, "kind": kind, "message": message}, t
+                    )
                 )
             )
 
     def raise_alarm(self, name: str | None, source: str, kind: str, message: str) -> None:
-        """Raise an alarm about ``name`` (or about no file): a row in ``alarms`` + a story event."""
+        """Raise an alarm about ``name`` (or about no file): a row in ``alarms`` + a story event.
+
+        A name the bookkeeping does not know still gets its alarm, with the name in the message.
+        """
         with self._write() as conn:
             fid = None
             if name is not None:
                 fid = conn.execute(select(files.c.id).where(files.c.name == name)).scalar()
+                if fid is None:
+                    message = f"{name}: {message}"
             self._alarm(conn, fid, source, kind, message, t=now())
 
     def acknowledge_alarm(self, alarm_id: int) -> None:
@@ -460,7 +527,9 @@ class Bookkeeping:
     def runs(self) -> list[RunSummary]:
         """Every run with its file count, bytes and files per state."""
         q = (
-            select(files.c.run, files.c.state, func.count(), func.coalesce(func.sum(files.c.size), 0))
+            select(
+                files.c.run, files.c.state, func.count(), func.coalesce(func.sum(files.c.size), 0)
+            )
             .where(files.c.run.is_not(None))
             .group_by(files.c.run, files.c.state)
             .order_by(files.c.run)
@@ -499,10 +568,38 @@ class Bookkeeping:
             q = q.where(alarms.c.acknowledged.is_(False))
         with self._read() as conn:
             return [
-                AlarmRecord(m["id"], m["time"], m["name"], m["source"], m["kind"], m["message"],
-                            m["acknowledged"])
+                AlarmRecord(
+                    m["id"],
+                    m["time"],
+                    m["name"],
+                    m["source"],
+                    m["kind"],
+                    m["message"],
+                    m["acknowledged"],
+                )
                 for m in (r._mapping for r in conn.execute(q))
             ]
+
+    def last_event_times(
+        self, *names: str, run: int | None = None
+    ) -> dict[str, dict[str, datetime]]:
+        """``{file: {event: time of its LAST occurrence}}`` for every file (of ``run``) in one query.
+
+        What :func:`farmtools.bookkeeping.textlogs.export` needs, without a query per file.
+        """
+        q = (
+            select(files.c.name, events.c.event, func.max(events.c.time))
+            .join(files, files.c.id == events.c.file_id)
+            .where(events.c.event.in_(names))
+            .group_by(files.c.name, events.c.event)
+        )
+        if run is not None:
+            q = q.where(files.c.run == run)
+        out: dict[str, dict[str, datetime]] = {}
+        with self._read() as conn:
+            for f, e, t in conn.execute(q):
+                out.setdefault(f, {})[e] = t
+        return out
 
     def events_between(self, name: str, *names: str) -> dict[str, datetime]:
         """Time of the LAST occurrence of each story event name of ``name`` (for log lines)."""

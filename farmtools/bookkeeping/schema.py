@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    DDL,
     JSON,
     BigInteger,
     Boolean,
@@ -33,10 +34,12 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    event,
 )
 
 #: Version of the schema this code writes; stored in ``schema_version``.
-SCHEMA_VERSION = 1
+#: 1: the tables; 2: ``events`` made append-only by triggers (UPDATE/DELETE/TRUNCATE refused).
+SCHEMA_VERSION = 2
 
 metadata = MetaData()
 
@@ -51,7 +54,9 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r}: bookkeeping stores UTC, pass an aware time")
+            raise ValueError(
+                f"naive datetime {value!r}: bookkeeping stores UTC, pass an aware time"
+            )
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
@@ -117,6 +122,28 @@ events = Table(
     Column("pid", Integer, nullable=False, default=0),
 )
 Index("ix_events_file_time", events.c.file_id, events.c.id)
+
+#: The story is append-only, and the database itself says so: these triggers refuse any UPDATE,
+#: DELETE (or TRUNCATE) of ``events``, whoever connects.  Idempotent statements, per dialect.
+APPEND_ONLY_MESSAGE = "events is append-only: the story of a file is never rewritten"
+APPEND_ONLY_DDL: dict[str, tuple[str, ...]] = {
+    "sqlite": tuple(
+        f"CREATE TRIGGER IF NOT EXISTS events_no_{op.lower()} BEFORE {op} ON events "
+        f"BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY_MESSAGE}'); END"
+        for op in ("UPDATE", "DELETE")
+    ),
+    "postgresql": (
+        "CREATE OR REPLACE FUNCTION farmtools_events_append_only() RETURNS trigger "
+        f"LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION '{APPEND_ONLY_MESSAGE}'; END $$",
+        "CREATE OR REPLACE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON events "
+        "FOR EACH ROW EXECUTE FUNCTION farmtools_events_append_only()",
+        "CREATE OR REPLACE TRIGGER events_no_truncate BEFORE TRUNCATE ON events "
+        "FOR EACH STATEMENT EXECUTE FUNCTION farmtools_events_append_only()",
+    ),
+}
+for _dialect, _stmts in APPEND_ONLY_DDL.items():
+    for _stmt in _stmts:
+        event.listen(events, "after_create", DDL(_stmt).execute_if(dialect=_dialect))
 
 # An alarm is a story event plus a row here that the monitor shows until someone acknowledges it.
 alarms = Table(
@@ -200,6 +227,7 @@ archive_members = Table(
     Column("size", BigInteger, nullable=False),
     Column("adler32", String(8), nullable=True),
 )
+
 
 def now() -> datetime:
     """The current time, UTC, microseconds: the one clock of the bookkeeping."""

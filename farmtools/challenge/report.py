@@ -18,7 +18,7 @@ import json
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from farmtools.bookkeeping import Event, FileState
@@ -105,7 +105,7 @@ def build_report(
     expected_files: Sequence[str],
     records: Sequence[FileRecord],
     stories: Mapping[str, Sequence[StoryEvent]],
-    expected_stages: Sequence[str],
+    expected_stages: Sequence[str] | Mapping[str, Sequence[str]],
     bad_files: Sequence[str] = (),
     jobs_per_worker: Mapping[str, int] | None = None,
     failures_by_class: Mapping[str, int] | None = None,
@@ -120,7 +120,9 @@ def build_report(
     """Assemble the whole report; see the module docstring.
 
     ``expected_files`` are the raw file names the emulator wrote: a name absent from the
-    database is reported as *lost*.  ``integrity`` carries the end-of-run checks (``lost``,
+    database is reported as *lost*.  ``expected_stages`` is one list for every file, or a
+    mapping from file name to its own list (a file left out of an analysis group is not
+    expected to be analysed).  ``integrity`` carries the end-of-run checks (``lost``,
     ``duplicated``, ``corrupt`` lists).
     """
     by_name = {r.name: r for r in records}
@@ -133,7 +135,12 @@ def build_report(
                 {"name": name, "complete": False, "missing": ["not in the database"], "lost": True}
             )
             continue
-        outcomes.append(file_outcome(rec, stories.get(name, ()), expected_stages, name in bad))
+        stages = (
+            expected_stages.get(name, ())
+            if isinstance(expected_stages, Mapping)
+            else expected_stages
+        )
+        outcomes.append(file_outcome(rec, stories.get(name, ()), stages, name in bad))
     unexpected = sorted(set(by_name) - set(expected_files))
 
     good = [o for o in outcomes if not o.get("bad_on_purpose") and not o.get("lost")]
@@ -244,11 +251,25 @@ def render_text(report: Mapping[str, Any]) -> str:
             len(integ.get("corrupt", [])),
         )
     )
-    for a in report["analyses"]:
+    analyses = report["analyses"]
+    for a in analyses[:4]:
         lines.append("  " + a.get("summary_line", json.dumps(a)[:150]))
+    if len(analyses) > 4:
+        lines.append(f"  ... {len(analyses) - 4} more analysis groups (in the JSON and HTML)")
+    lines.extend(_analysis_totals(analyses))
     for f in report["faults"]:
+        at = f.get("done_at_s") if f.get("done_at_s") is not None else f.get("at_s", 0)
+        flag = "fault injected" if f.get("injected", True) else "fault NOT injected"
         lines.append(
-            f"  fault injected: {f.get('at_s', 0):.1f} s {f.get('kind')} {f.get('target', '')}"
+            f"  {flag}: {at:.1f} s {f.get('kind')} {f.get('target', '')}: {f.get('details', '')}"
+        )
+    for piece, why in (report.get("missing_pieces") or {}).items():
+        lines.append(f"  MISSING {piece}: {why}")
+    for name, d in (report.get("daemons") or {}).items():
+        lines.append(
+            f"  daemon {name}: {d['cpu_s']:.2f} s CPU over {d['alive_s']:.1f} s "
+            f"({d['cpu_percent_of_one_core']} % of one core), started {d['starts']}x, "
+            f"SIGKILLed {d['sigkills']}x"
         )
     for name in report["incomplete"][:20]:
         o = next(o for o in report["files"] if o["name"] == name)
@@ -256,6 +277,27 @@ def render_text(report: Mapping[str, Any]) -> str:
     if len(report["incomplete"]) > 20:
         lines.append(f"  ... and {len(report['incomplete']) - 20} more incomplete files")
     return "\n".join(lines)
+
+
+def _analysis_totals(analyses: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One line over every analysis group: lifetime pulls against the truth, gain biases."""
+    pulls = []
+    for a in analyses:
+        lt, want = a.get("lifetime"), (a.get("truth") or {}).get("lifetime_us")
+        if lt and want and lt[1]:
+            pulls.append((lt[0] - want) / lt[1])
+    gains = [a["gain_bias_mean"] for a in analyses if a.get("gain_bias_mean") is not None]
+    if not pulls and not gains:
+        return []
+    parts = [f"  analyses vs truth over {len(analyses)} groups:"]
+    if pulls:
+        within = sum(1 for p in pulls if abs(p) <= 2)
+        parts.append(
+            f"lifetime pull mean {sum(pulls) / len(pulls):+.2f}, {within}/{len(pulls)} within 2 sigma;"
+        )
+    if gains:
+        parts.append(f"LEM gain bias mean {100 * sum(gains) / len(gains):+.1f} %")
+    return [" ".join(parts)]
 
 
 def render_html(report: Mapping[str, Any]) -> str:
@@ -309,7 +351,10 @@ def _figures(report: Mapping[str, Any]) -> list[dict[str, Any]]:
         if xs:
             traces.append({"type": "box", "name": stage, "y": xs})
     figs.append(
-        {"data": traces, "layout": {"title": "latency from written (s)", "yaxis": {"type": "log"}}}
+        {
+            "data": traces,
+            "layout": {"title": {"text": "latency from written (s)"}, "yaxis": {"type": "log"}},
+        }
     )
     timeline = []
     for stage in ("written", "stored", "ended", "analysed"):
@@ -323,14 +368,98 @@ def _figures(report: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "y": list(range(1, len(ts) + 1)),
             }
         )
-    figs.append({"data": timeline, "layout": {"title": "files through each stage"}})
+    layout: dict[str, Any] = {"title": {"text": "files through each stage (dotted: faults)"}}
+    if report.get("started") and report.get("faults"):
+        t0 = datetime.fromisoformat(report["started"])
+        shapes, notes = [], []
+        for f in report["faults"]:
+            at = f.get("done_at_s") if f.get("done_at_s") is not None else f.get("at_s")
+            if at is None or not f.get("injected", True):
+                continue
+            x = (t0 + timedelta(seconds=float(at))).isoformat()
+            shapes.append(
+                {
+                    "type": "line",
+                    "x0": x,
+                    "x1": x,
+                    "yref": "paper",
+                    "y0": 0,
+                    "y1": 1,
+                    "line": {"dash": "dot", "width": 1, "color": "#a0a"},
+                }
+            )
+            label = f"{f.get('kind')} {str(f.get('target', '')).split(' ')[0]}"
+            notes.append(
+                {
+                    "x": x,
+                    "yref": "paper",
+                    "y": 1,
+                    "text": label,
+                    "textangle": -60,
+                    "showarrow": False,
+                }
+            )
+        layout.update(shapes=shapes, annotations=notes)
+    figs.append({"data": timeline, "layout": layout})
     jobs = report.get("jobs_per_worker") or {}
     figs.append(
         {
             "data": [{"type": "bar", "x": list(jobs), "y": list(jobs.values())}],
-            "layout": {"title": "jobs per worker"},
+            "layout": {"title": {"text": "jobs per worker"}},
         }
     )
+    analyses = [a for a in report.get("analyses", []) if a.get("lifetime")]
+    if analyses:
+        truth = analyses[0].get("truth", {}).get("lifetime_us")
+        names = [str(a["summary"]).rsplit("/", 1)[-1].removesuffix(".json") for a in analyses]
+        data: list[dict[str, Any]] = [
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "name": "measured",
+                "x": names,
+                "y": [a["lifetime"][0] for a in analyses],
+                "error_y": {"type": "data", "array": [a["lifetime"][1] or 0 for a in analyses]},
+            }
+        ]
+        if truth:
+            data.append(
+                {
+                    "type": "scatter",
+                    "mode": "lines+markers",
+                    "name": "injected",
+                    "x": names,
+                    "y": [truth] * len(names),
+                }
+            )
+        figs.append(
+            {"data": data, "layout": {"title": {"text": "electron lifetime (us) vs injected"}}}
+        )
+    gains = [a for a in report.get("analyses", []) if a.get("gains")]
+    if gains:
+        a = gains[-1]
+        lems = sorted(a["gains"], key=lambda k: int(k) if k.isdigit() else 0)
+        gmap = a.get("truth", {}).get("gain_map", {})
+        figs.append(
+            {
+                "data": [
+                    {
+                        "type": "bar",
+                        "name": "measured",
+                        "x": lems,
+                        "y": [a["gains"][k] for k in lems],
+                    },
+                    {
+                        "type": "scatter",
+                        "mode": "markers",
+                        "name": "injected",
+                        "x": lems,
+                        "y": [gmap.get(k) for k in lems],
+                    },
+                ],
+                "layout": {"title": {"text": "LEM effective gain vs injected (last group)"}},
+            }
+        )
     for a in report.get("analyses", []):
         if a.get("plot"):
             figs.append(a["plot"])

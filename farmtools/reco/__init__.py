@@ -2,6 +2,10 @@
 
 The numerical core (:mod:`.signal`, :mod:`.tracks`, :mod:`.event`) is pure functions over numpy
 arrays with no I/O; :mod:`.output` writes ROOT files with uproot and :mod:`.driver` streams a raw
-file through the core.  May import :mod:`farmtools.detector`, :mod:`farmtools.rawdata` and
-:mod:`farmtools.config`; nothing from the higher stages.
+file through the core (:mod:`.decode`: a faster decoder of compressed payloads).  :mod:`.cli`
+holds ``farmtools reco`` and ``farmtools verify-output`` (:mod:`.verify`); :mod:`.stage` copies
+a ``root://`` input to local scratch.  May import :mod:`farmtools.detector`,
+:mod:`farmtools.rawdata`, :mod:`farmtools.config`, :mod:`farmtools.batch.exitcodes` and
+:mod:`farmtools.archive.location` (which imports nothing from farmtools); nothing else from
+the higher stages.
 """

@@ -1,7 +1,8 @@
 """Streams a raw file (or any source of events) through the reconstruction into a ROOT file.
 
-The one place in :mod:`farmtools.reco` that does I/O: it reads events one at a time from
-:class:`farmtools.rawdata.RawFile` (never the whole file), calls the pure
+The place in :mod:`farmtools.reco` that does the I/O: it reads events one at a time from
+:class:`farmtools.rawdata.RawFile` (never the whole file; compressed payloads through the
+faster :mod:`.decode`), calls the pure
 :func:`~farmtools.reco.event.reconstruct_event`, and hands results to
 :class:`~farmtools.reco.output.RecoWriter`.  May import rawdata, detector and the reco core.
 """
@@ -18,6 +19,8 @@ import numpy as np
 import numpy.typing as npt
 
 from farmtools.detector import Geometry
+from farmtools.rawdata import RawDataError, RawFile
+from farmtools.reco.decode import decode_payload
 from farmtools.reco.event import reconstruct_event
 from farmtools.reco.output import RecoWriter
 
@@ -80,9 +83,10 @@ def reconstruct_stream(
     return stats
 
 
-def raw_events(path: str | os.PathLike[str], geometry: Geometry) -> tuple[int, Iterator[EventInput]]:
+def raw_events(
+    path: str | os.PathLike[str], geometry: Geometry
+) -> tuple[int, Iterator[EventInput]]:
     """(number of events, lazy iterator of driver inputs) of a raw file, via the rawdata reader."""
-    from farmtools.rawdata import RawFile
     from farmtools.rawdata.naming import parse_raw_name
 
     name = parse_raw_name(path)
@@ -93,10 +97,10 @@ def raw_events(path: str | os.PathLike[str], geometry: Geometry) -> tuple[int, I
     def gen() -> Iterator[EventInput]:
         try:
             for i in range(raw.n_events):
-                ev = raw.event(i)
-                h = ev.header
+                adc = _decode_event(raw, i, geometry)
+                h = raw.headers[i]
                 header = {
-                    "event": ev.index,
+                    "event": i,
                     "run": run,
                     "event_number": h.event_number,
                     "trigger_number": h.trigger_number,
@@ -107,15 +111,33 @@ def raw_events(path: str | os.PathLike[str], geometry: Geometry) -> tuple[int, I
                     "dq_flag": h.dq_flag,
                     "compressed": h.compressed,
                     "bad_cards": h.bad_cards,
-                    "offset": ev.offset,
+                    "offset": raw.event_offsets[i],
                 }
-                yield header, ev.adc
+                yield header, adc
         finally:
             close = getattr(raw, "close", None)
             if close is not None:
                 close()
 
     return int(raw.n_events), gen()
+
+
+def _decode_event(raw: RawFile, i: int, geometry: Geometry) -> npt.NDArray[np.uint16]:
+    """Event ``i`` in view order; compressed payloads go through the fast decoder first.
+
+    Whatever the fast decoder does not accept is handed to the reader, whose reference decoder
+    raises the RawDataError that names the file, the event and the byte offset.
+    """
+    header = raw.headers[i]
+    if header.compressed:
+        daq = decode_payload(raw.read_raw_payload(i), geometry.n_channels, geometry.samples)
+        if daq is not None:
+            return daq[geometry.view_to_daq]
+        raw.event(i)  # raises the reader's RawDataError
+        raise RawDataError(  # pragma: no cover - the decoders disagree
+            raw.path, "compressed payload rejected by the fast decoder", event=i
+        )
+    return raw.event(i).adc
 
 
 def reconstruct_file(

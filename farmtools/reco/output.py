@@ -2,8 +2,15 @@
 
 Layout (docs/reco.md): TTrees ``events`` (one entry per raw event, so its entry count is the
 raw file's event count), ``hits`` and ``tracks`` (flat, one entry per hit or track, with the
-``event`` index), and TH1D ``pedestal`` and ``rms`` (mean per-channel pedestal and noise RMS over
-the file, x = view-order channel).  Readable by uproot and by ROOT itself.
+``event`` index and the event's ``trigger_number`` and ``trigger_time``), and TH1D
+``pedestal`` and ``rms`` (mean per-channel pedestal and noise RMS over the file, x =
+view-order channel).  Readable by uproot and by ROOT itself.
+
+Schema contract: the tree and branch names are read by :mod:`farmtools.analysis`; they only
+grow.  Changes, newest first:
+
+* 2026-11-28: ``trigger_number`` (int64) and ``trigger_time`` (float64, s since the epoch)
+  added to ``hits`` and ``tracks`` (additive: nothing renamed or removed).
 
 May import uproot, numpy and the sibling :mod:`.event` module (for the column lists).
 """
@@ -18,6 +25,9 @@ import numpy as np
 import numpy.typing as npt
 
 from farmtools.reco.event import HIT_COLUMNS, TRACK_COLUMNS, EventReco
+
+#: The trees of every output file (``farmtools verify-output`` checks they are all there).
+TREES: tuple[str, ...] = ("events", "hits", "tracks")
 
 EVENT_COLUMNS: dict[str, type] = {
     "event": np.int32,
@@ -39,20 +49,36 @@ EVENT_COLUMNS: dict[str, type] = {
 }
 
 
+#: Fields of the event repeated on every hit and track, so each can be used on its own.
+EVENT_KEYS: dict[str, type] = {
+    "event": np.int32,
+    "trigger_number": np.int64,
+    "trigger_time": np.float64,
+}
+
+
 class RecoWriter:
     """Appends reconstructed events to a ROOT file, flushing every ``chunk_events`` events.
 
     Use as a context manager; nothing but the current chunk is held in memory.
     """
 
-    def __init__(self, path: str | os.PathLike[str], n_channels: int, chunk_events: int = 50) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], n_channels: int, chunk_events: int = 50
+    ) -> None:
         import uproot
 
         self.path = os.fspath(path)
         self._file: Any = uproot.recreate(self.path)
         self._file.mktree("events", {k: np.dtype(t) for k, t in EVENT_COLUMNS.items()})
-        self._file.mktree("hits", {"event": np.dtype(np.int32), **{k: np.dtype(t) for k, t in HIT_COLUMNS.items()}})
-        self._file.mktree("tracks", {"event": np.dtype(np.int32), **{k: np.dtype(t) for k, t in TRACK_COLUMNS.items()}})
+        for name, columns in (("hits", HIT_COLUMNS), ("tracks", TRACK_COLUMNS)):
+            self._file.mktree(
+                name,
+                {
+                    **{k: np.dtype(t) for k, t in EVENT_KEYS.items()},
+                    **{k: np.dtype(t) for k, t in columns.items()},
+                },
+            )
         self.chunk_events = chunk_events
         self._pending: list[tuple[dict[str, Any], EventReco]] = []
         self._ped_sum = np.zeros(n_channels, dtype=np.float64)
@@ -80,9 +106,13 @@ class RecoWriter:
             row["n_crossing"] = int(reco.tracks["crossing"].sum() // 2)
             for k in EVENT_COLUMNS:
                 ev[k].append(row[k])
-        self._file["events"].extend({k: np.asarray(v, dtype=EVENT_COLUMNS[k]) for k, v in ev.items()})
-        self._file["hits"].extend(_stack([(h["event"], r.hits) for h, r in self._pending], HIT_COLUMNS))
-        self._file["tracks"].extend(_stack([(h["event"], r.tracks) for h, r in self._pending], TRACK_COLUMNS))
+        self._file["events"].extend(
+            {k: np.asarray(v, dtype=EVENT_COLUMNS[k]) for k, v in ev.items()}
+        )
+        self._file["hits"].extend(_stack([(h, r.hits) for h, r in self._pending], HIT_COLUMNS))
+        self._file["tracks"].extend(
+            _stack([(h, r.tracks) for h, r in self._pending], TRACK_COLUMNS)
+        )
         self._pending.clear()
 
     def close(self) -> None:
@@ -96,13 +126,24 @@ class RecoWriter:
     def __enter__(self) -> RecoWriter:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
 
-def _stack(items: list[tuple[int, dict[str, npt.NDArray[Any]]]], columns: dict[str, type]) -> dict[str, npt.NDArray[Any]]:
+def _stack(
+    items: list[tuple[dict[str, Any], dict[str, npt.NDArray[Any]]]], columns: dict[str, type]
+) -> dict[str, npt.NDArray[Any]]:
+    """One chunk of a flat tree: the EVENT_KEYS of each row's event, then its own columns."""
     out: dict[str, npt.NDArray[Any]] = {
-        "event": np.concatenate([np.full(cols["view"].size, ev, dtype=np.int32) for ev, cols in items])
+        key: np.concatenate(
+            [np.full(cols["view"].size, header[key], dtype=t) for header, cols in items]
+        )
+        for key, t in EVENT_KEYS.items()
     }
     for k, t in columns.items():
         out[k] = np.concatenate([cols[k] for _, cols in items]).astype(t, copy=False)

@@ -21,6 +21,9 @@ from farmtools.detector import Geometry
 #: Number of ADC codes (12-bit); the per-channel histograms used for medians have this many bins.
 _N_CODES = 4096
 
+#: Bins of 0.1 ADC over +-50 ADC of the histogram behind the RMS after noise removal.
+_RMS_BINS = 1000
+
 #: Fields of one hit, in the order of the columns of the array :func:`find_hits` returns.
 HIT_FIELDS: tuple[str, ...] = (
     "channel",  # global view-order channel
@@ -49,15 +52,16 @@ class HitParams:
 
 
 @numba.njit(cache=True, nogil=True)
-def _hist_quantile(hist: npt.NDArray[np.int64], n: int, q: float) -> float:
+def _hist_quantile(hist: npt.NDArray[np.int64], lo: int, n: int, q: float) -> float:
     """Quantile of integer samples from their histogram, interpolated inside the bin.
 
     Treating each integer code as spread uniformly over ``[v - 0.5, v + 0.5]`` gives sub-ADC
     precision, which matters: a pedestal off by 0.5 ADC biases a 20-tick hit by 10 ADC*tick.
+    Bins below ``lo`` are empty (the scan starts there).
     """
     target = q * n
     cum = 0
-    for v in range(hist.shape[0]):
+    for v in range(lo, hist.shape[0]):
         c = hist[v]
         if c > 0 and cum + c >= target:
             return v - 0.5 + (target - cum) / c
@@ -66,22 +70,31 @@ def _hist_quantile(hist: npt.NDArray[np.int64], n: int, q: float) -> float:
 
 
 @numba.njit(cache=True, nogil=True)
-def _pedestal_rms(adc: npt.NDArray[np.uint16], ped: npt.NDArray[np.float32], rms: npt.NDArray[np.float32]) -> None:
+def _pedestal_rms(
+    adc: npt.NDArray[np.uint16], ped: npt.NDArray[np.float32], rms: npt.NDArray[np.float32]
+) -> None:
     n_ch, n_t = adc.shape
     hist = np.zeros(_N_CODES, dtype=np.int64)
     for c in range(n_ch):
-        hist[:] = 0
         row = adc[c]
+        lo = _N_CODES - 1
+        hi = 0
         for t in range(n_t):
-            hist[min(int(row[t]), _N_CODES - 1)] += 1
-        med = _hist_quantile(hist, n_t, 0.5)
-        q1 = _hist_quantile(hist, n_t, 0.25)
-        q3 = _hist_quantile(hist, n_t, 0.75)
+            v = min(int(row[t]), _N_CODES - 1)
+            hist[v] += 1
+            lo = min(lo, v)
+            hi = max(hi, v)
+        med = _hist_quantile(hist, lo, n_t, 0.5)
+        q1 = _hist_quantile(hist, lo, n_t, 0.25)
+        q3 = _hist_quantile(hist, lo, n_t, 0.75)
+        hist[lo : hi + 1] = 0  # only the filled range: the histogram is 4096 bins
         ped[c] = med
         rms[c] = (q3 - q1) / 1.349
 
 
-def pedestal_and_rms(adc: npt.NDArray[np.uint16]) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+def pedestal_and_rms(
+    adc: npt.NDArray[np.uint16],
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
     """Per-channel pedestal (median) and noise RMS (interquartile range / 1.349).
 
     Both are robust: the few samples under a track do not move them, so no pedestal run is needed.
@@ -94,23 +107,6 @@ def pedestal_and_rms(adc: npt.NDArray[np.uint16]) -> tuple[npt.NDArray[np.float3
 
 
 @numba.njit(cache=True, nogil=True)
-def _robust_rms_rows(wf: npt.NDArray[np.float32], rms: npt.NDArray[np.float32]) -> None:
-    """IQR/1.349 of each row of float waveforms, from a 0.1-ADC histogram of +-50 ADC."""
-    n_ch, n_t = wf.shape
-    nb = 1000
-    hist = np.zeros(nb, dtype=np.int64)
-    for c in range(n_ch):
-        hist[:] = 0
-        for t in range(n_t):
-            b = int((wf[c, t] + 50.0) * 10.0)
-            b = min(max(b, 0), nb - 1)
-            hist[b] += 1
-        q1 = _hist_quantile(hist, n_t, 0.25)
-        q3 = _hist_quantile(hist, n_t, 0.75)
-        rms[c] = max((q3 - q1) / 10.0 / 1.349, 1e-3)
-
-
-@numba.njit(cache=True, nogil=True)
 def _coherent(
     adc: npt.NDArray[np.uint16],
     ped: npt.NDArray[np.float32],
@@ -119,46 +115,59 @@ def _coherent(
     mask_nsigma: float,
     dilate: int,
     out: npt.NDArray[np.float32],
+    rms_out: npt.NDArray[np.float32],
 ) -> None:
-    n_ch, n_t = adc.shape
+    n_t = adc.shape[1]
     n_groups, gsize = groups.shape
+    nb = _RMS_BINS
+    hist = np.zeros(nb, dtype=np.int64)
     mask = np.zeros(n_t, dtype=np.bool_)
     acc = np.empty(n_t, dtype=np.float64)
     cnt = np.empty(n_t, dtype=np.int64)
     min_free = 4
-    for c in range(n_ch):
-        for t in range(n_t):
-            out[c, t] = np.float32(adc[c, t]) - ped[c]
+    far = n_t + dilate + 1
     for g in range(n_groups):
-        # Mask (with a margin) every tick where any channel of the group carries signal, per channel.
-        sig = np.zeros((gsize, n_t), dtype=np.bool_)
-        for k in range(gsize):
-            c = groups[g, k]
-            thr = mask_nsigma * rms[c]
-            mask[:] = False
-            for t in range(n_t):
-                if out[c, t] > thr:
-                    lo = max(t - dilate, 0)
-                    hi = min(t + dilate + 1, n_t)
-                    for u in range(lo, hi):
-                        mask[u] = True
-            for t in range(n_t):
-                sig[k, t] = mask[t]
-        # Sum channel by channel (rows are contiguous), then subtract the per-tick mean.
         acc[:] = 0.0
         cnt[:] = 0
         for k in range(gsize):
             c = groups[g, k]
+            p = ped[c]
+            thr = mask_nsigma * rms[c]
+            # pedestal subtraction, and the signal mask: every tick within `dilate` of a sample
+            # above threshold, from a forward and a backward sweep (O(n), any pulse length)
+            last = -far
             for t in range(n_t):
-                if not sig[k, t]:
+                v = np.float32(adc[c, t]) - p
+                out[c, t] = v
+                if v > thr:
+                    last = t
+                mask[t] = t - last <= dilate
+            nxt = far + n_t
+            for t in range(n_t - 1, -1, -1):
+                if out[c, t] > thr:
+                    nxt = t
+                if not mask[t] and nxt - t > dilate:
                     acc[t] += out[c, t]
                     cnt[t] += 1
+        # the coherent noise of the group: per tick, the mean of the channels without signal
         for t in range(n_t):
             acc[t] = acc[t] / cnt[t] if cnt[t] >= min_free else 0.0
+        # subtract it, and histogram the result for the noise RMS in the same pass
         for k in range(gsize):
             c = groups[g, k]
+            lo = nb - 1
+            hi = 0
             for t in range(n_t):
-                out[c, t] -= acc[t]
+                v = out[c, t] - acc[t]
+                out[c, t] = v
+                b = min(max(int((v + 50.0) * 10.0), 0), nb - 1)
+                hist[b] += 1
+                lo = min(lo, b)
+                hi = max(hi, b)
+            q1 = _hist_quantile(hist, lo, n_t, 0.25)
+            q3 = _hist_quantile(hist, lo, n_t, 0.75)
+            hist[lo : hi + 1] = 0
+            rms_out[c] = max((q3 - q1) / 10.0 / 1.349, 1e-3)
 
 
 def daq_groups(geometry: Geometry) -> npt.NDArray[np.intp]:
@@ -188,9 +197,17 @@ def subtract_noise(
     and the per-channel RMS after the removal (the hit finder's noise figure).
     """
     out = np.empty(adc.shape, dtype=np.float32)
-    _coherent(np.ascontiguousarray(adc), ped, rms, daq_groups(geometry), mask_nsigma, dilate, out)
     rms_clean = np.empty(adc.shape[0], dtype=np.float32)
-    _robust_rms_rows(out, rms_clean)
+    _coherent(
+        np.ascontiguousarray(adc),
+        ped,
+        rms,
+        daq_groups(geometry),
+        mask_nsigma,
+        dilate,
+        out,
+        rms_clean,
+    )
     return out, rms_clean
 
 
@@ -264,10 +281,20 @@ def _find_hits(
             e = t - 1
             # Extend into the tails while the pulse keeps falling and stays above zero.
             lo = s
-            while lo - 1 > prev_end and s - (lo - 1) <= max_extend and wf[c, lo - 1] > 0 and wf[c, lo - 1] <= wf[c, lo]:
+            while (
+                lo - 1 > prev_end
+                and s - (lo - 1) <= max_extend
+                and wf[c, lo - 1] > 0
+                and wf[c, lo - 1] <= wf[c, lo]
+            ):
                 lo -= 1
             hi = e
-            while hi + 1 < n_t and (hi + 1) - e <= max_extend and wf[c, hi + 1] > 0 and wf[c, hi + 1] <= wf[c, hi]:
+            while (
+                hi + 1 < n_t
+                and (hi + 1) - e <= max_extend
+                and wf[c, hi + 1] > 0
+                and wf[c, hi + 1] <= wf[c, hi]
+            ):
                 hi += 1
             # The next pulse may not start inside this one's tail.
             t = max(t, hi + 1)
@@ -279,7 +306,15 @@ def _find_hits(
                 v = wf[c, i]
                 if v > run_max:
                     run_max = v
-                if v <= wf[c, i - 1] and v <= wf[c, i + 1] and run_max - v > deep:
+                # Both pieces must be wide enough to be hits: a narrower piece would be
+                # dropped with its charge and leave a gap that breaks the track's cluster.
+                if (
+                    v <= wf[c, i - 1]
+                    and v <= wf[c, i + 1]
+                    and run_max - v > deep
+                    and i - start + 1 >= min_width
+                    and hi - i >= min_width
+                ):
                     right_max = v
                     for j in range(i + 1, hi + 1):
                         if wf[c, j] > right_max:
@@ -297,7 +332,7 @@ def _find_hits(
 def find_hits(
     wf: npt.NDArray[np.float32],
     rms: npt.NDArray[np.float32],
-    params: HitParams = HitParams(),  # noqa: B008 - frozen dataclass, safe as a default
+    params: HitParams = HitParams(),
     max_hits: int = 200_000,
 ) -> npt.NDArray[np.float64]:
     """Hits of all channels: an ``(n, len(HIT_FIELDS))`` array, ordered by channel then tick.

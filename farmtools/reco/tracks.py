@@ -65,7 +65,9 @@ class Line2D:
             return np.full_like(zz, np.nan)
         return self.u0 + (zz - self.z0) * self.du / self.dz
 
-    def distance(self, u: npt.NDArray[np.float64], z: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    def distance(
+        self, u: npt.NDArray[np.float64], z: npt.NDArray[np.float64]
+    ) -> npt.NDArray[np.float64]:
         return np.abs((u - self.u0) * self.dz - (z - self.z0) * self.du)
 
 
@@ -133,7 +135,9 @@ def cluster_hits(
 
 # --- line finding ------------------------------------------------------------------------------
 @numba.njit(cache=True, nogil=True)
-def _hough(u: npt.NDArray[np.float64], z: npt.NDArray[np.float64], n_theta: int, rho_bin: float) -> tuple[float, float]:
+def _hough(
+    u: npt.NDArray[np.float64], z: npt.NDArray[np.float64], n_theta: int, rho_bin: float
+) -> tuple[float, float]:
     uc = u.mean()
     zc = z.mean()
     rmax = 0.0
@@ -169,9 +173,13 @@ def _hough(u: npt.NDArray[np.float64], z: npt.NDArray[np.float64], n_theta: int,
     return theta, rho + uc * math.cos(theta) + zc * math.sin(theta)
 
 
-def hough_line(u: npt.NDArray[np.float64], z: npt.NDArray[np.float64], n_theta: int = 180, rho_bin: float = 0.6) -> Line2D:
+def hough_line(
+    u: npt.NDArray[np.float64], z: npt.NDArray[np.float64], n_theta: int = 180, rho_bin: float = 0.6
+) -> Line2D:
     """Dominant straight line of the points ``(u, z)`` by a Hough transform (normal form)."""
-    theta, rho = _hough(np.ascontiguousarray(u, np.float64), np.ascontiguousarray(z, np.float64), n_theta, rho_bin)
+    theta, rho = _hough(
+        np.ascontiguousarray(u, np.float64), np.ascontiguousarray(z, np.float64), n_theta, rho_bin
+    )
     nu, nz = math.cos(theta), math.sin(theta)
     return _oriented(rho * nu, rho * nz, -nz, nu)
 
@@ -182,7 +190,9 @@ def _oriented(u0: float, z0: float, du: float, dz: float) -> Line2D:
     return Line2D(u0, z0, du, dz)
 
 
-def fit_line(u: npt.NDArray[np.float64], z: npt.NDArray[np.float64], w: npt.NDArray[np.float64] | None = None) -> Line2D:
+def fit_line(
+    u: npt.NDArray[np.float64], z: npt.NDArray[np.float64], w: npt.NDArray[np.float64] | None = None
+) -> Line2D:
     """Total-least-squares line (principal axis) of the points: any orientation, no special case."""
     if w is None:
         w = np.ones_like(u)
@@ -191,7 +201,9 @@ def fit_line(u: npt.NDArray[np.float64], z: npt.NDArray[np.float64], w: npt.NDAr
     zc = float((w * z).sum() / sw)
     du = u - uc
     dz = z - zc
-    cov = np.array([[(w * du * du).sum(), (w * du * dz).sum()], [(w * du * dz).sum(), (w * dz * dz).sum()]])
+    cov = np.array(
+        [[(w * du * du).sum(), (w * du * dz).sum()], [(w * du * dz).sum(), (w * dz * dz).sum()]]
+    )
     vals, vecs = np.linalg.eigh(cov)
     d = vecs[:, int(np.argmax(vals))]
     return _oriented(uc, zc, float(d[0]), float(d[1]))
@@ -201,7 +213,7 @@ def find_tracks(
     u: npt.NDArray[np.float64],
     z: npt.NDArray[np.float64],
     labels: npt.NDArray[np.intp],
-    params: TrackParams = TrackParams(),  # noqa: B008 - frozen dataclass, safe as a default
+    params: TrackParams = TrackParams(),
 ) -> list[Track2D]:
     """Tracks of one view from its hits' positions and cluster labels (see the module doc)."""
     tracks: list[Track2D] = []

@@ -15,7 +15,7 @@ from farmtools.storage.base import (
     TransientStorageError,
     storage_from_config,
 )
-from farmtools.storage.checksum import adler32_file, adler32_hex
+from farmtools.storage.checksum import adler32, adler32_file, adler32_hex
 from farmtools.storage.local import LocalStorage
 from farmtools.storage.xrootd import XRootDStorage
 
@@ -29,6 +29,7 @@ __all__ = [
     "StorageError",
     "TransientStorageError",
     "XRootDStorage",
+    "adler32",
     "adler32_file",
     "adler32_hex",
     "storage_from_config",

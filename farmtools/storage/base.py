@@ -158,7 +158,9 @@ class Storage(abc.ABC):
             self._discard(tmp)
             present = self.stat(dest_rel)
             if present is None:
-                raise TransientStorageError(self.url(dest_rel), "vanished while publishing") from None
+                raise TransientStorageError(
+                    self.url(dest_rel), "vanished while publishing"
+                ) from None
             return self._compare_existing(src, dest_rel, present)
         return PutResult(self.url(dest_rel), size, adler32_hex(value), copied=True)
 

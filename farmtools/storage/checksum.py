@@ -1,14 +1,32 @@
 """adler32 of files and of streams of chunks, and its one printed form (zero-padded 8-hex).
 
-Imports only the standard library.  ``zlib.adler32`` releases the GIL on large buffers, which is
-what lets :class:`ChunkSummer` run next to the writer of the same chunks.
+:func:`adler32` is ISA-L's (PyPI ``isal``: SIMD, about 4x zlib's 1.3 GB/s here, same values)
+when installed, else ``zlib.adler32``.  Both release the GIL on large buffers, which is what lets
+:class:`ChunkSummer` run next to the writer of the same chunks.  Imports only the standard
+library and, optionally, ``isal``.
 """
 
 from __future__ import annotations
 
 import os
 import zlib
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+
+_Buffer = bytes | bytearray | memoryview
+
+try:
+    from isal import isal_zlib
+
+    _adler32: Callable[[_Buffer, int], int] = isal_zlib.adler32
+except ImportError:  # pragma: no cover - isal is a dependency; zlib gives the same values
+    _adler32 = zlib.adler32
+
+
+def adler32(data: _Buffer, value: int = 1) -> int:
+    """adler32 of ``data`` continuing from ``value`` (1 for a fresh sum), like ``zlib.adler32``."""
+    return _adler32(data, value)
+
 
 #: Bytes per read/write/checksum step: large enough that per-call overhead vanishes.
 CHUNK = 8 << 20
@@ -32,7 +50,7 @@ def adler32_file(path: str | os.PathLike[str], chunk: int = CHUNK) -> int:
     view = memoryview(buf)
     with open(path, "rb", buffering=0) as f:
         while n := f.readinto(buf):
-            value = zlib.adler32(view[:n], value)
+            value = _adler32(view[:n], value)
     return value
 
 
@@ -49,7 +67,7 @@ class ChunkSummer:
         self._last: Future[None] | None = None
 
     def _sum(self, chunk: memoryview | bytes) -> None:
-        self._value = zlib.adler32(chunk, self._value)
+        self._value = _adler32(chunk, self._value)
 
     def feed(self, chunk: memoryview | bytes) -> None:
         # one worker thread: chunks are summed in order

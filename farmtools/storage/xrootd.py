@@ -14,6 +14,7 @@ retries with back-off.  Imports :mod:`farmtools.storage.base` / ``checksum`` and
 from __future__ import annotations
 
 import contextlib
+import functools
 import mmap
 import os
 import threading
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from farmtools.storage.base import StatInfo, Storage, StorageError, TransientStorageError
-from farmtools.storage.checksum import CHUNK, parse_adler32
+from farmtools.storage.checksum import CHUNK, adler32, parse_adler32
 
 #: Writes in flight at once: enough to keep the connection busy while adler32 runs.
 _WINDOW = 4
@@ -40,6 +41,10 @@ def _configure_client() -> None:
     client.EnvPutInt("ConnectionWindow", 5)
     client.EnvPutInt("ConnectionRetry", 2)
     client.EnvPutInt("RequestTimeout", 120)
+    # After a connection error the client treats the stream as broken for StreamErrorWindow
+    # seconds (default 1800) and fails every request at once: a restarted server would stay
+    # "down" for half an hour.  Ingest has its own back-off, so reconnect on the next request.
+    client.EnvPutInt("StreamErrorWindow", 0)
     _env_done = True
 
 
@@ -106,23 +111,27 @@ class XRootDStorage(Storage):
         return sorted(e.name for e in listing)
 
     def _copy(self, src: Path, dest_rel: str, tmp_rel: str) -> tuple[int, int]:
-        import zlib
-
         from XRootD import client
         from XRootD.client.flags import OpenFlags
 
         f = client.File()
-        status, _ = f.open(self.url(tmp_rel), OpenFlags.DELETE | OpenFlags.MAKEPATH,
-                           timeout=self.timeout)
+        status, _ = f.open(
+            self.url(tmp_rel), OpenFlags.DELETE | OpenFlags.MAKEPATH, timeout=self.timeout
+        )
         if not status.ok:
             raise self._fail(tmp_rel, "open for writing", status)
         value = 1
         slots = threading.Semaphore(_WINDOW)
         errors: list[str] = []
 
-        def done(status: Any, _resp: Any, _hosts: Any) -> None:
+        # The client does not keep the buffer of an asynchronous write alive: each chunk stays
+        # referenced here until its callback ran, or the bytes sent may be freed memory.
+        inflight: dict[int, bytes] = {}
+
+        def done(status: Any, _resp: Any, _hosts: Any, at: int) -> None:
             if not status.ok:
                 errors.append(status.message.strip())
+            inflight.pop(at, None)
             slots.release()
 
         try:
@@ -137,13 +146,20 @@ class XRootDStorage(Storage):
                         while pos < size and not errors:
                             chunk = mm[pos : pos + CHUNK]  # bytes: owned by the write in flight
                             slots.acquire()
-                            st = f.write(chunk, pos, len(chunk), timeout=self.timeout,
-                                         callback=done)
+                            inflight[pos] = chunk
+                            st = f.write(
+                                chunk,
+                                pos,
+                                len(chunk),
+                                timeout=self.timeout,
+                                callback=functools.partial(done, at=pos),
+                            )
                             if not st.ok:
+                                inflight.pop(pos, None)
                                 slots.release()
                                 errors.append(st.message.strip())
                                 break
-                            value = zlib.adler32(chunk, value)
+                            value = adler32(chunk, value)
                             pos += len(chunk)
                             self._pace(started, pos)
                 for _ in range(_WINDOW):  # wait for every write in flight

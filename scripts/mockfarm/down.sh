@@ -2,6 +2,12 @@
 # Tear the mock farm down: the ft- containers and network that up.sh made, nothing else.  The
 # caches under .mockfarm/ stay (remove the directory by hand for a cold start).
 source "$(dirname "$0")/env.sh"
+# Close the SSH master connections (ControlPersist) to the nodes first.
+if [ -f "$MF_SSH/config" ]; then
+  for node in "${MF_NODES[@]}"; do
+    ssh -F "$MF_SSH/config" -O exit "$node" >/dev/null 2>&1 || true
+  done
+fi
 for node in "${MF_NODES[@]}"; do
   if podman container exists "$MF_PREFIX$node"; then
     podman rm --force --time 5 "$MF_PREFIX$node" >/dev/null

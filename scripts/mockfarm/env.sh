@@ -15,6 +15,11 @@ MF_NODES=(evb storage head worker1 worker2)
 # other through /etc/hosts entries (--add-host); the inventory uses the same names.
 declare -A MF_ADDR=([evb]=11 [storage]=12 [head]=13 [worker1]=21 [worker2]=22)
 mf_ip() { echo "${MF_SUBNET%.*}.${MF_ADDR[$1]}"; }
+# The host's own address on the internal network (on the bridge, no gateway, no NAT): Ansible and
+# testinfra reach the nodes over SSH from here; the nodes still have no route off the machine.
+MF_HOST_IP=${MF_SUBNET%.*}.1
+# SSH key, client configuration and connection sockets of the mock farm (made by up.sh).
+MF_SSH=$MF_DIR/ssh
 MF_SUITE=bookworm
 MF_MIRROR=${MOCKFARM_MIRROR:-http://deb.debian.org/debian}
 MF_SECURITY=${MOCKFARM_SECURITY_MIRROR:-http://deb.debian.org/debian-security}

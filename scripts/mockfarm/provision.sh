@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Provision the running mock farm: ansible-playbook -i inventories/mockfarm site.yml, with the
-# podman settings and the mock farm's secrets (generated once into .mockfarm/secrets.env, which
+# SSH settings up.sh wrote and the mock farm's secrets (generated once into .mockfarm/secrets.env, which
 # is gitignored) in the environment.  Extra arguments go to ansible-playbook.
 source "$(dirname "$0")/env.sh"
 secrets=$MF_DIR/secrets.env
@@ -13,5 +13,5 @@ set -a
 source "$secrets"
 set +a
 cd "$MF_ROOT"
-export ANSIBLE_CONFIG=$MF_ROOT/ansible.cfg PATH=$MF_ROOT/.venv/bin:$PATH
+export ANSIBLE_CONFIG=$MF_ROOT/ansible/ansible.cfg PATH=$MF_ROOT/.venv/bin:$PATH MOCKFARM_DIR=$MF_DIR
 exec ansible-playbook -i inventories/mockfarm site.yml "$@"

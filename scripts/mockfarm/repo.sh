@@ -7,7 +7,7 @@ source "$(dirname "$0")/env.sh"
 
 repo=$MF_DIR/repo
 apt_dir=$MF_DIR/apt
-want=$(cat "$MF_ROOT/scripts/mockfarm/node-packages.txt" "$MF_DIR/node.tar" 2>/dev/null | sha256sum | cut -d' ' -f1)
+want=$(cat "$MF_ROOT/scripts/mockfarm/node-packages.txt" "$MF_DIR/node.tar.stamp" 2>/dev/null | sha256sum | cut -d' ' -f1)
 if [ -f "$repo/.stamp" ] && [ "$(cat "$repo/.stamp")" = "$want" ]; then
   exit 0
 fi

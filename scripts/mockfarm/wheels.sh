@@ -3,6 +3,9 @@
 # changes) and its dependencies (cached until pyproject.toml changes), mounted read-only into the
 # nodes at /srv/ft-wheels, where the farmtools role installs with `pip --no-index --find-links`.
 source "$(dirname "$0")/env.sh"
+# Reproducible wheel (fixed timestamps in the zip): an unchanged work tree gives the same
+# checksum, so the farmtools role reinstalls only when the code changed.
+export SOURCE_DATE_EPOCH=315532800
 
 wheels=$MF_DIR/wheels
 pip=$MF_ROOT/.venv/bin/pip
@@ -14,8 +17,6 @@ if [ ! -f "$wheels/.stamp" ] || [ "$(cat "$wheels/.stamp")" != "$want" ]; then
   echo "$want" > "$wheels/.stamp"
 fi
 find "$wheels" -maxdepth 1 -name 'farmtools-*.whl' -delete
-build=$(mktemp -d)
-trap 'rm -rf "$build"' EXIT
 "$pip" wheel --quiet --no-deps --wheel-dir "$wheels" "$MF_ROOT" 2>&1 | grep -v '^WARNING: Location' >&2 || true
 ls "$wheels"/farmtools-*.whl >/dev/null
 mf_log "wheelhouse: $(find "$wheels" -name '*.whl' | wc -l) wheels, $(du -sh "$wheels" | cut -f1)"

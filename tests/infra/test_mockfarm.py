@@ -33,6 +33,50 @@ def test_second_run_changes_nothing(mockfarm: MockFarm) -> None:
     assert changed == {}, "\n".join(run.changed_tasks())
 
 
+NODE_PACKAGES = {
+    "evb": ["acl", "python3-venv", "xrootd-client", "python3-xrootd"],
+    "storage": ["acl", "xrootd-server"],
+    "head": ["munge", "slurmctld", "slurm-client", "slurm-wlm-torque", "postgresql"],
+    "worker1": ["munge", "slurmd", "slurm-client", "xrootd-client", "python3-xrootd"],
+    "worker2": ["munge", "slurmd", "slurm-client", "xrootd-client", "python3-xrootd"],
+}
+NODE_PORTS = {
+    "storage": [1094],  # xrootd
+    "head": [5432, 6817, 8050],  # postgresql, slurmctld, monitor
+    "worker1": [6818],  # slurmd
+    "worker2": [6818],
+}
+
+
+@pytest.mark.parametrize("node", NODES)
+def test_packages_of_the_node_duty(mockfarm: MockFarm, node: str) -> None:
+    host = mockfarm.host(node)
+    missing = [name for name in NODE_PACKAGES[node] if not host.package(name).is_installed]
+    assert missing == []
+
+
+@pytest.mark.parametrize(("node", "port"), [(n, p) for n, ps in NODE_PORTS.items() for p in ps])
+def test_services_listen_on_their_ports(mockfarm: MockFarm, node: str, port: int) -> None:
+    host = mockfarm.host(node)
+    if port == 8050 and host.run(f"{VENV}/bin/farmtools monitor serve --help").rc != 0:
+        pytest.skip("farmtools monitor serve is not written yet: nothing listens on 8050")
+    listening = {str(s) for s in host.socket.get_listening_sockets()}
+    assert any(s.endswith(f":{port}") for s in listening), sorted(listening)
+
+
+def test_monitor_page_answers_from_another_node(mockfarm: MockFarm) -> None:
+    head = mockfarm.host("head")
+    if head.run(f"{VENV}/bin/farmtools monitor serve --help").rc != 0:
+        pytest.skip("farmtools monitor serve is not written yet")
+    code = mockfarm.host("evb").check_output(
+        'python3 -c "import urllib.request as u, urllib.error as e\n'
+        "try: print(u.urlopen('http://head:8050/metrics', timeout=10).status)\n"
+        'except e.HTTPError as x: print(x.code)"'
+    )
+    # 200, or 401 when the page asks for the shift password: either way the daemon answered.
+    assert code.strip() in {"200", "401"}
+
+
 @pytest.mark.parametrize("node", NODES)
 def test_accounts_and_no_personal_accounts(mockfarm: MockFarm, node: str) -> None:
     host = mockfarm.host(node)
@@ -41,7 +85,9 @@ def test_accounts_and_no_personal_accounts(mockfarm: MockFarm, node: str) -> Non
         user = host.user(name)
         assert user.exists, name
         assert user.group == "wa105-comp"
-    people = host.check_output("awk -F: '$3 >= 1000 && $3 < 65534 {print $1}' /etc/passwd").split()
+    # Personal accounts would get UIDs in login.defs' UID_MIN..UID_MAX (1000..60000); Debian's
+    # package accounts (slurm 64030) are above.
+    people = host.check_output("awk -F: '$3 >= 1000 && $3 <= 60000 {print $1}' /etc/passwd").split()
     assert sorted(people) == ["evtbd", "prod", "shift"]
 
 
@@ -117,7 +163,7 @@ def test_slurm_workers_idle_with_the_head_munge_key(mockfarm: MockFarm) -> None:
     )
     assert states.split() == ["worker1=idle", "worker2=idle"]
     job = head.run(
-        "runuser -u prod -- sbatch --parsable --wait -p prod -w worker2 "
+        "runuser -u prod -- sbatch --parsable --wait -p prod -w worker2 -D /home/prod "
         "--wrap 'hostname; id -un' -o /tmp/ft-probe-%j.out"
     )
     assert job.rc == 0, job.stderr

@@ -1,7 +1,7 @@
 """The mock farm as a pytest session fixture: podman containers, provisioned twice by Ansible.
 
 ``scripts/mockfarm/up.sh`` starts the nodes (image, apt repository and wheelhouse are cached
-under .mockfarm/), ``provision.sh`` runs ``ansible-playbook -i inventories/mockfarm site.yml``
+under .mockfarm/; testinfra reaches the nodes over SSH with the configuration it writes there), ``provision.sh`` runs ``ansible-playbook -i inventories/mockfarm site.yml``
 twice (the second run must change nothing), and ``down.sh`` removes the ft- containers and
 network at the end.  ``MOCKFARM_KEEP=1`` leaves the farm running for a look by hand.  Each step's
 duration is printed (a figure for the report, never an assertion).
@@ -24,6 +24,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "scripts" / "mockfarm"
 NODES = ("evb", "storage", "head", "worker1", "worker2")
+MOCKFARM_DIR = Path(os.environ.get("MOCKFARM_DIR") or ROOT / ".mockfarm")
 _RECAP = re.compile(
     r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.MULTILINE
 )
@@ -70,13 +71,23 @@ class MockFarm:
     timings: dict[str, float]
 
     def host(self, node: str) -> Any:
+        """testinfra host of a node, over SSH with the client configuration up.sh wrote."""
         import testinfra
 
-        return testinfra.get_host(f"podman://ft-{node}")
+        return testinfra.get_host(f"ssh://{node}", ssh_config=str(MOCKFARM_DIR / "ssh" / "config"))
 
 
 def _run(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, env=env, cwd=ROOT, text=True, capture_output=True, check=False)
+    # No stdin: ansible-playbook refuses a non-blocking one (pytest run in the background).
+    return subprocess.run(
+        cmd,
+        env=env,
+        cwd=ROOT,
+        text=True,
+        capture_output=True,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -88,8 +99,7 @@ def mockfarm() -> Iterator[MockFarm]:
     if os.geteuid() != 0:
         pytest.skip("the mock farm needs root (rootful podman, cgroup mounts)")
     env = dict(os.environ)
-    env["CONTAINERS_CONF"] = str(ROOT / ".mockfarm" / "containers.conf")
-    os.environ["CONTAINERS_CONF"] = env["CONTAINERS_CONF"]  # testinfra calls podman too
+    env["CONTAINERS_CONF"] = str(MOCKFARM_DIR / "containers.conf")
     timings: dict[str, float] = {}
     try:
         t0 = time.monotonic()
@@ -102,6 +112,8 @@ def mockfarm() -> Iterator[MockFarm]:
             proc = _run([str(SCRIPTS / "provision.sh")], env)
             timings[label] = time.monotonic() - t0
             runs.append(PlaybookRun.parse(proc.returncode, proc.stdout + proc.stderr))
+            # Kept for a look (task times of profile_tasks at the end): .mockfarm/<label>.log
+            (MOCKFARM_DIR / f"{label}.log").write_text(proc.stdout + proc.stderr)
         print("\nmock farm timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))
         yield MockFarm(runs[0], runs[1], timings)
     finally:

@@ -45,14 +45,38 @@ class PostgresServer:
         if os.geteuid() == 0:
             pw = pwd.getpwnam("postgres")
             os.chown(self.base, pw.pw_uid, pw.pw_gid)
-        subprocess.run(self._as_postgres(str(self.bindir / "initdb"), "-D", str(self.data),
-                                         "--auth=trust", "-U", "postgres", "--no-sync"),
-                       check=True, capture_output=True)
-        opts = (f"-c listen_addresses={self.host} -p {self.port} -k {self.base} "
-                "-c fsync=off -c max_connections=100")
-        subprocess.run(self._as_postgres(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o",
-                                         opts, "-l", str(self.base / "pg.log"), "-w", "start"),
-                       check=True, capture_output=True)
+        subprocess.run(
+            self._as_postgres(
+                str(self.bindir / "initdb"),
+                "-D",
+                str(self.data),
+                "--auth=trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+            ),
+            check=True,
+            capture_output=True,
+        )
+        opts = (
+            f"-c listen_addresses={self.host} -p {self.port} -k {self.base} "
+            "-c fsync=off -c max_connections=100"
+        )
+        subprocess.run(
+            self._as_postgres(
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-o",
+                opts,
+                "-l",
+                str(self.base / "pg.log"),
+                "-w",
+                "start",
+            ),
+            check=True,
+            capture_output=True,
+        )
         wait_for_port(self.port, log=str(self.base / "pg.log"))
 
     def pid(self) -> int | None:
@@ -68,8 +92,9 @@ class PostgresServer:
         import psycopg
 
         name = f"ft_{os.getpid()}_{next(_counter)}"
-        with psycopg.connect(host=self.host, port=self.port, user="postgres", dbname="postgres",
-                             autocommit=True) as conn:
+        with psycopg.connect(
+            host=self.host, port=self.port, user="postgres", dbname="postgres", autocommit=True
+        ) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return f"postgresql+psycopg://postgres@{self.host}:{self.port}/{name}"
 

@@ -54,10 +54,10 @@ class XRootDServer:
         args = ["xrootd", "-c", str(self.cfg), "-l", str(self.log), "-n", f"ft{self.port}"]
         if os.geteuid() == 0:
             args[1:1] = ["-R", "xrootd"]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     start_new_session=True)
-        wait_for_port(self.port, proc=self.proc, log=str(self.log) + f".ft{self.port}",
-                      timeout=20)
+        self.proc = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
+        wait_for_port(self.port, proc=self.proc, log=str(self.log) + f".ft{self.port}", timeout=20)
 
     def stop(self) -> None:
         if self.proc is not None:

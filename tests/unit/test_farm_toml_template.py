@@ -40,7 +40,7 @@ def test_mockfarm_values_reach_the_configuration(tmp_path: Path) -> None:
         "farm.home": "/home/prod",
         "storage.backend": "xrootd",
         "storage.url": "root://storage:1094",
-        "database.url": "postgresql+psycopg://prod:pa\"ss\\word@head:5432/farmtools",
+        "database.url": 'postgresql+psycopg://prod:pa"ss\\word@head:5432/farmtools',
         "batch.backend": "slurm",
         "batch.slots": 16,
         "monitor.host": "0.0.0.0",
@@ -93,15 +93,33 @@ def test_ansible_inventories_name_only_template_variables() -> None:
 def test_cli_writes_a_loadable_file_and_refuses_to_overwrite(tmp_path: Path) -> None:
     out = tmp_path / "farm.toml"
     runner = CliRunner()
-    result = runner.invoke(app, ["deploy", "config", "-o", str(out), "--set", "batch.backend=slurm",
-                                 "--set", "monitor.port=9000", "--set", "storage.url=root://eos:1094"])
+    result = runner.invoke(
+        app,
+        [
+            "deploy",
+            "config",
+            "-o",
+            str(out),
+            "--set",
+            "batch.backend=slurm",
+            "--set",
+            "monitor.port=9000",
+            "--set",
+            "storage.url=root://eos:1094",
+        ],
+    )
     assert result.exit_code == 0, result.output
     cfg = load_config(out)
-    assert (cfg.batch.backend, cfg.monitor.port, cfg.storage.url) == ("slurm", 9000, "root://eos:1094")
+    assert (cfg.batch.backend, cfg.monitor.port, cfg.storage.url) == (
+        "slurm",
+        9000,
+        "root://eos:1094",
+    )
     again = runner.invoke(app, ["deploy", "config", "-o", str(out)])
     assert again.exit_code == 1
     assert load_config(out).monitor.port == 9000
-    bad = runner.invoke(app, ["deploy", "config", "-o", str(tmp_path / "b.toml"),
-                              "--set", "batch.slots=0"])
+    bad = runner.invoke(
+        app, ["deploy", "config", "-o", str(tmp_path / "b.toml"), "--set", "batch.slots=0"]
+    )
     assert bad.exit_code == 1
     assert not (tmp_path / "b.toml").exists()

@@ -15,7 +15,7 @@ from tests.processing_farm import make_cfg, store
 def test_process_once_and_jobs_commands(tmp_path: Path) -> None:
     home = tmp_path / "farm"
     (tmp_path / "farm.toml").write_text(
-        f'[farm]\nhome = "{home}"\n[processing]\ncooloff_s = 0.0\nmax_tries = 1\n'
+        f'[farm]\nhome = "{home}"\n[processing]\ncooloff_s = 0.0\nmax_tries = 1\nprogram = "check"\n'
     )
     cfg = make_cfg(home)
     bk = Bookkeeping.from_config(cfg)

@@ -1,0 +1,225 @@
+"""The farm daemons' own CPU at the seed's 10 s cadence, and the highest verified-ingest file rate.
+
+1. **Daemon CPU** (issue 9 target: < 2 % of one core).  An embedded farm (local storage, local
+   batch running ``farmtools reco``, SQLite) with its three daemons as real processes
+   (``ingest watch``, ``process run``, ``monitor serve``); once they have started (imports
+   done), one-event raw files arrive every 10 s (copies of one emulated file: the emulator's CPU
+   is not the farm's).  Each daemon's user+system CPU over the data-taking window is read from the
+   kernel (psutil), divided by the window.  Reconstruction runs in detached batch jobs and is not
+   counted; the copy is inside the ingest daemon, so its measured copy seconds (story
+   ``copy_ended``, wall time: an upper bound of its CPU) are subtracted.  The farm runs with the
+   schema's defaults (``processing.claim_s`` 0.2 s, ``poll_s`` 1 s, ``monitor.poll_s`` 5 s), not
+   the challenge's faster polling.  Baseline, same window, same machine: a seed-style cron loop
+   (``find`` over the storage every 10 s in bash, its children counted) measured the same way.
+
+2. **Verified-ingest file rate** to local storage.  Only the ingest daemon runs; N raw files
+   written beforehand are moved into the DAQ directory at once (a backlog, as after a stop), and
+   the rate is the number of files verified per second between the 10th and the last
+   ``verified`` story event (sustained, not the start-up burst).  Baseline in the same run: plain
+   ``cp`` + ``sync`` (one process each per file) of the same files to the same disk.
+
+    .venv/bin/python benchmarks/bench_challenge.py [--cadence-files 9] [--rate-files 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from farmtools.bookkeeping import Bookkeeping
+from farmtools.challenge.daemons import Daemon, farmtools_argv
+from farmtools.challenge.run import ChallengeSettings, embedded_config, free_port
+from farmtools.config import FarmConfig, load_config
+from farmtools.deploy.farmtoml import render_farm_toml
+
+
+def _template(dir_: Path, events: int) -> Path:
+    from farmtools.emulator.daq import RunPlan, emulate_run
+    from farmtools.emulator.settings import EmulatorSettings
+
+    out = emulate_run(dir_, EmulatorSettings(seed=1), RunPlan(run=999, events_per_file=events))
+    return out[0].path
+
+
+def _drop(template: Path, watch: Path, run: int, files: int = 1) -> None:
+    """``files`` copies of the template as run ``run`` (next sequences), as fast as possible."""
+    from farmtools.emulator.daq import RunPlan, copy_template
+
+    copy_template(template, watch, RunPlan(run=run, files=files))
+
+
+def _wait(bk: Bookkeeping, state_count: int, states: tuple[str, ...], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        counts = bk.counts_by_state()
+        if sum(counts.get(s, 0) for s in states) >= state_count:
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"only {bk.counts_by_state()} after {timeout} s")
+
+
+def _default_farm(home: Path) -> tuple[FarmConfig, Path]:
+    """A one-machine farm with the schema's defaults (the daemons' production polling)."""
+    home.mkdir(parents=True)
+    path = home / "farm.toml"
+    path.write_text(
+        render_farm_toml(
+            {"farm.home": ".", "processing.program": "reco", "monitor.port": free_port()}
+        )
+    )
+    return load_config(path), path
+
+
+def daemon_cpu(work: Path, files: int, cadence_s: float = 10.0) -> None:
+    cfg, path = _default_farm(work / "cadence")
+    bk = Bookkeeping.from_config(cfg)
+    template = _template(work / "template", 1)
+    watch = cfg.path(cfg.daq.watch_dir)
+    watch.mkdir(parents=True, exist_ok=True)
+    logs = work / "cadence-logs"
+    ft, c = farmtools_argv(), ["--config", str(path)]
+    daemons = [
+        Daemon("ingest", [*ft, "ingest", "watch", *c], logs),
+        Daemon("processing", [*ft, "process", "run", *c], logs),
+        Daemon(
+            "monitor",
+            [*ft, "monitor", "serve", "--port", str(cfg.monitor.port), *c],
+            logs,
+        ),
+    ]
+    cron = Daemon(
+        "seed-cron",
+        count_children=True,
+        argv=[
+            "bash",
+            "-c",
+            f"while sleep {cadence_s}; do find {cfg.path(cfg.storage.input)} -name '*.dat' "
+            ">/dev/null; done",
+        ],
+        log_dir=logs,
+    )
+    for d in [*daemons, cron]:
+        d.start()
+    try:
+        time.sleep(8.0)  # imports and start-up are not the steady state
+        for d in [*daemons, cron]:
+            d.sample()
+        cpu0 = {d.name: d.cpu_s for d in [*daemons, cron]}
+        t0 = time.monotonic()
+        for seq in range(files):
+            _drop(template, watch, 1)
+            deadline = t0 + (seq + 1) * cadence_s
+            while time.monotonic() < deadline:
+                for d in [*daemons, cron]:
+                    d.sample()
+                time.sleep(0.5)
+        _wait(bk, files, ("reconstructed", "analysed"), 120)
+        for d in [*daemons, cron]:
+            d.sample()
+        wall = time.monotonic() - t0
+        copy_s = 0.0
+        for rec in bk.files(run=1):
+            for ev in bk.story(rec.name):
+                if ev.event == "copy_ended":
+                    copy_s += float((ev.details or {}).get("seconds", 0.0))
+        print(
+            f"== daemons' own CPU at a {cadence_s:g} s cadence: {files} files, {wall:.1f} s window"
+        )
+        total = 0.0
+        for d in daemons:
+            used = d.cpu_s - cpu0[d.name]
+            total += used
+            print(f"  {d.name:<11} {used:7.3f} s CPU = {100 * used / wall:6.3f} % of one core")
+        base = cron.cpu_s - cpu0[cron.name]
+        print(f"  all three   {total:7.3f} s CPU = {100 * total / wall:6.3f} % of one core")
+        ingest_cpu = daemons[0].cpu_s - cpu0["ingest"]
+        copy_cpu = min(copy_s, ingest_cpu)  # wall seconds of the copies bound their CPU
+        print(f"    verified copying inside ingest: {copy_s:.3f} s wall (story copy_ended)")
+        print(
+            f"  farmtools daemons without copying: >= {100 * (total - copy_cpu) / wall:.3f} % of one"
+            f" core (target < 2 %: ratio to target {(total - copy_cpu) / wall / 0.02:.3f})"
+        )
+        print(
+            f"  baseline seed-style cron loop: {base:.3f} s = {100 * base / wall:.3f} % "
+            f"(ratio farmtools/baseline {total / base if base > 0 else float('inf'):.1f})"
+        )
+    finally:
+        for d in [*daemons, cron]:
+            d.stop()
+
+
+def ingest_rate(work: Path, files: int, events: int) -> None:
+    settings = ChallengeSettings(home=work / f"rate{events}", workers=1)
+    cfg, path = embedded_config(settings, "check", free_port())
+    bk = Bookkeeping.from_config(cfg)
+    template = _template(work / f"template{events}", events)
+    size = template.stat().st_size
+    watch = cfg.path(cfg.daq.watch_dir)
+    watch.mkdir(parents=True, exist_ok=True)
+    ingest = Daemon(
+        "ingest", [*farmtools_argv(), "ingest", "watch", "--config", str(path)], work / "rate-logs"
+    )
+    stage = watch.parent / "stage"
+    _drop(template, stage, 2, files)  # written first: the DAQ's disk work is not measured
+    subprocess.run(["sync"], check=True)
+    ingest.start()
+    try:
+        time.sleep(5.0)
+        for f in sorted(stage.glob("run2-seq*.dat")):
+            f.rename(watch / f.name)  # all complete at once (IN_MOVED_TO): a backlog to drain
+        _wait(bk, files, ("stored",), 600)
+        times = sorted(
+            ev.time
+            for rec in bk.files(run=2)
+            for ev in bk.story(rec.name)
+            if ev.event == "verified"
+        )
+    finally:
+        ingest.stop()
+    first = min(10, len(times) - 2)
+    span = (times[-1] - times[first]).total_seconds()
+    rate = (len(times) - 1 - first) / span
+    # baseline: plain cp + sync of the same source files to the same disk
+    dst = work / f"cp-dst{events}"
+    dst.mkdir()
+    t = time.monotonic()
+    for seq in range(files):
+        subprocess.run(["cp", str(watch / f"run2-seq{seq}.dat"), str(dst)], check=True)
+        subprocess.run(["sync", str(dst / f"run2-seq{seq}.dat")], check=True)
+    cp_rate = files / (time.monotonic() - t)
+    print(
+        f"== verified ingest to local storage, {files} files of {events} events "
+        f"({size / 1e6:.1f} MB): {rate:.1f} files/s sustained = {rate * size / 1e6:.0f} MB/s; "
+        f"plain cp+sync {cp_rate:.1f} files/s; ratio ingest/cp {rate / cp_rate:.2f}"
+    )
+    gaps = [
+        (b - a).total_seconds() for a, b in zip(times[first:], times[first + 1 :], strict=False)
+    ]
+    print(f"   median gap between verified files {1000 * statistics.median(gaps):.1f} ms")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--cadence-files", type=int, default=9)
+    ap.add_argument("--rate-files", type=int, default=200)
+    ap.add_argument("--skip-cadence", action="store_true")
+    ap.add_argument("--skip-rate", action="store_true")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-challenge-") as tmp:
+        work = Path(tmp)
+        if not args.skip_cadence:
+            daemon_cpu(work, args.cadence_files)
+        if not args.skip_rate:
+            ingest_rate(work, args.rate_files, 1)
+            ingest_rate(work, max(20, args.rate_files // 5), 10)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""``farmtools analyse``: electron lifetime (purity), LEM gain, and the pipeline's ready groups.
+
+Exit codes: 0 done; 2 bad input (an unreadable ROOT file, purity summary or option: the message
+names it).  Heavy imports (numpy, uproot) happen inside the commands.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+analyse_app = typer.Typer(
+    help="Online analyses of reconstructed files: electron lifetime and LEM gain.",
+    no_args_is_help=True,
+)
+_err = Console(stderr=True)
+_RUN_RE = re.compile(r"run(\d+)")
+
+_FILES = typer.Argument(..., help="reconstructed ROOT files (3-4 of a run in the seed)")
+_OUT = typer.Option(
+    None, "--output", "-o", help="summary file (seed format); its .json twin is written too"
+)
+_PURITY = typer.Option(..., "--purity", help="purity summary (text or JSON) giving the lifetime")
+_ROOT = typer.Option(None, "--root", help="also write the 2D LEM histograms")
+_CONFIG = typer.Option(
+    None, "--config", "-c", help="farm.toml (default: $FARMTOOLS_CONFIG, ./farm.toml)"
+)
+_RUN = typer.Option(None, help="run number for the JSON (default: from the file names)")
+
+
+def _run_of(files: list[Path], run: int | None) -> int | None:
+    if run is not None:
+        return run
+    found = {int(m.group(1)) for f in files if (m := _RUN_RE.search(f.name))}
+    return found.pop() if len(found) == 1 else None
+
+
+def _fail(message: str) -> typer.Exit:
+    _err.print(f"[red]{message}[/red]", highlight=False)
+    return typer.Exit(2)
+
+
+def _pair(text: str | None, option: str) -> tuple[float, float] | None:
+    if text is None:
+        return None
+    try:
+        a, b = (float(x) for x in text.split(","))
+    except ValueError:
+        raise _fail(f"{option}: expected two numbers 'view0,view1', got {text!r}") from None
+    return (a, b)
+
+
+@analyse_app.command("purity")
+def purity_cmd(
+    files: list[Path] = _FILES,
+    output: Path | None = _OUT,
+    estimator: str = typer.Option("tm", help="per drift-time bin: tm (truncated mean) or mpv"),
+    run: int | None = _RUN,
+    as_json: bool = typer.Option(False, "--json", help="print the JSON instead of the text"),
+) -> None:
+    """Electron lifetime per view and combined (anode-cathode crossing tracks)."""
+    from farmtools.analysis.hits import RecoFileError, read_hits
+    from farmtools.analysis.purity import purity
+    from farmtools.analysis.summary import seed_text, summary_json, write_summary
+
+    if estimator not in ("tm", "mpv"):
+        raise _fail(f"--estimator: expected tm or mpv, got {estimator!r}")
+    try:
+        hits = read_hits(files)
+    except RecoFileError as exc:
+        raise _fail(str(exc)) from None
+    res = purity(hits, estimator="tm" if estimator == "tm" else "mpv")
+    t = datetime.now(UTC)
+    names = [str(f) for f in files]
+    r = _run_of(files, run)
+    if output is not None:
+        write_summary(output, t, r, names, res, res.views)
+    if as_json:
+        typer.echo(json.dumps(summary_json(t, r, names, res, res.views, None), indent=1))
+    else:
+        typer.echo(seed_text(t, res.views), nl=False)
+    c = res.combined
+    _err.print(
+        f"combined: tau = {c.tau_us:.0f} +- {c.error_us:.0f} us "
+        f"({res.n_tracks} track views, {res.n_hits} hits)",
+        highlight=False,
+    )
+
+
+@analyse_app.command("gain")
+def gain_cmd(
+    files: list[Path] = _FILES,
+    purity_summary: Path = _PURITY,
+    output: Path | None = _OUT,
+    root: Path | None = _ROOT,
+    tm_ref: str | None = typer.Option(
+        None, help="gain-1 truncated mean per view 'v0,v1' (fC/cm; default: calibrated)"
+    ),
+    mpv_ref: str | None = typer.Option(None, help="gain-1 MPV per view 'v0,v1' (fC/cm)"),
+    run: int | None = _RUN,
+    as_json: bool = typer.Option(False, "--json", help="print the JSON instead of the text"),
+) -> None:
+    """Per-LEM dQ/ds per view, effective gain and view asymmetry, lifetime-corrected."""
+    from farmtools.analysis.gain import MIP_MPV_REF, MIP_TM_REF, gain
+    from farmtools.analysis.hits import RecoFileError, read_hits
+    from farmtools.analysis.summary import (
+        SummaryFileError,
+        read_purity_summary,
+        seed_text,
+        summary_json,
+        write_root,
+        write_summary,
+    )
+
+    tm = _pair(tm_ref, "--tm-ref") or MIP_TM_REF
+    mp = _pair(mpv_ref, "--mpv-ref") or MIP_MPV_REF
+    try:
+        pur = read_purity_summary(purity_summary)
+        hits = read_hits(files)
+    except (SummaryFileError, RecoFileError) as exc:
+        raise _fail(str(exc)) from None
+    res = gain(hits, pur.combined.tau_us, tm_ref=tm, mpv_ref=mp)
+    t = datetime.now(UTC)
+    names = [str(f) for f in files]
+    r = _run_of(files, run)
+    if output is not None:
+        write_summary(output, t, r, names, pur.purity, pur.views, res)
+    if root is not None:
+        write_root(root, res)
+    if as_json:
+        typer.echo(json.dumps(summary_json(t, r, names, pur.purity, pur.views, res), indent=1))
+    else:
+        typer.echo(seed_text(t, pur.views, res), nl=False)
+
+
+@analyse_app.command("ready")
+def ready_cmd(
+    config: Path | None = _CONFIG,
+) -> None:
+    """Analyse every complete group of reconstructed files (what the pipeline does)."""
+    from farmtools.analysis.pipeline import run_ready_analyses
+    from farmtools.bookkeeping.db import Bookkeeping
+    from farmtools.config import ConfigError, load_config
+
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    bk = Bookkeeping.from_config(cfg)
+    try:
+        for path in run_ready_analyses(cfg, bk):
+            typer.echo(str(path))
+    finally:
+        bk.close()
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``farmtools analyse`` to the root application."""
+    app.add_typer(analyse_app, name="analyse")

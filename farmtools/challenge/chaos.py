@@ -1,0 +1,205 @@
+"""Fault injection for ``farmtools challenge run --chaos``: what is done, when, and how to undo it.
+
+Four kinds of fault, each recorded as a :class:`Fault` that the report names:
+
+``kill``
+    SIGKILL of a daemon (ingest watcher, processing manager, monitor) at a random moment, then a
+    restart after a short while (done by the orchestrator through :class:`~.daemons.Daemon`).
+``storage_outage``
+    The farm storage refuses writes for a while.  On the embedded default (a local directory)
+    the input directory is bind-mounted read-only on itself (``mount --bind`` then
+    ``remount,ro``): every write gets EROFS, as from a storage server that went read-only, while
+    the files already there stay readable for the running jobs.  Needs root and a kernel that
+    lets this process mount; where it cannot be done the fault is recorded as *not injected*
+    with the reason, never faked.
+``batch_pause``
+    The local batch pool stops: its slot count is set to 0 (nothing new starts) and the running
+    jobs' process groups get SIGSTOP; at the end SIGCONT, the slots come back and the pending
+    jobs start.  Only for the local backend (a Slurm or TORQUE server is not ours to stop).
+``corrupt_file``
+    A raw file that can never be read is dropped among the good ones in the DAQ directory, under
+    a valid name: ``truncated`` (the first half of a good file) or ``garbage`` (random bytes).
+    The report expects it quarantined or failed with a reason, and never reconstructed.
+
+:func:`plan_faults` draws a schedule from a seed (reproducible); the orchestrator carries it
+out.  Imports the standard library only (and :mod:`farmtools.batch.local` lazily).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+KINDS = ("kill", "storage_outage", "batch_pause", "corrupt_file")
+
+
+@dataclass
+class Fault:
+    """One fault: planned (``at_s`` from the start), then what was actually done."""
+
+    at_s: float
+    kind: str
+    target: str
+    duration_s: float = 0.0
+    injected: bool = False
+    details: str = ""
+    done_at_s: float | None = None
+    ended_at_s: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def plan_faults(
+    seed: int,
+    horizon_s: float,
+    daemons: list[str],
+    *,
+    kills: int = 3,
+    corrupt: int = 2,
+    outage_s: float = 6.0,
+    pause_s: float = 6.0,
+    storage: bool = True,
+    batch: bool = True,
+) -> list[Fault]:
+    """A reproducible schedule of faults spread over the first ``horizon_s`` seconds.
+
+    Every daemon is killed at least once when ``kills >= len(daemons)``; the storage outage and
+    the batch pause do not overlap each other (the report can then tell their effects apart);
+    corrupt files alternate between truncated and garbage.
+    """
+    rng = random.Random(seed)
+    horizon = max(horizon_s, 4.0)
+    faults: list[Fault] = []
+    targets = list(daemons)
+    rng.shuffle(targets)
+    for i in range(kills):
+        target = targets[i % len(targets)] if targets else ""
+        if target:
+            faults.append(Fault(round(rng.uniform(0.1, 0.9) * horizon, 2), "kill", target))
+    if storage:
+        faults.append(
+            Fault(round(rng.uniform(0.15, 0.35) * horizon, 2), "storage_outage", "input", outage_s)
+        )
+    if batch:
+        faults.append(
+            Fault(round(rng.uniform(0.55, 0.75) * horizon, 2), "batch_pause", "local", pause_s)
+        )
+    for i in range(corrupt):
+        kind = "truncated" if i % 2 == 0 else "garbage"
+        faults.append(Fault(round(rng.uniform(0.2, 0.8) * horizon, 2), "corrupt_file", kind))
+    return sorted(faults, key=lambda f: f.at_s)
+
+
+# --- the storage outage ----------------------------------------------------------------------
+class StorageOutage:
+    """The local storage directory made read-only for a while (see the module docstring)."""
+
+    def __init__(self, directory: Path, *, mounted: bool = False) -> None:
+        self.directory = directory
+        self.mounted = mounted
+
+    def start(self) -> str:
+        """Make writes fail; returns how. Raises RuntimeError naming why it cannot be done."""
+        if os.geteuid() != 0:
+            raise RuntimeError("needs root to bind-mount the storage read-only")
+        if shutil.which("mount") is None:
+            raise RuntimeError("no mount command")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        d = str(self.directory)
+        bind = subprocess.run(["mount", "--bind", d, d], capture_output=True, text=True)
+        if bind.returncode != 0:
+            raise RuntimeError(f"mount --bind refused: {bind.stderr.strip()}")
+        self.mounted = True
+        ro = subprocess.run(["mount", "-o", "remount,bind,ro", d], capture_output=True, text=True)
+        if ro.returncode != 0:
+            self.end()
+            raise RuntimeError(f"remount read-only refused: {ro.stderr.strip()}")
+        probe = self.directory / ".chaos-probe"
+        try:
+            probe.touch()
+        except OSError as exc:
+            return f"{d} bind-mounted read-only (writes get {exc.strerror})"
+        probe.unlink()
+        self.end()
+        raise RuntimeError("the read-only mount still accepted a write")
+
+    def end(self) -> None:
+        """Undo :meth:`start` (lazy unmount: a process inside the directory does not block it)."""
+        if self.mounted:
+            subprocess.run(["umount", "-l", str(self.directory)], capture_output=True)
+            self.mounted = False
+
+
+# --- the batch pause -------------------------------------------------------------------------
+class BatchPause:
+    """The local batch pool stopped for a while (see the module docstring)."""
+
+    def __init__(self, pool_dir: Path) -> None:
+        self.pool_dir = pool_dir
+        self.slots: str | None = None
+        self.stopped: list[int] = []
+
+    def running_groups(self) -> list[int]:
+        """Process groups of the jobs running now (their supervisor wrote ``started.json``)."""
+        groups = []
+        for marker in (self.pool_dir / "run").glob("*"):
+            started = self.pool_dir / "jobs" / marker.name / "started.json"
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                groups.append(int(json.loads(started.read_text())["pid"]))
+        return groups
+
+    def start(self) -> str:
+        slots_file = self.pool_dir / "slots"
+        if not slots_file.exists():
+            raise RuntimeError(f"{self.pool_dir} is not a local batch pool (no slots file)")
+        self.slots = slots_file.read_text().strip()
+        slots_file.write_text("0")
+        for pgid in self.running_groups():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, signal.SIGSTOP)
+                self.stopped.append(pgid)
+        return (
+            f"local pool {self.pool_dir}: slots {self.slots} -> 0, "
+            f"{len(self.stopped)} running job(s) SIGSTOPped"
+        )
+
+    def end(self) -> None:
+        if self.slots is None:
+            return
+        from farmtools.batch.local import LocalPool
+
+        (self.pool_dir / "slots").write_text(self.slots)
+        for pgid in self.stopped:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, signal.SIGCONT)
+        self.stopped = []
+        self.slots = None
+        LocalPool(self.pool_dir).schedule()
+
+
+# --- corrupt files ---------------------------------------------------------------------------
+def drop_corrupt(path: Path, kind: str, good: Path | None, seed: int) -> str:
+    """Write a raw file that cannot be read under the valid name ``path``; returns what it is."""
+    rng = random.Random(seed)
+    tmp = path.with_name(f".{path.name}.chaos")
+    if kind == "truncated" and good is not None and good.exists():
+        data = good.read_bytes()
+        cut = len(data) // 2
+        tmp.write_bytes(data[:cut])
+        what = f"first {cut} of {len(data)} bytes of {good.name}"
+    else:
+        n = 200_000
+        tmp.write_bytes(rng.randbytes(n))
+        what = f"{n} random bytes"
+    os.replace(tmp, path)  # appears complete (IN_MOVED_TO), as a DAQ that renames would do
+    return what

@@ -1,0 +1,225 @@
+"""``farmtools challenge run|simulate|presets``: the project's main job, and the farm model.
+
+Heavy imports (the stages, SimPy, plotly) happen inside the commands.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+challenge_app = typer.Typer(
+    help="Mock data challenges: the whole chain on emulated data, a report, a farm model.",
+    no_args_is_help=True,
+)
+
+
+@challenge_app.command("run")
+def run(
+    files: Annotated[
+        int | None, typer.Option(min=1, help="Raw files to write (default 6).")
+    ] = None,
+    interval: Annotated[
+        float | None, typer.Option(min=0.0, help="Seconds between files (default 2).")
+    ] = None,
+    events: Annotated[
+        int | None, typer.Option(min=1, max=0xFFFF, help="Events per file (default 10).")
+    ] = None,
+    compress: Annotated[bool | None, typer.Option("--compress/--no-compress")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Local batch slots (embedded farm).")] = 2,
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            help="A seed test: seed-300s-compressed, seed-300s-raw, seed-10s-... (see presets)."
+        ),
+    ] = None,
+    time_scale: Annotated[
+        float, typer.Option(min=0.0001, help="Run a preset this many times faster.")
+    ] = 1.0,
+    chaos: Annotated[
+        bool,
+        typer.Option(
+            help="Inject faults: SIGKILL daemons, storage outage, batch pause, corrupt files."
+        ),
+    ] = False,
+    chaos_seed: Annotated[int, typer.Option(help="Seed of the fault schedule.")] = 1,
+    corrupt_files: Annotated[
+        int, typer.Option(min=0, help="Corrupt files dropped with --chaos.")
+    ] = 2,
+    run_number: Annotated[
+        int | None, typer.Option("--run", help="Run number (default: next free).")
+    ] = None,
+    home: Annotated[
+        Path, typer.Option(help="Where the embedded farm lives (ignored with --config).")
+    ] = Path("challenge-farm"),
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", "-c", help="farm.toml of a deployed farm (default: an embedded one)."
+        ),
+    ] = None,
+    daemons: Annotated[
+        bool,
+        typer.Option(help="Start ingest/processing/monitor (--no-daemons: the farm's own run)."),
+    ] = True,
+    monitor: Annotated[bool, typer.Option(help="Start the monitoring page.")] = True,
+    archive: Annotated[bool, typer.Option(help="Archive the raw files at the end.")] = True,
+    timeout: Annotated[float | None, typer.Option(help="Give up after this many seconds.")] = None,
+    lifetime_ms: Annotated[float, typer.Option(help="Injected electron lifetime (ms).")] = 7.0,
+    gain: Annotated[float, typer.Option(help="Injected gain of every LEM.")] = 20.0,
+    seed: Annotated[int, typer.Option(help="Emulator seed.")] = 2016,
+    progress: Annotated[bool, typer.Option(help="Progress bars.")] = True,
+) -> None:
+    """Run the whole chain on emulated data until every file is done; write the report."""
+    from rich.console import Console
+
+    from farmtools.challenge.presets import get_preset
+    from farmtools.challenge.report import render_text
+    from farmtools.challenge.run import ChallengeSettings, run_challenge
+    from farmtools.config import ConfigError
+
+    console = Console()
+    base: dict[str, Any] = {"files": 6, "interval_s": 2.0, "events": 10, "compress": False}
+    if preset is not None:
+        try:
+            p = get_preset(preset).scaled(time_scale)
+        except ValueError as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from None
+        base = {
+            "files": p.files,
+            "interval_s": p.interval_s,
+            "events": p.events,
+            "compress": p.compress,
+        }
+    for key, value in (
+        ("files", files),
+        ("interval_s", interval),
+        ("events", events),
+        ("compress", compress),
+    ):
+        if value is not None:
+            base[key] = value
+    settings = ChallengeSettings(
+        **base,
+        workers=workers,
+        run=run_number,
+        config=config,
+        home=home,
+        chaos=chaos,
+        chaos_seed=chaos_seed,
+        corrupt_files=corrupt_files,
+        seed=seed,
+        lifetime_ms=lifetime_ms,
+        gain=gain,
+        timeout_s=timeout,
+        monitor=monitor,
+        archive=archive,
+        daemons=daemons,
+        preset=preset,
+        progress=progress,
+    )
+    try:
+        result = run_challenge(settings, console)
+    except ConfigError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    console.print(render_text(result.report), highlight=False, markup=False)
+    console.print(f"report: {result.html_path}  (JSON {result.json_path}, text {result.text_path})")
+    if result.monitor_url:
+        console.print(
+            f"monitor: {result.monitor_url} was served during the challenge; serve it again with "
+            f"farmtools monitor serve --config {result.config_path}"
+        )
+    if result.report["verdict"] != "PASS":
+        raise typer.Exit(1)
+
+
+@challenge_app.command("presets")
+def presets() -> None:
+    """List the presets (the seed's four tests and the demo)."""
+    from farmtools.challenge.presets import PRESETS
+
+    for p in PRESETS.values():
+        typer.echo(
+            f"{p.name:<22} {p.files:>4} files x {p.events} events every {p.interval_s:g} s, "
+            f"{'compressed' if p.compress else 'uncompressed'}: {p.description}"
+        )
+
+
+@challenge_app.command("simulate")
+def simulate(
+    files: Annotated[int, typer.Option(min=1)] = 50,
+    interval: Annotated[float, typer.Option(min=0.001, help="Seconds between files.")] = 10.0,
+    events: Annotated[int, typer.Option(min=1)] = 335,
+    compression: Annotated[float, typer.Option(min=1.0, help="Compression factor.")] = 1.0,
+    workers: Annotated[int, typer.Option(min=1)] = 2,
+    reco_s_per_event: Annotated[float, typer.Option(min=0.0)] = 0.3,
+    bandwidth_mb_s: Annotated[float, typer.Option(min=0.001, help="Verified-copy MB/s.")] = 400.0,
+    group_size: Annotated[int, typer.Option(min=1)] = 4,
+    calibrate: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True, dir_okay=False, help="A challenge report (JSON) to calibrate on."
+        ),
+    ] = None,
+    size_6x6x6: Annotated[
+        bool, typer.Option("--size-6x6x6", help="Print the 6x6x6 sizing table (markdown).")
+    ] = False,
+    cores: Annotated[int, typer.Option(help="6x6x6: cores.")] = 384,
+    bandwidth_gb_s: Annotated[float, typer.Option(help="6x6x6: storage bandwidth GB/s.")] = 20.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Predict queues and latencies of a farm (discrete-event model); calibrate; size the 6x6x6."""
+    from farmtools.challenge import simulate as sim
+    from farmtools.challenge.simtable import calibration_check, markdown_sizing, markdown_summary
+
+    model = sim.FarmModel(
+        n_files=files,
+        file_interval_s=interval,
+        events_per_file=events,
+        compression=compression,
+        workers=workers,
+        reco_s_per_event=reco_s_per_event,
+        transfer_bandwidth_Bps=bandwidth_mb_s * 1e6,
+        group_size=group_size,
+    )
+    out: dict[str, Any] = {}
+    per_event = reco_s_per_event
+    if calibrate is not None:
+        report = json.loads(calibrate.read_text())
+        check = calibration_check(report)
+        out["calibration"] = check
+        model = sim.FarmModel(**check["model"])
+        per_event = model.reco_s_per_event
+    result = sim.simulate(model)
+    out["prediction"] = result.summary()
+    if size_6x6x6:
+        out["sizing_6x6x6"] = sim.size_6x6x6(
+            per_event, cores=cores, bandwidth_Bps=bandwidth_gb_s * 1e9
+        )
+    if as_json:
+        typer.echo(json.dumps(out, indent=1, default=str))
+        return
+    if "calibration" in out:
+        typer.echo(markdown_summary(out["calibration"]))
+    typer.echo(
+        f"model: {model.n_files} files every {model.file_interval_s:g} s, "
+        f"{model.events_per_file} events, {model.workers} workers, "
+        f"utilisation {model.utilisation:.2f}, max batch queue {result.max_batch_queue}"
+    )
+    for stage, v in out["prediction"]["latency"].items():
+        typer.echo(f"  {stage:<10} median {v['median_s']:9.2f} s  p95 {v['p95_s']:9.2f} s")
+    if size_6x6x6:
+        typer.echo("")
+        typer.echo(markdown_sizing(out["sizing_6x6x6"], per_event, cores, bandwidth_gb_s))
+    if "calibration" in out and not out["calibration"]["within_20_percent"]:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``challenge`` group to the root application."""
+    app.add_typer(challenge_app, name="challenge")

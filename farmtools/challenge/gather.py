@@ -1,0 +1,165 @@
+"""From a finished :class:`~farmtools.challenge.run.Challenge` to the report dictionary.
+
+Reads the evidence (:mod:`.collect`), decides what each file was expected to go through (a good
+file: every stage; analysed only when its analysis group filled up; archived when the archive
+stage ran), compares the analyses with the emulator's truth (:mod:`.truth`), and calls
+:func:`~farmtools.challenge.report.build_report`.  Imports the challenge modules only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from farmtools.bookkeeping import FileState
+from farmtools.challenge import collect
+from farmtools.challenge.report import build_report
+from farmtools.challenge.truth import analyses_vs_truth
+
+if TYPE_CHECKING:
+    from farmtools.challenge.run import Challenge
+
+BASE_STAGES = ("written", "detected", "stored", "submitted", "started", "ended", "reconstructed")
+
+
+def expected_stages(
+    good: Sequence[str],
+    states: dict[str, str],
+    analysed: set[str],
+    *,
+    analysis: bool,
+    archive: bool,
+    group_size: int,
+) -> dict[str, list[str]]:
+    """Per good file, the stages it must have reached to count as complete.
+
+    Reconstructed files that were not analysed are excused from ``analysed`` only when there are
+    fewer of them than one analysis group (the run's last, incomplete group).
+    """
+    leftover = [n for n in good if n not in analysed and states.get(n) == FileState.RECONSTRUCTED]
+    excused = set(leftover) if len(leftover) < group_size else set()
+    out = {}
+    for n in good:
+        stages = list(BASE_STAGES)
+        if analysis and n not in excused:
+            stages.append("analysed")
+        if archive:
+            stages.append("archived")
+        out[n] = stages
+    return out
+
+
+def gather_report(ch: Challenge, started: datetime, finished: datetime) -> dict[str, Any]:
+    """The report of challenge ``ch`` (see the module docstring)."""
+    good, bad = ch.names() if hasattr(ch, "shared") else ([], [])
+    bk = ch.bk
+    names = good + bad
+    story_map = collect.stories(bk, names)
+    recs = collect.records(bk, names)
+    states = {r.name: str(r.state) for r in recs}
+    analysed = {n for n, st in story_map.items() if any(ev.event == "analysed" for ev in st)}
+    analysis_on = "analysis" not in ch.missing
+    archive_on = ch.s.archive and "archive" not in ch.missing
+    stages = expected_stages(
+        good,
+        states,
+        analysed,
+        analysis=analysis_on,
+        archive=archive_on,
+        group_size=ch.group_size,
+    )
+    jobs = collect.jobs_summary(bk, names)
+    written = {w.path.name: w for w in ch.shared.written}
+    outputs = collect.root_outputs(jobs["jobs"], {n: w.events for n, w in written.items()})
+    integrity = collect.integrity(
+        ch.cfg,
+        good,
+        {n: w.path for n, w in written.items()},
+        recs,
+        jobs["done_per_file"],
+        outputs,
+    )
+    failures: dict[str, int] = {}
+    for part in (jobs["job_failures"], collect.story_failures(story_map)):
+        for k, v in part.items():
+            failures[k] = failures.get(k, 0) + v
+    truth_paths = [w.truth for w in ch.shared.written if w.truth is not None]
+    analyses = analyses_vs_truth(ch.shared.analysis_outputs, truth_paths)
+    faults = [f.to_json() for f in ch.shared.faults]
+    for c in ch.shared.crashes:
+        faults.append(
+            {
+                "at_s": c["at_s"],
+                "kind": "crash (not injected)",
+                "target": c["daemon"],
+                "details": f"exit {c['exit']}: {c['log'][-400:]}",
+                "injected": False,
+            }
+        )
+    measured = collect.measured(
+        story_map,
+        good,
+        recs,
+        jobs=jobs["jobs"],
+        files=len(good),
+        interval_s=ch.s.interval_s,
+        events_per_file=ch.s.events,
+        workers=ch.cfg.batch.slots,
+        group_size=ch.group_size,
+    )
+    daemons = {
+        name: {
+            "cpu_s": round(d.cpu_s, 3),
+            "alive_s": round(d.alive_s, 3),
+            "cpu_percent_of_one_core": round(100 * d.cpu_s / d.alive_s, 3) if d.alive_s else None,
+            "starts": d.starts,
+            "sigkills": d.kills,
+            "log": str(d.log_path),
+        }
+        for name, d in ch.daemons.items()
+    }
+    report = build_report(
+        settings=ch.settings_json(),
+        expected_files=names,
+        records=recs,
+        stories=story_map,
+        expected_stages=stages,
+        bad_files=bad,
+        jobs_per_worker=jobs["jobs_per_worker"],
+        failures_by_class=failures,
+        root_outputs=outputs,
+        integrity=integrity,
+        analyses=analyses,
+        faults=faults,
+        measured=measured,
+        started=started,
+        finished=finished,
+    )
+    report["daemons"] = daemons
+    report["missing_pieces"] = dict(ch.missing)
+    report["errors"] = {
+        "emulator": ch.shared.emulator_error,
+        "stages": ch.shared.stage_errors[-10:],
+    }
+    report["archives"] = ch.shared.archive_reports[-3:]
+    report["monitor_url"] = ch.monitor_url
+    report["emulator_files"] = [
+        {"name": w.path.name, "events": w.events, "bytes": w.size, "truth": str(w.truth)}
+        for w in ch.shared.written
+    ]
+    report["analysis_outputs"] = [str(p) for p in ch.shared.analysis_outputs]
+    problems = []
+    if ch.interrupted:
+        problems.append("interrupted")
+    if ch.timed_out:
+        problems.append("timed out")
+    if ch.shared.emulator_error:
+        problems.append("emulator failed")
+    if "ingest" in ch.missing or "processing" in ch.missing:
+        problems.append("chain not runnable")
+    if problems:
+        report["verdict"] = (
+            report["verdict"] if report["verdict"] != "PASS" else "FAIL"
+        ) + f" ({', '.join(problems)})"
+    return report

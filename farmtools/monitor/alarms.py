@@ -1,0 +1,191 @@
+"""Alarms of the monitor: values that left their band (thresholds in ``[monitor]``).
+
+Owns :func:`evaluate` (pure: an analysis result or farm counts in, a list of :class:`Breach`
+out) and :class:`AlarmChecker`, which after each new result raises the breaches in the
+bookkeeping's ``alarms`` table (``source = "monitor"``; the page shows every unacknowledged
+alarm, of any stage) and sends them through :func:`farmtools.notify.notify`.  One alarm per kind
+(e.g. ``lifetime_low:view0``) stays open until someone acknowledges it (``farmtools monitor
+ack``): a run of bad results gives one message, not one per result.
+
+Imports the monitor's summary/queries modules, the bookkeeping and farmtools.notify.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from farmtools.monitor.summary import INFINITE_US, AnalysisResult
+
+if TYPE_CHECKING:
+    from farmtools.bookkeeping import Bookkeeping
+    from farmtools.config import FarmConfig, MonitorSection
+    from farmtools.monitor.queries import FarmQueries
+    from farmtools.monitor.store import SummaryStore
+
+log = logging.getLogger("farmtools.monitor")
+
+SOURCE = "monitor"
+
+
+@dataclass(frozen=True)
+class Breach:
+    """A value outside its band: ``kind`` identifies what (one open alarm per kind)."""
+
+    kind: str
+    message: str
+
+
+def evaluate(result: AnalysisResult, m: MonitorSection) -> list[Breach]:
+    """The breaches of one analysis result against the thresholds of ``[monitor]``."""
+    out: list[Breach] = []
+    for v in (0, 1):
+        tau, err = result.lifetime_us[v], result.lifetime_err_us[v]
+        if math.isfinite(tau) and tau < INFINITE_US and tau < m.lifetime_min_us:
+            out.append(
+                Breach(
+                    f"lifetime_low:view{v}",
+                    f"run {result.run}: electron lifetime view {v} = {tau:.0f} +- {err:.0f} us, "
+                    f"below {m.lifetime_min_us:.0f} us ({result.source})",
+                )
+            )
+    for lem, r in sorted(result.lems.items()):
+        if math.isfinite(r.gain) and not m.gain_min <= r.gain <= m.gain_max:
+            side = "low" if r.gain < m.gain_min else "high"
+            out.append(
+                Breach(
+                    f"gain_{side}:lem{lem}",
+                    f"run {result.run}: LEM {lem} gain {r.gain:.2f} outside [{m.gain_min}, {m.gain_max}] "
+                    f"({result.source})",
+                )
+            )
+        if math.isfinite(r.asymmetry) and abs(r.asymmetry) > m.asymmetry_max:
+            out.append(
+                Breach(
+                    f"asymmetry:lem{lem}",
+                    f"run {result.run}: LEM {lem} view asymmetry {r.asymmetry:+.3f} beyond "
+                    f"+-{m.asymmetry_max} ({result.source})",
+                )
+            )
+    return out
+
+
+def evaluate_channels(run: int, dead: int, noisy: int, m: MonitorSection) -> list[Breach]:
+    """Too many dead + noisy channels in a run's reconstruction."""
+    if dead + noisy > m.bad_channels_max:
+        return [
+            Breach(
+                "bad_channels",
+                f"run {run}: {dead} dead and {noisy} noisy channels "
+                f"(more than {m.bad_channels_max})",
+            )
+        ]
+    return []
+
+
+def evaluate_stuck(count: int, m: MonitorSection) -> list[Breach]:
+    if count > m.stuck_max:
+        return [
+            Breach(
+                "stuck_files",
+                f"{count} files kept their state more than "
+                f"{m.stuck_after_s:.0f} s (see the data-flow page)",
+            )
+        ]
+    return []
+
+
+class AlarmChecker:
+    """Checks new analysis results and the farm counts; raises and notifies each new breach."""
+
+    def __init__(
+        self,
+        cfg: FarmConfig,
+        bk: Bookkeeping | None,
+        queries: FarmQueries | None,
+        results: SummaryStore,
+    ) -> None:
+        self.cfg = cfg
+        self.bk = bk
+        self.queries = queries
+        self.results = results
+        self._checked: set[tuple[object, ...]] = set()
+        self._started = False
+        self._last_reco: tuple[str, int] | None = None
+        #: breaches raised by this process when there is no database (shown on the page)
+        self.local: dict[str, Breach] = {}
+        self.notify_errors: list[str] = []
+
+    def check(self) -> list[Breach]:
+        """One pass: returns the breaches that were NEW (raised and notified now)."""
+        self.results.refresh()
+        breaches: list[Breach] = []
+        results = self.results.results()
+        if not self._started:
+            # First pass: only the current state (the newest result, and the newest with LEMs)
+            # is judged; a restart must not mail again about every bad result of the past.
+            self._started = True
+            current = (self.results.latest(), self.results.latest(with_lems=True))
+            keep = {r.fingerprint for r in current if r is not None}
+            self._checked.update(r.fingerprint for r in results if r.fingerprint not in keep)
+        for res in results:
+            if res.fingerprint in self._checked:
+                continue
+            self._checked.add(res.fingerprint)
+            breaches.extend(evaluate(res, self.cfg.monitor))
+        # only the store's window can bring a result again: forget the rest (a year of
+        # analyses must not pile up here)
+        self._checked = {r.fingerprint for r in results}
+        breaches.extend(self._check_channels())
+        if self.queries is not None:
+            count, _ = self.queries.stuck_files(self.cfg.monitor.stuck_after_s, limit=1)
+            breaches.extend(evaluate_stuck(count, self.cfg.monitor))
+        return [b for b in breaches if self._raise(b)]
+
+    def _check_channels(self) -> list[Breach]:
+        """Dead/noisy channels of the newest reconstruction output, once per file."""
+        from farmtools.monitor.builtin import read_channels, reco_files
+
+        paths = reco_files(self.cfg, None)
+        if not paths:
+            return []
+        path = paths[-1]
+        key = (str(path), path.stat().st_mtime_ns)
+        if key == self._last_reco:  # only the newest file counts: remember just that one
+            return []
+        self._last_reco = key
+        run = int(path.parent.name[3:])
+        try:
+            reading = read_channels(path, run)
+        except Exception as exc:  # a half-written or foreign file must not stop the checks
+            log.error("%s: cannot read pedestal/rms histograms: %s", path, exc)
+            return []
+        m = self.cfg.monitor
+        dead = sum(1 for r in reading.rms if r < m.dead_rms_adc)
+        noisy = sum(1 for r in reading.rms if r > m.noisy_rms_adc)
+        return evaluate_channels(run, dead, noisy, m)
+
+    def _raise(self, b: Breach) -> bool:
+        if self.bk is not None and self.queries is not None:
+            if b.kind in self.queries.open_alarm_kinds(SOURCE):
+                return False
+            self.bk.raise_alarm(None, SOURCE, b.kind, b.message)
+        else:
+            if b.kind in self.local:
+                return False
+            self.local[b.kind] = b
+        log.warning("alarm %s: %s", b.kind, b.message)
+        from farmtools.notify import notify
+
+        errors = notify(
+            self.cfg.notify,
+            f"[farmtools monitor] {b.kind}",
+            b.message,
+            {"source": SOURCE, "kind": b.kind, "message": b.message},
+        )
+        for e in errors:
+            log.error("notification failed: %s", e)
+        self.notify_errors.extend(errors)
+        return True

@@ -1,0 +1,312 @@
+"""The monitoring web application: :class:`Monitor` (state and background loops) and its Starlette app.
+
+Routes (all GET: the page is read-only, any other method is 405):
+
+``/``                              the page (task tree, plots, run and reference selectors, alarms)
+``/static/...``                    its JavaScript/CSS and plotly.min.js from the plotly package
+``/api/tree``                      tasks and their items
+``/api/runs``                      run numbers known to the bookkeeping or the analyses
+``/api/plot/{task}/{item}``        ``?run=N&ref=M``: a plotly figure and a digest of it
+``/api/alarms``                    unacknowledged alarms
+``/api/status``                    what changed (results version, totals time, unreadable files)
+``/metrics``                       Prometheus text format
+``/healthz``                       "ok"
+
+HTTP basic authentication is on when ``monitor.auth_user`` is set; the password is read from
+the environment variable ``monitor.auth_password_env`` (never from a file of the repository).
+Imports Starlette, Jinja2 and the monitor's modules; the bookkeeping for its engine.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import logging
+import os
+import secrets
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from farmtools.monitor import builtin  # noqa: F401  (registers the built-in tasks)
+from farmtools.monitor.alarms import AlarmChecker
+from farmtools.monitor.metrics import FarmCollector, make_registry, render
+from farmtools.monitor.queries import FarmQueries, Totals
+from farmtools.monitor.store import SummaryStore
+from farmtools.monitor.tasks import TASKS, Context, MonTask
+
+if TYPE_CHECKING:
+    from farmtools.bookkeeping import Bookkeeping
+    from farmtools.config import FarmConfig
+
+log = logging.getLogger("farmtools.monitor")
+HERE = Path(__file__).parent
+
+
+class MonitorError(RuntimeError):
+    """The monitor cannot start as configured (e.g. auth user without a password)."""
+
+
+def plotly_js() -> Path:
+    """plotly.min.js bundled with the plotly Python package: served locally, no CDN."""
+    import plotly
+
+    path = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    if not path.is_file():
+        raise MonitorError(f"{path}: plotly.min.js missing from the plotly package")
+    return path
+
+
+class Monitor:
+    """Everything the page reads, and the loops that keep it fresh.
+
+    ``bk`` None: no database (analysis results only); by default the configuration's database
+    is opened read-mostly (the monitor writes only its own alarms).
+    """
+
+    def __init__(
+        self, cfg: FarmConfig, bk: Bookkeeping | None = None, *, use_db: bool = True
+    ) -> None:
+        import importlib
+
+        self.cfg = cfg
+        for module in cfg.monitor.plugins:
+            importlib.import_module(module)
+        if bk is None and use_db:
+            from farmtools.bookkeeping import Bookkeeping
+
+            bk = Bookkeeping.from_config(cfg)
+        self.bk = bk
+        self.queries = FarmQueries(bk.engine) if bk is not None else None
+        self.results = SummaryStore(
+            cfg.path(cfg.analysis.summary_dir), window=cfg.monitor.trend_points
+        )
+        self.totals = Totals(self.queries, cfg.monitor.totals_s) if self.queries else None
+        self.ctx = Context(cfg, self.queries, self.results, self.totals)
+        self.checker = AlarmChecker(cfg, bk, self.queries, self.results)
+        self.tasks: dict[str, MonTask] = {name: cls() for name, cls in TASKS.items()}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.password: str | None = None
+        if cfg.monitor.auth_user:
+            self.password = os.environ.get(cfg.monitor.auth_password_env)
+            if not self.password:
+                raise MonitorError(
+                    f"monitor.auth_user is set but the environment variable "
+                    f"{cfg.monitor.auth_password_env} (monitor.auth_password_env) is empty"
+                )
+
+    # -- background ----------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the totals refresher and the result/alarm checker (daemon threads).
+
+        Once started, the checker's loop scans the summary directory every ``poll_s`` and page
+        requests only read what it found; before (a Monitor used without its loops, as in
+        tests), each request scans (at most once a second).
+        """
+        self.results.refresh(force=True)
+        if self.totals is not None:
+            self.totals.start()
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._loop, name="monitor-checker", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+        if self.totals is not None:
+            self.totals.stop()
+
+    def _fresh(self) -> None:
+        if self._thread is None:
+            self.results.refresh()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.checker.check()
+            except Exception:  # the page must keep running whatever one check hits
+                log.exception("alarm check failed")
+            self._stop.wait(self.cfg.monitor.poll_s)
+
+    # -- data for the routes -------------------------------------------------------------------
+    def tree(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": name,
+                "title": t.title,
+                "per_run": t.per_run,
+                "items": [{"id": i.id, "title": i.title} for i in t.items(self.ctx)],
+            }
+            for name, t in self.tasks.items()
+        ]
+
+    def runs(self, limit: int = 2000) -> list[int]:
+        """The newest ``limit`` runs known to the analyses or the bookkeeping, newest first."""
+        self._fresh()
+        known = set(self.results.runs()[-limit:])
+        if self.queries is not None:
+            known.update(self.queries.run_numbers(limit))
+        return sorted(known, reverse=True)[:limit]
+
+    def plot(self, task_name: str, item: str, run: int | None, ref: int | None) -> dict[str, Any]:
+        task = self.tasks.get(task_name)
+        if task is None or item not in {i.id for i in task.items(self.ctx)}:
+            raise KeyError(f"{task_name}/{item}")
+        self._fresh()
+        data = task.read(self.ctx, item, run)
+        reference = task.read(self.ctx, item, ref) if ref is not None and task.per_run else None
+        fig = task.draw(item, data, reference)
+        body = json.dumps(fig, separators=(",", ":"), allow_nan=False, default=str)
+        digest = hashlib.blake2b(body.encode(), digest_size=12).hexdigest()
+        return {"figure": json.loads(body), "digest": digest}
+
+    def alarms(self) -> list[dict[str, Any]]:
+        if self.queries is not None:
+            return self.queries.open_alarms()
+        return [
+            {
+                "id": None,
+                "time": None,
+                "file": None,
+                "source": "monitor",
+                "kind": b.kind,
+                "message": b.message,
+            }
+            for b in self.checker.local.values()
+        ]
+
+    def status(self) -> dict[str, Any]:
+        snap = self.totals.snapshot if self.totals else None
+        return {
+            "results_version": self.results.version,
+            "results": len(self.results.results()),
+            "unreadable": dict(list(self.results.errors.items())[:50]),
+            "unreadable_count": len(self.results.errors),
+            "totals_taken": snap.taken.isoformat() if snap and snap.taken else None,
+            "totals_error": self.totals.error if self.totals else None,
+            "poll_s": self.cfg.monitor.poll_s,
+        }
+
+
+class BasicAuth:
+    """ASGI middleware: HTTP basic authentication against one user (constant-time compare)."""
+
+    def __init__(self, app: ASGIApp, user: str, password: str) -> None:
+        self.app = app
+        self.expected = (user.encode(), password.encode())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not self._ok(scope):
+            resp = PlainTextResponse(
+                "authentication required",
+                status_code=401,
+                headers={"WWW-Authenticate": 'Basic realm="farmtools monitor"'},
+            )
+            await resp(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _ok(self, scope: Scope) -> bool:
+        for name, value in scope.get("headers", []):
+            if name == b"authorization" and value[:6].lower() == b"basic ":
+                try:
+                    user, _, pw = base64.b64decode(value[6:], validate=True).partition(b":")
+                except (binascii.Error, ValueError):
+                    return False
+                return secrets.compare_digest(user, self.expected[0]) & secrets.compare_digest(
+                    pw, self.expected[1]
+                )
+        return False
+
+
+def _int_param(request: Request, name: str) -> int | None:
+    v = request.query_params.get(name, "")
+    if v in ("", "latest", "none"):
+        return None
+    if not v.isdigit():
+        raise ValueError(f"{name}={v!r}: expected a run number")
+    return int(v)
+
+
+def build_app(monitor: Monitor) -> Starlette:
+    """The Starlette application over ``monitor`` (whose loops the caller starts)."""
+    templates = Jinja2Templates(directory=str(HERE / "templates"))
+    registry = make_registry(
+        FarmCollector(monitor.cfg, monitor.queries, monitor.totals, monitor.results)
+    )
+    plotly_path = plotly_js()
+
+    def index(request: Request) -> Response:
+        return templates.TemplateResponse(
+            request, "index.html", {"poll_ms": int(monitor.cfg.monitor.poll_s * 1000)}
+        )
+
+    def plotly(request: Request) -> Response:
+        return FileResponse(plotly_path, media_type="application/javascript")
+
+    def tree(request: Request) -> Response:
+        return JSONResponse(monitor.tree())
+
+    def runs(request: Request) -> Response:
+        return JSONResponse(monitor.runs())
+
+    def plot(request: Request) -> Response:
+        try:
+            run, ref = _int_param(request, "run"), _int_param(request, "ref")
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        task, item = request.path_params["task"], request.path_params["item"]
+        try:
+            return JSONResponse(monitor.plot(task, item, run, ref))
+        except KeyError:
+            return JSONResponse({"error": f"no task item {task}/{item}"}, status_code=404)
+        except Exception as exc:  # show what went wrong in the plot area, keep serving
+            log.exception("plot %s/%s failed", task, item)
+            return JSONResponse(
+                {"error": f"{task}/{item}: {type(exc).__name__}: {exc}"}, status_code=500
+            )
+
+    def alarms(request: Request) -> Response:
+        return JSONResponse(monitor.alarms())
+
+    def status(request: Request) -> Response:
+        return JSONResponse(monitor.status())
+
+    def metrics(request: Request) -> Response:
+        return Response(render(registry), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    get = ["GET"]
+    app = Starlette(
+        routes=[
+            Route("/", index, methods=get),
+            Route("/static/plotly.min.js", plotly, methods=get),
+            Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static"),
+            Route("/api/tree", tree, methods=get),
+            Route("/api/runs", runs, methods=get),
+            Route("/api/plot/{task}/{item}", plot, methods=get),
+            Route("/api/alarms", alarms, methods=get),
+            Route("/api/status", status, methods=get),
+            Route("/metrics", metrics, methods=get),
+            Route("/healthz", healthz, methods=get),
+        ]
+    )
+    if monitor.cfg.monitor.auth_user and monitor.password:
+        app.add_middleware(BasicAuth, user=monitor.cfg.monitor.auth_user, password=monitor.password)
+    return app

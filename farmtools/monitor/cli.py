@@ -1,0 +1,121 @@
+"""``farmtools monitor``: serve the monitoring page, run one alarm check, list the tasks.
+
+Imports Typer and rich at module level; the web stack (Starlette, uvicorn, plotly, SQLAlchemy)
+inside the commands, so that ``farmtools --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.console import Console
+
+if TYPE_CHECKING:
+    from farmtools.config import FarmConfig
+
+monitor_app = typer.Typer(
+    help="The data-quality monitoring page, /metrics and alarms.", no_args_is_help=True
+)
+_console = Console(stderr=True)
+
+_CONFIG = typer.Option(
+    None, "--config", "-c", help="farm.toml (default: $FARMTOOLS_CONFIG, ./farm.toml)"
+)
+
+
+def _load(config: Path | None) -> FarmConfig:
+    from farmtools.config import ConfigError, load_config
+
+    try:
+        return load_config(config)
+    except ConfigError as exc:
+        _console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+@monitor_app.command("serve")
+def serve(
+    host: str | None = typer.Option(None, help="bind address (default monitor.host, 127.0.0.1)"),
+    port: int | None = typer.Option(None, help="port (default monitor.port, 8050)"),
+    config: Path | None = _CONFIG,
+) -> None:
+    """Serve the page in the foreground until SIGINT/SIGTERM (GET only)."""
+    import uvicorn
+
+    from farmtools.monitor.app import Monitor, MonitorError, build_app
+    from farmtools.monitor.server import is_loopback
+
+    cfg = _load(config)
+    host = host or cfg.monitor.host
+    port = port or cfg.monitor.port
+    try:
+        monitor = Monitor(cfg)
+    except MonitorError as exc:
+        _console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    if not is_loopback(host) and not cfg.monitor.auth_user:
+        _console.print(
+            f"[yellow]warning: serving on {host} without authentication "
+            "(set monitor.auth_user and the password variable)[/yellow]"
+        )
+    app = build_app(monitor)
+    monitor.start()
+    _console.print(
+        f"farmtools monitor on http://{host}:{port} "
+        f"(summaries: {monitor.results.directory}, database: {cfg.database_url})"
+    )
+    try:
+        uvicorn.Server(
+            uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+        ).run()
+    finally:
+        monitor.stop()
+
+
+@monitor_app.command("check")
+def check(config: Path | None = _CONFIG) -> None:
+    """One alarm pass over the analysis results and the farm counts (for cron or a test)."""
+    from farmtools.monitor.app import Monitor
+
+    cfg = _load(config)
+    monitor = Monitor(cfg)
+    new = monitor.checker.check()
+    for b in new:
+        _console.print(f"[red]alarm[/red] {b.kind}: {b.message}")
+    for path, err in monitor.results.errors.items():
+        _console.print(f"[yellow]unreadable summary[/yellow] {path}: {err}")
+    _console.print(f"{len(monitor.results.results())} results, {len(new)} new alarms")
+
+
+@monitor_app.command("tasks")
+def tasks(config: Path | None = _CONFIG) -> None:
+    """The task tree (registered MonTask classes and their items)."""
+    from farmtools.monitor.app import Monitor
+
+    monitor = Monitor(_load(config), use_db=False)
+    for t in monitor.tree():
+        typer.echo(f"{t['name']}: {t['title']}")
+        for i in t["items"]:
+            typer.echo(f"  {i['id']}: {i['title']}")
+
+
+@monitor_app.command("ack")
+def ack(
+    alarm_id: int = typer.Argument(..., help="alarm id (farmtools alarms)"),
+    config: Path | None = _CONFIG,
+) -> None:
+    """Acknowledge an alarm: it leaves the page's banner, and the same kind may be raised again."""
+    from farmtools.bookkeeping import Bookkeeping
+
+    bk = Bookkeeping.from_config(_load(config))
+    if not any(a.id == alarm_id for a in bk.alarms()):
+        _console.print(f"[red]no open alarm with id {alarm_id}[/red]")
+        raise typer.Exit(1)
+    bk.acknowledge_alarm(alarm_id)
+    _console.print(f"alarm {alarm_id} acknowledged")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(monitor_app, name="monitor")

@@ -1,0 +1,154 @@
+"""``/metrics`` for Prometheus: the farm's counts, read from the bookkeeping at scrape time.
+
+Owns :class:`FarmCollector`, a prometheus_client custom collector on its own registry (no
+process-global state, so several monitors can live in one test process).  Counters that need
+full-table scans come from the :class:`~farmtools.monitor.queries.Totals` snapshot (refreshed
+every ``monitor.totals_s``); queue depths and latencies are read live through indexed queries.
+The Grafana dashboard that plots these series is ``ansible/files/grafana/farmtools.json``.
+
+Imports prometheus_client and the monitor's queries/summary modules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import numpy as np
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from farmtools.config import FarmConfig
+    from farmtools.monitor.queries import FarmQueries, Totals
+    from farmtools.monitor.store import SummaryStore
+
+
+class FarmCollector(Collector):
+    """Every farmtools_* series; see docs/monitor.md for the list."""
+
+    def __init__(
+        self,
+        cfg: FarmConfig,
+        queries: FarmQueries | None,
+        totals: Totals | None,
+        results: SummaryStore,
+    ) -> None:
+        self.cfg = cfg
+        self.queries = queries
+        self.totals = totals
+        self.results = results
+
+    def collect(self) -> Iterator[Metric]:
+        latest = self.results.latest()
+        if latest is not None:
+            tau = GaugeMetricFamily(
+                "farmtools_electron_lifetime_us",
+                "Latest electron lifetime per view (us)",
+                labels=["view"],
+            )
+            for v in (0, 1):
+                tau.add_metric([str(v)], latest.lifetime_us[v])
+            yield tau
+        with_gain = self.results.latest(with_lems=True)
+        if with_gain is not None:
+            gain = GaugeMetricFamily(
+                "farmtools_lem_gain", "Latest effective gain per LEM", labels=["lem"]
+            )
+            for lem, r in sorted(with_gain.lems.items()):
+                gain.add_metric([str(lem)], r.gain)
+            yield gain
+        yield GaugeMetricFamily(
+            "farmtools_summary_errors",
+            "Summary files that could not be read",
+            value=len(self.results.errors),
+        )
+        q = self.queries
+        if q is None:
+            return
+        snap = self.totals.snapshot if self.totals is not None else None
+        if snap is not None and snap.taken is not None:
+            files = GaugeMetricFamily(
+                "farmtools_files", "Raw files per bookkeeping state", labels=["state"]
+            )
+            for state, n in sorted(snap.files_by_state.items()):
+                files.add_metric([state], n)
+            yield files
+            yield CounterMetricFamily(
+                "farmtools_ingested_files",
+                "Raw files ingested (verified on farm storage)",
+                value=snap.files_ingested,
+            )
+            yield CounterMetricFamily(
+                "farmtools_ingested_bytes", "Bytes of raw data ingested", value=snap.bytes_ingested
+            )
+            jobs = GaugeMetricFamily("farmtools_jobs", "Batch jobs per state", labels=["state"])
+            for state, n in sorted(snap.jobs_by_state.items()):
+                jobs.add_metric([state], n)
+            yield jobs
+            fail = CounterMetricFamily(
+                "farmtools_job_failures", "Failed batch jobs per failure class", labels=["failure"]
+            )
+            for failure, n in sorted(snap.failures_by_class.items()):
+                fail.add_metric([failure], n)
+            yield fail
+            arch = GaugeMetricFamily("farmtools_archives", "Archives per state", labels=["state"])
+            for state, (n, _) in sorted(snap.archives_by_state.items()):
+                arch.add_metric([state], n)
+            yield arch
+            yield GaugeMetricFamily(
+                "farmtools_totals_age_seconds",
+                "Age of the totals snapshot",
+                value=0.0 if snap.taken is None else _age(snap.taken),
+            )
+        depth = GaugeMetricFamily(
+            "farmtools_queue_depth", "Files waiting per active state (live)", labels=["state"]
+        )
+        for state, n in q.active_counts().items():
+            depth.add_metric([state], n)
+        yield depth
+        active = GaugeMetricFamily(
+            "farmtools_jobs_active", "Jobs new/submitted/running (live)", labels=["state"]
+        )
+        for state, n in q.active_jobs().items():
+            active.add_metric([state], n)
+        yield active
+        lat = [x.seconds for x in q.recent_latencies(500)]
+        g = GaugeMetricFamily(
+            "farmtools_transfer_latency_seconds",
+            "DAQ write to verified on farm storage, newest 500 files",
+            labels=["quantile"],
+        )
+        if lat:
+            for qq in (0.5, 0.95, 1.0):
+                g.add_metric([str(qq)], float(np.quantile(lat, qq)))
+        yield g
+        stuck, _ = q.stuck_files(self.cfg.monitor.stuck_after_s, limit=1)
+        yield GaugeMetricFamily(
+            "farmtools_stuck_files", "Files in an active state for too long", value=stuck
+        )
+        al = GaugeMetricFamily(
+            "farmtools_alarms_open", "Unacknowledged alarms per source", labels=["source"]
+        )
+        per: dict[str, int] = {}
+        for a in q.open_alarms(limit=10000):
+            per[a["source"]] = per.get(a["source"], 0) + 1
+        for src, n in sorted(per.items()):
+            al.add_metric([src], n)
+        yield al
+
+
+def _age(t: datetime) -> float:
+    return (datetime.now(UTC) - t).total_seconds()
+
+
+def make_registry(collector: FarmCollector) -> CollectorRegistry:
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(collector)
+    return reg
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    return generate_latest(registry)

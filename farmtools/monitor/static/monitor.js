@@ -1,0 +1,157 @@
+// farmtools monitor page: task tree, plot, run/reference selectors, alarm banner, live polling.
+// Everything comes from the page's own JSON API (GET only); nothing is loaded from elsewhere.
+"use strict";
+
+const pollMs = Number(document.body.dataset.pollMs) || 5000;
+const state = { task: null, item: null, perRun: true, digest: null, tasks: {} };
+
+function qs() {
+  const p = new URLSearchParams();
+  p.set("run", document.getElementById("run").value);
+  if (state.perRun) p.set("ref", document.getElementById("ref").value);
+  return p.toString();
+}
+
+async function getJSON(url) {
+  const r = await fetch(url, { cache: "no-store" });
+  const body = await r.json();
+  if (!r.ok) throw new Error(body.error || r.statusText);
+  return body;
+}
+
+async function loadTree() {
+  const tree = await getJSON("/api/tree");
+  const nav = document.getElementById("tree");
+  nav.textContent = "";
+  for (const t of tree) {
+    state.tasks[t.name] = t;
+    const det = document.createElement("details");
+    det.open = true;
+    det.dataset.task = t.name;
+    const sum = document.createElement("summary");
+    sum.textContent = t.title;
+    det.appendChild(sum);
+    const ul = document.createElement("ul");
+    for (const it of t.items) {
+      const li = document.createElement("li");
+      const a = document.createElement("a");
+      a.href = `#${t.name}/${it.id}`;
+      a.textContent = it.title;
+      a.dataset.task = t.name;
+      a.dataset.item = it.id;
+      a.addEventListener("click", (ev) => { ev.preventDefault(); select(t.name, it.id); });
+      li.appendChild(a);
+      ul.appendChild(li);
+    }
+    det.appendChild(ul);
+    nav.appendChild(det);
+  }
+  const [task, item] = location.hash.slice(1).split("/");
+  if (task && state.tasks[task]) select(task, item);
+  else if (tree.length) select(tree[0].name, tree[0].items[0].id);
+}
+
+function select(task, item) {
+  state.task = task;
+  state.item = item;
+  state.perRun = state.tasks[task] ? state.tasks[task].per_run : true;
+  state.digest = null;
+  history.replaceState(null, "", `#${task}/${item}`);
+  for (const a of document.querySelectorAll("#tree a")) {
+    a.classList.toggle("active", a.dataset.task === task && a.dataset.item === item);
+  }
+  document.getElementById("ref").disabled = !state.perRun;
+  refreshPlot();
+}
+
+async function refreshPlot() {
+  if (!state.task) return;
+  const want = `${state.task}/${state.item}`;
+  const err = document.getElementById("error");
+  try {
+    const res = await getJSON(`/api/plot/${want}?${qs()}`);
+    if (want !== `${state.task}/${state.item}`) return;  // the user moved on meanwhile
+    err.hidden = true;
+    if (res.digest !== state.digest) {
+      state.digest = res.digest;
+      const fig = res.figure;
+      fig.layout = Object.assign({ autosize: true }, fig.layout);
+      await Plotly.react("plot", fig.data, fig.layout, { responsive: true, displaylogo: false });
+      document.getElementById("plot").dataset.digest = res.digest;
+    }
+  } catch (e) {
+    err.textContent = `${want}: ${e.message}`;
+    err.hidden = false;
+  }
+}
+
+function fillSelect(sel, runs, first) {
+  const keep = sel.value;
+  const have = Array.from(sel.options).map((o) => o.value).join(",");
+  const want = [first, ...runs.map(String)].join(",");
+  if (have === want) return;
+  sel.textContent = "";
+  for (const v of [first, ...runs.map(String)]) {
+    const o = document.createElement("option");
+    o.value = v;
+    o.textContent = v;
+    sel.appendChild(o);
+  }
+  sel.value = want.split(",").includes(keep) ? keep : first;
+}
+
+async function refreshRuns() {
+  const runs = await getJSON("/api/runs");
+  fillSelect(document.getElementById("run"), runs, "latest");
+  fillSelect(document.getElementById("ref"), runs, "none");
+}
+
+async function refreshAlarms() {
+  const alarms = await getJSON("/api/alarms");
+  const box = document.getElementById("alarms");
+  box.textContent = "";
+  box.hidden = alarms.length === 0;
+  if (!alarms.length) return;
+  const title = document.createElement("div");
+  title.textContent = `${alarms.length} open alarm${alarms.length > 1 ? "s" : ""}`;
+  box.appendChild(title);
+  const ul = document.createElement("ul");
+  for (const a of alarms.slice(0, 8)) {
+    const li = document.createElement("li");
+    li.className = "alarm";
+    li.dataset.kind = a.kind;
+    li.textContent = `${a.time ? a.time.slice(0, 19).replace("T", " ") : ""} [${a.source}] ${a.kind}: ${a.message}`;
+    ul.appendChild(li);
+  }
+  box.appendChild(ul);
+}
+
+async function refreshStatus() {
+  // problems of the monitor's own inputs: unreadable summary files, a database that is away
+  const st = await getJSON("/api/status");
+  const box = document.getElementById("status");
+  const bad = Object.entries(st.unreadable || {});  // the first 50
+  const n = st.unreadable_count || 0;
+  const parts = [];
+  if (n) parts.push(`${n} unreadable summary file${n > 1 ? "s" : ""}`);
+  if (st.totals_error) parts.push("database: " + st.totals_error);
+  box.textContent = parts.join("; ");
+  box.title = bad.map(([, err]) => err).join("\n");
+  box.hidden = parts.length === 0;
+}
+
+async function tick() {
+  try {
+    await Promise.all([refreshRuns(), refreshAlarms(), refreshStatus(), refreshPlot()]);
+    document.getElementById("updated").textContent = "updated " + new Date().toLocaleTimeString();
+  } catch (e) {
+    document.getElementById("updated").textContent = "update failed: " + e.message;
+  } finally {
+    setTimeout(tick, pollMs);
+  }
+}
+
+document.getElementById("run").addEventListener("change", () => { state.digest = null; refreshPlot(); });
+document.getElementById("ref").addEventListener("change", () => { state.digest = null; refreshPlot(); });
+
+loadTree().then(tick);

@@ -1,0 +1,123 @@
+"""The monitoring page in a real headless Chromium: loads, tree, live update, alarm banner.
+
+The server is the real one (uvicorn in a thread on a free loopback port, MonitorServer); the
+page polls every 0.3 s, so waits below are "until it shows", never timing assertions.
+Screenshots go to artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from farmtools.monitor.server import MonitorServer
+from tests.integration.monitor.farmdata import Farm, make_farm, write_reco, write_summary
+
+pytestmark = pytest.mark.browser
+NOW = datetime.now(UTC).replace(microsecond=0)
+WAIT_MS = 20_000
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[Farm, MonitorServer]]:
+    farm = make_farm(tmp_path / "farm", poll_s=0.3, stuck_max=5)
+    write_summary(farm.summary_dir, 1, NOW - timedelta(hours=2), (7000.0, 6500.0))
+    write_summary(
+        farm.summary_dir, 2, NOW - timedelta(hours=1), (6000.0, 6200.0), gains={3: (80.0, 120.0)}
+    )
+    write_reco(farm.home, 1)
+    srv = MonitorServer(farm.cfg, host="127.0.0.1", port=0, bk=farm.bk).start()
+    try:
+        yield farm, srv
+    finally:
+        srv.stop()
+        farm.bk.close()
+
+
+@pytest.fixture
+def page(chromium_browser: Any, served: tuple[Farm, MonitorServer]) -> Iterator[Any]:
+    _, srv = served
+    ctx = chromium_browser.new_context(viewport={"width": 1280, "height": 760})
+    p = ctx.new_page()
+    p.requests_seen = []
+    p.errors_seen = []
+    p.on("request", lambda r: p.requests_seen.append(r.url))
+    p.on("pageerror", lambda e: p.errors_seen.append(str(e)))
+    p.goto(srv.url + "/")
+    try:
+        yield p
+    finally:
+        ctx.close()
+
+
+def _plot(page: Any, js: str) -> None:
+    page.wait_for_function(
+        f"(() => {{ const d = document.getElementById('plot').data; return !!d && ({js}); }})()",
+        timeout=WAIT_MS,
+    )
+
+
+def test_page_tree_live_update_and_alarm(
+    page: Any, served: tuple[Farm, MonitorServer], screenshot_dir: Path
+) -> None:
+    farm, srv = served
+    # loads: tree of the six tasks, first item drawn (two lifetime points per view)
+    page.wait_for_selector("#tree a.active", timeout=WAIT_MS)
+    tasks = page.eval_on_selector_all("#tree details", "els => els.map(e => e.dataset.task)")
+    assert tasks[:6] == ["purity", "lem_gain", "asymmetry", "charge", "pedestals", "dataflow"]
+    _plot(page, "d[0].x.length === 2")
+    page.wait_for_selector("#plot .main-svg")
+    assert page.locator("#run option").all_inner_texts()[:3] == ["latest", "2", "1"]
+    page.screenshot(path=str(screenshot_dir / "monitor-lifetime.png"))
+
+    # the tree works: the gain map, then the pedestals with a reference, then the data flow
+    page.click("#tree a[data-task=lem_gain][data-item=map]")
+    _plot(page, "d[0].type === 'heatmap'")
+    assert page.get_attribute("#tree a[data-task=lem_gain][data-item=map]", "class") == "active"
+    assert page.url.endswith("#lem_gain/map")
+    page.screenshot(path=str(screenshot_dir / "monitor-gain-map.png"))
+    page.click("#tree a[data-task=pedestals][data-item=noise]")
+    page.select_option("#run", "1")
+    _plot(page, "d.some(t => t.name === 'dead (2)') && d.some(t => t.name === 'noisy (3)')")
+    page.screenshot(path=str(screenshot_dir / "monitor-noise.png"))
+    page.click("#tree a[data-task=dataflow][data-item=files_per_run]")
+    _plot(page, "d.some(t => t.name === 'analysed')")
+    assert page.is_disabled("#ref")  # the data flow is farm-wide: no reference run
+    page.screenshot(path=str(screenshot_dir / "monitor-dataflow.png"))
+
+    # live: a result written after the page opened appears without a reload
+    page.select_option("#run", "latest")
+    page.click("#tree a[data-task=purity][data-item=vs_run]")
+    _plot(page, "d[0].x.length === 2")
+    page.evaluate("window.__notReloaded = true")
+    write_summary(farm.summary_dir, 3, NOW, (5000.0, 5100.0))
+    _plot(page, "d[0].x.length === 3 && d[0].x[2] === 3")
+    page.wait_for_function(
+        "Array.from(document.querySelectorAll('#run option')).some(o => o.value === '3')",
+        timeout=WAIT_MS,
+    )
+    assert page.evaluate("window.__notReloaded") is True
+    assert page.is_hidden("#alarms")
+
+    # an alarm: a lifetime below monitor.lifetime_min_us shows in the banner, still no reload
+    write_summary(farm.summary_dir, 4, NOW + timedelta(minutes=1), (1500.0, 6000.0))
+    page.wait_for_selector("#alarms li.alarm[data-kind='lifetime_low:view0']", timeout=WAIT_MS)
+    assert "run 4" in page.inner_text("#alarms")
+    _plot(page, "d[0].x.length === 4")
+    assert page.evaluate("window.__notReloaded") is True
+    page.screenshot(path=str(screenshot_dir / "monitor-alarm.png"))
+
+    # a summary file that cannot be read is named to the shift crew, with the parser's message
+    assert page.is_hidden("#status")
+    (farm.summary_dir / "purity_run5.txt").write_text("281126 134501\n7000 300 6800\n")
+    page.wait_for_selector("#status:not([hidden])", timeout=WAIT_MS)
+    assert page.inner_text("#status") == "1 unreadable summary file"
+    assert "purity_run5.txt, line 2" in (page.get_attribute("#status", "title") or "")
+
+    # everything came from the monitor itself (closed farm network), and no script error
+    assert page.requests_seen and all(u.startswith(srv.url) for u in page.requests_seen)
+    assert page.errors_seen == []

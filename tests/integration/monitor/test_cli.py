@@ -1,0 +1,42 @@
+"""``farmtools monitor tasks|check|ack`` on a real SQLite bookkeeping."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from farmtools.cli import app
+from tests.integration.monitor.farmdata import make_farm, write_summary
+
+
+def test_tasks_check_and_ack(tmp_path: Path) -> None:
+    farm = make_farm(tmp_path / "farm")
+    cfg_file = tmp_path / "farm.toml"
+    cfg_file.write_text(
+        '[farm]\nhome = "farm"\n[monitor]\nlifetime_min_us = 2000.0\nstuck_max = 5\n'
+    )
+    runner = CliRunner()
+    out = runner.invoke(app, ["monitor", "tasks", "-c", str(cfg_file)])
+    assert out.exit_code == 0, out.output
+    assert "lem_gain: LEM gain" in out.output and "  stuck: Stuck files" in out.output
+
+    write_summary(farm.summary_dir, 5, datetime.now(UTC), (900.0, 7000.0))
+    (farm.summary_dir / "broken_run6.txt").write_text("nonsense\n")
+    out = runner.invoke(app, ["monitor", "check", "-c", str(cfg_file)])
+    assert out.exit_code == 0, out.output
+    assert "lifetime_low:view0" in out.output and "broken_run6.txt" in out.output
+    assert "1 new alarms" in out.output
+    again = runner.invoke(app, ["monitor", "check", "-c", str(cfg_file)])
+    assert "0 new alarms" in again.output  # still open: not raised twice
+
+    (alarm,) = farm.bk.alarms()
+    assert runner.invoke(app, ["monitor", "ack", "999", "-c", str(cfg_file)]).exit_code == 1
+    out = runner.invoke(app, ["monitor", "ack", str(alarm.id), "-c", str(cfg_file)])
+    assert out.exit_code == 0 and farm.bk.alarms() == []
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[monitor]\nport = 0\n")
+    out = runner.invoke(app, ["monitor", "check", "-c", str(bad)])
+    assert out.exit_code == 2 and "monitor.port" in out.output
+    farm.bk.close()

@@ -1,0 +1,189 @@
+"""Presets, the fault schedule, the batch pause on a real local pool, truth comparison, the model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from farmtools.challenge.chaos import BatchPause, drop_corrupt, plan_faults
+from farmtools.challenge.presets import PRESETS, get_preset
+from farmtools.challenge.simtable import calibration_check, markdown_sizing
+from farmtools.challenge.simulate import FarmModel, simulate, size_6x6x6
+from farmtools.challenge.truth import analyses_vs_truth, extract
+
+
+def test_presets_are_the_seed_tests_and_scale_keeps_the_load() -> None:
+    p = get_preset("seed-10s-compressed")
+    assert (p.files, p.interval_s, p.events, p.compress) == (500, 10.0, 335, True)
+    assert (PRESETS["seed-300s-raw"].files, PRESETS["seed-300s-raw"].compress) == (25, False)
+    fast = get_preset("seed-300s-compressed").scaled(100)
+    assert fast.interval_s == 3.0 and fast.events == 3 and fast.files == 50
+    with pytest.raises(ValueError, match="unknown preset 'nope'"):
+        get_preset("nope")
+    with pytest.raises(ValueError, match="positive"):
+        p.scaled(0)
+
+
+def test_fault_plan_is_reproducible_and_covers_every_daemon() -> None:
+    a = plan_faults(7, 60.0, ["ingest", "processing", "monitor"])
+    b = plan_faults(7, 60.0, ["ingest", "processing", "monitor"])
+    assert [f.to_json() for f in a] == [f.to_json() for f in b]
+    assert {f.target for f in a if f.kind == "kill"} == {"ingest", "processing", "monitor"}
+    assert [f.at_s for f in a] == sorted(f.at_s for f in a)
+    assert all(0 <= f.at_s <= 60 for f in a)
+    assert [f.target for f in a if f.kind == "corrupt_file"] in (
+        ["truncated", "garbage"],
+        ["garbage", "truncated"],
+    )
+    outage = next(f for f in a if f.kind == "storage_outage")
+    pause = next(f for f in a if f.kind == "batch_pause")
+    assert outage.at_s + outage.duration_s < pause.at_s  # never overlapping
+
+
+def test_corrupt_files_cannot_be_read(tmp_path: Path) -> None:
+    from farmtools.emulator.daq import RunPlan, emulate_run
+    from farmtools.emulator.settings import EmulatorSettings
+    from farmtools.rawdata import RawDataError, RawFile
+
+    good = emulate_run(tmp_path, EmulatorSettings(seed=1), RunPlan(run=3, events_per_file=2))[0]
+    for kind, seq in (("truncated", 5), ("garbage", 6)):
+        path = tmp_path / f"run3-seq{seq}.dat"
+        what = drop_corrupt(path, kind, good.path, seed=seq)
+        assert path.exists() and what
+        with pytest.raises(RawDataError), RawFile.open(path) as f:
+            f.validate()
+    assert (tmp_path / "run3-seq5.dat").stat().st_size == good.size // 2
+
+
+def test_batch_pause_stops_and_resumes_a_running_job(tmp_path: Path) -> None:
+    """A real process group standing in for a running job of the local pool's layout."""
+    pool = tmp_path / "pool"
+    for sub in ("jobs/1", "run", "queue"):
+        (pool / sub).mkdir(parents=True)
+    (pool / "slots").write_text("2")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import time\nwhile True: time.sleep(0.05)"],
+        start_new_session=True,
+    )
+    try:
+        (pool / "run" / "1").touch()
+        (pool / "jobs" / "1" / "started.json").write_text(
+            json.dumps({"pid": proc.pid, "supervisor": os.getpid()})
+        )
+        (pool / "jobs" / "1" / "spec.json").write_text("{}")
+        pause = BatchPause(pool)
+        assert "1 running job(s) SIGSTOPped" in pause.start()
+        assert (pool / "slots").read_text() == "0"
+        time.sleep(0.2)
+        assert _state(proc.pid) == "T"
+        (pool / "jobs" / "1" / "accounting.json").write_text("{}")  # lets schedule() reap it
+        pause.end()
+        assert (pool / "slots").read_text() == "2"
+        assert _state(proc.pid) in ("S", "R")
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def test_batch_pause_refuses_a_directory_that_is_no_pool(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="not a local batch pool"):
+        BatchPause(tmp_path).start()
+
+
+def test_truth_comparison_reads_lifetime_and_gains(tmp_path: Path) -> None:
+    truth = tmp_path / "run1-seq0.truth.json"
+    truth.write_text(
+        json.dumps({"injected": {"lifetime_ms": 7.0, "gain_map": {"1": 20.0, "2": 10.0}}})
+    )
+    summary = tmp_path / "purity.json"
+    summary.write_text(
+        json.dumps(
+            {
+                "purity": {"combined": {"tau_us": 6650.0, "error_us": 300.0}, "views": []},
+                "gain": {"lems": [{"lem": 1, "gain": 21.0}, {"lem": 2, "gain": 9.0}]},
+            }
+        )
+    )
+    (out,) = analyses_vs_truth([summary], [truth])
+    assert out["lifetime"] == (6650.0, 300.0)
+    assert out["lifetime_bias"] == pytest.approx(-0.05)
+    assert out["gain_bias_worst"] == pytest.approx(0.1)
+    assert "injected 7000 us, -5.0 %" in out["summary_line"]
+    assert extract({"nothing": 1}) == {"lifetime": None, "gains": {}}
+
+
+def test_model_calibrated_on_its_own_prediction_is_within_20_percent() -> None:
+    truth = FarmModel(n_files=12, file_interval_s=5, events_per_file=10, workers=2)
+    res = simulate(truth)
+    latency = {s: {"p50": res.median_latency(s)} for s in ("stored", "started", "ended")}
+    report: dict[str, Any] = {
+        "latency_s": latency,
+        "measured": {
+            "files": 12,
+            "interval_s": 5.0,
+            "events_per_file": 10,
+            "workers": 2,
+            "detect_delay_median_s": truth.detect_delay_s,
+            "copy_median_s": truth.file_bytes / truth.transfer_bandwidth_Bps,
+            "file_bytes_median": truth.file_bytes,
+            "submit_delay_median_s": truth.submit_delay_s,
+            "job_run_median_s": truth.job_s,
+            "job_startup_s": truth.job_startup_s,
+        },
+    }
+    check = calibration_check(report)
+    assert check["within_20_percent"], check["stages"]
+    # and a measured latency far from the model fails the check
+    latency["ended"]["p50"] *= 2
+    assert not calibration_check(report)["within_20_percent"]
+
+
+def test_sizing_table_has_every_case() -> None:
+    rows = size_6x6x6(0.3, minutes=2.0)
+    assert len(rows) == 4 and all(r["cores_needed"] > 0 for r in rows)
+    table = markdown_sizing(rows, 0.3, 384, 20.0)
+    assert table.count("\n| ") == 5 and "384 cores" in table
+
+
+def test_simulate_cli_calibrates_on_a_report_and_prints_the_sizing_table(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from farmtools.cli import app
+
+    truth = FarmModel(n_files=8, file_interval_s=4, events_per_file=10, workers=2)
+    res = simulate(truth)
+    report = {
+        "latency_s": {s: {"p50": res.median_latency(s)} for s in ("stored", "ended")},
+        "measured": {
+            "files": 8,
+            "interval_s": 4.0,
+            "events_per_file": 10,
+            "workers": 2,
+            "copy_median_s": truth.file_bytes / truth.transfer_bandwidth_Bps,
+            "file_bytes_median": truth.file_bytes,
+            "job_run_median_s": truth.job_s,
+            "job_startup_s": truth.job_startup_s,
+        },
+    }
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(report))
+    res_cli = CliRunner().invoke(
+        app, ["challenge", "simulate", "--calibrate", str(path), "--size-6x6x6"]
+    )
+    assert res_cli.exit_code == 0, res_cli.output
+    assert "| ended |" in res_cli.output and "| beam, SPS spills |" in res_cli.output
+    report["latency_s"]["ended"]["p50"] *= 3  # type: ignore[index]
+    path.write_text(json.dumps(report))
+    res_cli = CliRunner().invoke(app, ["challenge", "simulate", "--calibrate", str(path)])
+    assert res_cli.exit_code == 1 and "NO" in res_cli.output

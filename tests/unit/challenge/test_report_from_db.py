@@ -1,0 +1,159 @@
+"""The challenge report built from a synthetic bookkeeping database (real SQLite, no daemons)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from farmtools.bookkeeping import Bookkeeping, Event, FileState
+from farmtools.bookkeeping.schema import now
+from farmtools.challenge import collect
+from farmtools.challenge.gather import expected_stages
+from farmtools.challenge.report import build_report, render_html, render_text
+
+T0 = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
+
+
+def _file(
+    bk: Bookkeeping, name: str, seq: int, state: FileState, offsets: dict[str, float]
+) -> None:
+    """``name`` written at T0+seq s, in ``state``, its story events at written + offset (s).
+
+    The story is append-only (a trigger refuses updates), so events are recorded with their
+    times rather than through transitions at wall-clock time.
+    """
+    written = T0 + timedelta(seconds=seq)
+    bk.register_file(
+        name,
+        source_path=f"/evb/{name}",
+        run=7,
+        seq=seq,
+        size=1000 + seq,
+        daq_write_time=written,
+        event="registered",
+    )
+    for event, off in offsets.items():
+        bk.record(name, event, {}, time=written + timedelta(seconds=off))
+    bk.update_fields(name, state=str(state))
+
+
+@pytest.fixture
+def bk(tmp_path: Path) -> Bookkeeping:
+    bk = Bookkeeping(f"sqlite:///{tmp_path / 'bk.sqlite'}")
+    for seq in range(4):
+        _file(
+            bk,
+            f"run7-seq{seq}.dat",
+            seq,
+            FileState.RECONSTRUCTED,
+            {
+                "detected": 0.01,
+                "copy_started": 0.02,
+                "verified": 0.5 + seq,
+                "queued": 0.6 + seq,
+                "submitted": 1.0 + seq,
+                "started": 2.0 + seq,
+                "ended": 10.0 + seq,
+                "reconstructed": 10.0 + seq,
+            },
+        )
+    # seq 4 never got further than stored: incomplete, and named
+    _file(bk, "run7-seq4.dat", 4, FileState.STORED, {"detected": 0.01, "verified": 0.3})
+    # a corrupt file the challenge dropped on purpose, quarantined with a reason
+    _file(bk, "run7-seq5.dat", 5, FileState.QUARANTINED, {"detected": 0.01})
+    bk.record("run7-seq5.dat", Event.QUARANTINED, {"kind": "corrupt_raw_file"})
+    bk.update_fields("run7-seq5.dat", last_error="truncated event 3")
+    return bk
+
+
+def _report(bk: Bookkeeping, archive: bool = False) -> dict[str, Any]:
+    good = [f"run7-seq{i}.dat" for i in range(5)]
+    names = [*good, "run7-seq5.dat", "run7-seq6.dat"]  # seq6: written, never seen: lost
+    story_map = collect.stories(bk, names)
+    recs = collect.records(bk, names)
+    states = {r.name: str(r.state) for r in recs}
+    stages = expected_stages(
+        [*names[:5], "run7-seq6.dat"], states, set(), analysis=False, archive=archive, group_size=4
+    )
+    return build_report(
+        settings={"files": 6},
+        expected_files=names,
+        records=recs,
+        stories=story_map,
+        expected_stages=stages,
+        bad_files=["run7-seq5.dat"],
+        failures_by_class=collect.story_failures(story_map),
+        integrity={"lost": ["run7-seq6.dat"], "duplicated": [], "corrupt": []},
+        started=T0,
+        finished=T0 + timedelta(seconds=60),
+    )
+
+
+def test_counts_latencies_and_incomplete_files_by_name(bk: Bookkeeping) -> None:
+    rep = _report(bk)
+    counts = rep["counts"]
+    assert counts == {"written": 6, "stored": 5, "reconstructed": 4, "analysed": 0, "archived": 0}
+    assert rep["incomplete"] == ["run7-seq4.dat", "run7-seq6.dat"]
+    files = {o["name"]: o for o in rep["files"]}
+    assert files["run7-seq4.dat"]["missing"] == ["submitted", "started", "ended", "reconstructed"]
+    assert files["run7-seq6.dat"]["missing"] == ["not in the database"]
+    assert files["run7-seq5.dat"]["complete"] is True  # quarantined on purpose, with a reason
+    lat = rep["latency_s"]
+    # started = written + 2 + seq for seq 0..3 -> 2, 3, 4, 5 s: nearest-rank median 3 s
+    assert lat["started"]["p50"] == pytest.approx(3.0, abs=1e-3)
+    assert lat["ended"]["max"] == pytest.approx(13.0, abs=1e-3)
+    assert rep["failures_by_class"] == {"ingest:corrupt_raw_file (quarantined)": 1}
+    assert rep["verdict"].startswith("FAIL: 2 incomplete, 1 lost")
+
+
+def test_archive_expected_makes_unarchived_files_incomplete(bk: Bookkeeping) -> None:
+    rep = _report(bk, archive=True)
+    files = {o["name"]: o for o in rep["files"]}
+    assert "archived" in files["run7-seq0.dat"]["missing"]
+
+
+def test_renderers_show_the_verdict_every_file_and_plots(bk: Bookkeeping) -> None:
+    rep = _report(bk)
+    text = render_text(rep)
+    assert "INCOMPLETE 'run7-seq4.dat'" in text
+    assert "lost 1, duplicated 0, corrupt 0" in text
+    page = render_html(rep)
+    assert "Plotly.newPlot('fig0'" in page and "run7-seq6.dat" in page
+    json.dumps(rep, default=str)  # JSON-ready
+
+
+def test_measured_medians_for_the_simulator(bk: Bookkeeping) -> None:
+    good = [f"run7-seq{i}.dat" for i in range(4)]
+    m = collect.measured(
+        collect.stories(bk, good),
+        good,
+        collect.records(bk, good),
+        files=4,
+        interval_s=1.0,
+        events_per_file=3,
+        workers=2,
+        group_size=4,
+    )
+    assert m["job_run_median_s"] == pytest.approx(8.0, abs=1e-3)
+    assert m["start_delay_median_s"] == pytest.approx(1.0, abs=1e-3)
+    assert m["copy_median_s"] == pytest.approx(2.0 - 0.01, abs=1e-3)
+    assert m["file_bytes_median"] == pytest.approx(1001.5)
+
+
+def test_leftover_files_of_an_incomplete_group_are_excused_from_analysis() -> None:
+    good = [f"f{i}" for i in range(6)]
+    states = {n: "analysed" for n in good[:4]} | {n: "reconstructed" for n in good[4:]}
+    st = expected_stages(good, states, set(good[:4]), analysis=True, archive=False, group_size=4)
+    assert "analysed" in st["f0"] and "analysed" not in st["f5"]
+    # as many leftovers as a whole group: they should have been analysed
+    states = {n: "reconstructed" for n in good}
+    st = expected_stages(good, states, set(), analysis=True, archive=False, group_size=4)
+    assert all("analysed" in v for v in st.values())
+
+
+def test_now_is_timezone_aware() -> None:
+    assert now().tzinfo is not None
