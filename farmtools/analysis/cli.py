@@ -18,7 +18,7 @@ analyse_app = typer.Typer(
     help="Online analyses of reconstructed files: electron lifetime and LEM gain.",
     no_args_is_help=True,
 )
-_err = Console(stderr=True)
+_err = Console(stderr=True, soft_wrap=True)
 _RUN_RE = re.compile(r"run(\d+)")
 
 _FILES = typer.Argument(..., help="reconstructed ROOT files (3-4 of a run in the seed)")

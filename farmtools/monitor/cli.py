@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 monitor_app = typer.Typer(
     help="The data-quality monitoring page, /metrics and alarms.", no_args_is_help=True
 )
-_console = Console(stderr=True)
+_console = Console(stderr=True, soft_wrap=True)  # paths in alarms stay greppable
 
 _CONFIG = typer.Option(
     None, "--config", "-c", help="farm.toml (default: $FARMTOOLS_CONFIG, ./farm.toml)"

@@ -74,7 +74,7 @@ def once(config: Path | None = _CONFIG) -> None:
         + (", [red]batch system unreachable[/red]" if s.batch_down else "")
     )
     for e in s.errors:
-        Console(stderr=True).print(f"[red]{e}[/red]")
+        Console(stderr=True, soft_wrap=True).print(f"[red]{e}[/red]")
 
 
 @jobs_app.command("list")

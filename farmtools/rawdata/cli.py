@@ -48,7 +48,7 @@ def inspect(
     from farmtools.rawdata import RawDataError, RawFile
 
     out = Console()
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)
     geo = geometry(detector)
     failed = 0
     for path in files:
