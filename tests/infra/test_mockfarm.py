@@ -213,3 +213,41 @@ def _secret(name: str) -> str:
         if key == name:
             return value
     raise KeyError(name)
+
+
+def test_distributed_data_challenge(mockfarm: MockFarm) -> None:
+    """Issue 8, section 4: the chain across the nodes, driven from the event builder.
+
+    The emulator on ``evb`` writes the files; the farm's own services do the rest (the watcher
+    on evb copies them to ``storage`` over XRootD, the manager on ``head`` submits them to Slurm,
+    both workers reconstruct, outputs land on storage, the manager's analysis pass analyses the
+    complete group); the challenge only follows the bookkeeping (PostgreSQL on head) and reports.
+    """
+    import json
+
+    evb = mockfarm.host("evb")
+    files = 4  # one analysis group (group_size 4)
+    run = evb.run(
+        f"runuser -u prod -- {VENV}/bin/farmtools challenge run "
+        "--config /etc/farmtools/farm.toml --no-daemons --no-monitor --no-archive --no-progress "
+        f"--files {files} --events 4 --interval 2 --timeout 480"
+    )
+    latest = evb.check_output("ls -t /home/prod/reports/challenge-run*.json | head -n 1")
+    rep = json.loads(evb.check_output(f"cat {latest}"))
+    assert run.rc == 0, (run.stdout[-3000:], run.stderr[-3000:])
+    assert rep["verdict"] == "PASS", (rep["incomplete"], rep["errors"])
+    assert rep["settings"]["storage"] == "xrootd" and rep["settings"]["batch"] == "slurm"
+    assert rep["settings"]["database"] == "postgresql"
+    for stage in ("written", "stored", "reconstructed", "analysed"):
+        assert rep["counts"][stage] == files, (stage, rep["counts"])
+    assert rep["incomplete"] == []
+    assert rep["integrity"]["checked_bytes_of"] == files
+    # The seed's check: every worker ran at least one job.
+    jobs = rep["jobs_per_worker"]
+    assert set(jobs) == {"worker1", "worker2"} and min(jobs.values()) >= 1, jobs
+    # The outputs are on the storage node, where the workers wrote them.
+    storage = mockfarm.host("storage")
+    outputs = storage.check_output(
+        "find /srv/xrootd/wa105/storage/output -name 'recotask_run*.root' | wc -l"
+    )
+    assert int(outputs) >= files
