@@ -14,6 +14,7 @@ Imports the archive modules, :mod:`farmtools.bookkeeping`, :mod:`farmtools.confi
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,18 @@ from farmtools.bookkeeping import Bookkeeping, FileRecord
 from farmtools.bookkeeping.schema import now
 from farmtools.config import FarmConfig
 from farmtools.storage.checksum import adler32_hex, parse_adler32
+
+log = logging.getLogger(__name__)
+
+
+def _retry_logger(archive: str) -> Callable[[int, Exception], None]:
+    """One log line per failed transfer attempt: the shift sees a retrying copy, not silence."""
+
+    def say(attempt: int, exc: Exception) -> None:
+        log.warning("archive %s: transfer attempt %d failed, retrying: %s", archive, attempt, exc)
+
+    return say
+
 
 Progress = Callable[[int], None]
 ALARM_SOURCE = "archive"
@@ -198,6 +211,8 @@ class Archiver:
                     parse_adler32(rec.adler32),
                     retries=self.cfg.storage.retries,
                     backoff_s=self.cfg.storage.backoff_s,
+                    backoff_max_s=self.cfg.storage.backoff_max_s,
+                    on_retry=_retry_logger(rec.name),
                 )
             except (TransferError, OSError) as exc:
                 self._fail(rec, [ArchiveState.TRANSFERRING], str(exc))

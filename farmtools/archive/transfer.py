@@ -8,11 +8,14 @@ counts as done.  On top of that this module
 
 * compares the checksum the copy measured with the one recorded when the archive was written,
   so an archive damaged while waiting in the work directory is not shipped;
-* retries transient failures (server down, checksum mismatch) with a doubling back-off.
+* retries transient failures (server down, checksum mismatch) with the back-off ingest uses
+  (:class:`farmtools.ingest.retry.Backoff`: doubling, capped, with jitter, so that the archive
+  transfer and the ingest daemons do not hit a storage that just came back in the same second).
 
 An interrupted transfer leaves at most the hidden ``.part`` file; the next attempt rewrites it
 from the start (neither backend appends), so no duplicate or half file ever carries the
-archive's name.  Imports :mod:`farmtools.storage` and the archive location helpers.
+archive's name.  Imports :mod:`farmtools.storage` and the archive location helpers,
+and the back-off policy of :mod:`farmtools.ingest.retry` (standard library only).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from farmtools.archive.location import is_url, split_url
+from farmtools.ingest.retry import Backoff
 from farmtools.storage import (
     LocalStorage,
     PutResult,
@@ -59,7 +63,7 @@ def _put_with_retries(
     src: Path,
     rel: str,
     retries: int,
-    backoff_s: float,
+    backoff: Backoff,
     on_retry: Callable[[int, Exception], None] | None,
 ) -> PutResult:
     attempt = 0
@@ -74,7 +78,7 @@ def _put_with_retries(
                 ) from None
             if on_retry is not None:
                 on_retry(attempt, exc)
-            time.sleep(backoff_s * 2 ** (attempt - 1))
+            time.sleep(backoff.delay(attempt))
 
 
 def transfer(
@@ -85,15 +89,17 @@ def transfer(
     *,
     retries: int = 3,
     backoff_s: float = 1.0,
+    backoff_max_s: float = 300.0,
     on_retry: Callable[[int, Exception], None] | None = None,
 ) -> Transferred:
     """Copy ``tar`` (whose recorded adler32 is ``adler32``) and ``log`` to ``destination``."""
     storage = storage_for(destination)
-    result = _put_with_retries(storage, tar, tar.name, retries, backoff_s, on_retry)
+    backoff = Backoff(backoff_s, backoff_max_s)
+    result = _put_with_retries(storage, tar, tar.name, retries, backoff, on_retry)
     if result.adler32 != adler32_hex(adler32):
         raise TransferError(
             f"{result.url}: adler32 {result.adler32} but the archive was written with "
             f"{adler32_hex(adler32)}; the archive in the work directory is damaged"
         )
-    log_result = _put_with_retries(storage, log, log.name, retries, backoff_s, on_retry)
+    log_result = _put_with_retries(storage, log, log.name, retries, backoff, on_retry)
     return Transferred(result.url, log_result.url, result.copied)

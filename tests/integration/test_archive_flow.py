@@ -178,7 +178,25 @@ def test_cleanup_refuses_everything_not_proven(tmp_path: Path) -> None:
     arch.record_plan(arch.plan(force=True))
     arch.create()
     arch.transfer(["auto_1012.0-1013.0"])
+    # (after the plan, so that no archive takes it) a file in state stored whose copy ended but was never verified (no verified event)
+    bk.register_file(
+        "run2002-seq0.dat",
+        source_path=str(evb / "run2002-seq0.dat"),
+        run=2002,
+        seq=0,
+        size=1,
+        daq_write_time=datetime.now(UTC),
+    )
+    bk.transition(
+        "run2002-seq0.dat",
+        FileState.DETECTED,
+        FileState.STORED,
+        Event.COPY_ENDED,
+        fields={"adler32": adler32_hex(zlib.adler32(b"z"))},
+    )
+    (evb / "run2002-seq0.dat").write_bytes(b"z")
     r = reasons()
+    assert r["run2002-seq0.dat"] == "its stored copy was never verified"
     assert "is created, not verified" in r["run1014-seq0.dat"]
     assert "is transferred, not verified" in r["run1012-seq0.dat"]
     arch.verify()
@@ -197,6 +215,7 @@ def test_cleanup_refuses_everything_not_proven(tmp_path: Path) -> None:
         "run1014-seq0.dat",
         "run2000-seq0.dat",
         "run2001-seq0.dat",
+        "run2002-seq0.dat",
     ]
     refused = {d.path.name: d.reason for d in done if not d.allowed}
     assert "adler32" in refused["run1013-seq0.dat"]
@@ -272,3 +291,40 @@ def test_transfer_verify_restore_on_xrootd(tmp_path: Path, xrootd_server) -> Non
     on_disk.write_bytes(bytes(blob))
     [(_, res)] = arch.verify(["auto_1012.0-1013.0"])
     assert any(p.startswith("run1013/run1013-seq0.dat:") for p in res.problems)
+
+
+@pytest.mark.xrootd
+def test_transfer_retries_while_central_storage_is_down(tmp_path: Path, xrootd_factory) -> None:  # type: ignore[no-untyped-def]
+    """Central storage down when the transfer starts, back a few seconds later: the copy
+    retries with back-off (each failed attempt reported), then lands verified, exactly once."""
+    import threading
+
+    from farmtools.archive.transfer import transfer
+
+    server = xrootd_factory()
+    tar, log = tmp_path / "a.tar", tmp_path / "a.log"
+    tar.write_bytes(os.urandom(2_000_000))
+    log.write_text("archive log\n")
+    server.stop()
+    back = threading.Timer(7.0, server.start)  # longer than the client's own ~5 s window
+    back.start()
+    attempts: list[tuple[int, str]] = []
+    try:
+        done = transfer(
+            tar,
+            log,
+            f"{server.url}//central",
+            zlib.adler32(tar.read_bytes()),
+            retries=8,
+            backoff_s=0.5,
+            backoff_max_s=2.0,
+            on_retry=lambda n, exc: attempts.append((n, str(exc))),
+        )
+    finally:
+        back.join()
+    assert attempts, "the server was down: at least one attempt must have failed"
+    assert all(str(server.port) in msg or "a.tar" in msg for _, msg in attempts), attempts
+    assert done.copied and done.url.endswith("/central/a.tar")
+    landed = server.root / "central"
+    assert sorted(p.name for p in landed.iterdir()) == ["a.log", "a.tar"]  # no .part left
+    assert (landed / "a.tar").read_bytes() == tar.read_bytes()
