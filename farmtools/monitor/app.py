@@ -81,7 +81,14 @@ class Monitor:
 
         self.cfg = cfg
         for module in cfg.monitor.plugins:
-            importlib.import_module(module)
+            # a typo in farm.toml must stop the start with the key named, not a bare traceback
+            try:
+                importlib.import_module(module)
+            except ImportError as exc:
+                raise MonitorError(
+                    f"monitor.plugins: cannot import {module!r} ({exc}); is it on the "
+                    "daemon's Python path?"
+                ) from exc
         if bk is None and use_db:
             from farmtools.bookkeeping import Bookkeeping
 

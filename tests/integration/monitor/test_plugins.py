@@ -1,0 +1,128 @@
+"""The MonTask plugin interface, used the way an operator would: a module named in farm.toml.
+
+The task below lives in a module of its own (written to a temporary directory on ``sys.path``,
+as a farm's site package would be), knows nothing of the tests, and is loaded only because
+``monitor.plugins`` names it in the configuration file.  It reads a result file it did not
+write (a per-run CSV of trigger counts, as a DAQ-side script could leave) and draws it.
+"""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+from typer.testing import CliRunner
+
+from farmtools.cli import app
+from farmtools.config import load_config
+from farmtools.monitor import tasks as tasks_module
+from farmtools.monitor.app import Monitor, MonitorError, build_app
+
+PLUGIN = "ft_test_trigger_rate"
+
+#: The plugin module, exactly as the README example shows it (plus the file it reads).
+PLUGIN_SOURCE = textwrap.dedent(
+    '''
+    """A farm's own monitoring task: triggers per type, from triggers/run<N>.csv."""
+
+    import csv
+
+    from farmtools.monitor.tasks import Item, MonTask, empty_figure, register
+
+
+    @register
+    class TriggerRate(MonTask):
+        name = "trigger_rate"
+        title = "Trigger rate"
+
+        def items(self, ctx):
+            return [Item("per_type", "Triggers per type")]
+
+        def read(self, ctx, item, run):
+            folder = ctx.cfg.home / "triggers"
+            files = sorted(folder.glob("run*.csv"), key=lambda p: int(p.stem[3:]))
+            if run is not None:
+                files = [p for p in files if p.stem == f"run{run}"]
+            if not files:
+                return None
+            with files[-1].open() as f:
+                rows = list(csv.reader(f))
+            return {"run": files[-1].stem, "types": [r[0] for r in rows],
+                    "counts": [int(r[1]) for r in rows]}
+
+        def draw(self, item, data, reference):
+            if data is None:
+                return empty_figure("Triggers per type", "no trigger file yet")
+            return {"data": [{"type": "bar", "x": data["types"], "y": data["counts"],
+                              "name": data["run"]}],
+                    "layout": {"title": {"text": f"Triggers per type, {data['run']}"}}}
+    '''
+)
+
+
+@pytest.fixture
+def farm_toml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A farm.toml naming the plugin module, with the module importable (and forgotten after)."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / f"{PLUGIN}.py").write_text(PLUGIN_SOURCE)
+    monkeypatch.syspath_prepend(str(site))
+    before = dict(tasks_module.TASKS)
+    cfg = tmp_path / "farm.toml"
+    cfg.write_text(f'[farm]\nhome = "farm"\n[monitor]\nplugins = ["{PLUGIN}"]\n')
+    yield cfg
+    tasks_module.TASKS.clear()
+    tasks_module.TASKS.update(before)
+    sys.modules.pop(PLUGIN, None)
+
+
+def test_plugin_named_in_config_appears_in_tree_and_draws_its_file(farm_toml: Path) -> None:
+    cfg = load_config(farm_toml)
+    assert cfg.monitor.plugins == [PLUGIN]
+    assert "trigger_rate" not in tasks_module.TASKS  # nothing imported it yet: the config does
+    monitor = Monitor(cfg, use_db=False)
+    with TestClient(build_app(monitor)) as c:
+        tree = {t["name"]: t for t in c.get("/api/tree").json()}
+        assert "purity" in tree  # the built-in tasks stay
+        assert tree["trigger_rate"]["title"] == "Trigger rate"
+        assert tree["trigger_rate"]["items"] == [{"id": "per_type", "title": "Triggers per type"}]
+
+        r = c.get("/api/plot/trigger_rate/per_type")
+        assert r.status_code == 200
+        assert "no trigger file yet" in r.json()["figure"]["layout"]["annotations"][0]["text"]
+
+        folder = cfg.home / "triggers"
+        folder.mkdir(parents=True)
+        (folder / "run7.csv").write_text("PMT,120\nCRT,45\nPED,10\n")
+        (folder / "run12.csv").write_text("PMT,300\nCRT,80\n")
+        latest = c.get("/api/plot/trigger_rate/per_type").json()
+        (bar,) = latest["figure"]["data"]
+        assert (bar["type"], bar["x"], bar["y"]) == ("bar", ["PMT", "CRT"], [300, 80])
+        assert latest["figure"]["layout"]["title"]["text"] == "Triggers per type, run12"
+        chosen = c.get("/api/plot/trigger_rate/per_type?run=7").json()
+        assert chosen["figure"]["data"][0]["y"] == [120, 45, 10]
+        assert chosen["digest"] != latest["digest"]  # the page redraws when the data change
+
+        import plotly.graph_objects as go
+
+        go.Figure(chosen["figure"])  # a figure plotly.js accepts as it is
+
+
+def test_plugin_listed_by_monitor_tasks_command(farm_toml: Path) -> None:
+    out = CliRunner().invoke(app, ["monitor", "tasks", "-c", str(farm_toml)])
+    assert out.exit_code == 0, out.output
+    assert "trigger_rate: Trigger rate" in out.output
+    assert "  per_type: Triggers per type" in out.output
+
+
+def test_missing_plugin_module_is_named(tmp_path: Path) -> None:
+    cfg = tmp_path / "farm.toml"
+    cfg.write_text('[farm]\nhome = "farm"\n[monitor]\nplugins = ["ft_no_such_plugin"]\n')
+    with pytest.raises(MonitorError, match=r"monitor\.plugins: cannot import 'ft_no_such_plugin'"):
+        Monitor(load_config(cfg), use_db=False)
+    out = CliRunner().invoke(app, ["monitor", "serve", "-c", str(cfg)])
+    assert out.exit_code == 2 and "ft_no_such_plugin" in out.output
