@@ -127,6 +127,11 @@ class ProcessingSection(_Section):
 class AnalysisSection(_Section):
     group_size: int = Field(4, ge=1, description="reconstructed files of a run per analysis")
     summary_dir: str = Field("processing/summary", description="where summaries for the monitor go")
+    auto: bool = Field(
+        True,
+        description="the processing daemon (process run / once) analyses complete groups "
+        "of reconstructed files itself after each pass",
+    )
 
 
 class ArchiveSection(_Section):

@@ -1,12 +1,18 @@
 """The pipeline hook: analyse each complete group of reconstructed files of a run.
 
-:func:`run_ready_analyses` is called by the farm (the data challenge calls it in-process after
-each processing cycle; cron or a daemon loop can call ``farmtools analyse ready``).  For every
+:func:`run_ready_analyses` is called by the processing daemon after each pass (``farmtools
+process run`` / ``process once`` with ``[analysis] auto = true``, the default), and by hand or
+from cron through ``farmtools analyse ready``.  For every
 run with at least ``[analysis] group_size`` files in state ``reconstructed``, it takes them in
 sequence order by groups of ``group_size``, runs the purity analysis, then the gain analysis
 with that lifetime, writes ``<summary_dir>/run<N>/analysis_run<N>_seq<a>-<b>.{txt,json,root}``
-(the directory the monitor reads) and moves the files ``reconstructed -> analysed`` with the
-results in the story event (``analysed``: summary, lifetimes, LEM gains).  A file whose ROOT
+(the directory the monitor reads), and in one transaction moves the files ``reconstructed ->
+analysed`` with the results in the story event (``analysed``: summary, lifetimes, LEM gains) and
+stores them as a row of the ``analyses`` table (:meth:`Bookkeeping.record_analysis`), which is
+where trends are queried from.  A group another process analysed meanwhile is not recorded twice.
+ROOT outputs are read where the ``reconstructed`` event says they are: a local (or shared) path
+is opened by uproot directly; a ``root://`` URL is fetched to a temporary local file through the
+XRootD client first (uproot here has no ``fsspec-xrootd`` to open such URLs).  A file whose ROOT
 output cannot be read is moved to ``failed`` with an alarm; the rest of its group waits for the
 next call.  Nothing here raises on bad input.  With ``[processing] program`` other than
 ``reco`` the jobs make no ROOT output and nothing is done.  May import the bookkeeping and the config.
@@ -14,34 +20,94 @@ next call.  Nothing here raises on bad input.  With ``[processing] program`` oth
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
+import tempfile
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from farmtools.analysis.gain import gain as gain_analysis
-from farmtools.analysis.hits import RecoFileError, concat, read_reco_file
+from farmtools.analysis.hits import Columns, RecoFileError, concat, read_reco_file
 from farmtools.analysis.purity import purity as purity_analysis
 from farmtools.analysis.summary import write_root, write_summary
 
 if TYPE_CHECKING:
-    from farmtools.bookkeeping.db import Bookkeeping, FileRecord
+    from farmtools.bookkeeping.db import AnalysisRecord, Bookkeeping, FileRecord
     from farmtools.config import FarmConfig
 
 log = logging.getLogger("farmtools.analysis")
 
 
-def reco_output(cfg: FarmConfig, bk: Bookkeeping, rec: FileRecord) -> Path:
-    """The ROOT output of ``rec``: the one its ``reconstructed`` event names, else the layout's."""
+def reco_output(cfg: FarmConfig, bk: Bookkeeping, rec: FileRecord) -> str:
+    """The ROOT output of ``rec``: the one its ``reconstructed`` event names, else the layout's.
+
+    A string, not a Path: it may be a ``root://host//path`` URL, whose double slash a Path
+    would fold.
+    """
     from farmtools.bookkeeping.states import Event
     from farmtools.rawdata.naming import RawName
 
     for ev in reversed(bk.story(rec.name)):
         if ev.event == Event.RECONSTRUCTED and ev.details and ev.details.get("output"):
-            return Path(str(ev.details["output"]))
+            return str(ev.details["output"])
     raw = RawName(rec.run or 0, rec.seq or 0)
-    return cfg.path(cfg.storage.output) / raw.run_dir / raw.reco_filename
+    return str(cfg.path(cfg.storage.output) / raw.run_dir / raw.reco_filename)
+
+
+def is_xrootd_url(location: str) -> bool:
+    """True for ``root://`` / ``xroot://`` URLs (read through the XRootD client)."""
+    return location.startswith(("root://", "xroot://"))
+
+
+@contextlib.contextmanager
+def local_copy(url: str, timeout: int = 120) -> Iterator[Path]:
+    """A temporary local copy of the XRootD file ``url``, removed on exit; RecoFileError names it.
+
+    uproot's default handler for ``root://`` needs ``fsspec-xrootd``, which is not installed;
+    the official client (already a dependency of the storage) reads the file in chunks instead.
+    A reconstruction output is tens of MB, so a temporary copy costs less than the fits.
+    """
+    from XRootD import client
+
+    from farmtools.storage.checksum import CHUNK
+
+    f = client.File()
+    status, _ = f.open(url, timeout=timeout)
+    if not status.ok:
+        raise RecoFileError(f"{url}: cannot open: {status.message.strip()}")
+    fd, name = tempfile.mkstemp(suffix=".root", prefix="farmtools-analysis-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            offset = 0
+            while True:
+                status, data = f.read(offset, CHUNK, timeout=timeout)
+                if not status.ok:
+                    raise RecoFileError(f"{url}: read failed at byte {offset}: {status.message}")
+                if not data:
+                    break
+                out.write(data)
+                offset += len(data)
+        yield Path(name)
+    finally:
+        with contextlib.suppress(Exception):
+            f.close(timeout=timeout)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name)
+
+
+def read_output(location: str) -> Columns:
+    """The hits of the reconstruction output at ``location`` (a path or a ``root://`` URL)."""
+    if not is_xrootd_url(location):
+        return read_reco_file(location)
+    with local_copy(location) as path:
+        try:
+            return read_reco_file(path)
+        except RecoFileError as exc:  # name the URL, not the temporary copy
+            raise RecoFileError(str(exc).replace(str(path), location)) from exc
 
 
 def summary_path(cfg: FarmConfig, run: int, seqs: list[int]) -> Path:
@@ -62,9 +128,36 @@ def _results(pur: Any, gain: Any, summary: Path) -> dict[str, Any]:
         "lifetime_us": [num(v.tau_us) for v in pur.views],
         "lifetime_err_us": [num(v.error_us) for v in pur.views],
         "lifetime_combined_us": num(pur.combined.tau_us),
+        "lifetime_combined_err_us": num(pur.combined.error_us),
         "gain": {str(r.lem): num(r.gain) for r in gain.lems},
         "asymmetry": {str(r.lem): num(r.asymmetry) for r in gain.lems},
     }
+
+
+def _record(
+    group: list[FileRecord], outputs: list[str], t: datetime, details: dict[str, Any]
+) -> AnalysisRecord:
+    """The ``analyses`` row of one group, from the numbers :func:`_results` put in the story."""
+    from farmtools.bookkeeping.db import AnalysisRecord
+
+    taus = [*details["lifetime_us"], None, None]
+    errs = [*details["lifetime_err_us"], None, None]
+    seqs = [r.seq or 0 for r in group]
+    return AnalysisRecord(
+        run=group[0].run or 0,
+        first_seq=min(seqs),
+        last_seq=max(seqs),
+        files=[r.name for r in group],
+        outputs=outputs,
+        time=t,
+        lifetimes_us=(taus[0], taus[1]),
+        lifetime_errors_us=(errs[0], errs[1]),
+        lifetime_us=details["lifetime_combined_us"],
+        lifetime_err_us=details["lifetime_combined_err_us"],
+        summary=details["summary"],
+        gains={int(k): v for k, v in details["gain"].items()},
+        asymmetries={int(k): v for k, v in details["asymmetry"].items()},
+    )
 
 
 def analyse_group(cfg: FarmConfig, bk: Bookkeeping, group: list[FileRecord]) -> Path | None:
@@ -76,7 +169,7 @@ def analyse_group(cfg: FarmConfig, bk: Bookkeeping, group: list[FileRecord]) -> 
     for rec in group:
         path = reco_output(cfg, bk, rec)
         try:
-            parts.append(read_reco_file(path))
+            parts.append(read_output(path))
         except RecoFileError as exc:
             log.error("%s: %s", rec.name, exc)
             bk.transition(
@@ -89,7 +182,7 @@ def analyse_group(cfg: FarmConfig, bk: Bookkeeping, group: list[FileRecord]) -> 
                 alarm=("analysis", "unreadable_output", str(exc)),
             )
             return None
-        names.append(str(path))
+        names.append(path)
     hits = concat(parts)
     run = group[0].run or 0
     seqs = [r.seq or 0 for r in group]
@@ -103,10 +196,11 @@ def analyse_group(cfg: FarmConfig, bk: Bookkeeping, group: list[FileRecord]) -> 
     except Exception as exc:  # the histogram file is optional; the summary is what matters
         log.warning("%s: ROOT histogram not written: %s", out, exc)
     details = _results(pur, gain, out)
-    for rec in group:
-        bk.transition(
-            rec.name, FileState.RECONSTRUCTED, FileState.ANALYSED, Event.ANALYSED, details
+    if not bk.record_analysis(_record(group, names, t, details), details):
+        log.warning(
+            "run %d seq %d-%d: analysed meanwhile by another process", run, min(seqs), max(seqs)
         )
+        return None
     log.info(
         "run %d seq %d-%d analysed: tau %.0f +- %.0f us -> %s",
         run,

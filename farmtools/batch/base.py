@@ -121,6 +121,17 @@ class BatchSystem(abc.ABC):
     def accounting(self, job_id: str) -> JobAccounting | None:
         """Final accounting of a finished job, or None while the batch system has none yet."""
 
+    def final_record(self, job_id: str) -> JobAccounting | None:
+        """What the controller itself still remembers of a finished job, or None.
+
+        The fallback when :meth:`accounting` stays empty for longer than the manager's grace
+        (slurmdbd lagging behind slurmctld): state, exit code, times and node, usually without
+        CPU time or memory.  It lets the manager tell a job that completed from one that was
+        lost, so a completed job is not resubmitted because the accounting database is slow.
+        Backends whose accounting is immediate keep this default.
+        """
+        return None
+
     @abc.abstractmethod
     def cancel(self, job_id: str) -> None:
         """Ask the batch system to stop the job (pending or running)."""

@@ -4,17 +4,23 @@ Owns the Slurm command lines and the parsing of their output.  Exit code, CPU ti
 come only from ``sacct`` (slurmdbd): the job's own line carries state, exit code and times,
 the ``.batch`` step carries MaxRSS.  ``sacct`` may lag a moment behind the end of a job (the
 record travels slurmctld -> slurmdbd asynchronously): :meth:`SlurmBatch.accounting` returns None
-until the line shows a final state, and the manager asks again at its next poll.
+until the line shows a final state, and the manager asks again at its next poll.  When the
+lag outlasts the manager's grace, :meth:`SlurmBatch.final_record` asks ``scontrol show job``,
+which keeps a finished job's state and exit code for ``MinJobAge`` seconds (300 by default):
+a job the controller saw COMPLETED is then taken as completed (without CPU and MaxRSS, which
+only slurmdbd has) instead of being declared lost and resubmitted.
 
 Imports the standard library and :mod:`farmtools.batch.base` / ``commands``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import datetime
 
 from farmtools.batch.base import (
+    BatchUnavailable,
     Ending,
     JobAccounting,
     JobSpec,
@@ -70,6 +76,45 @@ def _time(text: str) -> datetime | None:
     return datetime.fromisoformat(text).astimezone()
 
 
+def _ending(state_text: str, exit_text: str) -> tuple[Ending, int | None, int | None] | None:
+    """(ending, exit code, signal) of a Slurm state and ``code:signal``; None if not final."""
+    ending = _FINAL.get(state_text.split()[0] if state_text else "")  # "CANCELLED by 0"
+    if ending is None:
+        return None
+    code_s, _, sig_s = exit_text.partition(":")
+    code, sig = int(code_s or 0), int(sig_s or 0)
+    if ending is Ending.COMPLETED and sig:
+        ending = Ending.SIGNALLED
+    return ending, None if sig else code, sig or None
+
+
+def parse_scontrol_job(text: str, job_id: str) -> JobAccounting | None:
+    """A finished job from ``scontrol show job -o <id>`` output; None while it is not final."""
+    for line in text.splitlines():
+        fields = dict(re.findall(r"(?:^|\s)([A-Za-z][\w:/]*)=(\S*)", line))
+        if fields.get("JobId") != job_id:
+            continue
+        state = fields.get("JobState", "")
+        exit_text = fields.get("ExitCode", "0:0")
+        final = _ending(state, exit_text)
+        if final is None:
+            return None
+        ending, code, sig = final
+        run_time = fields.get("RunTime")
+        return JobAccounting(
+            ending=ending,
+            exit_code=code,
+            signal=sig,
+            submitted=_time(fields.get("SubmitTime", "")),
+            started=_time(fields.get("StartTime", "")),
+            ended=_time(fields.get("EndTime", "")),
+            walltime_s=parse_duration(run_time) if run_time else None,
+            node=fields.get("NodeList") or fields.get("BatchHost") or None,
+            raw_state=f"{state} {exit_text} (scontrol: no sacct record yet)",
+        )
+    return None
+
+
 def parse_sacct(text: str, job_id: str) -> JobAccounting | None:
     """Accounting of ``job_id`` from ``sacct -P -n -o SACCT_FIELDS`` output, None if not final."""
     main: list[str] | None = None
@@ -87,18 +132,14 @@ def parse_sacct(text: str, job_id: str) -> JobAccounting | None:
     if main is None:
         return None
     _, _name, state_text, exit_text, elapsed, total_cpu, _rss, node = main[:8]
-    state = state_text.split()[0]  # "CANCELLED by 0"
-    ending = _FINAL.get(state)
-    if ending is None:
+    final = _ending(state_text, exit_text)
+    if final is None:
         return None
-    code_s, _, sig_s = exit_text.partition(":")
-    code, sig = int(code_s or 0), int(sig_s or 0)
-    if ending is Ending.COMPLETED and sig:
-        ending = Ending.SIGNALLED
+    ending, code, sig = final
     return JobAccounting(
         ending=ending,
-        exit_code=None if sig else code,
-        signal=sig or None,
+        exit_code=code,
+        signal=sig,
         submitted=_time(main[8]),
         started=_time(main[9]),
         ended=_time(main[10]),
@@ -156,6 +197,16 @@ class SlurmBatch(CommandLineBatch):
     def accounting(self, job_id: str) -> JobAccounting | None:
         out = self._run("sacct", "-P", "-n", "-j", job_id, "-o", SACCT_FIELDS)
         return parse_sacct(out, job_id)
+
+    def final_record(self, job_id: str) -> JobAccounting | None:
+        """The controller's record (``scontrol show job``) while sacct has none; see module doc."""
+        try:
+            out = self._run("scontrol", "show", "job", "-o", job_id)
+        except BatchUnavailable as exc:
+            if "invalid job id" in str(exc).lower():
+                return None  # older than MinJobAge: the controller forgot it
+            raise
+        return parse_scontrol_job(out, job_id)
 
     def cancel(self, job_id: str) -> None:
         self._run("scancel", job_id)

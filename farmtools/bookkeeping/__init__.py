@@ -7,6 +7,7 @@ This package imports nothing from higher stages (ingest, processing, monitor...)
 
 from farmtools.bookkeeping.db import (
     AlarmRecord,
+    AnalysisRecord,
     Bookkeeping,
     FileRecord,
     RunSummary,
@@ -16,6 +17,7 @@ from farmtools.bookkeeping.states import Event, FileState
 
 __all__ = [
     "AlarmRecord",
+    "AnalysisRecord",
     "Bookkeeping",
     "Event",
     "FileRecord",

@@ -102,6 +102,74 @@ class AlarmRecord:
     acknowledged: bool
 
 
+@dataclass(frozen=True)
+class AnalysisRecord:
+    """One row of ``analyses``: the results of one analysed group of reconstructed files.
+
+    ``lifetimes_us`` / ``lifetime_errors_us`` are per view (0, 1); None where the fit gave no
+    finite value.  ``gains`` and ``asymmetries`` are keyed by LEM number (1..12).
+    """
+
+    run: int
+    files: list[str]
+    outputs: list[str]
+    time: datetime
+    lifetimes_us: tuple[float | None, float | None]
+    lifetime_errors_us: tuple[float | None, float | None]
+    lifetime_us: float | None
+    lifetime_err_us: float | None
+    summary: str
+    gains: dict[int, float | None]
+    asymmetries: dict[int, float | None]
+    first_seq: int = 0
+    last_seq: int = 0
+    id: int = 0
+
+    def row(self) -> dict[str, Any]:
+        """The values of its ``analyses`` row (JSON keys are strings)."""
+        return {
+            "run": self.run,
+            "first_seq": self.first_seq,
+            "last_seq": self.last_seq,
+            "files": list(self.files),
+            "outputs": list(self.outputs),
+            "time": self.time,
+            "lifetime0_us": self.lifetimes_us[0],
+            "lifetime0_err_us": self.lifetime_errors_us[0],
+            "lifetime1_us": self.lifetimes_us[1],
+            "lifetime1_err_us": self.lifetime_errors_us[1],
+            "lifetime_us": self.lifetime_us,
+            "lifetime_err_us": self.lifetime_err_us,
+            "summary": self.summary,
+            "gains": {str(k): v for k, v in self.gains.items()},
+            "asymmetries": {str(k): v for k, v in self.asymmetries.items()},
+        }
+
+
+def _analysis_record(row: Row[Any]) -> AnalysisRecord:
+    m = row._mapping
+    return AnalysisRecord(
+        id=m["id"],
+        run=m["run"],
+        first_seq=m["first_seq"],
+        last_seq=m["last_seq"],
+        files=list(m["files"]),
+        outputs=list(m["outputs"]),
+        time=m["time"],
+        lifetimes_us=(m["lifetime0_us"], m["lifetime1_us"]),
+        lifetime_errors_us=(m["lifetime0_err_us"], m["lifetime1_err_us"]),
+        lifetime_us=m["lifetime_us"],
+        lifetime_err_us=m["lifetime_err_us"],
+        summary=m["summary"],
+        gains={int(k): v for k, v in m["gains"].items()},
+        asymmetries={int(k): v for k, v in m["asymmetries"].items()},
+    )
+
+
+class _GroupMoved(Exception):
+    """Raised inside :meth:`Bookkeeping.record_analysis` to roll back a partly moved group."""
+
+
 class SchemaError(RuntimeError):
     """The database was written by a newer farmtools, or cannot be upgraded automatically."""
 
@@ -112,8 +180,16 @@ def _make_events_append_only(conn: Connection) -> None:
         conn.exec_driver_sql(stmt)
 
 
+def _add_analyses(conn: Connection) -> None:
+    """Upgrade 2 -> 3: the ``analyses`` table and its index (see :data:`schema.analyses`)."""
+    schema.analyses.create(conn, checkfirst=True)
+
+
 #: Upgrade steps: ``_UPGRADES[v]`` brings a database from version ``v`` to ``v + 1``.
-_UPGRADES: dict[int, Callable[[Connection], None]] = {1: _make_events_append_only}
+_UPGRADES: dict[int, Callable[[Connection], None]] = {
+    1: _make_events_append_only,
+    2: _add_analyses,
+}
 
 #: Key of the PostgreSQL advisory lock that serialises schema creation/upgrade between processes.
 _SCHEMA_LOCK = 0x3A105
@@ -266,7 +342,16 @@ class Bookkeeping:
                     f"{self._safe_url()}: schema version {current} is newer than this farmtools "
                     f"({schema.SCHEMA_VERSION}); upgrade farmtools"
                 )
-            metadata.create_all(conn, checkfirst=True)
+            # tables introduced after the stored version are left to their upgrade step
+            later = {
+                t
+                for v, tables in schema.TABLES_SINCE.items()
+                if current is not None and v > current
+                for t in tables
+            }
+            metadata.create_all(
+                conn, tables=[t for t in metadata.sorted_tables if t not in later], checkfirst=True
+            )
             version = schema.SCHEMA_VERSION if current is None else current
             while version < schema.SCHEMA_VERSION:
                 step = _UPGRADES.get(version)
@@ -454,6 +539,55 @@ class Bookkeeping:
             if alarm is not None:
                 self._alarm(conn, fid, *alarm, t=t)
         return True
+
+    def record_analysis(
+        self,
+        result: AnalysisRecord,
+        details: Mapping[str, Any] | None = None,
+        *,
+        from_state: FileState | str = FileState.RECONSTRUCTED,
+        to_state: FileState | str = FileState.ANALYSED,
+    ) -> bool:
+        """Move every file of ``result.files`` to ``to_state`` and store ``result``, atomically.
+
+        All or nothing, in one transaction: each file gets an ``analysed`` story event with
+        ``details`` and the group gets one ``analyses`` row.  False (nothing recorded) when any
+        file is no longer in ``from_state``: another process analysed the group meanwhile (two
+        analysers on one farm), and a second row or a group split between two analyses would be
+        wrong.
+        """
+        names = list(result.files)
+        try:
+            with self._write() as conn:
+                t = now()
+                ids = (
+                    conn.execute(
+                        update(files)
+                        .where(files.c.name.in_(names), files.c.state == str(from_state))
+                        .values(state=str(to_state), state_since=t)
+                        .returning(files.c.id)
+                    )
+                    .scalars()
+                    .all()
+                )
+                if len(ids) != len(set(names)):
+                    raise _GroupMoved
+                conn.execute(
+                    insert(events), [self._event_row(i, Event.ANALYSED, details, t) for i in ids]
+                )
+                conn.execute(insert(schema.analyses).values(**result.row()))
+        except _GroupMoved:
+            return False
+        return True
+
+    def analyses(self, run: int | None = None, *, limit: int | None = None) -> list[AnalysisRecord]:
+        """Analysis results (of ``run``), newest first."""
+        q = select(schema.analyses)
+        if run is not None:
+            q = q.where(schema.analyses.c.run == run)
+        q = q.order_by(schema.analyses.c.time.desc(), schema.analyses.c.id.desc()).limit(limit)
+        with self._read() as conn:
+            return [_analysis_record(r) for r in conn.execute(q)]
 
     def update_fields(self, name: str, **values: Any) -> None:
         """Set columns of ``name`` without a state change (e.g. ``size`` after a re-check)."""

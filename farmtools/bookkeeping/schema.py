@@ -38,8 +38,9 @@ from sqlalchemy import (
 )
 
 #: Version of the schema this code writes; stored in ``schema_version``.
-#: 1: the tables; 2: ``events`` made append-only by triggers (UPDATE/DELETE/TRUNCATE refused).
-SCHEMA_VERSION = 2
+#: 1: the tables; 2: ``events`` made append-only by triggers (UPDATE/DELETE/TRUNCATE refused);
+#: 3: ``analyses`` (one row per analysed group of reconstructed files, queryable results).
+SCHEMA_VERSION = 3
 
 metadata = MetaData()
 
@@ -195,6 +196,41 @@ jobs = Table(
     Column("reason", Text, nullable=True),
     Column("job_log", Text, nullable=True),
 )
+
+
+# -- analysis stage (farmtools.analysis.pipeline): one row per analysed group of files ----------
+# The story's ``analysed`` events carry the same numbers as JSON, but a trend of the lifetime over
+# a week cannot be a scan of every file's story: this table is what the monitor and people query
+# (``SELECT run, time, lifetime_us FROM analyses ORDER BY time``).  Lifetimes are in microseconds,
+# per view (0, 1) and combined, with their fit errors; NULL where the fit gave no finite value.
+# ``gains`` / ``asymmetries`` map the LEM number (continuous numbering 1..12, as a string key)
+# to the effective gain / the view asymmetry.  Written in the same transaction that moves the
+# group's files ``reconstructed -> analysed`` (:meth:`Bookkeeping.record_analysis`).
+analyses = Table(
+    "analyses",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("run", Integer, ForeignKey("runs.run"), nullable=False),
+    Column("first_seq", Integer, nullable=False),
+    Column("last_seq", Integer, nullable=False),
+    Column("files", JSON, nullable=False),  # raw file names of the group, in sequence order
+    Column("outputs", JSON, nullable=False),  # the ROOT files read (paths or root:// URLs)
+    Column("time", UTCDateTime, nullable=False),
+    Column("lifetime0_us", Float, nullable=True),
+    Column("lifetime0_err_us", Float, nullable=True),
+    Column("lifetime1_us", Float, nullable=True),
+    Column("lifetime1_err_us", Float, nullable=True),
+    Column("lifetime_us", Float, nullable=True),  # combined over the two views
+    Column("lifetime_err_us", Float, nullable=True),
+    Column("summary", Text, nullable=False),  # the seed-format summary file the monitor reads
+    Column("gains", JSON, nullable=False),
+    Column("asymmetries", JSON, nullable=False),
+)
+Index("ix_analyses_run_time", analyses.c.run, analyses.c.time)
+
+#: Tables that an upgrade step creates in an existing database (version -> tables), so that the
+#: step, not ``create_all``, is what brings an older database up to date (and is tested as such).
+TABLES_SINCE: dict[int, tuple[Table, ...]] = {3: (analyses,)}
 
 
 # -- archive stage (farmtools.archive): tar archives for central storage ----------------------

@@ -47,7 +47,7 @@ def _manager(config: Path | None) -> Manager:
 
 @process_app.command("run")
 def run(config: Path | None = _CONFIG) -> None:
-    """Run the manager until SIGTERM/SIGINT: claim, submit, poll, retry, notify."""
+    """Run the manager until SIGTERM/SIGINT: claim, submit, poll, retry, notify, analyse."""
     import logging
     import signal
     import threading
@@ -64,14 +64,14 @@ def run(config: Path | None = _CONFIG) -> None:
 
 @process_app.command("once")
 def once(config: Path | None = _CONFIG) -> None:
-    """One pass (for cron): claim stored files, submit due jobs, collect finished ones."""
+    """One pass (for cron): claim stored files, submit due jobs, collect finished ones, analyse."""
     from rich.console import Console
 
     s = _manager(config).run_once()
     Console().print(
         f"claimed {s.claimed}, submitted {s.submitted}, started {s.started}, "
-        f"succeeded {s.succeeded}, retried {s.retried}, failed {s.failed}"
-        + (", [red]batch system unreachable[/red]" if s.batch_down else "")
+        f"succeeded {s.succeeded}, retried {s.retried}, failed {s.failed}, "
+        f"analysed {s.analysed}" + (", [red]batch system unreachable[/red]" if s.batch_down else "")
     )
     for e in s.errors:
         Console(stderr=True, soft_wrap=True).print(f"[red]{e}[/red]")

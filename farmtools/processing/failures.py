@@ -25,6 +25,9 @@ class Failure(enum.StrEnum):
     CORRUPT_INPUT = "corrupt_input"
     REFUSED = "submission_refused"
     UNREACHABLE = "batch_unreachable"
+    #: this machine could not prepare the job (disk full or not writable while writing the
+    #: script, a bug): not the batch system's answer, so never reported as ``submission_refused``
+    LOCAL = "local_error"
     CANCELLED = "cancelled"
 
 

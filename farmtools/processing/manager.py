@@ -13,10 +13,17 @@ Owns :class:`Manager`, the loop behind ``farmtools process run`` (daemon) and ``
    when it ends, read the accounting, write the seed job log under ``all_logs/batch/run<N>/``,
    classify (:mod:`farmtools.processing.failures`), then ``-> reconstructed``, or a new try
    after the cool-off (more memory / walltime when that was the cause), or ``-> failed`` with an
-   alarm and a notification (:mod:`farmtools.notify`).
+   alarm and a notification (:mod:`farmtools.notify`);
+4. **analyse** (``[analysis] auto``, on by default): every complete group of reconstructed files
+   of a run is analysed (:func:`farmtools.analysis.pipeline.run_ready_analyses`), results to the
+   summary directory the monitor reads and to the ``analyses`` table.  The daemon does this in a
+   thread of its own, woken when a job succeeded (and every :data:`ANALYSIS_RESCAN_S`), so that
+   a minute of fits never delays the next submission; ``process once`` does it at the end of its
+   pass.  An analysis error is logged and recorded by the pipeline, never fatal to the daemon.
 
 Every transition goes into the file's story.  Errors about one file are recorded and never stop
-the loop.  Imports the bookkeeping, the batch backends, notify, config and rawdata naming.
+the loop.  Imports the bookkeeping, the batch backends, notify, config and rawdata naming (and
+the analysis pipeline lazily, when it runs: it loads uproot and the fitting libraries).
 """
 
 from __future__ import annotations
@@ -58,6 +65,24 @@ log = logging.getLogger("farmtools.processing")
 #: how long a finished job may lack accounting (sacct lag, forgotten by qstat) before it is lost
 ACCOUNTING_GRACE_S = 120.0
 
+#: the daemon looks for complete groups at least this often, even when none of its own jobs
+#: ended: files reconstructed before a restart or by another manager, groups an error left
+ANALYSIS_RESCAN_S = 30.0
+
+
+class LocalJobError(OSError):
+    """This machine could not prepare a job (write its script, create a log directory).
+
+    Carries the path and the OS error: ``cannot write <path>: [Errno 28] No space left on device``.
+    """
+
+    def __init__(self, path: Path, exc: OSError) -> None:
+        super().__init__(exc.errno, f"cannot write {path}: {exc.strerror or exc}")
+        self.path = path
+
+    def __str__(self) -> str:
+        return f"cannot write {self.path}: [Errno {self.errno}] {self.strerror}"
+
 
 @dataclass
 class PassSummary:
@@ -69,6 +94,8 @@ class PassSummary:
     succeeded: int = 0
     retried: int = 0
     failed: int = 0
+    #: summary files written by the analyses of this pass (``process once`` only)
+    analysed: int = 0
     batch_down: bool = False
     errors: list[str] = field(default_factory=list)
 
@@ -107,23 +134,74 @@ class Manager:
         self.claim(s)
         self.submit_due(s)
         self.poll(s)
+        s.analysed = len(self.analyse())
         return s
 
     def run(self, stop: threading.Event) -> None:
-        """Loop until ``stop`` is set: claim/submit every ``claim_s``, poll every ``poll_s``."""
+        """Loop until ``stop`` is set: claim/submit every ``claim_s``, poll every ``poll_s``.
+
+        The analyses run in a second thread (see the module docstring), stopped with the loop.
+        """
         self.recover()
+        wake = threading.Event()
+        wake.set()  # groups completed while no daemon was running
+        analyser = None
+        if self.cfg.analysis.auto:
+            analyser = threading.Thread(
+                target=self._analysis_loop, args=(stop, wake), name="analyses", daemon=True
+            )
+            analyser.start()
         next_poll = 0.0
-        while not stop.is_set():
-            s = PassSummary()
-            try:
-                self.claim(s)
-                self.submit_due(s)
-                if time.monotonic() >= next_poll:
-                    self.poll(s)
-                    next_poll = time.monotonic() + self.cfg.processing.poll_s
-            except Exception:  # a database hiccup must not end the daemon
-                log.exception("processing pass failed; trying again")
-            stop.wait(self.cfg.processing.claim_s)
+        try:
+            while not stop.is_set():
+                s = PassSummary()
+                try:
+                    self.claim(s)
+                    self.submit_due(s)
+                    if time.monotonic() >= next_poll:
+                        self.poll(s)
+                        next_poll = time.monotonic() + self.cfg.processing.poll_s
+                except Exception:  # a database hiccup must not end the daemon
+                    log.exception("processing pass failed; trying again")
+                if s.succeeded:
+                    wake.set()
+                stop.wait(self.cfg.processing.claim_s)
+        finally:
+            wake.set()
+            if analyser is not None:
+                analyser.join()
+
+    # -- analyse ----------------------------------------------------------------------------------
+    def analyse(self, bk: Bookkeeping | None = None) -> list[Path]:
+        """Analyse every complete group of reconstructed files (``[analysis] auto``); never raises.
+
+        The summaries written; an error is logged and the next pass tries again (the pipeline
+        itself parks files whose output cannot be read, with an alarm).
+        """
+        if not self.cfg.analysis.auto:
+            return []
+        try:
+            from farmtools.analysis.pipeline import run_ready_analyses
+
+            return run_ready_analyses(self.cfg, bk or self.bk)
+        except Exception:
+            log.exception("analyses failed; trying again at the next pass")
+            return []
+
+    def _analysis_loop(self, stop: threading.Event, wake: threading.Event) -> None:
+        """The daemon's analysis thread: analyse when woken (a job succeeded) or every rescan."""
+        # its own engine: the pass loop's connections are never shared across threads
+        bk = Bookkeeping(self.bk.url)
+        try:
+            while not stop.is_set():
+                wake.wait(ANALYSIS_RESCAN_S)
+                wake.clear()
+                if stop.is_set():
+                    return
+                for path in self.analyse(bk):
+                    log.info("analysis written: %s", path)
+        finally:
+            bk.close()
 
     # -- claim ------------------------------------------------------------------------------------
     def recover(self) -> None:
@@ -180,10 +258,34 @@ class Manager:
             except BatchUnavailable as exc:
                 self._batch_down(job, str(exc), s)
                 return
-            except Exception as exc:  # one bad file must not stop the others
+            except OSError as exc:
+                # Writing the script or creating a log directory failed here (disk full, NFS
+                # away, permissions): the batch system never saw the job.  Transient and not the
+                # file's fault, so it costs no try; the job waits and goes through once fixed.
+                self._local_error(job, exc, s)
+            except Exception as exc:  # a bug or a database error: one file must not stop others
                 log.exception("%s: cannot submit", job.file)
-                s.errors.append(f"{job.file}: {exc}")
-                self._finish_failed(job, Failure.REFUSED, f"cannot submit: {exc}", s)
+                reason = f"cannot prepare the job of {job.file}: {type(exc).__name__}: {exc}"
+                s.errors.append(reason)
+                self._finish_failed(job, Failure.LOCAL, reason, s)
+
+    def _local_error(self, job: JobRecord, exc: OSError, s: PassSummary) -> None:
+        """Record a local error preparing ``job`` (once per job and message) and retry it later."""
+        reason = f"cannot prepare the job of {job.file}: {exc}"
+        s.errors.append(reason)
+        log.error("%s; trying again in %.0f s", reason, self.cfg.processing.batch_retry_s)
+        if job.reason != reason:  # one story line per distinct error, not one per retry
+            with contextlib.suppress(KeyError):
+                self.bk.record(
+                    job.file,
+                    Event.ERROR,
+                    {"failure": Failure.LOCAL, "message": reason, "job": job.id},
+                )
+        self.jobs.update(
+            job.id,
+            reason=reason,
+            due=now() + timedelta(seconds=self.cfg.processing.batch_retry_s),
+        )
 
     def _batch_down(self, job: JobRecord, message: str, s: PassSummary) -> None:
         s.batch_down = True
@@ -198,6 +300,24 @@ class Manager:
                 )
         self.jobs.update(job.id, reason=f"batch system unreachable: {message}")
         log.warning("batch system unreachable (%s); submissions wait", message)
+
+    @staticmethod
+    def _write_script(paths: JobPaths, text: str) -> None:
+        """Create the script and log directories and write the script; LocalJobError if not.
+
+        The error names the path it is about: ``write()`` failing with ENOSPC or EIO carries
+        no file name of its own, and "No space left on device" alone tells nobody which disk.
+        """
+        target = paths.script.parent
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+            target = paths.stdout.parent
+            target.mkdir(parents=True, exist_ok=True)
+            target = paths.script
+            paths.script.write_text(text)
+            paths.script.chmod(0o755)
+        except OSError as exc:
+            raise LocalJobError(target, exc) from exc
 
     def _submit(self, job: JobRecord, s: PassSummary) -> None:
         f = self.bk.get(job.file)
@@ -226,10 +346,7 @@ class Manager:
             walltime_s=job.walltime_s,
             generated=now(),
         )
-        paths.script.parent.mkdir(parents=True, exist_ok=True)
-        paths.stdout.parent.mkdir(parents=True, exist_ok=True)
-        paths.script.write_text(text)
-        paths.script.chmod(0o755)
+        self._write_script(paths, text)
         self.jobs.update(
             job.id,
             script=str(paths.script),
@@ -322,7 +439,7 @@ class Manager:
             first = self._no_accounting_since.setdefault(job.id, time.monotonic())
             if time.monotonic() - first < ACCOUNTING_GRACE_S:
                 return  # sacct lags behind the end of a job: ask again at the next poll
-            acc = JobAccounting(ending=Ending.NODE_FAIL, raw_state=f"lost ({status})")
+            acc = self._without_accounting(job, status)
         self._no_accounting_since.pop(job.id, None)
         exit_code = acc.exit_code
         if exit_code is None and acc.ending is Ending.COMPLETED:
@@ -372,6 +489,38 @@ class Manager:
         self.bk.record(job.file, Event.ENDED, details)
         reason = self._reason(failure, acc, exit_code, job)
         self._failed(job, failure, reason, acc, s, state_done=True)
+
+    def _without_accounting(self, job: JobRecord, status: JobStatus) -> JobAccounting:
+        """How a job ended when the accounting stayed empty for :data:`ACCOUNTING_GRACE_S`.
+
+        Declaring it lost means resubmitting it, so first ask what else knows: the controller
+        (``scontrol`` keeps finished jobs for MinJobAge), then the status file the job script
+        writes as its last act (it ran to its end, with that exit code).  Only when neither
+        knows is the job a node failure.
+        """
+        if job.batch_id:
+            try:
+                known = self.batch.final_record(job.batch_id)
+            except BatchUnavailable as exc:
+                log.warning("%s: no final record of job %s: %s", job.file, job.batch_id, exc)
+                known = None
+            if known is not None:
+                log.warning(
+                    "%s: no accounting for job %s after %.0f s; the controller says %s",
+                    job.file,
+                    job.batch_id,
+                    ACCOUNTING_GRACE_S,
+                    known.raw_state,
+                )
+                return known
+        code = self._status_file_code(job)
+        if code is not None:
+            return JobAccounting(
+                ending=Ending.COMPLETED,
+                exit_code=code,
+                raw_state=f"no accounting after {ACCOUNTING_GRACE_S:.0f} s; status file",
+            )
+        return JobAccounting(ending=Ending.NODE_FAIL, raw_state=f"lost ({status})")
 
     def _status_file_code(self, job: JobRecord) -> int | None:
         """The exit code the script wrote itself (TORQUE wrappers report none)."""

@@ -1,0 +1,250 @@
+"""Failure classes end to end through the manager, with real jobs (tests/unit covers classify).
+
+Walltime exceeded, killed by a signal and cancelled through ``farmtools jobs cancel`` on the
+local backend (jobs blocked on a FIFO input, see fifo.py); a submission the real Slurm refuses;
+a local error (a full disk: the job script is written to ``/dev/full``, a real ENOSPC) that must
+not be taken for a refusal; and slurmdbd lagging behind a job that the controller saw complete.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from farmtools.batch.slurm import SlurmBatch
+from farmtools.bookkeeping import Bookkeeping, FileState
+from farmtools.cli import app
+from farmtools.processing import manager as manager_module
+from farmtools.processing.jobs import JobRecord, JobStore
+from farmtools.processing.manager import Manager
+from farmtools.processing.script import JobPaths
+from farmtools.rawdata.naming import parse_raw_name
+from tests.integration.processing.daemon import write_farm
+from tests.integration.processing.fifo import job_pid, make_fifo
+from tests.processing_farm import make_cfg, store
+from tests.servers.slurm import SlurmCluster
+
+
+def _passes(manager: Manager, done: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, manager.bk.counts_by_state()
+        manager.run_once()
+        time.sleep(0.05)
+
+
+def _job(bk: Bookkeeping, name: str, index: int = -1) -> JobRecord:
+    return JobStore(bk).of_file(name)[index]
+
+
+def _first_failed(bk: Bookkeeping, name: str) -> bool:
+    jobs = JobStore(bk).of_file(name)
+    return bool(jobs) and jobs[0].state == "failed"
+
+
+def _hanging(bk: Bookkeeping, tmp_path: Path, name: str) -> Path:
+    """Point ``name``'s storage path at a FIFO: its job blocks until the FIFO is fed."""
+    fifo = make_fifo(tmp_path / "fifo" / name)
+    bk.update_fields(name, storage_path=str(fifo))
+    return fifo
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_walltime_exceeded_is_resubmitted_with_more_walltime(tmp_path: Path) -> None:
+    cfg = make_cfg(tmp_path / "farm", batch={"walltime": "00:00:01"}, processing={"cooloff_s": 0.2})
+    bk = Bookkeeping.from_config(cfg)
+    name = store(bk, cfg, 41, 0)
+    real = bk.get(name).storage_path
+    _hanging(bk, tmp_path, name)  # the first try hangs on its input past its 1 s
+    manager = Manager(cfg, bk=bk)
+    _passes(manager, lambda: _first_failed(bk, name))
+    bk.update_fields(name, storage_path=real)  # the storage answers again
+    _passes(manager, lambda: bk.get(name).state == FileState.RECONSTRUCTED)
+    first, second = JobStore(bk).of_file(name)
+    assert first.failure == "walltime" and first.reason == "walltime of 1 s exceeded"
+    assert first.walltime_used_s is not None and first.walltime_used_s >= 1.0
+    assert first.signal == signal.SIGKILL  # the supervisor killed it
+    assert second.walltime_s == 2 and second.failure is None and second.exit_code == 0
+    retry = next(e for e in bk.story(name) if e.event == "retry")
+    assert retry.details["failure"] == "walltime" and retry.details["walltime_s"] == 2
+
+
+def test_a_job_killed_by_a_signal_is_classified_and_resubmitted(tmp_path: Path) -> None:
+    cfg = make_cfg(tmp_path / "farm", processing={"cooloff_s": 0.2})
+    bk = Bookkeeping.from_config(cfg)
+    name = store(bk, cfg, 42, 0)
+    real = bk.get(name).storage_path
+    _hanging(bk, tmp_path, name)
+    manager = Manager(cfg, bk=bk)
+    _passes(manager, lambda: bk.get(name).state == FileState.RUNNING)
+    stdout = Path(_job(bk, name).stdout)
+    _passes(manager, lambda: stdout.exists() and "started" in stdout.read_text())
+    pid = job_pid(stdout)
+    os.killpg(pid, signal.SIGKILL)  # somebody (an OOM killer, a person) kills the job
+    _passes(manager, lambda: _first_failed(bk, name))
+    bk.update_fields(name, storage_path=real)
+    _passes(manager, lambda: bk.get(name).state == FileState.RECONSTRUCTED)
+    first, second = JobStore(bk).of_file(name)
+    assert first.failure == "signal" and first.signal == signal.SIGKILL
+    assert first.reason == f"killed by signal {int(signal.SIGKILL)}"
+    assert first.exit_code is None and second.exit_code == 0
+    log = Path(first.job_log).read_text()  # the seed job log of the killed try is written
+    assert f"Job ID           : {first.batch_id}\n" in log
+
+
+def test_jobs_cancel_through_the_cli_stops_a_running_job(tmp_path: Path) -> None:
+    config, cfg = write_farm(tmp_path / "farm", {})
+    bk = Bookkeeping.from_config(cfg)
+    name = store(bk, cfg, 43, 0)
+    _hanging(bk, tmp_path, name)
+    runner = CliRunner(env={"COLUMNS": "250"})
+    conf = ["--config", str(config)]
+    deadline = time.monotonic() + 60
+    while bk.get(name).state != FileState.RUNNING:
+        assert time.monotonic() < deadline
+        assert runner.invoke(app, ["process", "once", *conf]).exit_code == 0
+        time.sleep(0.1)
+    job = _job(bk, name)
+    stdout = Path(job.stdout)
+    while not (stdout.exists() and "started" in stdout.read_text()):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    pid = job_pid(stdout)
+    assert _alive(pid)
+    res = runner.invoke(app, ["jobs", "cancel", str(job.id), *conf])
+    assert res.exit_code == 0 and f"asked local to cancel {job.batch_id}" in res.output
+    while bk.get(name).state != FileState.FAILED:
+        assert time.monotonic() < deadline, bk.get(name)
+        assert runner.invoke(app, ["process", "once", *conf]).exit_code == 0
+        time.sleep(0.1)
+    assert not _alive(pid)  # the job's processes are gone, not just forgotten
+    jobs = JobStore(bk).of_file(name)
+    assert len(jobs) == 1 and jobs[0].failure == "cancelled"  # not resubmitted
+    assert bk.get(name).last_error and "cancelled" in bk.get(name).last_error
+    listed = runner.invoke(app, ["jobs", "list", "--file", name, *conf])
+    assert "cancelled" in listed.output
+
+
+def test_a_full_disk_while_writing_the_script_is_a_local_error_and_retried(
+    tmp_path: Path,
+) -> None:
+    cfg = make_cfg(tmp_path / "farm", processing={"batch_retry_s": 0.2})
+    bk = Bookkeeping.from_config(cfg)
+    name = store(bk, cfg, 44, 0)
+    manager = Manager(cfg, bk=bk)
+    s = manager_module.PassSummary()
+    manager.claim(s)
+    job = _job(bk, name)
+    raw = parse_raw_name(name)
+    assert raw is not None
+    script = JobPaths.of(cfg, raw, job.id).script
+    script.parent.mkdir(parents=True)
+    script.symlink_to("/dev/full")  # every write to it fails with ENOSPC, from the kernel
+    manager.submit_due(s)
+    manager.submit_due(s)  # due later: not tried again at once, not recorded twice
+    job = _job(bk, name)
+    assert job.state == "new" and job.failure is None, job
+    assert str(script) in job.reason and "No space left on device" in job.reason
+    assert bk.get(name).state == FileState.QUEUED and bk.get(name).tries == 0
+    errors = [e for e in bk.story(name) if e.event == "error"]
+    assert len(errors) == 1 and errors[0].details["failure"] == "local_error"
+    assert s.errors and str(script) in s.errors[0]
+    assert not any(a.kind == "submission_refused" for a in bk.alarms())
+    script.unlink()  # space freed
+    time.sleep(0.25)
+    _passes(manager, lambda: bk.get(name).state == FileState.RECONSTRUCTED)
+    (only,) = JobStore(bk).of_file(name)  # the same job, one try
+    assert only.try_number == 1 and only.exit_code == 0
+
+
+@pytest.mark.slurm
+def test_slurm_refusing_the_submission_parks_the_file(
+    slurm_cluster: SlurmCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for k, v in slurm_cluster.env.items():
+        monkeypatch.setenv(k, v)
+    cfg = make_cfg(
+        tmp_path / "farm",
+        batch={"backend": "slurm", "queue": "nosuchqueue"},
+        processing={"max_tries": 2},
+    )
+    bk = Bookkeeping.from_config(cfg)
+    name = store(bk, cfg, 45, 0)
+    manager = Manager(cfg, bk=bk)
+    _passes(manager, lambda: bk.get(name).state == FileState.FAILED)
+    jobs = JobStore(bk).of_file(name)
+    assert [j.failure for j in jobs] == ["submission_refused"] * 2
+    assert all(j.batch_id is None for j in jobs)
+    assert "sbatch exited" in (jobs[0].reason or "") and "partition" in jobs[0].reason.lower()
+    assert any(a.kind == "submission_refused" for a in bk.alarms())
+
+
+class _SlowSacct(SlurmBatch):
+    """The real Slurm, but sacct never has the final line yet (slurmdbd lagging behind).
+
+    Exactly what ``parse_sacct`` returns while the job's record has not reached slurmdbd.
+    """
+
+    def accounting(self, job_id: str) -> None:
+        return None
+
+
+@pytest.mark.slurm
+def test_a_completed_job_is_not_resubmitted_when_sacct_lags(
+    slurm_cluster: SlurmCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(manager_module, "ACCOUNTING_GRACE_S", 1.0)
+    cfg = make_cfg(tmp_path / "farm", batch={"backend": "slurm", "queue": "prod"})
+    bk = Bookkeeping.from_config(cfg)
+    good, bad = store(bk, cfg, 46, 0), store(bk, cfg, 46, 1, corrupt=True)
+    manager = Manager(cfg, bk=bk, batch=_SlowSacct(slurm_cluster.env))
+    _passes(
+        manager,
+        lambda: (
+            {bk.get(good).state, bk.get(bad).state} == {FileState.RECONSTRUCTED, FileState.FAILED}
+        ),
+        timeout=120,
+    )
+    (j_good,) = JobStore(bk).of_file(good)  # one job each: nothing declared lost
+    (j_bad,) = JobStore(bk).of_file(bad)
+    assert j_good.exit_code == 0 and j_good.failure is None and j_good.node
+    assert j_bad.exit_code == 65 and j_bad.failure == "corrupt_input"  # scontrol's exit code
+    ended = next(e for e in bk.story(good) if e.event == "ended")
+    assert "scontrol" in ended.details["batch_state"]
+
+
+@pytest.mark.slurm
+def test_scontrol_final_record_of_a_real_job(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:
+    from farmtools.batch.base import Ending, JobSpec, JobStatus
+
+    batch = SlurmBatch(slurm_cluster.env)
+    script = tmp_path / "x.sh"
+    script.write_text("#!/bin/bash\nexit 3\n")
+    job = batch.submit(
+        JobSpec("x", script, tmp_path / "x.out", tmp_path / "x.err", workdir=tmp_path)
+    )
+    deadline = time.monotonic() + 60
+    while batch.states([job])[job] is not JobStatus.FINISHED:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    rec = batch.final_record(job)
+    while rec is None:  # COMPLETING for a moment
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+        rec = batch.final_record(job)
+    assert rec.ending is Ending.COMPLETED and rec.exit_code == 3 and rec.node
+    assert rec.started and rec.ended and rec.cpu_s is None
+    assert batch.final_record("987654") is None  # unknown to the controller
