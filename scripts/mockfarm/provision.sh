@@ -4,10 +4,13 @@
 # is gitignored) in the environment.  Extra arguments go to ansible-playbook.
 source "$(dirname "$0")/env.sh"
 secrets=$MF_DIR/secrets.env
-if [ ! -s "$secrets" ]; then
-  umask 077
-  printf 'FARMTOOLS_DB_PASSWORD=%s\n' "$(head -c 24 /dev/urandom | base64 | tr -d '/+=')" > "$secrets"
-fi
+# One random value per secret, made once and kept (the database and the page's shift login).
+umask 077
+touch "$secrets"
+for key in FARMTOOLS_DB_PASSWORD FARMTOOLS_MONITOR_PASSWORD; do
+  grep -q "^$key=" "$secrets" ||
+    printf '%s=%s\n' "$key" "$(head -c 24 /dev/urandom | base64 | tr -d '/+=')" >> "$secrets"
+done
 set -a
 # shellcheck source=/dev/null
 source "$secrets"
