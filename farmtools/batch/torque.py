@@ -33,7 +33,8 @@ from farmtools.batch.base import (
 )
 from farmtools.batch.commands import CommandLineBatch
 
-_KEY = re.compile(r"^\s+([A-Za-z_][\w.]*) = (.*)$")
+#: an attribute line: exactly four spaces, ``name[.resource] = value``
+_KEY = re.compile(r"^ {4}([A-Za-z_][\w.]*) = (.*)$")
 _JOB = re.compile(r"^Job Id:\s*(\S+)")
 
 JOB_EXEC_OVERLIMIT_MEM = -10
@@ -41,7 +42,14 @@ JOB_EXEC_OVERLIMIT_WT = -11
 
 
 def parse_qstat_full(text: str) -> dict[str, dict[str, str]]:
-    """``qstat -f`` output -> {job id: {attribute: value}}; wrapped values are joined."""
+    """``qstat -f`` output -> {job id: {attribute: value}}; wrapped values are joined.
+
+    TORQUE prints each attribute as ``    name = value`` (four spaces) and wraps a value longer
+    than its line width onto continuation lines that start with a tab, cutting after a comma or
+    in the middle of a word; the pieces are joined without adding anything.  A continuation is
+    recognised by its tab only, so a wrapped piece that happens to contain `` = `` (a
+    ``submit_args`` or ``Variable_List`` value) is never taken for an attribute.
+    """
     jobs: dict[str, dict[str, str]] = {}
     current: dict[str, str] | None = None
     last = ""
@@ -53,12 +61,14 @@ def parse_qstat_full(text: str) -> dict[str, dict[str, str]]:
             continue
         if current is None or not line.strip():
             continue
+        if line.startswith("\t"):
+            if last:
+                current[last] += line[1:].rstrip("\n")  # continuation of a long value
+            continue
         k = _KEY.match(line)
         if k:
             last = k.group(1)
-            current[last] = k.group(2).strip()
-        elif last:
-            current[last] += line.strip()  # continuation of a long value (tab-indented)
+            current[last] = k.group(2).rstrip()
     return jobs
 
 

@@ -66,6 +66,35 @@ def test_qstat_full_running_and_queued_jobs_have_no_accounting() -> None:
     assert jobs["406"]["job_state"] == "Q" and accounting_from_attrs(jobs["406"]) is None
 
 
+def test_qstat_full_joins_wrapped_values_and_never_reads_a_continuation_as_a_key() -> None:
+    jobs = parse_qstat_full((DATA / "torque" / "qstat_f_mixed.txt").read_text())
+    attrs = jobs["407.wa105cpu0003.cern.ch"]
+    assert attrs["exec_host"] == "+".join(f"wa105cpu0005.cern.ch/{i}" for i in range(4))
+    # the continuation "\teads = 4 ..." looks like an attribute but is the rest of a value
+    assert "eads" not in attrs
+    assert attrs["submit_args"].endswith(
+        "RECO_COMMENT=threads set with threads = 4 /home/prod/processing/scripts/run7/"
+        "reco_run7-seq9.sh"
+    )
+    acc = accounting_from_attrs(attrs)
+    assert acc is not None and acc.node == "wa105cpu0005.cern.ch" and acc.exit_code == 0
+    assert acc.cpu_s == 20 * 60 + 44 and acc.walltime_s == 5 * 60 + 21
+    assert acc.started is not None and acc.started.strftime("%a %b %d %H:%M:%S %Y") == (
+        "Thu Oct 27 13:55:05 2016"
+    )
+
+
+def test_qstat_full_layout_of_the_samples() -> None:
+    """Every sample line is a header, a 4-space attribute, a tab continuation or blank."""
+    for sample in (DATA / "torque").glob("*.txt"):
+        for n, line in enumerate(sample.read_text().splitlines(), 1):
+            assert (
+                not line
+                or line.startswith(("Job Id: ", "\t"))
+                or (line.startswith("    ") and " = " in line and line[4] != " ")
+            ), f"{sample.name}:{n}: {line!r}"
+
+
 SACCT = (
     "1|reco_x|FAILED|3:0|00:00:02|00:00.250||vm|2026-11-28T15:41:50|2026-11-28T15:41:53|"
     "2026-11-28T15:41:55\n"
