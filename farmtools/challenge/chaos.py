@@ -148,15 +148,22 @@ class BatchPause:
         self.pool_dir = pool_dir
         self.slots: str | None = None
         self.stopped: list[int] = []
+        #: batch ids of the jobs whose process groups were stopped (the report's evidence)
+        self.stopped_jobs: list[str] = []
 
-    def running_groups(self) -> list[int]:
-        """Process groups of the jobs running now (their supervisor wrote ``started.json``)."""
-        groups = []
+    def running_jobs(self) -> dict[str, int]:
+        """Batch id -> process group of the jobs running now (their supervisor wrote
+        ``started.json``)."""
+        jobs: dict[str, int] = {}
         for marker in (self.pool_dir / "run").glob("*"):
             started = self.pool_dir / "jobs" / marker.name / "started.json"
             with contextlib.suppress(OSError, ValueError, KeyError):
-                groups.append(int(json.loads(started.read_text())["pid"]))
-        return groups
+                jobs[marker.name] = int(json.loads(started.read_text())["pid"])
+        return jobs
+
+    def running_groups(self) -> list[int]:
+        """Process groups of the jobs running now."""
+        return list(self.running_jobs().values())
 
     def start(self) -> str:
         slots_file = self.pool_dir / "slots"
@@ -164,10 +171,11 @@ class BatchPause:
             raise RuntimeError(f"{self.pool_dir} is not a local batch pool (no slots file)")
         self.slots = slots_file.read_text().strip()
         slots_file.write_text("0")
-        for pgid in self.running_groups():
+        for job_id, pgid in self.running_jobs().items():
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pgid, signal.SIGSTOP)
                 self.stopped.append(pgid)
+                self.stopped_jobs.append(job_id)
         return (
             f"local pool {self.pool_dir}: slots {self.slots} -> 0, "
             f"{len(self.stopped)} running job(s) SIGSTOPped"

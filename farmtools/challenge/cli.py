@@ -20,13 +20,13 @@ challenge_app = typer.Typer(
 @challenge_app.command("run")
 def run(
     files: Annotated[
-        int | None, typer.Option(min=1, help="Raw files to write (default 6).")
+        int | None, typer.Option(min=1, help="Raw files to write (default 50).")
     ] = None,
     interval: Annotated[
-        float | None, typer.Option(min=0.0, help="Seconds between files (default 2).")
+        float | None, typer.Option(min=0.0, help="Seconds between files (default 10).")
     ] = None,
     events: Annotated[
-        int | None, typer.Option(min=1, max=0xFFFF, help="Events per file (default 10).")
+        int | None, typer.Option(min=1, max=0xFFFF, help="Events per file (default 335).")
     ] = None,
     compress: Annotated[bool | None, typer.Option("--compress/--no-compress")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Local batch slots (embedded farm).")] = 2,
@@ -82,7 +82,13 @@ def run(
     from farmtools.config import ConfigError
 
     console = Console()
-    base: dict[str, Any] = {"files": 6, "interval_s": 2.0, "events": 10, "compress": False}
+    defaults = ChallengeSettings()  # one place for the defaults: the 50 / 10 s / 335
+    base: dict[str, Any] = {
+        "files": defaults.files,
+        "interval_s": defaults.interval_s,
+        "events": defaults.events,
+        "compress": defaults.compress,
+    }
     if preset is not None:
         try:
             p = get_preset(preset).scaled(time_scale)

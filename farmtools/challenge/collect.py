@@ -6,6 +6,8 @@ Each function reads one kind of evidence and returns plain data for
 * :func:`stories` - the story of every file of the challenge (bookkeeping);
 * :func:`jobs_summary` - successful jobs per worker node and failures by class (jobs table,
   stories);
+* :func:`expected_workers` - the worker nodes the batch system has (the local host, or the
+  nodes of the Slurm partition), for the seed's rule that every worker ran at least one job;
 * :func:`root_outputs` - every reconstruction output opened with uproot, entries counted per
   tree, the ``events`` tree checked against the events the emulator wrote;
 * :func:`integrity` - lost (not in the database, or not on the storage), duplicated (reconstructed
@@ -19,7 +21,10 @@ uproot (lazily).
 from __future__ import annotations
 
 import re
+import shutil
+import socket
 import statistics
+import subprocess
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -84,6 +89,44 @@ def jobs_summary(bk: Bookkeeping, names: Iterable[str]) -> dict[str, Any]:
         "done_per_file": dict(done_per_file),
         "jobs": jobs,
     }
+
+
+def expected_workers(cfg: FarmConfig) -> dict[str, Any]:
+    """The worker nodes jobs could run on: ``nodes`` (None when unknown) and their ``source``.
+
+    The names are those the jobs table records as a job's node, so the two can be compared:
+    the local backend's supervisor records ``socket.gethostname()`` (one worker, its
+    ``batch.slots`` running side by side); Slurm's accounting records the node names that
+    ``sinfo`` lists for the partition ``batch.queue``.  TORQUE and HTCondor are not looked up
+    (their node lists are not reachable here): the rule is then reported as unknown.
+    """
+    backend = cfg.batch.backend
+    if backend == "local":
+        return {
+            "nodes": [socket.gethostname()],
+            "source": f"local batch: this host, {cfg.batch.slots} slots",
+        }
+    if backend == "slurm":
+        return _slurm_nodes(cfg.batch.queue)
+    return {"nodes": None, "source": f"{backend}: the node list is not looked up"}
+
+
+def _slurm_nodes(partition: str) -> dict[str, Any]:
+    """Nodes of a Slurm partition, one name per line of ``sinfo -N`` (the env's SLURM_CONF)."""
+    if shutil.which("sinfo") is None:
+        return {"nodes": None, "source": "slurm: no sinfo command"}
+    argv = ["sinfo", "-h", "-N", "-p", partition, "-o", "%N"]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return {"nodes": None, "source": f"slurm: {' '.join(argv)} failed: {exc}"}
+    if done.returncode != 0:
+        why = done.stderr.strip() or f"exit {done.returncode}"
+        return {"nodes": None, "source": f"slurm: {' '.join(argv)}: {why}"}
+    nodes = sorted({line.strip() for line in done.stdout.splitlines() if line.strip()})
+    if not nodes:
+        return {"nodes": None, "source": f"slurm: partition {partition!r} lists no node"}
+    return {"nodes": nodes, "source": f"slurm: sinfo, partition {partition}"}
 
 
 #: The line ``farmtools reco`` prints at the end: "<raw>: 10 events, ... in 3.1 s (...".

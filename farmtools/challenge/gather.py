@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from farmtools.bookkeeping import FileState
+from farmtools.bookkeeping import Event, FileState
 from farmtools.challenge import collect
 from farmtools.challenge.report import build_report
 from farmtools.challenge.truth import analyses_vs_truth
@@ -50,6 +51,23 @@ def expected_stages(
     return out
 
 
+def analysis_summaries(story_map: dict[str, list[Any]], outputs: Sequence[Path] = ()) -> list[Path]:
+    """Every analysis summary of the challenge's files, whoever ran the analysis.
+
+    The ``analysed`` story events name their summary: the processing daemon may analyse a
+    group itself (``[analysis] auto``) before the challenge's own loop gets to it, and the
+    report must compare those results with the truth too.  ``outputs`` (what the challenge's
+    loop wrote) are kept, in order, then the summaries only the stories know.
+    """
+    seen: dict[str, Path] = {str(p): Path(p) for p in outputs}
+    for story in story_map.values():
+        for ev in story:
+            summary = (ev.details or {}).get("summary") if ev.event == Event.ANALYSED else None
+            if summary and str(summary) not in seen:
+                seen[str(summary)] = Path(str(summary))
+    return list(seen.values())
+
+
 def gather_report(ch: Challenge, started: datetime, finished: datetime) -> dict[str, Any]:
     """The report of challenge ``ch`` (see the module docstring)."""
     good, bad = ch.names() if hasattr(ch, "shared") else ([], [])
@@ -85,7 +103,9 @@ def gather_report(ch: Challenge, started: datetime, finished: datetime) -> dict[
         for k, v in part.items():
             failures[k] = failures.get(k, 0) + v
     truth_paths = [w.truth for w in ch.shared.written if w.truth is not None]
-    analyses = analyses_vs_truth(ch.shared.analysis_outputs, truth_paths)
+    analyses = analyses_vs_truth(
+        analysis_summaries(story_map, ch.shared.analysis_outputs), truth_paths
+    )
     faults = [f.to_json() for f in ch.shared.faults]
     for c in ch.shared.crashes:
         faults.append(
@@ -127,6 +147,7 @@ def gather_report(ch: Challenge, started: datetime, finished: datetime) -> dict[
         expected_stages=stages,
         bad_files=bad,
         jobs_per_worker=jobs["jobs_per_worker"],
+        expected_workers=collect.expected_workers(ch.cfg),
         failures_by_class=failures,
         root_outputs=outputs,
         integrity=integrity,
@@ -149,6 +170,7 @@ def gather_report(ch: Challenge, started: datetime, finished: datetime) -> dict[
         for w in ch.shared.written
     ]
     report["analysis_outputs"] = [str(p) for p in ch.shared.analysis_outputs]
+    report["analysis_summaries"] = [a["summary"] for a in analyses]
     problems = []
     if ch.interrupted:
         problems.append("interrupted")

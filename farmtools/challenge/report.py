@@ -108,6 +108,7 @@ def build_report(
     expected_stages: Sequence[str] | Mapping[str, Sequence[str]],
     bad_files: Sequence[str] = (),
     jobs_per_worker: Mapping[str, int] | None = None,
+    expected_workers: Mapping[str, Any] | None = None,
     failures_by_class: Mapping[str, int] | None = None,
     root_outputs: Sequence[Mapping[str, Any]] = (),
     integrity: Mapping[str, Any] | None = None,
@@ -123,7 +124,10 @@ def build_report(
     database is reported as *lost*.  ``expected_stages`` is one list for every file, or a
     mapping from file name to its own list (a file left out of an analysis group is not
     expected to be analysed).  ``integrity`` carries the end-of-run checks (``lost``,
-    ``duplicated``, ``corrupt`` lists).
+    ``duplicated``, ``corrupt`` lists).  ``expected_workers`` is what
+    :func:`farmtools.challenge.collect.expected_workers` found (``nodes``, ``source``): the
+    seed's rule that every worker ran at least one job is judged against it
+    (:func:`worker_rule`).
     """
     by_name = {r.name: r for r in records}
     bad = set(bad_files)
@@ -161,6 +165,7 @@ def build_report(
     total_bytes = sum(r.size or 0 for r in records if r.name in set(expected_files))
     integrity_checks: dict[str, Any] = dict(integrity or {})
     incomplete = [o["name"] for o in outcomes if not o["complete"]]
+    workers = worker_rule(expected_workers, jobs_per_worker or {}, len(good))
     return {
         "settings": dict(settings),
         "started": started.isoformat() if started else None,
@@ -177,6 +182,7 @@ def build_report(
             "files_per_min": len(good) / duration * 60 if duration else None,
         },
         "jobs_per_worker": dict(jobs_per_worker or {}),
+        "workers": workers,
         "failures_by_class": dict(failures_by_class or {}),
         "root_outputs": list(root_outputs),
         "integrity": integrity_checks,
@@ -184,16 +190,57 @@ def build_report(
         "faults": list(faults),
         "measured": dict(measured or {}),
         "files": outcomes,
-        "verdict": verdict(incomplete, integrity_checks),
+        "verdict": verdict(incomplete, integrity_checks, workers),
     }
 
 
-def verdict(incomplete: Sequence[str], integrity: Mapping[str, Any]) -> str:
-    """``PASS`` when every file is complete and nothing was lost, duplicated or corrupted."""
+def worker_rule(
+    expected: Mapping[str, Any] | None, jobs_per_worker: Mapping[str, int], good_files: int
+) -> dict[str, Any]:
+    """The seed's check that every worker ran at least one job, with the idle ones by name.
+
+    ``expected`` holds the worker nodes the batch system has (``nodes``, None when they could
+    not be found out) and where that came from (``source``).  ``every_worker_ran_a_job`` is
+    None when the nodes are unknown; ``judged`` says whether an idle worker fails the
+    challenge: only when there were at least as many good files as workers, since a challenge
+    of 4 files on a 7-node farm leaves nodes idle without anything being wrong.
+    """
+    nodes = None if expected is None else expected.get("nodes")
+    ran = sorted(k for k, v in jobs_per_worker.items() if v > 0)
+    out: dict[str, Any] = {
+        "expected": None if nodes is None else sorted(nodes),
+        "source": (expected or {}).get("source", "not looked up"),
+        "ran_jobs": ran,
+        "idle": None,
+        "unexpected": None,
+        "every_worker_ran_a_job": None,
+        "judged": False,
+    }
+    if nodes is not None:
+        idle = sorted(set(nodes) - set(ran))
+        out.update(
+            idle=idle,
+            unexpected=sorted(set(ran) - set(nodes)),
+            every_worker_ran_a_job=not idle,
+            judged=good_files >= len(set(nodes)) > 0,
+        )
+    return out
+
+
+def verdict(
+    incomplete: Sequence[str],
+    integrity: Mapping[str, Any],
+    workers: Mapping[str, Any] | None = None,
+) -> str:
+    """``PASS`` when every file is complete, nothing was lost, duplicated or corrupted, and
+    (when judged, see :func:`worker_rule`) every worker ran at least one job."""
     problems = [k for k in ("lost", "duplicated", "corrupt") if integrity.get(k)]
-    if incomplete or problems:
+    idle = (workers or {}).get("idle") if (workers or {}).get("judged") else None
+    if incomplete or problems or idle:
         parts = [f"{len(incomplete)} incomplete"] if incomplete else []
         parts += [f"{len(integrity[k])} {k}" for k in problems]
+        if idle:
+            parts.append(f"{len(idle)} idle workers")
         return "FAIL: " + ", ".join(parts)
     return "PASS"
 
@@ -235,6 +282,7 @@ def render_text(report: Mapping[str, Any]) -> str:
     if report["jobs_per_worker"]:
         jobs = ", ".join(f"{k}: {v}" for k, v in sorted(report["jobs_per_worker"].items()))
         lines.append(f"  jobs per worker: {jobs}")
+    lines.extend(_worker_lines(report.get("workers") or {}))
     if report["failures_by_class"]:
         lines.append(f"  failures by class: {report['failures_by_class']}")
     roots = report["root_outputs"]
@@ -277,6 +325,28 @@ def render_text(report: Mapping[str, Any]) -> str:
     if len(report["incomplete"]) > 20:
         lines.append(f"  ... and {len(report['incomplete']) - 20} more incomplete files")
     return "\n".join(lines)
+
+
+def _worker_lines(w: Mapping[str, Any]) -> list[str]:
+    """The "every worker ran at least one job" line, idle workers by name."""
+    if not w:
+        return []
+    if w.get("expected") is None:
+        return [f"  every worker ran a job: unknown (workers not found: {w.get('source')})"]
+    n = len(w["expected"])
+    if w["every_worker_ran_a_job"]:
+        line = f"  every worker ran a job: yes, {n}/{n} ({w['source']})"
+    else:
+        idle = ", ".join(w["idle"])
+        note = "" if w.get("judged") else "; fewer files than workers, not a failure"
+        line = (
+            f"  every worker ran a job: NO, {n - len(w['idle'])}/{n}; idle workers: {idle} "
+            f"({w['source']}{note})"
+        )
+    lines = [line]
+    if w.get("unexpected"):
+        lines.append(f"  jobs ran on workers not in the list: {', '.join(w['unexpected'])}")
+    return lines
 
 
 def _analysis_totals(analyses: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -401,11 +471,17 @@ def _figures(report: Mapping[str, Any]) -> list[dict[str, Any]]:
             )
         layout.update(shapes=shapes, annotations=notes)
     figs.append({"data": timeline, "layout": layout})
-    jobs = report.get("jobs_per_worker") or {}
+    jobs = dict(report.get("jobs_per_worker") or {})
+    idle = (report.get("workers") or {}).get("idle") or []
+    jobs.update({name: 0 for name in idle})  # an idle worker is a bar of height 0, by name
     figs.append(
         {
             "data": [{"type": "bar", "x": list(jobs), "y": list(jobs.values())}],
-            "layout": {"title": {"text": "jobs per worker"}},
+            "layout": {
+                "title": {
+                    "text": "jobs per worker" + (f" (idle: {', '.join(idle)})" if idle else "")
+                }
+            },
         }
     )
     analyses = [a for a in report.get("analyses", []) if a.get("lifetime")]

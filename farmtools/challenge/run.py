@@ -62,11 +62,15 @@ BEFORE_RECO = frozenset(
 
 @dataclass
 class ChallengeSettings:
-    """Everything ``challenge run`` was asked for (recorded in the report)."""
+    """Everything ``challenge run`` was asked for (recorded in the report).
 
-    files: int = 6
-    interval_s: float = 2.0
-    events: int = 10
+    The defaults are issue 9's command line (50 files of 335 events, one every 10 s: the
+    seed's cadence and full-size files); the demo and the tests pass their small values.
+    """
+
+    files: int = 50
+    interval_s: float = 10.0
+    events: int = 335
     compress: bool = False
     workers: int = 2
     run: int | None = None
@@ -396,10 +400,12 @@ class Challenge:
                     f.details = f"not injected: {exc}"
                     return
                 f.injected = True
+                f.extra["read_only_at_s"] = round(self.elapsed(), 2)
                 try:
                     self.stop.wait(f.duration_s)
                 finally:
                     outage.end()
+                    f.extra["writable_at_s"] = round(self.elapsed(), 2)
             elif f.kind == "batch_pause":
                 if self.cfg.batch.backend != "local":
                     f.details = f"batch is {self.cfg.batch.backend}: not this challenge's to stop"
@@ -416,10 +422,16 @@ class Challenge:
                     f.details = f"not injected: {exc}"
                     return
                 f.injected = True
+                # the effect, for the report: which running jobs were stopped, and when exactly
+                # (done_at_s is when the fault was taken up: it may wait for a running job)
+                f.extra.update(
+                    stopped_jobs=list(pool.stopped_jobs), paused_at_s=round(self.elapsed(), 2)
+                )
                 try:
                     self.stop.wait(f.duration_s)
                 finally:
                     pool.end()
+                    f.extra["resumed_at_s"] = round(self.elapsed(), 2)
             elif f.kind == "corrupt_file":
                 seq = self.s.files + sum(1 for x in self.shared.faults if x.kind == "corrupt_file")
                 name = f"run{self.run_number}-seq{seq}.dat"

@@ -45,9 +45,14 @@ def _walk(obj: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...
 
 
 def extract(doc: Any) -> dict[str, Any]:
-    """Combined lifetime (us, error) and gain per LEM found anywhere in a summary document."""
+    """Combined lifetime (us, error), gain per LEM and its fit error, found anywhere in a summary.
+
+    The errors are kept so that a comparison with the truth can be judged against what the
+    sample allows (a dozen events give a lifetime to ~30 %), not against a fixed band.
+    """
     lifetime: tuple[float, float | None] | None = None
     gains: dict[str, float] = {}
+    gain_errors: dict[str, float] = {}
     for path, obj in _walk(doc):
         if not isinstance(obj, dict):
             continue
@@ -60,11 +65,14 @@ def extract(doc: Any) -> dict[str, Any]:
             g = obj.get("gain", obj.get("effective_gain"))
             if isinstance(g, int | float) and math.isfinite(g):
                 gains[str(obj["lem"])] = float(g)
+                e = obj.get("gain_err")
+                if isinstance(e, int | float) and math.isfinite(e):
+                    gain_errors[str(obj["lem"])] = float(e)
         if isinstance(obj.get("gains"), dict):
             for k, v in obj["gains"].items():
                 if isinstance(v, int | float):
                     gains[str(k)] = float(v)
-    return {"lifetime": lifetime, "gains": gains}
+    return {"lifetime": lifetime, "gains": gains, "gain_errors": gain_errors}
 
 
 def analyses_vs_truth(outputs: Sequence[Path], truth_paths: Sequence[Path]) -> list[dict[str, Any]]:

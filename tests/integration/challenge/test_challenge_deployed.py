@@ -64,3 +64,6 @@ def test_challenge_on_xrootd_slurm_and_postgres(
     assert rep["integrity"]["checked_bytes_of"] == 4
     assert all(o["stages"].get("stored") for o in rep["files"])
     assert sum(rep["jobs_per_worker"].values()) == 4  # nodes as sacct names them
+    # every node of the partition (sinfo) ran a job, under the name sacct gives it
+    assert rep["workers"]["expected"] == sorted(rep["jobs_per_worker"])
+    assert rep["workers"]["every_worker_ran_a_job"] is True

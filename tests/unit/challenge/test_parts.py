@@ -111,7 +111,9 @@ def test_truth_comparison_reads_lifetime_and_gains(tmp_path: Path) -> None:
         json.dumps(
             {
                 "purity": {"combined": {"tau_us": 6650.0, "error_us": 300.0}, "views": []},
-                "gain": {"lems": [{"lem": 1, "gain": 21.0}, {"lem": 2, "gain": 9.0}]},
+                "gain": {
+                    "lems": [{"lem": 1, "gain": 21.0, "gain_err": 0.5}, {"lem": 2, "gain": 9.0}]
+                },
             }
         )
     )
@@ -120,7 +122,8 @@ def test_truth_comparison_reads_lifetime_and_gains(tmp_path: Path) -> None:
     assert out["lifetime_bias"] == pytest.approx(-0.05)
     assert out["gain_bias_worst"] == pytest.approx(0.1)
     assert "injected 7000 us, -5.0 %" in out["summary_line"]
-    assert extract({"nothing": 1}) == {"lifetime": None, "gains": {}}
+    assert out["gain_errors"] == {"1": 0.5}  # a LEM without an error has none, not a guess
+    assert extract({"nothing": 1}) == {"lifetime": None, "gains": {}, "gain_errors": {}}
 
 
 def test_model_calibrated_on_its_own_prediction_is_within_20_percent() -> None:

@@ -126,6 +126,66 @@ def test_renderers_show_the_verdict_every_file_and_plots(bk: Bookkeeping) -> Non
     json.dumps(rep, default=str)  # JSON-ready
 
 
+def test_every_worker_ran_a_job_names_the_idle_ones(bk: Bookkeeping) -> None:
+    good = [f"run7-seq{i}.dat" for i in range(4)]
+
+    kw: dict[str, Any] = dict(
+        settings={"files": 5},
+        expected_files=good,
+        records=collect.records(bk, good),
+        stories=collect.stories(bk, good),
+        expected_stages=["written", "stored"],
+        integrity={"lost": [], "duplicated": [], "corrupt": []},
+        started=T0,
+        finished=T0 + timedelta(seconds=60),
+    )
+    nodes = {"nodes": ["wa105cpu01", "wa105cpu02", "wa105cpu03"], "source": "slurm: sinfo"}
+    rep = build_report(
+        **kw, jobs_per_worker={"wa105cpu01": 3, "wa105cpu03": 1}, expected_workers=nodes
+    )
+    w = rep["workers"]
+    assert w["idle"] == ["wa105cpu02"] and w["every_worker_ran_a_job"] is False
+    assert w["judged"] and rep["verdict"] == "FAIL: 1 idle workers"  # 4 files for 3 workers
+    text = render_text(rep)
+    assert "every worker ran a job: NO, 2/3; idle workers: wa105cpu02 (slurm: sinfo)" in text
+    page = render_html(rep)
+    assert "idle workers: wa105cpu02" in page and "jobs per worker (idle: wa105cpu02)" in page
+    assert json.loads(json.dumps(rep))["workers"]["idle"] == ["wa105cpu02"]
+    # fewer good files than workers: an idle worker is shown, not a failure
+    small = build_report(
+        **{**kw, "expected_files": good[:2]},
+        jobs_per_worker={"wa105cpu01": 2},
+        expected_workers=nodes,
+    )
+    assert small["workers"]["idle"] == ["wa105cpu02", "wa105cpu03"]
+    assert not small["workers"]["judged"] and small["verdict"] == "PASS"
+    assert "not a failure" in render_text(small)
+    # every worker busy; and unknown nodes (TORQUE here): reported as unknown, never guessed
+    ok = build_report(**kw, jobs_per_worker={n: 1 for n in nodes["nodes"]}, expected_workers=nodes)
+    assert ok["workers"]["every_worker_ran_a_job"] is True and ok["verdict"] == "PASS"
+    unknown = build_report(
+        **kw,
+        jobs_per_worker={"x": 4},
+        expected_workers={"nodes": None, "source": "torque: the node list is not looked up"},
+    )
+    assert unknown["workers"]["every_worker_ran_a_job"] is None
+    assert "every worker ran a job: unknown" in render_text(unknown)
+
+
+def test_expected_workers_of_the_local_batch_is_this_host(tmp_path: Path) -> None:
+    import socket
+
+    from farmtools.config import BatchSection, FarmConfig
+
+    cfg = FarmConfig(batch=BatchSection(slots=3), base_dir=tmp_path)
+    assert collect.expected_workers(cfg) == {
+        "nodes": [socket.gethostname()],
+        "source": "local batch: this host, 3 slots",
+    }
+    torque = FarmConfig(batch=BatchSection(backend="torque"), base_dir=tmp_path)
+    assert collect.expected_workers(torque)["nodes"] is None
+
+
 def test_measured_medians_for_the_simulator(bk: Bookkeeping) -> None:
     good = [f"run7-seq{i}.dat" for i in range(4)]
     m = collect.measured(
