@@ -173,11 +173,48 @@ class Geometry:
         """LEM under the crossing of view-0 strip ``ch0`` and view-1 strip ``ch1``."""
         return self.lem_number((ch0 + 0.5) * self.pitch_cm, (ch1 + 0.5) * self.pitch_cm)
 
+    def check_lem(self, lem: int) -> None:
+        """Raise ValueError unless ``lem`` is a continuous LEM number of this detector."""
+        if not 1 <= lem <= self.n_lems:
+            raise ValueError(f"LEM number {lem} is outside 1..{self.n_lems}")
+
+    def lem_to_old(self, lem: int) -> int:
+        """The older experiment number of continuous LEM ``lem`` (see :func:`to_old`)."""
+        self.check_lem(lem)
+        ix, iy = self.lem_cell(lem)
+        return iy + self.lem_grid[1] * ix
+
+    def lem_from_old(self, old: int) -> int:
+        """Continuous LEM number of the older number ``old`` (0..n_lems-1)."""
+        if not 0 <= old < self.n_lems:
+            raise ValueError(f"old LEM number {old} is outside 0..{self.n_lems - 1}")
+        nx, ny = self.lem_grid
+        ix, iy = divmod(old, ny)
+        return 1 + ix + nx * iy
+
 
 #: The 3x1x1 prototype, the detector the farm handles.
 WA105_3X1X1 = Geometry()
 
 GEOMETRIES: dict[str, Geometry] = {"3x1x1": WA105_3X1X1}
+
+
+def to_old(lem: int, geometry: Geometry = WA105_3X1X1) -> int:
+    """Older LEM number (0-based, along the 3 m axis first) of continuous LEM ``lem``.
+
+    The spec (section 6) only asks for *a* mapping to the older numbering so that results can be
+    compared with old outputs; it does not say what that numbering was, and the public sources
+    we read do not spell it out.  ``old = iy + ny * ix`` (0..11 for the 3x1x1) is therefore this
+    project's assumption [choice]: the order of the anode modules along the long side of the CRP,
+    one row after the other.  If the real numbering turns up, change it here only.
+    ValueError if ``lem`` is out of range.
+    """
+    return geometry.lem_to_old(lem)
+
+
+def from_old(old: int, geometry: Geometry = WA105_3X1X1) -> int:
+    """Continuous LEM number of the older number ``old`` (inverse of :func:`to_old`)."""
+    return geometry.lem_from_old(old)
 
 
 def geometry(name: str = "3x1x1") -> Geometry:

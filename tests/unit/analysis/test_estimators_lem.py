@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from farmtools.analysis.estimators import mpv, truncated_mean
-from farmtools.analysis.lem import from_old, to_old
-from farmtools.detector import WA105_3X1X1
+from farmtools import detector
+from farmtools.analysis import lem as analysis_lem
+from farmtools.detector import WA105_3X1X1, from_old, to_old
 
 
 def test_truncated_mean_drops_the_tails_and_its_error_matches_the_spread() -> None:
@@ -54,3 +55,10 @@ def test_lem_numbering_old_and_new_are_inverse_permutations() -> None:
         to_old(13)
     with pytest.raises(ValueError, match="12"):
         from_old(12)
+
+
+def test_old_numbering_lives_in_the_geometry_and_the_analysis_re_exports_it() -> None:
+    assert analysis_lem.to_old is detector.to_old and analysis_lem.from_old is detector.from_old
+    g = WA105_3X1X1
+    assert [g.lem_to_old(n) for n in range(1, 13)] == [to_old(n) for n in range(1, 13)]
+    assert all(g.lem_from_old(g.lem_to_old(n)) == n for n in range(1, 13))
