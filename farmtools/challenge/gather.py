@@ -77,14 +77,12 @@ def gather_report(ch: Challenge, started: datetime, finished: datetime) -> dict[
     recs = collect.records(bk, names)
     states = {r.name: str(r.state) for r in recs}
     analysed = {n for n, st in story_map.items() if any(ev.event == "analysed" for ev in st)}
-    analysis_on = "analysis" not in ch.missing
-    archive_on = ch.s.archive and "archive" not in ch.missing
     stages = expected_stages(
         good,
         states,
         analysed,
-        analysis=analysis_on,
-        archive=archive_on,
+        analysis=True,
+        archive=ch.s.archive,
         group_size=ch.group_size,
     )
     jobs = collect.jobs_summary(bk, names)
@@ -158,7 +156,6 @@ def gather_report(ch: Challenge, started: datetime, finished: datetime) -> dict[
         finished=finished,
     )
     report["daemons"] = daemons
-    report["missing_pieces"] = dict(ch.missing)
     report["errors"] = {
         "emulator": ch.shared.emulator_error,
         "stages": ch.shared.stage_errors[-10:],
@@ -178,8 +175,6 @@ def gather_report(ch: Challenge, started: datetime, finished: datetime) -> dict[
         problems.append("timed out")
     if ch.shared.emulator_error:
         problems.append("emulator failed")
-    if "ingest" in ch.missing or "processing" in ch.missing:
-        problems.append("chain not runnable")
     if problems:
         report["verdict"] = (
             report["verdict"] if report["verdict"] != "PASS" else "FAIL"

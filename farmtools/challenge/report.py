@@ -311,8 +311,6 @@ def render_text(report: Mapping[str, Any]) -> str:
         lines.append(
             f"  {flag}: {at:.1f} s {f.get('kind')} {f.get('target', '')}: {f.get('details', '')}"
         )
-    for piece, why in (report.get("missing_pieces") or {}).items():
-        lines.append(f"  MISSING {piece}: {why}")
     for name, d in (report.get("daemons") or {}).items():
         lines.append(
             f"  daemon {name}: {d['cpu_s']:.2f} s CPU over {d['alive_s']:.1f} s "

@@ -7,9 +7,10 @@ On the embedded default (no ``--config``) the challenge builds a farm of its own
   requested interval, with the truth sidecars);
 * the daemons as child processes (:mod:`.daemons`): ``farmtools ingest watch``,
   ``farmtools process run`` and ``farmtools monitor serve`` on loopback (a free port);
-* the analyses and the archive in a thread of this process, as the farm's cron would
-  (``run_ready_analyses`` every second, ``Archiver.run_ready`` every few seconds, forced for the
-  last partial archive once processing is over);
+* the archive in a thread of this process, as the farm's timer would (``Archiver.run_ready``
+  every few seconds, forced for the last partial archive once processing is over); the
+  analyses are the processing daemon's (``[analysis] auto``), as on the farm, and run here in
+  that thread only when a configuration switches them off there;
 * with ``--chaos``, the fault injector (:mod:`.chaos`) in another thread.
 
 It waits until every file reached a final state (analysed and archived; or failed / quarantined
@@ -17,7 +18,7 @@ with a reason), or until the timeout, or Ctrl-C; then stops everything (fault un
 daemons SIGTERM then SIGKILL, local jobs cancelled when interrupted) and writes the report
 (JSON, text, HTML) below ``<home>/reports/``.  With ``--config`` naming a deployed farm
 (XRootD, Slurm, PostgreSQL), ``--no-daemons`` uses the farm's own services instead of starting
-them.  A stage that is not installed is named in the report, never faked.
+them.
 
 May import every stage (it sits on top of them).
 """
@@ -25,7 +26,6 @@ May import every stage (it sits on top of them).
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import os
 import signal
@@ -41,6 +41,8 @@ from typing import Any
 
 from rich.console import Console
 
+from farmtools.analysis.pipeline import run_ready_analyses
+from farmtools.archive.service import Archiver
 from farmtools.bookkeeping import Bookkeeping, Event, FileState
 from farmtools.challenge.chaos import BatchPause, Fault, StorageOutage, drop_corrupt, plan_faults
 from farmtools.challenge.daemons import Daemon, farmtools_argv
@@ -107,54 +109,6 @@ class ChallengeResult:
 
 
 # --- what is installed ---------------------------------------------------------------------------
-def _commands() -> dict[str, set[str]]:
-    """The ``farmtools`` groups and their sub-commands (top-level commands map to {''})."""
-    import typer
-
-    from farmtools.cli import app
-
-    root = typer.main.get_command(app)
-    out: dict[str, set[str]] = {}
-    for name, cmd in getattr(root, "commands", {}).items():
-        sub = getattr(cmd, "commands", None)
-        out[name] = set(sub) if isinstance(sub, dict) else {""}
-    return out
-
-
-def find_analysis() -> Callable[..., list[Path]] | None:
-    """``run_ready_analyses(cfg, bk)`` wherever the analysis stage exposes it, else None."""
-    for module in ("farmtools.analysis", "farmtools.analysis.pipeline"):
-        with contextlib.suppress(ImportError):
-            fn = getattr(importlib.import_module(module), "run_ready_analyses", None)
-            if callable(fn):
-                return fn
-    return None
-
-
-def missing_pieces() -> dict[str, str]:
-    """Stages the chain needs that are not installed, with what is missing."""
-    cmds = _commands()
-    missing: dict[str, str] = {}
-    if "watch" not in cmds.get("ingest", set()):
-        missing["ingest"] = "`farmtools ingest watch` is not available"
-    if "run" not in cmds.get("process", set()):
-        missing["processing"] = "`farmtools process run` is not available"
-    if "reco" not in cmds:
-        missing["reco"] = (
-            "`farmtools reco` is not available: jobs run program=check (read and check the raw "
-            "file) and no ROOT output is made"
-        )
-    if "serve" not in cmds.get("monitor", set()):
-        missing["monitor"] = "`farmtools monitor serve` is not available"
-    if find_analysis() is None:
-        missing["analysis"] = "farmtools.analysis.run_ready_analyses is not available"
-    try:
-        importlib.import_module("farmtools.archive.service")
-    except ImportError as exc:
-        missing["archive"] = f"farmtools.archive.service: {exc}"
-    return missing
-
-
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
@@ -228,7 +182,6 @@ class Challenge:
         self.daemons: dict[str, Daemon] = {}
         self.threads: list[threading.Thread] = []
         self.t0 = 0.0
-        self.missing: dict[str, str] = {}
         self.monitor_url: str | None = None
         self.interrupted = False
         self.timed_out = False
@@ -236,19 +189,13 @@ class Challenge:
 
     # -- setup ------------------------------------------------------------------------------
     def prepare(self) -> None:
-        self.missing = missing_pieces()
-        program = "check" if "reco" in self.missing else "reco"
         port = free_port()
         if self.s.config is None:
-            self.cfg, self.config_path = embedded_config(self.s, program, port)
+            self.cfg, self.config_path = embedded_config(self.s, "reco", port)
             self.embedded = True
         else:
             self.cfg, self.config_path = load_config(self.s.config), self.s.config.resolve()
             self.embedded = False
-        if not self.s.monitor:
-            self.missing.pop("monitor", None)
-        if not self.s.archive:
-            self.missing.pop("archive", None)
         self.bk = Bookkeeping.from_config(self.cfg)
         self.watch_dir = self.cfg.path(self.cfg.daq.watch_dir)
         self.watch_dir.mkdir(parents=True, exist_ok=True)
@@ -280,13 +227,11 @@ class Challenge:
             return
         cfg = ["--config", str(self.config_path)]
         ft = farmtools_argv()
-        if "ingest" not in self.missing:
-            self.daemons["ingest"] = Daemon("ingest", [*ft, "ingest", "watch", *cfg], self.log_dir)
-        if "processing" not in self.missing:
-            self.daemons["processing"] = Daemon(
-                "processing", [*ft, "process", "run", *cfg], self.log_dir
-            )
-        if self.s.monitor and "monitor" not in self.missing:
+        self.daemons["ingest"] = Daemon("ingest", [*ft, "ingest", "watch", *cfg], self.log_dir)
+        self.daemons["processing"] = Daemon(
+            "processing", [*ft, "process", "run", *cfg], self.log_dir
+        )
+        if self.s.monitor:
             host, port = self.cfg.monitor.host, self.cfg.monitor.port
             self.daemons["monitor"] = Daemon(
                 "monitor",
@@ -449,28 +394,29 @@ class Challenge:
         finally:
             f.ended_at_s = round(self.elapsed(), 2)
 
-    def _stages(self) -> None:
-        """Analyses every second, archives every few seconds, as the farm's timers would."""
-        analyse = find_analysis()
-        archiver = None
-        if self.s.archive and "archive" not in self.missing:
-            from farmtools.archive.service import Archiver
+    def _pending_analysis(self) -> bool:
+        """Whether a complete group of this run still waits for the daemon's analysis pass."""
+        waiting = sum(1 for _ in self.bk.files(run=self.run_number, state=FileState.RECONSTRUCTED))
+        return waiting >= self.group_size
 
-            archiver = Archiver(self.cfg, self.bk)
+    def _stages(self) -> None:
+        """Archives every few seconds (and analyses, if the daemon does not), as timers would."""
+        in_process = not self.cfg.analysis.auto  # else `process run` analyses, as on the farm
+        archiver = Archiver(self.cfg, self.bk) if self.s.archive else None
         last_archive = 0.0
         while not self.stop.is_set():
             processing_done = self.shared.processing_done
             new: list[Path] = []
-            if analyse is not None:
+            if in_process:
                 t = time.monotonic()
                 try:
-                    new = list(analyse(self.cfg, self.bk))
+                    new = run_ready_analyses(self.cfg, self.bk)
                 except Exception:
                     self.shared.stage_errors.append("analysis: " + traceback.format_exc(limit=3))
                 if new:
                     self.shared.analysis_outputs.extend(new)
                     self.shared.analysis_calls.append(time.monotonic() - t)
-            if processing_done and not new:
+            if processing_done and not new and not self._pending_analysis():
                 self.shared.analysis_settled = True
             if archiver is not None and (
                 time.monotonic() - last_archive > 5.0
@@ -564,11 +510,6 @@ class Challenge:
         self.t0 = time.monotonic()
         timeout = self.s.timeout_s or self.s.default_timeout()
         self._banner()
-        if "ingest" in self.missing or "processing" in self.missing:
-            self.console.print(
-                "[red]cannot run the chain: " + "; ".join(self.missing.values()) + "[/red]"
-            )
-            return self.finish(started)
         old_term = old_int = None
         if _main_thread():
             # SIGTERM (a CI timeout, systemd) stops as cleanly as Ctrl-C; and Ctrl-C works even
@@ -615,8 +556,6 @@ class Challenge:
             f", {s.workers} workers{', CHAOS' if s.chaos else ''}\n"
             f"  farm: {self.cfg.home} (config {self.config_path}); jobs run program={self.program}"
         )
-        for piece, why in self.missing.items():
-            self.console.print(f"  [yellow]missing {piece}:[/yellow] {why}")
 
     def _loop(self, timeout: float) -> None:
         from rich.progress import (
@@ -727,7 +666,6 @@ class Challenge:
             group_size=self.group_size,
             interrupted=self.interrupted,
             timed_out=self.timed_out,
-            missing=self.missing,
         )
         return out
 
