@@ -35,6 +35,8 @@ from farmtools.batch.commands import CommandLineBatch
 
 #: an attribute line: exactly four spaces, ``name[.resource] = value``
 _KEY = re.compile(r"^ {4}([A-Za-z_][\w.]*) = (.*)$")
+#: the same in the layout of Slurm's qstat wrapper: a tab instead of the four spaces
+_TAB_KEY = re.compile(r"^\t([A-Za-z_][\w.]*) = (.*)$")
 _JOB = re.compile(r"^Job Id:\s*(\S+)")
 
 JOB_EXEC_OVERLIMIT_MEM = -10
@@ -49,23 +51,30 @@ def parse_qstat_full(text: str) -> dict[str, dict[str, str]]:
     in the middle of a word; the pieces are joined without adding anything.  A continuation is
     recognised by its tab only, so a wrapped piece that happens to contain `` = `` (a
     ``submit_args`` or ``Variable_List`` value) is never taken for an attribute.
+
+    Slurm's ``qstat`` wrapper (``slurm-wlm-torque``) prints ``Job Id:\t<id>`` and indents its
+    attributes with a tab, and never wraps: a block whose first attribute line starts with a
+    tab is read in that layout (every tab line is an attribute).
     """
     jobs: dict[str, dict[str, str]] = {}
     current: dict[str, str] | None = None
     last = ""
+    tab_layout: bool | None = None  # None until the block's first attribute line
     for line in text.splitlines():
         m = _JOB.match(line)
         if m:
             current = jobs.setdefault(m.group(1), {})
-            last = ""
+            last, tab_layout = "", None
             continue
         if current is None or not line.strip():
             continue
-        if line.startswith("\t"):
+        if tab_layout is None:
+            tab_layout = line.startswith("\t")
+        if line.startswith("\t") and not tab_layout:
             if last:
-                current[last] += line[1:].rstrip("\n")  # continuation of a long value
+                current[last] += line[1:]  # continuation of a long value
             continue
-        k = _KEY.match(line)
+        k = (_TAB_KEY if tab_layout else _KEY).match(line)
         if k:
             last = k.group(1)
             current[last] = k.group(2).rstrip()

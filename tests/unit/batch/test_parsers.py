@@ -95,6 +95,21 @@ def test_qstat_full_layout_of_the_samples() -> None:
             ), f"{sample.name}:{n}: {line!r}"
 
 
+def test_qstat_full_in_the_layout_of_slurms_qstat_wrapper() -> None:
+    """``slurm-wlm-torque``'s qstat prints ``Job Id:\\t`` and tab-indented attributes."""
+    text = (
+        "Job Id:\t12\n\tJob_Name = reco_run2-seq0\n\tjob_state = C\n\tqueue = prod\n"
+        "\texec_host = node1\n\tResource_List.walltime = 00:02:00\n\n"
+        "Job Id:\t13\n\tJob_Name = reco_run2-seq1\n\tjob_state = R\n"
+    )
+    jobs = parse_qstat_full(text)
+    assert jobs["12"]["job_state"] == "C" and jobs["12"]["exec_host"] == "node1"
+    assert jobs["12"]["Resource_List.walltime"] == "00:02:00"
+    assert jobs["13"] == {"Job_Name": "reco_run2-seq1", "job_state": "R"}
+    acc = accounting_from_attrs(jobs["12"])
+    assert acc is not None and acc.exit_code is None  # the wrapper has no exit_status
+
+
 SACCT = (
     "1|reco_x|FAILED|3:0|00:00:02|00:00.250||vm|2026-11-28T15:41:50|2026-11-28T15:41:53|"
     "2026-11-28T15:41:55\n"
