@@ -47,8 +47,13 @@ class HitParams:
     split_nsigma: float = 2.5
     #: Minimum width of the integration window, in ticks (3 us = 7.5 ticks).
     min_width_ticks: int = 7
-    #: How far a window may be extended beyond the threshold crossings to pick up the tails.
-    max_extend_ticks: int = 12
+    #: How far a window may be extended beyond the threshold crossings to pick up the tails:
+    #: the shaping tail (~10 ticks) or, on a steep track, the transverse-diffusion ramp of the
+    #: charge shared with the neighbouring strip (sigma_T x slope, ~20 ticks at full drift for
+    #: dz/du = 10).
+    max_extend_ticks: int = 24
+    #: A tail sample may exceed the lowest tail sample so far by this many RMS (noise).
+    tail_tolerance_nsigma: float = 1.0
 
 
 @numba.njit(cache=True, nogil=True)
@@ -262,6 +267,7 @@ def _find_hits(
     split_nsigma: float,
     min_width: int,
     max_extend: int,
+    tail_tol: float,
     hits: npt.NDArray[np.float64],
 ) -> int:
     n_ch, n_t = wf.shape
@@ -279,23 +285,34 @@ def _find_hits(
             while t < n_t and wf[c, t] > thr:
                 t += 1
             e = t - 1
-            # Extend into the tails while the pulse keeps falling and stays above zero.
+            # Extend into the tails while the pulse stays above zero and does not rise above
+            # the lowest sample so far by more than the noise (``tail_tol``): a sub-threshold
+            # tail is falling on average but not sample by sample, and stopping at the first
+            # noise upturn lost the diffusion tails of long pulses (steep tracks), more at
+            # long drift (0.2 % of the charge at 600 us, a lifetime bias).  Only pulses whose
+            # part above threshold is already a hit's width get the tolerance: a noise spike
+            # must not grow into a hit by wandering through the noise.
+            tol = tail_tol * rms[c] if e - s + 1 >= min_width else 0.0
             lo = s
+            floor = wf[c, s]
             while (
                 lo - 1 > prev_end
                 and s - (lo - 1) <= max_extend
                 and wf[c, lo - 1] > 0
-                and wf[c, lo - 1] <= wf[c, lo]
+                and wf[c, lo - 1] <= floor + tol
             ):
                 lo -= 1
+                floor = min(floor, wf[c, lo])
             hi = e
+            floor = wf[c, e]
             while (
                 hi + 1 < n_t
                 and (hi + 1) - e <= max_extend
                 and wf[c, hi + 1] > 0
-                and wf[c, hi + 1] <= wf[c, hi]
+                and wf[c, hi + 1] <= floor + tol
             ):
                 hi += 1
+                floor = min(floor, wf[c, hi])
             # The next pulse may not start inside this one's tail.
             t = max(t, hi + 1)
             # Split at local minima deeper than `deep` below the maxima on both sides.
@@ -350,6 +367,7 @@ def find_hits(
         params.split_nsigma,
         params.min_width_ticks,
         params.max_extend_ticks,
+        params.tail_tolerance_nsigma,
         hits,
     )
     return hits[:n].copy()
