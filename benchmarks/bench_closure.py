@@ -5,15 +5,20 @@ hits are made from the emulator's physics (:func:`farmtools.analysis.closure.tru
 energy loss, recombination, attenuation, LEM gain map, view asymmetry; no waveforms), analysed,
 and compared with the truth.  Printed per row: tau bias (mean of fitted/true - 1), resolution
 (RMS of it), the mean fit error and the pull RMS (should be ~1), and over all LEMs the gain
-bias and resolution and the asymmetry bias and resolution.  ``--reco N`` adds one row through
-the real chain (emulate N events, reconstruct, read the ROOT file).
+bias and resolution and the asymmetry bias and resolution.  ``--reco 200,400`` adds rows
+through the real chain for those numbers of events: ``--reco-reps`` independent runs each
+(emulate raw files of at most 335 events, reconstruct them with ``reconstruct_file``, read the
+ROOT files), the same figures over the runs.  Hit-level rows use the gain references of
+truth-level hits, reco rows the default (reconstruction) references.
 
     .venv/bin/python benchmarks/bench_closure.py [--reps 6] [--events 250,500,1000,2000]
+    .venv/bin/python benchmarks/bench_closure.py --events "" --reco 200,400,800 --reco-reps 4
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import tempfile
 import time
 from pathlib import Path
@@ -21,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from farmtools.analysis.closure import truth_hits
-from farmtools.analysis.gain import gain
+from farmtools.analysis.gain import MIP_MPV_REF, MIP_TM_REF, TRUTH_MPV_REF, TRUTH_TM_REF, gain
 from farmtools.analysis.hits import Columns, read_hits
 from farmtools.analysis.purity import purity
 from farmtools.emulator.settings import EmulatorSettings
@@ -30,10 +35,14 @@ GAIN_MAP = {lem: 12.0 + 1.3 * lem + (2.0 if lem % 2 else 0.0) for lem in range(1
 ASYMMETRY = 0.1
 
 
-def analyse(hits: Columns, s: EmulatorSettings) -> tuple[float, float, list[float], list[float]]:
+def analyse(
+    hits: Columns, s: EmulatorSettings, truth_level: bool = True
+) -> tuple[float, float, list[float], list[float]]:
+    """(tau/true - 1, error/true, per-LEM gain/true - 1, per-LEM asymmetry - true)."""
     tau = s.lifetime_ms * 1e3
     p = purity(hits)
-    g = gain(hits, p.combined.tau_us)
+    refs = (TRUTH_TM_REF, TRUTH_MPV_REF) if truth_level else (MIP_TM_REF, MIP_MPV_REF)
+    g = gain(hits, p.combined.tau_us, tm_ref=refs[0], mpv_ref=refs[1])
     gains = [r.gain / s.gain_of_lem(r.lem) - 1 for r in g.lems]
     asym = [r.asymmetry - s.asymmetry for r in g.lems]
     return p.combined.tau_us / tau - 1, p.combined.error_us / tau, gains, asym
@@ -54,15 +63,20 @@ def row(label: str, n: int, results: list[tuple[float, float, list[float], list[
 
 
 def reco_results(n: int, s: EmulatorSettings) -> tuple[float, float, list[float], list[float]]:
+    """One run of ``n`` events through the real chain (raw files, ``reconstruct_file``, ROOT)."""
     from farmtools.detector import WA105_3X1X1
     from farmtools.emulator.daq import RunPlan, emulate_run
     from farmtools.reco.driver import reconstruct_file
 
+    files = -(-n // 335)
     with tempfile.TemporaryDirectory() as d:
-        files = emulate_run(Path(d), s, RunPlan(run=1, files=1, events_per_file=n))
-        out = Path(d) / "reco.root"
-        reconstruct_file(files[0].path, out, WA105_3X1X1)
-        return analyse(read_hits([out]), s)
+        plan = RunPlan(run=1, files=files, events_per_file=-(-n // files))
+        outs = []
+        for f in emulate_run(Path(d), s, plan):
+            out = Path(d) / f"reco{f.seq}.root"
+            reconstruct_file(f.path, out, WA105_3X1X1)
+            outs.append(out)
+        return analyse(read_hits(outs), s, truth_level=False)
 
 
 def main() -> None:
@@ -70,7 +84,8 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=6)
     ap.add_argument("--events", default="250,500,1000,2000")
     ap.add_argument("--taus", default="3,7", help="lifetimes in ms")
-    ap.add_argument("--reco", type=int, default=0, help="events of one reco-level row per tau")
+    ap.add_argument("--reco", default="", help="events of the reco-level rows, e.g. 200,400")
+    ap.add_argument("--reco-reps", type=int, default=3, help="runs per reco-level row")
     args = ap.parse_args()
     t_start = time.perf_counter()
     print(
@@ -79,11 +94,14 @@ def main() -> None:
     )
     for tau in (float(t) for t in args.taus.split(",")):
         s = EmulatorSettings(lifetime_ms=tau, gain_map=GAIN_MAP, asymmetry=ASYMMETRY, seed=1)
-        for n in (int(x) for x in args.events.split(",")):
+        for n in (int(x) for x in args.events.split(",") if x):
             res = [analyse(truth_hits(s, n, seed=1000 * n + k), s) for k in range(args.reps)]
             print(row(f"hits tau={tau:g}ms", n, res), flush=True)
-        if args.reco:
-            print(row(f"reco tau={tau:g}ms", args.reco, [reco_results(args.reco, s)]), flush=True)
+        for n in (int(x) for x in args.reco.split(",") if x):
+            runs = [
+                reco_results(n, dataclasses.replace(s, seed=100 + k)) for k in range(args.reco_reps)
+            ]
+            print(row(f"reco tau={tau:g}ms", n, runs), flush=True)
     print(f"total {time.perf_counter() - t_start:.0f} s")
 
 

@@ -89,6 +89,7 @@ def truth_hits(
             cols["trk_length3d"].append(np.full(n, track.length_cm, dtype=np.float32))
             cols["trk_t0"].append(np.zeros(n, dtype=np.float32))
             cols["trk_matched"].append(np.ones(n, dtype=np.bool_))
+            cols["trk_partner"].append(np.full(n, 1 - view, dtype=np.int16))
     out = {k: np.concatenate(v) if v else np.zeros(0) for k, v in cols.items()}
     out["file"] = np.zeros(out["view"].size, dtype=np.int16)
     return out
@@ -112,6 +113,7 @@ _KEYS = (
     "trk_length3d",
     "trk_t0",
     "trk_matched",
+    "trk_partner",
 )
 
 

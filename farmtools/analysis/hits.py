@@ -45,9 +45,11 @@ class RecoFileError(Exception):
 
 
 def attach_tracks(hits: Columns, tracks: Columns) -> Columns:
-    """Add trk_crossing, trk_length3d, trk_t0 (ticks) and trk_matched to ``hits``.
+    """Add trk_crossing, trk_length3d, trk_t0 (ticks), trk_matched and trk_partner to ``hits``.
 
-    Hits without a track (``track < 0``) or whose track is missing get False / NaN / 0.
+    Hits without a track (``track < 0``) or whose track is missing get False / NaN / 0 / -1.
+    ``trk_partner`` (the matched track of the other view) lets the analyses treat the two views
+    of one muon as one sample: they share its charge fluctuations.
     """
     n = hits["track"].size
     out = dict(hits)
@@ -55,6 +57,7 @@ def attach_tracks(hits: Columns, tracks: Columns) -> Columns:
     out["trk_length3d"] = np.full(n, np.nan, dtype=np.float32)
     out["trk_t0"] = np.zeros(n, dtype=np.float32)
     out["trk_matched"] = np.zeros(n, dtype=np.bool_)
+    out["trk_partner"] = np.full(n, -1, dtype=np.int16)
     if n == 0 or tracks["id"].size == 0:
         return out
     tkey = tracks["event"].astype(np.int64) * 65536 + tracks["id"].astype(np.int64)
@@ -70,6 +73,7 @@ def attach_tracks(hits: Columns, tracks: Columns) -> Columns:
     out["trk_t0"][found] = tracks["t0"][idx]
     if "partner" in tracks:
         out["trk_matched"][found] = tracks["partner"][idx] >= 0
+        out["trk_partner"][found] = tracks["partner"][idx]
     return out
 
 

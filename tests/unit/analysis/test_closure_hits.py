@@ -12,7 +12,7 @@ import math
 import pytest
 
 from farmtools.analysis.closure import truth_hits, truth_of
-from farmtools.analysis.gain import GainResult, gain
+from farmtools.analysis.gain import TRUTH_MPV_REF, TRUTH_TM_REF, GainResult, gain
 from farmtools.analysis.purity import INFINITE_US, PurityResult, purity
 from farmtools.emulator.settings import EmulatorSettings
 
@@ -26,10 +26,15 @@ CASES = {
 }
 
 
+def truth_gain(hits: dict, tau_us: float) -> GainResult:
+    """The gain analysis with the references of truth-level hits (no diffusion, no reco)."""
+    return gain(hits, tau_us, tm_ref=TRUTH_TM_REF, mpv_ref=TRUTH_MPV_REF)
+
+
 def check_closure(settings: EmulatorSettings, hits: dict, label: str) -> None:
     p = purity(hits)
     check_tau(settings, p, label)
-    check_gain(settings, gain(hits, p.combined.tau_us), label)
+    check_gain(settings, truth_gain(hits, p.combined.tau_us), label)
 
 
 def check_tau(settings: EmulatorSettings, p: PurityResult, label: str) -> None:
@@ -64,7 +69,7 @@ def test_closure_can_fail_when_the_truth_is_wrong() -> None:
     settings = CASES["tau7-map-asym"]
     hits = truth_hits(settings, 1000, seed=sum(map(ord, "tau7-map-asym")))
     p = purity(hits)
-    g = gain(hits, p.combined.tau_us)
+    g = truth_gain(hits, p.combined.tau_us)
     check_tau(settings, p, "right")
     check_gain(settings, g, "right")
     with pytest.raises(AssertionError, match="tau"):
