@@ -49,6 +49,22 @@ class DestinationConflict(StorageError):
     """Different bytes already sit under the final name: never overwritten, quarantine."""
 
 
+class SourceChanged(TransientStorageError):
+    """The source shrank (or vanished) while it was being copied; ``path`` is the source.
+
+    A subclass of :class:`TransientStorageError` so that callers that only know about storage
+    errors still retry; ingest tells it apart because it is the input's fault, not the storage's
+    (the storage is not "down"), and quarantines the file as it does for any source modified
+    during its copy.  Copies read the source with ``read()``, never through a memory map, so a
+    source truncated under them gives this error instead of a SIGBUS that kills the daemon.
+    """
+
+    @classmethod
+    def shrank(cls, src: str | os.PathLike[str], done: int, size: int) -> SourceChanged:
+        """The error for a source that ended after ``done`` of the ``size`` bytes it had."""
+        return cls(os.fsdecode(src), f"source shrank during the copy ({done} of {size} bytes)")
+
+
 @dataclass(frozen=True)
 class PutResult:
     """Outcome of :meth:`Storage.put`."""
@@ -71,6 +87,16 @@ class Storage(abc.ABC):
 
     #: Bandwidth limit of one copy in bytes/s (0: none), to spare the DAQ's network link.
     max_rate: float = 0.0
+
+    def _step(self, default: int) -> int:
+        """Bytes per copy step: ``default``, or about 0.1 s of ``max_rate`` (at least 1 MiB).
+
+        With a bandwidth limit, large steps would copy in bursts of seconds followed by
+        pauses; small ones keep the rate smooth and the copy's progress visible.
+        """
+        if self.max_rate > 0:
+            return max(1 << 20, min(default, int(self.max_rate / 10)))
+        return default
 
     def _pace(self, started: float, done: int) -> None:
         """Sleep as long as needed for ``done`` bytes since ``started`` to respect ``max_rate``."""

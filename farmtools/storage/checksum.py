@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import zlib
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -57,24 +58,31 @@ def adler32_file(path: str | os.PathLike[str], chunk: int = CHUNK) -> int:
 class ChunkSummer:
     """adler32 of consecutive chunks, computed on a helper thread while the caller writes them.
 
-    ``feed(chunk)`` returns at once; ``value()`` waits for the last chunk.  The chunks must stay
-    unchanged until ``value()`` returns (slices of a read-only mmap do).
+    ``feed(chunk)`` returns at once unless ``max_pending`` chunks are still waiting to be
+    summed, in which case it waits for the oldest: the caller may then hand over freshly read
+    buffers without holding more than ``max_pending`` of them in memory (0: no limit).
+    ``value()`` waits for the last chunk.  The chunks must stay unchanged until they are summed.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_pending: int = 0) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="adler32")
         self._value = 1
-        self._last: Future[None] | None = None
+        self._pending: deque[Future[None]] = deque()
+        self._max_pending = max_pending
 
-    def _sum(self, chunk: memoryview | bytes) -> None:
+    def _sum(self, chunk: _Buffer) -> None:
         self._value = _adler32(chunk, self._value)
 
-    def feed(self, chunk: memoryview | bytes) -> None:
+    def feed(self, chunk: _Buffer) -> None:
+        while self._pending and self._pending[0].done():
+            self._pending.popleft().result()  # summed already (re-raises a failure)
+        while self._max_pending and len(self._pending) >= self._max_pending:
+            self._pending.popleft().result()
         # one worker thread: chunks are summed in order
-        self._last = self._pool.submit(self._sum, chunk)
+        self._pending.append(self._pool.submit(self._sum, chunk))
 
     def value(self) -> int:
-        if self._last is not None:
-            self._last.result()
+        while self._pending:
+            self._pending.popleft().result()
         self._pool.shutdown(wait=True)
         return self._value

@@ -4,20 +4,27 @@ The copy is ``copy_file_range`` (the kernel copies page cache to page cache, as 
 NFS or a reflink file system it may even stay on the server) while a helper thread reads the
 same source pages into a buffer and computes adler32 (ISA-L, ~5 GB/s): the source comes from
 the disk once and the checksum overlaps the copy; each copied range is handed to the disk at once
-(``sync_file_range``) so the final fsync has little left to wait for.  Where the kernel refuses (``EXDEV``...), the
-mapped source is handed to ``write()`` while the helper thread sums the same pages.  Then fsync
-of the file, a no-replace rename (``link`` + ``unlink``: ``link`` fails if the final name exists,
-where ``rename`` would silently replace it) and fsync of the directory, so the final name only
-ever shows a complete, durable file.  "Verified" here means: the adler32 of the source bytes
-read during the copy, as many bytes read as the source has, the size on disk equal to it, and
-fsync done.  Imports :mod:`farmtools.storage.base` / ``checksum`` only."""
+(``sync_file_range``) so the final fsync has little left to wait for.  Where the kernel refuses
+(``EXDEV``...), the source is read into buffers that go to ``write()`` while the helper thread
+sums them.  The source is never memory-mapped: a source truncated during the copy gives a
+:class:`SourceChanged` naming it, never a SIGBUS that would kill the daemon.
+
+Verification reads the bytes back: the temporary file is read again through the file system
+and its adler32 compared with the source's (``_verified_checksum``), while its fsync runs on a
+helper thread (the read-back costs CPU, the fsync waits for the disk: they overlap).  So bytes
+damaged between the source read and the destination file (a copy bug, a misbehaving file system
+driver, another writer of the temporary file) are a :class:`ChecksumMismatch`, not a stored file.
+The read-back comes from the page cache: what the disk itself does after fsync is left to the
+disk and the file system.  Then a no-replace rename (``link`` + ``unlink``: ``link`` fails if
+the final name exists, where ``rename`` would silently replace it) and fsync of the directory,
+so the final name only ever shows a complete, verified, durable file.  Imports
+:mod:`farmtools.storage.base` / ``checksum`` only."""
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
 import errno
-import mmap
 import os
 import threading
 import time
@@ -25,7 +32,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from farmtools.storage.base import StatInfo, Storage, StorageError, TransientStorageError
+from farmtools.storage.base import (
+    SourceChanged,
+    StatInfo,
+    Storage,
+    StorageError,
+    TransientStorageError,
+)
 from farmtools.storage.checksum import CHUNK, ChunkSummer, adler32, adler32_file
 
 #: Destination errors that may go away by themselves (space freed, mount back...).
@@ -45,7 +58,7 @@ _TRANSIENT = {
 _NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.ENOSYS}
 
 
-#: copy_file_range errors meaning "not between these two files": use the mmap + write() path.
+#: copy_file_range errors meaning "not between these two files": use the read() + write() path.
 _NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL}
 #: Bytes per copy_file_range call: large (few calls), small enough for max_rate pacing.
 _KERNEL_CHUNK = 64 << 20
@@ -154,13 +167,12 @@ class LocalStorage(Storage):
                     try:
                         value = self._copy_in_kernel(src, fsrc.fileno(), out, size)
                     except _NoKernelCopy:
-                        value = self._copy_mapped(fsrc.fileno(), out, size)
+                        value = self._copy_buffered(src, fsrc.fileno(), out, size)
                 written = os.fstat(out).st_size
                 if written != size:
                     raise TransientStorageError(
                         os.fsdecode(tmp), f"wrote {written} bytes, the source has {size}"
                     )
-                os.fsync(out)
             except OSError as exc:
                 raise _dest_error(tmp, exc) from exc
             finally:
@@ -173,7 +185,7 @@ class LocalStorage(Storage):
 
         The source comes from the disk once (whichever of the two touches a page first); the
         user-space copy costs one memcpy on the other core.  No mmap: a source that shrinks
-        under us gives an error here, never a SIGBUS that would kill the daemon.
+        under us gives :class:`SourceChanged`, never a SIGBUS that would kill the daemon.
         """
         stop = threading.Event()
 
@@ -191,66 +203,88 @@ class LocalStorage(Storage):
         summed = pool.submit(summer)
         try:
             started = time.monotonic()
+            step = self._step(_KERNEL_CHUNK)
             pos = 0
             while pos < size:
                 try:
-                    n = os.copy_file_range(src_fd, out, min(_KERNEL_CHUNK, size - pos), pos, pos)
+                    n = os.copy_file_range(src_fd, out, min(step, size - pos), pos, pos)
                 except OSError as exc:
                     if pos == 0 and exc.errno in _NO_KERNEL_COPY:
                         raise _NoKernelCopy from exc
                     raise
                 if n == 0:
-                    raise TransientStorageError(
-                        os.fsdecode(src), f"source shrank during the copy ({pos} of {size} bytes)"
-                    )
+                    raise SourceChanged.shrank(src, pos, size)
                 _start_writeback(out, pos, n)
                 pos += n
                 self._pace(started, pos)
             value, done = summed.result()
             if done != size:
-                raise TransientStorageError(
-                    os.fsdecode(src),
-                    f"source changed during the copy (read {done} of {size} bytes)",
-                )
+                raise SourceChanged.shrank(src, done, size)
             return value
         finally:
             stop.set()
             pool.shutdown(wait=True)
 
-    def _copy_mapped(self, src_fd: int, out: int, size: int) -> int:
+    def _copy_buffered(self, src: Path, src_fd: int, out: int, size: int) -> int:
         """Fallback where ``copy_file_range`` is refused (other file system type, old kernel):
-        the mapped source goes to ``write()`` while a helper thread sums the same pages."""
+        the source is read into fresh buffers that go to ``write()`` while the helper thread
+        sums them; at most two buffers wait for the summer, so memory stays bounded.
+
+        ``read()`` rather than a memory map: a source truncated meanwhile ends the reads early
+        (:class:`SourceChanged` naming it) where touching a mapped page past the new end of
+        file would raise SIGBUS and kill the whole daemon.
+        """
         with contextlib.suppress(OSError):
             os.posix_fadvise(src_fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
-        summer = ChunkSummer()
+        summer = ChunkSummer(max_pending=2)
         started = time.monotonic()
-        mm = mmap.mmap(src_fd, size, prot=mmap.PROT_READ)
-        view = memoryview(mm)
-        chunks: list[memoryview] = []
+        step = self._step(CHUNK)
+        pos = 0
         try:
-            pos = 0
             while pos < size:
-                chunk = view[pos : pos + CHUNK]
-                chunks.append(chunk)
+                chunk = os.read(src_fd, min(step, size - pos))
+                if not chunk:
+                    raise SourceChanged.shrank(src, pos, size)
                 summer.feed(chunk)
+                view = memoryview(chunk)
                 done = 0
                 while done < len(chunk):
-                    done += os.write(out, chunk[done:])
+                    done += os.write(out, view[done:])
                 _start_writeback(out, pos, len(chunk))
                 pos += len(chunk)
                 self._pace(started, pos)
-            return summer.value()
         finally:
-            summer.value()  # the helper thread must be done with the pages before unmapping
-            for c in chunks:
-                c.release()
-            view.release()
-            mm.close()
+            value = summer.value()  # the helper thread is done before anything is raised
+        return value
 
     def _verified_checksum(self, tmp_rel: str, copied: int) -> int:
-        # The bytes handed to write() were summed on the way; fsync made them durable and the
-        # size was checked in _copy.  Re-reading here would only read the page cache back.
-        return copied
+        """adler32 of the temporary file read back through the file system, made durable.
+
+        The bytes are read again from the destination (not the sum of what was handed to the
+        kernel), so a copy that put other bytes there is caught by the comparison in
+        :meth:`Storage.put`.  The fsync runs on a helper thread meanwhile: the read-back is CPU
+        work on the page cache, the fsync waits for the disk, and neither waits for the other.
+        ``copied`` (the source's sum) is deliberately not used.
+        """
+        tmp = self._p(tmp_rel)
+        try:
+            fd = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise _dest_error(tmp, exc) from exc
+        try:
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fsync") as pool:
+                synced = pool.submit(os.fsync, fd)
+                try:
+                    value = adler32_file(tmp)
+                finally:
+                    exc_sync = synced.exception()
+            if exc_sync is not None:
+                raise exc_sync
+        except OSError as exc:
+            raise _dest_error(tmp, exc) from exc
+        finally:
+            os.close(fd)
+        return value
 
     def _publish(self, tmp_rel: str, dest_rel: str) -> None:
         tmp, final = self._p(tmp_rel), self._p(dest_rel)

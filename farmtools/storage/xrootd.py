@@ -1,10 +1,13 @@
 """XRootD (EOS) as farm storage, through the PyPI ``xrootd`` client bindings.
 
-The copy opens ``.<name>.part`` on the server, sends large chunks of the memory-mapped source as
+The copy opens ``.<name>.part`` on the server, reads the source in large chunks and sends them as
 pipelined asynchronous writes (several in flight) while this thread computes adler32 over the same
-pages, closes, asks the server for its own adler32 of what it stored (``query checksum``),
+chunks, closes, asks the server for its own adler32 of what it stored (``query checksum``),
 compares the integers, and only then renames to the final name.  This beats ``xrdcp --cksum
-adler32`` because the source is read once and the checksum overlaps the network writes.
+adler32`` because the source is read once and the checksum overlaps the network writes.  The
+source is read with ``read()``, not memory-mapped: a source truncated during the copy ends the
+reads early (:class:`SourceChanged` naming it) instead of raising SIGBUS, which would kill the
+daemon.
 
 Connection settings are shortened (``ConnectionWindow`` 5 s, ``ConnectionRetry`` 2) so that a
 server that is down gives a quick :class:`TransientStorageError` instead of a long hang; ingest
@@ -15,14 +18,19 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import mmap
 import os
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from farmtools.storage.base import StatInfo, Storage, StorageError, TransientStorageError
+from farmtools.storage.base import (
+    SourceChanged,
+    StatInfo,
+    Storage,
+    StorageError,
+    TransientStorageError,
+)
 from farmtools.storage.checksum import CHUNK, adler32, parse_adler32
 
 #: Writes in flight at once: enough to keep the connection busy while adler32 runs.
@@ -134,36 +142,42 @@ class XRootDStorage(Storage):
             inflight.pop(at, None)
             slots.release()
 
+        shrank: SourceChanged | None = None
         try:
             with open(src, "rb", buffering=0) as fsrc:
                 size = os.fstat(fsrc.fileno()).st_size
-                if size:
-                    with mmap.mmap(fsrc.fileno(), size, prot=mmap.PROT_READ) as mm:
-                        with contextlib.suppress(OSError):
-                            mm.madvise(mmap.MADV_SEQUENTIAL)
-                        pos = 0
-                        started = time.monotonic()
-                        while pos < size and not errors:
-                            chunk = mm[pos : pos + CHUNK]  # bytes: owned by the write in flight
-                            slots.acquire()
-                            inflight[pos] = chunk
-                            st = f.write(
-                                chunk,
-                                pos,
-                                len(chunk),
-                                timeout=self.timeout,
-                                callback=functools.partial(done, at=pos),
-                            )
-                            if not st.ok:
-                                inflight.pop(pos, None)
-                                slots.release()
-                                errors.append(st.message.strip())
-                                break
-                            value = adler32(chunk, value)
-                            pos += len(chunk)
-                            self._pace(started, pos)
+                with contextlib.suppress(OSError):
+                    os.posix_fadvise(fsrc.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
+                step = self._step(CHUNK)
+                pos = 0
+                started = time.monotonic()
+                while pos < size and not errors:
+                    # a fresh bytes object per chunk: owned by the write in flight
+                    chunk = fsrc.read(min(step, size - pos))
+                    if not chunk:
+                        shrank = SourceChanged.shrank(src, pos, size)
+                        break
+                    slots.acquire()
+                    inflight[pos] = chunk
+                    st = f.write(
+                        chunk,
+                        pos,
+                        len(chunk),
+                        timeout=self.timeout,
+                        callback=functools.partial(done, at=pos),
+                    )
+                    if not st.ok:
+                        inflight.pop(pos, None)
+                        slots.release()
+                        errors.append(st.message.strip())
+                        break
+                    value = adler32(chunk, value)
+                    pos += len(chunk)
+                    self._pace(started, pos)
                 for _ in range(_WINDOW):  # wait for every write in flight
                     slots.acquire()
+            if shrank is not None:
+                raise shrank
             if errors:
                 raise TransientStorageError(self.url(tmp_rel), f"write: {errors[0]}")
             status, _ = f.close(timeout=self.timeout)

@@ -257,8 +257,8 @@ def test_ingest_gives_up_after_retries_with_an_alarm(farm: Farm) -> None:
 class CorruptingDisk(LocalStorage):
     """A real local storage whose first ``bad`` copies get one byte flipped on the way to disk.
 
-    Verification re-reads the temporary file (like a server-side checksum would), so the
-    corruption is caught by the real :meth:`Storage.put` path, not simulated in ingest.
+    Only the copy is altered: verification is LocalStorage's own (it reads the temporary file
+    back), so the corruption is caught by the real :meth:`Storage.put` path, not simulated.
     """
 
     def __init__(self, root: Path, bad: int) -> None:
@@ -275,9 +275,6 @@ class CorruptingDisk(LocalStorage):
                 f.seek(size // 2)
                 f.write(bytes([byte[0] ^ 0xFF]))
         return size, value
-
-    def _verified_checksum(self, tmp_rel: str, copied: int) -> int:
-        return adler32_file(self._p(tmp_rel))
 
 
 def test_checksum_mismatch_retried_then_quarantined(farm: Farm) -> None:

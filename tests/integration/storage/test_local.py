@@ -7,6 +7,8 @@ import itertools
 import os
 import shutil
 import tempfile
+import threading
+import time
 import zlib
 from pathlib import Path
 
@@ -14,8 +16,10 @@ import pytest
 
 from farmtools.config import FarmConfig
 from farmtools.storage import (
+    ChecksumMismatch,
     DestinationConflict,
     LocalStorage,
+    SourceChanged,
     StorageError,
     TransientStorageError,
     storage_from_config,
@@ -285,3 +289,92 @@ def test_every_copied_range_is_handed_to_the_disk_early(
     assert ranges[0][0] == 0
     assert all(a + n == b for (a, n), (b, _) in itertools.pairwise(ranges))
     assert sum(n for _, n in ranges) == src.stat().st_size
+
+
+def test_bytes_changed_at_the_destination_during_the_copy_are_caught(
+    src: Path, store: LocalStorage
+) -> None:
+    """Another writer damages the temporary file while the copy runs (no method replaced).
+
+    The source's adler32 is right, so only a verification that reads the destination back can
+    see it: ``put`` must raise ChecksumMismatch and publish nothing.
+    """
+    store.max_rate = 6e6  # 3 MiB in ~0.5 s, in 1 MiB steps: time to act in between
+    tmp = store.root / "run1014/.run1014-seq2.dat.part"
+    damaged = threading.Event()
+
+    def vandal() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if tmp.stat().st_size >= 1 << 20:
+                    break
+            except FileNotFoundError:
+                pass
+            time.sleep(0.002)
+        with open(tmp, "r+b") as f:  # the first MiB is already copied: never rewritten
+            f.write(b"\xff" * 16)
+        damaged.set()
+
+    t = threading.Thread(target=vandal)
+    t.start()
+    with pytest.raises(ChecksumMismatch, match=r"adler32 at the destination .* != source") as err:
+        store.put(src, DEST)
+    t.join()
+    assert damaged.is_set()
+    assert err.value.transient and err.value.path == str(store.root / DEST)
+    assert _files_below(store.root) == [], "a damaged copy was published or left behind"
+    store.max_rate = 0
+    assert store.put(src, DEST).copied  # the retry verifies
+    assert (store.root / DEST).read_bytes() == src.read_bytes()
+
+
+def test_a_source_truncated_during_a_buffered_copy_is_an_error_naming_it(
+    store: LocalStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The read()+write() path (a tmpfs source: the kernel copy refuses, EXDEV) with a source
+    that shrinks meanwhile: an error naming the source, never a SIGBUS, nothing left behind."""
+    if not os.path.isdir("/dev/shm"):
+        pytest.skip("no /dev/shm")
+    store.root.mkdir(parents=True)
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as shm:
+        if os.stat(shm).st_dev == os.stat(store.root).st_dev:
+            pytest.skip("/dev/shm is on the storage's file system: no EXDEV")
+        src = Path(shm) / "run1014-seq2.dat"
+        src.write_bytes(os.urandom(8 << 20))
+        store.max_rate = 8e6  # ~1 s, in 1 MiB steps
+        refused: list[int] = []
+        real = os.copy_file_range
+
+        def spy(*args: int) -> int:  # only watches: the real call decides
+            try:
+                return real(*args)
+            except OSError as exc:
+                refused.append(exc.errno or 0)
+                raise
+
+        monkeypatch.setattr(local_mod.os, "copy_file_range", spy)
+        timer = threading.Thread(
+            target=_truncate_when_started, args=(store.root / "run1014/.run1014-seq2.dat.part", src)
+        )
+        timer.start()
+        try:
+            with pytest.raises(SourceChanged, match="source shrank during the copy") as err:
+                store.put(src, DEST)
+        finally:
+            timer.join()
+        assert refused == [errno.EXDEV], "the buffered path was not the one tested"
+        assert err.value.path == str(src) and str(src) in str(err.value)
+        assert _files_below(store.root) == []
+
+
+def _truncate_when_started(tmp: Path, src: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if tmp.stat().st_size >= 1 << 20:
+                break
+        except FileNotFoundError:
+            pass
+        time.sleep(0.002)
+    os.truncate(src, 4096)

@@ -67,3 +67,29 @@ def test_the_fast_adler32_is_zlibs(data: bytes, start: int) -> None:
     """ISA-L's adler32 (when installed) gives zlib's values, from any running value."""
     assert adler32(data) == zlib.adler32(data)
     assert adler32(memoryview(data)[1:], start) == zlib.adler32(data[1:], start)
+
+
+def test_chunk_summer_holds_at_most_max_pending_chunks() -> None:
+    """Fresh buffers handed over by a reader: feed() waits rather than queueing them all."""
+    import threading
+
+    gate = threading.Event()
+    summer = ChunkSummer(max_pending=2)
+    summer._pool.submit(gate.wait, 10)  # a stalled summer (the worker is busy)
+    summer.feed(memoryview(b"a"))
+    summer.feed(b"b")  # two chunks wait: the limit
+    fed = threading.Event()
+
+    def third() -> None:
+        summer.feed(b"c")
+        fed.set()
+
+    t = threading.Thread(target=third)
+    t.start()
+    try:
+        assert not fed.wait(0.2), "feed() did not wait for the summer"
+    finally:
+        gate.set()
+    t.join(timeout=5)
+    assert fed.is_set()
+    assert summer.value() == zlib.adler32(b"abc")
