@@ -3,6 +3,7 @@
 One file's path (:meth:`IngestService.ingest`, and the watcher for every close-write)::
 
     name not run<N>-seq<M>.dat  -> ignored (recorded, left alone)
+    name taken by another file  -> ignored + alarm (run01-seq2.dat after run1-seq2.dat)
     still open for writing      -> not touched; its close-write brings it back
     register (detected) -> claim detected->copying (compare-and-set: one worker per file)
       -> header/footer check    -> quarantined + alarm when truncated or corrupt
@@ -12,6 +13,7 @@ One file's path (:meth:`IngestService.ingest`, and the watcher for every close-w
            checksum mismatch      -> detected, retried; quarantined + alarm after storage.retries
            storage down / error   -> detected with not_before (back-off with jitter), retried;
                                      alarm after ingest.retry_alarm_after failed attempts
+           source shrank meanwhile -> quarantined + alarm (as any source changed by the copy)
       -> stored (copy_ended + verified), seed transfer log lines appended
 
 The source is only ever read.  The daemon loop (:meth:`IngestService.watch`) catches every error
@@ -46,9 +48,11 @@ from farmtools.storage.base import (
     ChecksumMismatch,
     DestinationConflict,
     PutResult,
+    SourceChanged,
     Storage,
     StorageError,
 )
+from farmtools.storage.checksum import adler32_file, adler32_hex
 
 if TYPE_CHECKING:
     from farmtools.bookkeeping.db import Bookkeeping, FileRecord
@@ -60,6 +64,8 @@ log = logging.getLogger("farmtools.ingest")
 SOURCE = "ingest"
 #: Story event of a checksum verification failure (an ``error`` with this ``kind``).
 KIND_MISMATCH = "checksum_mismatch"
+#: Alarm kind of a raw file whose normalised name another file already holds.
+KIND_COLLISION = "name_collision"
 
 
 def db_text(text: str) -> str:
@@ -397,11 +403,51 @@ class IngestService:
         raw = parse_raw_name(path.name)
         if raw is not None:
             return raw.filename, raw
+        return self._rel_name(path), None
+
+    def _rel_name(self, path: Path) -> str:
+        """``path`` relative to the DAQ directory, as the database stores it."""
         try:
             rel = os.fsdecode(path.relative_to(self.watch_dir))
         except ValueError:
             rel = os.fsdecode(path)
-        return db_text(rel), None
+        return db_text(rel)
+
+    def _collision_name(self, path: Path, taken: str) -> str:
+        """The name a raw file is recorded under when its normalised name ``taken`` is held by
+        another file: its own path below the DAQ directory (``./`` in front if that is
+        ``taken`` itself, i.e. the other file sits in a subdirectory)."""
+        rel = self._rel_name(path)
+        return f"./{rel}" if rel == taken else rel
+
+    def _collision(self, path: Path, rec: FileRecord) -> str | None:
+        """Why ``path`` may not be ingested as ``rec.name``, or None when it is ``rec``'s file.
+
+        Two files normalise to one name when they differ only in leading zeros
+        (``run01-seq2.dat``, ``run1-seq2.dat``) or sit in two directories.  The first one
+        registered keeps the name; copying the second would store other bytes under it (or be
+        quarantined as a destination conflict, blaming the wrong file).  A path that is not the
+        recorded source may still be the same file: a hard link, or the file moved after it was
+        registered (the recorded path is gone): then the bytes decide once it is stored.
+        """
+        here = db_text(os.fsdecode(path))
+        if rec.source_path == here:
+            return None
+        try:
+            if os.path.samefile(rec.source_path, path):
+                return None
+            gone = False
+        except OSError:
+            gone = True
+        if gone:
+            if rec.state in (FileState.DETECTED, FileState.COPYING) or rec.adler32 is None:
+                return None  # moved before its copy: the same file, under its new path
+            if adler32_hex(adler32_file(path)) == rec.adler32:
+                return None  # moved after its copy: the same bytes
+        return (
+            f"{here}: its raw name is {rec.name}, which already belongs to {rec.source_path} "
+            f"({rec.state}); a second file of that name is not ingested"
+        )
 
     def _process(self, path: Path, *, attempt: bool) -> Outcome:
         """One pass over ``path``; ``attempt=False`` registers and schedules without copying."""
@@ -413,6 +459,10 @@ class IngestService:
         if raw is None or not stat.S_ISREG(st.st_mode):
             return self._ignore(path, name, st)
         rec = self._db.get(name)
+        if rec is not None and (why := self._collision(path, rec)) is not None:
+            return self._ignore(
+                path, self._collision_name(path, name), st, why=why, alarm=KIND_COLLISION
+            )
         if rec is not None and rec.state not in (FileState.DETECTED, FileState.COPYING):
             if rec.source_path != db_text(os.fsdecode(path)):
                 log.warning(
@@ -508,6 +558,9 @@ class IngestService:
             result = self.storage.put(path, dest)
         except DestinationConflict as exc:
             return self._quarantine(name, "destination_conflict", str(exc))
+        except SourceChanged as exc:
+            # the input's fault, not the storage's: no back-off for the other files
+            return self._quarantine(name, "source_changed", str(exc))
         except ChecksumMismatch as exc:
             return self._failed(name, rec, tries, exc, KIND_MISMATCH)
         except StorageError as exc:
@@ -675,11 +728,26 @@ class IngestService:
         log.error("%s: -> quarantined (%s: %s)", name, kind, message)
         return Outcome(FileState.QUARANTINED)
 
-    def _ignore(self, path: Path, name: str, st: os.stat_result) -> Outcome:
+    def _ignore(
+        self,
+        path: Path,
+        name: str,
+        st: os.stat_result,
+        *,
+        why: str | None = None,
+        alarm: str | None = None,
+    ) -> Outcome:
+        """Record ``path`` as ignored under ``name`` (once) and leave it alone.
+
+        ``why`` defaults to the reason of a name that is not a raw file (or not a regular file);
+        ``alarm`` (a kind) also raises an alarm, for files a person must look at: they look like
+        raw data, yet will not be ingested.
+        """
         if stat.S_ISDIR(st.st_mode):
             return Outcome(None)
         if self._db.get(name) is None:
-            why = "not a raw file name" if stat.S_ISREG(st.st_mode) else "not a regular file"
+            if why is None:
+                why = "not a raw file name" if stat.S_ISREG(st.st_mode) else "not a regular file"
             self._db.register_file(
                 name,
                 source_path=db_text(os.fsdecode(path)),
@@ -691,7 +759,11 @@ class IngestService:
                 event=Event.IGNORED,
                 details={"reason": why},
             )
-            log.info("%s: -> ignored (%s)", name, why)
+            if alarm is not None:
+                self._db.raise_alarm(name, SOURCE, alarm, why)
+                log.error("%s: -> ignored (%s)", name, why)
+            else:
+                log.info("%s: -> ignored (%s)", name, why)
         return Outcome(FileState.IGNORED)
 
     def _vanished(self, path: Path) -> Outcome:
@@ -746,9 +818,17 @@ class IngestService:
         if self.watch_dir.is_dir():
             for path in _walk_files(self.watch_dir):
                 name, _ = self._names(path)
+                known = self._db.get(name)
+                taken = seen.get(name)
+                if (known is not None and known.source_path != db_text(os.fsdecode(path))) or (
+                    taken is not None and taken != path
+                ):
+                    # another path of the same raw name: _process judges it, under its own
+                    # name (ignored as a collision, or the same file moved)
+                    name = self._collision_name(path, name)
+                    known = self._db.get(name)
                 if name in seen:
                     continue
-                known = self._db.get(name)
                 if known is None or known.state in (S.DETECTED, S.COPYING):
                     seen[name] = path
 

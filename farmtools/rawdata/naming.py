@@ -6,7 +6,9 @@ import os
 import re
 from dataclasses import dataclass
 
-_NAME = re.compile(r"run(\d{1,9})-seq(\d{1,9})\.dat")
+#: ASCII digits only: ``\d`` would also accept other scripts' digits (``run١-seq٢.dat``), which
+#: ``int()`` turns into the same numbers as an ASCII name: two different files, one raw name.
+_NAME = re.compile(r"run([0-9]{1,9})-seq([0-9]{1,9})\.dat", re.ASCII)
 
 
 @dataclass(frozen=True, order=True)
@@ -34,8 +36,11 @@ class RawName:
 def parse_raw_name(name: str | bytes | os.PathLike[str]) -> RawName | None:
     """Run and sequence of a raw file name (a base name or a path), or None if it is not one.
 
-    Only the exact pattern counts: ``run12-seq3.dat.tmp``, ``run12-seq3.dat `` or names with
-    other bytes are not raw files and are left alone by every stage.
+    Only the exact pattern counts: ``run12-seq3.dat.tmp``, ``run12-seq3.dat ``, names with
+    non-ASCII digits or other bytes are not raw files and are left alone by every stage.
+    Leading zeros are accepted and normalised (``run01-seq2.dat`` is run 1, sequence 2, whose
+    :attr:`RawName.filename` is ``run1-seq2.dat``): callers that key files by that name must
+    check whether another file already holds it (ingest records the second one as ignored).
     """
     base = os.path.basename(os.fsdecode(name) if not isinstance(name, str) else name)
     m = _NAME.fullmatch(base)
