@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -141,3 +145,103 @@ def snapshot(path: Path) -> tuple[bytes, int, int]:
     """Bytes, mtime and mode of a source file: ingest must never change them."""
     st = os.stat(path)
     return path.read_bytes(), st.st_mtime_ns, st.st_mode
+
+
+class WatchProcess:
+    """``farmtools ingest watch`` as a real subprocess (its own pid, its own signals).
+
+    For what a thread cannot show: a SIGKILL in the middle of a copy, a fault that would kill
+    the whole process (SIGBUS).  The configuration is written as a ``farm.toml`` from ``cfg``
+    so that the daemon and the test's :class:`Farm` see the same directories and database.
+    """
+
+    def __init__(self, cfg: FarmConfig, base: Path) -> None:
+        self.cfg = cfg
+        self.toml = base / "farm.toml"
+        self.log = base / "watch.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+        st, ing = cfg.storage, cfg.ingest
+        lines = [
+            f'[farm]\nhome = "{cfg.home}"',
+            f'[daq]\nwatch_dir = "{cfg.path(cfg.daq.watch_dir)}"',
+            f'[database]\nurl = "{cfg.database.url}"',
+            f'[storage]\nbackend = "{st.backend}"\nurl = "{st.url}"\n'
+            f'input = "{st.input if st.backend == "xrootd" else cfg.path(st.input)}"\n'
+            f"retries = {st.retries}\nbackoff_s = {st.backoff_s}\n"
+            f"backoff_max_s = {st.backoff_max_s}",
+            f"[ingest]\nsettle_s = {ing.settle_s}\nmax_rate_mb_s = {ing.max_rate_mb_s}\n"
+            f"retry_alarm_after = {ing.retry_alarm_after}",
+        ]
+        self.toml.write_text("\n".join(lines) + "\n")
+
+    def start(self, bk: Bookkeeping) -> int:
+        """Start the daemon; return its pid once it handles close-writes (a sentinel seen)."""
+        exe = shutil.which("farmtools", path=os.path.dirname(sys.executable))
+        assert exe, "farmtools is not installed in the virtualenv"
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [exe, "ingest", "watch", "--config", str(self.toml)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.starts += 1
+        sentinel = self.cfg.path(self.cfg.daq.watch_dir) / f".ready-proc-{self.starts}"
+        sentinel.write_text("x")
+        wait_for(
+            lambda: bk.get(sentinel.name) is not None or self.proc.poll() is not None,  # type: ignore[union-attr]
+            60,
+            "the watcher subprocess to start",
+        )
+        assert self.alive(), f"the watcher exited:\n{self.log.read_text(errors='replace')}"
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill9(self) -> int:
+        """SIGKILL the daemon (no cleanup of any kind runs) and reap it; returns the pid.
+
+        Reaping matters: until then the pid is a zombie that still looks alive, and the next
+        daemon would rightly not take over its claims.
+        """
+        assert self.proc is not None
+        pid = self.proc.pid
+        os.kill(pid, signal.SIGKILL)
+        assert self.proc.wait(timeout=10) == -signal.SIGKILL
+        self.proc = None
+        return pid
+
+    def stop(self) -> None:
+        """SIGTERM (a clean stop), SIGKILL if it does not end."""
+        if self.proc is None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+
+@pytest.fixture
+def watch_process(farm: Farm, tmp_path: Path) -> Iterator[Callable[[FarmConfig], WatchProcess]]:
+    """Make :class:`WatchProcess` daemons for the farm (or another configuration of it);
+    every one still running is stopped at the end."""
+    made: list[WatchProcess] = []
+
+    def make(cfg: FarmConfig | None = None) -> WatchProcess:
+        w = WatchProcess(cfg or farm.cfg, tmp_path)
+        made.append(w)
+        return w
+
+    yield make
+    for w in made:
+        w.stop()
+
+
+def raw_of_size(path: Path, run: int, mib: int) -> Path:
+    """A valid raw file of about ``mib`` MiB (1 MiB events), large enough to copy slowly."""
+    return write_raw(path, run, events=mib, payload=1 << 20)
