@@ -1,7 +1,8 @@
 """Storage backends' copy throughput against the standard tools, in the same run.
 
-**Local**: :meth:`LocalStorage.put` (one-pass adler32 on a helper thread, fsync of the data and
-of the directory, no-replace publish) against
+**Local**: :meth:`LocalStorage.put` (one-pass adler32 of the source on a helper thread, the
+written file read back and summed again while it is fsynced, fsync of the directory, no-replace
+publish) against
 
 * ``cp`` (the issue's baseline: put must take <= 1.3 x its time);
 * ``cp`` then ``sync FILE`` (the same durability put pays for);

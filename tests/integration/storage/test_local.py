@@ -299,7 +299,7 @@ def test_bytes_changed_at_the_destination_during_the_copy_are_caught(
     The source's adler32 is right, so only a verification that reads the destination back can
     see it: ``put`` must raise ChecksumMismatch and publish nothing.
     """
-    store.max_rate = 6e6  # 3 MiB in ~0.5 s, in 1 MiB steps: time to act in between
+    store.max_rate = 2e6  # 3 MiB in ~1.6 s, in 1 MiB steps: time to act in between
     tmp = store.root / "run1014/.run1014-seq2.dat.part"
     damaged = threading.Event()
 
@@ -342,7 +342,7 @@ def test_a_source_truncated_during_a_buffered_copy_is_an_error_naming_it(
             pytest.skip("/dev/shm is on the storage's file system: no EXDEV")
         src = Path(shm) / "run1014-seq2.dat"
         src.write_bytes(os.urandom(8 << 20))
-        store.max_rate = 8e6  # ~1 s, in 1 MiB steps
+        store.max_rate = 4e6  # ~2 s, in 1 MiB steps
         refused: list[int] = []
         real = os.copy_file_range
 
