@@ -78,12 +78,15 @@ def attach_tracks(hits: Columns, tracks: Columns) -> Columns:
 
 
 def read_reco_file(path: str | os.PathLike[str]) -> Columns:
-    """Hits of one reconstructed file with their track fields; RecoFileError names the file."""
-    import uproot
+    """Hits of one reconstructed file with their track fields; RecoFileError names the file.
+
+    ``path`` may be a ``root://`` URL: outputs on XRootD storage are read where they lie.
+    """
+    from farmtools.storage.location import open_root
 
     name = os.fspath(path)
     try:
-        with uproot.open(name) as f:
+        with open_root(name) as f:
             for tree in ("hits", "tracks"):
                 if tree not in f:
                     raise RecoFileError(f"{name}: no {tree!r} tree (not a farmtools reco file?)")

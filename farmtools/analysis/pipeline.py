@@ -20,12 +20,8 @@ next call.  Nothing here raises on bad input.  With ``[processing] program`` oth
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-import os
-import tempfile
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,64 +46,17 @@ def reco_output(cfg: FarmConfig, bk: Bookkeeping, rec: FileRecord) -> str:
     """
     from farmtools.bookkeeping.states import Event
     from farmtools.rawdata.naming import RawName
+    from farmtools.storage.derived import output_location
 
     for ev in reversed(bk.story(rec.name)):
         if ev.event == Event.RECONSTRUCTED and ev.details and ev.details.get("output"):
             return str(ev.details["output"])
-    raw = RawName(rec.run or 0, rec.seq or 0)
-    return str(cfg.path(cfg.storage.output) / raw.run_dir / raw.reco_filename)
-
-
-def is_xrootd_url(location: str) -> bool:
-    """True for ``root://`` / ``xroot://`` URLs (read through the XRootD client)."""
-    return location.startswith(("root://", "xroot://"))
-
-
-@contextlib.contextmanager
-def local_copy(url: str, timeout: int = 120) -> Iterator[Path]:
-    """A temporary local copy of the XRootD file ``url``, removed on exit; RecoFileError names it.
-
-    uproot's default handler for ``root://`` needs ``fsspec-xrootd``, which is not installed;
-    the official client (already a dependency of the storage) reads the file in chunks instead.
-    A reconstruction output is tens of MB, so a temporary copy costs less than the fits.
-    """
-    from XRootD import client
-
-    from farmtools.storage.checksum import CHUNK
-
-    f = client.File()
-    status, _ = f.open(url, timeout=timeout)
-    if not status.ok:
-        raise RecoFileError(f"{url}: cannot open: {status.message.strip()}")
-    fd, name = tempfile.mkstemp(suffix=".root", prefix="farmtools-analysis-")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            offset = 0
-            while True:
-                status, data = f.read(offset, CHUNK, timeout=timeout)
-                if not status.ok:
-                    raise RecoFileError(f"{url}: read failed at byte {offset}: {status.message}")
-                if not data:
-                    break
-                out.write(data)
-                offset += len(data)
-        yield Path(name)
-    finally:
-        with contextlib.suppress(Exception):
-            f.close(timeout=timeout)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(name)
+    return output_location(cfg, RawName(rec.run or 0, rec.seq or 0))
 
 
 def read_output(location: str) -> Columns:
     """The hits of the reconstruction output at ``location`` (a path or a ``root://`` URL)."""
-    if not is_xrootd_url(location):
-        return read_reco_file(location)
-    with local_copy(location) as path:
-        try:
-            return read_reco_file(path)
-        except RecoFileError as exc:  # name the URL, not the temporary copy
-            raise RecoFileError(str(exc).replace(str(path), location)) from exc
+    return read_reco_file(location)
 
 
 def summary_path(cfg: FarmConfig, run: int, seqs: list[int]) -> Path:

@@ -15,8 +15,8 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
-from farmtools.archive.location import Reader
 from farmtools.storage.checksum import adler32_hex
+from farmtools.storage.location import Reader
 
 CHUNK = 8 << 20
 

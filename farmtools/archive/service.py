@@ -29,7 +29,6 @@ from farmtools.archive.catalog import (
     ArchiveState,
     Catalog,
 )
-from farmtools.archive.location import LocationError, is_url, open_reader
 from farmtools.archive.manifest import parse_log_checksum
 from farmtools.archive.restore import RestoreError, restore_member
 from farmtools.archive.tarwriter import (
@@ -45,6 +44,7 @@ from farmtools.bookkeeping import Bookkeeping, FileRecord
 from farmtools.bookkeeping.schema import now
 from farmtools.config import FarmConfig
 from farmtools.storage.checksum import adler32_hex, parse_adler32
+from farmtools.storage.location import LocationError, is_url, open_reader
 
 log = logging.getLogger(__name__)
 

@@ -35,10 +35,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 from farmtools.archive.checksum import adler32_combine
-from farmtools.archive.location import LocationError, Reader, is_url, open_reader
 from farmtools.archive.manifest import Manifest, MemberInfo, log_text
 from farmtools.rawdata.naming import parse_raw_name
 from farmtools.storage.checksum import adler32_hex
+from farmtools.storage.location import LocationError, Reader, is_url, open_reader
 
 #: Copy chunk.  Measured (benchmarks/bench_archive.py): 1 MiB chunks ran ~3x faster than 8 MiB
 #: here, as a chunk then stays in the CPU cache between read, adler32 and write; Python's

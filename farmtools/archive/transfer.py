@@ -25,7 +25,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from farmtools.archive.location import is_url, split_url
 from farmtools.ingest.retry import Backoff
 from farmtools.storage import (
     LocalStorage,
@@ -35,6 +34,7 @@ from farmtools.storage import (
     XRootDStorage,
     adler32_hex,
 )
+from farmtools.storage.location import is_url, split_url
 
 
 class TransferError(Exception):

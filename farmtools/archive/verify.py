@@ -19,9 +19,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from farmtools.archive.checksum import adler32_combine
-from farmtools.archive.location import Reader
 from farmtools.archive.manifest import MANIFEST_SUFFIX, Manifest, ManifestError, MemberInfo
 from farmtools.storage.checksum import adler32_hex
+from farmtools.storage.location import Reader
 
 CHUNK = 8 << 20
 

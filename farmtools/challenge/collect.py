@@ -174,16 +174,16 @@ def root_outputs(
     jobs: Sequence[Mapping[str, Any]], expected_events: Mapping[str, int]
 ) -> list[dict[str, Any]]:
     """Open the output of every successful job with uproot and count the entries of each tree."""
-    import uproot
+    from farmtools.storage.location import open_root
 
     out = []
     for j in jobs:
         if j["state"] != "done" or not j.get("output"):
             continue
-        path = Path(j["output"])
-        item: dict[str, Any] = {"file": j["file"], "output": str(path), "ok": False}
+        location = str(j["output"])  # a path, or a root:// URL with XRootD storage
+        item: dict[str, Any] = {"file": j["file"], "output": location, "ok": False}
         try:
-            with uproot.open(path) as f:
+            with open_root(location) as f:
                 trees = {
                     k.split(";")[0]: int(f[k].num_entries)
                     for k, cls in f.classnames().items()

@@ -7,7 +7,7 @@ Jinja2 environment has autoescape off (it writes shell) and a ``shquote`` filter
 ``$(...)``, quotes, spaces or newlines is data, never shell.
 
 Imports Jinja2, :mod:`farmtools.config`, :mod:`farmtools.rawdata.naming` and
-:mod:`farmtools.batch.base`.
+:mod:`farmtools.batch.base`, and the output layout of :mod:`farmtools.storage.derived`.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ import jinja2
 from farmtools.batch.base import hms
 from farmtools.config import FarmConfig
 from farmtools.rawdata.naming import RawName
+from farmtools.storage.derived import output_location
+from farmtools.storage.location import is_url
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
@@ -38,8 +40,8 @@ class JobPaths:
     stderr: Path
     status_file: Path
     job_log: Path
-    output: Path
-    partial: Path
+    output: str  # a path, or a root:// URL with XRootD storage (see storage.derived)
+    partial: str  # where a local output is written before its rename; "" for a URL output
 
     @classmethod
     def of(cls, cfg: FarmConfig, raw: RawName, serial: int) -> JobPaths:
@@ -48,7 +50,7 @@ class JobPaths:
         stem = f"{name}.{serial}"
         scripts = cfg.path(cfg.processing.scripts_dir) / raw.run_dir
         logs = cfg.path(cfg.processing.logs_dir) / raw.run_dir
-        output = cfg.path(cfg.storage.output) / raw.run_dir / raw.reco_filename
+        output = output_location(cfg, raw)
         return cls(
             name=name,
             script=scripts / f"{stem}.sh",
@@ -57,12 +59,16 @@ class JobPaths:
             status_file=logs / f"{stem}.status",
             job_log=logs / f"{stem}.log",
             output=output,
-            partial=output.with_name(output.name + f".part{serial}"),
+            partial="" if is_url(output) else f"{output}.part{serial}",
         )
 
 
-def job_command(cfg: FarmConfig, input_path: str, partial: Path) -> list[str]:
-    """argv of the job's program for ``processing.program`` (see the config's description)."""
+def job_command(cfg: FarmConfig, input_path: str, target: str) -> list[str]:
+    """argv of the job's program for ``processing.program`` (see the config's description).
+
+    ``target`` is where ``farmtools reco`` writes: the partial name of a local output (the
+    script renames it when the job succeeds), or the output URL itself (reco publishes it).
+    """
     python = cfg.processing.python or sys.executable
     farmtools = cfg.processing.farmtools or str(Path(sys.executable).with_name("farmtools"))
     program = cfg.processing.program
@@ -70,7 +76,7 @@ def job_command(cfg: FarmConfig, input_path: str, partial: Path) -> list[str]:
         return [python, "-m", "farmtools.batch.readcheck", input_path]
     if program == "inspect":
         return [farmtools, "raw", "inspect", input_path]
-    return [farmtools, "reco", input_path, "-o", str(partial)]
+    return [farmtools, "reco", input_path, "-o", target]
 
 
 @functools.cache
@@ -110,9 +116,10 @@ def render_job_script(
         run=raw.run,
         generated=generated.isoformat(timespec="seconds"),
         input=input_path,
-        output=str(paths.output),
-        partial=str(paths.partial),
+        output=paths.output,
+        partial=paths.partial,
         status_file=str(paths.status_file),
-        makes_output=cfg.processing.program == "reco",
-        command=job_command(cfg, input_path, paths.partial),
+        # a local output is renamed into place by the script; a URL one is published by reco
+        makes_output=cfg.processing.program == "reco" and bool(paths.partial),
+        command=job_command(cfg, input_path, paths.partial or paths.output),
     )

@@ -6,6 +6,6 @@ file through the core (:mod:`.decode`: a faster decoder of compressed payloads).
 holds ``farmtools reco`` and ``farmtools verify-output`` (:mod:`.verify`); :mod:`.stage` copies
 a ``root://`` input to local scratch.  May import :mod:`farmtools.detector`,
 :mod:`farmtools.rawdata`, :mod:`farmtools.config`, :mod:`farmtools.batch.exitcodes` and
-:mod:`farmtools.archive.location` (which imports nothing from farmtools); nothing else from
+:mod:`farmtools.storage.location` (which imports nothing from farmtools); nothing else from
 the higher stages.
 """

@@ -47,7 +47,9 @@ def _geometry(config: Path | None, detector: str | None) -> Geometry:
 
 def reco(
     raw: Annotated[str, typer.Argument(help="raw file run<N>-seq<M>.dat: a path or a root:// URL")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="ROOT file to write")],
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="ROOT file to write: a path or a root:// URL")
+    ],
     config: Annotated[
         Path | None,
         typer.Option("--config", help="farm.toml (default: $FARMTOOLS_CONFIG or ./farm.toml)"),
@@ -64,16 +66,16 @@ def reco(
     """Reconstruct a raw file: hits, 2D tracks, view matching, dQ/ds, into a ROOT file."""
     from farmtools.rawdata import RawDataError
     from farmtools.reco.driver import reconstruct_file
-    from farmtools.reco.stage import LocationError, is_url, local_input
+    from farmtools.reco.stage import LocationError, OutputError, is_url, local_input, local_output
 
     geo = _geometry(config, detector)
     if not is_url(raw) and not Path(raw).is_file():
         typer.echo(f"farmtools reco: cannot open input {raw!r}: no such file", err=True)
         raise typer.Exit(EX_NOINPUT)
     try:
-        with local_input(raw, scratch) as local:
+        with local_input(raw, scratch) as local, local_output(output, scratch) as out:
             try:
-                stats = reconstruct_file(local, output, geo)
+                stats = reconstruct_file(local, out, geo)
             except RawDataError as exc:
                 # name the input as the job was given it, not the scratch copy
                 message = str(exc).replace(str(local), raw)
@@ -82,11 +84,14 @@ def reco(
                     raise typer.Exit(EX_NOINPUT) from None
                 typer.echo(f"farmtools reco: corrupt input: {message}", err=True)
                 raise typer.Exit(EX_DATAERR) from None
+    except OutputError as exc:
+        typer.echo(f"farmtools reco: {exc}", err=True)
+        raise typer.Exit(EX_CANTCREAT) from None
     except LocationError as exc:
         typer.echo(f"farmtools reco: cannot read input: {exc}", err=True)
         raise typer.Exit(EX_NOINPUT) from None
     except OSError as exc:
-        typer.echo(f"farmtools reco: cannot write {str(output)!r}: {exc}", err=True)
+        typer.echo(f"farmtools reco: cannot write {output!r}: {exc}", err=True)
         raise typer.Exit(EX_CANTCREAT) from None
     if not quiet:
         # challenge.collect parses this line: "<raw>: N events, ... in S s (..."

@@ -67,3 +67,9 @@ def test_challenge_on_xrootd_slurm_and_postgres(
     # every node of the partition (sinfo) ran a job, under the name sacct gives it
     assert rep["workers"]["expected"] == sorted(rep["jobs_per_worker"])
     assert rep["workers"]["every_worker_ran_a_job"] is True
+    # the outputs live on the XRootD server (published by the jobs, verified), opened there
+    outputs = rep["root_outputs"]
+    assert len(outputs) == 4 and all(o["ok"] for o in outputs), outputs
+    assert all(o["output"].startswith(xrootd_server.url + "//") for o in outputs)
+    on_server = sorted(p.name for p in (xrootd_server.root / "storage" / "output").rglob("*.root"))
+    assert on_server == sorted(o["output"].rsplit("/", 1)[1] for o in outputs)

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from farmtools.analysis.estimators import mpv, truncated_mean
 from farmtools import detector
 from farmtools.analysis import lem as analysis_lem
+from farmtools.analysis.estimators import mpv, truncated_mean
 from farmtools.detector import WA105_3X1X1, from_old, to_old
 
 

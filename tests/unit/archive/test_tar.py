@@ -12,11 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from farmtools.archive.checksum import adler32_combine
-from farmtools.archive.location import open_reader
 from farmtools.archive.manifest import Manifest, parse_log_checksum
 from farmtools.archive.restore import RestoreError, restore_member
 from farmtools.archive.tarwriter import ArchiveError, Source, write_archive
 from farmtools.archive.verify import Expected, verify_stream
+from farmtools.storage.location import open_reader
 
 
 @settings(max_examples=200, deadline=None)

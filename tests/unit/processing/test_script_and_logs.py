@@ -85,7 +85,7 @@ def test_headers_per_backend(tmp_path: Path) -> None:
 def test_reco_output_path_and_partial_output(tmp_path: Path) -> None:
     cfg = make_cfg(tmp_path, processing={"program": "reco"})
     paths = JobPaths.of(cfg, RawName(1014, 2), 7)
-    assert paths.output == tmp_path / "storage/output/run1014/recotask_run1014-seq2.root"
+    assert paths.output == str(tmp_path / "storage/output/run1014/recotask_run1014-seq2.root")
     assert paths.script == tmp_path / "processing/scripts/run1014/reco_run1014-seq2.7.sh"
     assert paths.job_log.parent == tmp_path / "all_logs/batch/run1014"
     text = render_job_script(
@@ -100,6 +100,37 @@ def test_reco_output_path_and_partial_output(tmp_path: Path) -> None:
         generated=datetime.now(UTC),
     )
     assert f"reco /s/x.dat -o {paths.partial}" in text  # written under a partial name, then mv
+    assert f'mv -f -- "$partial" "$output"' in text
+
+
+def test_xrootd_output_is_a_url_that_reco_publishes(tmp_path: Path) -> None:
+    """With XRootD storage the output lives on the server: reco is given its URL, no local mv."""
+    cfg = make_cfg(
+        tmp_path,
+        processing={"program": "reco"},
+        storage={
+            "backend": "xrootd",
+            "url": "root://storage:1094",
+            "input": "/wa105/storage/input",
+            "output": "/wa105/storage/output",
+        },
+    )
+    paths = JobPaths.of(cfg, RawName(1014, 2), 7)
+    url = "root://storage:1094//wa105/storage/output/run1014/recotask_run1014-seq2.root"
+    assert paths.output == url and paths.partial == ""
+    text = render_job_script(
+        cfg,
+        RawName(1014, 2),
+        "root://storage:1094//wa105/storage/input/run1014/run1014-seq2.dat",
+        paths,
+        backend="slurm",
+        try_number=1,
+        memory_mb=100,
+        walltime_s=60,
+        generated=datetime.now(UTC),
+    )
+    assert f"-o {url}" in text
+    assert "mv -f" not in text and "mkdir -p" not in text
 
 
 def test_readcheck_exit_codes(tmp_path: Path) -> None:

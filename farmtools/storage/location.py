@@ -1,4 +1,4 @@
-"""Where an archive lies: a local path or an XRootD URL, and how to read its bytes back.
+"""Where a file lies: a local path or an XRootD URL, and how to read its bytes back.
 
 Central storage is EOS, spoken to over XRootD (``root://host:port//path``); the embedded default
 is a local directory.  Verify and restore read archives *where they lie*, so both kinds of
@@ -124,3 +124,17 @@ class open_reader:
         tb: TracebackType | None,
     ) -> None:
         self._reader.close()
+
+
+def open_root(location: str) -> Any:
+    """``uproot.open`` of a ROOT file at a local path or an XRootD URL.
+
+    uproot's default handler for ``root://`` goes through fsspec-xrootd, which is not a
+    dependency here; its own :class:`uproot.source.xrootd.XRootDSource` reads through the
+    official XRootD client the storage already uses, with vector reads and no local copy.
+    """
+    import uproot
+
+    if is_url(location):
+        return uproot.open(location, handler=uproot.source.xrootd.XRootDSource)
+    return uproot.open(location)
