@@ -27,6 +27,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -108,18 +109,39 @@ class LocalPool:
         for job_id in pending:
             (self.root / "run" / job_id).touch()
             (self.root / "queue" / job_id).unlink()
-            # the supervisor forks and its parent exits at once: waiting reaps it
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "farmtools.batch.supervisor",
-                    str(self.root / "jobs" / job_id),
-                ],
+            self._launch(job_id)
+
+    def _launch(self, job_id: str) -> None:
+        """Start the supervisor of ``job_id`` without waiting for it (caller holds the lock).
+
+        Only the fork + exec is waited for (milliseconds), not the Python start-up of the
+        supervisor (100-300 ms on a loaded machine), which used to happen with the pool lock
+        held and so delayed every submission behind it.  The process started here forks the
+        real supervisor into a new session and exits (:func:`farmtools.batch.supervisor.main`);
+        a thread reaps it, so no zombie is left and the job is never a child of the manager.
+        The slot is already held (``run/<id>``) and the queue marker gone, so the job can
+        neither start twice nor be counted twice; if even the fork fails, the job ends at once
+        as a node failure (the manager's retry rules apply) and its slot is freed.
+        """
+        jobdir = self.root / "jobs" / job_id
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "farmtools.batch.supervisor", str(jobdir)],
                 stdin=subprocess.DEVNULL,
-                check=True,
                 close_fds=True,
+                start_new_session=True,  # Ctrl-C / SIGHUP of the manager's group miss it
             )
+        except OSError as exc:
+            acc = {
+                "ended": datetime.now(UTC).isoformat(),
+                "ending": "node_fail",
+                "error": f"cannot start the supervisor: {exc}",
+            }
+            (jobdir / "accounting.json").write_text(json.dumps(acc))
+            with contextlib.suppress(FileNotFoundError):
+                (self.root / "run" / job_id).unlink()
+            return
+        threading.Thread(target=proc.wait, name=f"reap-supervisor-{job_id}", daemon=True).start()
 
     def schedule(self) -> None:
         with self.locked():

@@ -120,8 +120,9 @@ def supervise(jobdir: Path) -> None:
 
 def main() -> None:
     jobdir = Path(sys.argv[1])
-    # Detach: the parent returns at once (the manager waits for it, so no zombie is left), the
-    # child leaves the manager's session and survives its restart.
+    # Detach: the parent exits at once (the pool that started it reaps it in a thread, or init
+    # does when that process is gone), the child gets a session of its own and is nobody's
+    # child: it survives a restart of the manager and its CPU is never counted as the manager's.
     if os.fork() > 0:
         os._exit(0)
     os.setsid()
