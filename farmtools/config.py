@@ -94,7 +94,16 @@ class ProcessingSection(_Section):
     )
     poll_s: float = Field(1.0, gt=0, description="how often job states are polled")
     claim_s: float = Field(
-        0.2, gt=0, description="how often stored files are looked for (indexed query)"
+        0.2,
+        gt=0,
+        description="how often the daemon looks for stored files: a cheap change check "
+        "(SQLite data_version, PostgreSQL NOTIFY); the claim query runs only after a change",
+    )
+    rescan_s: float = Field(
+        10.0,
+        gt=0,
+        description="a full pass (claim, due submissions, poll) at least this often even when "
+        "no change was seen: the fallback for a missed notification",
     )
     program: Literal["check", "inspect", "reco"] = Field(
         "reco",

@@ -40,6 +40,7 @@ from sqlalchemy import (
 )
 
 from farmtools.bookkeeping import schema
+from farmtools.bookkeeping.changes import WAKE_STATES, ChangeWatch, channel
 from farmtools.bookkeeping.schema import alarms, events, files, metadata, now, runs
 from farmtools.bookkeeping.states import Event, FileState
 
@@ -295,6 +296,20 @@ class Bookkeeping:
         with self.engine.connect() as conn, conn.begin():
             yield conn
 
+    def _wake(self, conn: Connection, state: FileState | str) -> None:
+        """On PostgreSQL, ``NOTIFY`` the listeners of ``state`` (one of :data:`WAKE_STATES`).
+
+        Sent inside the transaction that moves the file, so PostgreSQL delivers it at commit,
+        never before the change is visible (and drops it on rollback).  SQLite needs nothing:
+        watchers read ``PRAGMA data_version`` (:class:`~farmtools.bookkeeping.changes.ChangeWatch`).
+        """
+        if self.dialect == "postgresql" and str(state) in WAKE_STATES:
+            conn.execute(select(func.pg_notify(channel(state), "")))
+
+    def watch(self, *states: FileState | str) -> ChangeWatch:
+        """A :class:`~farmtools.bookkeeping.changes.ChangeWatch` for files entering ``states``."""
+        return ChangeWatch(self.engine, states)
+
     @staticmethod
     def _whoami() -> tuple[str, int]:
         return socket.gethostname(), os.getpid()
@@ -423,6 +438,7 @@ class Bookkeeping:
                 self._event_row(rec.id, event, {"source": source_path, **(details or {})}, t)
             )
             conn.execute(insert(events), new_events)
+            self._wake(conn, state)
             return rec
 
     def _insert_ignore(self, table: Any) -> Any:
@@ -502,6 +518,7 @@ class Bookkeeping:
                 conn.execute(
                     insert(events), [self._event_row(r.id, event, payload, t) for r in recs]
                 )
+                self._wake(conn, to_state)
         return recs
 
     def transition(
@@ -538,6 +555,7 @@ class Bookkeeping:
             conn.execute(insert(events).values(self._event_row(fid, event, details, t)))
             if alarm is not None:
                 self._alarm(conn, fid, *alarm, t=t)
+            self._wake(conn, to_state)
         return True
 
     def record_analysis(

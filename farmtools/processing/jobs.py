@@ -144,6 +144,13 @@ class JobStore:
         with self.engine.connect() as conn:
             return [_rec(r) for r in conn.execute(q)]
 
+    def next_due(self) -> datetime | None:
+        """When the earliest ``new`` job is due (None when none waits): the daemon sleeps till then."""
+        q = select(func.min(jobs.c.due)).where(jobs.c.state == "new")
+        with self.engine.connect() as conn:
+            due: datetime | None = conn.execute(q).scalar()
+        return due
+
     def active(self) -> list[JobRecord]:
         q = select(jobs).where(jobs.c.state.in_(ACTIVE)).order_by(jobs.c.id)
         with self.engine.connect() as conn:
