@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from farmtools.bookkeeping import Bookkeeping, Event, FileState
+from farmtools.bookkeeping.schema import SCHEMA_VERSION
 from farmtools.bookkeeping.textlogs import export, line_for
 from farmtools.cli import app
 from tests.unit.bookkeeping.test_textlogs import SEED_RE
@@ -132,7 +133,7 @@ def test_alarms_command(farm: Path, db_url: str) -> None:
 
 def test_db_upgrade_command(farm: Path, db_url: str) -> None:
     code, out = _cli(farm, "db", "upgrade")
-    assert code == 0 and out.rstrip().endswith("schema version 2")
+    assert code == 0 and out.rstrip().endswith(f"schema version {SCHEMA_VERSION}")
     assert "password" not in out
 
 
