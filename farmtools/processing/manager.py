@@ -18,9 +18,10 @@ Owns :class:`Manager`, the loop behind ``farmtools process run`` (daemon) and ``
 4. **analyse** (``[analysis] auto``, on by default): every complete group of reconstructed files
    of a run is analysed (:func:`farmtools.analysis.pipeline.run_ready_analyses`), results to the
    summary directory the monitor reads and to the ``analyses`` table.  The daemon does this in a
-   thread of its own, woken when a job succeeded (and every :data:`ANALYSIS_RESCAN_S`), so that
-   a minute of fits never delays the next submission; ``process once`` does it at the end of its
-   pass.  An analysis error is logged and recorded by the pipeline, never fatal to the daemon.
+   child process (:mod:`farmtools.processing.analyser`) driven by a thread of its own, woken
+   when a job succeeded (and every :data:`ANALYSIS_RESCAN_S`), so that a minute of fits never
+   delays the next submission and their CPU is not the manager's; ``process once`` does it at
+   the end of its pass, in-process.  An analysis error is logged and recorded by the pipeline, never fatal to the daemon.
 
 Every transition goes into the file's story.  Errors about one file are recorded and never stop
 the loop.  Imports the bookkeeping, the batch backends, notify, config and rawdata naming (and
@@ -56,6 +57,7 @@ from farmtools.bookkeeping.changes import ChangeWatch
 from farmtools.bookkeeping.schema import now
 from farmtools.config import FarmConfig
 from farmtools.notify import notify
+from farmtools.processing.analyser import AnalysisProcess, analyse_ready
 from farmtools.processing.failures import Failure, classify, decide
 from farmtools.processing.joblog import format_job_log, write_job_log
 from farmtools.processing.jobs import JobRecord, JobStore
@@ -218,33 +220,32 @@ class Manager:
     def analyse(self, bk: Bookkeeping | None = None) -> list[Path]:
         """Analyse every complete group of reconstructed files (``[analysis] auto``); never raises.
 
-        The summaries written; an error is logged and the next pass tries again (the pipeline
-        itself parks files whose output cannot be read, with an alarm).
+        In this process (``process once``); the daemon uses its analysis child instead.
         """
         if not self.cfg.analysis.auto:
             return []
-        try:
-            from farmtools.analysis.pipeline import run_ready_analyses
-
-            return run_ready_analyses(self.cfg, bk or self.bk)
-        except Exception:
-            log.exception("analyses failed; trying again at the next pass")
-            return []
+        return analyse_ready(self.cfg, bk or self.bk)
 
     def _analysis_loop(self, stop: threading.Event, wake: threading.Event) -> None:
-        """The daemon's analysis thread: analyse when woken (a job succeeded) or every rescan."""
-        # its own engine: the pass loop's connections are never shared across threads
-        bk = Bookkeeping(self.bk.url)
+        """The daemon's analysis thread: a pass when woken (a job succeeded) or every rescan.
+
+        The pass itself runs in a child process (:class:`AnalysisProcess`: the fits are
+        analysis work, accounted apart from the manager's); this thread only waits for it.
+        With a job program that makes no ROOT output there is nothing to analyse
+        (:func:`farmtools.analysis.pipeline.run_ready_analyses`), so no child is started.
+        """
+        if self.cfg.processing.program != "reco":
+            return
+        worker = AnalysisProcess(self.cfg, self.bk.url)
         try:
             while not stop.is_set():
                 wake.wait(ANALYSIS_RESCAN_S)
                 wake.clear()
                 if stop.is_set():
                     return
-                for path in self.analyse(bk):
-                    log.info("analysis written: %s", path)
+                worker.run_pass()
         finally:
-            bk.close()
+            worker.close()
 
     # -- claim ------------------------------------------------------------------------------------
     def recover(self) -> None:

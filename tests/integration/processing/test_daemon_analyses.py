@@ -112,6 +112,11 @@ def test_process_run_analyses_reconstructed_groups_by_itself(tmp_path: Path) -> 
     ]
     story = [e for e in bk.story(names[0]) if e.event == Event.ANALYSED]
     assert len(story) == 1 and story[0].details["summary"] == row.summary
+    # the fits ran in the daemon's analysis child, not in the daemon (its CPU is accounted apart)
+    submitted = [e for e in bk.story(names[0]) if e.event == Event.SUBMITTED]
+    assert submitted[0].pid == daemon.proc.pid
+    assert story[0].pid != daemon.proc.pid and story[0].host == submitted[0].host
+    assert "analyses run in child process" in daemon.output()
     bk.close()
 
 
