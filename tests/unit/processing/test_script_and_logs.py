@@ -100,7 +100,7 @@ def test_reco_output_path_and_partial_output(tmp_path: Path) -> None:
         generated=datetime.now(UTC),
     )
     assert f"reco /s/x.dat -o {paths.partial}" in text  # written under a partial name, then mv
-    assert f'mv -f -- "$partial" "$output"' in text
+    assert 'mv -f -- "$partial" "$output"' in text
 
 
 def test_xrootd_output_is_a_url_that_reco_publishes(tmp_path: Path) -> None:
