@@ -3,25 +3,18 @@
 Why here and not a second template: one copy of each template (DESIGN.md), so a key added to the
 schema and the template reaches laptops and farms alike.  Overrides are given as dotted keys
 (``storage.backend``) and become the template's ``farmtools_<section>_<key>`` variables, the
-names the inventories set.  May import :mod:`farmtools.config` only.
+names the inventories set.  May import :mod:`farmtools.config` and :mod:`farmtools.resources` only.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from farmtools.config import FarmConfig
+from farmtools.resources import templates_dir
 
 TEMPLATE_NAME = "farm.toml.j2"
-
-
-def templates_dir() -> Path:
-    """The ``templates/`` directory: ``$FARMTOOLS_TEMPLATES``, else the work tree's own."""
-    env = os.environ.get("FARMTOOLS_TEMPLATES")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "templates"
 
 
 def template_variable(key: str) -> str:

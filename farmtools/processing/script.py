@@ -24,10 +24,9 @@ import jinja2
 from farmtools.batch.base import hms
 from farmtools.config import FarmConfig
 from farmtools.rawdata.naming import RawName
+from farmtools.resources import templates_dir
 from farmtools.storage.derived import output_location
 from farmtools.storage.location import is_url
-
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
 
 @dataclass(frozen=True)
@@ -105,7 +104,7 @@ def render_job_script(
     generated: datetime,
 ) -> str:
     """The text of the job script of one try (not written anywhere)."""
-    template = _environment(TEMPLATES).get_template("job.sh.j2")
+    template = _environment(templates_dir()).get_template("job.sh.j2")
     return template.render(
         backend=backend,
         name=paths.name,

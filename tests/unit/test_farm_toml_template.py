@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from farmtools.cli import app
 from farmtools.config import ConfigError, FarmConfig, load_config
-from farmtools.deploy.farmtoml import render_farm_toml, template_variable, templates_dir
+from farmtools.deploy.farmtoml import render_farm_toml, template_variable
+from farmtools.resources import templates_dir
 
 
 def _load(tmp_path: Path, text: str) -> FarmConfig:
