@@ -205,9 +205,9 @@ def test_daemons_run_as_prod(mockfarm: MockFarm, node: str, unit: str, command: 
 
 
 def _secret(name: str) -> str:
-    from tests.servers.mockfarm import ROOT
+    from tests.servers.mockfarm import MOCKFARM_DIR
 
-    for line in (ROOT / ".mockfarm" / "secrets.env").read_text().splitlines():
+    for line in (MOCKFARM_DIR / "secrets.env").read_text().splitlines():
         key, _, value = line.partition("=")
         if key == name:
             return value
