@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Tear the mock farm down: the ft- containers and network that up.sh made, nothing else.  The
-# caches under .mockfarm/ stay (remove the directory by hand for a cold start).
+# caches under .mockfarm/ stay (remove the directory by hand for a cold start); the shared
+# production home goes with the containers.
 source "$(dirname "$0")/env.sh"
 # Close the SSH master connections (ControlPersist) to the nodes first.
 if [ -f "$MF_SSH/config" ]; then
@@ -16,4 +17,6 @@ done
 if podman network exists "$MF_NETWORK"; then
   podman network rm "$MF_NETWORK" >/dev/null
 fi
+# The shared production home is farm state, like the containers' own disks.
+rm -rf "$MF_DIR/home-prod"
 mf_log "mock farm down"

@@ -43,16 +43,23 @@ if ! podman network exists "$MF_NETWORK"; then
 fi
 hosts=()
 for node in "${MF_NODES[@]}"; do hosts+=(--add-host "$node:$(mf_ip "$node")"); done
+# The production home is shared by the event builder, the head and the workers, as a farm's
+# home is (NFS): batch jobs write their logs and status files where the manager reads them.
+# The storage node keeps its own.  down.sh removes it with the containers (it is farm state).
+mkdir -p "$MF_DIR/home-prod"
 for node in "${MF_NODES[@]}"; do
   name=$MF_PREFIX$node
   if podman container exists "$name"; then
     [ "$(podman inspect -f '{{.State.Running}}' "$name")" = true ] || podman start "$name" >/dev/null
     continue
   fi
+  shared=()
+  [ "$node" = storage ] || shared=(--volume "$MF_DIR/home-prod:/home/prod")
   podman run --detach --quiet --name "$name" --hostname "$node" \
     --network "$MF_NETWORK" --ip "$(mf_ip "$node")" "${hosts[@]}" \
     --systemd=always --tmpfs /tmp --tmpfs /run \
     --volume "$MF_DIR/repo:/srv/ft-repo:ro" --volume "$MF_DIR/wheels:/srv/ft-wheels:ro" \
+    "${shared[@]}" \
     --volume "$MF_SSH/authorized_keys:/root/.ssh/authorized_keys:ro" \
     --label ft.mockfarm=1 "$MF_IMAGE" >/dev/null
 done
