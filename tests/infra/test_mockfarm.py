@@ -13,7 +13,9 @@ import pytest
 
 from tests.servers.mockfarm import NODES, MockFarm
 
-pytestmark = pytest.mark.farm
+# The module fixture brings the farm up and provisions it twice inside the first test: allow for
+# a cold cache on a slow machine (the suite default is 600 s per test).
+pytestmark = [pytest.mark.farm, pytest.mark.timeout(1800)]
 
 FARMTOOLS_NODES = ("evb", "head", "worker1", "worker2")
 VENV = "/opt/farmtools/venv"
