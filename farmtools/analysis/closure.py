@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from farmtools.analysis.hits import Columns
+from farmtools.analysis.hits import HIT_BRANCHES, Columns
 from farmtools.detector import WA105_3X1X1, Geometry
 
 
@@ -95,20 +95,10 @@ def truth_hits(
     return out
 
 
+#: The columns :func:`farmtools.analysis.hits.read_reco_file` gives: the hit branches, then the
+#: track fields joined onto each hit.
 _KEYS = (
-    "event",
-    "view",
-    "channel",
-    "tick",
-    "charge",
-    "track",
-    "edge",
-    "ds",
-    "dqds",
-    "x",
-    "y",
-    "drift_us",
-    "lem",
+    *HIT_BRANCHES,
     "trk_crossing",
     "trk_length3d",
     "trk_t0",
