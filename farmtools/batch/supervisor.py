@@ -104,14 +104,20 @@ def supervise(jobdir: Path) -> None:
                     os.killpg(proc.pid, signal.SIGKILL)
         time.sleep(TICK_S)
     code = os.waitstatus_to_exitcode(status)
+    # ru_maxrss covers the script and every descendant it waited for; the polled peak
+    # catches a tree killed before it was reaped
+    max_rss_kb = max(int(rusage.ru_maxrss), peak_kb)
+    if not ending and max_rss_kb > limit_kb:
+        # A peak shorter than one tick escapes the poll but not the rusage.  The batch
+        # system of the farm (a cgroup limit, TORQUE's mem) would have killed this job, so
+        # the local pool must not call it a success: the same file would fail there.
+        ending = "out_of_memory"
     acc: dict[str, Any] = {
         "ended": _now(),
         "exit_code": code if code >= 0 else None,
         "signal": -code if code < 0 else None,
         "cpu_s": rusage.ru_utime + rusage.ru_stime,
-        # ru_maxrss covers the script and every descendant it waited for; the polled peak
-        # catches a tree killed before it was reaped
-        "max_rss_kb": max(int(rusage.ru_maxrss), peak_kb),
+        "max_rss_kb": max_rss_kb,
         "walltime_s": time.monotonic() - started,
         "ending": ending or ("signalled" if code < 0 else "completed"),
     }

@@ -66,6 +66,20 @@ def test_signal_walltime_and_memory_limits(tmp_path: Path) -> None:
     assert m.max_rss_kb is not None and m.max_rss_kb > 64 * 1024
 
 
+def test_a_memory_peak_shorter_than_the_poll_is_still_out_of_memory(tmp_path: Path) -> None:
+    # allocate and exit at once: the peak often lasts less than the supervisor's tick (the
+    # poll may or may not see it; the reaped rusage always does).  A cgroup or TORQUE limit on
+    # the farm would have killed this job, so the pool must not pass it either.
+    batch = LocalBatch(tmp_path / "pool", slots=1)
+    spike = "python3 -c 'b = bytearray(150_000_000)'"
+    job = batch.submit(_spec(tmp_path, "spike", spike, memory_mb=64))
+    _wait(batch, [job])
+    acc = batch.accounting(job)
+    assert acc is not None and acc.ending is Ending.OUT_OF_MEMORY
+    assert acc.exit_code in (0, None)  # ran to its end, or killed by the poll
+    assert acc.max_rss_kb is not None and acc.max_rss_kb > 64 * 1024
+
+
 def test_slots_limit_parallel_jobs_and_the_queue_drains_without_a_manager(tmp_path: Path) -> None:
     pool = tmp_path / "pool"
     batch = LocalBatch(pool, slots=2)
