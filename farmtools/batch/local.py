@@ -28,12 +28,17 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from farmtools.batch.base import BatchSystem, Ending, JobAccounting, JobSpec, JobStatus
+
+#: how long a slot may be held by a job whose supervisor has not written ``started.json`` yet
+#: before the job counts as lost (a supervisor starts in well under a second, even loaded)
+START_GRACE_S = 120.0
 
 
 def _pid_alive(pid: int) -> bool:
@@ -164,16 +169,25 @@ class LocalPool:
                     (self.root / "run" / job_id).unlink()
                 continue
             started = jobdir / "started.json"
-            if not started.exists():
-                continue  # its supervisor is starting right now
-            info = json.loads(started.read_text())
-            if not _pid_alive(int(info["supervisor"])):
-                acc = {
-                    "ended": datetime.now(UTC).isoformat(),
-                    "ending": "node_fail",
-                    "error": "supervisor disappeared",
-                }
-                (jobdir / "accounting.json").write_text(json.dumps(acc))
+            if started.exists():
+                info = json.loads(started.read_text())
+                if _pid_alive(int(info["supervisor"])):
+                    continue
+                error = "supervisor disappeared"
+            else:
+                # Its supervisor is starting right now, or died before it could say so
+                # (a reboot, a kill -9 in the first second): after the grace the slot would
+                # otherwise be held for ever.
+                try:
+                    held_s = time.time() - (self.root / "run" / job_id).stat().st_mtime
+                except FileNotFoundError:
+                    continue
+                if held_s < START_GRACE_S:
+                    continue
+                error = f"supervisor never started the job ({held_s:.0f} s after its launch)"
+            acc = {"ended": datetime.now(UTC).isoformat(), "ending": "node_fail", "error": error}
+            (jobdir / "accounting.json").write_text(json.dumps(acc))
+            with contextlib.suppress(FileNotFoundError):
                 (self.root / "run" / job_id).unlink()
 
     def status(self, job_id: str) -> JobStatus:

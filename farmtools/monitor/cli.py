@@ -14,6 +14,7 @@ from rich.console import Console
 
 if TYPE_CHECKING:
     from farmtools.config import FarmConfig
+    from farmtools.monitor.app import Monitor
 
 monitor_app = typer.Typer(
     help="The data-quality monitoring page, /metrics and alarms.", no_args_is_help=True
@@ -35,6 +36,17 @@ def _load(config: Path | None) -> FarmConfig:
         raise typer.Exit(2) from None
 
 
+def _monitor(cfg: FarmConfig, *, use_db: bool = True) -> Monitor:
+    """The monitor of ``cfg``, or exit 2 naming what is wrong (a missing asset, a bad plugin)."""
+    from farmtools.monitor.app import Monitor, MonitorError
+
+    try:
+        return Monitor(cfg, use_db=use_db)
+    except MonitorError as exc:
+        _console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
 @monitor_app.command("serve")
 def serve(
     host: str | None = typer.Option(None, help="bind address (default monitor.host, 127.0.0.1)"),
@@ -44,17 +56,13 @@ def serve(
     """Serve the page in the foreground until SIGINT/SIGTERM (GET only)."""
     import uvicorn
 
-    from farmtools.monitor.app import Monitor, MonitorError, build_app
+    from farmtools.monitor.app import build_app
     from farmtools.monitor.server import is_loopback
 
     cfg = _load(config)
     host = host or cfg.monitor.host
     port = port or cfg.monitor.port
-    try:
-        monitor = Monitor(cfg)
-    except MonitorError as exc:
-        _console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
+    monitor = _monitor(cfg)
     if not is_loopback(host) and not cfg.monitor.auth_user:
         _console.print(
             f"[yellow]warning: serving on {host} without authentication "
@@ -77,10 +85,7 @@ def serve(
 @monitor_app.command("check")
 def check(config: Path | None = _CONFIG) -> None:
     """One alarm pass over the analysis results and the farm counts (for cron or a test)."""
-    from farmtools.monitor.app import Monitor
-
-    cfg = _load(config)
-    monitor = Monitor(cfg)
+    monitor = _monitor(_load(config))
     new = monitor.checker.check()
     for b in new:
         _console.print(f"[red]alarm[/red] {b.kind}: {b.message}")
@@ -92,9 +97,7 @@ def check(config: Path | None = _CONFIG) -> None:
 @monitor_app.command("tasks")
 def tasks(config: Path | None = _CONFIG) -> None:
     """The task tree (registered MonTask classes and their items)."""
-    from farmtools.monitor.app import Monitor
-
-    monitor = Monitor(_load(config), use_db=False)
+    monitor = _monitor(_load(config), use_db=False)
     for t in monitor.tree():
         typer.echo(f"{t['name']}: {t['title']}")
         for i in t["items"]:

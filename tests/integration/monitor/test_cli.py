@@ -40,3 +40,16 @@ def test_tasks_check_and_ack(tmp_path: Path) -> None:
     out = runner.invoke(app, ["monitor", "check", "-c", str(bad)])
     assert out.exit_code == 2 and "monitor.port" in out.output
     farm.bk.close()
+
+
+def test_a_plugin_that_cannot_be_imported_is_named_by_every_command(tmp_path: Path) -> None:
+    cfg_file = tmp_path / "farm.toml"
+    cfg_file.write_text(
+        f'[farm]\nhome = "{tmp_path / "farm"}"\n[monitor]\nplugins = ["wa105_no_such_plugin"]\n'
+    )
+    runner = CliRunner()
+    for command in ("tasks", "check"):
+        out = runner.invoke(app, ["monitor", command, "-c", str(cfg_file)])
+        assert out.exit_code == 2, out.output
+        assert "monitor.plugins" in out.output and "wa105_no_such_plugin" in out.output
+        assert out.exception is None or isinstance(out.exception, SystemExit)

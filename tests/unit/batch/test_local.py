@@ -123,17 +123,47 @@ def test_cancel_pending_and_running(tmp_path: Path) -> None:
     assert not (tmp_path / "p.out").exists() or (tmp_path / "p.out").read_text() == ""
 
 
-def test_a_dead_supervisor_is_a_node_failure(tmp_path: Path) -> None:
-    batch = LocalBatch(tmp_path / "pool", slots=1)
-    job = batch.submit(_spec(tmp_path, "x", "sleep 30"))
-    started = tmp_path / "pool" / "jobs" / job / "started.json"
+def _wait_started(jobdir: Path) -> None:
+    started = jobdir / "started.json"
     deadline = time.monotonic() + 30
     while not started.exists():
         assert time.monotonic() < deadline
         time.sleep(0.02)
-    info = json.loads(started.read_text())
+
+
+def test_a_dead_supervisor_is_a_node_failure(tmp_path: Path) -> None:
+    batch = LocalBatch(tmp_path / "pool", slots=1)
+    job = batch.submit(_spec(tmp_path, "x", "sleep 30"))
+    _wait_started(tmp_path / "pool" / "jobs" / job)
+    info = json.loads((tmp_path / "pool" / "jobs" / job / "started.json").read_text())
     os.kill(info["supervisor"], signal.SIGKILL)  # the "machine" loses the supervisor
     os.killpg(info["pid"], signal.SIGKILL)
     _wait(batch, [job])
     acc = batch.accounting(job)
     assert acc is not None and acc.ending is Ending.NODE_FAIL
+
+
+def test_a_supervisor_that_never_started_frees_its_slot(tmp_path: Path) -> None:
+    # a slot taken at launch whose supervisor vanished before writing started.json (a reboot,
+    # a kill in its first second): after the grace the job is a node failure and the next runs
+    from farmtools.batch import local
+
+    batch = LocalBatch(tmp_path / "pool", slots=1)
+    lost = batch.submit(_spec(tmp_path, "lost", "sleep 30"))
+    _wait_started(tmp_path / "pool" / "jobs" / lost)
+    jobdir = tmp_path / "pool" / "jobs" / lost
+    info = json.loads((jobdir / "started.json").read_text())
+    os.kill(info["supervisor"], signal.SIGKILL)
+    os.killpg(info["pid"], signal.SIGKILL)
+    (jobdir / "started.json").unlink()  # as if it had died before writing it
+    nxt = batch.submit(_spec(tmp_path, "next", "true"))
+    assert batch.states([lost, nxt]) == {lost: JobStatus.RUNNING, nxt: JobStatus.PENDING}
+    marker = tmp_path / "pool" / "run" / lost
+    old = time.time() - local.START_GRACE_S - 1
+    os.utime(marker, (old, old))
+    _wait(batch, [lost, nxt])
+    acc = batch.accounting(lost)
+    assert acc is not None and acc.ending is Ending.NODE_FAIL
+    assert "never started" in str(acc.extra["error"])
+    done = batch.accounting(nxt)
+    assert done is not None and done.ending is Ending.COMPLETED and done.exit_code == 0
