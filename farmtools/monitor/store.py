@@ -30,6 +30,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,8 +57,13 @@ def read_summary(path: str, run: int) -> AnalysisResult:
     return read_json_summary(path, run) if path.endswith(".json") else read_seed_summary(path, run)
 
 
-def _list_files(directory: str, run: int, out: dict[str, tuple[int, int, int]]) -> None:
-    """Every result file below ``directory`` (a run folder): path -> (size, mtime, run)."""
+def _scan(directory: str) -> Iterator[tuple[os.DirEntry[str], int | None, os.stat_result | None]]:
+    """The readable entries of ``directory``: (entry, run number in its name, stat of a file).
+
+    The stat is None for a folder.  Hidden and temporary names are skipped, and so is an entry
+    removed while listed (or a directory that cannot be listed): a writer renames files into
+    place while the page looks, and a vanished file is simply gone at the next look.
+    """
     try:
         it = os.scandir(directory)
     except OSError:
@@ -67,15 +73,26 @@ def _list_files(directory: str, run: int, out: dict[str, tuple[int, int, int]]) 
             if e.name.startswith(".") or e.name.endswith(SKIPPED):
                 continue
             m = RUN_RE.search(e.name)
-            here = int(m.group(1)) if m else run
             try:
                 if e.is_dir(follow_symlinks=False):
-                    _list_files(e.path, here, out)
+                    st = None
                 elif e.is_file():
                     st = e.stat()
-                    out[e.path] = (st.st_size, st.st_mtime_ns, here)
-            except OSError:  # removed while listed
+                else:
+                    continue
+            except OSError:
                 continue
+            yield e, (int(m.group(1)) if m else None), st
+
+
+def _list_files(directory: str, run: int, out: dict[str, tuple[int, int, int]]) -> None:
+    """Every result file below ``directory`` (a run folder): path -> (size, mtime, run)."""
+    for e, number, st in _scan(directory):
+        here = run if number is None else number
+        if st is None:
+            _list_files(e.path, here, out)
+        else:
+            out[e.path] = (st.st_size, st.st_mtime_ns, here)
 
 
 @dataclass
@@ -151,26 +168,13 @@ class SummaryStore:
         flat: dict[str, tuple[int, int, int]] = {}
 
         def walk(directory: str) -> None:
-            try:
-                it = os.scandir(directory)
-            except OSError:
-                return
-            with it:
-                for e in it:
-                    if e.name.startswith(".") or e.name.endswith(SKIPPED):
-                        continue
-                    m = RUN_RE.search(e.name)
-                    try:
-                        if e.is_dir(follow_symlinks=False):
-                            if m:
-                                folders.setdefault(int(m.group(1)), []).append(e.path)
-                            else:
-                                walk(e.path)
-                        elif m and e.is_file():
-                            st = e.stat()
-                            flat[e.path] = (st.st_size, st.st_mtime_ns, int(m.group(1)))
-                    except OSError:
-                        continue
+            for e, run, st in _scan(directory):
+                if st is None and run is not None:
+                    folders.setdefault(run, []).append(e.path)
+                elif st is None:
+                    walk(e.path)
+                elif run is not None:
+                    flat[e.path] = (st.st_size, st.st_mtime_ns, run)
 
         if self.directory.is_dir():
             walk(str(self.directory))
