@@ -4,7 +4,8 @@ Prints the measured throughput of
   * 12-bit unpacking (GB/s of packed input) and, as the baseline in the same process, a plain
     ``read`` of the same bytes from a file plus ``zlib.adler32``;
   * Huffman decoding and encoding (MB/s of 16-bit samples) on emulator-like events (pedestal
-    400, white noise, a few pulses), with the compression ratio beside the spec's expectation.
+    400, white noise, a few pulses), with the compression ratio beside the spec's expectation,
+    and the reference walk of the format (what explains a bad stream) beside the fast path.
 Numba compilation is excluded (a warm-up call first).  Targets (issue 2): unpacking >= 1 GB/s,
 Huffman >= 50 MB/s both ways, on one core.
 """
@@ -20,7 +21,7 @@ import zlib
 import numpy as np
 
 from farmtools.detector import WA105_3X1X1 as G
-from farmtools.rawdata.huffman import decode, encode
+from farmtools.rawdata.huffman import decode, decode_reference, encode
 from farmtools.rawdata.packing import pack12, unpack12
 
 EXPECTED_RATIO = {0.7: 3.4, 1.0: 2.8, 1.5: 2.0, 2.0: 1.6, 3.0: 1.2}
@@ -77,14 +78,17 @@ def main() -> None:
         adc = event(rng, sigma)
         payload = encode(adc)
         decode(payload, G.n_channels, G.samples)
+        decode_reference(payload, G.n_channels, G.samples)
         t_enc = best(lambda adc=adc: encode(adc), args.repeat)
         t_dec = best(lambda p=payload: decode(p, G.n_channels, G.samples), args.repeat)
+        t_ref = best(lambda p=payload: decode_reference(p, G.n_channels, G.samples), args.repeat)
         mb = adc.size * 2 / 1e6
         ratio = adc.size * 1.5 / len(payload)
         print(
             f"huffman sigma {sigma:3.1f}: encode {mb / t_enc:6.1f} MB/s, decode {mb / t_dec:6.1f} MB/s "
             f"of samples; ratio {ratio:.2f} (spec expects ~{EXPECTED_RATIO[sigma]} for white noise); "
-            f"decode/target {mb / t_dec / 50:.2f}x of 50 MB/s"
+            f"decode/target {mb / t_dec / 50:.2f}x of 50 MB/s; the reference walk alone "
+            f"{mb / t_ref:6.1f} MB/s (fast path x{t_ref / t_dec:.1f})"
         )
 
 

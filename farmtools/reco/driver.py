@@ -19,8 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from farmtools.detector import Geometry
-from farmtools.rawdata import RawDataError, RawFile
-from farmtools.reco.decode import decode_payload
+from farmtools.rawdata import RawFile
 from farmtools.reco.event import reconstruct_event
 from farmtools.reco.output import RecoWriter
 
@@ -97,7 +96,7 @@ def raw_events(
     def gen() -> Iterator[EventInput]:
         try:
             for i in range(raw.n_events):
-                adc = _decode_event(raw, i, geometry)
+                adc = raw.event(i).adc  # RawDataError names file, event, offset
                 h = raw.headers[i]
                 header = {
                     "event": i,
@@ -120,24 +119,6 @@ def raw_events(
                 close()
 
     return int(raw.n_events), gen()
-
-
-def _decode_event(raw: RawFile, i: int, geometry: Geometry) -> npt.NDArray[np.uint16]:
-    """Event ``i`` in view order; compressed payloads go through the fast decoder first.
-
-    Whatever the fast decoder does not accept is handed to the reader, whose reference decoder
-    raises the RawDataError that names the file, the event and the byte offset.
-    """
-    header = raw.headers[i]
-    if header.compressed:
-        daq = decode_payload(raw.read_raw_payload(i), geometry.n_channels, geometry.samples)
-        if daq is not None:
-            return daq[geometry.view_to_daq]
-        raw.event(i)  # raises the reader's RawDataError
-        raise RawDataError(  # pragma: no cover - the decoders disagree
-            raw.path, "compressed payload rejected by the fast decoder", event=i
-        )
-    return raw.event(i).adc
 
 
 def reconstruct_file(
