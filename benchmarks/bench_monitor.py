@@ -257,7 +257,7 @@ def main() -> None:
             (out / f"run{r}").mkdir(parents=True, exist_ok=True)
         write_reco(home, n_runs - 1)  # the newest run is still being reconstructed: empty
 
-    import httpx
+    import httpx2
 
     from farmtools.bookkeeping import Bookkeeping
     from farmtools.monitor.server import MonitorServer
@@ -293,7 +293,7 @@ def main() -> None:
         f"totals (background full scans, every monitor.totals_s = {cfg.monitor.totals_s:g} s): "
         f"{snap.seconds:.2f} s, {sum(snap.files_by_state.values()):,} files"
     )
-    client = httpx.Client(base_url=srv.url, timeout=60)
+    client = httpx2.Client(base_url=srv.url, timeout=60)
     runs = client.get("/api/runs").json()
     ref = runs[len(runs) // 2]
     paths = [

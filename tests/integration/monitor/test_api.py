@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
@@ -239,12 +239,12 @@ def test_server_thread_starts_and_stops(farm: Farm) -> None:
     srv = MonitorServer(farm.cfg, host="127.0.0.1", port=0, bk=farm.bk).start()
     try:
         url = srv.url
-        assert httpx.get(url + "/healthz").text == "ok"
-        assert httpx.get(url + "/api/runs").json() == [2, 1]
+        assert httpx2.get(url + "/healthz").text == "ok"
+        assert httpx2.get(url + "/api/runs").json() == [2, 1]
     finally:
         srv.stop()
-    with pytest.raises(httpx.ConnectError):
-        httpx.get(url + "/healthz")
+    with pytest.raises(httpx2.ConnectError):
+        httpx2.get(url + "/healthz")
 
 
 def test_grafana_dashboard_plots_only_series_that_exist(client: tuple[Monitor, TestClient]) -> None:

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
+import httpx2
 import psutil
 import pytest
 
@@ -83,14 +83,14 @@ def test_serve_answers_on_loopback_only_and_is_read_only(farm_toml: tuple[Path, 
         wait_for_port(port, timeout=60, proc=srv.proc, log=str(srv.log))
         assert srv.listening() == {("127.0.0.1", port)}
         base = f"http://127.0.0.1:{port}"
-        assert httpx.get(base + "/healthz").text == "ok"
-        tree = httpx.get(base + "/api/tree").json()
+        assert httpx2.get(base + "/healthz").text == "ok"
+        tree = httpx2.get(base + "/api/tree").json()
         assert {"purity", "lem_gain", "dataflow"} <= {t["name"] for t in tree}
-        page = httpx.get(base + "/")
+        page = httpx2.get(base + "/")
         assert page.status_code == 200 and "plot" in page.text
         for method in ("POST", "PUT", "DELETE", "PATCH"):
             for path in ("/", "/api/tree", "/api/alarms", "/metrics"):
-                r = httpx.request(method, base + path, content=b"{}")
+                r = httpx2.request(method, base + path, content=b"{}")
                 assert r.status_code == 405, (method, path, r.status_code)
         assert WARNING not in srv.output()
         assert f"farmtools monitor on http://127.0.0.1:{port}" in srv.output()
@@ -107,7 +107,7 @@ def test_serve_warns_when_exposed_without_authentication(
         wait_for_port(port, timeout=60, proc=srv.proc, log=str(srv.log))
         assert srv.listening() == {("0.0.0.0", port)}
         assert f"warning: serving on 0.0.0.0 {WARNING}" in srv.output()
-        assert httpx.get(f"http://127.0.0.1:{port}/healthz").text == "ok"
+        assert httpx2.get(f"http://127.0.0.1:{port}/healthz").text == "ok"
     finally:
         srv.stop()
 
@@ -125,7 +125,7 @@ def test_serve_warns_when_exposed_without_authentication(
         wait_for_port(port2, timeout=60, proc=srv.proc, log=str(srv.log))
         assert WARNING not in srv.output()
         base = f"http://127.0.0.1:{port2}"
-        assert httpx.get(base + "/api/tree").status_code == 401
-        assert httpx.get(base + "/api/tree", auth=("shift", "s3cret")).status_code == 200
+        assert httpx2.get(base + "/api/tree").status_code == 401
+        assert httpx2.get(base + "/api/tree", auth=("shift", "s3cret")).status_code == 200
     finally:
         srv.stop()
