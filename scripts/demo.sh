@@ -2,7 +2,7 @@
 # The README's `make demo`: a short mock data challenge through the whole chain on this machine
 # (the embedded default: local storage, local batch, SQLite), then where the report and the
 # monitoring page are.  8 files x 100 events, one every 4 s: two groups of 400 events, enough for
-# the lifetime and gain to close on the injected truth (smaller groups bias the lifetime low);
+# the lifetime (to ~5 %) and the gains to be compared with the injected truth in the report;
 # about a minute here.
 # Environment: DEMO_HOME (default demo/farm, emptied first), DEMO_ARGS (extra `challenge run`
 # options, e.g. "--chaos" or "--files 12").

@@ -123,7 +123,28 @@ def test_truth_comparison_reads_lifetime_and_gains(tmp_path: Path) -> None:
     assert out["gain_bias_worst"] == pytest.approx(0.1)
     assert "injected 7000 us, -5.0 %" in out["summary_line"]
     assert out["gain_errors"] == {"1": 0.5}  # a LEM without an error has none, not a guess
-    assert extract({"nothing": 1}) == {"lifetime": None, "gains": {}, "gain_errors": {}}
+    assert "lifetime_pull" in out and out["lifetime_pull"] == pytest.approx(-350.0 / 300.0)
+    assert extract({"nothing": 1}) == {
+        "lifetime": None,
+        "k": None,
+        "gains": {},
+        "gain_errors": {},
+    }
+
+
+def test_the_lifetime_pull_is_judged_in_k_where_the_summary_gives_it(tmp_path: Path) -> None:
+    # the demo's group of 40 events: 5350 +- 782 us against 7000 us is -2.1 "sigma" in tau but
+    # -1.6 in k = 1/tau, the fitted parameter, whose error is the Gaussian one
+    truth = tmp_path / "run1-seq0.truth.json"
+    truth.write_text(json.dumps({"injected": {"lifetime_ms": 7.0}}))
+    k, k_err = 1 / 5350.0, 782.0 / 5350.0**2
+    summary = tmp_path / "analysis.json"
+    combined = {"tau_us": 5350.0, "error_us": 782.0, "k_per_us": k, "k_error": k_err}
+    summary.write_text(json.dumps({"purity": {"combined": combined, "views": []}}))
+    (out,) = analyses_vs_truth([summary], [truth])
+    assert out["k"] == (k, k_err)
+    assert out["lifetime_pull"] == pytest.approx((1 / 7000.0 - k) / k_err)
+    assert -1.7 < out["lifetime_pull"] < -1.5  # in tau it would be -2.11
 
 
 def test_model_calibrated_on_its_own_prediction_is_within_20_percent() -> None:
