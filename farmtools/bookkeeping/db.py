@@ -393,10 +393,14 @@ class Bookkeeping:
         state: FileState = FileState.DETECTED,
         event: str = Event.DETECTED,
         details: Mapping[str, Any] | None = None,
+        alarm: tuple[str, str, str] | None = None,
     ) -> FileRecord:
         """Add a file (idempotent: an existing name is returned unchanged, nothing is recorded).
 
         A new file gets two story events: ``written`` (at ``daq_write_time``) and ``event``.
+        ``alarm`` = (source, kind, message) raises an alarm about it in the same transaction: a
+        file registered as needing a person is never left without its alarm by a crash between
+        two writes (a second look finds the name known and would not raise it again).
         Two processes registering the same name (or the first files of one run) at once on
         PostgreSQL do not fail: the inserts are ``ON CONFLICT DO NOTHING`` and the loser reads the
         winner's row.
@@ -438,6 +442,8 @@ class Bookkeeping:
                 self._event_row(rec.id, event, {"source": source_path, **(details or {})}, t)
             )
             conn.execute(insert(events), new_events)
+            if alarm is not None:
+                self._alarm(conn, rec.id, *alarm, t=t)
             self._wake(conn, state)
             return rec
 

@@ -758,9 +758,9 @@ class IngestService:
                 state=FileState.IGNORED,
                 event=Event.IGNORED,
                 details={"reason": why},
+                alarm=None if alarm is None else (SOURCE, alarm, why),
             )
             if alarm is not None:
-                self._db.raise_alarm(name, SOURCE, alarm, why)
                 log.error("%s: -> ignored (%s)", name, why)
             else:
                 log.info("%s: -> ignored (%s)", name, why)

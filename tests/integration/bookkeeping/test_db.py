@@ -239,6 +239,27 @@ def test_quarantine_raises_an_alarm_in_the_same_transition(bk: Bookkeeping) -> N
     assert len(bk.alarms(include_acknowledged=True)) == 3
 
 
+def test_a_file_registered_with_an_alarm_gets_it_in_the_same_transaction(bk: Bookkeeping) -> None:
+    why = "raw-looking name with an unreadable run header"
+    kw = {
+        "source_path": "/daq/run6-seqX.dat",
+        "run": None,
+        "seq": None,
+        "size": 3,
+        "daq_write_time": None,
+        "state": FileState.IGNORED,
+        "event": Event.IGNORED,
+        "details": {"reason": why},
+        "alarm": ("ingest", "bad_name", why),
+    }
+    bk.register_file("run6-seqX.dat", **kw)  # type: ignore[arg-type]
+    assert [e.event for e in bk.story("run6-seqX.dat")] == [Event.IGNORED, Event.ALARM]
+    (alarm,) = bk.alarms()
+    assert (alarm.file, alarm.kind, alarm.message) == ("run6-seqX.dat", "bad_name", why)
+    bk.register_file("run6-seqX.dat", **kw)  # type: ignore[arg-type]  # known: nothing again
+    assert len(bk.alarms()) == 1 and len(bk.story("run6-seqX.dat")) == 2
+
+
 def test_story_is_in_recording_order(bk: Bookkeeping) -> None:
     name = _add(bk, 5, 0)
     bk.claim("detected", "copying", worker="w1", event=Event.COPY_STARTED)
