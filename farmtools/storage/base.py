@@ -9,6 +9,7 @@ Imports only the standard library, :mod:`farmtools.storage.checksum` and the con
 from __future__ import annotations
 
 import abc
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from farmtools.storage.checksum import adler32_file, adler32_hex
 
 if TYPE_CHECKING:
     from farmtools.config import FarmConfig
+
+log = logging.getLogger(__name__)
 
 
 class StorageError(Exception):
@@ -141,6 +144,20 @@ class Storage(abc.ABC):
     def _discard(self, tmp_rel: str) -> None:
         """Remove a temporary file (no error if it is gone)."""
 
+    def _discard_after_failure(self, tmp_rel: str) -> None:
+        """Remove the temporary file of a failed put, without hiding why it failed.
+
+        The storage that just refused the copy (read-only, full, unreachable) often refuses the
+        removal too; raising that would replace the real error (a read-only file system used to
+        reach the ingest as an "unexpected" OSError about the .part file instead of a transient
+        storage error).  A temporary file left behind is harmless: it never carries the final
+        name, and the next try truncates or replaces it.
+        """
+        try:
+            self._discard(tmp_rel)
+        except Exception as exc:
+            log.warning("%s: temporary file left behind (%s)", self.url(tmp_rel), exc)
+
     def exists(self, rel: str) -> bool:
         return self.stat(rel) is not None
 
@@ -169,10 +186,10 @@ class Storage(abc.ABC):
             size, value = self._copy(src, dest_rel, tmp)
             remote = self._verified_checksum(tmp, value)
         except BaseException:
-            self._discard(tmp)
+            self._discard_after_failure(tmp)
             raise
         if remote != value:
-            self._discard(tmp)
+            self._discard_after_failure(tmp)
             raise ChecksumMismatch(
                 self.url(dest_rel),
                 f"adler32 at the destination {adler32_hex(remote)} != source {adler32_hex(value)}",
@@ -181,7 +198,7 @@ class Storage(abc.ABC):
             self._publish(tmp, dest_rel)
         except FileExistsError:
             # somebody put a file there meanwhile: judge it like any existing file
-            self._discard(tmp)
+            self._discard_after_failure(tmp)
             present = self.stat(dest_rel)
             if present is None:
                 raise TransientStorageError(

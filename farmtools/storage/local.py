@@ -312,5 +312,9 @@ class LocalStorage(Storage):
             raise _dest_error(final.parent, exc) from exc
 
     def _discard(self, tmp_rel: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
+        try:
             self._p(tmp_rel).unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise _dest_error(self._p(tmp_rel), exc) from exc

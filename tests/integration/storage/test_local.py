@@ -225,6 +225,46 @@ def test_an_unwritable_directory_gives_a_storage_error_naming_the_path() -> None
         shutil.rmtree(base)
 
 
+def test_a_read_only_storage_is_a_transient_error_naming_the_file(
+    src: Path, store: LocalStorage
+) -> None:
+    # a real read-only mount (as the challenge's storage outage makes it): the removal of the
+    # temporary file fails too (EROFS comes before the name is even looked up), and that must
+    # not hide the copy's own error behind a bare OSError
+    from farmtools.challenge.chaos import StorageOutage
+
+    if os.geteuid() != 0:
+        pytest.skip("not root: a read-only bind mount cannot be made")
+    (store.root / "run1014").mkdir(parents=True)
+    outage = StorageOutage(store.root)
+    outage.start()
+    try:
+        with pytest.raises(TransientStorageError) as caught:
+            store.put(src, DEST)
+    finally:
+        outage.end()
+    assert caught.value.path == str(store.root / "run1014/.run1014-seq2.dat.part")
+    assert "Read-only file system (errno 30)" in str(caught.value)
+    assert _files_below(store.root) == []
+    assert store.put(src, DEST).copied  # writable again: the next try goes through
+
+
+def test_a_failed_clean_up_never_hides_why_the_copy_failed(
+    src: Path, store: LocalStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # injected: the disk fills during the copy, then the removal of the .part fails as well
+    def full(*_args: object) -> tuple[int, int]:
+        raise TransientStorageError("/st/run1014/.run1014-seq2.dat.part", "No space left on device")
+
+    def refuse(tmp_rel: str) -> None:
+        raise StorageError(tmp_rel, "Permission denied")
+
+    monkeypatch.setattr(store, "_copy", full)
+    monkeypatch.setattr(store, "_discard", refuse)
+    with pytest.raises(TransientStorageError, match="No space left on device"):
+        store.put(src, DEST)
+
+
 def test_destination_errors_are_storage_errors(tmp_path: Path, src: Path) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the storage root should be")
