@@ -284,7 +284,8 @@ def render_text(report: Mapping[str, Any]) -> str:
         lines.append(f"  jobs per worker: {jobs}")
     lines.extend(_worker_lines(report.get("workers") or {}))
     if report["failures_by_class"]:
-        lines.append(f"  failures by class: {report['failures_by_class']}")
+        classes = sorted(report["failures_by_class"].items())
+        lines.append("  failures by class: " + ", ".join(f"{k} {n}" for k, n in classes))
     roots = report["root_outputs"]
     if roots:
         ok = sum(1 for r in roots if r.get("ok"))
