@@ -19,7 +19,10 @@ Both directions are compiled with numba: a channel is a bit-level state machine 
 cannot vectorise, and the decoder must run at DAQ speed (on a 335-event compressed file the
 bit-at-a-time walk alone took ~37 s of the reconstruction's budget of 30).  So there are two
 decoders of the one format: a windowed fast path, and the reference walk that runs only when
-the fast path refuses a stream, to say where and why.  Malformed streams are reported by status
+the fast path refuses a stream, to say where and why.  They share the last step, applying a
+code once read, written out in each: moved into one inlined numba helper it cost the windowed
+decoder 25-35 % of its speed (measured with benchmarks/bench_rawdata.py, 2026-12-02), in the
+loop that takes more than half of the reconstruction of a compressed file.  Malformed streams are reported by status
 codes that :func:`decode` turns into :class:`DecodeError` (a ValueError) with the channel and
 byte; the reader wraps them into :class:`~farmtools.rawdata.errors.RawDataError`.
 
