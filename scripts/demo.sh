@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The README's `make demo`: a short mock data challenge through the whole chain on this machine
 # (the embedded default: local storage, local batch, SQLite), then where the report and the
-# monitoring page are.  8 files x 100 events, one every 4 s: two groups of 400 events, enough for
-# the lifetime (to ~5 %) and the gains to be compared with the injected truth in the report;
-# about a minute here.
+# monitoring page are.  8 compressed files x 50 events, one every 3 s: two analysis groups of 200
+# events, enough for the lifetime (to ~8 %) and the gains to be compared with the injected truth
+# in the report; about a minute here, and 3 GB of disk in $DEMO_HOME (raw files on the event
+# builder and on the storage, archives, their copy at the central storage).
 # Environment: DEMO_HOME (default demo/farm, emptied first), DEMO_ARGS (extra `challenge run`
 # options, e.g. "--chaos" or "--files 12").
 set -euo pipefail
@@ -20,7 +21,7 @@ fi
 echo "== farmtools data challenge on the embedded default farm in $HOME_DIR"
 status=0
 # shellcheck disable=SC2086  # DEMO_ARGS is a list of options on purpose
-"$FT" challenge run --home "$HOME_DIR" --files 8 --events 100 --interval 4 --workers 2 \
+"$FT" challenge run --home "$HOME_DIR" --files 8 --events 50 --interval 3 --compress --workers 2 \
   --timeout 600 ${DEMO_ARGS:-} || status=$?
 
 report="$HOME_DIR/reports/latest.html"
