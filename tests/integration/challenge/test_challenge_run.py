@@ -251,7 +251,9 @@ def test_cli_defaults_are_the_issue_command_line() -> None:
     s = ChallengeSettings()
     assert (s.files, s.interval_s, s.events) == (50, 10.0, 335)
     demo = (Path(__file__).parents[3] / "scripts" / "demo.sh").read_text()
-    assert "--files 8 --events 50 --interval 3 --compress" in demo  # the demo passes its small values
+    assert (
+        "--files 8 --events 50 --interval 3 --compress" in demo
+    )  # the demo passes its small values
 
 
 @pytest.mark.parametrize("bad", ["no-such-preset"])
