@@ -40,6 +40,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from farmtools.bookkeeping.errors import database_unavailable, first_line
 from farmtools.bookkeeping.states import Event, FileState
 from farmtools.ingest.openfiles import open_for_writing
 from farmtools.ingest.retry import Backoff
@@ -148,6 +149,9 @@ class IngestService:
         self._again: set[Path] = set()
         #: names this service holds in "copying" right now (its other claims are leftovers)
         self._copying: set[str] = set()
+        #: consecutive failures of each path that no file state records (the database itself
+        #: away, a bug): their retries back off like the storage's instead of a fixed delay
+        self._failures: dict[Path, int] = {}
         self._pool: ThreadPoolExecutor | None = None
         self._wake_w: int | None = None
 
@@ -197,9 +201,9 @@ class IngestService:
                 # per back-off instead of a connection timeout per file
                 out = self._process(path, attempt=time.monotonic() >= self._down_until)
             except Exception as exc:
-                log.exception("%s: reconciliation failed: %s", db_text(os.fsdecode(path)), exc)
-                self._schedule(path, self.backoff.delay(1))
+                self._retry_later(path, exc, "reconciliation")
                 continue
+            self._failures.pop(path, None)
             if out.state == FileState.STORED:
                 stored += 1
             if out.retry_after is not None:
@@ -361,13 +365,45 @@ class IngestService:
         try:
             out = self._process(path, attempt=time.monotonic() >= self._down_until)
         except FileNotFoundError:
+            self._failures.pop(path, None)
             return
         except Exception as exc:
-            log.exception("%s: %s", db_text(os.fsdecode(path)), exc)
-            self._schedule(path, self.backoff.delay(1))
+            self._retry_later(path, exc, "ingest")
             return
+        self._failures.pop(path, None)
         if out.retry_after is not None:
             self._schedule(path, out.retry_after)
+
+    def _retry_later(self, path: Path, exc: Exception, what: str) -> None:
+        """Schedule another look at ``path`` after an error no file state could record.
+
+        The usual cause is the bookkeeping database being away (restarted, network cut): then
+        nothing about the file can be written, so the file is simply looked at again, with the
+        storage's back-off doubling per consecutive failure (a fixed delay hammered a database
+        that was coming back, and every file wrote a traceback on every try).  A database
+        error is one log line naming the file, the try and the delay; anything else is a bug
+        and gets its traceback the first time.
+        """
+        n = self._failures.get(path, 0) + 1
+        self._failures[path] = n
+        delay = self.backoff.delay(n)
+        name = db_text(os.fsdecode(path))
+        if database_unavailable(exc):
+            log.warning(
+                "%s: %s waits for the bookkeeping database (try %d, again in %.1f s): %s",
+                name,
+                what,
+                n,
+                delay,
+                first_line(exc),
+            )
+        elif n == 1:
+            log.exception("%s: %s failed: %s", name, what, exc)
+        else:
+            log.error(
+                "%s: %s failed again (try %d, again in %.1f s): %s", name, what, n, delay, exc
+            )
+        self._schedule(path, delay)
 
     def _schedule(self, path: Path, delay: float) -> None:
         with self._lock:
@@ -538,6 +574,10 @@ class IngestService:
             self._release(name, f"source vanished: {exc}", "source_vanished")
             return Outcome(FileState.DETECTED)
         except Exception as exc:
+            if database_unavailable(exc):
+                # nothing can be recorded now; the caller looks again later, and this claim,
+                # ours and no longer in _copying, is then taken as stale and resumed
+                raise
             # whatever went wrong, the claim must not stay with a live worker that gave up
             log.exception("%s: unexpected error while copying", name)
             return self._failed(name, rec, tries, exc, "unexpected")

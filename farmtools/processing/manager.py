@@ -54,6 +54,7 @@ from farmtools.batch import (
 from farmtools.batch.base import parse_duration
 from farmtools.bookkeeping import Bookkeeping, Event, FileRecord, FileState
 from farmtools.bookkeeping.changes import ChangeWatch
+from farmtools.bookkeeping.errors import database_unavailable, first_line
 from farmtools.bookkeeping.schema import now
 from farmtools.config import FarmConfig
 from farmtools.notify import notify
@@ -175,6 +176,7 @@ class Manager:
             analyser.start()
         self._watch = self.bk.watch(FileState.STORED)
         next_poll = 0.0
+        failures = 0
         try:
             while not stop.is_set():
                 s = PassSummary()
@@ -184,13 +186,15 @@ class Manager:
                         self._dirty = False
                         self.poll(s)
                         next_poll = time.monotonic() + self.cfg.processing.poll_s
-                except Exception:  # a database hiccup must not end the daemon
-                    log.exception("processing pass failed; trying again")
+                    failures = 0
+                except Exception as exc:  # a database outage or a bug must not end the daemon
+                    failures += 1
+                    self._pass_failed(exc, failures)
                     self._next_claim = self._next_due = 0.0  # a full pass next time
                     self._dirty = True
                 if s.succeeded:
                     wake.set()
-                stop.wait(self.cfg.processing.claim_s)
+                stop.wait(self._pause(failures))
         finally:
             wake.set()
             self._watch.close()
@@ -246,6 +250,33 @@ class Manager:
                 worker.run_pass()
         finally:
             worker.close()
+
+    def _pause(self, failures: int) -> float:
+        """Seconds to the next pass: ``claim_s``, doubling per failed pass up to a minute.
+
+        A database that is away is not hammered five times a second, and one that comes back
+        is seen within a minute.
+        """
+        if failures == 0:
+            return self.cfg.processing.claim_s
+        return min(60.0, self.cfg.processing.claim_s * 2.0 ** min(failures, 16))
+
+    def _pass_failed(self, exc: Exception, failures: int) -> None:
+        """Say why a pass failed: one line while the database is away, a traceback for a bug
+        (the first time; then one line per failure, so a long outage does not flood the log)."""
+        wait = self._pause(failures)
+        if database_unavailable(exc):
+            log.warning(
+                "processing waits for the bookkeeping database (pass %d failed, again in "
+                "%.1f s): %s",
+                failures,
+                wait,
+                first_line(exc),
+            )
+        elif failures == 1:
+            log.exception("processing pass failed; trying again in %.1f s", wait)
+        else:
+            log.error("processing pass failed again (%d, again in %.1f s): %s", failures, wait, exc)
 
     # -- claim ------------------------------------------------------------------------------------
     def recover(self) -> None:

@@ -7,11 +7,13 @@ with a private socket directory) and stopped by pg_ctl/PID at the end.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import itertools
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -42,22 +44,10 @@ class PostgresServer:
         return list(args)
 
     def start(self) -> None:
-        if os.geteuid() == 0:
-            pw = pwd.getpwnam("postgres")
-            os.chown(self.base, pw.pw_uid, pw.pw_gid)
-        subprocess.run(
-            self._as_postgres(
-                str(self.bindir / "initdb"),
-                "-D",
-                str(self.data),
-                "--auth=trust",
-                "-U",
-                "postgres",
-                "--no-sync",
-            ),
-            check=True,
-            capture_output=True,
-        )
+        """Create the cluster on the first start; a later start (after :meth:`stop`) restarts
+        the same cluster on the same port, as a database server coming back after an outage."""
+        if not (self.data / "PG_VERSION").exists():
+            self._init()
         opts = (
             f"-c listen_addresses={self.host} -p {self.port} -k {self.base} "
             "-c fsync=off -c max_connections=100"
@@ -79,13 +69,38 @@ class PostgresServer:
         )
         wait_for_port(self.port, log=str(self.base / "pg.log"))
 
+    def _init(self) -> None:
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam("postgres")
+            os.chown(self.base, pw.pw_uid, pw.pw_gid)
+        subprocess.run(
+            self._as_postgres(
+                str(self.bindir / "initdb"),
+                "-D",
+                str(self.data),
+                "--auth=trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+            ),
+            check=True,
+            capture_output=True,
+        )
+
     def pid(self) -> int | None:
         pidfile = self.data / "postmaster.pid"
         return int(pidfile.read_text().split()[0]) if pidfile.exists() else None
 
     def stop(self) -> None:
+        """Fast shutdown (SIGINT: clients are disconnected, the cluster stops cleanly), by PID.
+
+        Not SIGTERM first: that is PostgreSQL's "smart" shutdown, which waits for every client
+        to leave, and a daemon under test keeps its connections.
+        """
         pid = self.pid()
         if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGINT)
             stop_pid(pid)
 
     def create_db(self) -> str:
