@@ -114,8 +114,14 @@ class PostgresServer:
         return f"postgresql+psycopg://postgres@{self.host}:{self.port}/{name}"
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
+@contextlib.contextmanager
+def own_postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of one's own, started, then stopped by PID and removed.
+
+    For the session's server and for tests that stop and restart theirs (an outage), which
+    must not touch the one other tests share.  Its directory is below /tmp, not below a
+    pytest ``tmp_path``: user postgres must be able to reach it.  Skips when not installed.
+    """
     bindir = _bindir()
     if bindir is None:
         pytest.skip("postgresql is not installed (scripts/apt-packages.txt)")
@@ -127,6 +133,12 @@ def postgres_server() -> Iterator[PostgresServer]:
     finally:
         server.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    with own_postgres_server() as server:
+        yield server
 
 
 @pytest.fixture

@@ -10,8 +10,6 @@ print a traceback per file per try.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,17 +18,16 @@ import pytest
 from farmtools.bookkeeping import Bookkeeping
 from farmtools.storage import adler32_file
 from tests.integration.ingest.conftest import WatchProcess, make_config, wait_for, write_raw
-from tests.servers.postgres import PostgresServer, _bindir
+from tests.servers.postgres import PostgresServer, own_postgres_server
 
 
 @pytest.mark.postgres
 def test_the_watcher_outlives_a_database_outage_and_loses_nothing(tmp_path: Path) -> None:
-    bindir = _bindir()
-    if bindir is None:
-        pytest.skip("postgresql is not installed (scripts/apt-packages.txt)")
-    base = Path(tempfile.mkdtemp(prefix="ft-pg-"))  # not below tmp_path: user postgres reads it
-    server = PostgresServer(bindir, base)
-    server.start()
+    with own_postgres_server() as server:
+        _watch_through_an_outage(server, tmp_path)
+
+
+def _watch_through_an_outage(server: PostgresServer, tmp_path: Path) -> None:
     watcher: WatchProcess | None = None
     try:
         cfg = make_config(tmp_path, server.create_db())
@@ -80,5 +77,3 @@ def test_the_watcher_outlives_a_database_outage_and_loses_nothing(tmp_path: Path
     finally:
         if watcher is not None:
             watcher.stop()
-        server.stop()
-        shutil.rmtree(base, ignore_errors=True)

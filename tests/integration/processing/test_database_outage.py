@@ -10,8 +10,6 @@ outage and one stored after it, through its LISTEN/NOTIFY wake-up reopened on a 
 from __future__ import annotations
 
 import re
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -21,19 +19,18 @@ from farmtools.bookkeeping import Bookkeeping, FileState
 from farmtools.processing.jobs import JobStore
 from tests.integration.processing.daemon import Daemon, wait_until, write_farm
 from tests.processing_farm import store
-from tests.servers.postgres import PostgresServer, _bindir
+from tests.servers.postgres import PostgresServer, own_postgres_server
 
 RUN = 61
 
 
 @pytest.mark.postgres
 def test_the_manager_outlives_a_database_outage(tmp_path: Path) -> None:
-    bindir = _bindir()
-    if bindir is None:
-        pytest.skip("postgresql is not installed (scripts/apt-packages.txt)")
-    base = Path(tempfile.mkdtemp(prefix="ft-pg-"))  # not below tmp_path: user postgres reads it
-    server = PostgresServer(bindir, base)
-    server.start()
+    with own_postgres_server() as server:
+        _process_through_an_outage(server, tmp_path)
+
+
+def _process_through_an_outage(server: PostgresServer, tmp_path: Path) -> None:
     daemon: Daemon | None = None
     try:
         config, cfg = write_farm(tmp_path / "farm", {"database.url": server.create_db()})
@@ -71,5 +68,3 @@ def test_the_manager_outlives_a_database_outage(tmp_path: Path) -> None:
     finally:
         if daemon is not None:
             daemon.stop()
-        server.stop()
-        shutil.rmtree(base, ignore_errors=True)
