@@ -344,14 +344,7 @@ def test_bytes_changed_at_the_destination_during_the_copy_are_caught(
     damaged = threading.Event()
 
     def vandal() -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if tmp.stat().st_size >= 1 << 20:
-                    break
-            except FileNotFoundError:
-                pass
-            time.sleep(0.002)
+        _wait_for_first_mib(tmp)
         with open(tmp, "r+b") as f:  # the first MiB is already copied: never rewritten
             f.write(b"\xff" * 16)
         damaged.set()
@@ -408,13 +401,18 @@ def test_a_source_truncated_during_a_buffered_copy_is_an_error_naming_it(
         assert _files_below(store.root) == []
 
 
-def _truncate_when_started(tmp: Path, src: Path) -> None:
-    deadline = time.monotonic() + 30
+def _wait_for_first_mib(tmp: Path, timeout: float = 30.0) -> None:
+    """Until the copy's temporary file holds its first MiB (a paced copy is then under way)."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             if tmp.stat().st_size >= 1 << 20:
-                break
+                return
         except FileNotFoundError:
             pass
         time.sleep(0.002)
+
+
+def _truncate_when_started(tmp: Path, src: Path) -> None:
+    _wait_for_first_mib(tmp)
     os.truncate(src, 4096)
