@@ -31,9 +31,11 @@ import contextlib
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,46 +103,131 @@ def plan_faults(
 
 
 # --- the storage outage ----------------------------------------------------------------------
+#: How long one mount command may take, and how often the whole read-only sequence is tried.
+#: A challenge must not hang on a stuck mount, and one refusal should not cost it its outage
+#: (once, on CI, the outage was not injected and the reason was lost: every attempt is now
+#: named in the fault's details).
+MOUNT_TIMEOUT_S = 20.0
+MOUNT_ATTEMPTS = 3
+
+
+def is_mount_point(path: Path) -> bool:
+    """Whether something is mounted on ``path``, as /proc/self/mountinfo says.
+
+    :func:`os.path.ismount` cannot tell: a bind mount of a directory on itself stays on the
+    same device, so it looks like a plain directory there.
+    """
+    target = os.path.realpath(path)
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return os.path.ismount(target)
+    for line in lines:
+        fields = line.split()
+        # field 5 is the mount point, with space, tab, newline and backslash escaped in octal
+        if len(fields) > 4 and _unescape(fields[4]) == target:
+            return True
+    return False
+
+
+def _unescape(field: str) -> str:
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def _mount(*args: str) -> str | None:
+    """Run ``mount``/``umount`` with a time limit: None if it worked, else what went wrong."""
+    try:
+        done = subprocess.run(args, capture_output=True, text=True, timeout=MOUNT_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return f"`{' '.join(args[:-1])}` took more than {MOUNT_TIMEOUT_S:g} s"
+    if done.returncode != 0:
+        return f"`{' '.join(args[:-1])}` exit {done.returncode}: {done.stderr.strip()}"
+    return None
+
+
 class StorageOutage:
     """The local storage directory made read-only for a while (see the module docstring)."""
 
-    def __init__(self, directory: Path, *, mounted: bool = False) -> None:
+    def __init__(self, directory: Path, marker: Path) -> None:
         self.directory = directory
-        self.mounted = mounted
+        #: Written before the mount and removed after the unmount, so that a challenge killed
+        #: with -9 in between is cleaned up by the next one, and only then: the directory may
+        #: be a mount point of its own (a real disk), which must never be unmounted.
+        self.marker = marker
+        self.mounted = marker.exists() and marker.read_text().strip() == str(directory)
+
+    @classmethod
+    def leftover(cls, directory: Path, marker: Path) -> str | None:
+        """Undo an outage that an earlier, killed challenge left in place; None if none was."""
+        outage = cls(directory, marker)
+        if not outage.mounted:
+            return None
+        if not is_mount_point(directory):  # unmounted by hand since: only the marker remains
+            marker.unlink(missing_ok=True)
+            outage.mounted = False
+            return None
+        return outage.end() or f"{directory}: read-only bind mount of a killed challenge removed"
 
     def start(self) -> str:
-        """Make writes fail; returns how. Raises RuntimeError naming why it cannot be done."""
+        """Make writes fail; returns how. Raises RuntimeError naming why it cannot be done.
+
+        The sequence is tried up to :data:`MOUNT_ATTEMPTS` times; the error names every failed
+        attempt, and a partial attempt is always undone before the next one.
+        """
         if os.geteuid() != 0:
             raise RuntimeError("needs root to bind-mount the storage read-only")
         if shutil.which("mount") is None:
             raise RuntimeError("no mount command")
         self.directory.mkdir(parents=True, exist_ok=True)
+        failures: list[str] = []
+        for attempt in range(1, MOUNT_ATTEMPTS + 1):
+            try:
+                return self._read_only()
+            except RuntimeError as exc:
+                failures.append(f"attempt {attempt}: {exc}")
+                self.end()
+            if attempt < MOUNT_ATTEMPTS:
+                time.sleep(0.5 * attempt)
+        raise RuntimeError("; ".join(failures))
+
+    def _read_only(self) -> str:
         d = str(self.directory)
-        bind = subprocess.run(["mount", "--bind", d, d], capture_output=True, text=True)
-        if bind.returncode != 0:
-            raise RuntimeError(f"mount --bind refused: {bind.stderr.strip()}")
+        self.marker.parent.mkdir(parents=True, exist_ok=True)
+        self.marker.write_text(d + "\n")
         self.mounted = True
-        ro = subprocess.run(["mount", "-o", "remount,bind,ro", d], capture_output=True, text=True)
-        if ro.returncode != 0:
-            self.end()
-            raise RuntimeError(f"remount read-only refused: {ro.stderr.strip()}")
+        if (why := _mount("mount", "--bind", d, d)) is not None:
+            self.mounted = False
+            self.marker.unlink(missing_ok=True)
+            raise RuntimeError(f"bind mount refused: {why}")
+        if (why := _mount("mount", "-o", "remount,bind,ro", d)) is not None:
+            raise RuntimeError(f"remount read-only refused: {why}")
         probe = self.directory / ".chaos-probe"
         try:
             probe.touch()
         except OSError as exc:
             return f"{d} bind-mounted read-only (writes get {exc.strerror})"
         probe.unlink()
-        self.end()
         raise RuntimeError("the read-only mount still accepted a write")
 
-    def end(self) -> None:
-        """Undo :meth:`start` (lazy unmount: a process inside the directory does not block it)."""
-        if self.mounted:
-            subprocess.run(["umount", "-l", str(self.directory)], capture_output=True)
-            self.mounted = False
+    def end(self) -> str | None:
+        """Undo :meth:`start` (lazy unmount: a process inside the directory does not block it).
+
+        Returns None when the storage is writable again, else why not: then ``mounted`` stays
+        True, so that a later call tries again (the orchestrator's next start does as well).
+        """
+        why = None
+        for attempt in range(MOUNT_ATTEMPTS):
+            if not self.mounted:
+                return None
+            if (why := _mount("umount", "-l", str(self.directory))) is None:
+                self.mounted = False
+                self.marker.unlink(missing_ok=True)
+                return None
+            time.sleep(0.5 * (attempt + 1))
+        return why
 
 
-# --- the batch pause -------------------------------------------------------------------------
+# --- the batch pause ---------------------------------------------------------------------------
 class BatchPause:
     """The local batch pool stopped for a while (see the module docstring)."""
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
 import socket
 import threading
@@ -202,8 +201,9 @@ class Challenge:
         self.input_dir = self.cfg.path(self.cfg.storage.input)
         if self.cfg.storage.backend == "local":
             self.input_dir.mkdir(parents=True, exist_ok=True)
-            if os.path.ismount(self.input_dir):  # left by a challenge that was killed -9
-                StorageOutage(self.input_dir, mounted=True).end()
+            left = StorageOutage.leftover(self.input_dir, self._outage_marker())
+            if left is not None:
+                self.console.print(f"[yellow]{left}[/yellow]")
         self.report_dir = self.cfg.home / "reports"
         self.report_dir.mkdir(parents=True, exist_ok=True)
         self.run_number = self.s.run if self.s.run is not None else self._next_run()
@@ -301,6 +301,10 @@ class Challenge:
         finally:
             self.shared.emulator_done = True
 
+    def _outage_marker(self) -> Path:
+        """Where a storage outage notes its mount (see :class:`~.chaos.StorageOutage`)."""
+        return self.cfg.home / "challenge" / "storage-outage.mounted"
+
     def _chaos(self, faults: list[Fault]) -> None:
         try:
             for k, fault in enumerate(faults):
@@ -338,7 +342,7 @@ class Challenge:
                 if self.cfg.storage.backend != "local":
                     f.details = "storage is XRootD: not this challenge's to stop"
                     return
-                outage = StorageOutage(self.input_dir)
+                outage = StorageOutage(self.input_dir, self._outage_marker())
                 try:
                     f.details = outage.start()
                 except RuntimeError as exc:
@@ -349,7 +353,8 @@ class Challenge:
                 try:
                     self.stop.wait(f.duration_s)
                 finally:
-                    outage.end()
+                    if (why := outage.end()) is not None:
+                        f.details += f"; NOT undone: {why}"
                     f.extra["writable_at_s"] = round(self.elapsed(), 2)
             elif f.kind == "batch_pause":
                 if self.cfg.batch.backend != "local":

@@ -1,6 +1,6 @@
 """testinfra checks of the provisioned mock farm (marker farm): what site.yml promises.
 
-The whole module shares one farm (session fixture in tests/servers/mockfarm.py): brought up,
+The whole module shares one farm (module fixture in tests/servers/mockfarm.py): brought up,
 provisioned twice, checked, torn down.
 """
 

@@ -1,10 +1,13 @@
-"""The mock farm as a pytest session fixture: podman containers, provisioned twice by Ansible.
+"""The mock farm as a pytest module fixture: podman containers, provisioned twice by Ansible.
 
 ``scripts/mockfarm/up.sh`` starts the nodes (image, apt repository and wheelhouse are cached
-under .mockfarm/; testinfra reaches the nodes over SSH with the configuration it writes there), ``provision.sh`` runs ``ansible-playbook -i inventories/mockfarm site.yml``
-twice (the second run must change nothing), and ``down.sh`` removes the ft- containers and
-network at the end.  ``MOCKFARM_KEEP=1`` leaves the farm running for a look by hand.  Each step's
-duration is printed (a figure for the report, never an assertion).
+under .mockfarm/; testinfra reaches the nodes over SSH with the configuration it writes there),
+``provision.sh`` runs ``ansible-playbook -i inventories/mockfarm site.yml`` twice (the second run
+must change nothing), and ``down.sh`` removes the ft- containers and network once the module
+that uses them is done.  A module fixture, not a session one: five systemd containers and the
+farm they run (Slurm, XRootD, the farmtools daemons) would otherwise stay up, taking CPU, through
+the rest of the suite.  ``MOCKFARM_KEEP=1`` leaves the farm running for a look by hand.  Each
+step's duration is printed (a figure for the report, never an assertion).
 """
 
 from __future__ import annotations
@@ -90,7 +93,7 @@ def _run(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def mockfarm() -> Iterator[MockFarm]:
     """Bring the farm up, provision it twice, yield it, tear it down."""
     for tool in ("podman", "mmdebstrap", "dpkg-scanpackages"):
