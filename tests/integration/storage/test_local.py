@@ -236,13 +236,13 @@ def test_a_read_only_storage_is_a_transient_error_naming_the_file(
     if os.geteuid() != 0:
         pytest.skip("not root: a read-only bind mount cannot be made")
     (store.root / "run1014").mkdir(parents=True)
-    outage = StorageOutage(store.root)
+    outage = StorageOutage(store.root, store.root.parent / "storage-outage.mounted")
     outage.start()
     try:
         with pytest.raises(TransientStorageError) as caught:
             store.put(src, DEST)
     finally:
-        outage.end()
+        assert outage.end() is None
     assert caught.value.path == str(store.root / "run1014/.run1014-seq2.dat.part")
     assert "Read-only file system (errno 30)" in str(caught.value)
     assert _files_below(store.root) == []
