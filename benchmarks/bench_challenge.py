@@ -142,12 +142,13 @@ def daemon_cpu(work: Path, files: int, cadence_s: float = 10.0) -> None:
         log_dir=logs,
     )
     analyses = AnalysisChild(daemons[1])
+    sampled: list[Daemon | AnalysisChild] = [*daemons, cron, analyses]
     for d in [*daemons, cron]:
         d.start()
     try:
         time.sleep(8.0)  # imports and start-up are not the steady state
-        for d in [*daemons, cron, analyses]:
-            d.sample()
+        for x in sampled:
+            x.sample()
         cpu0 = {d.name: d.cpu_s for d in [*daemons, cron]}
         analyses0 = analyses.cpu_s
         t0 = time.monotonic()
@@ -155,12 +156,12 @@ def daemon_cpu(work: Path, files: int, cadence_s: float = 10.0) -> None:
             _drop(template, watch, 1)
             deadline = t0 + (seq + 1) * cadence_s
             while time.monotonic() < deadline:
-                for d in [*daemons, cron, analyses]:
-                    d.sample()
+                for x in sampled:
+                    x.sample()
                 time.sleep(0.5)
         _wait(bk, files, ("reconstructed", "analysed"), 120)
-        for d in [*daemons, cron, analyses]:
-            d.sample()
+        for x in sampled:
+            x.sample()
         wall = time.monotonic() - t0
         copy_s = 0.0
         for rec in bk.files(run=1):

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from farmtools.bookkeeping import Bookkeeping, FileState
 from farmtools.processing.jobs import JobStore
 from farmtools.processing.manager import Manager
-from tests.processing_farm import make_cfg, store
+from tests.processing_farm import make_cfg, state_of, store
 
 CRON_S = 60.0
 
@@ -141,7 +141,7 @@ def burst(args: argparse.Namespace) -> None:
         ran: dict[str, int] = {}
         for j in jobs:
             ran[j.file] = ran.get(j.file, 0) + 1
-        states = {bk.get(n).state for n in names}
+        states = {state_of(bk, n) for n in names}
         spans: list[tuple[Any, int]] = []
         for j in jobs:
             if j.started and j.ended:
@@ -156,7 +156,7 @@ def burst(args: argparse.Namespace) -> None:
             f"burst of {args.files} files, {args.slots} slots: all reconstructed "
             f"{states == {FileState.RECONSTRUCTED}}, jobs {len(jobs)} "
             f"(each file once: {set(ran.values()) == {1}}), lost "
-            f"{args.files - sum(1 for n in names if bk.get(n).state == FileState.RECONSTRUCTED)}"
+            f"{args.files - sum(1 for n in names if state_of(bk, n) == FileState.RECONSTRUCTED)}"
             f", peak concurrency {peak}/{args.slots}, wall {wall:.1f} s "
             f"({args.files / wall:.1f} jobs/s)"
         )

@@ -17,6 +17,8 @@ import os
 import tempfile
 import time
 import zlib
+from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 
@@ -27,7 +29,7 @@ from farmtools.rawdata.packing import pack12, unpack12
 EXPECTED_RATIO = {0.7: 3.4, 1.0: 2.8, 1.5: 2.0, 2.0: 1.6, 3.0: 1.2}
 
 
-def best(fn, repeat: int) -> float:
+def best(fn: Callable[[], object], repeat: int) -> float:
     times = []
     for _ in range(repeat):
         t = time.perf_counter()
@@ -79,9 +81,9 @@ def main() -> None:
         payload = encode(adc)
         decode(payload, G.n_channels, G.samples)
         decode_reference(payload, G.n_channels, G.samples)
-        t_enc = best(lambda adc=adc: encode(adc), args.repeat)
-        t_dec = best(lambda p=payload: decode(p, G.n_channels, G.samples), args.repeat)
-        t_ref = best(lambda p=payload: decode_reference(p, G.n_channels, G.samples), args.repeat)
+        t_enc = best(partial(encode, adc), args.repeat)
+        t_dec = best(partial(decode, payload, G.n_channels, G.samples), args.repeat)
+        t_ref = best(partial(decode_reference, payload, G.n_channels, G.samples), args.repeat)
         mb = adc.size * 2 / 1e6
         ratio = adc.size * 1.5 / len(payload)
         print(

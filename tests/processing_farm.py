@@ -1,4 +1,5 @@
-"""Helpers of the processing tests: a farm configuration in a temp dir, raw files, stored files.
+"""Helpers of the processing tests: a farm configuration in a temp dir, raw files, stored files
+and their bookkeeping records.
 
 Raw files are written byte by byte with the 311 layout of farmtools.rawdata.format (few, small
 events: the job program reads and checks the framing, the physics does not matter here).
@@ -11,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from farmtools.bookkeeping import Bookkeeping, Event, FileState
+from farmtools.bookkeeping import Bookkeeping, Event, FileRecord, FileState
 from farmtools.config import FarmConfig
 from farmtools.rawdata.format import FOOTER, FOOTER_MAGIC, RUN_HEADER, EventHeader
 
@@ -69,3 +70,15 @@ def store(bk: Bookkeeping, cfg: FarmConfig, run: int, seq: int, **raw: Any) -> s
         fields={"storage_path": str(path)},
     )
     return name
+
+
+def record_of(bk: Bookkeeping, name: str) -> FileRecord:
+    """``name``'s bookkeeping record; the test fails if the file is not registered."""
+    rec = bk.get(name)
+    assert rec is not None, f"{name} is not in the bookkeeping"
+    return rec
+
+
+def state_of(bk: Bookkeeping, name: str) -> FileState:
+    """The state of ``name``, which must be registered."""
+    return record_of(bk, name).state

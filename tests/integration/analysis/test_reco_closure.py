@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -28,6 +27,7 @@ from farmtools.analysis.purity import PurityResult, purity
 from farmtools.config import DatabaseSection, FarmConfig, FarmSection, ProcessingSection
 from farmtools.detector import WA105_3X1X1
 from farmtools.emulator.settings import EmulatorSettings
+from tests.processing_farm import state_of
 
 RUN = 4242
 GAIN_MAP = {lem: 15.0 + 1.0 * lem + (2.0 if lem % 2 else 0.0) for lem in range(1, 13)}
@@ -182,13 +182,6 @@ def test_command_line_writes_the_seed_summary_json_and_root(
     assert res.exit_code == 2 and "bad.root" in res.output
 
 
-def _state(bk: Any, name: str) -> Any:
-    """The bookkeeping state of ``name`` (which must be registered)."""
-    record = bk.get(name)
-    assert record is not None, name
-    return record.state
-
-
 def test_pipeline_analyses_a_complete_group_once(reco_files: list[Path], tmp_path: Path) -> None:
     from farmtools.analysis.pipeline import run_ready_analyses
     from farmtools.bookkeeping.db import Bookkeeping
@@ -226,18 +219,18 @@ def test_pipeline_analyses_a_complete_group_once(reco_files: list[Path], tmp_pat
         layout.write_bytes(reco_files[3].read_bytes())
         bk.transition(names[3], FileState.DETECTED, FileState.RECONSTRUCTED, Event.RECONSTRUCTED)
         assert run_ready_analyses(check_only, bk) == []  # program=check: no ROOT output to use
-        assert _state(bk, names[3]) is FileState.RECONSTRUCTED
+        assert state_of(bk, names[3]) is FileState.RECONSTRUCTED
         written = run_ready_analyses(cfg, bk)
         assert [p.name for p in written] == [f"analysis_run{RUN}_seq0-3.txt"]
         assert written[0].parent == cfg.path(cfg.analysis.summary_dir) / f"run{RUN}"
         assert written[0].with_suffix(".root").exists()
         for name in names[:4]:
-            assert _state(bk, name) is FileState.ANALYSED
+            assert state_of(bk, name) is FileState.ANALYSED
             story = [e for e in bk.story(name) if e.event == Event.ANALYSED]
             assert (
                 story and abs((story[0].details or {})["lifetime_combined_us"] / TAU_US - 1) < 0.15
             )
-        assert _state(bk, names[4]) is FileState.DETECTED
+        assert state_of(bk, names[4]) is FileState.DETECTED
         assert run_ready_analyses(cfg, bk) == []  # nothing left to do
 
         # What the monitor reads from the summary directory.
@@ -263,8 +256,8 @@ def test_pipeline_analyses_a_complete_group_once(reco_files: list[Path], tmp_pat
                 {"output": str(out)},
             )
         assert run_ready_analyses(cfg, bk) == []
-        assert _state(bk, f"run{RUN}-seq10.dat") is FileState.FAILED
+        assert state_of(bk, f"run{RUN}-seq10.dat") is FileState.FAILED
         assert any(a.source == "analysis" for a in bk.alarms())
-        assert _state(bk, f"run{RUN}-seq11.dat") is FileState.RECONSTRUCTED
+        assert state_of(bk, f"run{RUN}-seq11.dat") is FileState.RECONSTRUCTED
     finally:
         bk.close()

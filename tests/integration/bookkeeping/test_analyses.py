@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from farmtools.bookkeeping import AnalysisRecord, Bookkeeping, Event, FileState, schema
+from tests.processing_farm import state_of
 
 
 def _reconstructed(bk: Bookkeeping, run: int, seqs: range) -> list[str]:
@@ -46,7 +47,7 @@ def _result(run: int, names: list[str], tau: float = 3000.0) -> AnalysisRecord:
 def test_record_analysis_moves_the_group_and_stores_one_queryable_row(bk: Bookkeeping) -> None:
     names = _reconstructed(bk, 7, range(4))
     assert bk.record_analysis(_result(7, names), {"summary": "s"})
-    assert {bk.get(n).state for n in names} == {FileState.ANALYSED}
+    assert {state_of(bk, n) for n in names} == {FileState.ANALYSED}
     assert all(bk.story(n)[-1].event == Event.ANALYSED for n in names)
     (row,) = bk.analyses(run=7)
     assert row.files == names and row.lifetime_us == 3000.0
@@ -62,7 +63,7 @@ def test_record_analysis_moves_the_group_and_stores_one_queryable_row(bk: Bookke
     assert len(bk.analyses()) == 1
     more = _reconstructed(bk, 7, range(4, 7))
     assert not bk.record_analysis(_result(7, [names[0], *more]))  # one already analysed
-    assert {bk.get(n).state for n in more} == {FileState.RECONSTRUCTED}
+    assert {state_of(bk, n) for n in more} == {FileState.RECONSTRUCTED}
     assert len(bk.analyses()) == 1
 
 

@@ -11,6 +11,7 @@ print a traceback per file per try.
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -42,8 +43,11 @@ def _watch_through_an_outage(server: PostgresServer, tmp_path: Path) -> None:
             rec = bk.get(name)
             return None if rec is None else str(rec.state)
 
+        def stored(name: str) -> bool:
+            return state(name) == "stored"
+
         write_raw(daq / "run30-seq0.dat", 30)
-        wait_for(lambda: state("run30-seq0.dat") == "stored", what="the first file stored")
+        wait_for(partial(stored, "run30-seq0.dat"), what="the first file stored")
 
         server.stop()
         during = [write_raw(daq / f"run30-seq{i}.dat", 30) for i in (1, 2, 3)]
@@ -62,7 +66,7 @@ def _watch_through_an_outage(server: PostgresServer, tmp_path: Path) -> None:
 
         server.start()  # same cluster, same port
         for src in during:
-            wait_for(lambda s=src: state(s.name) == "stored", 90, f"{src.name} stored after")
+            wait_for(partial(stored, src.name), 90, f"{src.name} stored after")
         assert watcher.alive() and watcher.proc is not None and watcher.proc.pid == pid
         for src in [daq / "run30-seq0.dat", *during]:
             rec = bk.get(src.name)

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from farmtools.bookkeeping import Bookkeeping, FileState
 from farmtools.cli import app
-from tests.processing_farm import make_cfg, store
+from tests.processing_farm import make_cfg, state_of, store
 
 
 def test_process_once_and_jobs_commands(tmp_path: Path) -> None:
@@ -27,7 +27,7 @@ def test_process_once_and_jobs_commands(tmp_path: Path) -> None:
     assert first.exit_code == 0, first.output
     assert "claimed 2, submitted 2" in first.output
     deadline = time.monotonic() + 60
-    while {bk.get(good).state, bk.get(bad).state} != {FileState.RECONSTRUCTED, FileState.FAILED}:
+    while {state_of(bk, good), state_of(bk, bad)} != {FileState.RECONSTRUCTED, FileState.FAILED}:
         assert time.monotonic() < deadline
         assert runner.invoke(app, ["process", "once", *conf]).exit_code == 0
         time.sleep(0.1)
@@ -37,5 +37,5 @@ def test_process_once_and_jobs_commands(tmp_path: Path) -> None:
     assert shown.exit_code == 0 and "exit code        : 65" in shown.output
     assert runner.invoke(app, ["jobs", "retry", good, *conf]).exit_code == 1  # not failed
     retried = runner.invoke(app, ["jobs", "retry", bad, *conf])
-    assert retried.exit_code == 0 and bk.get(bad).state == FileState.STORED
+    assert retried.exit_code == 0 and state_of(bk, bad) == FileState.STORED
     assert runner.invoke(app, ["jobs", "cancel", "999", *conf]).exit_code == 1

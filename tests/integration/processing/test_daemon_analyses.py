@@ -20,7 +20,7 @@ from farmtools.bookkeeping import Bookkeeping, Event, FileState
 from farmtools.config import FarmConfig
 from farmtools.processing.manager import Manager
 from tests.integration.processing.daemon import Daemon, wait_until, write_farm
-from tests.processing_farm import store
+from tests.processing_farm import state_of, store
 
 RUN = 61
 
@@ -84,7 +84,7 @@ def test_process_run_analyses_reconstructed_groups_by_itself(tmp_path: Path) -> 
     daemon = Daemon(config, tmp_path / "daemon.log")
     try:
         wait_until(
-            lambda: all(bk.get(n).state == FileState.ANALYSED for n in names),
+            lambda: all(state_of(bk, n) == FileState.ANALYSED for n in names),
             "the run analysed by the daemon",
             240,
             daemon,
@@ -93,7 +93,7 @@ def test_process_run_analyses_reconstructed_groups_by_itself(tmp_path: Path) -> 
     finally:
         assert daemon.stop() == 0, daemon.output()[-3000:]
     # bad input: the first file of the garbage group is parked with an alarm, the daemon went on
-    assert bk.get(garbage[0]).state == FileState.FAILED
+    assert state_of(bk, garbage[0]) == FileState.FAILED
     assert any(a.source == "analysis" and a.kind == "unreadable_output" for a in bk.alarms())
 
     (row,) = bk.analyses(run=RUN)
@@ -111,7 +111,8 @@ def test_process_run_analyses_reconstructed_groups_by_itself(tmp_path: Path) -> 
         for s in range(4)
     ]
     story = [e for e in bk.story(names[0]) if e.event == Event.ANALYSED]
-    assert len(story) == 1 and story[0].details["summary"] == row.summary
+    assert len(story) == 1 and story[0].details is not None
+    assert story[0].details["summary"] == row.summary
     # the fits ran in the daemon's analysis child, not in the daemon (its CPU is accounted apart)
     submitted = [e for e in bk.story(names[0]) if e.event == Event.SUBMITTED]
     assert submitted[0].pid == daemon.proc.pid
@@ -126,10 +127,10 @@ def test_process_once_analyses_and_auto_false_does_not(tmp_path: Path) -> None:
     bk = Bookkeeping.from_config(cfg)
     garbage = _garbage_group(bk, tmp_path, 70)
     assert Manager(cfg, bk=bk).run_once().analysed == 0
-    assert {bk.get(n).state for n in garbage} == {FileState.RECONSTRUCTED}
+    assert {state_of(bk, n) for n in garbage} == {FileState.RECONSTRUCTED}
     on = cfg.model_copy(update={"analysis": cfg.analysis.model_copy(update={"auto": True})})
     s = Manager(on, bk=bk).run_once()  # a garbage group: no summary, and no exception either
-    assert s.analysed == 0 and bk.get(garbage[0]).state == FileState.FAILED
+    assert s.analysed == 0 and state_of(bk, garbage[0]) == FileState.FAILED
     store(bk, cfg, 71, 0)  # the pass still did its processing work
     assert Manager(on, bk=bk).run_once().claimed == 1
     bk.close()

@@ -16,7 +16,7 @@ from farmtools.bookkeeping import Bookkeeping, Event, FileState
 from farmtools.processing.jobs import JobStore
 from tests.integration.processing.daemon import Daemon, wait_until, write_farm
 from tests.integration.processing.fifo import feed, make_fifo
-from tests.processing_farm import store
+from tests.processing_farm import state_of, store
 
 RUN = 51
 
@@ -34,7 +34,7 @@ def test_sigkilled_daemon_restarts_and_collects_each_job_once(tmp_path: Path) ->
     first = Daemon(config, tmp_path / "first.log")
     try:
         wait_until(
-            lambda: {bk.get(n).state for n in names} == {FileState.RUNNING},
+            lambda: {state_of(bk, n) for n in names} == {FileState.RUNNING},
             "both jobs running",
             60,
             first,
@@ -45,19 +45,21 @@ def test_sigkilled_daemon_restarts_and_collects_each_job_once(tmp_path: Path) ->
 
     # A ends while no manager exists: its detached supervisor still records it
     feed(fifos[0], RUN)
-    status_a = Path(JobStore(bk).of_file(a)[0].status_file)
+    job_a = JobStore(bk).of_file(a)[0]
+    assert job_a.status_file is not None
+    status_a = Path(job_a.status_file)
     deadline = time.monotonic() + 30
     while not status_a.exists():
         assert time.monotonic() < deadline, "job A did not end without its manager"
         time.sleep(0.05)
-    assert bk.get(a).state == FileState.RUNNING  # nobody collected it yet
+    assert state_of(bk, a) == FileState.RUNNING  # nobody collected it yet
 
     second = Daemon(config, tmp_path / "second.log")
     try:
-        wait_until(lambda: bk.get(a).state == FileState.RECONSTRUCTED, "A collected", 60, second)
-        assert bk.get(b).state == FileState.RUNNING  # B still runs, followed by batch id
+        wait_until(lambda: state_of(bk, a) == FileState.RECONSTRUCTED, "A collected", 60, second)
+        assert state_of(bk, b) == FileState.RUNNING  # B still runs, followed by batch id
         feed(fifos[1], RUN)
-        wait_until(lambda: bk.get(b).state == FileState.RECONSTRUCTED, "B collected", 60, second)
+        wait_until(lambda: state_of(bk, b) == FileState.RECONSTRUCTED, "B collected", 60, second)
         time.sleep(1.0)  # a few more polls: nothing may be collected a second time
     finally:
         assert second.stop() == 0, second.output()[-3000:]
@@ -78,7 +80,9 @@ def test_sigkilled_daemon_restarts_and_collects_each_job_once(tmp_path: Path) ->
         assert story.count(Event.ENDED) == 1 and story.count(Event.RECONSTRUCTED) == 1
         assert story.count(Event.RETRY) == 0
         ended = next(e for e in bk.story(name) if e.event == Event.ENDED)
+        assert ended.details is not None
         assert ended.details["exit_code"] == 0 and ended.details["cpu_s"] == job.cpu_s
+        assert job.job_log is not None
         log = Path(job.job_log).read_text()  # the seed job log, written once with the numbers
         assert log.count("exit code        : 0\n") == 1
         assert f"Job ID           : {job.batch_id}\n" in log

@@ -18,7 +18,7 @@ import pytest
 from farmtools.bookkeeping import Bookkeeping, FileState
 from farmtools.processing.jobs import JobStore
 from tests.integration.processing.daemon import Daemon, wait_until, write_farm
-from tests.processing_farm import store
+from tests.processing_farm import state_of, store
 from tests.servers.postgres import PostgresServer, own_postgres_server
 
 RUN = 61
@@ -38,7 +38,7 @@ def _process_through_an_outage(server: PostgresServer, tmp_path: Path) -> None:
         before = store(bk, cfg, RUN, 0)
         daemon = Daemon(config, tmp_path / "process.log")
         wait_until(
-            lambda: bk.get(before).state == FileState.RECONSTRUCTED, "first file", 60, daemon
+            lambda: state_of(bk, before) == FileState.RECONSTRUCTED, "first file", 60, daemon
         )
 
         server.stop()
@@ -57,7 +57,7 @@ def _process_through_an_outage(server: PostgresServer, tmp_path: Path) -> None:
         server.start()  # same cluster, same port
         after = store(bk, cfg, RUN, 1)
         wait_until(
-            lambda: bk.get(after).state == FileState.RECONSTRUCTED, "file after", 120, daemon
+            lambda: state_of(bk, after) == FileState.RECONSTRUCTED, "file after", 120, daemon
         )
         for name in (before, after):
             (job,) = JobStore(bk).of_file(name)  # each file once, not resubmitted

@@ -27,7 +27,7 @@ from farmtools.processing.script import JobPaths
 from farmtools.rawdata.naming import parse_raw_name
 from tests.integration.processing.daemon import write_farm
 from tests.integration.processing.fifo import job_pid, make_fifo
-from tests.processing_farm import make_cfg, store
+from tests.processing_farm import make_cfg, record_of, state_of, store
 from tests.servers.slurm import SlurmCluster
 
 
@@ -41,6 +41,11 @@ def _passes(manager: Manager, done: Callable[[], bool], timeout: float = 60.0) -
 
 def _job(bk: Bookkeeping, name: str, index: int = -1) -> JobRecord:
     return JobStore(bk).of_file(name)[index]
+
+
+def _stdout(job: JobRecord) -> Path:
+    assert job.stdout is not None, job
+    return Path(job.stdout)
 
 
 def _first_failed(bk: Bookkeeping, name: str) -> bool:
@@ -67,18 +72,20 @@ def test_walltime_exceeded_is_resubmitted_with_more_walltime(tmp_path: Path) -> 
     cfg = make_cfg(tmp_path / "farm", batch={"walltime": "00:00:01"}, processing={"cooloff_s": 0.2})
     bk = Bookkeeping.from_config(cfg)
     name = store(bk, cfg, 41, 0)
-    real = bk.get(name).storage_path
+    real = record_of(bk, name).storage_path
+    assert real is not None
     _hanging(bk, tmp_path, name)  # the first try hangs on its input past its 1 s
     manager = Manager(cfg, bk=bk)
     _passes(manager, lambda: _first_failed(bk, name))
     bk.update_fields(name, storage_path=real)  # the storage answers again
-    _passes(manager, lambda: bk.get(name).state == FileState.RECONSTRUCTED)
+    _passes(manager, lambda: state_of(bk, name) == FileState.RECONSTRUCTED)
     first, second = JobStore(bk).of_file(name)
     assert first.failure == "walltime" and first.reason == "walltime of 1 s exceeded"
     assert first.walltime_used_s is not None and first.walltime_used_s >= 1.0
     assert first.signal == signal.SIGKILL  # the supervisor killed it
     assert second.walltime_s == 2 and second.failure is None and second.exit_code == 0
     retry = next(e for e in bk.story(name) if e.event == "retry")
+    assert retry.details is not None
     assert retry.details["failure"] == "walltime" and retry.details["walltime_s"] == 2
 
 
@@ -86,21 +93,23 @@ def test_a_job_killed_by_a_signal_is_classified_and_resubmitted(tmp_path: Path) 
     cfg = make_cfg(tmp_path / "farm", processing={"cooloff_s": 0.2})
     bk = Bookkeeping.from_config(cfg)
     name = store(bk, cfg, 42, 0)
-    real = bk.get(name).storage_path
+    real = record_of(bk, name).storage_path
+    assert real is not None
     _hanging(bk, tmp_path, name)
     manager = Manager(cfg, bk=bk)
-    _passes(manager, lambda: bk.get(name).state == FileState.RUNNING)
-    stdout = Path(_job(bk, name).stdout)
+    _passes(manager, lambda: state_of(bk, name) == FileState.RUNNING)
+    stdout = _stdout(_job(bk, name))
     _passes(manager, lambda: stdout.exists() and "started" in stdout.read_text())
     pid = job_pid(stdout)
     os.killpg(pid, signal.SIGKILL)  # somebody (an OOM killer, a person) kills the job
     _passes(manager, lambda: _first_failed(bk, name))
     bk.update_fields(name, storage_path=real)
-    _passes(manager, lambda: bk.get(name).state == FileState.RECONSTRUCTED)
+    _passes(manager, lambda: state_of(bk, name) == FileState.RECONSTRUCTED)
     first, second = JobStore(bk).of_file(name)
     assert first.failure == "signal" and first.signal == signal.SIGKILL
     assert first.reason == f"killed by signal {int(signal.SIGKILL)}"
     assert first.exit_code is None and second.exit_code == 0
+    assert first.job_log is not None
     log = Path(first.job_log).read_text()  # the seed job log of the killed try is written
     assert f"Job ID           : {first.batch_id}\n" in log
 
@@ -113,12 +122,12 @@ def test_jobs_cancel_through_the_cli_stops_a_running_job(tmp_path: Path) -> None
     runner = CliRunner(env={"COLUMNS": "250"})
     conf = ["--config", str(config)]
     deadline = time.monotonic() + 60
-    while bk.get(name).state != FileState.RUNNING:
+    while state_of(bk, name) != FileState.RUNNING:
         assert time.monotonic() < deadline
         assert runner.invoke(app, ["process", "once", *conf]).exit_code == 0
         time.sleep(0.1)
     job = _job(bk, name)
-    stdout = Path(job.stdout)
+    stdout = _stdout(job)
     while not (stdout.exists() and "started" in stdout.read_text()):
         assert time.monotonic() < deadline
         time.sleep(0.05)
@@ -126,14 +135,15 @@ def test_jobs_cancel_through_the_cli_stops_a_running_job(tmp_path: Path) -> None
     assert _alive(pid)
     res = runner.invoke(app, ["jobs", "cancel", str(job.id), *conf])
     assert res.exit_code == 0 and f"asked local to cancel {job.batch_id}" in res.output
-    while bk.get(name).state != FileState.FAILED:
+    while state_of(bk, name) != FileState.FAILED:
         assert time.monotonic() < deadline, bk.get(name)
         assert runner.invoke(app, ["process", "once", *conf]).exit_code == 0
         time.sleep(0.1)
     assert not _alive(pid)  # the job's processes are gone, not just forgotten
     jobs = JobStore(bk).of_file(name)
     assert len(jobs) == 1 and jobs[0].failure == "cancelled"  # not resubmitted
-    assert bk.get(name).last_error and "cancelled" in bk.get(name).last_error
+    last_error = record_of(bk, name).last_error
+    assert last_error is not None and "cancelled" in last_error
     listed = runner.invoke(app, ["jobs", "list", "--file", name, *conf])
     assert "cancelled" in listed.output
 
@@ -157,15 +167,18 @@ def test_a_full_disk_while_writing_the_script_is_a_local_error_and_retried(
     manager.submit_due(s)  # due later: not tried again at once, not recorded twice
     job = _job(bk, name)
     assert job.state == "new" and job.failure is None, job
+    assert job.reason is not None
     assert str(script) in job.reason and "No space left on device" in job.reason
-    assert bk.get(name).state == FileState.QUEUED and bk.get(name).tries == 0
+    rec = record_of(bk, name)
+    assert rec.state == FileState.QUEUED and rec.tries == 0
     errors = [e for e in bk.story(name) if e.event == "error"]
-    assert len(errors) == 1 and errors[0].details["failure"] == "local_error"
+    assert len(errors) == 1 and errors[0].details is not None
+    assert errors[0].details["failure"] == "local_error"
     assert s.errors and str(script) in s.errors[0]
     assert not any(a.kind == "submission_refused" for a in bk.alarms())
     script.unlink()  # space freed
     time.sleep(0.25)
-    _passes(manager, lambda: bk.get(name).state == FileState.RECONSTRUCTED)
+    _passes(manager, lambda: state_of(bk, name) == FileState.RECONSTRUCTED)
     (only,) = JobStore(bk).of_file(name)  # the same job, one try
     assert only.try_number == 1 and only.exit_code == 0
 
@@ -184,11 +197,12 @@ def test_slurm_refusing_the_submission_parks_the_file(
     bk = Bookkeeping.from_config(cfg)
     name = store(bk, cfg, 45, 0)
     manager = Manager(cfg, bk=bk)
-    _passes(manager, lambda: bk.get(name).state == FileState.FAILED)
+    _passes(manager, lambda: state_of(bk, name) == FileState.FAILED)
     jobs = JobStore(bk).of_file(name)
     assert [j.failure for j in jobs] == ["submission_refused"] * 2
     assert all(j.batch_id is None for j in jobs)
-    assert "sbatch exited" in (jobs[0].reason or "") and "partition" in jobs[0].reason.lower()
+    reason = jobs[0].reason
+    assert reason is not None and "sbatch exited" in reason and "partition" in reason.lower()
     assert any(a.kind == "submission_refused" for a in bk.alarms())
 
 
@@ -214,7 +228,7 @@ def test_a_completed_job_is_not_resubmitted_when_sacct_lags(
     _passes(
         manager,
         lambda: (
-            {bk.get(good).state, bk.get(bad).state} == {FileState.RECONSTRUCTED, FileState.FAILED}
+            {state_of(bk, good), state_of(bk, bad)} == {FileState.RECONSTRUCTED, FileState.FAILED}
         ),
         timeout=120,
     )
@@ -223,7 +237,7 @@ def test_a_completed_job_is_not_resubmitted_when_sacct_lags(
     assert j_good.exit_code == 0 and j_good.failure is None and j_good.node
     assert j_bad.exit_code == 65 and j_bad.failure == "corrupt_input"  # scontrol's exit code
     ended = next(e for e in bk.story(good) if e.event == "ended")
-    assert "scontrol" in ended.details["batch_state"]
+    assert ended.details is not None and "scontrol" in ended.details["batch_state"]
 
 
 @pytest.mark.slurm

@@ -21,7 +21,7 @@ from sqlalchemy import event, text
 from farmtools.bookkeeping import Bookkeeping, FileState
 from farmtools.config import FarmConfig
 from farmtools.processing.manager import Manager
-from tests.processing_farm import make_cfg, store
+from tests.processing_farm import make_cfg, record_of, state_of, store
 
 
 @contextmanager
@@ -66,14 +66,14 @@ def test_an_idle_daemon_runs_no_query_and_claims_a_new_file_at_once(tmp_path: Pa
     ingest = Bookkeeping.from_config(cfg)
     with _daemon(cfg) as (_manager, statements):
         first = store(ingest, cfg, 1, 0)
-        _until(lambda: ingest.get(first).state == FileState.RECONSTRUCTED)
+        _until(lambda: state_of(ingest, first) == FileState.RECONSTRUCTED)
         time.sleep(0.5)  # the last poll after the job, then nothing is in flight
         # 100 passes of claim_s: before the change watch, ~100 claims and ~100 due-job queries
         assert _quiet(statements, 2.0) == []
         second = store(ingest, cfg, 1, 1)
-        waited = _until(lambda: ingest.get(second).state != FileState.STORED)
+        waited = _until(lambda: state_of(ingest, second) != FileState.STORED)
         assert waited < 5.0  # a claim_s poll, give or take a loaded machine
-        _until(lambda: ingest.get(second).state == FileState.RECONSTRUCTED)
+        _until(lambda: state_of(ingest, second) == FileState.RECONSTRUCTED)
     ingest.close()
 
 
@@ -86,13 +86,15 @@ def test_a_job_in_cool_off_is_submitted_when_due_without_any_change(tmp_path: Pa
     ingest = Bookkeeping.from_config(cfg)
     # an input that vanishes before the job reads it: exit 66, transient, retried after 1.5 s
     name = store(ingest, cfg, 2, 0)
-    raw = Path(str(ingest.get(name).storage_path))
+    stored = record_of(ingest, name).storage_path
+    assert stored is not None
+    raw = Path(stored)
     hidden = raw.with_suffix(".hidden")
     raw.rename(hidden)
     with _daemon(cfg) as (manager, _statements):
         _until(lambda: any(e.event == "retry" for e in ingest.story(name)))
         hidden.rename(raw)
-        _until(lambda: ingest.get(name).state == FileState.RECONSTRUCTED)
+        _until(lambda: state_of(ingest, name) == FileState.RECONSTRUCTED)
     assert [j.try_number for j in manager.jobs.of_file(name)] == [1, 2]
     ingest.close()
 
@@ -110,16 +112,16 @@ def test_postgres_notify_wakes_the_daemon_and_the_rescan_finds_a_silent_write(
     ingest = Bookkeeping.from_config(cfg)
     with _daemon(cfg) as (_manager, statements):
         first = store(ingest, cfg, 3, 0)
-        _until(lambda: ingest.get(first).state == FileState.RECONSTRUCTED)
+        _until(lambda: state_of(ingest, first) == FileState.RECONSTRUCTED)
         time.sleep(0.5)
         idle = _quiet(statements, 1.0)
         assert not any("UPDATE files" in s for s in idle)  # no claim between rescans
         second = store(ingest, cfg, 3, 1)  # the transition to stored sends NOTIFY
-        assert _until(lambda: ingest.get(second).state != FileState.STORED) < 2.0
+        assert _until(lambda: state_of(ingest, second) != FileState.STORED) < 2.0
         # an operator's UPDATE by hand sends no NOTIFY: the rescan (3 s) still takes the file
         third = store(ingest, cfg, 3, 2)
-        _until(lambda: ingest.get(third).state == FileState.RECONSTRUCTED)
+        _until(lambda: state_of(ingest, third) == FileState.RECONSTRUCTED)
         with ingest.engine.begin() as conn:
             conn.execute(text("UPDATE files SET state = 'stored' WHERE name = :n"), {"n": third})
-        assert _until(lambda: ingest.get(third).state != FileState.STORED, timeout=30) < 10
+        assert _until(lambda: state_of(ingest, third) != FileState.STORED, timeout=30) < 10
     ingest.close()

@@ -16,7 +16,7 @@ from farmtools.bookkeeping import Bookkeeping, FileState
 from farmtools.config import FarmConfig
 from farmtools.processing.jobs import JobStore
 from farmtools.processing.manager import Manager
-from tests.processing_farm import make_cfg, store
+from tests.processing_farm import make_cfg, state_of, store
 from tests.servers.process import free_port
 from tests.servers.smtp import SmtpServer
 
@@ -66,13 +66,14 @@ def test_stored_files_are_reconstructed_with_story_job_log_and_archived_script(
     cfg, bk = _cfg(tmp_path)
     names = [store(bk, cfg, 12, seq) for seq in range(3)]
     manager = Manager(cfg, bk=bk)
-    _until(manager, lambda: all(bk.get(n).state == FileState.RECONSTRUCTED for n in names))
+    _until(manager, lambda: all(state_of(bk, n) == FileState.RECONSTRUCTED for n in names))
     story = [e.event for e in bk.story(names[0])]
     assert story[-5:] == ["queued", "submitted", "started", "ended", "reconstructed"] or story[
         -4:
     ] == ["queued", "submitted", "ended", "reconstructed"]  # too fast to see it run
     job = JobStore(bk).of_file(names[0])[0]
     assert job.state == "done" and job.exit_code == 0 and job.cpu_s is not None
+    assert job.script is not None and job.job_log is not None and job.stdout is not None
     assert Path(job.script).parent == cfg.home / "processing/scripts/run12"
     log = Path(job.job_log).read_text()
     assert Path(job.job_log).parent == cfg.home / "all_logs/batch/run12"
@@ -91,7 +92,7 @@ def test_corrupt_input_is_parked_at_once_with_email_and_webhook(
     )
     bad = store(bk, cfg, 13, 0, corrupt=True)
     manager = Manager(cfg, bk=bk)
-    _until(manager, lambda: bk.get(bad).state == FileState.FAILED)
+    _until(manager, lambda: state_of(bk, bad) == FileState.FAILED)
     jobs = JobStore(bk).of_file(bad)
     assert len(jobs) == 1, "corrupt input must not be resubmitted"
     assert jobs[0].failure == "corrupt_input" and jobs[0].exit_code == 65
@@ -110,13 +111,13 @@ def test_out_of_memory_is_resubmitted_with_more_memory(tmp_path: Path) -> None:
     cfg, bk = _cfg(tmp_path, batch={"memory_mb": 64})
     name = store(bk, cfg, 14, 0, events=1, payload=80_000_000)
     manager = Manager(cfg, bk=bk)
-    _until(manager, lambda: bk.get(name).state in (FileState.RECONSTRUCTED, FileState.FAILED))
+    _until(manager, lambda: state_of(bk, name) in (FileState.RECONSTRUCTED, FileState.FAILED))
     jobs = JobStore(bk).of_file(name)
     assert [j.failure for j in jobs] == ["out_of_memory", None]
     assert [j.memory_mb for j in jobs] == [64, 128]
-    assert bk.get(name).state == FileState.RECONSTRUCTED
+    assert state_of(bk, name) == FileState.RECONSTRUCTED
     retry = [e for e in bk.story(name) if e.event == "retry"]
-    assert retry and retry[0].details["memory_mb"] == 128
+    assert retry and retry[0].details is not None and retry[0].details["memory_mb"] == 128
 
 
 @pytest.mark.smtp
@@ -128,7 +129,7 @@ def test_transient_failures_are_bounded_then_parked(
     name = store(bk, cfg, 15, 0)
     bk.update_fields(name, storage_path=str(tmp_path / "gone" / name))
     manager = Manager(cfg, bk=bk)
-    _until(manager, lambda: bk.get(name).state == FileState.FAILED)
+    _until(manager, lambda: state_of(bk, name) == FileState.FAILED)
     jobs = JobStore(bk).of_file(name)
     assert [j.try_number for j in jobs] == [1, 2, 3]
     assert {j.failure for j in jobs} == {"nonzero_exit"}
@@ -137,7 +138,7 @@ def test_transient_failures_are_bounded_then_parked(
     # the operator fixes the cause and retries
     bk.update_fields(name, storage_path=str(cfg.path(cfg.storage.input) / "run15" / name))
     assert manager.retry(name)
-    _until(manager, lambda: bk.get(name).state == FileState.RECONSTRUCTED)
+    _until(manager, lambda: state_of(bk, name) == FileState.RECONSTRUCTED)
 
 
 def test_daemon_claims_new_files_and_survives_a_restart(tmp_path: Path) -> None:
@@ -149,7 +150,7 @@ def test_daemon_claims_new_files_and_survives_a_restart(tmp_path: Path) -> None:
     try:
         a = store(bk, cfg, 16, 0)
         deadline = time.monotonic() + 30
-        while bk.get(a).state in (FileState.STORED, FileState.QUEUED):
+        while state_of(bk, a) in (FileState.STORED, FileState.QUEUED):
             assert time.monotonic() < deadline
             time.sleep(0.02)
     finally:
@@ -157,7 +158,7 @@ def test_daemon_claims_new_files_and_survives_a_restart(tmp_path: Path) -> None:
         t.join()
     # the first manager is gone with its job submitted or running; a new one finishes it
     second = Manager(cfg, bk=Bookkeeping.from_config(cfg))
-    _until(second, lambda: bk.get(a).state == FileState.RECONSTRUCTED)
+    _until(second, lambda: state_of(bk, a) == FileState.RECONSTRUCTED)
     assert len(JobStore(bk).of_file(a)) == 1  # picked up, not resubmitted
 
 
@@ -171,7 +172,7 @@ def test_cancel_parks_the_file(tmp_path: Path) -> None:
     job = JobStore(bk).of_file(second)[0]
     assert job.state == "submitted"
     assert "cancel" in manager.cancel(job.id)
-    _until(manager, lambda: bk.get(second).state == FileState.FAILED)
+    _until(manager, lambda: state_of(bk, second) == FileState.FAILED)
     assert JobStore(bk).of_file(second)[-1].failure == "cancelled"
     assert len(JobStore(bk).of_file(second)) == 1  # a cancelled job is not resubmitted
-    _until(manager, lambda: bk.get(first).state == FileState.RECONSTRUCTED)
+    _until(manager, lambda: state_of(bk, first) == FileState.RECONSTRUCTED)

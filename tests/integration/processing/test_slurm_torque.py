@@ -18,7 +18,7 @@ from farmtools.batch.torque import TorqueBatch
 from farmtools.bookkeeping import Bookkeeping, FileState
 from farmtools.processing.jobs import JobStore
 from farmtools.processing.manager import Manager
-from tests.processing_farm import make_cfg, store
+from tests.processing_farm import make_cfg, state_of, store
 from tests.servers.process import free_port
 from tests.servers.slurm import SlurmCluster
 
@@ -114,16 +114,17 @@ def test_manager_on_slurm_and_torque(
     bad = store(bk, cfg, 21, 1, corrupt=True)
     manager = Manager(cfg, bk=bk)
     deadline = time.monotonic() + 120
-    while {bk.get(good).state, bk.get(bad).state} != {FileState.RECONSTRUCTED, FileState.FAILED}:
+    while {state_of(bk, good), state_of(bk, bad)} != {FileState.RECONSTRUCTED, FileState.FAILED}:
         assert time.monotonic() < deadline, bk.counts_by_state()
         manager.run_once()
         time.sleep(0.2)
-    assert bk.get(good).state == FileState.RECONSTRUCTED
+    assert state_of(bk, good) == FileState.RECONSTRUCTED
     j_good, j_bad = JobStore(bk).of_file(good)[0], JobStore(bk).of_file(bad)[0]
     assert j_good.exit_code == 0 and j_bad.exit_code == 65 and j_bad.failure == "corrupt_input"
     assert j_good.backend == backend and j_good.batch_id
     if backend == "slurm":
         assert j_good.cpu_s is not None and j_good.node
+    assert j_good.job_log is not None
     log = Path(j_good.job_log).read_text()
     assert f"Job ID           : {j_good.batch_id}\n" in log
     assert "exit code        : 0\n" in log
@@ -150,12 +151,12 @@ def test_batch_down_then_up_loses_nothing(slurm_cluster: SlurmCluster, tmp_path:
     manager = Manager(cfg, bk=bk, batch=down)
     s = manager.run_once()
     assert s.batch_down and s.submitted == 0
-    assert {bk.get(n).state for n in names} == {FileState.QUEUED}
+    assert {state_of(bk, n) for n in names} == {FileState.QUEUED}
     assert any(e.event == "error" for e in bk.story(names[0]))
     manager.batch = SlurmBatch(slurm_cluster.env)  # the controller is back
     time.sleep(0.15)
     deadline = time.monotonic() + 120
-    while {bk.get(n).state for n in names} != {FileState.RECONSTRUCTED}:
+    while {state_of(bk, n) for n in names} != {FileState.RECONSTRUCTED}:
         assert time.monotonic() < deadline, bk.counts_by_state()
         manager.run_once()
         time.sleep(0.2)

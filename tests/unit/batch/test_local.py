@@ -7,15 +7,23 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 from farmtools.batch.base import Ending, JobSpec, JobStatus
 from farmtools.batch.local import LocalBatch
 
 
-def _spec(tmp: Path, name: str, body: str, **kw: int) -> JobSpec:
+class _Limits(TypedDict, total=False):
+    """The resource limits a test may set; the others keep :class:`JobSpec`'s defaults."""
+
+    walltime_s: int
+    memory_mb: int
+
+
+def _spec(tmp: Path, name: str, body: str, **limits: Unpack[_Limits]) -> JobSpec:
     script = tmp / f"{name}.sh"
     script.write_text("#!/bin/bash\n" + body + "\n")
-    return JobSpec(name, script, tmp / f"{name}.out", tmp / f"{name}.err", workdir=tmp, **kw)
+    return JobSpec(name, script, tmp / f"{name}.out", tmp / f"{name}.err", workdir=tmp, **limits)
 
 
 def _wait(batch: LocalBatch, ids: list[str], timeout: float = 60.0) -> None:

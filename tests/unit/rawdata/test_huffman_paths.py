@@ -65,15 +65,15 @@ def test_invalid_streams_are_refused_by_both_and_explained() -> None:
             huffman.decode(bad, *adc.shape)
     refused = 0
     for k in range(0, len(payload), 97):  # flipped bytes: refused by both, or read alike
-        bad = bytearray(payload)
-        bad[k] ^= 0xA5
-        fast = _windowed(bytes(bad), *adc.shape)
+        flipped = bytearray(payload)
+        flipped[k] ^= 0xA5
+        fast = _windowed(bytes(flipped), *adc.shape)
         try:
-            ref = huffman.decode_reference(bytes(bad), *adc.shape)
+            ref = huffman.decode_reference(bytes(flipped), *adc.shape)
         except huffman.DecodeError as exc:
             assert fast is None
             with pytest.raises(huffman.DecodeError) as caught:
-                huffman.decode(bytes(bad), *adc.shape)
+                huffman.decode(bytes(flipped), *adc.shape)
             assert (caught.value.channel, caught.value.offset) == (exc.channel, exc.offset)
             refused += 1
         else:
