@@ -7,6 +7,7 @@ Owns the pool's directory (``batch.local_dir``, default ``<home>/processing/loca
     jobs/<id>/spec.json       what to run (written at submission)
     jobs/<id>/started.json    written by the job's supervisor when the script starts
     jobs/<id>/accounting.json written by the supervisor when it ends (exit code, rusage...)
+    jobs/<id>/cancel          a cancel request for a job that has left the queue
     queue/<id>          empty marker: pending
     run/<id>            empty marker: holds a slot
 
@@ -16,7 +17,7 @@ when a job ends its supervisor starts the next pending ones, so the pool drains 
 manager at all.  A supervisor that died without writing accounting (machine reboot, kill -9)
 is reported as a node failure.
 
-Imports the standard library and :mod:`farmtools.batch.base` only.
+Imports the standard library, :mod:`farmtools.batch.base` and the supervisor's file names only.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from farmtools.batch.base import BatchSystem, Ending, JobAccounting, JobSpec, JobStatus
+from farmtools.batch.supervisor import CANCEL_FILE
 
 #: how long a slot may be held by a job whose supervisor has not written ``started.json`` yet
 #: before the job counts as lost (a supervisor starts in well under a second, even loaded)
@@ -201,6 +203,11 @@ class LocalPool:
         return JobStatus.RUNNING
 
     def cancel(self, job_id: str) -> None:
+        """Cancel a pending job at once; ask a dispatched one's supervisor to stop it.
+
+        The request file is what the supervisor obeys (it may not have said who it is yet); the
+        SIGTERM only makes a running job stop without waiting for the next tick.
+        """
         jobdir = self.root / "jobs" / job_id
         with self.locked():
             marker = self.root / "queue" / job_id
@@ -209,6 +216,8 @@ class LocalPool:
                 acc = {"ended": datetime.now(UTC).isoformat(), "ending": "cancelled"}
                 (jobdir / "accounting.json").write_text(json.dumps(acc))
                 return
+            if (jobdir / "spec.json").exists() and not (jobdir / "accounting.json").exists():
+                (jobdir / CANCEL_FILE).touch()
         started = jobdir / "started.json"
         if started.exists() and not (jobdir / "accounting.json").exists():
             info = json.loads(started.read_text())

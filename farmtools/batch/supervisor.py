@@ -24,8 +24,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-#: how often the supervisor looks at its job (walltime, memory)
+#: how often the supervisor looks at its job (walltime, memory, a cancel request)
 TICK_S = 0.1
+#: ``jobs/<id>/cancel``: written by :meth:`farmtools.batch.local.LocalPool.cancel` for a job
+#: that already left the queue.  A signal alone is not enough: between the dispatch and the
+#: supervisor's ``started.json`` nobody knows the supervisor's pid, and a cancel sent then was
+#: lost (the job ran to its end).  The supervisor reads the file before it starts the script and
+#: at every tick after.
+CANCEL_FILE = "cancel"
 
 
 def _now() -> str:
@@ -63,6 +69,10 @@ def supervise(jobdir: Path) -> None:
         stop["cancel"] = True
 
     signal.signal(signal.SIGTERM, on_term)
+    cancel_file = jobdir / CANCEL_FILE
+    if cancel_file.exists():  # cancelled on its way to a slot: the script never starts
+        _write_json(jobdir / "accounting.json", {"ended": _now(), "ending": "cancelled"})
+        return
     with open(spec["stdout"], "ab") as out, open(spec["stderr"], "ab") as err:
         proc = subprocess.Popen(
             ["/bin/bash", spec["script"]],
@@ -93,7 +103,7 @@ def supervise(jobdir: Path) -> None:
         if not ending:
             rss = _tree_rss_kb(proc.pid)
             peak_kb = max(peak_kb, rss)
-            if stop["cancel"]:
+            if stop["cancel"] or cancel_file.exists():
                 ending = "cancelled"
             elif time.monotonic() - started > float(spec["walltime_s"]):
                 ending = "timeout"

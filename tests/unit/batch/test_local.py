@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import TypedDict, Unpack
@@ -129,6 +131,41 @@ def test_cancel_pending_and_running(tmp_path: Path) -> None:
         acc = batch.accounting(i)
         assert acc is not None and acc.ending is Ending.CANCELLED
     assert not (tmp_path / "p.out").exists() or (tmp_path / "p.out").read_text() == ""
+
+
+def test_a_cancel_between_dispatch_and_start_is_not_lost(tmp_path: Path) -> None:
+    # The window: the pool has taken the job out of the queue and given it a slot, but its
+    # supervisor has not written started.json yet (Python start-up, 100-300 ms), so its pid is
+    # unknown.  A cancel sent then used to do nothing and the job ran to its end (seen on CI).
+    # The window is made by hand here, as _schedule() makes it, and the real supervisor started.
+    batch = LocalBatch(tmp_path / "pool", slots=0)  # no slot: the job stays queued
+    job = batch.submit(_spec(tmp_path, "c", "echo ran > ran.txt"))
+    pool = tmp_path / "pool"
+    (pool / "run" / job).touch()
+    (pool / "queue" / job).unlink()
+    assert batch.states([job]) == {job: JobStatus.RUNNING}
+    batch.cancel(job)
+    subprocess.run([sys.executable, "-m", "farmtools.batch.supervisor", str(pool / "jobs" / job)])
+    _wait(batch, [job])
+    acc = batch.accounting(job)
+    assert acc is not None and acc.ending is Ending.CANCELLED and acc.exit_code is None
+    assert not (tmp_path / "ran.txt").exists()  # the script never started
+    assert not (pool / "run" / job).exists()  # and its slot is free
+
+
+def test_a_cancel_request_stops_a_running_job_without_a_signal(tmp_path: Path) -> None:
+    # the supervisor reads the request at every tick, whether or not a SIGTERM reached it
+    from farmtools.batch.supervisor import CANCEL_FILE
+
+    batch = LocalBatch(tmp_path / "pool", slots=1)
+    job = batch.submit(_spec(tmp_path, "r", "sleep 30"))
+    jobdir = tmp_path / "pool" / "jobs" / job
+    _wait_started(jobdir)
+    (jobdir / CANCEL_FILE).touch()
+    _wait(batch, [job], timeout=20)
+    acc = batch.accounting(job)
+    assert acc is not None and acc.ending is Ending.CANCELLED
+    assert acc.walltime_s is not None and acc.walltime_s < 20
 
 
 def _wait_started(jobdir: Path) -> None:
