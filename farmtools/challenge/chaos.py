@@ -22,7 +22,7 @@ Four kinds of fault, each recorded as a :class:`Fault` that the report names:
     The report expects it quarantined or failed with a reason, and never reconstructed.
 
 :func:`plan_faults` draws a schedule from a seed (reproducible); the orchestrator carries it
-out.  Imports the standard library only (and :mod:`farmtools.batch.local` lazily).
+out.  Imports the standard library only (and psutil and :mod:`farmtools.batch.local` lazily).
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ import contextlib
 import json
 import os
 import random
-import re
 import shutil
 import signal
 import subprocess
@@ -112,26 +111,15 @@ MOUNT_ATTEMPTS = 3
 
 
 def is_mount_point(path: Path) -> bool:
-    """Whether something is mounted on ``path``, as /proc/self/mountinfo says.
+    """Whether something is mounted on ``path``, as the kernel's mount table says (psutil).
 
     :func:`os.path.ismount` cannot tell: a bind mount of a directory on itself stays on the
     same device, so it looks like a plain directory there.
     """
+    import psutil
+
     target = os.path.realpath(path)
-    try:
-        lines = Path("/proc/self/mountinfo").read_text().splitlines()
-    except OSError:
-        return os.path.ismount(target)
-    for line in lines:
-        fields = line.split()
-        # field 5 is the mount point, with space, tab, newline and backslash escaped in octal
-        if len(fields) > 4 and _unescape(fields[4]) == target:
-            return True
-    return False
-
-
-def _unescape(field: str) -> str:
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+    return any(p.mountpoint == target for p in psutil.disk_partitions(all=True))
 
 
 def _mount(*args: str) -> str | None:
@@ -166,7 +154,9 @@ class StorageOutage:
             marker.unlink(missing_ok=True)
             outage.mounted = False
             return None
-        return outage.end() or f"{directory}: read-only bind mount of a killed challenge removed"
+        if (why := outage.end()) is not None:
+            return f"{directory}: a killed challenge's read-only mount could NOT be removed: {why}"
+        return f"{directory}: read-only bind mount of a killed challenge removed"
 
     def start(self) -> str:
         """Make writes fail; returns how. Raises RuntimeError naming why it cannot be done.
