@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests.servers.process import _tail, free_port, stop_pid, wait_for_port
+from tests.servers.strict import need_tools
 
 HOST = socket.gethostname().split(".")[0]
 PARTITION = "prod"
@@ -206,9 +207,10 @@ def _start_all(cluster: SlurmCluster, root: Path, cpus: int) -> None:
 @pytest.fixture(scope="session")
 def slurm_cluster() -> Iterator[SlurmCluster]:
     """A one-node Slurm with slurmdbd accounting, shared by the session's Slurm/TORQUE tests."""
-    for tool in ("munged", "mariadbd", "slurmdbd", "slurmctld", "slurmd", "sbatch"):
-        if shutil.which(tool) is None:
-            pytest.fail(f"{tool} is not installed: see scripts/apt-packages.txt")
+    need_tools("munged", package="munge")
+    need_tools("mariadbd", package="mariadb-server")
+    need_tools("slurmdbd", package="slurmdbd")
+    need_tools("slurmctld", "slurmd", "sbatch", package="slurm-wlm")
     root = Path(tempfile.mkdtemp(prefix="farmtools-slurm-"))
     cluster = start_cluster(root)
     try:

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.servers.process import free_port
+from tests.servers.strict import missing
 
 
 @dataclass
@@ -39,7 +40,10 @@ class SmtpServer:
 
 @pytest.fixture
 def smtp_server() -> Iterator[SmtpServer]:
-    from aiosmtpd.controller import Controller
+    try:
+        from aiosmtpd.controller import Controller
+    except ImportError:
+        missing("aiosmtpd is not installed", "pip install -e '.[dev]' (scripts/setup.sh)")
 
     server = SmtpServer("127.0.0.1", free_port())
     controller = Controller(server, hostname=server.host, port=server.port)
