@@ -17,12 +17,13 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from tests.eventually import eventually
 from tests.servers.process import _tail, free_port, stop_pid, wait_for_port
 from tests.servers.strict import need_tools
 
@@ -67,13 +68,8 @@ def _start(
     return proc
 
 
-def _wait_for(cond: object, what: str, timeout: float, log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if callable(cond) and cond():
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"{what} not ready after {timeout} s\n--- log ---\n{_tail(str(log))}")
+def _wait_for(cond: Callable[[], object], what: str, timeout: float, log: Path) -> None:
+    eventually(cond, timeout, f"{what} ready", details=lambda: f"--- log ---\n{_tail(str(log))}")
 
 
 def start_cluster(root: Path, cpus: int = 2) -> SlurmCluster:
