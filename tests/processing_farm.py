@@ -19,6 +19,7 @@ from farmtools.rawdata.format import FOOTER, FOOTER_MAGIC, RUN_HEADER, EventHead
 from tests.eventually import eventually
 
 if TYPE_CHECKING:
+    from farmtools.batch.base import BatchSystem, JobStatus
     from farmtools.processing.manager import Manager
 
 
@@ -102,4 +103,15 @@ def drive(
         what,
         step=manager.run_once,
         details=lambda: f"files per state: {manager.bk.counts_by_state()}",
+    )
+
+
+def wait_job(batch: BatchSystem, job: str, status: JobStatus, timeout: float = 60.0) -> None:
+    """Until the batch system reports ``job`` in ``status``; fails with the last status seen."""
+    eventually(
+        lambda: batch.states([job])[job],
+        timeout,
+        f"job {job} {status}",
+        until=lambda seen: seen is status,
+        interval=0.2,
     )

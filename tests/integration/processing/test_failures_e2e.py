@@ -26,7 +26,7 @@ from farmtools.rawdata.naming import parse_raw_name
 from tests.eventually import eventually
 from tests.integration.processing.daemon import write_farm
 from tests.integration.processing.fifo import job_pid, make_fifo
-from tests.processing_farm import drive, make_cfg, record_of, state_of, store
+from tests.processing_farm import drive, make_cfg, record_of, state_of, store, wait_job
 from tests.servers.slurm import SlurmCluster
 
 
@@ -251,13 +251,7 @@ def test_scontrol_final_record_of_a_real_job(slurm_cluster: SlurmCluster, tmp_pa
     job = batch.submit(
         JobSpec("x", script, tmp_path / "x.out", tmp_path / "x.err", workdir=tmp_path)
     )
-    eventually(
-        lambda: batch.states([job])[job],
-        60,
-        f"job {job} finished",
-        until=lambda v: v == JobStatus.FINISHED,
-        interval=0.2,
-    )
+    wait_job(batch, job, JobStatus.FINISHED)
     # COMPLETING for a moment
     rec = eventually(
         lambda: batch.final_record(job),

@@ -18,7 +18,7 @@ from farmtools.bookkeeping import Bookkeeping, FileState
 from farmtools.processing.jobs import JobStore
 from farmtools.processing.manager import Manager
 from tests.eventually import eventually
-from tests.processing_farm import drive, make_cfg, state_of, store
+from tests.processing_farm import drive, make_cfg, state_of, store, wait_job
 from tests.servers.process import free_port
 from tests.servers.slurm import SlurmCluster
 
@@ -96,21 +96,9 @@ def test_torque_wrappers_submit_poll_and_cancel(
     assert acc.ending is Ending.COMPLETED
     assert acc.exit_code is None  # the wrappers have no exit_status: the manager's status file
     assert (tmp_path / "reco_run2-seq0.out").read_text() == "from-torque\n"
-    eventually(
-        lambda: batch.states([slow])[slow],
-        60,
-        f"job {slow} running",
-        until=lambda v: v == JobStatus.RUNNING,
-        interval=0.2,
-    )
+    wait_job(batch, slow, JobStatus.RUNNING)
     batch.cancel(slow)
-    eventually(
-        lambda: batch.states([slow])[slow],
-        60,
-        f"job {slow} cancelled",
-        until=lambda v: v == JobStatus.FINISHED,
-        interval=0.2,
-    )
+    wait_job(batch, slow, JobStatus.FINISHED)
 
 
 @pytest.mark.parametrize("backend", ["slurm", "torque"])

@@ -14,6 +14,7 @@ from typing import TypedDict, Unpack
 from farmtools.batch.base import Ending, JobSpec, JobStatus
 from farmtools.batch.local import LocalBatch
 from tests.eventually import eventually
+from tests.processing_farm import wait_job
 
 
 class _Limits(TypedDict, total=False):
@@ -122,12 +123,7 @@ def test_cancel_pending_and_running(tmp_path: Path) -> None:
     batch = LocalBatch(tmp_path / "pool", slots=1)
     running = batch.submit(_spec(tmp_path, "r", "sleep 30"))
     pending = batch.submit(_spec(tmp_path, "p", "echo never"))
-    eventually(
-        lambda: batch.states([running])[running],
-        30,
-        "the first job running",
-        until=lambda s: s is JobStatus.RUNNING,
-    )
+    wait_job(batch, running, JobStatus.RUNNING, 30)
     _wait_started(tmp_path / "pool" / "jobs" / running)
     batch.cancel(pending)
     batch.cancel(running)
