@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -296,7 +296,7 @@ class Bookkeeping:
         def _name_database(context: Any) -> None:
             # every error of this engine says which database it came from (password masked)
             for err in (context.sqlalchemy_exception, context.original_exception):
-                if err is not None:
+                with suppress(AttributeError, TypeError):  # an exception type without a __dict__
                     setattr(err, DATABASE_ATTR, safe)
 
         self.dialect = self.engine.dialect.name

@@ -31,6 +31,7 @@ SHIFT_COMMANDS: list[list[str]] = [
     ["jobs", "show", "1"],
     ["jobs", "retry", "run1-seq0.dat"],
     ["jobs", "cancel", "1"],
+    ["ingest", "retry", "run1-seq0.dat"],
     ["archive", "list"],
     ["archive", "verify"],
     ["monitor", "ack", "1"],
@@ -55,20 +56,44 @@ def _assert_one_line(out: str, *expected: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def stopped_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """farm.toml naming a database (with a password in its URL) on a PostgreSQL now stopped."""
+def stopped_postgres_and_open_bk(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Path, Bookkeeping]]:
+    """farm.toml naming a database (with a password in its URL) on a PostgreSQL now stopped,
+    and a Bookkeeping opened on it while it was up."""
     tmp_path = tmp_path_factory.mktemp("pg-down")
     with own_postgres_server() as server:
-        url = server.create_db()
-        Bookkeeping(url).close()  # a real farm database, schema and all
+        user, rest = server.create_db().split("://", 1)[1].split("@", 1)
+        url = f"postgresql+psycopg://{user}:{PASSWORD}@{rest}"
+        bk = Bookkeeping(url)  # a real farm database, schema and all (trust: any password)
         server.stop()
-        user, rest = url.split("://", 1)[1].split("@", 1)
         cfg = tmp_path / "farm.toml"
-        cfg.write_text(
-            f'[farm]\nhome = "{tmp_path}"\n[database]\n'
-            f'url = "postgresql+psycopg://{user}:{PASSWORD}@{rest}"\n'
-        )
-        yield cfg
+        cfg.write_text(f'[farm]\nhome = "{tmp_path}"\n[database]\nurl = "{url}"\n')
+        yield cfg, bk
+        bk.close()
+
+
+@pytest.fixture
+def stopped_postgres(stopped_postgres_and_open_bk: tuple[Path, Bookkeeping]) -> Path:
+    return stopped_postgres_and_open_bk[0]
+
+
+@pytest.mark.postgres
+def test_database_lost_after_opening_is_named_too(
+    stopped_postgres_and_open_bk: tuple[Path, Bookkeeping],
+) -> None:
+    """The database going away in the middle of a command: the error still names it, masked."""
+    from sqlalchemy.exc import OperationalError
+
+    from farmtools.bookkeeping.errors import database_failure
+
+    _, bk = stopped_postgres_and_open_bk
+    with pytest.raises(OperationalError) as caught:
+        bk.runs()
+    message = database_failure(caught.value)
+    assert message is not None and PASSWORD not in message
+    assert message.startswith("bookkeeping database postgresql+psycopg://postgres:***@127.0.0.1:")
+    assert "unavailable" in message
 
 
 @pytest.mark.postgres
@@ -142,3 +167,15 @@ def test_options_and_names_are_checked(tmp_path: Path) -> None:
     assert code == 1
     _assert_one_line(out, "--run 999: no such run")
     bk.close()
+
+
+def test_password_file_of_another_account_is_one_line(tmp_path: Path) -> None:
+    """A shift account cannot read secrets.env: it is told whose file it is, not a traceback."""
+    cfg = tmp_path / "farm.toml"
+    cfg.write_text(
+        '[database]\nurl = "postgresql+psycopg://prod@127.0.0.1:1/farmtools"\n'
+        f'password_env = "FT_TEST_UNSET_PW"\npassword_file = "{tmp_path / "secrets.env"}"\n'
+    )
+    code, out = _invoke(cfg, ["runs"])
+    assert code == EXIT_USAGE
+    _assert_one_line(out, "database.password_file", "run the command as prod")
