@@ -54,6 +54,8 @@ class FarmtoolsGroup(TyperGroup):
 app = typer.Typer(
     name="farmtools",
     cls=FarmtoolsGroup,
+    epilog="Exit codes: 0 done; 1 a check failed or no such thing; 2 wrong option or "
+    "configuration; 3 the bookkeeping database is unavailable; 65 corrupt input.",
     help="Online storage and processing farm of the WA105 dual-phase LAr TPC.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
