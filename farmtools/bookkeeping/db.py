@@ -12,7 +12,8 @@ creation/upgrade, and the rules that keep state and story consistent:
 * the story is append-only: nothing here updates or deletes an ``events`` row, and since schema
   version 2 the database's own triggers refuse it to anyone.
 
-Imports SQLAlchemy and :mod:`farmtools.bookkeeping.schema` / ``states`` only (and the config type).
+Imports SQLAlchemy and :mod:`farmtools.bookkeeping.schema` / ``states`` / ``errors`` only (and
+:func:`farmtools.config.masked_url`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -41,8 +42,15 @@ from sqlalchemy import (
 
 from farmtools.bookkeeping import schema
 from farmtools.bookkeeping.changes import WAKE_STATES, ChangeWatch, channel
+from farmtools.bookkeeping.errors import (
+    DATABASE_ATTR,
+    DatabaseUnavailable,
+    database_unavailable,
+    first_line,
+)
 from farmtools.bookkeeping.schema import alarms, events, files, metadata, now, runs
 from farmtools.bookkeeping.states import Event, FileState
+from farmtools.config import masked_url
 
 if TYPE_CHECKING:
     from farmtools.config import FarmConfig
@@ -217,10 +225,16 @@ def _file_record(row: Row[Any]) -> FileRecord:
     )
 
 
+def _sqlite_path(url: str) -> str:
+    """The file of a SQLite URL ('' for anything else, or an in-memory database)."""
+    path = url.split("sqlite:///", 1)[1] if url.startswith("sqlite:///") else ""
+    return "" if path == ":memory:" else path.split("?", 1)[0]
+
+
 def _sqlite_engine(url: str) -> Engine:
     """SQLite tuned for several processes: WAL, a long busy timeout, immediate write transactions."""
-    path = url.split("sqlite:///", 1)[1] if url.startswith("sqlite:///") else ""
-    if path and path != ":memory:":
+    path = _sqlite_path(url)
+    if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": 60.0})
 
@@ -255,33 +269,66 @@ class Bookkeeping:
     ['run1-seq0.dat']                                          # doctest: +SKIP
     """
 
-    def __init__(self, url: str, *, upgrade: bool = True) -> None:
+    def __init__(self, url: str, *, upgrade: bool = True, create: bool = True) -> None:
+        """Open the database at ``url``.
+
+        ``create=False`` (the shift's read-only commands) refuses a SQLite file that does not
+        exist yet with :class:`DatabaseUnavailable`, instead of inventing an empty database whose
+        empty tables look like "no data".  A database that cannot be reached or read raises
+        :class:`DatabaseUnavailable` naming it (password masked) when the schema is checked.
+        """
         self.url = url
-        if url.startswith("sqlite"):
-            self.engine = _sqlite_engine(url)
-        else:
-            if url.startswith("postgresql://"):
-                url = "postgresql+psycopg://" + url[len("postgresql://") :]
-            self.engine = create_engine(url, pool_pre_ping=True)
+        safe = masked_url(url)
+        sqlite_path = _sqlite_path(url)
+        if not create and sqlite_path and not Path(sqlite_path).exists():
+            raise DatabaseUnavailable(safe, "no such database file (nothing created)")
+        try:
+            if url.startswith("sqlite"):
+                self.engine = _sqlite_engine(url)
+            else:
+                if url.startswith("postgresql://"):
+                    url = "postgresql+psycopg://" + url[len("postgresql://") :]
+                self.engine = create_engine(url, pool_pre_ping=True)
+        except OSError as exc:  # the SQLite file's directory cannot be made
+            raise DatabaseUnavailable(safe, f"{exc.strerror or exc}: {exc.filename}") from exc
+
+        @event.listens_for(self.engine, "handle_error")
+        def _name_database(context: Any) -> None:
+            # every error of this engine says which database it came from (password masked)
+            for err in (context.sqlalchemy_exception, context.original_exception):
+                with suppress(AttributeError, TypeError):  # an exception type without a __dict__
+                    setattr(err, DATABASE_ATTR, safe)
+
         self.dialect = self.engine.dialect.name
         if upgrade:
             try:
                 self.upgrade()
-            except BaseException:
+            except BaseException as exc:
                 self.engine.dispose()  # no connection left open behind a refused database
+                if database_unavailable(exc):
+                    raise DatabaseUnavailable(safe, first_line(exc)) from exc
                 raise
 
     @classmethod
-    def from_config(cls, cfg: FarmConfig) -> Bookkeeping:
-        """The database named by ``database.url`` of the farm configuration."""
-        return cls(cfg.database_url)
+    def from_config(cls, cfg: FarmConfig, *, create: bool = True) -> Bookkeeping:
+        """The database named by ``database.url`` of the farm configuration.
+
+        With ``create=False`` a missing SQLite file is refused and the message says which
+        configuration named it (or that none was found), so "wrong directory" is not "no data".
+        """
+        try:
+            return cls(cfg.database_url, create=create)
+        except DatabaseUnavailable as exc:
+            if create:
+                raise
+            raise DatabaseUnavailable(exc.database, f"{exc.reason}; {cfg.source_text}") from exc
 
     def close(self) -> None:
         self.engine.dispose()
 
     def _safe_url(self) -> str:
         """The URL without its password, for messages."""
-        return self.engine.url.render_as_string(hide_password=True)
+        return masked_url(self.url)
 
     # -- transactions --------------------------------------------------------------------------
     @contextmanager
