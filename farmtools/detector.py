@@ -304,7 +304,16 @@ def from_old(old: int, geometry: Geometry = WA105_3X1X1) -> int:
 
 
 def geometry(name: str = "3x1x1") -> Geometry:
-    """Look up a detector geometry by the name the farm configuration uses."""
+    """Look up a detector geometry by the name the farm configuration uses.
+
+    ``NAME:SAMPLES`` (e.g. ``6x6x6:100``) is the detector with fewer samples per channel: the
+    emulator, the event builder and the tests use it to keep 6x6x6 events small.
+    """
+    base, sep, samples = name.partition(":")
+    if sep:
+        if not samples.isdigit() or not 2 <= int(samples) <= 1_000_000:
+            raise ValueError(f"detector {name!r}: the sample count must be within 2..1000000")
+        return geometry(base).with_samples(int(samples))
     try:
         return GEOMETRIES[name]
     except KeyError:
