@@ -84,6 +84,43 @@ class L1Plan:
     faults: Faults = field(default_factory=Faults)
 
 
+def parse_faults(specs: list[str]) -> Faults:
+    """Faults from ``KIND:STREAM:VALUE`` strings (the CLI's ``--fault``); ValueError names a bad one."""
+    lists: dict[str, list[Key]] = {
+        "missing": [],
+        "out-of-order": [],
+        "duplicate": [],
+        "run-mismatch": [],
+        "truncated": [],
+    }
+    late: tuple[int, float] | None = None
+    for spec in specs:
+        kind, _, rest = spec.partition(":")
+        stream, _, value = rest.partition(":")
+        try:
+            s = int(stream)
+            if s not in (0, 1):
+                raise ValueError
+            if kind == "late":
+                late = (s, float(value))
+            elif kind in lists:
+                lists[kind].append((s, int(value)))
+            else:
+                raise ValueError
+        except ValueError:
+            raise ValueError(
+                f"fault {spec!r}: expected KIND:STREAM:VALUE, KIND one of late, {', '.join(lists)}"
+            ) from None
+    return Faults(
+        missing=tuple(lists["missing"]),
+        late=late,
+        out_of_order=tuple(lists["out-of-order"]),
+        duplicate=tuple(lists["duplicate"]),
+        run_mismatch=tuple(lists["run-mismatch"]),
+        truncated=tuple(lists["truncated"]),
+    )
+
+
 def truth_path(out_dir: str | os.PathLike[str], run: int) -> Path:
     return Path(out_dir) / f"{run}_l1truth.json"
 
