@@ -86,7 +86,17 @@ def build(
         raise typer.Exit(2) from None
     assert settings.status_path is not None
     settings.status_path.parent.mkdir(parents=True, exist_ok=True)
-    builder = L2Builder(settings)
+    bk = None
+    try:
+        from farmtools.bookkeeping.db import Bookkeeping
+
+        bk = Bookkeeping(cfg.database_url)
+    except Exception as exc:  # the builder works without: counts stay in its status file
+        typer.echo(
+            f"warning: bookkeeping unavailable, counts only in {settings.status_path}: {exc}",
+            err=True,
+        )
+    builder = L2Builder(settings, bk)
     if once:
         builder.drain()
     else:

@@ -20,10 +20,10 @@ RawFormat = Literal["311", "pddp"]
 
 
 def format_by_name(path: str | os.PathLike[str]) -> RawFormat | None:
-    if parse_raw_name(path) is not None:
-        return "311"
     if parse_l2_name(path) is not None:
         return "pddp"
+    if parse_raw_name(path) is not None:
+        return "311"
     return None
 
 
