@@ -19,7 +19,7 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
 
 import numpy as np
@@ -39,6 +39,7 @@ from farmtools.rawdata.pddp_format import (
     table_size,
     unpack_lro,
 )
+from farmtools.rawdata.reader import ValidationReport
 
 
 @dataclass(frozen=True)
@@ -70,27 +71,10 @@ class DPEvent:
 
 
 @dataclass
-class DPValidationReport:
-    """What :meth:`PDDPFile.validate` found in a valid file (the fields ``raw inspect`` prints)."""
+class DPValidationReport(ValidationReport):
+    """What :meth:`PDDPFile.validate` found: the 311 report's fields, and the incomplete events."""
 
-    path: str
-    run: int
-    n_events: int
-    size: int
-    compressed_events: int
-    bad_card_events: int
     incomplete_events: int = 0
-    first_trigger: int | None = None
-    last_trigger: int | None = None
-    first_time: float | None = None
-    last_time: float | None = None
-    trigger_types: dict[int, int] = field(default_factory=dict)
-
-    @property
-    def compression(self) -> str:
-        if self.compressed_events == 0:
-            return "none"
-        return "all" if self.compressed_events == self.n_events else "mixed"
 
 
 class PDDPFile:
