@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
 
+import numba
 import numpy as np
 import numpy.typing as npt
 
@@ -40,6 +41,24 @@ from farmtools.rawdata.pddp_format import (
     unpack_lro,
 )
 from farmtools.rawdata.reader import ValidationReport
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _unpack_rows(
+    buf: npt.NDArray[np.uint8], out: npt.NDArray[np.uint16], dest: npt.NDArray[np.intp]
+) -> None:  # pragma: no cover - compiled
+    """12-bit samples of ``len(dest)`` channels (even sample count), channel ``r`` into ``out[dest[r]]``."""
+    ns = out.shape[1]
+    row_bytes = ns * 3 // 2
+    for r in range(dest.size):
+        o = out[dest[r]]
+        base = r * row_bytes
+        for j in range(ns // 2):
+            b0 = np.uint16(buf[base + 3 * j])
+            b1 = np.uint16(buf[base + 3 * j + 1])
+            b2 = np.uint16(buf[base + 3 * j + 2])
+            o[2 * j] = (b0 << 4) | (b1 >> 4)
+            o[2 * j + 1] = ((b1 & 0xF) << 8) | b2
 
 
 @dataclass(frozen=True)
@@ -98,6 +117,7 @@ class PDDPFile:
             raise
         self._buf = bytearray()
         self._adc: npt.NDArray[np.uint16] | None = None
+        self._view: npt.NDArray[np.uint16] | None = None
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], geo: Geometry | None = None) -> PDDPFile:
@@ -268,6 +288,26 @@ class PDDPFile:
 
     def event_daq(self, i: int) -> DPEvent:
         """Decode event ``i`` with its channels in DAQ order (crate, card, channel)."""
+        if self._adc is None:
+            g = self.geometry
+            self._adc = np.empty((g.n_channels, g.samples), dtype=np.uint16)
+        return self._decode(i, self._adc, None)
+
+    def event(self, i: int) -> DPEvent:
+        """Decode event ``i`` with its channels in VIEW order (CRP-major, view 0 then 1).
+
+        Each channel is unpacked straight into its view-order row (no second copy of the event);
+        the samples are a reused buffer: copy them to keep them.
+        """
+        g = self.geometry
+        if self._view is None:
+            self._view = np.empty((g.n_channels, g.samples), dtype=np.uint16)
+        return self._decode(i, self._view, g.daq_to_view)
+
+    def _decode(
+        self, i: int, adc: npt.NDArray[np.uint16], dest: npt.NDArray[np.intp] | None
+    ) -> DPEvent:
+        """Event ``i`` into ``adc``; DAQ channel ``c`` goes to row ``dest[c]`` (None: row ``c``)."""
         if i < 0:
             i += len(self.entries)
         if not 0 <= i < len(self.entries):
@@ -275,14 +315,12 @@ class PDDPFile:
         g = self.geometry
         raw = self.read_raw_event(i)
         start = self.event_offsets[i]
-        if self._adc is None:
-            self._adc = np.empty((g.n_channels, g.samples), dtype=np.uint16)
-        adc = self._adc
         fc = g.fragment_channels
         lro: list[bytes] = []
         headers = []
+        n_frag = len(self.fragments[i])
         for k, (pos, h) in enumerate(self.fragments[i]):
-            rows = adc[k * fc : (k + 1) * fc]
+            rows = adc[k * fc : (k + 1) * fc] if dest is None else None
             body = pos - start + FRAGMENT_HEADER_SIZE
             lro_bytes = bytes(raw[body : body + h.lro_size])
             try:
@@ -295,10 +333,19 @@ class PDDPFile:
             headers.append(h)
             cro = raw[body + h.lro_size : body + h.lro_size + h.cro_size]
             if h.cro_size == 0:
-                rows[:] = 0
+                if rows is not None:
+                    rows[:] = 0
+                else:
+                    assert dest is not None
+                    adc[dest[k * fc : (k + 1) * fc]] = 0
             elif h.compressed:
                 try:
-                    rows[:] = huffman.decode(cro, fc, g.samples)
+                    decoded = huffman.decode(cro, fc, g.samples)
+                    if rows is not None:
+                        rows[:] = decoded
+                    else:
+                        assert dest is not None
+                        adc[dest[k * fc : (k + 1) * fc]] = decoded
                 except huffman.DecodeError as exc:
                     raise RawDataError(
                         self.path,
@@ -307,27 +354,26 @@ class PDDPFile:
                         fragment=k,
                         offset=pos + 44 + h.lro_size + exc.offset,
                     ) from None
-            else:
+            elif rows is not None:
                 unpack12(cro, fc * g.samples, out=rows.reshape(-1))
-        adc[len(headers) * fc :] = 0
-        expected = g.missing_cards(0)
-        event = DPEvent(i, start, self.entries[i], headers, lro, adc, expected)
-        return event
-
-    def event(self, i: int) -> DPEvent:
-        """Decode event ``i`` with its channels in VIEW order (CRP-major, view 0 then 1)."""
-        ev = self.event_daq(i)
-        return DPEvent(
-            ev.index,
-            ev.offset,
-            ev.entry,
-            ev.fragments,
-            ev.lro,
-            ev.adc[self.geometry.view_to_daq],
-            ev.expected_missing,
-        )
+            else:
+                assert dest is not None
+                raw_cro = np.frombuffer(cro, dtype=np.uint8)
+                if g.samples % 2 == 0:
+                    _unpack_rows(raw_cro, adc, dest[k * fc : (k + 1) * fc])
+                else:  # channels do not start on a byte: unpack, then place the rows
+                    adc[dest[k * fc : (k + 1) * fc]] = unpack12(raw_cro, fc * g.samples).reshape(
+                        fc, g.samples
+                    )
+        if n_frag < g.l1_builders:
+            if dest is None:
+                adc[n_frag * fc :] = 0
+            else:
+                adc[dest[n_frag * fc :]] = 0
+        return DPEvent(i, start, self.entries[i], headers, lro, adc, g.missing_cards(0))
 
     def __iter__(self) -> Iterator[DPEvent]:
+        """Events in view order, one at a time (each in the same reused buffer)."""
         for i in range(len(self.entries)):
             yield self.event(i)
 
