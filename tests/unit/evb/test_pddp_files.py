@@ -181,3 +181,27 @@ def test_raw_inspect_reads_both_formats_by_name_and_content(tmp_path: Path) -> N
     # by content: a ProtoDUNE-DP file, read with the full 6x6x6 geometry: wrong CRO size, named
     assert res.exit_code == 1
     assert json.loads(res.stdout)["error"].startswith("CRO segment of 115200 bytes")
+
+
+def test_odd_sample_count_and_missing_fragment_in_view_order(tmp_path: Path) -> None:
+    g = geometry("6x6x6:21")
+    rng = np.random.default_rng(4)
+    view = rng.integers(0, 4096, size=(g.n_channels, g.samples), dtype=np.uint16)
+    daq = np.empty_like(view)
+    daq[g.view_to_daq] = view
+    fc = g.fragment_channels
+    first = make_fragment(
+        daq[:fc], run=1, trigger_type=0, trigger_number=0, time_ns=5, event_number=0
+    )
+    second = make_fragment(
+        daq[fc:], run=1, trigger_type=0, trigger_number=0, time_ns=5, event_number=0
+    )
+    hole = Fragment(first.header.placeholder_for(60), b"\x00")
+    path = tmp_path / "1_0_a.dat"
+    write_pddp_file(path, 1, [[first, second], [first, hole]], incomplete=[False, True])
+    with PDDPFile.open(path, g) as f:
+        assert np.array_equal(f.event(0).adc, view)
+        partial = f.event(1).adc
+        present = g.daq_to_view[:fc]
+        assert np.array_equal(partial[present], view[present])
+        assert not partial[g.daq_to_view[fc:]].any()
