@@ -50,3 +50,15 @@ def test_counts_in_bookkeeping_runs_and_metrics(tmp_path: Path) -> None:
     ).decode()
     assert 'farmtools_evb_count{kind="built",run="12"} 9.0' in text
     assert 'farmtools_evb_fragments_in{run="12",stream="1"} 11.0' in text
+    # the monitor's task: the latest run's bars, another run as reference
+    from farmtools.monitor.evbtask import EventBuilding
+    from farmtools.monitor.tasks import Context
+
+    ctx = Context(cfg, FarmQueries(bk.engine), SummaryStore(tmp_path), None)
+    task = EventBuilding()
+    data = task.read(ctx, "counts", None)
+    assert data is not None and data["run"] == 12
+    fig = task.draw("counts", data, data)
+    bars = dict(zip(fig["data"][0]["x"], fig["data"][0]["y"], strict=True))
+    assert bars["built"] == exp["built"] and bars["duplicates"] == 1 and len(fig["data"]) == 2
+    assert task.read(ctx, "counts", 13) is None
