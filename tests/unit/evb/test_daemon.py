@@ -1,0 +1,64 @@
+"""The builder as a daemon: follows growing streams (inotify), times out a lonely fragment."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from farmtools.detector import geometry
+from farmtools.emulator.l1streams import Faults, L1Plan, emulate_l1_run
+from farmtools.evb.builder import BuilderSettings, L2Builder
+
+GEO = geometry("6x6x6:20")
+
+
+def _wait(cond: object, what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def test_daemon_builds_while_streams_grow_and_times_out_the_missing(tmp_path: Path) -> None:
+    s = BuilderSettings(
+        in_dir=tmp_path / "l1",
+        out_dir=tmp_path / "l2",
+        setaside_dir=tmp_path / "aside",
+        geometry=GEO,
+        pair_timeout_s=1.0,
+        flush_s=0.2,
+        idle_s=1.0,
+    )
+    builder = L2Builder(s)
+    stop = threading.Event()
+    daemon = threading.Thread(target=builder.run, args=(stop.is_set, 0.05), daemon=True)
+    daemon.start()
+    try:
+        faults = Faults(missing=((0, 5),), late=(1, 0.5), truncated=((0, 1),))
+        plan = L1Plan(
+            run=3, events=24, fragments_per_file=8, physics=False, rate_hz=40.0, faults=faults
+        )
+        truth = emulate_l1_run(tmp_path / "l1", GEO, plan)
+        exp = truth["expected"]
+        c = builder.counts[3]
+        _wait(
+            lambda: c.built + c.incomplete == exp["built"] + exp["incomplete"] and c.pending == 0,
+            "the run built",
+        )
+    finally:
+        stop.set()
+        daemon.join(timeout=30)
+    assert (c.built, c.incomplete, c.truncated) == (
+        exp["built"],
+        exp["incomplete"],
+        exp["truncated"],
+    )
+    assert exp["incomplete"] == 2  # the missing fragment, and the partner of the truncated one
+    assert c.fragments_in == truth["emitted"]
+    # a restarted builder finds the same counts from what was written
+    again = L2Builder(replace(s))
+    again.drain()
+    assert again.counts[3] == c
