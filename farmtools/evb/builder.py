@@ -19,11 +19,13 @@ when the oldest waiting event is ``flush_s`` old, and at the end of a drain).  A
 written under a temporary name from the fragments' own bytes (``copy_file_range``), synced,
 re-read and checked, and only then renamed to its final name.
 
-Nothing lost, nothing twice, whatever the moment of a SIGKILL: the builder keeps no state of
-its own.  At start it reads what it wrote - the event tables of its final files (which
-triggers, which streams) and the names of the set-aside files (which fragments) - and removes
-its temporary files; then it reads the streams from their beginning, passing over the
-fragments already written or set aside.  Counts are recomputed the same way, exactly.
+Nothing lost, nothing twice, whatever the moment of a SIGKILL: the builder's state is what it
+wrote.  At start it reads its journal (one synced line per event file renamed: which triggers,
+which streams), the event tables of final files the journal misses (a crash between rename and
+journal line), and the names of the set-aside files (which fragments), and removes its
+temporary files; then it reads the streams from their beginning, passing over the fragments
+already written or set aside.  Counts are recomputed the same way, exactly.  The journal
+outlives the event files, which the archive stage may clean from the DAQ disk.
 
 Imports :mod:`farmtools.rawdata`, :mod:`farmtools.detector` and the evb modules.
 """
@@ -53,7 +55,7 @@ from farmtools.rawdata.errors import RawDataError
 from farmtools.rawdata.pddp_format import DQ_EVENT_INCOMPLETE, FRAGMENT_HEADER_SIZE, TRAILER
 from farmtools.rawdata.pddp_naming import L2Name, parse_l2_name
 from farmtools.rawdata.pddp_reader import PDDPFile
-from farmtools.rawdata.pddp_writer import Fragment, write_pddp_file
+from farmtools.rawdata.pddp_writer import Fragment, copy_range, write_pddp_file
 
 log = logging.getLogger("farmtools.evb")
 
@@ -159,6 +161,7 @@ class L2Builder:
         self.ready: dict[int, list[_Ready]] = defaultdict(list)
         self.next_seq: dict[int, int] = defaultdict(int)
         self.alarms: list[str] = []
+        self._journaled: set[str] = set()
         for d in (settings.out_dir, settings.setaside_dir):
             d.mkdir(parents=True, exist_ok=True)
         self._recover()
@@ -167,34 +170,71 @@ class L2Builder:
     def _mine(self, trigger: int) -> bool:
         return trigger % len(self.s.builders) == self.s.index
 
+    @property
+    def journal_path(self) -> Path:
+        """The list of event files this builder wrote: ``<setaside_dir>/built-<id>.jsonl``."""
+        return self.s.setaside_dir / f"built-{self.s.builder_id}.jsonl"
+
+    def _note_built(self, name: str, run: int, events: list[tuple[int, bool, bool]]) -> None:
+        """Account one event file: its (trigger, stream 0 present, stream 1 present) events."""
+        parsed = parse_l2_name(name)
+        if parsed is not None:
+            self.next_seq[run] = max(self.next_seq[run], parsed.seq + 1)
+        c = self.counts[run]
+        c.files += 1
+        for trigger, p0, p1 in events:
+            self.built[(run, trigger)] = (p0, p1)
+            if p0 and p1:
+                c.built += 1
+            else:
+                c.incomplete += 1
+        self._journaled.add(name)
+
+    def _journal(self, name: str, run: int, events: list[tuple[int, bool, bool]]) -> None:
+        """Append one event file to the journal (synced): the restart's memory of what was built,
+        which outlives the file itself (an archived file may be cleaned from the DAQ disk)."""
+        line = json.dumps({"file": name, "run": run, "events": events}) + "\n"
+        with open(self.journal_path, "a") as fh:
+            fh.write(line)
+            fh.flush()
+            if self.s.fsync:
+                os.fsync(fh.fileno())
+
     def _recover(self) -> None:
-        """Rebuild the state from what was written: final event files and set-aside fragments."""
+        """Rebuild the state from what was written: the journal, final event files, set-aside fragments."""
         me = self.s.builder_id
+        if self.journal_path.exists():
+            with open(self.journal_path) as fh:
+                for line in fh:
+                    try:
+                        doc = json.loads(line)
+                    except ValueError:
+                        continue  # a line cut by a crash: its file is found in out_dir below
+                    events = [(int(t), bool(a), bool(b)) for t, a, b in doc["events"]]
+                    self._note_built(doc["file"], int(doc["run"]), events)
         for entry in os.scandir(self.s.out_dir):
             if entry.name.startswith(".") and entry.name.endswith(f"_{me}.dat.tmp"):
                 os.unlink(entry.path)  # a file that never got its final name: rewritten
                 log.info("%s: removed an unfinished event file", entry.path)
                 continue
             name = parse_l2_name(entry.name)
-            if name is None or name.builder != me:
+            if name is None or name.builder != me or entry.name in self._journaled:
                 continue
-            self.next_seq[name.run] = max(self.next_seq[name.run], name.seq + 1)
-            try:
+            try:  # renamed, but the crash came before its journal line
                 with PDDPFile.open(entry.path, self.s.geometry) as f:
+                    events = []
                     for i, e in enumerate(f.entries):
                         present = [True, True]
                         for k, (_pos, h) in enumerate(f.fragments[i]):
                             if h.placeholder:
                                 present[k] = False
-                        self.built[(f.run, e.trigger_number)] = (present[0], present[1])
-                        c = self.counts[f.run]
-                        if e.incomplete:
-                            c.incomplete += 1
-                        else:
-                            c.built += 1
-                    self.counts[f.run].files += 1
+                        events.append((e.trigger_number, present[0], present[1]))
+                    run = f.run
             except RawDataError as exc:
                 self._alarm(f"an event file of this builder is unreadable, left alone: {exc}")
+                continue
+            self._journal(entry.name, run, events)
+            self._note_built(entry.name, run, events)
         for entry in os.scandir(self.s.setaside_dir):
             m = _SETASIDE.fullmatch(entry.name)
             if m is None:
@@ -330,9 +370,7 @@ class L2Builder:
         final = self.s.setaside_dir / name
         tmp = self.s.setaside_dir / f".{name}.tmp"
         with open(path, "rb") as src, open(tmp, "wb") as dst:
-            src.seek(offset)
-            dst.write(src.read(size))
-            dst.flush()
+            copy_range(src.fileno(), dst.fileno(), offset, size)
             os.fsync(dst.fileno())
         os.replace(tmp, final)
         self.setaside_ids.add(ident)
@@ -402,18 +440,13 @@ class L2Builder:
                 os.fsync(dirfd)
             finally:
                 os.close(dirfd)
-        self.next_seq[run] += 1
-        c = self.counts[run]
-        c.files += 1
+        written = [(r.trigger, r.frags[0] is not None, r.frags[1] is not None) for r in events]
+        self._journal(final.name, run, written)
+        self._note_built(final.name, run, written)
         for r in events:
-            self.built[(run, r.trigger)] = (r.frags[0] is not None, r.frags[1] is not None)
             for k, f in enumerate(r.frags):
                 if f is not None:
                     self._replayed.add((run, r.trigger, k))
-            if r.incomplete:
-                c.incomplete += 1
-            else:
-                c.built += 1
         log.info("%s: %d events written", final, len(events))
         return final
 

@@ -92,7 +92,8 @@ def event_entry(fragments: Sequence[Fragment], incomplete: bool = False) -> Even
     )
 
 
-def _copy_range(src_fd: int, dst_fd: int, offset: int, count: int) -> None:
+def copy_range(src_fd: int, dst_fd: int, offset: int, count: int) -> None:
+    """Copy ``count`` bytes from ``offset`` of ``src_fd`` to the position of ``dst_fd``, in the kernel."""
     while count > 0:
         done = os.copy_file_range(src_fd, dst_fd, count, offset)
         if done == 0:
@@ -135,7 +136,7 @@ def write_pddp_file(
                         src = sources.get(frag.source)
                         if src is None:
                             src = sources[frag.source] = os.open(frag.source, os.O_RDONLY)
-                        _copy_range(src, fd, frag.body_offset, frag.header.body_size)
+                        copy_range(src, fd, frag.body_offset, frag.header.body_size)
                     else:
                         raise ValueError("a fragment needs a body or a source file")
                     size += frag.header.body_size

@@ -139,3 +139,18 @@ def test_two_builders_share_the_triggers_and_restart_loses_nothing(tmp_path: Pat
     total = a.counts[9].built + b.counts[9].built
     assert total == truth["expected"]["built"] == 20
     assert a.counts[9].duplicates + b.counts[9].duplicates == 1
+
+
+def test_event_files_cleaned_from_the_daq_disk_are_not_built_again(tmp_path: Path) -> None:
+    truth = emulate_l1_run(tmp_path / "l1", GEO, L1Plan(run=4, events=6, physics=False))
+    first = L2Builder(_settings(tmp_path))
+    first.drain()
+    written = sorted((tmp_path / "l2").iterdir())
+    assert written
+    for path in written:  # what the archive clean-up does once the files are archived and verified
+        path.unlink()
+    again = L2Builder(_settings(tmp_path))
+    again.drain()
+    assert list((tmp_path / "l2").iterdir()) == []
+    assert again.counts[4] == first.counts[4]
+    assert again.counts[4].built == truth["expected"]["built"] == 6
