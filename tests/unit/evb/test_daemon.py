@@ -62,3 +62,32 @@ def test_daemon_builds_while_streams_grow_and_times_out_the_missing(tmp_path: Pa
     again = L2Builder(replace(s))
     again.drain()
     assert again.counts[3] == c
+
+
+def test_a_stream_later_than_the_pair_timeout_gives_incomplete_events_then_late_fragments(
+    tmp_path: Path,
+) -> None:
+    s = BuilderSettings(
+        in_dir=tmp_path / "l1",
+        out_dir=tmp_path / "l2",
+        setaside_dir=tmp_path / "aside",
+        geometry=GEO,
+        pair_timeout_s=0.3,
+        flush_s=0.1,
+    )
+    builder = L2Builder(s)
+    stop = threading.Event()
+    daemon = threading.Thread(target=builder.run, args=(stop.is_set, 0.05), daemon=True)
+    daemon.start()
+    try:
+        plan = L1Plan(run=8, events=4, physics=False, faults=Faults(late=(1, 2.0)))
+        truth = emulate_l1_run(tmp_path / "l1", GEO, plan)
+        c = builder.counts[8]
+        _wait(lambda: c.late == 4, "the late fragments set aside")
+    finally:
+        stop.set()
+        daemon.join(timeout=30)
+    # every trigger written once, incomplete (stream 1 came 2 s after the 0.3 s time-out)
+    assert (c.built, c.incomplete, c.late, c.pending) == (0, 4, 4, 0)
+    assert c.fragments_in == truth["emitted"] == [4, 4]
+    assert len(list((tmp_path / "aside").glob("8_*_1_late_*.frag"))) == 4
