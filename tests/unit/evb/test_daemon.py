@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,21 +24,35 @@ def _wait(cond: object, what: str, timeout: float = 60.0) -> None:
         time.sleep(0.05)
 
 
-def test_daemon_builds_while_streams_grow_and_times_out_the_missing(tmp_path: Path) -> None:
-    s = BuilderSettings(
-        in_dir=tmp_path / "l1",
-        out_dir=tmp_path / "l2",
-        setaside_dir=tmp_path / "aside",
+def _settings(tmp: Path, pair_timeout_s: float, flush_s: float) -> BuilderSettings:
+    return BuilderSettings(
+        in_dir=tmp / "l1",
+        out_dir=tmp / "l2",
+        setaside_dir=tmp / "aside",
         geometry=GEO,
-        pair_timeout_s=1.0,
-        flush_s=0.2,
+        pair_timeout_s=pair_timeout_s,
+        flush_s=flush_s,
         idle_s=1.0,
     )
-    builder = L2Builder(s)
+
+
+@contextmanager
+def _running(builder: L2Builder) -> Iterator[None]:
+    """The builder's daemon loop in a thread, stopped on exit."""
     stop = threading.Event()
     daemon = threading.Thread(target=builder.run, args=(stop.is_set, 0.05), daemon=True)
     daemon.start()
     try:
+        yield
+    finally:
+        stop.set()
+        daemon.join(timeout=30)
+
+
+def test_daemon_builds_while_streams_grow_and_times_out_the_missing(tmp_path: Path) -> None:
+    s = _settings(tmp_path, pair_timeout_s=1.0, flush_s=0.2)
+    builder = L2Builder(s)
+    with _running(builder):
         faults = Faults(missing=((0, 5),), late=(1, 0.5), truncated=((0, 1),))
         plan = L1Plan(
             run=3, events=24, fragments_per_file=8, physics=False, rate_hz=40.0, faults=faults
@@ -48,9 +64,6 @@ def test_daemon_builds_while_streams_grow_and_times_out_the_missing(tmp_path: Pa
             lambda: c.built + c.incomplete == exp["built"] + exp["incomplete"] and c.pending == 0,
             "the run built",
         )
-    finally:
-        stop.set()
-        daemon.join(timeout=30)
     assert (c.built, c.incomplete, c.truncated) == (
         exp["built"],
         exp["incomplete"],
@@ -67,26 +80,12 @@ def test_daemon_builds_while_streams_grow_and_times_out_the_missing(tmp_path: Pa
 def test_a_stream_later_than_the_pair_timeout_gives_incomplete_events_then_late_fragments(
     tmp_path: Path,
 ) -> None:
-    s = BuilderSettings(
-        in_dir=tmp_path / "l1",
-        out_dir=tmp_path / "l2",
-        setaside_dir=tmp_path / "aside",
-        geometry=GEO,
-        pair_timeout_s=0.3,
-        flush_s=0.1,
-    )
-    builder = L2Builder(s)
-    stop = threading.Event()
-    daemon = threading.Thread(target=builder.run, args=(stop.is_set, 0.05), daemon=True)
-    daemon.start()
-    try:
+    builder = L2Builder(_settings(tmp_path, pair_timeout_s=0.3, flush_s=0.1))
+    with _running(builder):
         plan = L1Plan(run=8, events=4, physics=False, faults=Faults(late=(1, 2.0)))
         truth = emulate_l1_run(tmp_path / "l1", GEO, plan)
         c = builder.counts[8]
         _wait(lambda: c.late == 4, "the late fragments set aside")
-    finally:
-        stop.set()
-        daemon.join(timeout=30)
     # every trigger written once, incomplete (stream 1 came 2 s after the 0.3 s time-out)
     assert (c.built, c.incomplete, c.late, c.pending) == (0, 4, 4, 0)
     assert c.fragments_in == truth["emitted"] == [4, 4]
