@@ -66,6 +66,7 @@ app = typer.Typer(
 STAGES: tuple[str, ...] = (
     "farmtools.rawdata.cli",
     "farmtools.emulator.cli",
+    "farmtools.evb.cli",
     "farmtools.archive.cli",
     "farmtools.bookkeeping.cli",
     "farmtools.ingest.cli",

@@ -43,6 +43,32 @@ class DaqSection(_Section):
     watch_dir: Path = Field(Path("evb/data"), description="directory the DAQ writes raw files into")
 
 
+class EvbSection(_Section):
+    """The 6x6x6 L2 event builders (docs/protodune-dp.md); their event files go to daq.watch_dir."""
+
+    l1_dir: Path = Field(
+        Path("evb/l1"),
+        description="directory the two L1 event builders write fragment streams into",
+    )
+    setaside_dir: Path = Field(
+        Path("evb/setaside"), description="duplicate, mismatched, late and truncated fragments"
+    )
+    state_dir: Path = Field(
+        Path("evb/state"), description="status (counts per run) of each builder"
+    )
+    builders: list[str] = Field(
+        default_factory=lambda: ["a"], description="ids of the L2 builders sharing the triggers"
+    )
+    pair_timeout_s: float = Field(
+        10.0, gt=0, description="an event whose partner fragment has not come is written incomplete"
+    )
+    roll_bytes: int = Field(3_000_000_000, gt=0, description="event files roll at this size")
+    flush_s: float = Field(30.0, gt=0, description="events waiting longer are written anyway")
+    idle_s: float = Field(
+        60.0, gt=0, description="a stream file's partial tail idle this long is truncated"
+    )
+
+
 class StorageSection(_Section):
     backend: Literal["local", "xrootd"] = "local"
     input: str = Field("storage/input", description="raw files: <input>/run<N>/run<N>-seq<M>.dat")
@@ -219,6 +245,7 @@ class FarmConfig(_Section):
 
     farm: FarmSection = FarmSection()
     daq: DaqSection = DaqSection()
+    evb: EvbSection = EvbSection()
     storage: StorageSection = StorageSection()
     ingest: IngestSection = IngestSection()
     database: DatabaseSection = DatabaseSection()

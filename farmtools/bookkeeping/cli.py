@@ -93,6 +93,7 @@ def runs(config: Path | None = _CONFIG) -> None:
     """List runs: files, bytes and files per state."""
     from farmtools.bookkeeping.textlogs import human_size
 
+    bk = _open(config)
     rows = [
         [
             str(r.run),
@@ -100,9 +101,21 @@ def runs(config: Path | None = _CONFIG) -> None:
             human_size(r.bytes),
             ", ".join(f"{s} {n}" for s, n in sorted(r.states.items())),
         ]
-        for r in _open(config).runs()
+        for r in bk.runs()
     ]
     _emit("runs", ("run", "files", "bytes", "states"), rows)
+    evb = bk.evb_counts()
+    if evb:
+        keys = ("built", "incomplete", "duplicates", "mismatches", "late", "truncated", "pending")
+        _emit(
+            "event building (6x6x6, all L2 builders)",
+            ("run", "L1 in 0+1", *keys, "files"),
+            [
+                [str(run), f"{c['fragments_in0']}+{c['fragments_in1']}"]
+                + [str(c[k]) for k in (*keys, "files")]
+                for run, c in evb.items()
+            ],
+        )
 
 
 def files(

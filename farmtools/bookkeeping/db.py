@@ -32,6 +32,7 @@ from sqlalchemy import (
     Engine,
     Row,
     create_engine,
+    delete,
     event,
     func,
     insert,
@@ -529,10 +530,13 @@ class Bookkeeping:
         event: str,
         details: Mapping[str, Any] | None = None,
         run: int | None = None,
+        name_prefix: str | None = None,
     ) -> list[FileRecord]:
         """Move up to ``limit`` files from ``from_state`` to ``to_state`` for ``worker``, atomically.
 
-        Files whose ``not_before`` lies in the future (retry back-off) are skipped.  Two callers
+        Files whose ``not_before`` lies in the future (retry back-off) are skipped, and with
+        ``name_prefix`` those whose name does not start with it (processing takes ``run``: the
+        3x1x1 files).  Two callers
         never get the same file, whatever the backend; each claimed file gets story ``event``.
         """
         with self._write() as conn:
@@ -543,6 +547,8 @@ class Bookkeeping:
             ]
             if run is not None:
                 cond.append(files.c.run == run)
+            if name_prefix is not None:
+                cond.append(files.c.name.startswith(name_prefix, autoescape=True))
             candidates = (
                 select(files.c.id)
                 .where(*cond)
@@ -746,6 +752,30 @@ class Bookkeeping:
                 states[state] = int(n)
                 acc[run] = (nf + int(n), nb + int(nbytes), states)
         return [RunSummary(r, nf, nb, st) for r, (nf, nb, st) in acc.items()]
+
+    # -- event building (6x6x6) --------------------------------------------------------------
+    def record_evb_counts(self, run: int, builder: str, counts: Mapping[str, int]) -> None:
+        """Replace one L2 builder's counts of ``run`` (keys: the ``evb_counts`` columns)."""
+        row: dict[str, Any] = {
+            c.name: int(counts.get(c.name, 0)) for c in schema.evb_counts.columns
+        }
+        row.update(run=run, builder=builder, updated=now())
+        t = schema.evb_counts
+        with self._write() as conn:
+            conn.execute(delete(t).where(t.c.run == run, t.c.builder == builder))
+            conn.execute(insert(t).values(**row))
+
+    def evb_counts(self) -> dict[int, dict[str, int]]:
+        """Counts per run, summed over the L2 builders (empty when no 6x6x6 run was built)."""
+        t = schema.evb_counts
+        keys = [c.name for c in t.columns if c.name not in ("run", "builder", "updated")]
+        out: dict[int, dict[str, int]] = {}
+        with self._read() as conn:
+            for row in conn.execute(select(t).order_by(t.c.run)):
+                acc = out.setdefault(row.run, dict.fromkeys(keys, 0))
+                for k in keys:
+                    acc[k] += int(getattr(row, k))
+        return out
 
     def story(self, name: str) -> list[StoryEvent]:
         """The timeline of ``name``, oldest first (empty for an unknown name)."""
