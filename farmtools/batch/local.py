@@ -2,7 +2,8 @@
 
 Owns the pool's directory (``batch.local_dir``, default ``<home>/processing/localbatch``)::
 
-    next_id             the last job id handed out
+    next_id             the last job id handed out (recovered from ``jobs/`` if unreadable)
+    slots               the number of slots (written by the manager at its start)
     lock                flock(2) serialising the scheduler between manager and supervisors
     jobs/<id>/spec.json       what to run (written at submission)
     jobs/<id>/started.json    written by the job's supervisor when the script starts
@@ -17,7 +18,11 @@ when a job ends its supervisor starts the next pending ones, so the pool drains 
 manager at all.  A supervisor that died without writing accounting (machine reboot, kill -9)
 is reported as a node failure.
 
-Imports the standard library, :mod:`farmtools.batch.base` and the supervisor's file names only.
+Every state file is written atomically (:mod:`farmtools.batch.statefile`): a kill of the manager
+or of a supervisor at any instruction leaves either the old file or the new one.
+
+Imports the standard library, :mod:`farmtools.batch.base`, ``statefile`` and the supervisor's file
+names only.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -36,7 +42,10 @@ from pathlib import Path
 from typing import Any
 
 from farmtools.batch.base import BatchSystem, Ending, JobAccounting, JobSpec, JobStatus
+from farmtools.batch.statefile import write_atomic, write_json_atomic
 from farmtools.batch.supervisor import CANCEL_FILE
+
+log = logging.getLogger("farmtools.batch")
 
 #: how long a slot may be held by a job whose supervisor has not written ``started.json`` yet
 #: before the job counts as lost (a supervisor starts in well under a second, even loaded)
@@ -64,10 +73,27 @@ class LocalPool:
         self.root = root
         for sub in ("jobs", "queue", "run"):
             (root / sub).mkdir(parents=True, exist_ok=True)
-        slots_file = root / "slots"
         if slots is not None:
-            slots_file.write_text(str(slots))
-        self.slots = int(slots_file.read_text()) if slots_file.exists() else 1
+            write_atomic(root / "slots", str(slots))
+            self.slots = slots
+        else:
+            self.slots = self._read_slots()
+
+    def _read_slots(self) -> int:
+        """The manager's slot count; 1 (never more jobs than a pool can have) if unreadable."""
+        path = self.root / "slots"
+        try:
+            return int(path.read_text())
+        except FileNotFoundError:
+            return 1
+        except (OSError, ValueError) as exc:
+            log.warning(
+                "%s is unreadable (%s): the pool runs 1 job at a time until the "
+                "manager rewrites it",
+                path,
+                exc,
+            )
+            return 1
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
@@ -78,10 +104,30 @@ class LocalPool:
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
+    def _highest_job(self) -> int:
+        """The highest job number under ``jobs/`` (0 for an empty pool)."""
+        return max((int(n) for n in os.listdir(self.root / "jobs") if n.isdigit()), default=0)
+
     def _next_id(self) -> str:
+        """A job id never used before (caller holds the lock).
+
+        ``next_id`` is the fast path; when it is missing or unreadable, or names a directory that
+        already exists (an old copy of the file), the highest job directory says where to go on,
+        and a log line says so: a damaged counter must never cost a file one of its tries.
+        """
         path = self.root / "next_id"
-        n = int(path.read_text()) + 1 if path.exists() else 1
-        path.write_text(str(n))
+        try:
+            n = int(path.read_text()) + 1
+        except FileNotFoundError:
+            n = self._highest_job() + 1
+        except (OSError, ValueError) as exc:
+            n = self._highest_job() + 1
+            log.warning("%s is unreadable (%s): job ids go on from %d", path, exc, n)
+        if (self.root / "jobs" / str(n)).exists():
+            m = self._highest_job() + 1
+            log.warning("%s is behind the job directories: job ids go on from %d", path, m)
+            n = m
+        write_atomic(path, str(n))
         return str(n)
 
     def add(self, spec: JobSpec) -> str:
@@ -101,7 +147,7 @@ class LocalPool:
                 "workdir": str(spec.workdir),
                 "submitted": datetime.now(UTC).isoformat(),
             }
-            (jobdir / "spec.json").write_text(json.dumps(data))
+            write_json_atomic(jobdir / "spec.json", data)
             (self.root / "queue" / job_id).touch()
             self._schedule()
         return job_id
@@ -144,7 +190,7 @@ class LocalPool:
                 "ending": "node_fail",
                 "error": f"cannot start the supervisor: {exc}",
             }
-            (jobdir / "accounting.json").write_text(json.dumps(acc))
+            write_json_atomic(jobdir / "accounting.json", acc)
             with contextlib.suppress(FileNotFoundError):
                 (self.root / "run" / job_id).unlink()
             return
@@ -188,7 +234,7 @@ class LocalPool:
                     continue
                 error = f"supervisor never started the job ({held_s:.0f} s after its launch)"
             acc = {"ended": datetime.now(UTC).isoformat(), "ending": "node_fail", "error": error}
-            (jobdir / "accounting.json").write_text(json.dumps(acc))
+            write_json_atomic(jobdir / "accounting.json", acc)
             with contextlib.suppress(FileNotFoundError):
                 (self.root / "run" / job_id).unlink()
 
@@ -214,7 +260,7 @@ class LocalPool:
             if marker.exists():
                 marker.unlink()
                 acc = {"ended": datetime.now(UTC).isoformat(), "ending": "cancelled"}
-                (jobdir / "accounting.json").write_text(json.dumps(acc))
+                write_json_atomic(jobdir / "accounting.json", acc)
                 return
             if (jobdir / "spec.json").exists() and not (jobdir / "accounting.json").exists():
                 (jobdir / CANCEL_FILE).touch()

@@ -6,8 +6,8 @@ the script in its own process group, enforces walltime and memory (the process t
 Slurm's jobacct_gather does), reaps the script with ``os.wait4`` for its rusage, writes
 ``accounting.json`` atomically, and finally starts the next pending jobs of the pool.
 
-Imports the standard library, psutil and :mod:`farmtools.batch.local` (for the pool's lock and
-scheduler) only.
+Imports the standard library, psutil, :mod:`farmtools.batch.statefile` and
+:mod:`farmtools.batch.local` (for the pool's lock and scheduler) only.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from farmtools.batch.statefile import write_json_atomic
+
 #: how often the supervisor looks at its job (walltime, memory, a cancel request)
 TICK_S = 0.1
 #: ``jobs/<id>/cancel``: written by :meth:`farmtools.batch.local.LocalPool.cancel` for a job
@@ -36,12 +38,6 @@ CANCEL_FILE = "cancel"
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
 
 
 def _tree_rss_kb(pid: int) -> int:
@@ -71,7 +67,7 @@ def supervise(jobdir: Path) -> None:
     signal.signal(signal.SIGTERM, on_term)
     cancel_file = jobdir / CANCEL_FILE
     if cancel_file.exists():  # cancelled on its way to a slot: the script never starts
-        _write_json(jobdir / "accounting.json", {"ended": _now(), "ending": "cancelled"})
+        write_json_atomic(jobdir / "accounting.json", {"ended": _now(), "ending": "cancelled"})
         return
     with open(spec["stdout"], "ab") as out, open(spec["stderr"], "ab") as err:
         proc = subprocess.Popen(
@@ -84,7 +80,7 @@ def supervise(jobdir: Path) -> None:
             env={**os.environ, "FARMTOOLS_JOB_ID": spec["id"], "FARMTOOLS_JOB_NAME": spec["name"]},
         )
     started = time.monotonic()
-    _write_json(
+    write_json_atomic(
         jobdir / "started.json",
         {
             "started": _now(),
@@ -131,7 +127,7 @@ def supervise(jobdir: Path) -> None:
         "walltime_s": time.monotonic() - started,
         "ending": ending or ("signalled" if code < 0 else "completed"),
     }
-    _write_json(jobdir / "accounting.json", acc)
+    write_json_atomic(jobdir / "accounting.json", acc)
 
 
 def main() -> None:
@@ -149,7 +145,7 @@ def main() -> None:
         supervise(jobdir)
     except Exception as exc:
         # the job could not even start (script gone, log dir not writable...): record it
-        _write_json(
+        write_json_atomic(
             jobdir / "accounting.json",
             {"ended": _now(), "ending": "node_fail", "error": f"{type(exc).__name__}: {exc}"},
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -10,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 from typing import TypedDict, Unpack
+
+import pytest
 
 from farmtools.batch.base import Ending, JobSpec, JobStatus
 from farmtools.batch.local import LocalBatch
@@ -212,3 +215,52 @@ def test_a_supervisor_that_never_started_frees_its_slot(tmp_path: Path) -> None:
     assert "never started" in str(acc.extra["error"])
     done = batch.accounting(nxt)
     assert done is not None and done.ending is Ending.COMPLETED and done.exit_code == 0
+
+
+def test_an_empty_next_id_is_recovered_from_the_job_directories(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A manager SIGKILLed inside write_text() left next_id empty; every later submission raised
+    # ValueError and cost its file a try.  Now the highest job directory says where to go on.
+    pool = tmp_path / "pool"
+    batch = LocalBatch(pool, slots=0)  # nothing runs: only the ids matter
+    first = [batch.submit(_spec(tmp_path, f"a{i}", "true")) for i in range(3)]
+    (pool / "next_id").write_text("")
+    with caplog.at_level(logging.WARNING, logger="farmtools.batch"):
+        after_empty = batch.submit(_spec(tmp_path, "b", "true"))
+    assert after_empty == "4" and first == ["1", "2", "3"]
+    assert "next_id is unreadable" in caplog.text
+    (pool / "next_id").write_text("2")  # an old copy: ids 3 and 4 are taken
+    assert batch.submit(_spec(tmp_path, "c", "true")) == "5"
+    (pool / "next_id").unlink()
+    assert batch.submit(_spec(tmp_path, "d", "true")) == "6"
+    assert json.loads((pool / "jobs" / "6" / "spec.json").read_text())["name"] == "d"
+
+
+def test_an_unreadable_slots_file_runs_one_job_at_a_time(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from farmtools.batch.local import LocalPool
+
+    LocalBatch(tmp_path / "pool", slots=3)
+    assert LocalPool(tmp_path / "pool").slots == 3  # what a supervisor reads
+    (tmp_path / "pool" / "slots").write_text("")
+    with caplog.at_level(logging.WARNING, logger="farmtools.batch"):
+        assert LocalPool(tmp_path / "pool").slots == 1
+    assert "slots is unreadable" in caplog.text
+
+
+def test_state_files_are_replaced_never_rewritten_in_place(tmp_path: Path) -> None:
+    # the proof of atomicity that does not depend on timing: a reader holding the old file
+    # keeps the old inode (a rename replaced it), and no temporary file is left behind
+    pool = tmp_path / "pool"
+    batch = LocalBatch(pool, slots=0)
+    batch.submit(_spec(tmp_path, "a", "true"))
+    before = (pool / "next_id").stat().st_ino
+    slots_before = (pool / "slots").stat().st_ino
+    batch.submit(_spec(tmp_path, "b", "true"))
+    LocalBatch(pool, slots=0)
+    assert (pool / "next_id").stat().st_ino != before
+    assert (pool / "slots").stat().st_ino != slots_before
+    assert (pool / "next_id").read_text() == "2"
+    assert not [p for p in pool.rglob("*.tmp")]
