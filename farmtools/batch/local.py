@@ -9,6 +9,7 @@ Owns the pool's directory (``batch.local_dir``, default ``<home>/processing/loca
     jobs/<id>/started.json    written by the job's supervisor when the script starts
     jobs/<id>/accounting.json written by the supervisor when it ends (exit code, rusage...)
     jobs/<id>/cancel          a cancel request for a job that has left the queue
+    keys/<key>          symlink to <id>: the job submitted under that idempotency key
     queue/<id>          empty marker: pending
     run/<id>            empty marker: holds a slot
 
@@ -71,7 +72,7 @@ class LocalPool:
 
     def __init__(self, root: Path, slots: int | None = None) -> None:
         self.root = root
-        for sub in ("jobs", "queue", "run"):
+        for sub in ("jobs", "queue", "run", "keys"):
             (root / sub).mkdir(parents=True, exist_ok=True)
         if slots is not None:
             write_atomic(root / "slots", str(slots))
@@ -145,11 +146,42 @@ class LocalPool:
                 "walltime_s": spec.walltime_s,
                 "memory_mb": spec.memory_mb,
                 "workdir": str(spec.workdir),
+                "key": spec.key,
                 "submitted": datetime.now(UTC).isoformat(),
             }
             write_json_atomic(jobdir / "spec.json", data)
+            if spec.key:  # from here on find() knows it (a symlink appears in one step)
+                os.symlink(job_id, self.root / "keys" / spec.key)
             (self.root / "queue" / job_id).touch()
             self._schedule()
+        return job_id
+
+    def find(self, key: str) -> str | None:
+        """The id of the job submitted under ``key``, or None (see :meth:`BatchSystem.find`).
+
+        A submitter killed between the key's link and the queue marker left a job that is in
+        no state at all (no marker, no accounting, never started): it is queued now, so that
+        the job adopted by its key does run.
+        """
+        with self.locked():
+            try:
+                job_id = os.readlink(self.root / "keys" / key)
+            except FileNotFoundError:
+                return None
+            jobdir = self.root / "jobs" / job_id
+            limbo = not any(
+                p.exists()
+                for p in (
+                    self.root / "queue" / job_id,
+                    self.root / "run" / job_id,
+                    jobdir / "accounting.json",
+                    jobdir / "started.json",
+                )
+            )
+            if limbo:
+                log.warning("job %s was never queued (its submitter died): queued now", job_id)
+                (self.root / "queue" / job_id).touch()
+                self._schedule()
         return job_id
 
     def _schedule(self) -> None:
@@ -306,6 +338,9 @@ class LocalBatch(BatchSystem):
 
     def submit(self, spec: JobSpec) -> str:
         return self.pool.add(spec)
+
+    def find(self, spec: JobSpec) -> str | None:
+        return self.pool.find(spec.key) if spec.key else None
 
     def states(self, ids: Iterable[str]) -> dict[str, JobStatus]:
         self.pool.schedule()

@@ -33,6 +33,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
+import signal
 import socket
 import threading
 import time
@@ -73,6 +75,26 @@ ACCOUNTING_GRACE_S = 120.0
 #: the daemon looks for complete groups at least this often, even when none of its own jobs
 #: ended: files reconstructed before a restart or by another manager, groups an error left
 ANALYSIS_RESCAN_S = 30.0
+
+
+#: fault injection for the kill tests: ``FARMTOOLS_FAULT=<point>:kill`` SIGKILLs this process at
+#: ``<point>``, ``<point>:<seconds>`` pauses there (a window for a random kill to land in).
+#: Points: ``submit-window`` (the job is on the batch system, its batch id not yet recorded).
+FAULT_ENV = "FARMTOOLS_FAULT"
+
+
+def _fault_point(point: str) -> None:
+    """Do what ``$FARMTOOLS_FAULT`` asks at ``point`` (nothing when it is unset: production)."""
+    spec = os.environ.get(FAULT_ENV)
+    if not spec:
+        return
+    where, _, action = spec.partition(":")
+    if where != point:
+        return
+    if action == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    else:
+        time.sleep(float(action or 0))
 
 
 class LocalJobError(OSError):
@@ -129,6 +151,8 @@ class Manager:
         self._down_until = 0.0
         self._down_reported: set[int] = set()
         self._no_accounting_since: dict[int, float] = {}
+        #: keys whose submission command this process saw end (none can land any more)
+        self._settled: set[str] = set()
         self.default_walltime_s = round(parse_duration(cfg.batch.walltime))
         #: monotonic time at which the earliest ``new`` job is due (inf: none waits)
         self._next_due = 0.0
@@ -413,6 +437,14 @@ class Manager:
             raise LocalJobError(target, exc) from exc
 
     def _submit(self, job: JobRecord, s: PassSummary) -> None:
+        """Submit ``job`` exactly once, even if this process is killed half-way.
+
+        The order is what makes it so: (1) the job's idempotency key and the time are recorded
+        in its row (the intent), (2) the batch system is given the job, named by that key,
+        (3) its batch id is recorded.  A manager killed between (1) and (3) leaves a ``new`` job
+        with a key: the next pass asks the batch system for that key (:meth:`_reconcile`) and
+        adopts the job it finds rather than submitting a second one.
+        """
         f = self.bk.get(job.file)
         raw = parse_raw_name(job.file)
         if f is None or raw is None:
@@ -424,10 +456,12 @@ class Manager:
                 reason="not a raw file of the bookkeeping",
             )
             return
+        paths = JobPaths.of(self.cfg, raw, job.id)
+        if job.submit_key and self._reconcile(job, paths, s):
+            return
         input_path = f.storage_path or str(
             self.cfg.path(self.cfg.storage.input) / raw.run_dir / f.name
         )
-        paths = JobPaths.of(self.cfg, raw, job.id)
         text = render_job_script(
             self.cfg,
             raw,
@@ -440,6 +474,7 @@ class Manager:
             generated=now(),
         )
         self._write_script(paths, text)
+        key = f"{job.id}-{secrets.token_hex(4)}"
         self.jobs.update(
             job.id,
             script=str(paths.script),
@@ -448,8 +483,22 @@ class Manager:
             status_file=str(paths.status_file),
             output=str(paths.output),
             job_log=str(paths.job_log),
+            submit_key=key,
+            submit_intent=now(),
         )
-        spec = JobSpec(
+        spec = self._spec(job, paths, key)
+        try:
+            batch_id = self.batch.submit(spec)
+        except SubmissionRefused as exc:
+            self._failed(job, Failure.REFUSED, str(exc), None, s)
+            return
+        finally:
+            self._settled.add(key)  # no command of this process can still deliver it
+        _fault_point("submit-window")
+        self._submitted(job, batch_id, paths, s)
+
+    def _spec(self, job: JobRecord, paths: JobPaths, key: str) -> JobSpec:
+        return JobSpec(
             name=paths.name,
             script=paths.script,
             stdout=paths.stdout,
@@ -458,17 +507,53 @@ class Manager:
             walltime_s=job.walltime_s,
             memory_mb=job.memory_mb,
             workdir=paths.stdout.parent,
+            key=key,
         )
-        try:
-            batch_id = self.batch.submit(spec)
-        except SubmissionRefused as exc:
-            self._failed(job, Failure.REFUSED, str(exc), None, s)
-            return
+
+    def _reconcile(self, job: JobRecord, paths: JobPaths, s: PassSummary) -> bool:
+        """A ``new`` job with a recorded key: adopt its batch job if the batch system has one.
+
+        True when the job was adopted, or when it must wait: its intent is younger than the
+        backend's :attr:`~farmtools.batch.BatchSystem.settle_s` and a submission command of a
+        killed manager may still deliver it.  False: the batch system never got it, submit it.
+        BatchUnavailable goes up (the job waits for the batch system, as any submission).
+        """
+        assert job.submit_key is not None
+        batch_id = self.batch.find(self._spec(job, paths, job.submit_key))
+        if batch_id is not None:
+            log.warning(
+                "%s: adopting %s job %s, submitted under key %s by a manager that could not "
+                "record it",
+                job.file,
+                self.batch.name,
+                batch_id,
+                job.submit_key,
+            )
+            self._submitted(job, batch_id, paths, s, adopted=True)
+            return True
+        if job.submit_key not in self._settled and job.submit_intent is not None:
+            settles = job.submit_intent + timedelta(seconds=self.batch.settle_s)
+            if settles > now():
+                self.jobs.update(job.id, due=settles)
+                self._due_in((settles - now()).total_seconds())
+                return True
+        log.warning(
+            "%s: submission %s never reached %s; submitting it again",
+            job.file,
+            job.submit_key,
+            self.batch.name,
+        )
+        return False
+
+    def _submitted(
+        self, job: JobRecord, batch_id: str, paths: JobPaths, s: PassSummary, adopted: bool = False
+    ) -> None:
+        """Record that ``job`` is on the batch system as ``batch_id`` (and in the file's story)."""
         self.jobs.set_state(
             job.id, ["new"], "submitted", batch_id=batch_id, submitted=now(), reason=None
         )
         self._down_reported.discard(job.id)
-        details = {
+        details: dict[str, Any] = {
             "job": job.id,
             "batch_id": batch_id,
             "backend": self.batch.name,
@@ -477,6 +562,8 @@ class Manager:
             "memory_mb": job.memory_mb,
             "walltime_s": job.walltime_s,
         }
+        if adopted:
+            details["adopted"] = True
         self.bk.transition(
             job.file, FileState.QUEUED, FileState.SUBMITTED, Event.SUBMITTED, details
         )

@@ -264,3 +264,24 @@ def test_state_files_are_replaced_never_rewritten_in_place(tmp_path: Path) -> No
     assert (pool / "slots").stat().st_ino != slots_before
     assert (pool / "next_id").read_text() == "2"
     assert not [p for p in pool.rglob("*.tmp")]
+
+
+def test_a_job_is_found_by_its_key_and_one_never_queued_is_queued(tmp_path: Path) -> None:
+    pool = tmp_path / "pool"
+    batch = LocalBatch(pool, slots=1)
+    spec = _spec(tmp_path, "k", "echo ran")
+    keyed = JobSpec(**{**spec.__dict__, "key": "5-0badcafe"})
+    assert batch.find(keyed) is None
+    job = batch.submit(keyed)
+    assert batch.find(keyed) == job
+    _wait(batch, [job])
+    assert batch.find(keyed) == job  # ended jobs too
+    # a submitter killed between the key's link and the queue marker: the job is in no state
+    held = LocalBatch(pool, slots=0)
+    limbo = held.submit(JobSpec(**{**spec.__dict__, "key": "6-0badcafe"}))
+    (pool / "queue" / limbo).unlink()
+    again = LocalBatch(pool, slots=1)
+    assert again.find(JobSpec(**{**spec.__dict__, "key": "6-0badcafe"})) == limbo
+    _wait(again, [limbo])
+    acc = again.accounting(limbo)
+    assert acc is not None and acc.exit_code == 0

@@ -1,0 +1,139 @@
+"""Exactly-once submission across a manager killed inside the submission window (issue 13).
+
+The window: the batch system has the job, the bookkeeping does not have its batch id yet.  A
+manager dying there used to leave the job ``new``, and the next manager submitted it again: two
+batch jobs for one file.  Now the job's idempotency key is recorded first and the next manager
+adopts the job it finds under that key.  The death is simulated in-process (an exception no
+handler of the manager catches, raised right after ``submit`` returned) with the real local
+pool, and as a real SIGKILL of ``farmtools process once`` through the fault hook.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from farmtools.batch import BatchSystem, JobSpec
+from farmtools.bookkeeping import Bookkeeping, Event, FileState
+from farmtools.bookkeeping.schema import now
+from farmtools.processing.jobs import JobStore
+from farmtools.processing.manager import FAULT_ENV, Manager
+from tests.integration.processing.daemon import FARMTOOLS, write_farm
+from tests.processing_farm import make_cfg, state_of, store
+
+
+class _Killed(BaseException):
+    """The manager's death: nothing in it catches a BaseException that is not an Exception."""
+
+
+def _die_after_submit(batch: BatchSystem, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = batch.submit
+
+    def submit_then_die(spec: JobSpec) -> str:
+        real(spec)
+        raise _Killed
+
+    monkeypatch.setattr(batch, "submit", submit_then_die)
+
+
+def _until_reconstructed(manager: Manager, names: list[str], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while {state_of(manager.bk, n) for n in names} != {FileState.RECONSTRUCTED}:
+        assert time.monotonic() < deadline, manager.bk.counts_by_state()
+        manager.run_once()
+        time.sleep(0.05)
+
+
+def _pool_jobs(pool: Path) -> list[Path]:
+    return sorted(p for p in (pool / "jobs").iterdir() if (p / "spec.json").exists())
+
+
+def test_a_job_submitted_before_the_kill_is_adopted_not_submitted_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = make_cfg(tmp_path / "farm")
+    bk = Bookkeeping.from_config(cfg)
+    name = store(bk, cfg, 61, 0)
+    first = Manager(cfg, bk=bk)
+    _die_after_submit(first.batch, monkeypatch)
+    with pytest.raises(_Killed):
+        first.run_once()
+    (job,) = JobStore(bk).of_file(name)
+    assert job.state == "new" and job.batch_id is None and job.submit_key  # the intent only
+    pool = cfg.path(cfg.batch.local_dir)
+    assert len(_pool_jobs(pool)) == 1
+
+    second = Manager(cfg, bk=bk)  # the restarted manager
+    _until_reconstructed(second, [name])
+    assert len(_pool_jobs(pool)) == 1  # no second batch job
+    (job,) = JobStore(bk).of_file(name)
+    assert job.state == "done" and job.batch_id == _pool_jobs(pool)[0].name
+    submitted = [e for e in bk.story(name) if e.event == Event.SUBMITTED]
+    assert len(submitted) == 1 and submitted[0].details is not None
+    assert submitted[0].details["adopted"] is True
+    assert [e.event for e in bk.story(name)].count(Event.RETRY) == 0
+    bk.close()
+
+
+def test_a_key_the_batch_system_never_got_is_submitted_after_the_settle_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # killed after recording the intent but before the batch system had the job: nothing to
+    # adopt.  While a submission command of the dead manager might still land (settle_s), the
+    # job waits; then it is submitted once, under a new key.
+    cfg = make_cfg(tmp_path / "farm")
+    bk = Bookkeeping.from_config(cfg)
+    name = store(bk, cfg, 62, 0)
+    first = Manager(cfg, bk=bk)
+
+    def die(spec: JobSpec) -> str:
+        raise _Killed
+
+    monkeypatch.setattr(first.batch, "submit", die)
+    with pytest.raises(_Killed):
+        first.run_once()
+    (job,) = JobStore(bk).of_file(name)
+    old_key = job.submit_key
+    assert old_key is not None
+
+    second = Manager(cfg, bk=bk)
+    monkeypatch.setattr(second.batch, "settle_s", 3600.0)  # as if sbatch could still land
+    second.run_once()
+    (job,) = JobStore(bk).of_file(name)
+    assert job.state == "new" and job.submit_key == old_key  # waits, not resubmitted
+    assert job.due > now() + timedelta(seconds=3000)
+    pool = cfg.path(cfg.batch.local_dir)
+    assert _pool_jobs(pool) == []
+
+    monkeypatch.setattr(second.batch, "settle_s", 0.0)
+    JobStore(bk).update(job.id, due=now())
+    _until_reconstructed(second, [name])
+    (job,) = JobStore(bk).of_file(name)
+    assert job.state == "done" and job.submit_key != old_key
+    assert len(_pool_jobs(pool)) == 1
+    bk.close()
+
+
+def test_a_real_sigkill_inside_the_submission_window(tmp_path: Path) -> None:
+    config, cfg = write_farm(tmp_path / "farm", {"batch.slots": 2})
+    bk = Bookkeeping.from_config(cfg)
+    names = [store(bk, cfg, 63, seq) for seq in range(2)]
+    env = {**os.environ, FAULT_ENV: "submit-window:kill"}
+    once = [FARMTOOLS, "process", "once", "--config", str(config)]
+    proc = subprocess.run(once, env=env, capture_output=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr.decode()[-2000:]
+    pool = cfg.path(cfg.batch.local_dir)
+    assert len(_pool_jobs(pool)) == 1  # the first job reached the pool, then the kill
+
+    manager = Manager(cfg, bk=bk)
+    _until_reconstructed(manager, names)
+    jobs = [j for n in names for j in JobStore(bk).of_file(n)]
+    assert [j.state for j in jobs] == ["done", "done"]
+    assert len(_pool_jobs(pool)) == 2  # one batch job per file
+    assert sorted(j.batch_id or "" for j in jobs) == sorted(p.name for p in _pool_jobs(pool))
+    bk.close()
