@@ -9,6 +9,7 @@ Owns the pool's directory (``batch.local_dir``, default ``<home>/processing/loca
     jobs/<id>/started.json    written by the job's supervisor when the script starts
     jobs/<id>/accounting.json written by the supervisor when it ends (exit code, rusage...)
     jobs/<id>/cancel          a cancel request for a job that has left the queue
+    jobs/<id>/orphan          its supervisor died while the job ran on (adopted by the pool)
     keys/<key>          symlink to <id>: the job submitted under that idempotency key
     queue/<id>          empty marker: pending
     run/<id>            empty marker: holds a slot
@@ -17,7 +18,8 @@ Each job runs under its own detached supervisor (:mod:`farmtools.batch.superviso
 running, and finish with their accounting written, while the manager is stopped or restarted;
 when a job ends its supervisor starts the next pending ones, so the pool drains even with no
 manager at all.  A supervisor that died without writing accounting (machine reboot, kill -9)
-is reported as a node failure.
+is reported as a node failure, unless its job runs on: then the job is an orphan, adopted (see
+:meth:`LocalPool._reap_dead`), keeps its slot and is collected when its session has ended.
 
 Every state file is written atomically (:mod:`farmtools.batch.statefile`): a kill of the manager
 or of a supervisor at any instruction leaves either the old file or the new one.
@@ -53,14 +55,48 @@ log = logging.getLogger("farmtools.batch")
 START_GRACE_S = 120.0
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` runs; a zombie does not (a killed supervisor waits to be reaped by init)."""
+    import psutil
+
     try:
-        os.kill(pid, 0)
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:
+        return True
+
+
+def session_alive(sid: int, created: float | None) -> bool:
+    """Whether a process of the job's session ``sid`` still runs (zombies do not count).
+
+    The job's script leads its own session (and process group) ``sid``.  ``created`` is the
+    leader's start time recorded by the supervisor: a leader with another start time is a new
+    process that was given the same pid, not the job.
+    """
+    import psutil
+
+    try:
+        os.killpg(sid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        leader = psutil.Process(sid)
+        if created is None or abs(leader.create_time() - created) < 0.01:
+            if leader.status() != psutil.STATUS_ZOMBIE:
+                return True
+        elif leader.status() != psutil.STATUS_ZOMBIE:
+            return False  # the pid was reused for a new group of someone else's
+    except psutil.NoSuchProcess:
+        pass
+    # the leader ended but members of its group may still run (a program the script started)
+    for proc in psutil.process_iter(["status"]):
+        with contextlib.suppress(psutil.Error, ProcessLookupError):
+            if os.getpgid(proc.pid) == sid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                return True
+    return False
 
 
 def _time(value: str | None) -> datetime | None:
@@ -241,7 +277,10 @@ class LocalPool:
             self._schedule()
 
     def _reap_dead(self) -> None:
-        """Slots held by supervisors that died without accounting become node failures."""
+        """Slots held by supervisors that died without accounting become node failures.
+
+        Once their job's session has ended too: while it runs on, the job keeps its slot.
+        """
         for job_id in os.listdir(self.root / "run"):
             jobdir = self.root / "jobs" / job_id
             if (jobdir / "accounting.json").exists():
@@ -251,9 +290,27 @@ class LocalPool:
             started = jobdir / "started.json"
             if started.exists():
                 info = json.loads(started.read_text())
-                if _pid_alive(int(info["supervisor"])):
+                if pid_alive(int(info["supervisor"])):
                     continue
-                error = "supervisor disappeared"
+                if session_alive(int(info["pid"]), info.get("pid_created")):
+                    # An orphan: its supervisor was killed, its job runs on.  Not a node
+                    # failure (it may well succeed): the job stays running and keeps its
+                    # slot, so the pool never runs more jobs than it has slots; the manager
+                    # collects it when its session has ended, from its status file.
+                    orphan = jobdir / "orphan"
+                    if not orphan.exists():
+                        orphan.touch()
+                        log.warning(
+                            "job %s: its supervisor died, its job (session %s) runs on: adopted",
+                            job_id,
+                            info["pid"],
+                        )
+                    continue
+                error = (
+                    "supervisor disappeared; its job ran on and ended without it (no exit code here)"
+                    if (jobdir / "orphan").exists()
+                    else "supervisor disappeared"
+                )
             else:
                 # Its supervisor is starting right now, or died before it could say so
                 # (a reboot, a kill -9 in the first second): after the grace the slot would
@@ -265,7 +322,9 @@ class LocalPool:
                 if held_s < START_GRACE_S:
                     continue
                 error = f"supervisor never started the job ({held_s:.0f} s after its launch)"
-            acc = {"ended": datetime.now(UTC).isoformat(), "ending": "node_fail", "error": error}
+            # a job cancelled after its supervisor died was stopped by cancel() itself
+            ending = "cancelled" if (jobdir / CANCEL_FILE).exists() else "node_fail"
+            acc = {"ended": datetime.now(UTC).isoformat(), "ending": ending, "error": error}
             write_json_atomic(jobdir / "accounting.json", acc)
             with contextlib.suppress(FileNotFoundError):
                 (self.root / "run" / job_id).unlink()
@@ -301,6 +360,9 @@ class LocalPool:
             info = json.loads(started.read_text())
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(info["supervisor"]), 15)
+            if not pid_alive(int(info["supervisor"])):  # an orphan: nobody else stops it
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(int(info["pid"]), 9)
 
     def accounting(self, job_id: str) -> JobAccounting | None:
         jobdir = self.root / "jobs" / job_id

@@ -40,6 +40,16 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
+def _created(pid: int) -> float | None:
+    """The start time of ``pid`` (psutil's), which tells the job from a later owner of its pid."""
+    import psutil
+
+    try:
+        return float(psutil.Process(pid).create_time())
+    except psutil.Error:
+        return None
+
+
 def _tree_rss_kb(pid: int) -> int:
     """RSS of ``pid`` and its descendants, kB (0 when gone)."""
     import psutil
@@ -86,6 +96,7 @@ def supervise(jobdir: Path) -> None:
             "started": _now(),
             "supervisor": os.getpid(),
             "pid": proc.pid,
+            "pid_created": _created(proc.pid),
             "node": socket.gethostname(),
         },
     )

@@ -38,7 +38,7 @@ import signal
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -625,6 +625,7 @@ class Manager:
                 return  # sacct lags behind the end of a job: ask again at the next poll
             acc = self._without_accounting(job, status)
         self._no_accounting_since.pop(job.id, None)
+        acc = self._node_fail_checked(job, acc)
         exit_code = acc.exit_code
         if exit_code is None and acc.ending is Ending.COMPLETED:
             exit_code = self._status_file_code(job)
@@ -673,6 +674,34 @@ class Manager:
         self.bk.record(job.file, Event.ENDED, details)
         reason = self._reason(failure, acc, exit_code, job)
         self._failed(job, failure, reason, acc, s, state_done=True)
+
+    def _node_fail_checked(self, job: JobRecord, acc: JobAccounting) -> JobAccounting:
+        """A node failure whose job wrote its status file is a completed job with that code.
+
+        The script writes the file as its last act: whatever died afterwards (the local pool's
+        supervisor killed while its job ran on, a node lost after the script's end), the job
+        itself ran to its end.  Declaring it a node failure resubmitted it (the file was
+        reconstructed twice) or parked it as failed with its output on disk.
+        """
+        if acc.ending is not Ending.NODE_FAIL:
+            return acc
+        code = self._status_file_code(job)
+        if code is None:
+            return acc
+        log.warning(
+            "%s: job %s reported as a node failure (%s), but the job ended by itself with "
+            "exit code %d",
+            job.file,
+            job.batch_id,
+            acc.extra.get("error") or acc.raw_state,
+            code,
+        )
+        return replace(
+            acc,
+            ending=Ending.COMPLETED,
+            exit_code=code,
+            raw_state=f"{acc.raw_state}; status file: exit code {code}",
+        )
 
     def _without_accounting(self, job: JobRecord, status: JobStatus) -> JobAccounting:
         """How a job ended when the accounting stayed empty for :data:`ACCOUNTING_GRACE_S`.

@@ -1,4 +1,5 @@
-"""Exactly-once submission across a manager killed inside the submission window (issue 13).
+"""Every file reconstructed once across kills: of the manager inside the submission window, of a
+local job's supervisor while its job runs on (issue 13).
 
 The window: the batch system has the job, the bookkeeping does not have its batch id yet.  A
 manager dying there used to leave the job ``new``, and the next manager submitted it again: two
@@ -10,7 +11,9 @@ pool, and as a real SIGKILL of ``farmtools process once`` through the fault hook
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 import time
 from datetime import timedelta
@@ -19,11 +22,13 @@ from pathlib import Path
 import pytest
 
 from farmtools.batch import BatchSystem, JobSpec
+from farmtools.batch.local import pid_alive
 from farmtools.bookkeeping import Bookkeeping, Event, FileState
 from farmtools.bookkeeping.schema import now
 from farmtools.processing.jobs import JobStore
 from farmtools.processing.manager import FAULT_ENV, Manager
 from tests.integration.processing.daemon import FARMTOOLS, write_farm
+from tests.integration.processing.fifo import feed, make_fifo
 from tests.processing_farm import make_cfg, state_of, store
 
 
@@ -136,4 +141,42 @@ def test_a_real_sigkill_inside_the_submission_window(tmp_path: Path) -> None:
     assert [j.state for j in jobs] == ["done", "done"]
     assert len(_pool_jobs(pool)) == 2  # one batch job per file
     assert sorted(j.batch_id or "" for j in jobs) == sorted(p.name for p in _pool_jobs(pool))
+    bk.close()
+
+
+def test_a_job_whose_supervisor_died_is_collected_once_not_a_node_failure(tmp_path: Path) -> None:
+    # The local pool's supervisor is SIGKILLed while its job runs on and then ends with status
+    # 0.  It used to be a node failure at the next poll: the file was resubmitted (reconstructed
+    # twice) while the first job still ran, outside the slot count.
+    cfg = make_cfg(tmp_path / "farm", batch={"backend": "local", "slots": 1})
+    bk = Bookkeeping.from_config(cfg)
+    name = store(bk, cfg, 64, 0)
+    fifo = make_fifo(tmp_path / "fifo" / name)
+    bk.update_fields(name, storage_path=str(fifo))
+    manager = Manager(cfg, bk=bk)
+    deadline = time.monotonic() + 60
+    while state_of(bk, name) != FileState.RUNNING:
+        assert time.monotonic() < deadline, bk.counts_by_state()
+        manager.run_once()
+        time.sleep(0.05)
+    pool = cfg.path(cfg.batch.local_dir)
+    (jobdir,) = _pool_jobs(pool)
+    while not (jobdir / "started.json").exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    supervisor = json.loads((jobdir / "started.json").read_text())["supervisor"]
+    os.kill(supervisor, signal.SIGKILL)
+    while pid_alive(supervisor):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    for _ in range(5):  # polls while the orphan runs on: still running, nothing resubmitted
+        manager.run_once()
+        assert state_of(bk, name) == FileState.RUNNING
+    feed(fifo, 64)
+    _until_reconstructed(manager, [name])
+    (job,) = JobStore(bk).of_file(name)
+    assert job.state == "done" and job.exit_code == 0 and job.try_number == 1
+    assert len(_pool_jobs(pool)) == 1
+    story = [e.event for e in bk.story(name)]
+    assert story.count(Event.RETRY) == 0 and story.count(Event.RECONSTRUCTED) == 1
     bk.close()

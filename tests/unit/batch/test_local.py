@@ -285,3 +285,66 @@ def test_a_job_is_found_by_its_key_and_one_never_queued_is_queued(tmp_path: Path
     _wait(again, [limbo])
     acc = again.accounting(limbo)
     assert acc is not None and acc.exit_code == 0
+
+
+def _kill_supervisor(pid: int) -> None:
+    """SIGKILL a supervisor and wait until it is dead (a zombie until init reaps it)."""
+    from farmtools.batch.local import pid_alive
+
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while pid_alive(pid):
+        assert time.monotonic() < deadline, f"supervisor {pid} survived SIGKILL"
+        time.sleep(0.02)
+
+
+def test_an_orphan_keeps_its_slot_and_is_collected_when_it_ends(tmp_path: Path) -> None:
+    # The supervisor is killed while its job runs on.  That job is not a node failure while it
+    # runs: it stays RUNNING and holds its slot (the next job waits), and it is collected once
+    # its session has ended.  It used to be declared node_fail at once and its slot given away.
+    pool = tmp_path / "pool"
+    batch = LocalBatch(pool, slots=1)
+    gate = tmp_path / "gate"
+    orphan = batch.submit(
+        _spec(tmp_path, "o", f"while [ ! -e {gate} ]; do sleep 0.05; done; echo ran > o.txt")
+    )
+    jobdir = pool / "jobs" / orphan
+    _wait_started(jobdir)
+    info = json.loads((jobdir / "started.json").read_text())
+    _kill_supervisor(info["supervisor"])
+    nxt = batch.submit(_spec(tmp_path, "n", "true"))
+    for _ in range(5):  # several polls while the orphan runs on
+        assert batch.states([orphan, nxt]) == {
+            orphan: JobStatus.RUNNING,
+            nxt: JobStatus.PENDING,
+        }
+        time.sleep(0.05)
+    assert (jobdir / "orphan").exists()
+    gate.touch()
+    _wait(batch, [orphan, nxt])
+    assert (tmp_path / "o.txt").read_text() == "ran\n"  # it ran to its end
+    acc = batch.accounting(orphan)
+    assert acc is not None and acc.ending is Ending.NODE_FAIL  # the pool has no exit code
+    assert "ran on and ended" in str(acc.extra["error"])
+    done = batch.accounting(nxt)
+    assert done is not None and done.started is not None and acc.ended is not None
+    assert done.started >= acc.ended  # never beside the orphan
+
+
+def test_cancelling_an_orphan_stops_its_job(tmp_path: Path) -> None:
+    pool = tmp_path / "pool"
+    batch = LocalBatch(pool, slots=1)
+    job = batch.submit(_spec(tmp_path, "o", "sleep 60"))
+    jobdir = pool / "jobs" / job
+    _wait_started(jobdir)
+    info = json.loads((jobdir / "started.json").read_text())
+    _kill_supervisor(info["supervisor"])
+    assert batch.states([job]) == {job: JobStatus.RUNNING}
+    batch.cancel(job)
+    _wait(batch, [job], timeout=20)
+    acc = batch.accounting(job)
+    assert acc is not None and acc.ending is Ending.CANCELLED
+    assert acc.walltime_s is None or acc.walltime_s < 20
+    from farmtools.batch.local import session_alive
+
+    assert not session_alive(info["pid"], info["pid_created"])  # its sleep 60 was stopped
