@@ -304,12 +304,65 @@ class Manager:
 
     # -- claim ------------------------------------------------------------------------------------
     def recover(self) -> None:
-        """Give a job row to queued files that have none (the manager died between the two)."""
+        """Finish what a manager killed between two writes left half done (at start).
+
+        A job's row and its file's state are written in two transactions; a SIGKILL between
+        them leaves them apart, and a file left so would wait for ever or be processed again:
+
+        - a queued file without a job row gets one (story ``resumed``);
+        - a queued file whose job is already on the batch system (killed after recording the
+          batch id, before moving the file) moves to ``submitted``;
+        - a file in flight whose last job is ``done`` is ``reconstructed``; one whose last job
+          ``failed`` gets the failure decision (retry or park) it never got.
+        """
         open_files = self.jobs.files_with_open_jobs()
         for f in self.bk.files(state=FileState.QUEUED):
-            if f.name not in open_files:
+            last = self._last_job(f.name)
+            if f.name not in open_files and (last is None or last.state != "done"):
                 self._new_job(f)
                 self.bk.record(f.name, Event.RESUMED, {"by": self.worker, "what": "queued file"})
+            elif last is not None and last.state in ("submitted", "running"):
+                self.bk.transition(
+                    f.name,
+                    FileState.QUEUED,
+                    FileState.SUBMITTED,
+                    Event.SUBMITTED,
+                    {"job": last.id, "batch_id": last.batch_id, "resumed": True},
+                )
+        for state in (FileState.QUEUED, FileState.SUBMITTED, FileState.RUNNING):
+            for f in self.bk.files(state=state):
+                last = self._last_job(f.name)
+                if f.name in open_files or last is None:
+                    continue
+                if last.state == "done":
+                    log.warning("%s: its job %s was done: reconstructed", f.name, last.id)
+                    self._reconstructed(last)
+                elif last.state == "failed" and last.failure and state != FileState.QUEUED:
+                    log.warning("%s: its job %s had failed: deciding now", f.name, last.id)
+                    failure = Failure(last.failure)
+                    self._failed(
+                        last,
+                        failure,
+                        last.reason or str(failure),
+                        None,
+                        PassSummary(),
+                        state_done=True,
+                    )
+
+    def _last_job(self, file: str) -> JobRecord | None:
+        jobs = self.jobs.of_file(file)
+        return jobs[-1] if jobs else None
+
+    def _reconstructed(self, job: JobRecord) -> bool:
+        """Move ``job``'s file to ``reconstructed`` (its job succeeded)."""
+        return self.bk.transition(
+            job.file,
+            [FileState.QUEUED, FileState.SUBMITTED, FileState.RUNNING],
+            FileState.RECONSTRUCTED,
+            Event.RECONSTRUCTED,
+            {"job": job.id, "output": job.output},
+            fields={"tries": job.try_number, "last_error": None},
+        )
 
     def claim(self, s: PassSummary) -> None:
         while True:
@@ -658,21 +711,17 @@ class Manager:
             if not self.jobs.set_state(job.id, ["submitted", "running"], "done", **values):
                 return
             self.bk.record(job.file, Event.ENDED, details)
-            self.bk.transition(
-                job.file,
-                [FileState.SUBMITTED, FileState.RUNNING],
-                FileState.RECONSTRUCTED,
-                Event.RECONSTRUCTED,
-                {"job": job.id, "output": job.output},
-                fields={"tries": job.try_number, "last_error": None},
-            )
+            self._reconstructed(job)
             s.succeeded += 1
             log.info("%s: job %s done", job.file, job.batch_id)
             return
+        reason = self._reason(failure, acc, exit_code, job)
+        # failure and reason in the same write: a manager killed right after it leaves what
+        # recover() needs to take the decision
+        values.update(failure=str(failure), reason=reason)
         if not self.jobs.set_state(job.id, ["submitted", "running"], "failed", **values):
             return
         self.bk.record(job.file, Event.ENDED, details)
-        reason = self._reason(failure, acc, exit_code, job)
         self._failed(job, failure, reason, acc, s, state_done=True)
 
     def _node_fail_checked(self, job: JobRecord, acc: JobAccounting) -> JobAccounting:

@@ -180,3 +180,44 @@ def test_a_job_whose_supervisor_died_is_collected_once_not_a_node_failure(tmp_pa
     story = [e.event for e in bk.story(name)]
     assert story.count(Event.RETRY) == 0 and story.count(Event.RECONSTRUCTED) == 1
     bk.close()
+
+
+@pytest.mark.parametrize("window", ["file not yet submitted", "file not yet reconstructed"])
+def test_a_kill_between_the_job_row_and_the_file_state_is_finished_at_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, window: str
+) -> None:
+    # The job's row and its file's state are two transactions.  Killed between them, the file
+    # stayed queued (or running) with a job already done: it waited for ever, or a later
+    # restart gave it a new job (reconstructed twice).  The kill loop found the first one.
+    cfg = make_cfg(tmp_path / "farm")
+    bk = Bookkeeping.from_config(cfg)
+    name = store(bk, cfg, 65, 0)
+    first = Manager(cfg, bk=bk)
+    if window == "file not yet submitted":
+        real = first.bk.transition
+
+        def transition(*args: object, **kw: object) -> bool:
+            if args[2] == FileState.SUBMITTED:
+                raise _Killed
+            return real(*args, **kw)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(first.bk, "transition", transition)
+    else:
+
+        def reconstructed(job: object) -> bool:
+            raise _Killed
+
+        monkeypatch.setattr(first, "_reconstructed", reconstructed)
+    with pytest.raises(_Killed):
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            first.run_once()
+            time.sleep(0.05)
+    monkeypatch.undo()
+    second = Manager(cfg, bk=bk)
+    _until_reconstructed(second, [name])
+    (job,) = JobStore(bk).of_file(name)  # one job, not a second one
+    assert job.state == "done"
+    assert len(_pool_jobs(cfg.path(cfg.batch.local_dir))) == 1
+    assert [e.event for e in bk.story(name)].count(Event.RECONSTRUCTED) == 1
+    bk.close()
