@@ -25,6 +25,7 @@ from farmtools.batch import BatchSystem, JobSpec
 from farmtools.batch.local import pid_alive
 from farmtools.bookkeeping import Bookkeeping, Event, FileState
 from farmtools.bookkeeping.schema import now
+from farmtools.config import FarmConfig
 from farmtools.processing.jobs import JobStore
 from farmtools.processing.manager import FAULT_ENV, Manager
 from tests.integration.processing.daemon import FARMTOOLS, write_farm
@@ -54,6 +55,14 @@ def _until_reconstructed(manager: Manager, names: list[str], timeout: float = 60
         time.sleep(0.05)
 
 
+def _farm(tmp_path: Path, run: int) -> tuple[FarmConfig, Bookkeeping, str, Manager]:
+    """A farm with one stored file of ``run`` and the manager that will be killed."""
+    cfg = make_cfg(tmp_path / "farm")
+    bk = Bookkeeping.from_config(cfg)
+    name = store(bk, cfg, run, 0)
+    return cfg, bk, name, Manager(cfg, bk=bk)
+
+
 def _pool_jobs(pool: Path) -> list[Path]:
     return sorted(p for p in (pool / "jobs").iterdir() if (p / "spec.json").exists())
 
@@ -61,10 +70,7 @@ def _pool_jobs(pool: Path) -> list[Path]:
 def test_a_job_submitted_before_the_kill_is_adopted_not_submitted_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cfg = make_cfg(tmp_path / "farm")
-    bk = Bookkeeping.from_config(cfg)
-    name = store(bk, cfg, 61, 0)
-    first = Manager(cfg, bk=bk)
+    cfg, bk, name, first = _farm(tmp_path, 61)
     _die_after_submit(first.batch, monkeypatch)
     with pytest.raises(_Killed):
         first.run_once()
@@ -91,10 +97,7 @@ def test_a_key_the_batch_system_never_got_is_submitted_after_the_settle_time(
     # killed after recording the intent but before the batch system had the job: nothing to
     # adopt.  While a submission command of the dead manager might still land (settle_s), the
     # job waits; then it is submitted once, under a new key.
-    cfg = make_cfg(tmp_path / "farm")
-    bk = Bookkeeping.from_config(cfg)
-    name = store(bk, cfg, 62, 0)
-    first = Manager(cfg, bk=bk)
+    cfg, bk, name, first = _farm(tmp_path, 62)
 
     def die(spec: JobSpec) -> str:
         raise _Killed
@@ -189,10 +192,7 @@ def test_a_kill_between_the_job_row_and_the_file_state_is_finished_at_start(
     # The job's row and its file's state are two transactions.  Killed between them, the file
     # stayed queued (or running) with a job already done: it waited for ever, or a later
     # restart gave it a new job (reconstructed twice).  The kill loop found the first one.
-    cfg = make_cfg(tmp_path / "farm")
-    bk = Bookkeeping.from_config(cfg)
-    name = store(bk, cfg, 65, 0)
-    first = Manager(cfg, bk=bk)
+    cfg, bk, name, first = _farm(tmp_path, 65)
     if window == "file not yet submitted":
         real = first.bk.transition
 

@@ -11,6 +11,7 @@ import pytest
 
 from farmtools.batch.base import Ending, JobAccounting
 from farmtools.batch.exitcodes import EX_DATAERR, EX_NOINPUT
+from farmtools.config import FarmConfig
 from farmtools.processing.failures import Failure, classify, decide
 from farmtools.processing.joblog import format_job_log
 from farmtools.processing.script import JobPaths, render_job_script
@@ -82,16 +83,12 @@ def test_headers_per_backend(tmp_path: Path) -> None:
         assert ("01:30:00" in text) and ("2048" in text)
 
 
-def test_reco_output_path_and_partial_output(tmp_path: Path) -> None:
-    cfg = make_cfg(tmp_path, processing={"program": "reco"})
-    paths = JobPaths.of(cfg, RawName(1014, 2), 7)
-    assert paths.output == str(tmp_path / "storage/output/run1014/recotask_run1014-seq2.root")
-    assert paths.script == tmp_path / "processing/scripts/run1014/reco_run1014-seq2.7.sh"
-    assert paths.job_log.parent == tmp_path / "all_logs/batch/run1014"
-    text = render_job_script(
+def _local_script(cfg: FarmConfig, raw: RawName, input_path: str, paths: JobPaths) -> str:
+    """The script of a first try on the local backend (100 MB, 60 s)."""
+    return render_job_script(
         cfg,
-        RawName(1014, 2),
-        "/s/x.dat",
+        raw,
+        input_path,
         paths,
         backend="local",
         try_number=1,
@@ -99,6 +96,15 @@ def test_reco_output_path_and_partial_output(tmp_path: Path) -> None:
         walltime_s=60,
         generated=datetime.now(UTC),
     )
+
+
+def test_reco_output_path_and_partial_output(tmp_path: Path) -> None:
+    cfg = make_cfg(tmp_path, processing={"program": "reco"})
+    paths = JobPaths.of(cfg, RawName(1014, 2), 7)
+    assert paths.output == str(tmp_path / "storage/output/run1014/recotask_run1014-seq2.root")
+    assert paths.script == tmp_path / "processing/scripts/run1014/reco_run1014-seq2.7.sh"
+    assert paths.job_log.parent == tmp_path / "all_logs/batch/run1014"
+    text = _local_script(cfg, RawName(1014, 2), "/s/x.dat", paths)
     assert 'reco /s/x.dat -o "$partial"' in text  # written under a partial name, then mv
     assert f'partial={paths.partial}".$(hostname).$$"' in text  # this run's own
     assert 'mv -f -- "$partial" "$output"' in text
@@ -120,17 +126,7 @@ def test_two_runs_of_one_job_script_never_clobber_each_others_output(tmp_path: P
     fake.chmod(0o755)
     cfg = make_cfg(tmp_path, processing={"program": "reco", "farmtools": str(fake)})
     paths = JobPaths.of(cfg, RawName(3, 1), 9)
-    text = render_job_script(
-        cfg,
-        RawName(3, 1),
-        "/s/in.dat",
-        paths,
-        backend="local",
-        try_number=1,
-        memory_mb=100,
-        walltime_s=60,
-        generated=datetime.now(UTC),
-    )
+    text = _local_script(cfg, RawName(3, 1), "/s/in.dat", paths)
     script = tmp_path / "job.sh"
     script.write_text(text)
     paths.status_file.parent.mkdir(parents=True)
