@@ -601,10 +601,19 @@ class Manager:
     def _submitted(
         self, job: JobRecord, batch_id: str, paths: JobPaths, s: PassSummary, adopted: bool = False
     ) -> None:
-        """Record that ``job`` is on the batch system as ``batch_id`` (and in the file's story)."""
-        self.jobs.set_state(
+        """Record that ``job`` is on the batch system as ``batch_id`` (and in the file's story).
+
+        A job cancelled meanwhile (``jobs cancel`` while it was being submitted) is no longer
+        ``new``: its batch job is cancelled too, or it would run with nobody following it.
+        """
+        if not self.jobs.set_state(
             job.id, ["new"], "submitted", batch_id=batch_id, submitted=now(), reason=None
-        )
+        ):
+            log.warning(
+                "%s: job %s was cancelled while submitted; cancelling it", job.file, batch_id
+            )
+            self.batch.cancel(batch_id)
+            return
         self._down_reported.discard(job.id)
         details: dict[str, Any] = {
             "job": job.id,
@@ -917,6 +926,12 @@ class Manager:
         if job is None:
             raise KeyError(f"no job {job_id}")
         if job.state == "new":
+            raw = parse_raw_name(job.file)
+            if job.submit_key and raw is not None:  # a killed manager may have submitted it
+                spec = self._spec(job, JobPaths.of(self.cfg, raw, job.id), job.submit_key)
+                batch_id = self.batch.find(spec)
+                if batch_id is not None:
+                    self.batch.cancel(batch_id)
             if self.jobs.set_state(job.id, ["new"], "cancelled", reason="cancelled by operator"):
                 self.bk.transition(
                     job.file,

@@ -221,3 +221,44 @@ def test_a_kill_between_the_job_row_and_the_file_state_is_finished_at_start(
     assert len(_pool_jobs(cfg.path(cfg.batch.local_dir))) == 1
     assert [e.event for e in bk.story(name)].count(Event.RECONSTRUCTED) == 1
     bk.close()
+
+
+def test_cancelling_a_job_its_killed_manager_had_submitted_cancels_the_batch_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the job row is ``new`` (its batch id never recorded) but the pool has the job: a cancel
+    # must reach it, or it would run with nobody following it
+    cfg, bk, name, first = _farm(tmp_path, 66)
+    first.batch.pool.slots = 0  # type: ignore[attr-defined]  # it stays queued in the pool
+    _die_after_submit(first.batch, monkeypatch)
+    with pytest.raises(_Killed):
+        first.run_once()
+    (job,) = JobStore(bk).of_file(name)
+    answer = Manager(cfg, bk=bk).cancel(job.id)
+    assert answer == "cancelled before submission"
+    (jobdir,) = _pool_jobs(cfg.path(cfg.batch.local_dir))
+    assert json.loads((jobdir / "accounting.json").read_text())["ending"] == "cancelled"
+    assert state_of(bk, name) == FileState.FAILED
+    bk.close()
+
+
+def test_a_job_cancelled_while_it_was_being_submitted_is_cancelled_on_the_batch_system(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg, bk, name, manager = _farm(tmp_path, 67)
+    manager.batch.pool.slots = 0  # type: ignore[attr-defined]  # it stays queued in the pool
+    real = manager.batch.submit
+
+    def submit_while_cancelled(spec: JobSpec) -> str:
+        batch_id = real(spec)
+        (job,) = JobStore(bk).of_file(name)
+        assert JobStore(bk).set_state(job.id, ["new"], "cancelled")  # `jobs cancel` meanwhile
+        return batch_id
+
+    monkeypatch.setattr(manager.batch, "submit", submit_while_cancelled)
+    manager.run_once()
+    (jobdir,) = _pool_jobs(cfg.path(cfg.batch.local_dir))
+    assert json.loads((jobdir / "accounting.json").read_text())["ending"] == "cancelled"
+    (job,) = JobStore(bk).of_file(name)
+    assert job.state == "cancelled" and job.batch_id is None
+    bk.close()

@@ -94,7 +94,7 @@ def test_every_file_is_reconstructed_once_while_the_daemons_are_killed(tmp_path:
     config, cfg = write_farm(
         tmp_path / "farm",
         {
-            "batch.slots": 2,
+            "batch.slots": 4,
             "daq.watch_dir": "daq",
             "ingest.settle_s": 0.0,
             "processing.program": "reco",
