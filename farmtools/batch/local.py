@@ -9,6 +9,7 @@ Owns the pool's directory (``batch.local_dir``, default ``<home>/processing/loca
     jobs/<id>/started.json    written by the job's supervisor when the script starts
     jobs/<id>/accounting.json written by the supervisor when it ends (exit code, rusage...)
     jobs/<id>/cancel          a cancel request for a job that has left the queue
+    jobs/<id>/supervisor.pid  the supervisor's pid (= the session of its job), before the start
     jobs/<id>/orphan          its supervisor died while the job ran on (adopted by the pool)
     keys/<key>          symlink to <id>: the job submitted under that idempotency key
     queue/<id>          empty marker: pending
@@ -46,7 +47,7 @@ from typing import Any
 
 from farmtools.batch.base import BatchSystem, Ending, JobAccounting, JobSpec, JobStatus
 from farmtools.batch.statefile import write_atomic, write_json_atomic
-from farmtools.batch.supervisor import CANCEL_FILE
+from farmtools.batch.supervisor import CANCEL_FILE, SUPERVISOR_FILE
 
 log = logging.getLogger("farmtools.batch")
 
@@ -97,6 +98,25 @@ def session_alive(sid: int, created: float | None) -> bool:
             if os.getpgid(proc.pid) == sid and proc.info["status"] != psutil.STATUS_ZOMBIE:
                 return True
     return False
+
+
+def session_running(sid: int) -> bool:
+    """Whether a live (not zombie) process is in session ``sid`` (a scan of the process table;
+    only asked for a job whose supervisor died before it wrote ``started.json``)."""
+    import psutil
+
+    for proc in psutil.process_iter(["status"]):
+        with contextlib.suppress(psutil.Error, ProcessLookupError):
+            if os.getsid(proc.pid) == sid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                return True
+    return False
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def _time(value: str | None) -> datetime | None:
@@ -292,24 +312,26 @@ class LocalPool:
                 info = json.loads(started.read_text())
                 if pid_alive(int(info["supervisor"])):
                     continue
-                if session_alive(int(info["pid"]), info.get("pid_created")):
-                    # An orphan: its supervisor was killed, its job runs on.  Not a node
-                    # failure (it may well succeed): the job stays running and keeps its
-                    # slot, so the pool never runs more jobs than it has slots; the manager
-                    # collects it when its session has ended, from its status file.
-                    orphan = jobdir / "orphan"
-                    if not orphan.exists():
-                        orphan.touch()
-                        log.warning(
-                            "job %s: its supervisor died, its job (session %s) runs on: adopted",
-                            job_id,
-                            info["pid"],
-                        )
+                pgid = int(info["pid"])
+                if self._orphan(job_id, jobdir, session_alive(pgid, info.get("pid_created")), pgid):
                     continue
                 error = (
                     "supervisor disappeared; its job ran on and ended without it (no exit code here)"
                     if (jobdir / "orphan").exists()
                     else "supervisor disappeared"
+                )
+            elif (supervisor := _read_pid(jobdir / SUPERVISOR_FILE)) is not None and not pid_alive(
+                supervisor
+            ):
+                # killed after it started the script, before it could say so: the script runs
+                # in the supervisor's session, which tells whether it runs on
+                if self._orphan(job_id, jobdir, session_running(supervisor), supervisor):
+                    continue
+                error = (
+                    "supervisor disappeared before it recorded the start; its job ran on and "
+                    "ended without it (no exit code here)"
+                    if (jobdir / "orphan").exists()
+                    else "supervisor disappeared before it started the job"
                 )
             else:
                 # Its supervisor is starting right now, or died before it could say so
@@ -328,6 +350,24 @@ class LocalPool:
             write_json_atomic(jobdir / "accounting.json", acc)
             with contextlib.suppress(FileNotFoundError):
                 (self.root / "run" / job_id).unlink()
+
+    @staticmethod
+    def _orphan(job_id: str, jobdir: Path, running: bool, group: int) -> bool:
+        """Whether a job whose supervisor died runs on (and then mark it an orphan, once).
+
+        Not a node failure while it runs (it may well succeed): the job stays running and keeps
+        its slot, so the pool never runs more jobs than it has slots; the manager collects it
+        when it has ended, from its status file.
+        """
+        if not running:
+            return False
+        orphan = jobdir / "orphan"
+        if not orphan.exists():
+            orphan.touch()
+            log.warning(
+                "job %s: its supervisor died, its job (group %s) runs on: adopted", job_id, group
+            )
+        return True
 
     def status(self, job_id: str) -> JobStatus:
         jobdir = self.root / "jobs" / job_id

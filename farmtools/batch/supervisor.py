@@ -6,8 +6,8 @@ the script in its own process group, enforces walltime and memory (the process t
 Slurm's jobacct_gather does), reaps the script with ``os.wait4`` for its rusage, writes
 ``accounting.json`` atomically, and finally starts the next pending jobs of the pool.
 
-Imports the standard library, psutil, :mod:`farmtools.batch.statefile` and
-:mod:`farmtools.batch.local` (for the pool's lock and scheduler) only.
+Imports the standard library, psutil, :mod:`farmtools.batch.statefile`, :mod:`farmtools.faults`
+and :mod:`farmtools.batch.local` (for the pool's lock and scheduler) only.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from farmtools.batch.statefile import write_json_atomic
+from farmtools.batch.statefile import write_atomic, write_json_atomic
+from farmtools.faults import fault_point
 
 #: how often the supervisor looks at its job (walltime, memory, a cancel request)
 TICK_S = 0.1
@@ -34,6 +35,9 @@ TICK_S = 0.1
 #: lost (the job ran to its end).  The supervisor reads the file before it starts the script and
 #: at every tick after.
 CANCEL_FILE = "cancel"
+#: ``jobs/<id>/supervisor.pid``: the supervisor's pid, which is also the id of the session its
+#: job runs in, written before the script starts
+SUPERVISOR_FILE = "supervisor.pid"
 
 
 def _now() -> str:
@@ -86,10 +90,15 @@ def supervise(jobdir: Path) -> None:
             stdout=out,
             stderr=err,
             cwd=spec["workdir"],
-            start_new_session=True,
+            # a process group of its own (walltime and memory kills hit the whole tree) in the
+            # supervisor's session: the session id is the supervisor's pid, written to
+            # ``supervisor.pid`` before this, so a script whose supervisor is killed before
+            # ``started.json`` is still found (LocalPool._reap_dead)
+            process_group=0,
             env={**os.environ, "FARMTOOLS_JOB_ID": spec["id"], "FARMTOOLS_JOB_NAME": spec["name"]},
         )
     started = time.monotonic()
+    fault_point("supervisor-started")
     write_json_atomic(
         jobdir / "started.json",
         {
@@ -149,6 +158,7 @@ def main() -> None:
     if os.fork() > 0:
         os._exit(0)
     os.setsid()
+    write_atomic(jobdir / SUPERVISOR_FILE, str(os.getpid()))
     from farmtools.batch.local import LocalPool
 
     pool = LocalPool(jobdir.parent.parent)

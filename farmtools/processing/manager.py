@@ -34,7 +34,6 @@ import contextlib
 import logging
 import os
 import secrets
-import signal
 import socket
 import threading
 import time
@@ -59,6 +58,7 @@ from farmtools.bookkeeping.changes import ChangeWatch
 from farmtools.bookkeeping.errors import database_unavailable, first_line
 from farmtools.bookkeeping.schema import now
 from farmtools.config import FarmConfig
+from farmtools.faults import fault_point
 from farmtools.notify import notify
 from farmtools.processing.analyser import AnalysisProcess, analyse_ready
 from farmtools.processing.failures import Failure, classify, decide
@@ -75,26 +75,6 @@ ACCOUNTING_GRACE_S = 120.0
 #: the daemon looks for complete groups at least this often, even when none of its own jobs
 #: ended: files reconstructed before a restart or by another manager, groups an error left
 ANALYSIS_RESCAN_S = 30.0
-
-
-#: fault injection for the kill tests: ``FARMTOOLS_FAULT=<point>:kill`` SIGKILLs this process at
-#: ``<point>``, ``<point>:<seconds>`` pauses there (a window for a random kill to land in).
-#: Points: ``submit-window`` (the job is on the batch system, its batch id not yet recorded).
-FAULT_ENV = "FARMTOOLS_FAULT"
-
-
-def _fault_point(point: str) -> None:
-    """Do what ``$FARMTOOLS_FAULT`` asks at ``point`` (nothing when it is unset: production)."""
-    spec = os.environ.get(FAULT_ENV)
-    if not spec:
-        return
-    where, _, action = spec.partition(":")
-    if where != point:
-        return
-    if action == "kill":
-        os.kill(os.getpid(), signal.SIGKILL)
-    else:
-        time.sleep(float(action or 0))
 
 
 class LocalJobError(OSError):
@@ -547,7 +527,7 @@ class Manager:
             return
         finally:
             self._settled.add(key)  # no command of this process can still deliver it
-        _fault_point("submit-window")
+        fault_point("submit-window")
         self._submitted(job, batch_id, paths, s)
 
     def _spec(self, job: JobRecord, paths: JobPaths, key: str) -> JobSpec:

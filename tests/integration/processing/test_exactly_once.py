@@ -26,8 +26,9 @@ from farmtools.batch.local import pid_alive
 from farmtools.bookkeeping import Bookkeeping, Event, FileState
 from farmtools.bookkeeping.schema import now
 from farmtools.config import FarmConfig
+from farmtools.faults import FAULT_ENV
 from farmtools.processing.jobs import JobStore
-from farmtools.processing.manager import FAULT_ENV, Manager
+from farmtools.processing.manager import Manager
 from tests.integration.processing.daemon import FARMTOOLS, write_farm
 from tests.integration.processing.fifo import feed, make_fifo
 from tests.processing_farm import make_cfg, state_of, store

@@ -26,7 +26,7 @@ from collections import Counter
 from pathlib import Path
 
 from farmtools.bookkeeping import Bookkeeping, FileState
-from farmtools.processing.manager import FAULT_ENV
+from farmtools.faults import FAULT_ENV
 from tests.integration.ingest.conftest import write_raw
 from tests.integration.processing.daemon import FARMTOOLS, write_farm
 from tests.processing_farm import state_of

@@ -204,6 +204,7 @@ def test_a_supervisor_that_never_started_frees_its_slot(tmp_path: Path) -> None:
     os.kill(info["supervisor"], signal.SIGKILL)
     os.killpg(info["pid"], signal.SIGKILL)
     (jobdir / "started.json").unlink()  # as if it had died before writing it
+    (jobdir / "supervisor.pid").unlink()  # or its pid (else it is known dead at once)
     nxt = batch.submit(_spec(tmp_path, "next", "true"))
     assert batch.states([lost, nxt]) == {lost: JobStatus.RUNNING, nxt: JobStatus.PENDING}
     marker = tmp_path / "pool" / "run" / lost
@@ -348,3 +349,36 @@ def test_cancelling_an_orphan_stops_its_job(tmp_path: Path) -> None:
     from farmtools.batch.local import session_alive
 
     assert not session_alive(info["pid"], info["pid_created"])  # its sleep 60 was stopped
+
+
+def test_a_supervisor_killed_before_it_recorded_the_start_leaves_an_orphan_not_a_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The supervisor is killed between starting the script and writing started.json (the fault
+    # hook kills it right there).  Its script runs on in the supervisor's session: the job is an
+    # orphan, running and holding its slot, not a node failure after the start grace.
+    from farmtools.faults import FAULT_ENV
+
+    pool = tmp_path / "pool"
+    gate = tmp_path / "gate"
+    monkeypatch.setenv(FAULT_ENV, "supervisor-started:kill")  # inherited by the supervisor
+    batch = LocalBatch(pool, slots=1)
+    job = batch.submit(
+        _spec(tmp_path, "o", f"while [ ! -e {gate} ]; do sleep 0.05; done; echo ran > o.txt")
+    )
+    monkeypatch.delenv(FAULT_ENV)
+    jobdir = pool / "jobs" / job
+    deadline = time.monotonic() + 30
+    while not (jobdir / "orphan").exists():
+        assert time.monotonic() < deadline, "the orphan was not seen"
+        assert batch.states([job]) == {job: JobStatus.RUNNING}
+        time.sleep(0.05)
+    assert not (jobdir / "started.json").exists()
+    nxt = batch.submit(_spec(tmp_path, "n", "true"))
+    assert batch.states([job, nxt]) == {job: JobStatus.RUNNING, nxt: JobStatus.PENDING}
+    gate.touch()
+    _wait(batch, [job, nxt])
+    assert (tmp_path / "o.txt").read_text() == "ran\n"
+    acc = batch.accounting(job)
+    assert acc is not None and acc.ending is Ending.NODE_FAIL
+    assert "ran on and ended" in str(acc.extra["error"])
