@@ -66,6 +66,17 @@ class JobSpec:
     walltime_s: int = 3600
     memory_mb: int = 1500
     workdir: Path = Path("/")
+    #: the idempotency key of this submission (see :meth:`BatchSystem.find`); "" = none
+    key: str = ""
+
+    @property
+    def batch_name(self) -> str:
+        """The name the batch system knows the job by: ``<name>.<key>`` (``name`` without key).
+
+        The key in the name is what lets a manager killed between handing the job over and
+        recording its batch id find it again (``squeue --name``, ``qstat``'s ``Job_Name``).
+        """
+        return f"{self.name}.{self.key}" if self.key else self.name
 
 
 @dataclass(frozen=True)
@@ -104,6 +115,10 @@ class BatchSystem(abc.ABC):
 
     #: short name stored in the ``jobs`` table (local, slurm, torque, htcondor)
     name: str = ""
+    #: how long a submission may still reach the batch system after its submitter died (a
+    #: client command such as ``sbatch`` outlives a SIGKILLed manager for up to its timeout):
+    #: a key :meth:`find` does not know is resubmitted only when its intent is older than this
+    settle_s: float = 0.0
 
     @abc.abstractmethod
     def submit(self, spec: JobSpec) -> str:
@@ -111,6 +126,17 @@ class BatchSystem(abc.ABC):
 
         Raises :class:`BatchUnavailable` (try later) or :class:`SubmissionRefused` (the
         batch system said no).
+        """
+
+    @abc.abstractmethod
+    def find(self, spec: JobSpec) -> str | None:
+        """The batch id of the job submitted for ``spec.key`` (pending, running or ended), or None.
+
+        The reconciliation of exactly-once submission: the manager records the key before it
+        calls :meth:`submit`; if it dies before recording the batch id, the next manager asks
+        here and adopts the job instead of submitting it again.  None means the batch system
+        never got it (or has forgotten it, which :attr:`settle_s` and the key's age bound).
+        Raises :class:`BatchUnavailable`.
         """
 
     @abc.abstractmethod

@@ -71,6 +71,8 @@ class CommandLineBatch(BatchSystem):
     def __init__(self, env: Mapping[str, str] | None = None, timeout: float = 30.0) -> None:
         self.env = env
         self.timeout = timeout
+        # a submission command started by a manager killed meanwhile may still land this late
+        self.settle_s = timeout + 5.0
 
     def _run(self, *args: str, refuse: bool = False) -> str:
         return run_tool(args, env=self.env, timeout=self.timeout, refuse=refuse)

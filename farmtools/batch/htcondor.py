@@ -31,6 +31,8 @@ from farmtools.batch.base import (
 )
 
 WALLTIME_REASON = "walltime exceeded"
+#: the job ad attribute carrying the submission's idempotency key (:meth:`HTCondorBatch.find`)
+KEY_ATTRIBUTE = "FarmtoolsKey"
 MEMORY_REASON = "memory exceeded"
 
 _IDLE, _RUNNING, _REMOVED, _COMPLETED, _HELD, _TRANSFERRING, _SUSPENDED = 1, 2, 3, 4, 5, 6, 7
@@ -70,7 +72,9 @@ def submit_description(spec: JobSpec) -> dict[str, str]:
         "error": str(spec.stderr),
         "log": str(spec.stdout.with_suffix(".condor.log")),
         "initialdir": str(spec.workdir),
-        "batch_name": spec.name,
+        "batch_name": spec.batch_name,
+        # the idempotency key as an ad attribute of its own: BatchSystem.find asks for it
+        f"+{KEY_ATTRIBUTE}": f'"{spec.key}"',
         "+JobFlavour": f'"{spec.queue}"',
         "request_memory": f"{spec.memory_mb}",
         "request_cpus": "1",
@@ -176,6 +180,24 @@ class HTCondorBatch(BatchSystem):
         except Exception as exc:
             raise SubmissionRefused(f"schedd refused {spec.name}: {exc}") from exc
         return f"{result.cluster()}.0"
+
+    def find(self, spec: JobSpec) -> str | None:
+        """The job whose :data:`KEY_ATTRIBUTE` is ``spec.key``: in the queue, then the history."""
+        if not spec.key:
+            return None
+        schedd = self._schedd()
+        constraint = f'{KEY_ATTRIBUTE} == "{spec.key}"'
+        try:
+            ads = list(schedd.query(constraint=constraint, projection=["ClusterId", "ProcId"]))
+            if not ads:
+                ads = list(
+                    schedd.history(
+                        constraint=constraint, projection=["ClusterId", "ProcId"], match=1
+                    )
+                )
+        except Exception as exc:
+            raise BatchUnavailable(f"schedd query failed: {exc}") from exc
+        return f"{ads[0]['ClusterId']}.{ads[0]['ProcId']}" if ads else None
 
     def _ads(self, ids: list[str]) -> dict[str, Mapping[str, Any]]:
         if not ids:

@@ -2,12 +2,16 @@
 
 Owns the pool's directory (``batch.local_dir``, default ``<home>/processing/localbatch``)::
 
-    next_id             the last job id handed out
+    next_id             the last job id handed out (recovered from ``jobs/`` if unreadable)
+    slots               the number of slots (written by the manager at its start)
     lock                flock(2) serialising the scheduler between manager and supervisors
     jobs/<id>/spec.json       what to run (written at submission)
     jobs/<id>/started.json    written by the job's supervisor when the script starts
     jobs/<id>/accounting.json written by the supervisor when it ends (exit code, rusage...)
     jobs/<id>/cancel          a cancel request for a job that has left the queue
+    jobs/<id>/supervisor.pid  the supervisor's pid (= the session of its job), before the start
+    jobs/<id>/orphan          its supervisor died while the job ran on (adopted by the pool)
+    keys/<key>          symlink to <id>: the job submitted under that idempotency key
     queue/<id>          empty marker: pending
     run/<id>            empty marker: holds a slot
 
@@ -15,9 +19,14 @@ Each job runs under its own detached supervisor (:mod:`farmtools.batch.superviso
 running, and finish with their accounting written, while the manager is stopped or restarted;
 when a job ends its supervisor starts the next pending ones, so the pool drains even with no
 manager at all.  A supervisor that died without writing accounting (machine reboot, kill -9)
-is reported as a node failure.
+is reported as a node failure, unless its job runs on: then the job is an orphan, adopted (see
+:meth:`LocalPool._reap_dead`), keeps its slot and is collected when its session has ended.
 
-Imports the standard library, :mod:`farmtools.batch.base` and the supervisor's file names only.
+Every state file is written atomically (:mod:`farmtools.batch.statefile`): a kill of the manager
+or of a supervisor at any instruction leaves either the old file or the new one.
+
+Imports the standard library, :mod:`farmtools.batch.base`, ``statefile`` and the supervisor's file
+names only.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -36,21 +46,77 @@ from pathlib import Path
 from typing import Any
 
 from farmtools.batch.base import BatchSystem, Ending, JobAccounting, JobSpec, JobStatus
-from farmtools.batch.supervisor import CANCEL_FILE
+from farmtools.batch.statefile import write_atomic, write_json_atomic
+from farmtools.batch.supervisor import CANCEL_FILE, SUPERVISOR_FILE
+
+log = logging.getLogger("farmtools.batch")
 
 #: how long a slot may be held by a job whose supervisor has not written ``started.json`` yet
 #: before the job counts as lost (a supervisor starts in well under a second, even loaded)
 START_GRACE_S = 120.0
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` runs; a zombie does not (a killed supervisor waits to be reaped by init)."""
+    import psutil
+
     try:
-        os.kill(pid, 0)
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:
+        return True
+
+
+def session_alive(sid: int, created: float | None) -> bool:
+    """Whether a process of the job's session ``sid`` still runs (zombies do not count).
+
+    The job's script leads its own session (and process group) ``sid``.  ``created`` is the
+    leader's start time recorded by the supervisor: a leader with another start time is a new
+    process that was given the same pid, not the job.
+    """
+    import psutil
+
+    try:
+        os.killpg(sid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        leader = psutil.Process(sid)
+        if created is None or abs(leader.create_time() - created) < 0.01:
+            if leader.status() != psutil.STATUS_ZOMBIE:
+                return True
+        elif leader.status() != psutil.STATUS_ZOMBIE:
+            return False  # the pid was reused for a new group of someone else's
+    except psutil.NoSuchProcess:
+        pass
+    # the leader ended but members of its group may still run (a program the script started)
+    for proc in psutil.process_iter(["status"]):
+        with contextlib.suppress(psutil.Error, ProcessLookupError):
+            if os.getpgid(proc.pid) == sid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                return True
+    return False
+
+
+def session_running(sid: int) -> bool:
+    """Whether a live (not zombie) process is in session ``sid`` (a scan of the process table;
+    only asked for a job whose supervisor died before it wrote ``started.json``)."""
+    import psutil
+
+    for proc in psutil.process_iter(["status"]):
+        with contextlib.suppress(psutil.Error, ProcessLookupError):
+            if os.getsid(proc.pid) == sid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                return True
+    return False
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def _time(value: str | None) -> datetime | None:
@@ -62,12 +128,29 @@ class LocalPool:
 
     def __init__(self, root: Path, slots: int | None = None) -> None:
         self.root = root
-        for sub in ("jobs", "queue", "run"):
+        for sub in ("jobs", "queue", "run", "keys"):
             (root / sub).mkdir(parents=True, exist_ok=True)
-        slots_file = root / "slots"
         if slots is not None:
-            slots_file.write_text(str(slots))
-        self.slots = int(slots_file.read_text()) if slots_file.exists() else 1
+            write_atomic(root / "slots", str(slots))
+            self.slots = slots
+        else:
+            self.slots = self._read_slots()
+
+    def _read_slots(self) -> int:
+        """The manager's slot count; 1 (never more jobs than a pool can have) if unreadable."""
+        path = self.root / "slots"
+        try:
+            return int(path.read_text())
+        except FileNotFoundError:
+            return 1
+        except (OSError, ValueError) as exc:
+            log.warning(
+                "%s is unreadable (%s): the pool runs 1 job at a time until the "
+                "manager rewrites it",
+                path,
+                exc,
+            )
+            return 1
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
@@ -78,10 +161,30 @@ class LocalPool:
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
+    def _highest_job(self) -> int:
+        """The highest job number under ``jobs/`` (0 for an empty pool)."""
+        return max((int(n) for n in os.listdir(self.root / "jobs") if n.isdigit()), default=0)
+
     def _next_id(self) -> str:
+        """A job id never used before (caller holds the lock).
+
+        ``next_id`` is the fast path; when it is missing or unreadable, or names a directory that
+        already exists (an old copy of the file), the highest job directory says where to go on,
+        and a log line says so: a damaged counter must never cost a file one of its tries.
+        """
         path = self.root / "next_id"
-        n = int(path.read_text()) + 1 if path.exists() else 1
-        path.write_text(str(n))
+        try:
+            n = int(path.read_text()) + 1
+        except FileNotFoundError:
+            n = self._highest_job() + 1
+        except (OSError, ValueError) as exc:
+            n = self._highest_job() + 1
+            log.warning("%s is unreadable (%s): job ids go on from %d", path, exc, n)
+        if (self.root / "jobs" / str(n)).exists():
+            m = self._highest_job() + 1
+            log.warning("%s is behind the job directories: job ids go on from %d", path, m)
+            n = m
+        write_atomic(path, str(n))
         return str(n)
 
     def add(self, spec: JobSpec) -> str:
@@ -99,11 +202,42 @@ class LocalPool:
                 "walltime_s": spec.walltime_s,
                 "memory_mb": spec.memory_mb,
                 "workdir": str(spec.workdir),
+                "key": spec.key,
                 "submitted": datetime.now(UTC).isoformat(),
             }
-            (jobdir / "spec.json").write_text(json.dumps(data))
+            write_json_atomic(jobdir / "spec.json", data)
+            if spec.key:  # from here on find() knows it (a symlink appears in one step)
+                os.symlink(job_id, self.root / "keys" / spec.key)
             (self.root / "queue" / job_id).touch()
             self._schedule()
+        return job_id
+
+    def find(self, key: str) -> str | None:
+        """The id of the job submitted under ``key``, or None (see :meth:`BatchSystem.find`).
+
+        A submitter killed between the key's link and the queue marker left a job that is in
+        no state at all (no marker, no accounting, never started): it is queued now, so that
+        the job adopted by its key does run.
+        """
+        with self.locked():
+            try:
+                job_id = os.readlink(self.root / "keys" / key)
+            except FileNotFoundError:
+                return None
+            jobdir = self.root / "jobs" / job_id
+            limbo = not any(
+                p.exists()
+                for p in (
+                    self.root / "queue" / job_id,
+                    self.root / "run" / job_id,
+                    jobdir / "accounting.json",
+                    jobdir / "started.json",
+                )
+            )
+            if limbo:
+                log.warning("job %s was never queued (its submitter died): queued now", job_id)
+                (self.root / "queue" / job_id).touch()
+                self._schedule()
         return job_id
 
     def _schedule(self) -> None:
@@ -144,7 +278,7 @@ class LocalPool:
                 "ending": "node_fail",
                 "error": f"cannot start the supervisor: {exc}",
             }
-            (jobdir / "accounting.json").write_text(json.dumps(acc))
+            write_json_atomic(jobdir / "accounting.json", acc)
             with contextlib.suppress(FileNotFoundError):
                 (self.root / "run" / job_id).unlink()
             return
@@ -163,7 +297,10 @@ class LocalPool:
             self._schedule()
 
     def _reap_dead(self) -> None:
-        """Slots held by supervisors that died without accounting become node failures."""
+        """Slots held by supervisors that died without accounting become node failures.
+
+        Once their job's session has ended too: while it runs on, the job keeps its slot.
+        """
         for job_id in os.listdir(self.root / "run"):
             jobdir = self.root / "jobs" / job_id
             if (jobdir / "accounting.json").exists():
@@ -173,9 +310,29 @@ class LocalPool:
             started = jobdir / "started.json"
             if started.exists():
                 info = json.loads(started.read_text())
-                if _pid_alive(int(info["supervisor"])):
+                if pid_alive(int(info["supervisor"])):
                     continue
-                error = "supervisor disappeared"
+                pgid = int(info["pid"])
+                if self._orphan(job_id, jobdir, session_alive(pgid, info.get("pid_created")), pgid):
+                    continue
+                error = (
+                    "supervisor disappeared; its job ran on and ended without it (no exit code here)"
+                    if (jobdir / "orphan").exists()
+                    else "supervisor disappeared"
+                )
+            elif (supervisor := _read_pid(jobdir / SUPERVISOR_FILE)) is not None and not pid_alive(
+                supervisor
+            ):
+                # killed after it started the script, before it could say so: the script runs
+                # in the supervisor's session, which tells whether it runs on
+                if self._orphan(job_id, jobdir, session_running(supervisor), supervisor):
+                    continue
+                error = (
+                    "supervisor disappeared before it recorded the start; its job ran on and "
+                    "ended without it (no exit code here)"
+                    if (jobdir / "orphan").exists()
+                    else "supervisor disappeared before it started the job"
+                )
             else:
                 # Its supervisor is starting right now, or died before it could say so
                 # (a reboot, a kill -9 in the first second): after the grace the slot would
@@ -187,10 +344,30 @@ class LocalPool:
                 if held_s < START_GRACE_S:
                     continue
                 error = f"supervisor never started the job ({held_s:.0f} s after its launch)"
-            acc = {"ended": datetime.now(UTC).isoformat(), "ending": "node_fail", "error": error}
-            (jobdir / "accounting.json").write_text(json.dumps(acc))
+            # a job cancelled after its supervisor died was stopped by cancel() itself
+            ending = "cancelled" if (jobdir / CANCEL_FILE).exists() else "node_fail"
+            acc = {"ended": datetime.now(UTC).isoformat(), "ending": ending, "error": error}
+            write_json_atomic(jobdir / "accounting.json", acc)
             with contextlib.suppress(FileNotFoundError):
                 (self.root / "run" / job_id).unlink()
+
+    @staticmethod
+    def _orphan(job_id: str, jobdir: Path, running: bool, group: int) -> bool:
+        """Whether a job whose supervisor died runs on (and then mark it an orphan, once).
+
+        Not a node failure while it runs (it may well succeed): the job stays running and keeps
+        its slot, so the pool never runs more jobs than it has slots; the manager collects it
+        when it has ended, from its status file.
+        """
+        if not running:
+            return False
+        orphan = jobdir / "orphan"
+        if not orphan.exists():
+            orphan.touch()
+            log.warning(
+                "job %s: its supervisor died, its job (group %s) runs on: adopted", job_id, group
+            )
+        return True
 
     def status(self, job_id: str) -> JobStatus:
         jobdir = self.root / "jobs" / job_id
@@ -214,7 +391,7 @@ class LocalPool:
             if marker.exists():
                 marker.unlink()
                 acc = {"ended": datetime.now(UTC).isoformat(), "ending": "cancelled"}
-                (jobdir / "accounting.json").write_text(json.dumps(acc))
+                write_json_atomic(jobdir / "accounting.json", acc)
                 return
             if (jobdir / "spec.json").exists() and not (jobdir / "accounting.json").exists():
                 (jobdir / CANCEL_FILE).touch()
@@ -223,6 +400,9 @@ class LocalPool:
             info = json.loads(started.read_text())
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(info["supervisor"]), 15)
+            if not pid_alive(int(info["supervisor"])):  # an orphan: nobody else stops it
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(int(info["pid"]), 9)
 
     def accounting(self, job_id: str) -> JobAccounting | None:
         jobdir = self.root / "jobs" / job_id
@@ -260,6 +440,9 @@ class LocalBatch(BatchSystem):
 
     def submit(self, spec: JobSpec) -> str:
         return self.pool.add(spec)
+
+    def find(self, spec: JobSpec) -> str | None:
+        return self.pool.find(spec.key) if spec.key else None
 
     def states(self, ids: Iterable[str]) -> dict[str, JobStatus]:
         self.pool.schedule()

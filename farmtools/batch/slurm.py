@@ -160,7 +160,7 @@ class SlurmBatch(CommandLineBatch):
         out = self._run(
             "sbatch",
             "--parsable",
-            f"--job-name={spec.name}",
+            f"--job-name={spec.batch_name}",
             f"--partition={spec.queue}",
             f"--time={hms(spec.walltime_s)}",
             f"--mem={spec.memory_mb}M",
@@ -171,6 +171,23 @@ class SlurmBatch(CommandLineBatch):
             refuse=True,
         )
         return out.strip().split(";")[0]
+
+    def find(self, spec: JobSpec) -> str | None:
+        """The job named by ``spec``'s key: ``squeue`` (any state the controller still holds),
+        then ``sacct`` (the last week; skipped on a cluster without accounting storage)."""
+        if not spec.key:
+            return None
+        out = self._run("squeue", "-h", "-t", "all", "-n", spec.batch_name, "-o", "%i")
+        try:
+            out += self._run(
+                "sacct", "-n", "-X", "-P", "-S", "now-7days", "--name", spec.batch_name,
+                "-o", "JobID",
+            )  # fmt: skip
+        except BatchUnavailable as exc:
+            if "accounting storage is disabled" not in str(exc).lower():
+                raise
+        ids = [line.strip() for line in out.splitlines() if line.strip()]
+        return ids[0] if ids else None
 
     def states(self, ids: Iterable[str]) -> dict[str, JobStatus]:
         wanted = list(ids)

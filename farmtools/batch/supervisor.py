@@ -6,8 +6,8 @@ the script in its own process group, enforces walltime and memory (the process t
 Slurm's jobacct_gather does), reaps the script with ``os.wait4`` for its rusage, writes
 ``accounting.json`` atomically, and finally starts the next pending jobs of the pool.
 
-Imports the standard library, psutil and :mod:`farmtools.batch.local` (for the pool's lock and
-scheduler) only.
+Imports the standard library, psutil, :mod:`farmtools.batch.statefile`, :mod:`farmtools.faults`
+and :mod:`farmtools.batch.local` (for the pool's lock and scheduler) only.
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from farmtools.batch.statefile import write_atomic, write_json_atomic
+from farmtools.faults import fault_point
+
 #: how often the supervisor looks at its job (walltime, memory, a cancel request)
 TICK_S = 0.1
 #: ``jobs/<id>/cancel``: written by :meth:`farmtools.batch.local.LocalPool.cancel` for a job
@@ -32,16 +35,23 @@ TICK_S = 0.1
 #: lost (the job ran to its end).  The supervisor reads the file before it starts the script and
 #: at every tick after.
 CANCEL_FILE = "cancel"
+#: ``jobs/<id>/supervisor.pid``: the supervisor's pid, which is also the id of the session its
+#: job runs in, written before the script starts
+SUPERVISOR_FILE = "supervisor.pid"
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
+def _created(pid: int) -> float | None:
+    """The start time of ``pid`` (psutil's), which tells the job from a later owner of its pid."""
+    import psutil
+
+    try:
+        return float(psutil.Process(pid).create_time())
+    except psutil.Error:
+        return None
 
 
 def _tree_rss_kb(pid: int) -> int:
@@ -71,7 +81,7 @@ def supervise(jobdir: Path) -> None:
     signal.signal(signal.SIGTERM, on_term)
     cancel_file = jobdir / CANCEL_FILE
     if cancel_file.exists():  # cancelled on its way to a slot: the script never starts
-        _write_json(jobdir / "accounting.json", {"ended": _now(), "ending": "cancelled"})
+        write_json_atomic(jobdir / "accounting.json", {"ended": _now(), "ending": "cancelled"})
         return
     with open(spec["stdout"], "ab") as out, open(spec["stderr"], "ab") as err:
         proc = subprocess.Popen(
@@ -80,16 +90,22 @@ def supervise(jobdir: Path) -> None:
             stdout=out,
             stderr=err,
             cwd=spec["workdir"],
-            start_new_session=True,
+            # a process group of its own (walltime and memory kills hit the whole tree) in the
+            # supervisor's session: the session id is the supervisor's pid, written to
+            # ``supervisor.pid`` before this, so a script whose supervisor is killed before
+            # ``started.json`` is still found (LocalPool._reap_dead)
+            process_group=0,
             env={**os.environ, "FARMTOOLS_JOB_ID": spec["id"], "FARMTOOLS_JOB_NAME": spec["name"]},
         )
     started = time.monotonic()
-    _write_json(
+    fault_point("supervisor-started")
+    write_json_atomic(
         jobdir / "started.json",
         {
             "started": _now(),
             "supervisor": os.getpid(),
             "pid": proc.pid,
+            "pid_created": _created(proc.pid),
             "node": socket.gethostname(),
         },
     )
@@ -131,7 +147,7 @@ def supervise(jobdir: Path) -> None:
         "walltime_s": time.monotonic() - started,
         "ending": ending or ("signalled" if code < 0 else "completed"),
     }
-    _write_json(jobdir / "accounting.json", acc)
+    write_json_atomic(jobdir / "accounting.json", acc)
 
 
 def main() -> None:
@@ -142,6 +158,7 @@ def main() -> None:
     if os.fork() > 0:
         os._exit(0)
     os.setsid()
+    write_atomic(jobdir / SUPERVISOR_FILE, str(os.getpid()))
     from farmtools.batch.local import LocalPool
 
     pool = LocalPool(jobdir.parent.parent)
@@ -149,7 +166,7 @@ def main() -> None:
         supervise(jobdir)
     except Exception as exc:
         # the job could not even start (script gone, log dir not writable...): record it
-        _write_json(
+        write_json_atomic(
             jobdir / "accounting.json",
             {"ended": _now(), "ending": "node_fail", "error": f"{type(exc).__name__}: {exc}"},
         )

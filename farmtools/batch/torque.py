@@ -180,7 +180,7 @@ class TorqueBatch(CommandLineBatch):
         out = self._run(
             "qsub",
             "-N",
-            spec.name,
+            spec.batch_name,
             "-q",
             spec.queue,
             "-l",
@@ -197,6 +197,16 @@ class TorqueBatch(CommandLineBatch):
     def _full(self) -> dict[str, dict[str, str]]:
         jobs = parse_qstat_full(self._run("qstat", "-f"))
         return {short_id(k): v for k, v in jobs.items()}
+
+    def find(self, spec: JobSpec) -> str | None:
+        """The job whose ``Job_Name`` carries ``spec``'s key, among those ``qstat`` still lists
+        (completed ones for ``keep_completed``; MinJobAge with Slurm's wrappers)."""
+        if not spec.key:
+            return None
+        for job_id, attrs in self._full().items():
+            if attrs.get("Job_Name") == spec.batch_name:
+                return job_id
+        return None
 
     def states(self, ids: Iterable[str]) -> dict[str, JobStatus]:
         jobs = self._full()

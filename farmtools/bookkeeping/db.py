@@ -36,6 +36,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     or_,
     select,
     update,
@@ -195,10 +196,24 @@ def _add_analyses(conn: Connection) -> None:
     schema.analyses.create(conn, checkfirst=True)
 
 
+def _add_submit_key(conn: Connection) -> None:
+    """Upgrade 3 -> 4: ``jobs.submit_key`` and ``jobs.submit_intent`` (see :data:`schema.jobs`).
+
+    Only the columns the table lacks are added: a ``jobs`` table created by this version's
+    ``create_all`` (a database whose jobs table was new) has them already.
+    """
+    have = {c["name"] for c in inspect(conn).get_columns("jobs")}
+    for column in (schema.jobs.c.submit_key, schema.jobs.c.submit_intent):
+        if column.name not in have:
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.exec_driver_sql(f"ALTER TABLE jobs ADD COLUMN {column.name} {kind}")
+
+
 #: Upgrade steps: ``_UPGRADES[v]`` brings a database from version ``v`` to ``v + 1``.
 _UPGRADES: dict[int, Callable[[Connection], None]] = {
     1: _make_events_append_only,
     2: _add_analyses,
+    3: _add_submit_key,
 }
 
 #: Key of the PostgreSQL advisory lock that serialises schema creation/upgrade between processes.

@@ -39,8 +39,9 @@ from sqlalchemy import (
 
 #: Version of the schema this code writes; stored in ``schema_version``.
 #: 1: the tables; 2: ``events`` made append-only by triggers (UPDATE/DELETE/TRUNCATE refused);
-#: 3: ``analyses`` (one row per analysed group of reconstructed files, queryable results).
-SCHEMA_VERSION = 3
+#: 3: ``analyses`` (one row per analysed group of reconstructed files, queryable results);
+#: 4: ``jobs.submit_key`` / ``jobs.submit_intent`` (exactly-once submission across a kill).
+SCHEMA_VERSION = 4
 
 metadata = MetaData()
 
@@ -195,6 +196,12 @@ jobs = Table(
     Column("failure", String(32), nullable=True),
     Column("reason", Text, nullable=True),
     Column("job_log", Text, nullable=True),
+    # The idempotency key of the submission under way, recorded (with its time) BEFORE the job
+    # is handed to the batch system, which names the job by it: a manager killed before it
+    # could record the batch id finds the job again by its key instead of submitting it twice
+    # (farmtools.processing.manager, BatchSystem.find).  Schema 4.
+    Column("submit_key", String(64), nullable=True),
+    Column("submit_intent", UTCDateTime, nullable=True),
 )
 
 

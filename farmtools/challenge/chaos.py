@@ -22,7 +22,8 @@ Four kinds of fault, each recorded as a :class:`Fault` that the report names:
     The report expects it quarantined or failed with a reason, and never reconstructed.
 
 :func:`plan_faults` draws a schedule from a seed (reproducible); the orchestrator carries it
-out.  Imports the standard library only (and psutil and :mod:`farmtools.batch.local` lazily).
+out.  Imports the standard library and :mod:`farmtools.batch.statefile` (and psutil and
+:mod:`farmtools.batch.local` lazily).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from farmtools.batch.statefile import write_atomic
 
 KINDS = ("kill", "storage_outage", "batch_pause", "corrupt_file")
 
@@ -247,7 +250,7 @@ class BatchPause:
         if not slots_file.exists():
             raise RuntimeError(f"{self.pool_dir} is not a local batch pool (no slots file)")
         self.slots = slots_file.read_text().strip()
-        slots_file.write_text("0")
+        write_atomic(slots_file, "0")  # a state file of the pool: never half-written
         for job_id, pgid in self.running_jobs().items():
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pgid, signal.SIGSTOP)
@@ -263,7 +266,7 @@ class BatchPause:
             return
         from farmtools.batch.local import LocalPool
 
-        (self.pool_dir / "slots").write_text(self.slots)
+        write_atomic(self.pool_dir / "slots", self.slots)
         for pgid in self.stopped:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pgid, signal.SIGCONT)

@@ -58,6 +58,9 @@ class JobRecord:
     failure: str | None
     reason: str | None
     job_log: str | None
+    #: the idempotency key of the submission under way and when it was recorded (schema 4)
+    submit_key: str | None = None
+    submit_intent: datetime | None = None
 
 
 _NAMES = [f.name for f in fields(JobRecord)]

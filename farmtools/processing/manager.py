@@ -33,10 +33,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,7 @@ from farmtools.bookkeeping.changes import ChangeWatch
 from farmtools.bookkeeping.errors import database_unavailable, first_line
 from farmtools.bookkeeping.schema import now
 from farmtools.config import FarmConfig
+from farmtools.faults import fault_point
 from farmtools.notify import notify
 from farmtools.processing.analyser import AnalysisProcess, analyse_ready
 from farmtools.processing.failures import Failure, classify, decide
@@ -129,6 +131,8 @@ class Manager:
         self._down_until = 0.0
         self._down_reported: set[int] = set()
         self._no_accounting_since: dict[int, float] = {}
+        #: keys whose submission command this process saw end (none can land any more)
+        self._settled: set[str] = set()
         self.default_walltime_s = round(parse_duration(cfg.batch.walltime))
         #: monotonic time at which the earliest ``new`` job is due (inf: none waits)
         self._next_due = 0.0
@@ -280,12 +284,65 @@ class Manager:
 
     # -- claim ------------------------------------------------------------------------------------
     def recover(self) -> None:
-        """Give a job row to queued files that have none (the manager died between the two)."""
+        """Finish what a manager killed between two writes left half done (at start).
+
+        A job's row and its file's state are written in two transactions; a SIGKILL between
+        them leaves them apart, and a file left so would wait for ever or be processed again:
+
+        - a queued file without a job row gets one (story ``resumed``);
+        - a queued file whose job is already on the batch system (killed after recording the
+          batch id, before moving the file) moves to ``submitted``;
+        - a file in flight whose last job is ``done`` is ``reconstructed``; one whose last job
+          ``failed`` gets the failure decision (retry or park) it never got.
+        """
         open_files = self.jobs.files_with_open_jobs()
         for f in self.bk.files(state=FileState.QUEUED):
-            if f.name not in open_files:
+            last = self._last_job(f.name)
+            if f.name not in open_files and (last is None or last.state != "done"):
                 self._new_job(f)
                 self.bk.record(f.name, Event.RESUMED, {"by": self.worker, "what": "queued file"})
+            elif last is not None and last.state in ("submitted", "running"):
+                self.bk.transition(
+                    f.name,
+                    FileState.QUEUED,
+                    FileState.SUBMITTED,
+                    Event.SUBMITTED,
+                    {"job": last.id, "batch_id": last.batch_id, "resumed": True},
+                )
+        for state in (FileState.QUEUED, FileState.SUBMITTED, FileState.RUNNING):
+            for f in self.bk.files(state=state):
+                last = self._last_job(f.name)
+                if f.name in open_files or last is None:
+                    continue
+                if last.state == "done":
+                    log.warning("%s: its job %s was done: reconstructed", f.name, last.id)
+                    self._reconstructed(last)
+                elif last.state == "failed" and last.failure and state != FileState.QUEUED:
+                    log.warning("%s: its job %s had failed: deciding now", f.name, last.id)
+                    failure = Failure(last.failure)
+                    self._failed(
+                        last,
+                        failure,
+                        last.reason or str(failure),
+                        None,
+                        PassSummary(),
+                        state_done=True,
+                    )
+
+    def _last_job(self, file: str) -> JobRecord | None:
+        jobs = self.jobs.of_file(file)
+        return jobs[-1] if jobs else None
+
+    def _reconstructed(self, job: JobRecord) -> bool:
+        """Move ``job``'s file to ``reconstructed`` (its job succeeded)."""
+        return self.bk.transition(
+            job.file,
+            [FileState.QUEUED, FileState.SUBMITTED, FileState.RUNNING],
+            FileState.RECONSTRUCTED,
+            Event.RECONSTRUCTED,
+            {"job": job.id, "output": job.output},
+            fields={"tries": job.try_number, "last_error": None},
+        )
 
     def claim(self, s: PassSummary) -> None:
         while True:
@@ -416,6 +473,14 @@ class Manager:
             raise LocalJobError(target, exc) from exc
 
     def _submit(self, job: JobRecord, s: PassSummary) -> None:
+        """Submit ``job`` exactly once, even if this process is killed half-way.
+
+        The order is what makes it so: (1) the job's idempotency key and the time are recorded
+        in its row (the intent), (2) the batch system is given the job, named by that key,
+        (3) its batch id is recorded.  A manager killed between (1) and (3) leaves a ``new`` job
+        with a key: the next pass asks the batch system for that key (:meth:`_reconcile`) and
+        adopts the job it finds rather than submitting a second one.
+        """
         f = self.bk.get(job.file)
         raw = parse_raw_name(job.file)
         if f is None or raw is None:
@@ -427,10 +492,12 @@ class Manager:
                 reason="not a raw file of the bookkeeping",
             )
             return
+        paths = JobPaths.of(self.cfg, raw, job.id)
+        if job.submit_key and self._reconcile(job, paths, s):
+            return
         input_path = f.storage_path or str(
             self.cfg.path(self.cfg.storage.input) / raw.run_dir / f.name
         )
-        paths = JobPaths.of(self.cfg, raw, job.id)
         text = render_job_script(
             self.cfg,
             raw,
@@ -443,6 +510,7 @@ class Manager:
             generated=now(),
         )
         self._write_script(paths, text)
+        key = f"{job.id}-{secrets.token_hex(4)}"
         self.jobs.update(
             job.id,
             script=str(paths.script),
@@ -451,8 +519,22 @@ class Manager:
             status_file=str(paths.status_file),
             output=str(paths.output),
             job_log=str(paths.job_log),
+            submit_key=key,
+            submit_intent=now(),
         )
-        spec = JobSpec(
+        spec = self._spec(job, paths, key)
+        try:
+            batch_id = self.batch.submit(spec)
+        except SubmissionRefused as exc:
+            self._failed(job, Failure.REFUSED, str(exc), None, s)
+            return
+        finally:
+            self._settled.add(key)  # no command of this process can still deliver it
+        fault_point("submit-window")
+        self._submitted(job, batch_id, paths, s)
+
+    def _spec(self, job: JobRecord, paths: JobPaths, key: str) -> JobSpec:
+        return JobSpec(
             name=paths.name,
             script=paths.script,
             stdout=paths.stdout,
@@ -461,17 +543,62 @@ class Manager:
             walltime_s=job.walltime_s,
             memory_mb=job.memory_mb,
             workdir=paths.stdout.parent,
+            key=key,
         )
-        try:
-            batch_id = self.batch.submit(spec)
-        except SubmissionRefused as exc:
-            self._failed(job, Failure.REFUSED, str(exc), None, s)
-            return
-        self.jobs.set_state(
+
+    def _reconcile(self, job: JobRecord, paths: JobPaths, s: PassSummary) -> bool:
+        """A ``new`` job with a recorded key: adopt its batch job if the batch system has one.
+
+        True when the job was adopted, or when it must wait: its intent is younger than the
+        backend's :attr:`~farmtools.batch.BatchSystem.settle_s` and a submission command of a
+        killed manager may still deliver it.  False: the batch system never got it, submit it.
+        BatchUnavailable goes up (the job waits for the batch system, as any submission).
+        """
+        assert job.submit_key is not None
+        batch_id = self.batch.find(self._spec(job, paths, job.submit_key))
+        if batch_id is not None:
+            log.warning(
+                "%s: adopting %s job %s, submitted under key %s by a manager that could not "
+                "record it",
+                job.file,
+                self.batch.name,
+                batch_id,
+                job.submit_key,
+            )
+            self._submitted(job, batch_id, paths, s, adopted=True)
+            return True
+        if job.submit_key not in self._settled and job.submit_intent is not None:
+            settles = job.submit_intent + timedelta(seconds=self.batch.settle_s)
+            if settles > now():
+                self.jobs.update(job.id, due=settles)
+                self._due_in((settles - now()).total_seconds())
+                return True
+        log.warning(
+            "%s: submission %s never reached %s; submitting it again",
+            job.file,
+            job.submit_key,
+            self.batch.name,
+        )
+        return False
+
+    def _submitted(
+        self, job: JobRecord, batch_id: str, paths: JobPaths, s: PassSummary, adopted: bool = False
+    ) -> None:
+        """Record that ``job`` is on the batch system as ``batch_id`` (and in the file's story).
+
+        A job cancelled meanwhile (``jobs cancel`` while it was being submitted) is no longer
+        ``new``: its batch job is cancelled too, or it would run with nobody following it.
+        """
+        if not self.jobs.set_state(
             job.id, ["new"], "submitted", batch_id=batch_id, submitted=now(), reason=None
-        )
+        ):
+            log.warning(
+                "%s: job %s was cancelled while submitted; cancelling it", job.file, batch_id
+            )
+            self.batch.cancel(batch_id)
+            return
         self._down_reported.discard(job.id)
-        details = {
+        details: dict[str, Any] = {
             "job": job.id,
             "batch_id": batch_id,
             "backend": self.batch.name,
@@ -480,6 +607,8 @@ class Manager:
             "memory_mb": job.memory_mb,
             "walltime_s": job.walltime_s,
         }
+        if adopted:
+            details["adopted"] = True
         self.bk.transition(
             job.file, FileState.QUEUED, FileState.SUBMITTED, Event.SUBMITTED, details
         )
@@ -541,6 +670,7 @@ class Manager:
                 return  # sacct lags behind the end of a job: ask again at the next poll
             acc = self._without_accounting(job, status)
         self._no_accounting_since.pop(job.id, None)
+        acc = self._node_fail_checked(job, acc)
         exit_code = acc.exit_code
         if exit_code is None and acc.ending is Ending.COMPLETED:
             exit_code = self._status_file_code(job)
@@ -573,22 +703,46 @@ class Manager:
             if not self.jobs.set_state(job.id, ["submitted", "running"], "done", **values):
                 return
             self.bk.record(job.file, Event.ENDED, details)
-            self.bk.transition(
-                job.file,
-                [FileState.SUBMITTED, FileState.RUNNING],
-                FileState.RECONSTRUCTED,
-                Event.RECONSTRUCTED,
-                {"job": job.id, "output": job.output},
-                fields={"tries": job.try_number, "last_error": None},
-            )
+            self._reconstructed(job)
             s.succeeded += 1
             log.info("%s: job %s done", job.file, job.batch_id)
             return
+        reason = self._reason(failure, acc, exit_code, job)
+        # failure and reason in the same write: a manager killed right after it leaves what
+        # recover() needs to take the decision
+        values.update(failure=str(failure), reason=reason)
         if not self.jobs.set_state(job.id, ["submitted", "running"], "failed", **values):
             return
         self.bk.record(job.file, Event.ENDED, details)
-        reason = self._reason(failure, acc, exit_code, job)
         self._failed(job, failure, reason, acc, s, state_done=True)
+
+    def _node_fail_checked(self, job: JobRecord, acc: JobAccounting) -> JobAccounting:
+        """A node failure whose job wrote its status file is a completed job with that code.
+
+        The script writes the file as its last act: whatever died afterwards (the local pool's
+        supervisor killed while its job ran on, a node lost after the script's end), the job
+        itself ran to its end.  Declaring it a node failure resubmitted it (the file was
+        reconstructed twice) or parked it as failed with its output on disk.
+        """
+        if acc.ending is not Ending.NODE_FAIL:
+            return acc
+        code = self._status_file_code(job)
+        if code is None:
+            return acc
+        log.warning(
+            "%s: job %s reported as a node failure (%s), but the job ended by itself with "
+            "exit code %d",
+            job.file,
+            job.batch_id,
+            acc.extra.get("error") or acc.raw_state,
+            code,
+        )
+        return replace(
+            acc,
+            ending=Ending.COMPLETED,
+            exit_code=code,
+            raw_state=f"{acc.raw_state}; status file: exit code {code}",
+        )
 
     def _without_accounting(self, job: JobRecord, status: JobStatus) -> JobAccounting:
         """How a job ended when the accounting stayed empty for :data:`ACCOUNTING_GRACE_S`.
@@ -755,6 +909,12 @@ class Manager:
         if job is None:
             raise KeyError(f"no job {job_id}")
         if job.state == "new":
+            raw = parse_raw_name(job.file)
+            if job.submit_key and raw is not None:  # a killed manager may have submitted it
+                spec = self._spec(job, JobPaths.of(self.cfg, raw, job.id), job.submit_key)
+                batch_id = self.batch.find(spec)
+                if batch_id is not None:
+                    self.batch.cancel(batch_id)
             if self.jobs.set_state(job.id, ["new"], "cancelled", reason="cancelled by operator"):
                 self.bk.transition(
                     job.file,

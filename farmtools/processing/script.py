@@ -40,7 +40,9 @@ class JobPaths:
     status_file: Path
     job_log: Path
     output: str  # a path, or a root:// URL with XRootD storage (see storage.derived)
-    partial: str  # where a local output is written before its rename; "" for a URL output
+    #: the stem of the name a local output is written under before its rename ("" for a URL
+    #: output); each run of the script appends its host and pid, so that no two runs share one
+    partial: str
 
     @classmethod
     def of(cls, cfg: FarmConfig, raw: RawName, serial: int) -> JobPaths:
@@ -120,5 +122,18 @@ def render_job_script(
         status_file=str(paths.status_file),
         # a local output is renamed into place by the script; a URL one is published by reco
         makes_output=cfg.processing.program == "reco" and bool(paths.partial),
-        command=job_command(cfg, input_path, paths.partial or paths.output),
+        command_line=_command_line(cfg, input_path, paths),
     )
+
+
+def _command_line(cfg: FarmConfig, input_path: str, paths: JobPaths) -> str:
+    """The job's program as a shell line: every argument quoted, a local output as ``"$partial"``.
+
+    The partial name is made unique by the running script (see ``templates/job.sh.j2``), so the
+    program is given the variable, not a literal name.
+    """
+    if not paths.partial:
+        return " ".join(map(shlex.quote, job_command(cfg, input_path, paths.output)))
+    marker = "\0partial"  # not a path anyone can have: NUL is not allowed in one
+    argv = job_command(cfg, input_path, marker)
+    return " ".join('"$partial"' if a == marker else shlex.quote(a) for a in argv)

@@ -84,6 +84,23 @@ def test_a_version_1_database_is_upgraded(bk: Bookkeeping, db_url: str) -> None:
     again.close()
 
 
+def test_a_version_3_database_gets_the_submission_key_columns(bk: Bookkeeping, db_url: str) -> None:
+    with bk.engine.begin() as conn:  # a jobs table of schema version 3
+        conn.exec_driver_sql("ALTER TABLE jobs DROP COLUMN submit_key")
+        conn.exec_driver_sql("ALTER TABLE jobs DROP COLUMN submit_intent")
+        conn.execute(sa.delete(schema.schema_version))
+        conn.execute(sa.insert(schema.schema_version).values(version=3, applied=now()))
+    bk.close()
+    again = Bookkeeping(db_url)
+    try:
+        assert again.schema_version() == schema.SCHEMA_VERSION >= 4
+        with again.engine.connect() as conn:
+            columns = {c["name"] for c in sa.inspect(conn).get_columns("jobs")}
+        assert {"submit_key", "submit_intent"} <= columns
+    finally:
+        again.close()
+
+
 def test_upgrade_steps_run_in_order(
     bk: Bookkeeping, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -159,3 +159,20 @@ def test_batch_down_then_up_loses_nothing(slurm_cluster: SlurmCluster, tmp_path:
     # the retry is due after batch_retry_s: drive() passes until then
     drive(manager, lambda: {state_of(bk, n) for n in names} == {FileState.RECONSTRUCTED}, 120)
     assert all(len(JobStore(bk).of_file(n)) == 1 for n in names)
+
+
+@pytest.mark.parametrize("backend", [SlurmBatch, TorqueBatch])
+def test_a_job_is_found_again_by_its_idempotency_key(
+    slurm_cluster: SlurmCluster, tmp_path: Path, backend: type[SlurmBatch | TorqueBatch]
+) -> None:
+    # what a manager killed between submit and recording the batch id relies on (issue 13)
+    batch = backend(slurm_cluster.env)
+    base = _spec(tmp_path, "reco_run3-seq0", "sleep 1")
+    spec = JobSpec(**{**base.__dict__, "key": f"17-{batch.name}"})  # one cluster for both
+    other = JobSpec(**{**base.__dict__, "key": f"18-{batch.name}"})
+    assert batch.find(spec) is None
+    job = batch.submit(spec)
+    assert batch.find(spec) == job.split(".")[0]  # pending or running
+    _accounting(batch, job)
+    assert batch.find(spec) == job.split(".")[0]  # and once it has ended
+    assert batch.find(other) is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -10,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 from typing import TypedDict, Unpack
+
+import pytest
 
 from farmtools.batch.base import Ending, JobSpec, JobStatus
 from farmtools.batch.local import LocalBatch
@@ -198,6 +201,7 @@ def test_a_supervisor_that_never_started_frees_its_slot(tmp_path: Path) -> None:
     os.kill(info["supervisor"], signal.SIGKILL)
     os.killpg(info["pid"], signal.SIGKILL)
     (jobdir / "started.json").unlink()  # as if it had died before writing it
+    (jobdir / "supervisor.pid").unlink()  # or its pid (else it is known dead at once)
     nxt = batch.submit(_spec(tmp_path, "next", "true"))
     assert batch.states([lost, nxt]) == {lost: JobStatus.RUNNING, nxt: JobStatus.PENDING}
     marker = tmp_path / "pool" / "run" / lost
@@ -209,3 +213,169 @@ def test_a_supervisor_that_never_started_frees_its_slot(tmp_path: Path) -> None:
     assert "never started" in str(acc.extra["error"])
     done = batch.accounting(nxt)
     assert done is not None and done.ending is Ending.COMPLETED and done.exit_code == 0
+
+
+def test_an_empty_next_id_is_recovered_from_the_job_directories(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A manager SIGKILLed inside write_text() left next_id empty; every later submission raised
+    # ValueError and cost its file a try.  Now the highest job directory says where to go on.
+    pool = tmp_path / "pool"
+    batch = LocalBatch(pool, slots=0)  # nothing runs: only the ids matter
+    first = [batch.submit(_spec(tmp_path, f"a{i}", "true")) for i in range(3)]
+    (pool / "next_id").write_text("")
+    with caplog.at_level(logging.WARNING, logger="farmtools.batch"):
+        after_empty = batch.submit(_spec(tmp_path, "b", "true"))
+    assert after_empty == "4" and first == ["1", "2", "3"]
+    assert "next_id is unreadable" in caplog.text
+    (pool / "next_id").write_text("2")  # an old copy: ids 3 and 4 are taken
+    assert batch.submit(_spec(tmp_path, "c", "true")) == "5"
+    (pool / "next_id").unlink()
+    assert batch.submit(_spec(tmp_path, "d", "true")) == "6"
+    assert json.loads((pool / "jobs" / "6" / "spec.json").read_text())["name"] == "d"
+
+
+def test_an_unreadable_slots_file_runs_one_job_at_a_time(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from farmtools.batch.local import LocalPool
+
+    LocalBatch(tmp_path / "pool", slots=3)
+    assert LocalPool(tmp_path / "pool").slots == 3  # what a supervisor reads
+    (tmp_path / "pool" / "slots").write_text("")
+    with caplog.at_level(logging.WARNING, logger="farmtools.batch"):
+        assert LocalPool(tmp_path / "pool").slots == 1
+    assert "slots is unreadable" in caplog.text
+
+
+def test_state_files_are_replaced_never_rewritten_in_place(tmp_path: Path) -> None:
+    # the proof of atomicity that does not depend on timing: a reader holding the old file
+    # keeps the old inode (a rename replaced it), and no temporary file is left behind
+    pool = tmp_path / "pool"
+    batch = LocalBatch(pool, slots=0)
+    batch.submit(_spec(tmp_path, "a", "true"))
+    before = (pool / "next_id").stat().st_ino
+    slots_before = (pool / "slots").stat().st_ino
+    batch.submit(_spec(tmp_path, "b", "true"))
+    LocalBatch(pool, slots=0)
+    assert (pool / "next_id").stat().st_ino != before
+    assert (pool / "slots").stat().st_ino != slots_before
+    assert (pool / "next_id").read_text() == "2"
+    assert not [p for p in pool.rglob("*.tmp")]
+
+
+def test_a_job_is_found_by_its_key_and_one_never_queued_is_queued(tmp_path: Path) -> None:
+    pool = tmp_path / "pool"
+    batch = LocalBatch(pool, slots=1)
+    spec = _spec(tmp_path, "k", "echo ran")
+    keyed = JobSpec(**{**spec.__dict__, "key": "5-0badcafe"})
+    assert batch.find(keyed) is None
+    job = batch.submit(keyed)
+    assert batch.find(keyed) == job
+    _wait(batch, [job])
+    assert batch.find(keyed) == job  # ended jobs too
+    # a submitter killed between the key's link and the queue marker: the job is in no state
+    held = LocalBatch(pool, slots=0)
+    limbo = held.submit(JobSpec(**{**spec.__dict__, "key": "6-0badcafe"}))
+    (pool / "queue" / limbo).unlink()
+    again = LocalBatch(pool, slots=1)
+    assert again.find(JobSpec(**{**spec.__dict__, "key": "6-0badcafe"})) == limbo
+    _wait(again, [limbo])
+    acc = again.accounting(limbo)
+    assert acc is not None and acc.exit_code == 0
+
+
+def _kill_supervisor(pid: int) -> None:
+    """SIGKILL a supervisor and wait until it is dead (a zombie until init reaps it)."""
+    from farmtools.batch.local import pid_alive
+
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while pid_alive(pid):
+        assert time.monotonic() < deadline, f"supervisor {pid} survived SIGKILL"
+        time.sleep(0.02)
+
+
+def test_an_orphan_keeps_its_slot_and_is_collected_when_it_ends(tmp_path: Path) -> None:
+    # The supervisor is killed while its job runs on.  That job is not a node failure while it
+    # runs: it stays RUNNING and holds its slot (the next job waits), and it is collected once
+    # its session has ended.  It used to be declared node_fail at once and its slot given away.
+    pool = tmp_path / "pool"
+    batch = LocalBatch(pool, slots=1)
+    gate = tmp_path / "gate"
+    orphan = batch.submit(
+        _spec(tmp_path, "o", f"while [ ! -e {gate} ]; do sleep 0.05; done; echo ran > o.txt")
+    )
+    jobdir = pool / "jobs" / orphan
+    _wait_started(jobdir)
+    info = json.loads((jobdir / "started.json").read_text())
+    _kill_supervisor(info["supervisor"])
+    nxt = batch.submit(_spec(tmp_path, "n", "true"))
+    for _ in range(5):  # several polls while the orphan runs on
+        assert batch.states([orphan, nxt]) == {
+            orphan: JobStatus.RUNNING,
+            nxt: JobStatus.PENDING,
+        }
+        time.sleep(0.05)
+    assert (jobdir / "orphan").exists()
+    gate.touch()
+    _wait(batch, [orphan, nxt])
+    assert (tmp_path / "o.txt").read_text() == "ran\n"  # it ran to its end
+    acc = batch.accounting(orphan)
+    assert acc is not None and acc.ending is Ending.NODE_FAIL  # the pool has no exit code
+    assert "ran on and ended" in str(acc.extra["error"])
+    done = batch.accounting(nxt)
+    assert done is not None and done.started is not None and acc.ended is not None
+    assert done.started >= acc.ended  # never beside the orphan
+
+
+def test_cancelling_an_orphan_stops_its_job(tmp_path: Path) -> None:
+    pool = tmp_path / "pool"
+    batch = LocalBatch(pool, slots=1)
+    job = batch.submit(_spec(tmp_path, "o", "sleep 60"))
+    jobdir = pool / "jobs" / job
+    _wait_started(jobdir)
+    info = json.loads((jobdir / "started.json").read_text())
+    _kill_supervisor(info["supervisor"])
+    assert batch.states([job]) == {job: JobStatus.RUNNING}
+    batch.cancel(job)
+    _wait(batch, [job], timeout=20)
+    acc = batch.accounting(job)
+    assert acc is not None and acc.ending is Ending.CANCELLED
+    assert acc.walltime_s is None or acc.walltime_s < 20
+    from farmtools.batch.local import session_alive
+
+    assert not session_alive(info["pid"], info["pid_created"])  # its sleep 60 was stopped
+
+
+def test_a_supervisor_killed_before_it_recorded_the_start_leaves_an_orphan_not_a_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The supervisor is killed between starting the script and writing started.json (the fault
+    # hook kills it right there).  Its script runs on in the supervisor's session: the job is an
+    # orphan, running and holding its slot, not a node failure after the start grace.
+    from farmtools.faults import FAULT_ENV
+
+    pool = tmp_path / "pool"
+    gate = tmp_path / "gate"
+    monkeypatch.setenv(FAULT_ENV, "supervisor-started:kill")  # inherited by the supervisor
+    batch = LocalBatch(pool, slots=1)
+    job = batch.submit(
+        _spec(tmp_path, "o", f"while [ ! -e {gate} ]; do sleep 0.05; done; echo ran > o.txt")
+    )
+    monkeypatch.delenv(FAULT_ENV)
+    jobdir = pool / "jobs" / job
+    deadline = time.monotonic() + 30
+    while not (jobdir / "orphan").exists():
+        assert time.monotonic() < deadline, "the orphan was not seen"
+        assert batch.states([job]) == {job: JobStatus.RUNNING}
+        time.sleep(0.05)
+    assert not (jobdir / "started.json").exists()
+    nxt = batch.submit(_spec(tmp_path, "n", "true"))
+    assert batch.states([job, nxt]) == {job: JobStatus.RUNNING, nxt: JobStatus.PENDING}
+    gate.touch()
+    _wait(batch, [job, nxt])
+    assert (tmp_path / "o.txt").read_text() == "ran\n"
+    acc = batch.accounting(job)
+    assert acc is not None and acc.ending is Ending.NODE_FAIL
+    assert "ran on and ended" in str(acc.extra["error"])

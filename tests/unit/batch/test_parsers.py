@@ -180,10 +180,14 @@ def test_htcondor_submit_description_is_accepted_by_the_bindings(tmp_path: Path)
         walltime_s=3600,
         memory_mb=2000,
         workdir=tmp_path,
+        key="7-0badcafe",
     )
     desc = submit_description(spec)
     sub = htcondor.Submit(desc)
     assert sub["executable"] == str(evil)  # a value, not a command line
+    # the idempotency key in the name and as the ad attribute HTCondorBatch.find asks for
+    assert sub["batch_name"] == "reco_run1-seq0.7-0badcafe"
+    assert sub["MY.FarmtoolsKey"] == '"7-0badcafe"'
     assert sub["request_memory"] == "2000"
     assert "3600" in sub["periodic_remove"]
     assert "queue" in str(sub)

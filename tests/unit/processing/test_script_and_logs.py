@@ -11,6 +11,7 @@ import pytest
 
 from farmtools.batch.base import Ending, JobAccounting
 from farmtools.batch.exitcodes import EX_DATAERR, EX_NOINPUT
+from farmtools.config import FarmConfig
 from farmtools.processing.failures import Failure, classify, decide
 from farmtools.processing.joblog import format_job_log
 from farmtools.processing.script import JobPaths, render_job_script
@@ -82,16 +83,12 @@ def test_headers_per_backend(tmp_path: Path) -> None:
         assert ("01:30:00" in text) and ("2048" in text)
 
 
-def test_reco_output_path_and_partial_output(tmp_path: Path) -> None:
-    cfg = make_cfg(tmp_path, processing={"program": "reco"})
-    paths = JobPaths.of(cfg, RawName(1014, 2), 7)
-    assert paths.output == str(tmp_path / "storage/output/run1014/recotask_run1014-seq2.root")
-    assert paths.script == tmp_path / "processing/scripts/run1014/reco_run1014-seq2.7.sh"
-    assert paths.job_log.parent == tmp_path / "all_logs/batch/run1014"
-    text = render_job_script(
+def _local_script(cfg: FarmConfig, raw: RawName, input_path: str, paths: JobPaths) -> str:
+    """The script of a first try on the local backend (100 MB, 60 s)."""
+    return render_job_script(
         cfg,
-        RawName(1014, 2),
-        "/s/x.dat",
+        raw,
+        input_path,
         paths,
         backend="local",
         try_number=1,
@@ -99,8 +96,54 @@ def test_reco_output_path_and_partial_output(tmp_path: Path) -> None:
         walltime_s=60,
         generated=datetime.now(UTC),
     )
-    assert f"reco /s/x.dat -o {paths.partial}" in text  # written under a partial name, then mv
+
+
+def test_reco_output_path_and_partial_output(tmp_path: Path) -> None:
+    cfg = make_cfg(tmp_path, processing={"program": "reco"})
+    paths = JobPaths.of(cfg, RawName(1014, 2), 7)
+    assert paths.output == str(tmp_path / "storage/output/run1014/recotask_run1014-seq2.root")
+    assert paths.script == tmp_path / "processing/scripts/run1014/reco_run1014-seq2.7.sh"
+    assert paths.job_log.parent == tmp_path / "all_logs/batch/run1014"
+    text = _local_script(cfg, RawName(1014, 2), "/s/x.dat", paths)
+    assert 'reco /s/x.dat -o "$partial"' in text  # written under a partial name, then mv
+    assert f'partial={paths.partial}".$(hostname).$$"' in text  # this run's own
     assert 'mv -f -- "$partial" "$output"' in text
+
+
+def test_two_runs_of_one_job_script_never_clobber_each_others_output(tmp_path: Path) -> None:
+    # A manager killed between submitting and recording used to submit the job again: two runs
+    # of one script shared one partial name, and the second one's ``rm -f "$partial"`` removed
+    # the first one's half-written output (or one published the other's).  The fake program
+    # writes its pid to its target, waits until the other run has started (and so done its
+    # clean-up), then checks its own bytes are still there.
+    fake = tmp_path / "fake-farmtools"
+    fake.write_text(
+        "#!/bin/bash\n"  # argv: reco INPUT -o TARGET
+        'echo "$$" > "$4"; touch "$RUNS/started.$RUN"\n'
+        'for _ in $(seq 300); do [ "$(ls "$RUNS" | wc -l)" -ge 2 ] && break; sleep 0.02; done\n'
+        '[ "$(cat "$4" 2>/dev/null)" = "$$" ] || { echo "lost my partial" >&2; exit 1; }\n'
+    )
+    fake.chmod(0o755)
+    cfg = make_cfg(tmp_path, processing={"program": "reco", "farmtools": str(fake)})
+    paths = JobPaths.of(cfg, RawName(3, 1), 9)
+    text = _local_script(cfg, RawName(3, 1), "/s/in.dat", paths)
+    script = tmp_path / "job.sh"
+    script.write_text(text)
+    paths.status_file.parent.mkdir(parents=True)
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    env = {"PATH": "/usr/bin:/bin", "RUNS": str(runs)}
+    first = subprocess.Popen(["/bin/bash", script], env={**env, "RUN": "1"})
+    for _ in range(500):  # the second run starts once the first one's partial exists
+        if (runs / "started.1").exists():
+            break
+        first.poll()
+        subprocess.run(["sleep", "0.02"])
+    second = subprocess.Popen(["/bin/bash", script], env={**env, "RUN": "2"})
+    assert (first.wait(60), second.wait(60)) == (0, 0)
+    out = Path(paths.output)
+    assert out.read_text().strip().isdigit()  # one run's whole output
+    assert not list(out.parent.glob(out.name + ".part*"))  # each run published its own
 
 
 def test_xrootd_output_is_a_url_that_reco_publishes(tmp_path: Path) -> None:
