@@ -31,6 +31,8 @@ Imports only :mod:`farmtools.rawdata.huffman_table`.
 
 from __future__ import annotations
 
+import os
+
 import numba
 import numpy as np
 import numpy.typing as npt
@@ -230,6 +232,8 @@ def decode(
     n_channels: int,
     n_samples: int,
     out: U16 | None = None,
+    *,
+    threads: int | None = None,
 ) -> U16:
     """Decompress a payload into a (channels, samples) uint16 array in DAQ order.
 
@@ -238,11 +242,16 @@ def decode(
     ValueError) naming the channel and the byte offset within the payload where the stream
     stopped making sense.  Bad payloads are rare, so the price of the second walk is paid only
     when there is something to explain.
+
+    ``threads``: channels are decoded in parallel on that many threads (None: the environment's
+    ``FARMTOOLS_THREADS``, else 1, what a batch job on a one-core slot should use).
     """
     raw = _as_bytes(buf)
     if out is None:
         out = np.empty((n_channels, n_samples), dtype=np.uint16)
-    if huffman_table.decode(raw, out) == raw.size * 8:
+    if threads is None:
+        threads = int(os.environ.get("FARMTOOLS_THREADS", "1") or 1)
+    if huffman_table.decode(raw, out, threads):
         return out
     return decode_reference(raw, n_channels, n_samples, out)
 

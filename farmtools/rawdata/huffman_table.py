@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import cast
 
 import numba
@@ -176,6 +177,70 @@ def _diff(zeros: int) -> int:  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
+def _tail(
+    buf: U8,
+    nbits: int,
+    row: U16,
+    count: int,
+    pos: int,
+    z: int,
+    last: int,
+    last_valid: bool,
+    prev: int,
+    chk: int,
+) -> tuple[int, int]:  # pragma: no cover - compiled
+    """The last packets of a channel, code by code (the one that completes it is cut short).
+
+    Returns the bit position after the channel's last code (before its padding) and ``chk``
+    with the samples written OR-ed in, or (-1, chk) for an invalid stream.  Called once per
+    channel (numba counts references to ``row`` on every call: not in the packet loop).
+    """
+    ns = row.shape[0]
+    while count < ns:
+        if pos >= nbits:
+            return -1, chk
+        p = (_load_be64(buf, pos >> 3) >> (51 - (pos & 7))) & 0x1FFF
+        if p < 4096:
+            row[count] = p
+            prev = p
+            count += 1
+            pos += 13
+            z = 0
+            last_valid = False
+            continue
+        zeros = z
+        done = 12
+        for b in range(12):
+            if not (p >> (11 - b)) & 1:
+                zeros += 1
+                continue
+            if zeros > 7:
+                return -1, chk
+            if zeros == 0:
+                if not last_valid or count + 4 > ns:
+                    return -1, chk
+                for _ in range(4):
+                    prev += last
+                    row[count] = prev
+                    chk |= prev
+                    count += 1
+            else:
+                last = _diff(zeros)
+                last_valid = True
+                prev += last
+                row[count] = prev
+                chk |= prev
+                count += 1
+            zeros = 0
+            if count == ns:
+                done = b + 1
+                break
+        z = min(zeros, 16)
+        pos += 1 + done
+    return pos, chk
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
 def decode_channels(
     buf: U8, nbytes: int, out: U16, ch0: int, ch1: int, pos: int, sc: I64, lanes: U64, mf: I8
 ) -> int:  # pragma: no cover - compiled
@@ -259,53 +324,66 @@ def decode_channels(
             last = v if _field(s, C_LV) else _field(s, C_LF) - LF_BIAS
             last_valid = not raw
             z = _field(s, C_TZ)
-        while count < ns:  # the last packets, code by code
-            if pos >= nbits:
-                return -1
-            p = (_load_be64(buf, pos >> 3) >> (51 - (pos & 7))) & 0x1FFF
-            if p < 4096:
-                row[count] = p
-                prev = p
-                count += 1
-                pos += 13
-                z = 0
-                last_valid = False
-                continue
-            zeros = z
-            done = 12
-            for b in range(12):
-                if not (p >> (11 - b)) & 1:
-                    zeros += 1
-                    continue
-                if zeros > 7:
-                    return -1
-                if zeros == 0:
-                    if not last_valid or count + 4 > ns:
-                        return -1
-                    for _ in range(4):
-                        prev += last
-                        row[count] = prev
-                        chk |= prev
-                        count += 1
-                else:
-                    last = _diff(zeros)
-                    last_valid = True
-                    prev += last
-                    row[count] = prev
-                    chk |= prev
-                    count += 1
-                zeros = 0
-                if count == ns:
-                    done = b + 1
-                    break
-            z = min(zeros, 16)
-            pos += 1 + done
+        pos, chk = _tail(buf, nbits, row, count, pos, z, last, last_valid, prev, chk)
+        if pos < 0:
+            return -1
         if chk >> 12 != 0 or chk_lanes & np.uint64(0xF000_F000_F000_F000):
             return -1
         pos = (pos + 7) & ~7
         if pos > nbits:
             return -1
     return pos
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def channel_starts(
+    buf: U8, nbytes: int, nch: int, ns: int, sc: I64, starts: I64
+) -> bool:  # pragma: no cover - compiled
+    """The bit position where each channel starts (``starts[nch]``: the end), counting samples
+    packet by packet without decoding them; False if the stream is found invalid on the way.
+
+    About a quarter of a decode's work: what lets channel blocks be decoded in parallel.  The
+    counts are only as good as the stream: :func:`decode` checks that each block, decoded,
+    ends where the next one starts.
+    """
+    nbits = nbytes * 8
+    s_raw = sc[RAW]
+    scratch = np.empty(ns, np.uint16)
+    pos = 0
+    for ch in range(nch):
+        starts[ch] = pos
+        if ns == 0:
+            continue
+        if pos >= nbits:
+            return False
+        count = 1
+        pos += 13
+        z = 0
+        last_valid = False
+        while count + ROW < ns and pos < nbits:
+            p = (_load_be64(buf, pos >> 3) >> (51 - (pos & 7))) & 0x1FFF
+            pos += 13
+            if p == 4096:
+                z = min(z + 12, 16)
+                continue
+            raw = p < 4096
+            w = p & 0xFFF
+            s0 = sc[w]
+            s1 = sc[w | 4096]
+            s = s1 if z == 0 else s0
+            s = s_raw if raw else s
+            n = _field(s, C_N)
+            if (n == BAD) | ((s0 | s1) & 0x80 != 0):
+                return False
+            count += n
+            last_valid = not raw
+            z = _field(s, C_TZ)
+        pos, _ = _tail(buf, nbits, scratch, count, pos, z, 0, last_valid, 0, 0)
+        if pos < 0:
+            return False
+        pos = (pos + 7) & ~7
+    starts[nch] = pos
+    return pos == nbits
 
 
 def padded(payload: U8) -> U8:
@@ -315,10 +393,28 @@ def padded(payload: U8) -> U8:
     return buf
 
 
-def decode(payload: U8, out: U16) -> int:
-    """Decode a whole payload into ``out`` (channels, samples): the bit position after the
-    last channel (the payload's size in bits for a valid one), or -1 for an invalid stream."""
+def decode(payload: U8, out: U16, threads: int = 1) -> bool:
+    """Decode a whole payload into ``out`` (channels, samples); False for an invalid stream.
+
+    With ``threads`` > 1, the channels' start positions are found first
+    (:func:`channel_starts`), then blocks of channels are decoded on that many threads (the
+    kernels release the GIL).
+    """
     sc, lanes, mf = tables()
-    return int(
-        decode_channels(padded(payload), payload.size, out, 0, out.shape[0], 0, sc, lanes, mf)
-    )
+    buf = padded(payload)
+    nbytes = payload.size
+    nch, ns = out.shape
+    if threads <= 1 or nch < 2 * threads:
+        return bool(decode_channels(buf, nbytes, out, 0, nch, 0, sc, lanes, mf) == nbytes * 8)
+    starts = np.zeros(nch + 1, np.int64)
+    if not channel_starts(buf, nbytes, nch, ns, sc, starts):
+        return False
+    bounds = [nch * k // threads for k in range(threads + 1)]
+
+    def block(k: int) -> bool:
+        c0, c1 = bounds[k], bounds[k + 1]
+        end = decode_channels(buf, nbytes, out, c0, c1, int(starts[c0]), sc, lanes, mf)
+        return bool(end == starts[c1])
+
+    with ThreadPoolExecutor(threads) as pool:
+        return all(pool.map(block, range(threads)))

@@ -21,11 +21,11 @@ def _event(rng: np.random.Generator, n_ch: int, n_t: int, sigma: float) -> np.nd
     return np.clip(np.round(adc), 0, 4095).astype(np.uint16)
 
 
-def _fast(payload: bytes, n_ch: int, n_t: int) -> np.ndarray | None:
+def _fast(payload: bytes, n_ch: int, n_t: int, threads: int = 1) -> np.ndarray | None:
     """The fast path alone: the samples, or None when it refuses the stream."""
     out = np.empty((n_ch, n_t), dtype=np.uint16)
     raw = np.frombuffer(payload, dtype=np.uint8)
-    return out if huffman_table.decode(raw, out) == 8 * len(payload) else None
+    return out if huffman_table.decode(raw, out, threads) else None
 
 
 @pytest.mark.parametrize("sigma", [0.0, 0.4, 1.0, 2.0, 6.0])
@@ -133,3 +133,21 @@ def test_invalid_streams_are_refused_by_both_and_explained() -> None:
         else:
             assert fast is not None and np.array_equal(fast, ref)
     assert refused > 0
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_channel_blocks_in_parallel_read_alike(threads: int) -> None:
+    """Channel starts found first, blocks decoded on threads: the same samples, the same
+    refusals, also of streams whose counting goes wrong (flipped bytes)."""
+    rng = np.random.default_rng(threads)
+    adc = _event(rng, 40, 300, 1.5)
+    payload = huffman.encode(adc)
+    fast = _fast(payload, 40, 300, threads=threads)
+    assert fast is not None and np.array_equal(fast, adc)
+    assert np.array_equal(huffman.decode(payload, *adc.shape, threads=threads), adc)
+    for k in range(0, len(payload), 211):
+        flipped = bytearray(payload)
+        flipped[k] ^= 0x5A
+        one, many = _fast(bytes(flipped), 40, 300), _fast(bytes(flipped), 40, 300, threads)
+        assert (one is None) == (many is None)
+        assert one is None or many is None or np.array_equal(one, many)
