@@ -250,10 +250,18 @@ def decode(
     if out is None:
         out = np.empty((n_channels, n_samples), dtype=np.uint16)
     if threads is None:
-        threads = int(os.environ.get("FARMTOOLS_THREADS", "1") or 1)
+        threads = threads_from_env()
     if huffman_table.decode(raw, out, threads):
         return out
     return decode_reference(raw, n_channels, n_samples, out)
+
+
+def threads_from_env() -> int:
+    """``FARMTOOLS_THREADS`` (a positive integer), else 1: the cores a job may decode on."""
+    text = os.environ.get("FARMTOOLS_THREADS", "").strip() or "1"
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"FARMTOOLS_THREADS={text!r}: expected a positive number of threads")
+    return int(text)
 
 
 def decode_reference(

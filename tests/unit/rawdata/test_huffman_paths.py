@@ -151,3 +151,15 @@ def test_channel_blocks_in_parallel_read_alike(threads: int) -> None:
         one, many = _fast(bytes(flipped), 40, 300), _fast(bytes(flipped), 40, 300, threads)
         assert (one is None) == (many is None)
         assert one is None or many is None or np.array_equal(one, many)
+
+
+def test_threads_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FARMTOOLS_THREADS", "3")
+    assert huffman.threads_from_env() == 3
+    adc = _event(np.random.default_rng(4), 12, 100, 1.0)
+    assert np.array_equal(huffman.decode(huffman.encode(adc), 12, 100), adc)
+    monkeypatch.setenv("FARMTOOLS_THREADS", "many")
+    with pytest.raises(ValueError, match="FARMTOOLS_THREADS='many'"):
+        huffman.decode(huffman.encode(adc), 12, 100)
+    monkeypatch.delenv("FARMTOOLS_THREADS")
+    assert huffman.threads_from_env() == 1
