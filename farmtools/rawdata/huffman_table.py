@@ -8,13 +8,20 @@ table indexed by the packet (and by "no zeros left over", which decides whether 
 is a repeat) gives the whole run of samples a packet encodes as ``prev + v * M[j] + F[j]``:
 ``v`` is the packet's first difference (or the repeated last one), known only at run time, ``M``
 and ``F`` come from the table.  A typical packet (2-4 samples at 1-2 ADC of noise) is then one
-table row and one fixed-width vector store of 16 samples instead of a branch per code.
+table row and two 64-bit stores of four 16-bit samples each (SWAR: ``M`` and ``F`` are lanes
+of two words, ``prev`` and ``v`` scalars) instead of a branch per code; a packet of more than
+8 samples (repeats, at low noise) loops over its row.
 
-The packet that completes a channel (its remaining bits are padding to a byte boundary), a
-packet with an invalid code, and the last 16 samples of a channel are walked code by code, as
-the reference walk does.  Values outside 0..4095 are found by OR-ing every decoded sample into
-one word checked once per channel.  The kernel only says *that* a stream is bad; the reference
-walk in :mod:`farmtools.rawdata.huffman` says where and why.
+The last packets of a channel (fewer than 49 samples to go: the one that completes the channel
+is cut short by the padding to a byte boundary) are walked code by code, as the reference walk
+does.  Values outside 0..4095 are found by OR-ing every decoded sample into one word checked
+once per channel.  The kernel only says *that* a stream is bad; the reference walk in
+:mod:`farmtools.rawdata.huffman` says where and why.
+
+Measured choices (benchmarks/bench_rawdata.py, 2026-12-07): no helper that takes an array is
+called per packet (numba counts references on every call: it cost 3 x), loads are made before
+the selections that use them (a load under a condition became a mispredicted branch), and the
+packet is one unaligned big-endian 8-byte load from a payload copy with 8 bytes of slack.
 
 Tables are built on first use by a compiled builder (cached on disk like every kernel here), so
 importing this module costs nothing.  Imports nothing from farmtools.
