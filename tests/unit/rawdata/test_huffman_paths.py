@@ -163,3 +163,11 @@ def test_threads_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
         huffman.decode(huffman.encode(adc), 12, 100)
     monkeypatch.delenv("FARMTOOLS_THREADS")
     assert huffman.threads_from_env() == 1
+
+
+@pytest.mark.parametrize("threads", [2, 3, 8])
+def test_blocks_cover_every_channel_once_earlier_ones_larger(threads: int) -> None:
+    bounds = huffman_table.block_bounds(1280, threads)
+    assert bounds[0] == 0 and bounds[-1] == 1280 and len(bounds) == threads + 1
+    sizes = np.diff(bounds)
+    assert (sizes > 0).all() and (np.diff(sizes) <= 0).all()
