@@ -114,16 +114,14 @@ def _encode(adc: U16, out: U8, zeros_of_diff: npt.NDArray[np.int64]) -> int:  # 
             code_len = 1 if 1 <= c <= repeats else length
             c += 1
             codes -= 1
-            if code_len <= left:  # the common case: the code fits in the open packet
-                acc = (acc << code_len) | 1
-                nacc += code_len
-                left -= code_len
-                continue
-            # the code's first zeros close the open packet; a new one: its header, the rest
-            code_len -= left
-            acc = (acc << (left + code_len + 1)) | (np.int64(1) << code_len) | 1
-            nacc += left + code_len + 1
-            left = 12 - code_len
+            # the code fits in the open packet, or its first zeros close it and a new one
+            # starts (its header, then the rest): selected, not branched on (a coin toss)
+            fits = code_len <= left
+            rest = max(code_len - left, 0)
+            nbits = code_len if fits else code_len + 1
+            acc = (acc << nbits) | (1 if fits else (np.int64(1) << rest) | 1)
+            nacc += nbits
+            left = left - code_len if fits else 12 - rest
         acc <<= -nacc & 7  # pad to a byte
         nacc += -nacc & 7
         while nacc:
