@@ -247,6 +247,14 @@ def decode(
     raw = _as_bytes(buf)
     if out is None:
         out = np.empty((n_channels, n_samples), dtype=np.uint16)
+    elif (
+        out.dtype != np.uint16 or out.shape != (n_channels, n_samples) or not out.flags.c_contiguous
+    ):
+        # (the fast decoder stores 4 samples at a time into the rows' memory)
+        raise ValueError(
+            f"out must be a C-contiguous uint16 array of shape {(n_channels, n_samples)}, "
+            f"got {out.dtype} {out.shape}"
+        )
     if threads is None:
         threads = threads_from_env()
     if huffman_table.decode(raw, out, threads):

@@ -7,6 +7,8 @@ nor read anything differently.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -171,3 +173,14 @@ def test_blocks_cover_every_channel_once_earlier_ones_larger(threads: int) -> No
     assert bounds[0] == 0 and bounds[-1] == 1280 and len(bounds) == threads + 1
     sizes = np.diff(bounds)
     assert (sizes > 0).all() and (np.diff(sizes) <= 0).all()
+
+
+def test_out_must_be_rows_of_uint16_in_one_piece() -> None:
+    adc = _event(np.random.default_rng(5), 4, 60, 1.0)
+    payload = huffman.encode(adc)
+    out = np.empty((4, 60), np.uint16)
+    assert huffman.decode(payload, 4, 60, out=out) is out and np.array_equal(out, adc)
+    bad: list[Any] = [np.empty((4, 120), np.uint16)[:, ::2], np.empty((4, 60), np.int32)]
+    for wrong in bad:
+        with pytest.raises(ValueError, match="C-contiguous uint16"):
+            huffman.decode(payload, 4, 60, out=wrong)
