@@ -10,8 +10,10 @@
    Target (issue 3): close-write -> copy start p99 <= 20 ms over 200 files.
 2. **Local throughput**: verified ingest (``IngestService.ingest``: register, claim, header
    check, one-pass adler32 + copy + fsync + atomic publish, story) of ``--files`` raw files of
-   ``--size-mb`` MiB, against plain ``cp`` of the same files, alternating, best of ``--rounds``.
-   Target: ingest <= 1.3 x cp.
+   ``--size-mb`` MiB, against ``cp`` + adler32 (the project's, ISA-L) of the copy + ``sync`` of
+   the same files: the same work, the fair baseline (plain ``cp`` and ``cp`` + ``sync`` are
+   printed too; ``cp`` alone neither checksums nor syncs).  Alternating, best of ``--rounds``.
+   Target (issue 22): ingest <= 1.3 x (cp + adler32 + sync).
 3. **XRootD throughput**: verified ingest into a real XRootD server (Debian ``xrootd``,
    adler32) against ``xrdcp --cksum adler32`` of the same files to the same server.
    Target: ingest faster than xrdcp.
@@ -44,6 +46,7 @@ from farmtools.detector import WA105_3X1X1
 from farmtools.ingest.service import IngestService
 from farmtools.rawdata import RawFileWriter
 from farmtools.storage import LocalStorage, Storage, XRootDStorage
+from farmtools.storage.checksum import adler32_file
 
 
 def pct(values: list[float], q: float) -> float:
@@ -204,9 +207,11 @@ def throughput_local(base: Path, sources: list[Path], rounds: int, where: str) -
     dest = base / "cp"
     store = base / "farm" / "storage"
 
-    def run_cp(sync: bool) -> None:
+    def run_cp(sync: bool, checksum: bool = False) -> None:
         for p in sources:
             subprocess.run(["cp", str(p), str(dest / p.name)], check=True)
+            if checksum:
+                adler32_file(dest / p.name)
         if sync:
             subprocess.run(["sync", *[str(dest / p.name) for p in sources]], check=True)
 
@@ -215,10 +220,10 @@ def throughput_local(base: Path, sources: list[Path], rounds: int, where: str) -
             state = svc.ingest(p)
             assert state == FileState.STORED, state
 
-    times: dict[str, list[float]] = {"cp": [], "cp+sync": [], "ingest": []}
+    times: dict[str, list[float]] = {"cp": [], "cp+sync": [], "cp+adler32+sync": [], "ingest": []}
     order = list(times)
     for r in range(rounds):
-        for op in order[r % 3 :] + order[: r % 3]:  # rotate: no operation always goes first
+        for op in order[r % len(order) :] + order[: r % len(order)]:  # nobody always goes first
             _drop(dest)
             _drop(store)
             dest.mkdir()
@@ -228,7 +233,7 @@ def throughput_local(base: Path, sources: list[Path], rounds: int, where: str) -
             if op == "ingest":
                 run_ingest(svc)
             else:
-                run_cp(op == "cp+sync")
+                run_cp(op != "cp", op == "cp+adler32+sync")
             times[op].append(time.perf_counter() - t)
             svc.close()
             bk.close()
@@ -236,7 +241,7 @@ def throughput_local(base: Path, sources: list[Path], rounds: int, where: str) -
         print(f"  round {r + 1}: {done}")
     _drop(dest)
     _drop(store)
-    cp, cps, ing = (min(times[k]) for k in ("cp", "cp+sync", "ingest"))
+    cp, cps, fair, ing = (min(times[k]) for k in ("cp", "cp+sync", "cp+adler32+sync", "ingest"))
     mb = total / 1e6
     print(
         f"\n== local throughput into {where}, {len(sources)} x "
@@ -245,10 +250,15 @@ def throughput_local(base: Path, sources: list[Path], rounds: int, where: str) -
     print(f"(load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
     print(f"plain cp        {cp:7.3f} s  {mb / cp:8.1f} MB/s")
     print(f"cp + sync       {cps:7.3f} s  {mb / cps:8.1f} MB/s")
-    print(f"verified ingest {ing:7.3f} s  {mb / ing:8.1f} MB/s  (fsync of every file included)")
     print(
-        f"ingest / cp = {ing / cp:.2f} x (target <= 1.3 -> {'MET' if ing / cp <= 1.3 else 'NOT MET'});"
-        f" ingest / (cp+sync) = {ing / cps:.2f} x"
+        f"cp+adler32+sync {fair:7.3f} s  {mb / fair:8.1f} MB/s  (the same work: the fair baseline)"
+    )
+    print(f"verified ingest {ing:7.3f} s  {mb / ing:8.1f} MB/s  (fsync of every file included)")
+    met = "MET" if ing / fair <= 1.3 else "NOT MET"
+    print(
+        f"ingest / (cp + adler32 + sync) = {ing / fair:.2f} x (target <= 1.3 -> {met}); "
+        f"ingest / cp = {ing / cp:.2f} x, ingest / (cp+sync) = {ing / cps:.2f} x (cp alone "
+        "neither checksums nor syncs)"
     )
 
 

@@ -12,36 +12,38 @@ Each channel, in DAQ order, is a stream of 13-bit packets, most significant bit 
 A partly filled code packet is padded with zeros before a raw packet; each channel's stream is
 padded with zeros to a byte boundary (without completing its last code packet).  Choices where
 the spec is silent, shared by encoder and decoder: "the last difference" is the last one sent
-as a difference code since the last raw packet (a repeat right after a raw packet is invalid),
-and the encoder uses a repeat only when four more samples fit in the channel.
+as a difference code since the last raw packet (a repeat right after a raw packet is invalid).
+The encoder follows the DAQ's ``CompressChData`` byte for byte: a run of equal differences is
+the difference's code, then repeats while at least one more difference follows, then codes
+(a run never ends with a repeat); the decoder reads any valid use of the repeat.
 
 Both directions are compiled with numba: a channel is a bit-level state machine that numpy
-cannot vectorise, and the decoder must run at DAQ speed (on a 335-event compressed file the
-bit-at-a-time walk alone took ~37 s of the reconstruction's budget of 30).  So there are two
-decoders of the one format: a windowed fast path, and the reference walk that runs only when
-the fast path refuses a stream, to say where and why.  They share the last step, applying a
-code once read, written out in each: moved into one inlined numba helper it cost the windowed
-decoder 25-35 % of its speed (measured with benchmarks/bench_rawdata.py, 2026-12-02), in the
-loop that takes more than half of the reconstruction of a compressed file.  Malformed streams are reported by status
-codes that :func:`decode` turns into :class:`DecodeError` (a ValueError) with the channel and
-byte; the reader wraps them into :class:`~farmtools.rawdata.errors.RawDataError`.
+cannot vectorise, and the decoder must run at DAQ speed.  So there are two decoders of the one
+format: the table-driven fast path (:mod:`farmtools.rawdata.huffman_table`, a 13-bit code
+packet per step), and the bit-at-a-time reference walk here, which runs only when the fast path
+refuses a stream, to say where and why, and is the fast path's test oracle.  Malformed streams
+are reported by status codes that :func:`decode` turns into :class:`DecodeError` (a ValueError)
+with the channel and byte; the reader wraps them into
+:class:`~farmtools.rawdata.errors.RawDataError`.
 
-Imports nothing from farmtools.
+Imports only :mod:`farmtools.rawdata.huffman_table`.
 """
 
 from __future__ import annotations
 
+import os
+
 import numba
 import numpy as np
 import numpy.typing as npt
+
+from farmtools.rawdata import huffman_table
 
 U8 = npt.NDArray[np.uint8]
 U16 = npt.NDArray[np.uint16]
 
 #: Number of leading zeros of the code of each difference -3..+3 (index d + 3).
 _ZEROS_OF_DIFF = np.array([6, 4, 2, 1, 3, 5, 7], dtype=np.int64)
-#: Bit length of every 13-bit value (0 for 0): the leading zeros of a code window, by table.
-_BITLEN = np.array([int(v).bit_length() for v in range(1 << 13)], dtype=np.int64)
 #: Difference coded by k leading zeros (k = 1..7); index 0 is the repeat code.
 _DIFF_OF_ZEROS = np.array([0, 0, -1, 1, -2, 2, -3, 3], dtype=np.int64)
 
@@ -59,63 +61,74 @@ _MESSAGES = {
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
 def _encode(adc: U16, out: U8, zeros_of_diff: npt.NDArray[np.int64]) -> int:  # pragma: no cover
+    """Compress ``adc`` into ``out`` as the DAQ's ``CompressChData`` does; the bytes written.
+
+    The DAQ codes a run of n equal differences as the difference's code, then as many repeat
+    codes (four each) as leave at least one more difference, then the rest one code each:
+    a run never ends with a repeat, so a run of five is five codes, a run of six is code,
+    repeat, code.  Code bits are packed into 13-bit code packets (a ``1`` then 12 bits, a code
+    may straddle two); a raw packet is a ``0`` and 12 bits, after the open code packet is
+    padded with zeros; a channel ends on a byte boundary without completing its code packet.
+
+    Bits gather in a 64-bit accumulator, written out 32 at a time at one place per step (a
+    step adds at most 25 bits); no helper takes an array, as numba counts references of an
+    array passed to a function on every call.
+    """
     nch, ns = adc.shape
-    pos = 0  # bit position in out (pre-zeroed)
+    nout = 0
     for ch in range(nch):
         row = adc[ch]
-        # raw first sample
-        v = np.int64(row[0])
-        for b in range(12, -1, -1):
-            if (v >> b) & 1:
-                out[pos >> 3] |= np.uint8(0x80 >> (pos & 7))
-            pos += 1
+        acc = np.int64(row[0])  # the first sample, raw
+        nacc = 13
         left = 0  # bits left in the open code packet
-        last_valid = False
-        last = np.int64(0)
         i = 1
-        while i < ns:
-            d = np.int64(row[i]) - np.int64(row[i - 1])
-            zeros = -1
-            step = 1
-            if last_valid and i + 3 < ns:
-                same = True
-                for k in range(4):
-                    if np.int64(row[i + k]) - np.int64(row[i + k - 1]) != last:
-                        same = False
-                        break
-                if same:
-                    zeros = 0
-                    step = 4
-            if zeros < 0 and -3 <= d <= 3:
-                zeros = zeros_of_diff[d + 3]
-                last = d
-                last_valid = True
-            if zeros < 0:
-                # raw packet: close the open code packet with zeros first
-                pos += left
-                left = 0
-                v = np.int64(row[i])
-                pos += 1  # leading 0
-                for b in range(11, -1, -1):
-                    if (v >> b) & 1:
-                        out[pos >> 3] |= np.uint8(0x80 >> (pos & 7))
-                    pos += 1
-                last_valid = False
-                i += 1
-                continue
-            # zeros then a one, each bit inside code packets
-            for k in range(zeros + 1):
-                if left == 0:
-                    out[pos >> 3] |= np.uint8(0x80 >> (pos & 7))
-                    pos += 1
-                    left = 12
-                if k == zeros:
-                    out[pos >> 3] |= np.uint8(0x80 >> (pos & 7))
-                pos += 1
-                left -= 1
-            i += step
-        pos = (pos + 7) & ~7
-    return pos >> 3
+        codes = 0  # codes left to write of the current run of equal differences
+        c = repeats = length = 0
+        while i < ns or codes:
+            if nacc >= 32:
+                nacc -= 32
+                word = acc >> nacc
+                out[nout] = (word >> 24) & 0xFF
+                out[nout + 1] = (word >> 16) & 0xFF
+                out[nout + 2] = (word >> 8) & 0xFF
+                out[nout + 3] = word & 0xFF
+                nout += 4
+                acc &= (np.int64(1) << nacc) - 1
+            if codes == 0:
+                d = np.int64(row[i]) - np.int64(row[i - 1])
+                if d < -3 or d > 3:  # raw packet, after padding the open code packet
+                    acc = (acc << (left + 13)) | np.int64(row[i])
+                    nacc += left + 13
+                    left = 0
+                    i += 1
+                    continue
+                j = i + 1
+                while j < ns and np.int64(row[j]) - np.int64(row[j - 1]) == d:
+                    j += 1
+                n = j - i
+                repeats = (n - 2) // 4 if n >= 2 else 0
+                codes = n - 3 * repeats  # the first, the repeats, the rest
+                c = 0
+                length = zeros_of_diff[d + 3] + 1
+                i = j
+            code_len = 1 if 1 <= c <= repeats else length
+            c += 1
+            codes -= 1
+            # the code fits in the open packet, or its first zeros close it and a new one
+            # starts (its header, then the rest): selected, not branched on (a coin toss)
+            fits = code_len <= left
+            rest = max(code_len - left, 0)
+            nbits = code_len if fits else code_len + 1
+            acc = (acc << nbits) | (1 if fits else (np.int64(1) << rest) | 1)
+            nacc += nbits
+            left = left - code_len if fits else 12 - rest
+        acc <<= -nacc & 7  # pad to a byte
+        nacc += -nacc & 7
+        while nacc:
+            nacc -= 8
+            out[nout] = (acc >> nacc) & 0xFF
+            nout += 1
+    return nout
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
@@ -125,7 +138,7 @@ def _decode_reference(
     """The bit-at-a-time walk of the stream: (status, payload byte, channel) of the first fault.
 
     Slow and plain on purpose, as the format's reference: it is what explains a bad stream and
-    what the windowed decoder is tested against.
+    what the table-driven decoder is tested against.
     """
     nch, ns = out.shape
     nbits = nbytes * 8
@@ -195,100 +208,6 @@ def _decode_reference(
     return 0, pos >> 3, nch
 
 
-@numba.njit(cache=True, nogil=True, boundscheck=False)
-def _decode_windowed(
-    buf: npt.NDArray[np.uint8],
-    out: npt.NDArray[np.uint16],
-    bitlen: npt.NDArray[np.int64],
-    diff_of_zeros: npt.NDArray[np.int64],
-) -> int:  # pragma: no cover - compiled
-    """Decode into ``out`` (channels, samples); 0 on success, else the channel that failed + 1.
-
-    The fast path: it reads whole code windows from a 64-bit bit buffer instead of one bit at a
-    time (a raw packet is one 13-bit peek, a difference code "count the leading zeros of the
-    rest of the packet" by a table), about three times faster than :func:`_decode_reference`.
-    It only says *that* a stream is invalid; the reference walk says where and why.
-
-    ``acc`` holds the next ``nacc`` unread bits of the stream (refilled a byte at a time up to
-    55 bits, so an int64 never overflows); a peek is a shift and a mask.
-    """
-    nch, ns = out.shape
-    nbytes = buf.shape[0]
-    bi = 0
-    acc = np.int64(0)
-    nacc = 0
-    for ch in range(nch):
-        count = 0
-        left = 0
-        zeros = 0
-        last_valid = False
-        last = np.int64(0)
-        prev = np.int64(0)
-        while count < ns:
-            if nacc < 13:
-                acc &= (np.int64(1) << nacc) - 1
-                while nacc <= 47 and bi < nbytes:
-                    acc = (acc << 8) | np.int64(buf[bi])
-                    bi += 1
-                    nacc += 8
-            if left == 0:
-                if nacc <= 0:
-                    return ch + 1
-                # a code packet's header may be the last bit or so of a stream cut short
-                w = (acc >> (nacc - 13)) & 0x1FFF if nacc >= 13 else ((acc >> (nacc - 1)) & 1) << 12
-                if w < 4096:
-                    if nacc < 13:
-                        return ch + 1
-                    nacc -= 13
-                    out[ch, count] = w
-                    prev = np.int64(w)
-                    count += 1
-                    zeros = 0
-                    last_valid = False
-                    continue
-                if count == 0:
-                    return ch + 1
-                nacc -= 1
-                left = 12
-            k = min(left, nacc)
-            if k <= 0:
-                return ch + 1
-            w = (acc >> (nacc - k)) & ((np.int64(1) << k) - 1)
-            if w == 0:
-                zeros += k
-                nacc -= k
-                left -= k
-                continue
-            lz = k - bitlen[w]
-            zeros += lz
-            nacc -= lz + 1
-            left -= lz + 1
-            if zeros > 7:
-                return ch + 1
-            if zeros == 0:
-                if not last_valid or count + 4 > ns:
-                    return ch + 1
-                for _ in range(4):
-                    prev += last
-                    if prev < 0 or prev > 4095:
-                        return ch + 1
-                    out[ch, count] = prev
-                    count += 1
-            else:
-                last = diff_of_zeros[zeros]
-                last_valid = True
-                prev += last
-                if prev < 0 or prev > 4095:
-                    return ch + 1
-                out[ch, count] = prev
-                count += 1
-                zeros = 0
-        nacc -= nacc & 7
-    if bi != nbytes or nacc != 0:
-        return nch + 1
-    return 0
-
-
 def encode(adc_daq: npt.ArrayLike) -> bytes:
     """Compress an event's samples, shape (channels, samples) in DAQ order, into the payload bytes."""
     adc = np.ascontiguousarray(adc_daq, dtype=np.uint16)
@@ -297,7 +216,7 @@ def encode(adc_daq: npt.ArrayLike) -> bytes:
     if adc.size and int(adc.max()) > 0xFFF:
         raise ValueError(f"sample value {int(adc.max())} does not fit in 12 bits")
     nch, ns = adc.shape
-    out = np.zeros(nch * ((ns * 13 + 7) // 8 + 1), dtype=np.uint8)
+    out = np.empty(nch * ((ns * 13 + 7) // 8 + 1), dtype=np.uint8)
     n = _encode(adc, out, _ZEROS_OF_DIFF)
     return out[:n].tobytes()
 
@@ -311,20 +230,44 @@ def decode(
     n_channels: int,
     n_samples: int,
     out: U16 | None = None,
+    *,
+    threads: int | None = None,
 ) -> U16:
     """Decompress a payload into a (channels, samples) uint16 array in DAQ order.
 
-    The windowed decoder runs first; a stream it refuses is walked again by the reference
-    decoder, which raises :class:`DecodeError` (a ValueError) naming the channel and the byte
-    offset within the payload where the stream stopped making sense.  Bad payloads are rare, so
-    the price of the second walk is paid only when there is something to explain.
+    The table-driven decoder (:mod:`farmtools.rawdata.huffman_table`) runs first; a stream it
+    refuses is walked again by the reference decoder, which raises :class:`DecodeError` (a
+    ValueError) naming the channel and the byte offset within the payload where the stream
+    stopped making sense.  Bad payloads are rare, so the price of the second walk is paid only
+    when there is something to explain.
+
+    ``threads``: channels are decoded in parallel on that many threads (None: the environment's
+    ``FARMTOOLS_THREADS``, else 1, what a batch job on a one-core slot should use).
     """
     raw = _as_bytes(buf)
     if out is None:
         out = np.empty((n_channels, n_samples), dtype=np.uint16)
-    if _decode_windowed(raw, out, _BITLEN, _DIFF_OF_ZEROS) == OK:
+    elif (
+        out.dtype != np.uint16 or out.shape != (n_channels, n_samples) or not out.flags.c_contiguous
+    ):
+        # (the fast decoder stores 4 samples at a time into the rows' memory)
+        raise ValueError(
+            f"out must be a C-contiguous uint16 array of shape {(n_channels, n_samples)}, "
+            f"got {out.dtype} {out.shape}"
+        )
+    if threads is None:
+        threads = threads_from_env()
+    if huffman_table.decode(raw, out, threads):
         return out
     return decode_reference(raw, n_channels, n_samples, out)
+
+
+def threads_from_env() -> int:
+    """``FARMTOOLS_THREADS`` (a positive integer), else 1: the cores a job may decode on."""
+    text = os.environ.get("FARMTOOLS_THREADS", "").strip() or "1"
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"FARMTOOLS_THREADS={text!r}: expected a positive number of threads")
+    return int(text)
 
 
 def decode_reference(

@@ -40,8 +40,9 @@ def test_unpack_refuses_short_buffer() -> None:
 
 def _channels(draw: st.DrawFn) -> np.ndarray:
     nch = draw(st.integers(1, 4))
-    ns = draw(st.integers(1, 60))
-    kind = draw(st.sampled_from(["random", "walk", "constant", "steps", "extremes"]))
+    # beyond 49 samples a channel goes through the decoder's table loop, not only its tail
+    ns = draw(st.one_of(st.integers(1, 60), st.integers(61, 200)))
+    kind = draw(st.sampled_from(["random", "walk", "constant", "steps", "extremes", "runs"]))
     if kind == "random":
         return draw(hnp.arrays(np.uint16, (nch, ns), elements=st.integers(0, 4095)))
     if kind == "constant":
@@ -50,6 +51,12 @@ def _channels(draw: st.DrawFn) -> np.ndarray:
     if kind == "extremes":
         return draw(hnp.arrays(np.uint16, (nch, ns), elements=st.sampled_from([0, 1, 4094, 4095])))
     start = draw(st.integers(0, 4095))
+    if kind == "runs":  # runs of equal differences of every length: where the repeat code goes
+        lengths = draw(hnp.arrays(np.int64, nch * ns, elements=st.integers(1, 14)))
+        diffs = draw(hnp.arrays(np.int64, nch * ns, elements=st.integers(-4, 4)))
+        steps = np.repeat(diffs, lengths)[: nch * ns].reshape(nch, -1)
+        steps = np.pad(steps, ((0, 0), (0, ns - steps.shape[1])))
+        return np.clip(start + np.cumsum(steps, axis=1), 0, 4095).astype(np.uint16)
     lo, hi = (-3, 3) if kind == "walk" else (-6, 6)
     steps = draw(hnp.arrays(np.int64, (nch, ns), elements=st.integers(lo, hi)))
     return np.clip(start + np.cumsum(steps, axis=1), 0, 4095).astype(np.uint16)
@@ -72,22 +79,37 @@ def test_huffman_long_repeats_and_far_jumps() -> None:
     assert len(encode(adc[2:3])) < 1667 // 4 // 8 * 2 + 10
 
 
-def test_huffman_golden_vector() -> None:
-    """Derived by hand from the spec, independently of the encoder.
+def _bits(text: str) -> bytes:
+    text = text.replace(" ", "")
+    return int(text, 2).to_bytes(len(text) // 8, "big")
 
-    samples 400, 401, 402, 403, 404, 405, 300 (one channel):
-      raw 400                       0 000110010000
-      +1 (code packet, 0001)        1 0001
-      +1 x4 (repeat)                  1
-      -105: pad the code packet with its 7 unused bits, then raw 300
-                                      0000000  0 000100101100
-      pad to a byte                   0
+
+def test_huffman_golden_vector() -> None:
+    """Derived by hand from the spec and the DAQ's rule, independently of the encoder.
+
+    samples 400, 401, ..., 405, 300 (one channel): five differences of +1 are five codes (the
+    DAQ never ends a run with the repeat code, so a run of five has no room for one):
+      raw 400                          0 000110010000
+      +1 +1 +1 (code packet, 0001 x3)  1 000100010001
+      +1 +1, padded before the raw     1 00010001 0000
+      raw 300                          0 000100101100
+      pad to a byte                    0000
     """
-    bits = "0000110010000" + "10001" + "1" + "0000000" + "0000100101100" + "0"
-    expected = int(bits, 2).to_bytes(len(bits) // 8, "big")
+    expected = _bits("0000110010000 1000100010001 1000100010000 0000100101100 0000")
     adc = np.array([[400, 401, 402, 403, 404, 405, 300]], np.uint16)
     assert encode(adc) == expected
     assert np.array_equal(decode(expected, 1, 7), adc)
+    # the greedy form (+1, then a repeat for the last four) is as valid, and decodes alike
+    greedy = _bits("0000110010000 1000110000000 0000100101100 0")
+    assert np.array_equal(decode(greedy, 1, 7), adc)
+
+
+def test_huffman_golden_vector_with_a_repeat() -> None:
+    """Six differences of +1: code, repeat (four), code; then a raw 300 and the padding."""
+    expected = _bits("0000110010000 1000110001000 0000100101100 0")
+    adc = np.array([[400, 401, 402, 403, 404, 405, 406, 300]], np.uint16)
+    assert encode(adc) == expected
+    assert np.array_equal(decode(expected, 1, 8), adc)
 
 
 def test_huffman_code_continues_into_next_packet() -> None:

@@ -1,0 +1,458 @@
+"""The table-driven decoder of the compressed payload: one 13-bit code packet per step.
+
+Packets are fixed-size (13 bits), so the position of the next packet never depends on what the
+current one says, and the 12 code bits of a packet decode to the same differences whatever came
+before, except in two ways: the zeros left over from the previous packet (which only lengthen
+its *first* code) and, for a packet that starts with repeat codes, the last difference.  So a
+table indexed by the packet (and by "no zeros left over", which decides whether a leading ``1``
+is a repeat) gives the whole run of samples a packet encodes as ``prev + v * M[j] + F[j]``:
+``v`` is the packet's first difference (or the repeated last one), known only at run time, ``M``
+and ``F`` come from the table.  A typical packet (2-4 samples at 1-2 ADC of noise) is then one
+table row and two 64-bit stores of four 16-bit samples each (SWAR: ``M`` and ``F`` are lanes
+of two words, ``prev`` and ``v`` scalars) instead of a branch per code; a packet of more than
+8 samples (repeats, at low noise) loops over its row.
+
+The last packets of a channel (fewer than 49 samples to go: the one that completes the channel
+is cut short by the padding to a byte boundary) are walked code by code, as the reference walk
+does.  Values outside 0..4095 are found by OR-ing every decoded sample into one word checked
+once per channel.  The kernel only says *that* a stream is bad; the reference walk in
+:mod:`farmtools.rawdata.huffman` says where and why.
+
+Measured choices (benchmarks/bench_rawdata.py, 2026-12-07): no helper that takes an array is
+called per packet (numba counts references on every call: it cost 3 x), loads are made before
+the selections that use them (a load under a condition became a mispredicted branch), and the
+packet is one unaligned big-endian 8-byte load from a payload copy with 8 bytes of slack.
+
+Tables are built on first use by a compiled builder (cached on disk like every kernel here), so
+importing this module costs nothing.  Imports nothing from farmtools.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import cast
+
+import numba
+import numpy as np
+import numpy.typing as npt
+from llvmlite import ir
+from numba.core import types
+from numba.extending import intrinsic
+
+U8 = npt.NDArray[np.uint8]
+U16 = npt.NDArray[np.uint16]
+I8 = npt.NDArray[np.int8]
+I64 = npt.NDArray[np.int64]
+U64 = npt.NDArray[np.uint64]
+
+#: Entries: the 12 code bits of a packet, plus 4096 when no zeros are left over from before;
+#: the last one, ``RAW``, stands for a raw packet.
+N_ENTRIES = (1 << 13) + 1
+RAW = 1 << 13
+#: Samples a table row can hold: a leading repeat and eleven more (4 + 11 * 4).
+ROW = 48
+#: Samples written by the fast path: two 64-bit words of four 16-bit lanes.
+FAST = 8
+#: Columns of the scalar table, one byte each, read as one int64 per entry (``_field``).
+C_N, C_LZ, C_REP, C_TZ, C_LV, C_LF, C_EM, C_EF = range(8)
+#: Biases that keep the signed columns (last difference, end offset) non-negative bytes.
+LF_BIAS, EF_BIAS = 8, 128
+#: ``C_N`` of a packet holding an invalid code (more than 7 zeros before a one): walked exactly.
+BAD = 127
+#: Difference coded by k leading zeros (k = 1..7); index 0 is the repeat code, 8 invalid.
+_DIFF_OF_ZEROS = np.array([0, 0, -1, 1, -2, 2, -3, 3, 0], dtype=np.int64)
+#: Lane bias of the fast path's ``G = F - 3 M + LANE_BIAS`` (keeps every lane non-negative).
+LANE_BIAS = 512
+ONES = np.uint64(0x0001_0001_0001_0001)
+
+
+@intrinsic
+def _store_lanes_intrinsic(typingctx, row, index, word):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """Store the four 16-bit lanes of ``word`` at ``row[index:index + 4]`` (one unaligned store)."""
+
+    def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
+        ary = context.make_array(sig.args[0])(context, builder, args[0])
+        ptr = builder.gep(ary.data, [args[1]])
+        builder.store(args[2], builder.bitcast(ptr, ir.IntType(64).as_pointer()), align=1)
+        return context.get_dummy_value()
+
+    return types.void(row, index, word), codegen
+
+
+_store_lanes = cast("Callable[[U16, int, np.uint64], None]", _store_lanes_intrinsic)
+
+
+@intrinsic
+def _load_be64_intrinsic(typingctx, buf, index):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """The 8 bytes at ``buf[index:index + 8]`` as a big-endian int64 (one unaligned load)."""
+
+    def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
+        ary = context.make_array(sig.args[0])(context, builder, args[0])
+        ptr = builder.bitcast(builder.gep(ary.data, [args[1]]), ir.IntType(64).as_pointer())
+        bswap = builder.module.declare_intrinsic("llvm.bswap", [ir.IntType(64)])
+        return builder.call(bswap, [builder.load(ptr, align=1)])
+
+    return types.int64(buf, index), codegen
+
+
+_load_be64 = cast("Callable[[U8, int], int]", _load_be64_intrinsic)
+
+
+@numba.njit(cache=True, nogil=True)
+def _build(scal: U8, mf: I8, diff_of_zeros: I64) -> None:  # pragma: no cover - compiled
+    """Fill the scalar columns and the ``M`` (``mf[:, :ROW]``) and ``F`` rows of every entry."""
+    scal[RAW, C_N] = 1
+    scal[RAW, C_LF] = LF_BIAS
+    scal[RAW, C_EF] = EF_BIAS
+    for e in range(RAW):
+        w = e & 0xFFF
+        if w == 0:
+            scal[e, C_LZ] = 12
+            continue
+        lz = 0
+        while not (w >> (11 - lz)) & 1:
+            lz += 1
+        rep = lz == 0 and (e >> 12) == 1
+        n = 4 if rep else 1
+        for j in range(n):
+            mf[e, j] = j + 1
+        msum, fsum = n, 0
+        cur_is_v, cur = True, 0
+        zeros = 0
+        bad = False
+        for b in range(lz + 1, 12):
+            if not (w >> (11 - b)) & 1:
+                zeros += 1
+                continue
+            if zeros > 7:
+                bad = True
+                break
+            for _ in range(4 if zeros == 0 else 1):
+                if zeros != 0:
+                    cur = diff_of_zeros[zeros]
+                    cur_is_v = False
+                    fsum += cur
+                elif cur_is_v:
+                    msum += 1
+                else:
+                    fsum += cur
+                mf[e, n] = msum
+                mf[e, ROW + n] = fsum
+                n += 1
+            zeros = 0
+        scal[e, C_LZ] = lz
+        scal[e, C_REP] = 1 if rep else 0
+        scal[e, C_N] = BAD if bad else n
+        if not bad:
+            scal[e, C_TZ] = zeros
+            scal[e, C_LV] = 1 if cur_is_v else 0
+            scal[e, C_LF] = cur + LF_BIAS
+            scal[e, C_EM] = mf[e, n - 1]
+            scal[e, C_EF] = mf[e, ROW + n - 1] + EF_BIAS
+
+
+@functools.cache
+def tables() -> tuple[I64, U64, I8]:
+    """The tables of the kernel, built once per process (a few ms).
+
+    * the scalar columns of each entry packed in one int64 (``_field`` reads one);
+    * the fast path's lanes: ``M[0:8]`` and ``G[0:8] = F - 3 M + LANE_BIAS`` as four uint64
+      words of four 16-bit lanes (lane i = sample i, little-endian like the store);
+    * ``M`` and ``F`` of all 48 samples as bytes, for the packets that encode more than 8.
+    """
+    scal = np.zeros((N_ENTRIES, 8), np.uint8)
+    mf = np.zeros((N_ENTRIES, 2 * ROW), np.int8)
+    _build(scal, mf, _DIFF_OF_ZEROS)
+    m = mf[:, :FAST].astype(np.int64)
+    g = mf[:, ROW : ROW + FAST].astype(np.int64) - 3 * m + LANE_BIAS
+    lanes = np.concatenate([m, g], axis=1).astype("<u2").view("<u8")
+    return scal.view("<i8")[:, 0].copy(), np.ascontiguousarray(lanes, np.uint64).ravel(), mf.ravel()
+
+
+@numba.njit(inline="always")
+def _field(s: int, col: int) -> int:  # pragma: no cover - compiled
+    return (s >> (8 * col)) & 0xFF
+
+
+@numba.njit(inline="always")
+def _diff(zeros: int) -> int:  # pragma: no cover - compiled
+    """The difference coded by 1..7 zeros (0, -1, +1, -2, +2, -3, +3), without a table."""
+    neg = (zeros & 1) - 1  # -1 for an even count (a negative difference), else 0
+    return ((zeros >> 1) ^ neg) - neg
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _tail(
+    buf: U8,
+    nbits: int,
+    row: U16,
+    count: int,
+    pos: int,
+    z: int,
+    last: int,
+    last_valid: bool,
+    prev: int,
+    chk: int,
+) -> tuple[int, int]:  # pragma: no cover - compiled
+    """The last packets of a channel, code by code (the one that completes it is cut short).
+
+    Returns the bit position after the channel's last code (before its padding) and ``chk``
+    with the samples written OR-ed in, or (-1, chk) for an invalid stream.  Called once per
+    channel (numba counts references to ``row`` on every call: not in the packet loop).
+    """
+    ns = row.shape[0]
+    while count < ns:
+        if pos >= nbits:
+            return -1, chk
+        p = (_load_be64(buf, pos >> 3) >> (51 - (pos & 7))) & 0x1FFF
+        if p < 4096:
+            row[count] = p
+            prev = p
+            count += 1
+            pos += 13
+            z = 0
+            last_valid = False
+            continue
+        zeros = z
+        done = 12
+        for b in range(12):
+            if not (p >> (11 - b)) & 1:
+                zeros += 1
+                continue
+            if zeros > 7:
+                return -1, chk
+            if zeros == 0:
+                if not last_valid or count + 4 > ns:
+                    return -1, chk
+                for _ in range(4):
+                    prev += last
+                    row[count] = prev
+                    chk |= prev
+                    count += 1
+            else:
+                last = _diff(zeros)
+                last_valid = True
+                prev += last
+                row[count] = prev
+                chk |= prev
+                count += 1
+            zeros = 0
+            if count == ns:
+                done = b + 1
+                break
+        z = min(zeros, 16)
+        pos += 1 + done
+    return pos, chk
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def decode_channels(
+    buf: U8, nbytes: int, out: U16, ch0: int, ch1: int, pos: int, sc: I64, lanes: U64, mf: I8
+) -> int:  # pragma: no cover - compiled
+    """Decode channels ``ch0 .. ch1-1`` of ``out`` from bit ``pos`` of a payload of ``nbytes``.
+
+    ``buf`` holds the payload and at least 8 more zero bytes (every packet is one unaligned
+    8-byte load).  Returns the bit position after the last channel's byte padding, or -1 if
+    the stream is invalid (including one that runs past its end: the padding reads as zeros,
+    which is caught by the position).
+
+    Two loops per channel: the table loop while no packet can complete the channel (more than
+    ``ROW`` samples to go), then a code-by-code walk for the last packets.  The table loop is
+    written for the branch predictor: whether a packet is raw, and whether zeros are left over,
+    are as good as random, so both are selections (cmov), never branches.  The two candidate
+    rows of a code packet are loaded before z is known, and each is used twice: LLVM turns a
+    selection between two single-use loads into a branch that loads only one.
+    """
+    nbits = nbytes * 8
+    ns = out.shape[1]
+    bias = np.uint64(LANE_BIAS) * ONES
+    s_raw = sc[RAW]
+    for ch in range(ch0, ch1):
+        row = out[ch]
+        if ns == 0:
+            continue
+        if pos >= nbits:  # (every read is at most 8 bytes from the payload's end)
+            return -1
+        p = (_load_be64(buf, pos >> 3) >> (51 - (pos & 7))) & 0x1FFF
+        if p >= 4096:  # a channel starts with a raw packet
+            return -1
+        row[0] = p
+        prev = p
+        count = 1
+        pos += 13
+        z = 0  # zeros left over from the previous code packet
+        last = 0
+        last_valid = False
+        chk = 0  # OR of the samples: a bit above 11 (or the sign) means out of range
+        chk_lanes = np.uint64(0)  # the same for the fast path's 16-bit lanes
+        while count + ROW < ns and pos < nbits:
+            p = (_load_be64(buf, pos >> 3) >> (51 - (pos & 7))) & 0x1FFF
+            pos += 13
+            if p == 4096:  # an all-zero code packet (never written by an encoder)
+                z = min(z + 12, 16)
+                continue
+            raw = p < 4096  # a raw packet: zeros left over were padding
+            w = p & 0xFFF
+            s0 = sc[w]
+            s1 = sc[w | 4096]
+            zf = z == 0
+            s = s1 if zf else s0
+            s = s_raw if raw else s
+            e = w | 4096 if zf else w
+            e = RAW if raw else e
+            start = p if raw else prev
+            n = _field(s, C_N)
+            k = z + _field(s, C_LZ)  # zeros of the packet's first code
+            k = 1 if raw else k  # (the raw entry's rep is 0: nothing to check for it)
+            rep = _field(s, C_REP) != 0
+            dk = _diff(k)
+            v = last if rep else dk
+            # (s0 | s1) < 128 always holds: it is the loads' second use, see above; a packet
+            # with an invalid code (BAD) here is followed by more: the stream is invalid
+            if (rep & (not last_valid)) | (k > 7) | (n == BAD) | ((s0 | s1) & 0x80 != 0):
+                return -1
+            if n <= FAST:
+                a = np.uint64(v + 3)
+                base = np.uint64(start) * ONES - bias
+                for j in range(2):
+                    word = a * lanes[4 * e + j] + lanes[4 * e + 2 + j] + base
+                    _store_lanes(row, count + 4 * j, word)
+                    chk_lanes |= word
+            else:
+                for j in range(n):
+                    r = 2 * ROW * e + j
+                    val = prev + v * int(mf[r]) + int(mf[r + ROW])
+                    row[count + j] = val
+                    chk |= val
+            prev = start + v * _field(s, C_EM) + _field(s, C_EF) - EF_BIAS
+            count += n
+            last = v if _field(s, C_LV) else _field(s, C_LF) - LF_BIAS
+            last_valid = not raw
+            z = _field(s, C_TZ)
+        pos, chk = _tail(buf, nbits, row, count, pos, z, last, last_valid, prev, chk)
+        if pos < 0:
+            return -1
+        if chk >> 12 != 0 or chk_lanes & np.uint64(0xF000_F000_F000_F000):
+            return -1
+        pos = (pos + 7) & ~7
+        if pos > nbits:
+            return -1
+    return pos
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def channel_starts(
+    buf: U8, nbytes: int, ch0: int, ch1: int, ns: int, sc: I64, starts: I64
+) -> bool:  # pragma: no cover - compiled
+    """The bit position where each channel ``ch0 .. ch1`` starts (``starts[ch1]``: where
+    ``ch1 - 1`` ends), from ``starts[ch0]``, counting samples packet by packet without decoding
+    them; False if the stream is found invalid on the way.
+
+    About a third of a decode's work: what lets channel blocks be decoded in parallel.  The
+    counts are only as good as the stream: :func:`decode` checks that each block, decoded,
+    ends where the next one starts.
+    """
+    nbits = nbytes * 8
+    s_raw = sc[RAW]
+    scratch = np.empty(ns, np.uint16)
+    pos = starts[ch0]
+    for ch in range(ch0, ch1):
+        starts[ch] = pos
+        if ns == 0:
+            continue
+        if pos >= nbits:
+            return False
+        count = 1
+        pos += 13
+        z = 0
+        last_valid = False
+        while count + ROW < ns and pos < nbits:
+            p = (_load_be64(buf, pos >> 3) >> (51 - (pos & 7))) & 0x1FFF
+            pos += 13
+            if p == 4096:
+                z = min(z + 12, 16)
+                continue
+            raw = p < 4096
+            w = p & 0xFFF
+            s0 = sc[w]
+            s1 = sc[w | 4096]
+            s = s1 if z == 0 else s0
+            s = s_raw if raw else s
+            n = _field(s, C_N)
+            if (n == BAD) | ((s0 | s1) & 0x80 != 0):
+                return False
+            count += n
+            last_valid = not raw
+            z = _field(s, C_TZ)
+        pos, _ = _tail(buf, nbits, scratch, count, pos, z, 0, last_valid, 0, 0)
+        if pos < 0:
+            return False
+        pos = (pos + 7) & ~7
+    starts[ch1] = pos
+    return pos <= nbits
+
+
+def padded(payload: U8) -> U8:
+    """A copy of the payload followed by 8 zero bytes, as :func:`decode_channels` reads it."""
+    buf = np.zeros(payload.size + 8, np.uint8)
+    buf[: payload.size] = payload
+    return buf
+
+
+#: Counting a channel's samples (:func:`channel_starts`) costs about this share of decoding it.
+SCAN_SHARE = 1 / 3
+
+
+def block_bounds(nch: int, threads: int, scan: float = SCAN_SHARE) -> list[int]:
+    """First channel of each of ``threads`` blocks (and ``nch``), so that all finish together.
+
+    Block 0 is decoded at once; block k only once the channels before it are counted, which
+    takes ``scan`` of their decoding time: so earlier blocks are larger.  Found by bisection
+    on the common finishing time, in units of the whole event's decoding time.
+    """
+    lo, hi = 1.0 / threads, 1.0
+    for _ in range(40):
+        finish = (lo + hi) / 2
+        b = 0.0
+        for _ in range(threads):
+            b += finish - scan * b  # this block starts after counting the channels before it
+        lo, hi = (finish, hi) if b < 1.0 else (lo, finish)
+    bounds, b = [0], 0.0
+    for _ in range(threads - 1):
+        b += hi - scan * b
+        bounds.append(min(nch, max(bounds[-1] + 1, round(b * nch))))
+    return [*bounds, nch]
+
+
+def decode(payload: U8, out: U16, threads: int = 1) -> bool:
+    """Decode a whole payload into ``out`` (channels, samples); False for an invalid stream.
+
+    With ``threads`` > 1, block 0 of the channels is decoded on a thread at once while this
+    thread counts where the next blocks start (:func:`channel_starts`), handing each to a
+    thread as soon as its start is known (the kernels release the GIL).  Each block must end
+    where the next starts, and the last where the payload does.
+    """
+    sc, lanes, mf = tables()
+    buf = padded(payload)
+    nbytes = payload.size
+    nch, ns = out.shape
+    if threads <= 1 or nch < 2 * threads:
+        return bool(decode_channels(buf, nbytes, out, 0, nch, 0, sc, lanes, mf) == nbytes * 8)
+    bounds = block_bounds(nch, threads)
+    starts = np.zeros(nch + 1, np.int64)
+    starts[nch] = nbytes * 8
+
+    def block(k: int) -> int:
+        c0, c1 = bounds[k], bounds[k + 1]
+        return int(decode_channels(buf, nbytes, out, c0, c1, int(starts[c0]), sc, lanes, mf))
+
+    with ThreadPoolExecutor(threads) as pool:  # (leaving it waits for the blocks running)
+        blocks = [pool.submit(block, 0)]
+        for k in range(1, threads):
+            if not channel_starts(buf, nbytes, bounds[k - 1], bounds[k], ns, sc, starts):
+                return False
+            blocks.append(pool.submit(block, k))
+        ends = [f.result() for f in blocks]
+    return all(end == starts[bounds[k + 1]] for k, end in enumerate(ends))
