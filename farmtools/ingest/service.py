@@ -58,6 +58,7 @@ from farmtools.storage.checksum import adler32_file, adler32_hex
 if TYPE_CHECKING:
     from farmtools.bookkeeping.db import Bookkeeping, FileRecord
     from farmtools.config import FarmConfig
+    from farmtools.ingest.watcher import DirWatcher
 
 log = logging.getLogger("farmtools.ingest")
 
@@ -67,6 +68,13 @@ SOURCE = "ingest"
 KIND_MISMATCH = "checksum_mismatch"
 #: Alarm kind of a raw file whose normalised name another file already holds.
 KIND_COLLISION = "name_collision"
+#: Alarm (and error) kind of an entry with a raw file name that is not a regular file.
+KIND_NOT_REGULAR = "not_regular_file"
+#: Error kind (and alarm) of a raw file this daemon may not read: waits, retried by itself.
+KIND_UNREADABLE = "permission_denied"
+#: How often a file open for writing through another of its names is looked at: its close
+#: happens in another directory, whose close-write this watcher does not see.
+WRITER_POLL_S = 1.0
 
 
 def db_text(text: str) -> str:
@@ -98,6 +106,8 @@ class Outcome:
 
     state: FileState | None
     retry_after: float | None = None
+    #: why the file waits, when retrying at once cannot help (:data:`KIND_UNREADABLE`)
+    waits_for: str | None = None
 
 
 class IngestService:
@@ -152,6 +162,11 @@ class IngestService:
         #: consecutive failures of each path that no file state records (the database itself
         #: away, a bug): their retries back off like the storage's instead of a fixed delay
         self._failures: dict[Path, int] = {}
+        #: inode of every path whose state the database holds (registered by this service or
+        #: found known): what the periodic rescan compares the directory listing with
+        self._known: dict[Path, int] = {}
+        #: paths waiting for read permission, with the number of looks so far (back-off)
+        self._denied: dict[Path, int] = {}
         self._pool: ThreadPoolExecutor | None = None
         self._wake_w: int | None = None
 
@@ -175,7 +190,7 @@ class IngestService:
             out = self._process(p, attempt=True)
             if out.state is None:
                 return FileState.DETECTED
-            if out.retry_after is None or out.state != FileState.DETECTED:
+            if out.retry_after is None or out.state != FileState.DETECTED or out.waits_for:
                 return out.state
             rounds += 1
             if rounds > self.cfg.storage.retries:
@@ -257,9 +272,10 @@ class IngestService:
         """Run until ``stop`` is set: inotify on the DAQ directory and its subdirectories.
 
         Reconciliation runs first (after the watches are in place, so nothing closed meanwhile
-        is missed).  The loop sleeps in ``select`` until an inotify event arrives or the next
-        scheduled retry is due; it never scans the directory periodically.  Every error is
-        caught per file, logged and recorded; the loop only ends when ``stop`` is set.
+        is missed).  The loop sleeps in ``select`` until an inotify event arrives, the next
+        scheduled retry is due, or the safety-net rescan (every ``ingest.rescan_s``: directory
+        listings compared with the paths already handled, no file opened) is due.  Every error
+        is caught per file, logged and recorded; the loop only ends when ``stop`` is set.
         """
         from farmtools.ingest.watcher import DirWatcher
 
@@ -282,6 +298,8 @@ class IngestService:
         sel = selectors.DefaultSelector()
         self._wake_w = wake_w
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="ingest-copy")
+        rescan_s = self.cfg.ingest.rescan_s
+        next_rescan = time.monotonic() + rescan_s if rescan_s > 0 else None
         try:
             watcher.start()
             sel.register(watcher.fileno(), selectors.EVENT_READ, "inotify")
@@ -296,15 +314,22 @@ class IngestService:
             self._safe(self.reconcile)
             while not self._stop.is_set():
                 timeout = self._next_timeout()
+                if next_rescan is not None:
+                    until = max(0.0, next_rescan - time.monotonic())
+                    timeout = until if timeout is None else min(timeout, until)
                 for key, _ in sel.select(timeout):
                     if key.data == "inotify":
                         for kind, path in watcher.read():
-                            self._on_event(kind, path)
+                            self._on_event(kind, path, watcher)
                     else:
                         with contextlib.suppress(BlockingIOError):
                             os.read(wake_r, 4096)
-                if not self._stop.is_set():
-                    self._run_due()
+                if self._stop.is_set():
+                    break
+                self._run_due()
+                if next_rescan is not None and time.monotonic() >= next_rescan:
+                    self._safe(self.rescan, watcher)
+                    next_rescan = time.monotonic() + rescan_s
         finally:
             done.set()
             # copies under way finish (a half copy would only be redone); queued ones wait
@@ -326,16 +351,67 @@ class IngestService:
             log.exception("ingest: %s", exc)
             return None
 
-    def _on_event(self, kind: str, path: Path) -> None:
+    def _on_event(self, kind: str, path: Path, watcher: DirWatcher) -> None:
         if kind == "overflow":
-            log.warning("inotify queue overflowed: reconciling")
+            log.warning("inotify queue overflowed: rescanning and reconciling")
+            self._safe(self.rescan, watcher)
             self._safe(self.reconcile)
         elif kind == "dir":
             log.info("new directory %s: watching it", db_text(os.fsdecode(path)))
             for f in _walk_files(path):
                 self._submit(f)
+        elif kind == "created":
+            if _announced_elsewhere(path):
+                return
+            self._submit(path)
+        elif kind == "attrib":
+            if path in self._denied:  # chmod, chown, an ACL: perhaps readable now
+                self._submit(path)
         else:
             self._submit(path)
+
+    def rescan(self, watcher: DirWatcher | None = None) -> int:
+        """The safety net against a lost event: look at every entry nothing announced.
+
+        Lists the DAQ directory tree (``scandir``: names and inode numbers, no file is opened
+        or stat-ed) and compares it with the paths this service already handled
+        (:attr:`_known`, path -> inode): an entry not among them, or with another inode, is
+        handed to a worker like an event's.  A directory whose watch is missing (refused,
+        lost with a queue overflow, the directory replaced or mounted over: one ``stat`` per
+        directory) is watched again.  Returns the entries handed over.
+        """
+        found: set[Path] = set()
+        taken = 0
+        stack = [self.watch_dir]
+        while stack:
+            d = stack.pop()
+            if watcher is not None:
+                try:
+                    st = os.stat(d, follow_symlinks=False)
+                except OSError:
+                    continue
+                if not watcher.watched(d, st):
+                    watcher.rewatch(d)
+            try:
+                with os.scandir(d) as it:
+                    entries = list(it)
+            except OSError as exc:
+                log.warning("%s: cannot list: %s", db_text(os.fsdecode(d)), exc)
+                continue
+            for e in entries:
+                p = Path(e.path)
+                if e.is_dir(follow_symlinks=False):
+                    stack.append(p)
+                    continue
+                found.add(p)
+                if self._known.get(p) != e.inode():
+                    taken += 1
+                    self._submit(p)
+        with self._lock:
+            self._known = {p: i for p, i in self._known.items() if p in found}
+        if taken:
+            log.info("rescan: %d entr%s not handled yet", taken, "y" if taken == 1 else "ies")
+        return taken
 
     def _submit(self, path: Path) -> None:
         """Hand ``path`` to a copy worker; one worker per path, a later event re-runs it once."""
@@ -491,8 +567,27 @@ class IngestService:
             st = path.lstat()
         except FileNotFoundError:
             return self._vanished(path)
+        out = self._process_entry(path, st, attempt=attempt)
+        if out.state is not None:
+            with self._lock:
+                self._known[path] = st.st_ino
+        return out
+
+    def _process_entry(self, path: Path, st: os.stat_result, *, attempt: bool) -> Outcome:
+        if stat.S_ISDIR(st.st_mode):
+            return Outcome(None)
         name, raw = self._names(path)
-        if raw is None or not stat.S_ISREG(st.st_mode):
+        if not stat.S_ISREG(st.st_mode):
+            # a raw name that will never be ingested: a person must look (a DAQ publishing
+            # through symbolic links, a FIFO or device node where a raw file should be)
+            return self._ignore(
+                path,
+                name,
+                st,
+                why=f"not a regular file: {_entry_kind(path, st)}",
+                alarm=KIND_NOT_REGULAR if raw is not None else None,
+            )
+        if raw is None:
             return self._ignore(path, name, st)
         rec = self._db.get(name)
         if rec is not None and (why := self._collision(path, rec)) is not None:
@@ -511,13 +606,24 @@ class IngestService:
             return Outcome(rec.state)
         writing = open_for_writing(path)
         if writing:
+            if st.st_nlink > 1:
+                # written through another name (a hard link into the DAQ directory): its
+                # close-write goes to that name's directory, which may not be watched
+                log.info(
+                    "%s: still open for writing through another of its %d names, "
+                    "looking again in %.0f s",
+                    name,
+                    st.st_nlink,
+                    WRITER_POLL_S,
+                )
+                return Outcome(None, WRITER_POLL_S)
             log.info("%s: still open for writing, waiting for its close", name)
             return Outcome(None)
         if writing is None:
-            age = time.time() - st.st_mtime
-            if age < self.cfg.ingest.settle_s:
-                log.info("%s: writers unknown, waiting %.1f s for it to settle", name, age)
-                return Outcome(None, self.cfg.ingest.settle_s - age + 0.01)
+            wait = self.cfg.ingest.settle_s - (time.time() - st.st_mtime)
+            if wait > 0:
+                log.info("%s: writers unknown, waiting %.1f s for it to settle", name, wait)
+                return Outcome(None, wait + 0.01)
         if rec is None:
             rec = self._db.register_file(
                 name,
@@ -546,6 +652,13 @@ class IngestService:
             rec = self._db.get(name) or rec
         if rec.state != FileState.DETECTED:
             return Outcome(rec.state)
+        if path in self._denied:
+            # waiting for read permission: look without claiming (no story event per look)
+            if _unreadable(path) is not None:
+                return self._still_unreadable(path, name)
+            with self._lock:
+                self._denied.pop(path, None)
+            log.info("%s: readable now", name)
         if not attempt:
             return Outcome(FileState.DETECTED, max(0.0, self._down_until - time.monotonic()))
         return self._copy(path, rec, raw)
@@ -588,6 +701,9 @@ class IngestService:
     def _copy_claimed(self, path: Path, rec: FileRecord, raw: RawName, tries: int) -> Outcome:
         """Check, copy and record a file this worker holds in ``copying``."""
         name = rec.name
+        denied = _unreadable(path)
+        if denied is not None:
+            return self._unreadable(path, rec, tries, denied)
         problem = self._check_raw(path, raw)
         if problem is not None:
             return self._quarantine(name, "corrupt_raw_file", problem)
@@ -728,6 +844,43 @@ class IngestService:
         log.warning("%s: copying -> detected (%s: %s; retry in %.1f s)", name, kind, message, delay)
         return Outcome(FileState.DETECTED, delay)
 
+    def _unreadable(self, path: Path, rec: FileRecord, tries: int, message: str) -> Outcome:
+        """This daemon may not read the file: not corrupt, a permission problem.
+
+        Back to ``detected`` with the reason; the file is looked at again by itself, at once
+        when its permissions change (IN_ATTRIB) and otherwise with the storage's back-off, and
+        taken as soon as it is readable.  One alarm, when the problem is first seen.
+        """
+        name = rec.name
+        with self._lock:
+            n = self._denied.get(path, 0) + 1
+            self._denied[path] = n
+        delay = self.backoff.delay(n)
+        first = KIND_UNREADABLE.replace("_", " ") not in (rec.last_error or "")
+        self._db.transition(
+            name,
+            FileState.COPYING,
+            FileState.DETECTED,
+            Event.ERROR,
+            {"kind": KIND_UNREADABLE, "error": message, "attempt": tries},
+            fields={
+                "claimed_by": None,
+                "last_error": message,
+                "not_before": datetime.now(UTC) + timedelta(seconds=delay),
+            },
+            alarm=(SOURCE, KIND_UNREADABLE, message) if first else None,
+        )
+        log.error("%s: copying -> detected (%s)", name, message)
+        return Outcome(FileState.DETECTED, delay, KIND_UNREADABLE)
+
+    def _still_unreadable(self, path: Path, name: str) -> Outcome:
+        with self._lock:
+            n = self._denied.get(path, 0) + 1
+            self._denied[path] = n
+        delay = self.backoff.delay(n)
+        log.info("%s: still not readable by this daemon, looking again in %.1f s", name, delay)
+        return Outcome(FileState.DETECTED, delay, KIND_UNREADABLE)
+
     def _give_up(self, path: Path) -> None:
         """ingest() used up its retries: say so with an alarm; the file stays detected."""
         name, _ = self._names(path)
@@ -856,9 +1009,13 @@ class IngestService:
             for rec in self._db.files(state=state):
                 seen.setdefault(rec.name, Path(rec.source_path))
         if self.watch_dir.is_dir():
-            for path in _walk_files(self.watch_dir):
+            for entry in _walk_entries(self.watch_dir):
+                path = Path(entry.path)
                 name, _ = self._names(path)
                 known = self._db.get(name)
+                if known is not None and known.source_path == db_text(entry.path):
+                    with self._lock:  # the rescan need not look at it again
+                        self._known[path] = entry.inode()
                 taken = seen.get(name)
                 if (known is not None and known.source_path != db_text(os.fsdecode(path))) or (
                     taken is not None and taken != path
@@ -898,13 +1055,73 @@ class _Serialized:
         return call
 
 
-def _walk_files(top: Path) -> Iterator[Path]:
+def _announced_elsewhere(path: Path) -> bool:
+    """Whether a new entry (IN_CREATE) is left to another event: a new, empty file.
+
+    Its writer's close-write follows; looking at it now would only find it open for writing
+    (work on the hot path for nothing).  Anything else is looked at at once: a hard link (its
+    data was written elsewhere: no close-write comes here), a symbolic link, FIFO, device or
+    socket, or a file that already holds data (written and perhaps closed meanwhile, or
+    published with ``link()`` and its other name already removed).  One ``lstat``.
+    """
+    try:
+        st = path.lstat()
+    except OSError:
+        return True  # gone again: nothing to look at
+    return stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and st.st_size == 0
+
+
+def _entry_kind(path: Path, st: os.stat_result) -> str:
+    """What a non-regular entry is, for its ``ignored`` reason (never opened, never followed)."""
+    mode = st.st_mode
+    if stat.S_ISLNK(mode):
+        try:
+            target = db_text(os.fsdecode(os.readlink(path)))
+        except OSError as exc:
+            target = f"? ({exc.strerror})"
+        return f"a symbolic link to {target} (not followed)"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe; never opened)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        kind = "character" if stat.S_ISCHR(mode) else "block"
+        dev = f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
+        return f"a {kind} device node {dev} (never opened)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return f"file type {stat.S_IFMT(mode):o}"
+
+
+def _unreadable(path: Path) -> str | None:
+    """Why this process may not read ``path`` (a permission problem), or None if it may."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except PermissionError as exc:
+        try:
+            st = path.stat()
+            whose = (
+                f"owner uid {st.st_uid}, group gid {st.st_gid}, mode {stat.filemode(st.st_mode)}"
+            )
+        except OSError:
+            whose = "its directory cannot be searched"
+        return (
+            f"{db_text(os.fsdecode(path))}: permission denied ({exc.strerror}) for this daemon "
+            f"(user {_user()}, uid {os.geteuid()}; the file: {whose}); not corrupt: "
+            "it is taken by itself once readable"
+        )
+    except OSError:
+        return None  # another problem: the raw-file check names it
+    os.close(fd)
+    return None
+
+
+def _walk_entries(top: Path) -> Iterator[os.DirEntry[str]]:
     """Every non-directory entry below ``top`` (subdirectories included), errors skipped."""
     stack = [top]
     while stack:
         d = stack.pop()
         try:
-            entries = list(os.scandir(d))
+            with os.scandir(d) as it:
+                entries = list(it)
         except OSError as exc:
             log.warning("%s: cannot list: %s", db_text(os.fsdecode(d)), exc)
             continue
@@ -912,7 +1129,12 @@ def _walk_files(top: Path) -> Iterator[Path]:
             if e.is_dir(follow_symlinks=False):
                 stack.append(Path(e.path))
             else:
-                yield Path(e.path)
+                yield e
+
+
+def _walk_files(top: Path) -> Iterator[Path]:
+    """:func:`_walk_entries` as paths."""
+    return (Path(e.path) for e in _walk_entries(top))
 
 
 def _user() -> str:
