@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from farmtools.bookkeeping.errors import database_unavailable, first_line
+from farmtools.bookkeeping.names import db_text
 from farmtools.bookkeeping.states import Event, FileState
 from farmtools.ingest.openfiles import open_for_writing
 from farmtools.ingest.retry import Backoff
@@ -75,15 +76,6 @@ KIND_UNREADABLE = "permission_denied"
 #: How often a file open for writing through another of its names is looked at: its close
 #: happens in another directory, whose close-write this watcher does not see.
 WRITER_POLL_S = 1.0
-
-
-def db_text(text: str) -> str:
-    """A name or path as the database stores it: undecodable bytes shown as ``\\xNN``.
-
-    File names are bytes on Linux; Python keeps undecodable ones as surrogates, which no
-    database driver accepts.  The real path stays in memory for the copy itself.
-    """
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _utc(ts: float) -> datetime:
@@ -233,6 +225,7 @@ class IngestService:
         worker of another host (whose life cannot be checked from here) is only taken over
         with ``force``; one under a live worker of this host never is.
         """
+        name = db_text(name)  # as the shell passed it: undecodable bytes as surrogates
         rec = self._db.get(name) or self._db.get(os.path.basename(name))
         if rec is None:
             raise KeyError(f"{name!r}: not in the bookkeeping database")
