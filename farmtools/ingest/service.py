@@ -397,9 +397,13 @@ class IngestService:
                     stack.append(p)
                     continue
                 found.add(p)
-                if self._known.get(p) != e.inode():
-                    taken += 1
-                    self._submit(p)
+                known = self._known.get(p)
+                # the directory's inode number is the file's on local file systems; where it
+                # is not (overlayfs), one lstat decides
+                if known == e.inode() or (known is not None and _entry_ino(e) == known):
+                    continue
+                taken += 1
+                self._submit(p)
         with self._lock:
             self._known = {p: i for p, i in self._known.items() if p in found}
         if taken:
@@ -1006,9 +1010,10 @@ class IngestService:
                 path = Path(entry.path)
                 name, _ = self._names(path)
                 known = self._db.get(name)
-                if known is not None and known.source_path == db_text(entry.path):
+                ino = _entry_ino(entry)
+                if known is not None and known.source_path == db_text(entry.path) and ino:
                     with self._lock:  # the rescan need not look at it again
-                        self._known[path] = entry.inode()
+                        self._known[path] = ino
                 taken = seen.get(name)
                 if (known is not None and known.source_path != db_text(os.fsdecode(path))) or (
                     taken is not None and taken != path
@@ -1062,6 +1067,14 @@ def _announced_elsewhere(path: Path) -> bool:
     except OSError:
         return True  # gone again: nothing to look at
     return stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and st.st_size == 0
+
+
+def _entry_ino(entry: os.DirEntry[str]) -> int | None:
+    """The inode number of ``entry`` as ``lstat`` gives it (None if it is gone)."""
+    try:
+        return entry.stat(follow_symlinks=False).st_ino
+    except OSError:
+        return None
 
 
 def _entry_kind(path: Path, st: os.stat_result) -> str:
