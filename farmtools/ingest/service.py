@@ -33,7 +33,7 @@ import stat
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -375,35 +375,25 @@ class IngestService:
         """
         found: set[Path] = set()
         taken = 0
-        stack = [self.watch_dir]
-        while stack:
-            d = stack.pop()
-            if watcher is not None:
-                try:
-                    st = os.stat(d, follow_symlinks=False)
-                except OSError:
-                    continue
-                if not watcher.watched(d, st):
-                    watcher.rewatch(d)
+
+        def watch_again(d: Path) -> None:
             try:
-                with os.scandir(d) as it:
-                    entries = list(it)
-            except OSError as exc:
-                log.warning("%s: cannot list: %s", db_text(os.fsdecode(d)), exc)
+                st = os.stat(d, follow_symlinks=False)
+            except OSError:
+                return
+            if watcher is not None and not watcher.watched(d, st):
+                watcher.rewatch(d)
+
+        for e in _walk_entries(self.watch_dir, on_dir=watch_again if watcher else None):
+            p = Path(e.path)
+            found.add(p)
+            known = self._known.get(p)
+            # the directory's inode number is the file's on local file systems; where it is
+            # not (overlayfs), one lstat decides
+            if known == e.inode() or (known is not None and _entry_ino(e) == known):
                 continue
-            for e in entries:
-                p = Path(e.path)
-                if e.is_dir(follow_symlinks=False):
-                    stack.append(p)
-                    continue
-                found.add(p)
-                known = self._known.get(p)
-                # the directory's inode number is the file's on local file systems; where it
-                # is not (overlayfs), one lstat decides
-                if known == e.inode() or (known is not None and _entry_ino(e) == known):
-                    continue
-                taken += 1
-                self._submit(p)
+            taken += 1
+            self._submit(p)
         with self._lock:
             self._known = {p: i for p, i in self._known.items() if p in found}
         if taken:
@@ -1120,11 +1110,16 @@ def _unreadable(path: Path) -> str | None:
     return None
 
 
-def _walk_entries(top: Path) -> Iterator[os.DirEntry[str]]:
-    """Every non-directory entry below ``top`` (subdirectories included), errors skipped."""
+def _walk_entries(
+    top: Path, on_dir: Callable[[Path], None] | None = None
+) -> Iterator[os.DirEntry[str]]:
+    """Every non-directory entry below ``top`` (subdirectories included), errors skipped;
+    ``on_dir`` is called with each directory before it is listed."""
     stack = [top]
     while stack:
         d = stack.pop()
+        if on_dir is not None:
+            on_dir(d)
         try:
             with os.scandir(d) as it:
                 entries = list(it)
