@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import stat
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from farmtools.config import FarmConfig
-from tests.integration.ingest.conftest import Farm, snapshot, wait_for, write_raw
+from tests.integration.ingest.conftest import Farm, WatchProcess, snapshot, wait_for, write_raw
 
 
 def _ingest(cfg: FarmConfig, **values: float) -> FarmConfig:
@@ -130,3 +132,31 @@ def test_the_rescan_finds_what_no_event_announced(
         assert "rescan: 1 entry not handled yet" in caplog.text
     finally:
         subprocess.run(["umount", "-l", str(run_dir)], check=False)
+
+
+def test_a_queue_overflow_rescans_and_watches_the_directories_it_hid(
+    farm: Farm, watch_process: Callable[[FarmConfig], WatchProcess]
+) -> None:
+    """The daemon stopped (SIGSTOP) while more events arrive than the kernel queues: a run
+    directory created meanwhile announced nothing; after the overflow it is watched, so its
+    next file is seen through events (the periodic rescan is off)."""
+    daemon = watch_process(_ingest(farm.cfg, rescan_s=0))
+    pid = daemon.start(farm.bk)
+    limit = int(Path("/proc/sys/fs/inotify/max_queued_events").read_text())
+    a, b = farm.daq / "flood-a", farm.daq / "flood-b"
+    a.write_bytes(b""), b.write_bytes(b"")
+    farm.wait_state("flood-b", "ignored")
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        for i in range(limit // 2 + 100):  # alternate: equal consecutive events merge
+            os.chmod(a, 0o600 + i % 2)
+            os.chmod(b, 0o600 + i % 2)
+        farm.raw("run40-seq0.dat", 40, sub="run40")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    farm.wait_state("run40-seq0.dat", "stored")
+    farm.raw("run40-seq1.dat", 40, sub="run40")
+    farm.wait_state("run40-seq1.dat", "stored")
+    log = daemon.log.read_text()
+    assert "inotify queue overflowed" in log
+    assert f"{farm.daq / 'run40'}: directory not watched" in log
