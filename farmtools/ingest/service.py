@@ -157,6 +157,9 @@ class IngestService:
         #: inode of every path whose state the database holds (registered by this service or
         #: found known): what the periodic rescan compares the directory listing with
         self._known: dict[Path, int] = {}
+        #: files created empty in a watched directory whose close-write has not come yet: a
+        #: writer of this host holds them, whatever the open-for-writing probes can tell
+        self._created: set[Path] = set()
         #: paths waiting for read permission, with the number of looks so far (back-off)
         self._denied: dict[Path, int] = {}
         self._pool: ThreadPoolExecutor | None = None
@@ -347,6 +350,8 @@ class IngestService:
     def _on_event(self, kind: str, path: Path, watcher: DirWatcher) -> None:
         if kind == "overflow":
             log.warning("inotify queue overflowed: rescanning and reconciling")
+            with self._lock:
+                self._created.clear()  # their close-writes may be among the lost events
             self._safe(self.rescan, watcher)
             self._safe(self.reconcile)
         elif kind == "dir":
@@ -354,13 +359,24 @@ class IngestService:
             for f in _walk_files(path):
                 self._submit(f)
         elif kind == "created":
-            if _announced_elsewhere(path):
-                return
+            try:
+                st = path.lstat()
+            except OSError:
+                return  # gone again
+            if _written_here(st):
+                # a writer created it here: its close-write will come; until then a look
+                # (a rescan's) whose writers are unknown does not take it by settle time
+                with self._lock:
+                    self._created.add(path)
+                if st.st_size == 0:
+                    return  # just created: looking now would only find it open for writing
             self._submit(path)
         elif kind == "attrib":
             if path in self._denied:  # chmod, chown, an ACL: perhaps readable now
                 self._submit(path)
         else:
+            with self._lock:
+                self._created.discard(path)
             self._submit(path)
 
     def rescan(self, watcher: DirWatcher | None = None) -> int:
@@ -396,6 +412,7 @@ class IngestService:
             self._submit(p)
         with self._lock:
             self._known = {p: i for p, i in self._known.items() if p in found}
+            self._created &= found
         if taken:
             log.info("rescan: %d entr%s not handled yet", taken, "y" if taken == 1 else "ies")
         return taken
@@ -607,6 +624,9 @@ class IngestService:
             log.info("%s: still open for writing, waiting for its close", name)
             return Outcome(None)
         if writing is None:
+            if path in self._created:
+                log.info("%s: writers unknown, waiting for its close-write", name)
+                return Outcome(None)
             wait = self.cfg.ingest.settle_s - (time.time() - st.st_mtime)
             if wait > 0:
                 log.info("%s: writers unknown, waiting %.1f s for it to settle", name, wait)
@@ -1043,20 +1063,16 @@ class _Serialized:
         return call
 
 
-def _announced_elsewhere(path: Path) -> bool:
-    """Whether a new entry (IN_CREATE) is left to another event: a new, empty file.
+def _written_here(st: os.stat_result) -> bool:
+    """Whether a new entry (IN_CREATE) is a file created by a writer in this directory.
 
-    Its writer's close-write follows; looking at it now would only find it open for writing
-    (work on the hot path for nothing).  Anything else is looked at at once: a hard link (its
-    data was written elsewhere: no close-write comes here), a symbolic link, FIFO, device or
-    socket, or a file that already holds data (written and perhaps closed meanwhile, or
-    published with ``link()`` and its other name already removed).  One ``lstat``.
+    A regular file with one link whose data is as new as its inode's last change: created
+    with ``open(O_CREAT)`` and only written since (a write sets mtime and ctime alike).  Its
+    writer's close-write will come here.  Not so for a hard link (two links, or a ctime
+    newer than the data: ``link()`` changes the ctime only) of a file written elsewhere,
+    nor for a symbolic link, FIFO, device or socket: no close-write comes for those.
     """
-    try:
-        st = path.lstat()
-    except OSError:
-        return True  # gone again: nothing to look at
-    return stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and st.st_size == 0
+    return stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and st.st_mtime_ns == st.st_ctime_ns
 
 
 def _entry_ino(entry: os.DirEntry[str]) -> int | None:

@@ -27,17 +27,17 @@ SETTLE_S = 20.0
 
 
 @pytest.fixture
-def farm_of_nobody() -> Iterator[tuple[FarmConfig, Path]]:
-    """A farm directory (DAQ directory, storage, SQLite database) owned by ``nobody``."""
+def farm_of_nobody(request: pytest.FixtureRequest) -> Iterator[tuple[FarmConfig, Path]]:
+    """A farm directory (DAQ directory, storage, SQLite database) owned by ``nobody``;
+    ``ingest`` settings given by indirect parametrisation."""
     if os.geteuid() != 0:
         pytest.fail("the tests run as root: they start the daemon as another user")
+    ingest = {"settle_s": SETTLE_S, **getattr(request, "param", {})}
     base = Path(tempfile.mkdtemp(prefix="ft-ingest-nobody-"))  # not below root's 0700 tmp_path
     try:
         base.chmod(0o755)
         cfg = make_config(base)
-        cfg = cfg.model_copy(
-            update={"ingest": cfg.ingest.model_copy(update={"settle_s": SETTLE_S})}
-        )
+        cfg = cfg.model_copy(update={"ingest": cfg.ingest.model_copy(update=ingest)})
         for d in (cfg.path(cfg.daq.watch_dir), cfg.path(cfg.storage.input), cfg.home):
             d.mkdir(parents=True, exist_ok=True)
         Bookkeeping.from_config(cfg).close()  # the schema; its journal is the daemon's, later
@@ -86,7 +86,7 @@ def test_unreadable_file_waits_for_permission_and_the_settle_wait_says_what_is_l
 
         # made readable: taken by itself (its chmod is an IN_ATTRIB), no operator retry
         locked.chmod(0o644)
-        wait_for(lambda: bk.get("run30-seq0.dat").state == "stored", what="stored")  # type: ignore[union-attr]
+        wait_for(lambda: _state(bk, "run30-seq0.dat") == "stored", what="stored")
         stored = cfg.path(cfg.storage.input) / "run30" / "run30-seq0.dat"
         assert stored.read_bytes() == locked.read_bytes()
         assert "quarantined" not in [e.event for e in bk.story("run30-seq0.dat")]
@@ -110,3 +110,44 @@ def test_unreadable_file_waits_for_permission_and_the_settle_wait_says_what_is_l
 
 def _log(daemon: WatchProcess) -> str:
     return daemon.log.read_text(errors="replace")
+
+
+def _state(bk: Bookkeeping, name: str) -> str | None:
+    rec = bk.get(name)
+    return None if rec is None else str(rec.state)
+
+
+@pytest.mark.parametrize(
+    "farm_of_nobody", [{"settle_s": 0.5, "rescan_s": 0.2}], indirect=True, ids=["rescans"]
+)
+def test_a_file_created_here_waits_for_its_close_write_when_writers_are_unknown(
+    farm_of_nobody: tuple[FarmConfig, Path],
+) -> None:
+    """Root's writer pauses longer than settle_s (a DAQ between two spills): the rescans see
+    an unknown writer and an old mtime, yet do not take the file, created here, before its
+    close-write."""
+    cfg, base = farm_of_nobody
+    daq = cfg.path(cfg.daq.watch_dir)
+    data = write_raw(base / "template.dat", 31, events=3).read_bytes()
+    daemon = WatchProcess(cfg, base, user="nobody")
+    daemon.start_process()
+    bk = Bookkeeping.from_config(cfg)
+    try:
+        daemon.wait_started(bk)
+        path = daq / "run31-seq0.dat"
+        waits = "run31-seq0.dat: writers unknown, waiting for its close-write"
+        with open(path, "wb") as writer:
+            writer.write(data[:-100])
+            writer.flush()
+            settled = os.stat(path).st_mtime + 0.5
+            wait_for(lambda: time.time() > settled, what="the settle time to pass")
+            looks = _log(daemon).count(waits)
+            wait_for(lambda: _log(daemon).count(waits) > looks, what="a rescan's look since")
+            assert bk.get("run31-seq0.dat") is None, "taken while its writer holds it"
+            writer.write(data[-100:])
+        wait_for(lambda: _state(bk, "run31-seq0.dat") == "stored", what="stored")
+        stored = cfg.path(cfg.storage.input) / "run31" / "run31-seq0.dat"
+        assert stored.read_bytes() == data
+    finally:
+        daemon.stop()
+        bk.close()
