@@ -100,6 +100,7 @@ def test_unreadable_file_waits_for_permission_and_the_settle_wait_says_what_is_l
             ),
             what="the settle wait's log line",
         )
+        assert line is not None
         assert 0 < float(line.group(1)) <= 5.0, line.group(0)
         wait_for(lambda: bk.get("run30-seq1.dat") is not None, what="taken once settled")
     finally:
