@@ -154,9 +154,10 @@ class IngestService:
         #: consecutive failures of each path that no file state records (the database itself
         #: away, a bug): their retries back off like the storage's instead of a fixed delay
         self._failures: dict[Path, int] = {}
-        #: inode of every path whose state the database holds (registered by this service or
-        #: found known): what the periodic rescan compares the directory listing with
-        self._known: dict[Path, int] = {}
+        #: inode of every path (as a string: cheaper to hash than a Path) whose state the
+        #: database holds (registered by this service or found known): what the periodic
+        #: rescan compares the directory listing with
+        self._known: dict[str, int] = {}
         #: files created empty in a watched directory whose close-write has not come yet: a
         #: writer of this host holds them, whatever the open-for-writing probes can tell
         self._created: set[Path] = set()
@@ -389,7 +390,7 @@ class IngestService:
         lost with a queue overflow, the directory replaced or mounted over: one ``stat`` per
         directory) is watched again.  Returns the entries handed over.
         """
-        found: set[Path] = set()
+        found: set[str] = set()
         taken = 0
 
         def watch_again(d: Path) -> None:
@@ -400,19 +401,21 @@ class IngestService:
             if watcher is not None and not watcher.watched(d, st):
                 watcher.rewatch(d)
 
-        for e in _walk_entries(self.watch_dir, on_dir=watch_again if watcher else None):
-            p = Path(e.path)
-            found.add(p)
-            known = self._known.get(p)
+        for e in _walk_entries(
+            self.watch_dir, on_dir=watch_again if watcher else None, ordered=False
+        ):
+            found.add(e.path)
+            known = self._known.get(e.path)
             # the directory's inode number is the file's on local file systems; where it is
             # not (overlayfs), one lstat decides
             if known == e.inode() or (known is not None and _entry_ino(e) == known):
                 continue
             taken += 1
-            self._submit(p)
+            self._submit(Path(e.path))
         with self._lock:
-            self._known = {p: i for p, i in self._known.items() if p in found}
-            self._created &= found
+            if len(self._known) > len(found):  # else none is gone, or as many came as went
+                self._known = {p: i for p, i in self._known.items() if p in found}
+            self._created = {p for p in self._created if os.fspath(p) in found}
         if taken:
             log.info("rescan: %d entr%s not handled yet", taken, "y" if taken == 1 else "ies")
         return taken
@@ -574,7 +577,7 @@ class IngestService:
         out = self._process_entry(path, st, attempt=attempt)
         if out.state is not None:
             with self._lock:
-                self._known[path] = st.st_ino
+                self._known[os.fspath(path)] = st.st_ino
         return out
 
     def _process_entry(self, path: Path, st: os.stat_result, *, attempt: bool) -> Outcome:
@@ -1023,7 +1026,7 @@ class IngestService:
                 ino = _entry_ino(entry)
                 if known is not None and known.source_path == db_text(entry.path) and ino:
                     with self._lock:  # the rescan need not look at it again
-                        self._known[path] = ino
+                        self._known[entry.path] = ino
                 taken = seen.get(name)
                 if (known is not None and known.source_path != db_text(os.fsdecode(path))) or (
                     taken is not None and taken != path
@@ -1127,10 +1130,11 @@ def _unreadable(path: Path) -> str | None:
 
 
 def _walk_entries(
-    top: Path, on_dir: Callable[[Path], None] | None = None
+    top: Path, on_dir: Callable[[Path], None] | None = None, *, ordered: bool = True
 ) -> Iterator[os.DirEntry[str]]:
     """Every non-directory entry below ``top`` (subdirectories included), errors skipped;
-    ``on_dir`` is called with each directory before it is listed."""
+    ``on_dir`` is called with each directory before it is listed; by name in each directory
+    unless ``ordered`` is False."""
     stack = [top]
     while stack:
         d = stack.pop()
@@ -1142,7 +1146,7 @@ def _walk_entries(
         except OSError as exc:
             log.warning("%s: cannot list: %s", db_text(os.fsdecode(d)), exc)
             continue
-        for e in sorted(entries, key=lambda e: e.name):
+        for e in sorted(entries, key=lambda e: e.name) if ordered else entries:
             if e.is_dir(follow_symlinks=False):
                 stack.append(Path(e.path))
             else:
