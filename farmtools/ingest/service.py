@@ -1,11 +1,15 @@
 """The ingest service: DAQ raw files to the farm storage, verified, recorded; see docs/ingest.md.
 
-One file's path (:meth:`IngestService.ingest`, and the watcher for every close-write)::
+One file's path (:meth:`IngestService.ingest`, and the watcher for every close-write, new
+entry and rescan)::
 
+    not a regular file          -> ignored with what it is (lstat only: never opened or followed)
     name not run<N>-seq<M>.dat  -> ignored (recorded, left alone)
     name taken by another file  -> ignored + alarm (run01-seq2.dat after run1-seq2.dat)
-    still open for writing      -> not touched; its close-write brings it back
+    still open for writing      -> not touched; its close-write brings it back (a hard link
+                                   written through another name: looked at every second)
     register (detected) -> claim detected->copying (compare-and-set: one worker per file)
+      -> not readable by us     -> detected + alarm (permission_denied), taken once readable
       -> header/footer check    -> quarantined + alarm when truncated or corrupt
       -> Storage.put (one-pass adler32, verified, temporary name + atomic publish)
            same bytes there       -> stored (already_stored)
