@@ -11,9 +11,10 @@ setup:
 demo: setup
 	./scripts/demo.sh
 
-## test: lint, type-check and the whole test suite (real servers started by the fixtures)
+## test: lint, type-check and the whole test suite (real servers started by the fixtures).
+## Strict: a real-server test whose server is missing fails, never skips (tests/servers/strict.py)
 test: setup lint
-	$(VENV)/pytest $(PYTEST_ARGS)
+	FARMTOOLS_ALLOW_SKIP=0 $(VENV)/pytest $(PYTEST_ARGS)
 
 lint:
 	$(VENV)/ansible-lint --offline -q site.yml

@@ -15,11 +15,13 @@ rather than reading ad-hoc environment variables.
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from farmtools.detector import Geometry, geometry
 
@@ -39,6 +41,32 @@ class FarmSection(_Section):
 
 class DaqSection(_Section):
     watch_dir: Path = Field(Path("evb/data"), description="directory the DAQ writes raw files into")
+
+
+class EvbSection(_Section):
+    """The 6x6x6 L2 event builders (docs/protodune-dp.md); their event files go to daq.watch_dir."""
+
+    l1_dir: Path = Field(
+        Path("evb/l1"),
+        description="directory the two L1 event builders write fragment streams into",
+    )
+    setaside_dir: Path = Field(
+        Path("evb/setaside"), description="duplicate, mismatched, late and truncated fragments"
+    )
+    state_dir: Path = Field(
+        Path("evb/state"), description="status (counts per run) of each builder"
+    )
+    builders: list[str] = Field(
+        default_factory=lambda: ["a"], description="ids of the L2 builders sharing the triggers"
+    )
+    pair_timeout_s: float = Field(
+        10.0, gt=0, description="an event whose partner fragment has not come is written incomplete"
+    )
+    roll_bytes: int = Field(3_000_000_000, gt=0, description="event files roll at this size")
+    flush_s: float = Field(30.0, gt=0, description="events waiting longer are written anyway")
+    idle_s: float = Field(
+        60.0, gt=0, description="a stream file's partial tail idle this long is truncated"
+    )
 
 
 class StorageSection(_Section):
@@ -79,7 +107,19 @@ class IngestSection(_Section):
 
 class DatabaseSection(_Section):
     url: str = Field(
-        "sqlite:///bookkeeping.sqlite", description="SQLAlchemy URL (SQLite or PostgreSQL)"
+        "sqlite:///bookkeeping.sqlite",
+        description="SQLAlchemy URL (SQLite or PostgreSQL), naming the user but not the password: "
+        "the password comes from password_env or password_file",
+    )
+    password_env: str = Field(
+        "FARMTOOLS_DB_PASSWORD",
+        description="environment variable holding the database password (the daemons get it "
+        "from secrets.env through systemd's EnvironmentFile)",
+    )
+    password_file: str = Field(
+        "",
+        description="file of NAME=value lines (secrets.env, readable by the production account "
+        "alone) holding password_env's variable, read when the variable is not set ('' = none)",
     )
 
 
@@ -212,6 +252,7 @@ class FarmConfig(_Section):
 
     farm: FarmSection = FarmSection()
     daq: DaqSection = DaqSection()
+    evb: EvbSection = EvbSection()
     storage: StorageSection = StorageSection()
     ingest: IngestSection = IngestSection()
     database: DatabaseSection = DatabaseSection()
@@ -223,6 +264,8 @@ class FarmConfig(_Section):
     notify: NotifySection = NotifySection()
     #: Directory of the configuration file (not a key of the file).
     base_dir: Path = Field(Path("."), exclude=True)
+    #: The file read, None for the embedded default (set by :func:`load_config`, not a key).
+    _source: Path | None = PrivateAttr(None)
 
     # --- paths -----------------------------------------------------------------------------
     @property
@@ -242,20 +285,91 @@ class FarmConfig(_Section):
 
     @property
     def database_url(self) -> str:
-        """The SQLAlchemy URL, with a relative SQLite path placed below ``farm.home``."""
+        """The SQLAlchemy URL to connect with: a relative SQLite path placed below ``farm.home``,
+        the password of a server URL added from ``database.password_env`` / ``password_file``.
+
+        Holds the password: print :func:`masked_url` of it, never the URL itself.
+        """
         url = self.database.url
         prefix = "sqlite:///"
-        if (
-            url.startswith(prefix)
-            and not url.startswith(prefix + "/")
-            and url != prefix + ":memory:"
-        ):
-            return prefix + str(self.home / url[len(prefix) :])
-        return url
+        if url.startswith(prefix):
+            if not url.startswith(prefix + "/") and url != prefix + ":memory:":
+                return prefix + str(self.home / url[len(prefix) :])
+            return url
+        return _with_password(url, self.database_password)
+
+    @property
+    def database_password(self) -> str | None:
+        """The database password: ``$<password_env>``, else that line of ``password_file``.
+
+        Raises :class:`ConfigError` when the file is named but cannot be read (it is readable by
+        the production account alone: the message says to run the command as that account).
+        """
+        db = self.database
+        value = os.environ.get(db.password_env) if db.password_env else None
+        if value or not db.password_file:
+            return value or None
+        path = self.path(db.password_file)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ConfigError(
+                f"database.password_file {path}: {exc.strerror or exc} (readable by the "
+                f"production account alone: run the command as {self.farm.account}, "
+                f"e.g. sudo -u {self.farm.account} farmtools ...)"
+            ) from None
+        return secret_from_env_file(text, db.password_env) or None
+
+    @property
+    def source_text(self) -> str:
+        """Which configuration this is, for messages: the file, or what was looked for."""
+        if self._source is not None:
+            return f"configuration {self._source}"
+        return (
+            f"no configuration found ($FARMTOOLS_CONFIG not set, no farm.toml in {Path.cwd()}): "
+            "pass --config FILE or set FARMTOOLS_CONFIG"
+        )
 
 
 class ConfigError(Exception):
     """The configuration file is missing, unreadable or invalid; the message names the key."""
+
+
+def masked_url(url: str) -> str:
+    """``url`` with its password replaced by ``***``: the one way a database URL is printed."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        # not a URL SQLAlchemy parses: hide whatever sits between "user:" and "@"
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
+def _with_password(url: str, password: str | None) -> str:
+    """``url`` with ``password`` added (URL-quoted) when it names a user but no password."""
+    if not password:
+        return url
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.username is None or parsed.password is not None:
+        return url
+    return parsed.set(password=password).render_as_string(hide_password=False)
+
+
+def secret_from_env_file(text: str, name: str) -> str | None:
+    """The value of ``name`` in an environment file (``NAME=value`` lines, shell-quoted values,
+    ``#`` comments), as Ansible writes ``secrets.env`` and systemd's ``EnvironmentFile`` reads it."""
+    for line in text.splitlines():
+        key, sep, value = line.strip().partition("=")
+        if sep and key.strip() == name:
+            try:
+                return "".join(shlex.split(value))
+            except ValueError:
+                return value.strip()
+    return None
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> FarmConfig:
@@ -277,10 +391,12 @@ def load_config(path: str | os.PathLike[str] | None = None) -> FarmConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from None
     try:
-        return FarmConfig.model_validate({**data, "base_dir": p.resolve().parent})
+        cfg = FarmConfig.model_validate({**data, "base_dir": p.resolve().parent})
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
             key = ".".join(str(part) for part in err["loc"])
             lines.append(f"  {key}: {err['msg']}")
         raise ConfigError(f"{p}: invalid configuration\n" + "\n".join(lines)) from None
+    cfg._source = p.resolve()
+    return cfg

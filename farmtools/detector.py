@@ -1,20 +1,27 @@
-"""The WA105 3x1x1 detector geometry: the one place that knows channel counts, pitch, ticks and LEMs.
+"""The WA105 detector geometries (3x1x1, 6x6x6): the one place that knows channels, pitch, ticks, LEMs.
 
 Everything that turns raw ADC samples into physics (the emulator, the reader, the
 reconstruction, the analyses) takes its numbers from a :class:`Geometry` so that they can
 never disagree.  The raw file does not carry the channel count or the samples per channel
 (spec section 2): they come from here, named by the farm configuration.
 
-This module is the lowest layer of farmtools: it imports nothing from the rest of the package.
+The 6x6x6 has four CRPs: its channels in *view order* are CRP-major, each CRP a block laid out
+as a 3x1x1 CRP is (view 0, then view 1), so that code written for one CRP works on each block
+(:meth:`Geometry.crp_geometry`).  Its DAQ order and map are in :mod:`farmtools.pddp_channels`.
+
+This module is the lowest layer of farmtools: it imports nothing from the rest of the package
+but :mod:`farmtools.pddp_channels` (as low).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
+
+from farmtools import pddp_channels
 
 #: Ionisation energy in liquid argon (eV per electron-ion pair).
 W_ION_EV = 23.6
@@ -61,15 +68,65 @@ class Geometry:
     coherent_group: int = 32
     #: Channels per crate in DAQ order (view 0 is crate 0, view 1 crates 1-3).
     crate_channels: int = 320
-    #: DAQ channel map: ``"311"`` (spec section 3) or ``"identity"`` (small test geometries).
+    #: DAQ channel map: ``"311"`` (spec section 3), ``"pddp"`` (the 6x6x6, see
+    #: :mod:`farmtools.pddp_channels`) or ``"identity"`` (small test geometries).
     channel_map: str = "311"
+    #: Charge readout planes; ``channels_per_view`` and the LEM grid are per CRP.
+    n_crps: int = 1
+    #: Instrumented cards per crate (6x6x6 only; empty: every channel exists).
+    cards_per_crate: tuple[int, ...] = ()
+    #: L1 event builders, each sending one fragment of every event (half the crates each).
+    l1_builders: int = 1
     extra: dict[str, float] = field(default_factory=dict, compare=False, hash=False)
 
     # --- derived sizes -------------------------------------------------------------------
     @property
     def n_channels(self) -> int:
-        """All channels of both views."""
-        return sum(self.channels_per_view)
+        """All channels of both views of every CRP."""
+        return self.n_crps * sum(self.channels_per_view)
+
+    @property
+    def fragment_channels(self) -> int:
+        """Channels in the fragment of one L1 event builder (3840 on the 6x6x6)."""
+        return self.n_channels // self.l1_builders
+
+    @property
+    def fragment_bytes(self) -> int:
+        """Bytes of one uncompressed 12-bit CRO fragment."""
+        return (self.fragment_channels * self.samples * 3 + 1) // 2
+
+    def missing_cards(self, builder: int) -> int:
+        """Non-instrumented cards in the crates of L1 builder ``builder`` (25 in 2019, else 0)."""
+        if not self.cards_per_crate:
+            return 0
+        per = len(self.cards_per_crate) // self.l1_builders
+        return pddp_channels.missing_cards(
+            self.cards_per_crate, range(builder * per, (builder + 1) * per)
+        )
+
+    @cached_property
+    def instrumented(self) -> npt.NDArray[np.bool_]:
+        """Per DAQ channel: whether it is read by an instrumented card (all True but the 6x6x6)."""
+        if self.channel_map == "pddp" and self.cards_per_crate:
+            return pddp_channels.instrumented(self.cards_per_crate)
+        return np.ones(self.n_channels, dtype=np.bool_)
+
+    def crp_geometry(self) -> Geometry:
+        """One CRP as a geometry of its own (view order, identity map): what per-CRP code uses."""
+        if self.n_crps == 1:
+            return self
+        return replace(
+            self,
+            name=f"{self.name}-crp",
+            n_crps=1,
+            channel_map="identity",
+            cards_per_crate=(),
+            l1_builders=1,
+        )
+
+    def with_samples(self, samples: int) -> Geometry:
+        """The same detector with fewer samples per channel (small events for tests and replays)."""
+        return replace(self, samples=samples)
 
     @property
     def view_offsets(self) -> tuple[int, int]:
@@ -119,6 +176,8 @@ class Geometry:
         """DAQ channel that carries view-order channel ``ch`` (0..n_channels-1)."""
         if self.channel_map == "identity":
             return ch
+        if self.channel_map == "pddp":
+            return int(self.view_to_daq[ch])
         cc = self.crate_channels
         crate = ch // cc
         c = 8 * (ch // 8 + 1) - ch % 8 - 1
@@ -136,6 +195,13 @@ class Geometry:
 
         Reading: ``view_adc = daq_adc[view_to_daq]``; writing: ``daq_adc[view_to_daq] = view_adc``.
         """
+        if self.channel_map == "pddp":
+            where = pddp_channels.crp_view_channel()
+            n0, n1 = self.channels_per_view
+            view_index = where[:, 0] * (n0 + n1) + where[:, 1] * n0 + where[:, 2]
+            out = np.empty(self.n_channels, dtype=np.intp)
+            out[view_index] = np.arange(self.n_channels)
+            return out
         return np.array(
             [self.view_to_daq_channel(c) for c in range(self.n_channels)], dtype=np.intp
         )
@@ -196,7 +262,27 @@ class Geometry:
 #: The 3x1x1 prototype, the detector the farm handles.
 WA105_3X1X1 = Geometry()
 
-GEOMETRIES: dict[str, Geometry] = {"3x1x1": WA105_3X1X1}
+#: The 6x6x6 (ProtoDUNE-DP) as it ran in 2019: 70 of its 120 cards instrumented.  Drift
+#: velocity, field and ADC-per-fC are the 3x1x1's (no public 6x6x6 figure) [choice].
+PDDP_6X6X6 = Geometry(
+    name="6x6x6",
+    channels_per_view=(pddp_channels.VIEW_CHANNELS, pddp_channels.VIEW_CHANNELS),
+    samples=10000,
+    drift_length_cm=600.0,
+    crate_channels=pddp_channels.CHANNELS_PER_CRATE,
+    channel_map="pddp",
+    n_crps=pddp_channels.N_CRPS,
+    cards_per_crate=pddp_channels.CARDS_2019,
+    l1_builders=2,
+)
+#: The 6x6x6 with every card instrumented, as designed.
+PDDP_6X6X6_FULL = replace(PDDP_6X6X6, name="6x6x6-full", cards_per_crate=pddp_channels.CARDS_FULL)
+
+GEOMETRIES: dict[str, Geometry] = {
+    "3x1x1": WA105_3X1X1,
+    "6x6x6": PDDP_6X6X6,
+    "6x6x6-full": PDDP_6X6X6_FULL,
+}
 
 
 def to_old(lem: int, geometry: Geometry = WA105_3X1X1) -> int:
@@ -218,7 +304,16 @@ def from_old(old: int, geometry: Geometry = WA105_3X1X1) -> int:
 
 
 def geometry(name: str = "3x1x1") -> Geometry:
-    """Look up a detector geometry by the name the farm configuration uses."""
+    """Look up a detector geometry by the name the farm configuration uses.
+
+    ``NAME:SAMPLES`` (e.g. ``6x6x6:100``) is the detector with fewer samples per channel: the
+    emulator, the event builder and the tests use it to keep 6x6x6 events small.
+    """
+    base, sep, samples = name.partition(":")
+    if sep:
+        if not samples.isdigit() or not 2 <= int(samples) <= 1_000_000:
+            raise ValueError(f"detector {name!r}: the sample count must be within 2..1000000")
+        return geometry(base).with_samples(int(samples))
     try:
         return GEOMETRIES[name]
     except KeyError:

@@ -8,13 +8,19 @@ events: the job program reads and checks the framing, the physics does not matte
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from farmtools.bookkeeping import Bookkeeping, Event, FileRecord, FileState
 from farmtools.config import FarmConfig
 from farmtools.rawdata.format import FOOTER, FOOTER_MAGIC, RUN_HEADER, EventHeader
+from tests.eventually import eventually
+
+if TYPE_CHECKING:
+    from farmtools.batch.base import BatchSystem, JobStatus
+    from farmtools.processing.manager import Manager
 
 
 def make_cfg(home: Path, **sections: dict[str, Any]) -> FarmConfig:
@@ -82,3 +88,30 @@ def record_of(bk: Bookkeeping, name: str) -> FileRecord:
 def state_of(bk: Bookkeeping, name: str) -> FileState:
     """The state of ``name``, which must be registered."""
     return record_of(bk, name).state
+
+
+def drive(
+    manager: Manager,
+    done: Callable[[], object],
+    timeout: float = 90.0,
+    what: str = "the files' expected states",
+) -> None:
+    """Run manager passes until ``done()`` holds; fail naming ``what`` and the files per state."""
+    eventually(
+        done,
+        timeout,
+        what,
+        step=manager.run_once,
+        details=lambda: f"files per state: {manager.bk.counts_by_state()}",
+    )
+
+
+def wait_job(batch: BatchSystem, job: str, status: JobStatus, timeout: float = 60.0) -> None:
+    """Until the batch system reports ``job`` in ``status``; fails with the last status seen."""
+    eventually(
+        lambda: batch.states([job])[job],
+        timeout,
+        f"job {job} {status}",
+        until=lambda seen: seen is status,
+        interval=0.2,
+    )

@@ -22,15 +22,14 @@ _CONFIG = typer.Option(None, "--config", "-c", help="farm.toml (default: $FARMTO
 
 
 def _archiver(config: Path | None, destination: str | None = None) -> Archiver:
+    """The archiver of the configuration, on its existing bookkeeping database (archives are made
+    of recorded files: a missing database is refused, never created empty)."""
     from farmtools.archive.service import Archiver
-    from farmtools.config import ConfigError, load_config
+    from farmtools.bookkeeping import Bookkeeping
+    from farmtools.config import load_config
 
-    try:
-        cfg = load_config(config)
-    except ConfigError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
-    return Archiver(cfg, destination=destination)
+    cfg = load_config(config)
+    return Archiver(cfg, Bookkeeping.from_config(cfg, create=False), destination=destination)
 
 
 def _progress_bar(total: int, what: str):  # type: ignore[no-untyped-def]
@@ -134,12 +133,23 @@ def verify_cmd(
     name: Annotated[
         list[str] | None, typer.Argument(help="archives to verify (default: all transferred)")
     ] = None,
+    all_: bool = typer.Option(
+        False, "--all", help="re-read every created archive, already verified or not (for cron)"
+    ),
     config: Path = _CONFIG,
 ) -> None:
-    """Re-read archives where they lie; check every member against the manifest and the DB."""
+    """Re-read archives where they lie; check every member against the manifest and the DB.
+
+    Ends with a line saying what was checked; exit code 1 when an archive is bad.
+    """
+    from collections import Counter
+
     arch = _archiver(config)
+    if name and all_:
+        typer.echo("archive verify: name archives or give --all, not both", err=True)
+        raise typer.Exit(2)
     try:
-        results = arch.verify(name or None)
+        results = arch.verify(name or None, every=all_)
     except KeyError as exc:
         typer.echo(f"archive verify: {exc.args[0]}", err=True)
         raise typer.Exit(2) from None
@@ -152,6 +162,15 @@ def verify_cmd(
             typer.echo(f"BAD  {rec.name} at {res.location}:")
             for p in res.problems:
                 typer.echo(f"     {p}")
+    if results:
+        typer.echo(f"verified {len(results)} archive(s): {len(results) - bad} OK, {bad} bad")
+    else:
+        states = Counter(str(r.state) for r in arch.catalog.find())
+        known = ", ".join(f"{n} {s}" for s, n in sorted(states.items())) or "no archives"
+        typer.echo(
+            f"nothing to verify: {states.get('verified', 0)} archive(s) already verified, "
+            f"none transferred and unverified ({known}); --all re-reads every archive"
+        )
     if bad:
         raise typer.Exit(1)
 

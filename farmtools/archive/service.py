@@ -260,14 +260,22 @@ class Archiver:
             return VerifyResult(where, problems=[str(exc)])
 
     def verify(
-        self, names: Sequence[str] | None = None, *, progress: Progress | None = None
+        self,
+        names: Sequence[str] | None = None,
+        *,
+        every: bool = False,
+        progress: Progress | None = None,
     ) -> list[tuple[ArchiveRecord, VerifyResult]]:
         """Verify transferred archives (or ``names``, wherever they lie); record the outcome.
 
-        A transferred archive that passes becomes ``verified`` (its files' stories say so); one
-        that fails becomes ``failed`` with the problems as the reason, and an alarm is raised.
+        ``every``: re-read every created archive, already verified or not (a periodic check that
+        the copies at the destination are still good).  A transferred archive that passes becomes
+        ``verified`` (its files' stories say so); one that fails becomes ``failed`` with the
+        problems as the reason, and an alarm is raised.
         """
-        if names is None:
+        if names is None and every:
+            todo = [r for r in self.catalog.find() if r.created is not None]
+        elif names is None:
             todo = self.catalog.find([ArchiveState.TRANSFERRED])
         else:
             found = [self.catalog.get(n) for n in names]

@@ -1,7 +1,10 @@
 """Commands of the bookkeeping stage: ``story``, ``runs``, ``files``, ``alarms``, ``logs export``, ``db upgrade``.
 
 Reads the database named by the farm configuration (``--config``, else ``$FARMTOOLS_CONFIG``,
-else ``./farm.toml``).  SQLAlchemy is imported inside the commands so ``farmtools --help`` stays fast.
+else ``./farm.toml``).  These commands only read (``db upgrade`` aside): they never create a
+database, so a wrong directory is an error naming the configuration looked for, not empty tables.
+A database that is away is one line and exit code 3 (``farmtools/cli.py``).  SQLAlchemy is
+imported inside the commands so ``farmtools --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+from farmtools.cliopts import check_choice
 
 if TYPE_CHECKING:
     from farmtools.bookkeeping.db import Bookkeeping
@@ -47,16 +52,12 @@ def _emit(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> 
         typer.echo("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip())
 
 
-def _open(config: Path | None) -> Bookkeeping:
+def _open(config: Path | None, *, create: bool = False) -> Bookkeeping:
+    """The database of the configuration; an existing one unless ``create`` (``db upgrade``)."""
     from farmtools.bookkeeping.db import Bookkeeping
-    from farmtools.config import ConfigError, load_config
+    from farmtools.config import load_config
 
-    try:
-        cfg = load_config(config)
-    except ConfigError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
-    return Bookkeeping.from_config(cfg)
+    return Bookkeeping.from_config(load_config(config), create=create)
 
 
 def story(
@@ -95,6 +96,7 @@ def runs(config: Path | None = _CONFIG) -> None:
     """List runs: files, bytes and files per state."""
     from farmtools.bookkeeping.textlogs import human_size
 
+    bk = _open(config)
     rows = [
         [
             str(r.run),
@@ -102,9 +104,21 @@ def runs(config: Path | None = _CONFIG) -> None:
             human_size(r.bytes),
             ", ".join(f"{s} {n}" for s, n in sorted(r.states.items())),
         ]
-        for r in _open(config).runs()
+        for r in bk.runs()
     ]
     _emit("runs", ("run", "files", "bytes", "states"), rows)
+    evb = bk.evb_counts()
+    if evb:
+        keys = ("built", "incomplete", "duplicates", "mismatches", "late", "truncated", "pending")
+        _emit(
+            "event building (6x6x6, all L2 builders)",
+            ("run", "L1 in 0+1", *keys, "files"),
+            [
+                [str(run), f"{c['fragments_in0']}+{c['fragments_in1']}"]
+                + [str(c[k]) for k in (*keys, "files")]
+                for run, c in evb.items()
+            ],
+        )
 
 
 def files(
@@ -115,11 +129,12 @@ def files(
     """List files with their state, size and checksum."""
     from farmtools.bookkeeping.states import FileState
 
-    if state is not None and state not in {s.value for s in FileState}:
-        typer.echo(
-            f"--state {state!r}: not one of {', '.join(s.value for s in FileState)}", err=True
-        )
-        raise typer.Exit(2)
+    check_choice("--state", state, [s.value for s in FileState])
+    bk = _open(config)
+    found = bk.files(run=run, state=state)
+    if run is not None and not found and not bk.files(run=run, limit=1):
+        typer.echo(f"--run {run}: no such run in the bookkeeping database", err=True)
+        raise typer.Exit(1)
     rows = [
         [
             f.name,
@@ -132,7 +147,7 @@ def files(
             str(f.tries),
             (f.last_error or "").replace("\n", " "),
         ]
-        for f in _open(config).files(run=run, state=state)
+        for f in found
     ]
     title = "files" + (f" of run {run}" if run is not None else "")
     title += f" in state {state}" if state is not None else ""
@@ -180,10 +195,10 @@ def logs_export(
 @db_app.command("upgrade")
 def db_upgrade(config: Path | None = _CONFIG) -> None:
     """Create missing tables and run schema upgrades (also done when any command opens the DB)."""
-    bk = _open(config)
-    typer.echo(
-        f"{bk.engine.url.render_as_string(hide_password=True)}: schema version {bk.upgrade()}"
-    )
+    from farmtools.config import masked_url
+
+    bk = _open(config, create=True)
+    typer.echo(f"{masked_url(bk.url)}: schema version {bk.upgrade()}")
 
 
 def register(app: typer.Typer) -> None:

@@ -12,7 +12,8 @@ creation/upgrade, and the rules that keep state and story consistent:
 * the story is append-only: nothing here updates or deletes an ``events`` row, and since schema
   version 2 the database's own triggers refuse it to anyone.
 
-Imports SQLAlchemy and :mod:`farmtools.bookkeeping.schema` / ``states`` only (and the config type).
+Imports SQLAlchemy and :mod:`farmtools.bookkeeping.schema` / ``states`` / ``errors`` only (and
+:func:`farmtools.config.masked_url`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -31,6 +32,7 @@ from sqlalchemy import (
     Engine,
     Row,
     create_engine,
+    delete,
     event,
     func,
     insert,
@@ -41,8 +43,15 @@ from sqlalchemy import (
 
 from farmtools.bookkeeping import schema
 from farmtools.bookkeeping.changes import WAKE_STATES, ChangeWatch, channel
+from farmtools.bookkeeping.errors import (
+    DATABASE_ATTR,
+    DatabaseUnavailable,
+    database_unavailable,
+    first_line,
+)
 from farmtools.bookkeeping.schema import alarms, events, files, metadata, now, runs
 from farmtools.bookkeeping.states import Event, FileState
+from farmtools.config import masked_url
 
 if TYPE_CHECKING:
     from farmtools.config import FarmConfig
@@ -217,10 +226,16 @@ def _file_record(row: Row[Any]) -> FileRecord:
     )
 
 
+def _sqlite_path(url: str) -> str:
+    """The file of a SQLite URL ('' for anything else, or an in-memory database)."""
+    path = url.split("sqlite:///", 1)[1] if url.startswith("sqlite:///") else ""
+    return "" if path == ":memory:" else path.split("?", 1)[0]
+
+
 def _sqlite_engine(url: str) -> Engine:
     """SQLite tuned for several processes: WAL, a long busy timeout, immediate write transactions."""
-    path = url.split("sqlite:///", 1)[1] if url.startswith("sqlite:///") else ""
-    if path and path != ":memory:":
+    path = _sqlite_path(url)
+    if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": 60.0})
 
@@ -255,33 +270,66 @@ class Bookkeeping:
     ['run1-seq0.dat']                                          # doctest: +SKIP
     """
 
-    def __init__(self, url: str, *, upgrade: bool = True) -> None:
+    def __init__(self, url: str, *, upgrade: bool = True, create: bool = True) -> None:
+        """Open the database at ``url``.
+
+        ``create=False`` (the shift's read-only commands) refuses a SQLite file that does not
+        exist yet with :class:`DatabaseUnavailable`, instead of inventing an empty database whose
+        empty tables look like "no data".  A database that cannot be reached or read raises
+        :class:`DatabaseUnavailable` naming it (password masked) when the schema is checked.
+        """
         self.url = url
-        if url.startswith("sqlite"):
-            self.engine = _sqlite_engine(url)
-        else:
-            if url.startswith("postgresql://"):
-                url = "postgresql+psycopg://" + url[len("postgresql://") :]
-            self.engine = create_engine(url, pool_pre_ping=True)
+        safe = masked_url(url)
+        sqlite_path = _sqlite_path(url)
+        if not create and sqlite_path and not Path(sqlite_path).exists():
+            raise DatabaseUnavailable(safe, "no such database file (nothing created)")
+        try:
+            if url.startswith("sqlite"):
+                self.engine = _sqlite_engine(url)
+            else:
+                if url.startswith("postgresql://"):
+                    url = "postgresql+psycopg://" + url[len("postgresql://") :]
+                self.engine = create_engine(url, pool_pre_ping=True)
+        except OSError as exc:  # the SQLite file's directory cannot be made
+            raise DatabaseUnavailable(safe, f"{exc.strerror or exc}: {exc.filename}") from exc
+
+        @event.listens_for(self.engine, "handle_error")
+        def _name_database(context: Any) -> None:
+            # every error of this engine says which database it came from (password masked)
+            for err in (context.sqlalchemy_exception, context.original_exception):
+                with suppress(AttributeError, TypeError):  # an exception type without a __dict__
+                    setattr(err, DATABASE_ATTR, safe)
+
         self.dialect = self.engine.dialect.name
         if upgrade:
             try:
                 self.upgrade()
-            except BaseException:
+            except BaseException as exc:
                 self.engine.dispose()  # no connection left open behind a refused database
+                if database_unavailable(exc):
+                    raise DatabaseUnavailable(safe, first_line(exc)) from exc
                 raise
 
     @classmethod
-    def from_config(cls, cfg: FarmConfig) -> Bookkeeping:
-        """The database named by ``database.url`` of the farm configuration."""
-        return cls(cfg.database_url)
+    def from_config(cls, cfg: FarmConfig, *, create: bool = True) -> Bookkeeping:
+        """The database named by ``database.url`` of the farm configuration.
+
+        With ``create=False`` a missing SQLite file is refused and the message says which
+        configuration named it (or that none was found), so "wrong directory" is not "no data".
+        """
+        try:
+            return cls(cfg.database_url, create=create)
+        except DatabaseUnavailable as exc:
+            if create:
+                raise
+            raise DatabaseUnavailable(exc.database, f"{exc.reason}; {cfg.source_text}") from exc
 
     def close(self) -> None:
         self.engine.dispose()
 
     def _safe_url(self) -> str:
         """The URL without its password, for messages."""
-        return self.engine.url.render_as_string(hide_password=True)
+        return masked_url(self.url)
 
     # -- transactions --------------------------------------------------------------------------
     @contextmanager
@@ -482,10 +530,13 @@ class Bookkeeping:
         event: str,
         details: Mapping[str, Any] | None = None,
         run: int | None = None,
+        name_prefix: str | None = None,
     ) -> list[FileRecord]:
         """Move up to ``limit`` files from ``from_state`` to ``to_state`` for ``worker``, atomically.
 
-        Files whose ``not_before`` lies in the future (retry back-off) are skipped.  Two callers
+        Files whose ``not_before`` lies in the future (retry back-off) are skipped, and with
+        ``name_prefix`` those whose name does not start with it (processing takes ``run``: the
+        3x1x1 files).  Two callers
         never get the same file, whatever the backend; each claimed file gets story ``event``.
         """
         with self._write() as conn:
@@ -496,6 +547,8 @@ class Bookkeeping:
             ]
             if run is not None:
                 cond.append(files.c.run == run)
+            if name_prefix is not None:
+                cond.append(files.c.name.startswith(name_prefix, autoescape=True))
             candidates = (
                 select(files.c.id)
                 .where(*cond)
@@ -699,6 +752,30 @@ class Bookkeeping:
                 states[state] = int(n)
                 acc[run] = (nf + int(n), nb + int(nbytes), states)
         return [RunSummary(r, nf, nb, st) for r, (nf, nb, st) in acc.items()]
+
+    # -- event building (6x6x6) --------------------------------------------------------------
+    def record_evb_counts(self, run: int, builder: str, counts: Mapping[str, int]) -> None:
+        """Replace one L2 builder's counts of ``run`` (keys: the ``evb_counts`` columns)."""
+        row: dict[str, Any] = {
+            c.name: int(counts.get(c.name, 0)) for c in schema.evb_counts.columns
+        }
+        row.update(run=run, builder=builder, updated=now())
+        t = schema.evb_counts
+        with self._write() as conn:
+            conn.execute(delete(t).where(t.c.run == run, t.c.builder == builder))
+            conn.execute(insert(t).values(**row))
+
+    def evb_counts(self) -> dict[int, dict[str, int]]:
+        """Counts per run, summed over the L2 builders (empty when no 6x6x6 run was built)."""
+        t = schema.evb_counts
+        keys = [c.name for c in t.columns if c.name not in ("run", "builder", "updated")]
+        out: dict[int, dict[str, int]] = {}
+        with self._read() as conn:
+            for row in conn.execute(select(t).order_by(t.c.run)):
+                acc = out.setdefault(row.run, dict.fromkeys(keys, 0))
+                for k in keys:
+                    acc[k] += int(getattr(row, k))
+        return out
 
     def story(self, name: str) -> list[StoryEvent]:
         """The timeline of ``name``, oldest first (empty for an unknown name)."""

@@ -4,6 +4,10 @@ A PostgreSQL restart or a network cut reaches the daemons as SQLAlchemy ``Operat
 (or a ``DBAPIError`` whose connection was invalidated).  Nothing about a file can be recorded
 then, so the daemons neither mark the file failed nor print a traceback per try: they say in
 one line what waits for the database and try again later, backing off.  Imports SQLAlchemy only.
+
+The shift's commands get the same one line at the command-line boundary (``farmtools/cli.py``):
+:func:`database_failure` turns any of these errors, and :class:`DatabaseUnavailable`, into the
+message naming the database (password masked), printed instead of a traceback.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 def database_unavailable(exc: BaseException) -> bool:
     """Whether ``exc`` says the bookkeeping database cannot be reached or used right now."""
-    return isinstance(exc, OperationalError) or (
+    return isinstance(exc, (OperationalError, DatabaseUnavailable)) or (
         isinstance(exc, DBAPIError) and exc.connection_invalidated
     )
 
@@ -22,3 +26,28 @@ def first_line(exc: BaseException) -> str:
     """The first line of ``exc``'s message (SQLAlchemy's run over several), or its type."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+#: Attribute :meth:`~farmtools.bookkeeping.db.Bookkeeping` sets on every SQLAlchemy error of its
+#: engine: the database's URL with the password masked, so a message can name the database.
+DATABASE_ATTR = "farmtools_database"
+
+
+class DatabaseUnavailable(Exception):
+    """The bookkeeping database cannot be opened: not reachable, not readable, or absent where a
+    read-only command must not create it.  ``database`` is the URL with its password masked."""
+
+    def __init__(self, database: str, reason: str) -> None:
+        super().__init__(f"bookkeeping database {database}: {reason}")
+        self.database = database
+        self.reason = reason
+
+
+def database_failure(exc: BaseException) -> str | None:
+    """One line for a shift command whose database is away (None: ``exc`` is something else)."""
+    if isinstance(exc, DatabaseUnavailable):
+        return str(exc)
+    if database_unavailable(exc):
+        where = getattr(exc, DATABASE_ATTR, None) or "(unknown URL)"
+        return f"bookkeeping database {where}: unavailable: {first_line(exc)}"
+    return None

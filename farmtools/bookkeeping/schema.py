@@ -265,6 +265,29 @@ archive_members = Table(
 )
 
 
+# -- event building (farmtools.evb): counts per run and L2 builder, rewritten by each builder --
+# Each builder recomputes its counts from what it wrote (event files, set-aside fragments), so a
+# row is replaced, never incremented: a restarted builder cannot count anything twice.
+evb_counts = Table(
+    "evb_counts",
+    metadata,
+    Column("run", Integer, primary_key=True, autoincrement=False),
+    Column("builder", String(8), primary_key=True),
+    Column("fragments_in0", BigInteger, nullable=False),  # fragments of L1 stream 0 read
+    Column("fragments_in1", BigInteger, nullable=False),
+    Column("built", BigInteger, nullable=False),  # complete events written
+    Column("incomplete", BigInteger, nullable=False),  # events written without a fragment
+    Column("duplicates", BigInteger, nullable=False),  # fragments set aside, by reason
+    Column("mismatches", BigInteger, nullable=False),
+    Column("late", BigInteger, nullable=False),
+    Column("truncated", BigInteger, nullable=False),
+    Column("corrupt", BigInteger, nullable=False),
+    Column("pending", BigInteger, nullable=False),  # fragments waiting for a partner or a file
+    Column("files", BigInteger, nullable=False),  # event files written
+    Column("updated", UTCDateTime, nullable=False),
+)
+
+
 def now() -> datetime:
     """The current time, UTC, microseconds: the one clock of the bookkeeping."""
     return datetime.now(UTC)

@@ -71,8 +71,30 @@ def emulate(
         Path | None,
         typer.Option("--config", help="farm.toml (default: $FARMTOOLS_CONFIG or ./farm.toml)."),
     ] = None,
+    detector: Annotated[
+        str | None,
+        typer.Option(
+            "--detector",
+            help="Detector (default: farm.detector); 6x6x6 writes the two L1 streams, "
+            "--files files of --events fragments each (6x6x6:100: 100 samples per channel).",
+        ),
+    ] = None,
+    no_physics: Annotated[
+        bool, typer.Option("--no-physics", help="6x6x6: pedestal events (fast replays).")
+    ] = False,
+    fault: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fault",
+            help="6x6x6 fault, repeatable: missing:S:T, late:S:SECONDS, out-of-order:S:T, "
+            "duplicate:S:T, run-mismatch:S:T, truncated:S:SEQ (S stream 0/1, T trigger).",
+        ),
+    ] = None,
 ) -> None:
-    """Write run<N>-seq<M>.dat files at a set interval, created in place, closed when complete."""
+    """Write run<N>-seq<M>.dat files at a set interval, created in place, closed when complete.
+
+    With a 6x6x6 detector: the two L1 streams ``<run>_<seq>_l1evb<k>.frag`` into evb.l1_dir.
+    """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -88,7 +110,42 @@ def emulate(
     except ConfigError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
-    geometry = cfg.geometry
+    try:
+        from farmtools.detector import geometry as lookup
+
+        geometry = lookup(detector) if detector else cfg.geometry
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    if geometry.l1_builders == 2:
+        from farmtools.emulator.l1streams import L1Plan, emulate_l1_run, parse_faults
+
+        try:
+            faults = parse_faults(fault or [])
+        except ValueError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from None
+        l1_out = out if out is not None else cfg.path(cfg.evb.l1_dir)
+        l1_plan = L1Plan(
+            run=run,
+            events=files * events,
+            fragments_per_file=events,
+            compress=compress,
+            rate_hz=events / interval if interval > 0 else 0.0,
+            physics=not no_physics,
+            faults=faults,
+        )
+        truth = emulate_l1_run(
+            l1_out,
+            geometry,
+            l1_plan,
+            EmulatorSettings(lifetime_ms=lifetime_ms, gain=gain, asymmetry=asymmetry, seed=seed),
+            seed=seed or 0,
+        )
+        console.print(
+            f"run {run}: L1 streams in {l1_out}: {truth['emitted']} fragments, expected {truth['expected']}"
+        )
+        return
     out_dir = out if out is not None else cfg.path(cfg.daq.watch_dir)
     plan = RunPlan(
         run=run, files=files, events_per_file=events, interval_s=interval, compress=compress

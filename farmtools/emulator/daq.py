@@ -103,7 +103,7 @@ def run_files(out_dir: Path, run: int) -> list[tuple[int, Path]]:
     if out_dir.is_dir():
         for entry in out_dir.iterdir():
             name = parse_raw_name(entry.name)
-            if name is not None and name.run == run:
+            if name is not None and name.run == run and not name.pddp:
                 found.append((name.seq, entry))
     return sorted(found)
 

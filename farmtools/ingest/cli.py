@@ -27,7 +27,9 @@ _CONFIG = typer.Option(
 )
 
 
-def _service(config: Path | None) -> IngestService:
+def _service(config: Path | None, *, create: bool = True) -> IngestService:
+    """The ingest service of the configuration; ``create=False`` (``ingest retry``, a shift
+    command): only an existing bookkeeping database, never a new empty one."""
     from farmtools.bookkeeping.db import Bookkeeping
     from farmtools.config import ConfigError, load_config
     from farmtools.ingest.service import IngestService
@@ -39,7 +41,8 @@ def _service(config: Path | None) -> IngestService:
     except ConfigError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
-    return IngestService(cfg, Bookkeeping.from_config(cfg), storage_from_config(cfg))
+    bk = Bookkeeping.from_config(cfg, create=create)
+    return IngestService(cfg, bk, storage_from_config(cfg))
 
 
 @ingest_app.command()
@@ -90,7 +93,7 @@ def retry(
     if not files and not all_failed:
         typer.echo("give FILE names or --all-failed", err=True)
         raise typer.Exit(2)
-    svc = _service(config)
+    svc = _service(config, create=False)
     results: dict[str, str] = {}
     if all_failed:
         results.update({k: str(v) for k, v in svc.retry_failed().items()})

@@ -63,7 +63,9 @@ from farmtools.storage.checksum import adler32_file, adler32_hex
 if TYPE_CHECKING:
     from farmtools.bookkeeping.db import Bookkeeping, FileRecord
     from farmtools.config import FarmConfig
+    from farmtools.detector import Geometry
     from farmtools.ingest.watcher import DirWatcher
+    from farmtools.rawdata.pddp_reader import PDDPFile
 
 log = logging.getLogger("farmtools.ingest")
 
@@ -749,7 +751,7 @@ class IngestService:
     def _check_raw(self, path: Path, raw: RawName) -> str | None:
         """Header/footer walk of the raw file (no payload decoding): the reason it is bad, or None."""
         try:
-            with RawFile.open(path, self.cfg.geometry) as f:
+            with _open_raw(path, raw, self.cfg.geometry) as f:
                 if f.run != raw.run:
                     return (
                         f"{db_text(os.fsdecode(path))}: run header says run {f.run}, "
@@ -1049,6 +1051,16 @@ class IngestService:
             return (raw.run, raw.seq, item[0]) if raw else (-1, -1, item[0])
 
         return [p for _, p in sorted(seen.items(), key=order)]
+
+
+def _open_raw(path: Path, raw: RawName, geometry: Geometry) -> RawFile | PDDPFile:
+    """The file opened by the reader of its format (a 6x6x6 event file by the ProtoDUNE-DP one)."""
+    if raw.pddp:
+        from farmtools.detector import geometry as lookup
+        from farmtools.rawdata.pddp_reader import PDDPFile
+
+        return PDDPFile.open(path, geometry if geometry.l1_builders == 2 else lookup("6x6x6"))
+    return RawFile.open(path, geometry)
 
 
 class _Serialized:

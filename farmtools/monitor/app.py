@@ -38,7 +38,10 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from farmtools.monitor import builtin  # noqa: F401  (registers the built-in tasks)
+from farmtools.monitor import (
+    builtin,  # noqa: F401  (registers the built-in tasks)
+    evbtask,  # noqa: F401  (registers the 6x6x6 event-building task)
+)
 from farmtools.monitor.alarms import AlarmChecker
 from farmtools.monitor.metrics import FarmCollector, make_registry, render
 from farmtools.monitor.queries import FarmQueries, Totals

@@ -6,6 +6,7 @@ inside the commands, so that ``farmtools --help`` stays fast.
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -47,6 +48,23 @@ def _monitor(cfg: FarmConfig, *, use_db: bool = True) -> Monitor:
         raise typer.Exit(2) from None
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` and listening, or exit 1 naming the address and why.
+
+    Bound before anything says the monitor is up: a busy port is one line and an exit code,
+    never "monitor on http://..." followed by a failure.
+    """
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        return socket.create_server((host, port), family=family)
+    except OSError as exc:
+        _console.print(
+            f"[red]monitor: cannot listen on {host}:{port}: {exc.strerror or exc}[/red]",
+            highlight=False,
+        )
+        raise typer.Exit(1) from None
+
+
 @monitor_app.command("serve")
 def serve(
     host: str | None = typer.Option(None, help="bind address (default monitor.host, 127.0.0.1)"),
@@ -56,6 +74,7 @@ def serve(
     """Serve the page in the foreground until SIGINT/SIGTERM (GET only)."""
     import uvicorn
 
+    from farmtools.config import masked_url
     from farmtools.monitor.app import build_app
     from farmtools.monitor.server import is_loopback
 
@@ -69,17 +88,21 @@ def serve(
             "(set monitor.auth_user and the password variable)[/yellow]"
         )
     app = build_app(monitor)
+    sock = _listen(host, port)
     monitor.start()
     _console.print(
         f"farmtools monitor on http://{host}:{port} "
-        f"(summaries: {monitor.results.directory}, database: {cfg.database_url})"
+        f"(summaries: {monitor.results.directory}, database: {masked_url(cfg.database_url)})",
+        markup=False,
+        highlight=False,
     )
     try:
         uvicorn.Server(
             uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
-        ).run()
+        ).run(sockets=[sock])
     finally:
         monitor.stop()
+        sock.close()
 
 
 @monitor_app.command("check")
@@ -112,7 +135,7 @@ def ack(
     """Acknowledge an alarm: it leaves the page's banner, and the same kind may be raised again."""
     from farmtools.bookkeeping import Bookkeeping
 
-    bk = Bookkeeping.from_config(_load(config))
+    bk = Bookkeeping.from_config(_load(config), create=False)
     if not any(a.id == alarm_id for a in bk.alarms()):
         _console.print(f"[red]no open alarm with id {alarm_id}[/red]")
         raise typer.Exit(1)

@@ -129,6 +129,27 @@ class FarmCollector(Collector):
         yield GaugeMetricFamily(
             "farmtools_stuck_files", "Files in an active state for too long", value=stuck
         )
+        evb = q.evb_counts(self.cfg.monitor.runs_shown)
+        if evb:
+            frag = GaugeMetricFamily(
+                "farmtools_evb_fragments_in",
+                "6x6x6 L1 fragments read by the L2 builders, per run and L1 stream",
+                labels=["run", "stream"],
+            )
+            kinds = GaugeMetricFamily(
+                "farmtools_evb_count",
+                "6x6x6 event building per run: events built/incomplete, fragments set aside "
+                "(duplicates, mismatches, late, truncated, corrupt) and pending",
+                labels=["run", "kind"],
+            )
+            for run, c in sorted(evb.items()):
+                for k in (0, 1):
+                    frag.add_metric([str(run), str(k)], c[f"fragments_in{k}"])
+                for kind in ("built", "incomplete", "duplicates", "mismatches", "late", "truncated",
+                             "corrupt", "pending", "files"):  # fmt: skip
+                    kinds.add_metric([str(run), kind], c[kind])
+            yield frag
+            yield kinds
         al = GaugeMetricFamily(
             "farmtools_alarms_open", "Unacknowledged alarms per source", labels=["source"]
         )

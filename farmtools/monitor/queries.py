@@ -21,7 +21,16 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, func, select
 
-from farmtools.bookkeeping.schema import alarms, archives, events, files, jobs, now, runs
+from farmtools.bookkeeping.schema import (
+    alarms,
+    archives,
+    evb_counts,
+    events,
+    files,
+    jobs,
+    now,
+    runs,
+)
 from farmtools.bookkeeping.states import Event, FileState
 
 #: States a file passes through on its way to "analysed": a file sitting in one too long is stuck.
@@ -235,6 +244,22 @@ class FarmQueries:
     def open_alarm_kinds(self, source: str) -> set[str]:
         q = select(alarms.c.kind).where(alarms.c.source == source, alarms.c.acknowledged.is_(False))
         return {k for (k,) in self._rows(q)}
+
+    def evb_counts(self, runs_shown: int = 20) -> dict[int, dict[str, int]]:
+        """6x6x6 event-building counts of the newest runs, summed over the L2 builders."""
+        newest = (
+            select(evb_counts.c.run).distinct().order_by(evb_counts.c.run.desc()).limit(runs_shown)
+        )
+        q = select(evb_counts).where(evb_counts.c.run.in_(newest.scalar_subquery()))
+        out: dict[int, dict[str, int]] = {}
+        skip = ("run", "builder", "updated")
+        for row in self._rows(q):
+            m = row._mapping
+            acc = out.setdefault(m["run"], {})
+            for k, v in m.items():
+                if k not in skip:
+                    acc[k] = acc.get(k, 0) + int(v)
+        return out
 
     # -- full scans: only for Totals ------------------------------------------------------------
     def totals(self) -> TotalsSnapshot:

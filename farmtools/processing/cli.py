@@ -13,7 +13,10 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from farmtools.cliopts import check_choice
+
 if TYPE_CHECKING:
+    from farmtools.bookkeeping import Bookkeeping
     from farmtools.config import FarmConfig
     from farmtools.processing.manager import Manager
 
@@ -39,10 +42,20 @@ def _config(config: Path | None) -> FarmConfig:
         raise typer.Exit(2) from None
 
 
-def _manager(config: Path | None) -> Manager:
+def _manager(config: Path | None, *, create: bool = True) -> Manager:
+    """The manager of the configuration; ``create=False`` (the shift's jobs commands): only an
+    existing bookkeeping database, never a new empty one."""
     from farmtools.processing.manager import Manager
 
-    return Manager(_config(config))
+    cfg = _config(config)
+    return Manager(cfg, bk=None if create else _bookkeeping(cfg))
+
+
+def _bookkeeping(cfg: FarmConfig) -> Bookkeeping:
+    """The existing bookkeeping database of ``cfg`` (a missing one is refused, not created)."""
+    from farmtools.bookkeeping import Bookkeeping
+
+    return Bookkeeping.from_config(cfg, create=False)
 
 
 @process_app.command("run")
@@ -79,7 +92,9 @@ def once(config: Path | None = _CONFIG) -> None:
 
 @jobs_app.command("list")
 def list_jobs(
-    state: str | None = typer.Option(None, help="new, submitted, running, done, failed, cancelled"),
+    state: str | None = typer.Option(
+        None, help="new, submitted, running, done, failed or cancelled"
+    ),
     file: str | None = typer.Option(None, help="only the jobs of this raw file"),
     limit: int = typer.Option(50, help="newest first"),
     config: Path | None = _CONFIG,
@@ -89,10 +104,10 @@ def list_jobs(
     from rich.table import Table
 
     from farmtools.batch.base import hms
-    from farmtools.bookkeeping import Bookkeeping
-    from farmtools.processing.jobs import JobStore
+    from farmtools.processing.jobs import JOB_STATES, JobStore
 
-    store = JobStore(Bookkeeping.from_config(_config(config)))
+    check_choice("--state", state, JOB_STATES)
+    store = JobStore(_bookkeeping(_config(config)))
     table = Table()
     for col in (
         "id",
@@ -135,10 +150,9 @@ def show(
 
     from rich.console import Console
 
-    from farmtools.bookkeeping import Bookkeeping
     from farmtools.processing.jobs import JobStore
 
-    store = JobStore(Bookkeeping.from_config(_config(config)))
+    store = JobStore(_bookkeeping(_config(config)))
     records = [r for r in [store.get(int(job))] if r] if job.isdigit() else store.of_file(job)
     if not records:
         typer.echo(f"{job}: no such job", err=True)
@@ -158,8 +172,13 @@ def retry(
     config: Path | None = _CONFIG,
 ) -> None:
     """Put a failed file back in the queue, with its try count reset."""
-    if not _manager(config).retry(file):
-        typer.echo(f"{file}: not in state 'failed'", err=True)
+    manager = _manager(config, create=False)
+    if not manager.retry(file):
+        rec = manager.bk.get(file)
+        if rec is None:
+            typer.echo(f"{file}: no such file in the bookkeeping database", err=True)
+        else:
+            typer.echo(f"{file}: in state '{rec.state}', not 'failed': nothing to retry", err=True)
         raise typer.Exit(1)
     typer.echo(f"{file}: back to 'stored'; the manager will submit it")
 
@@ -170,7 +189,7 @@ def cancel(
 ) -> None:
     """Cancel a job (the file is then parked as failed, with reason 'cancelled')."""
     try:
-        typer.echo(_manager(config).cancel(job))
+        typer.echo(_manager(config, create=False).cancel(job))
     except KeyError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None

@@ -23,6 +23,8 @@ from farmtools.bookkeeping import Bookkeeping
 from farmtools.bookkeeping.schema import jobs, now
 
 ACTIVE = ("submitted", "running")
+#: Every state a job row can be in (``jobs list --state`` accepts these and nothing else).
+JOB_STATES = ("new", *ACTIVE, "done", "failed", "cancelled")
 
 
 @dataclass(frozen=True)

@@ -289,12 +289,15 @@ class Manager:
 
     def claim(self, s: PassSummary) -> None:
         while True:
+            # 311 files only: a 6x6x6 event file (``<run>_<seq>_<id>.dat``) stays stored, archived
+            # as any raw file, until its reconstruction exists (issue 15)
             got = self.bk.claim(
                 FileState.STORED,
                 FileState.QUEUED,
                 limit=self.claim_limit,
                 worker=self.worker,
                 event=Event.QUEUED,
+                name_prefix="run",
             )
             for f in got:
                 self._new_job(f)

@@ -1,4 +1,7 @@
-"""``farmtools raw inspect``: look inside raw files and validate every event.
+"""``farmtools raw inspect``: look inside raw files (3x1x1 or 6x6x6) and validate every event.
+
+The format comes from the name, else from the content (:mod:`farmtools.rawdata.sniff`); the
+detector from ``--detector``, else 3x1x1 for 311 files and 6x6x6 for ProtoDUNE-DP files.
 
 Exit code 0 when every file is valid, 1 when any is not (the error, naming the file, the event
 and the byte offset, goes to stderr).  The processing manager and the shift crew use the same
@@ -19,7 +22,10 @@ EXIT_INVALID = 1
 
 def register(app: typer.Typer) -> None:
     """Add the ``raw`` group to the root application."""
-    raw = typer.Typer(help="Raw data files of the 3x1x1 (the 311 format).", no_args_is_help=True)
+    raw = typer.Typer(
+        help="Raw data files: the 3x1x1's 311 format, the 6x6x6's ProtoDUNE-DP format.",
+        no_args_is_help=True,
+    )
     raw.command("inspect")(inspect)
     app.add_typer(raw, name="raw")
 
@@ -37,7 +43,12 @@ def inspect(
     as_json: Annotated[
         bool, typer.Option("--json", help="one JSON object per file on stdout")
     ] = False,
-    detector: Annotated[str, typer.Option(help="detector geometry")] = "3x1x1",
+    detector: Annotated[
+        str | None,
+        typer.Option(
+            help="detector geometry (default: 3x1x1 for 311 files, 6x6x6 for ProtoDUNE-DP)"
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
 ) -> None:
     """Print run, events, triggers, time span, compression and bad cards; validate every event."""
@@ -46,14 +57,18 @@ def inspect(
 
     from farmtools.detector import geometry
     from farmtools.rawdata import RawDataError, RawFile
+    from farmtools.rawdata.pddp_reader import PDDPFile
+    from farmtools.rawdata.sniff import raw_format
 
     out = Console()
     err = Console(stderr=True, soft_wrap=True)
-    geo = geometry(detector)
     failed = 0
     for path in files:
+        kind = raw_format(path)
+        geo = geometry(detector or ("6x6x6" if kind == "pddp" else "3x1x1"))
+        opener = PDDPFile.open if kind == "pddp" else RawFile.open
         try:
-            with RawFile.open(path, geo) as f:
+            with opener(path, geo) as f:
                 if quiet or as_json or f.n_events < 20:
                     report = f.validate()
                 else:
@@ -91,6 +106,8 @@ def inspect(
                         "last_time": report.last_time,
                         "compression": report.compression,
                         "bad_card_events": report.bad_card_events,
+                        "format": kind or "311",
+                        "incomplete_events": getattr(report, "incomplete_events", 0),
                     }
                 )
             )
@@ -111,5 +128,11 @@ def inspect(
             f"  trigger types: {kinds or '-'}; events with bad cards: {report.bad_card_events}",
             highlight=False,
         )
+        if kind == "pddp":
+            out.print(
+                f"  ProtoDUNE-DP ({geo.name}); incomplete events: "
+                f"{getattr(report, 'incomplete_events', 0)}",
+                highlight=False,
+            )
     if failed:
         raise typer.Exit(EXIT_INVALID)

@@ -1,4 +1,9 @@
-"""Raw file names: ``run<N>-seq<M>.dat``, the one convention every stage relies on."""
+"""Raw file names: ``run<N>-seq<M>.dat``, the one convention every stage relies on.
+
+The 6x6x6's event files, ``<run>_<seq>_<L2 id>.dat`` (:mod:`farmtools.rawdata.pddp_naming`),
+are raw files too: :func:`parse_raw_name` gives them a :class:`RawName` with their L2 builder
+id, so that ingest, the bookkeeping and the archives take them as they take 311 files.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +14,28 @@ from dataclasses import dataclass
 #: ASCII digits only: ``\d`` would also accept other scripts' digits (``run١-seq٢.dat``), which
 #: ``int()`` turns into the same numbers as an ASCII name: two different files, one raw name.
 _NAME = re.compile(r"run([0-9]{1,9})-seq([0-9]{1,9})\.dat", re.ASCII)
+#: The 6x6x6 event files the farm's L2 builders write (extension ``dat`` only).
+_L2_NAME = re.compile(r"([0-9]{1,9})_([0-9]{1,9})_([A-Za-z0-9])\.dat", re.ASCII)
 
 
 @dataclass(frozen=True, order=True)
 class RawName:
-    """Run and sequence number parsed from a raw file name."""
+    """Run and sequence number parsed from a raw file name (and the L2 builder of a 6x6x6 file)."""
 
     run: int
     seq: int
+    #: L2 builder id of a 6x6x6 (ProtoDUNE-DP) event file; empty for a 3x1x1 file.
+    builder: str = ""
+
+    @property
+    def pddp(self) -> bool:
+        """A 6x6x6 event file (ProtoDUNE-DP format), not a 311 file."""
+        return bool(self.builder)
 
     @property
     def filename(self) -> str:
+        if self.builder:
+            return f"{self.run}_{self.seq}_{self.builder}.dat"
         return f"run{self.run}-seq{self.seq}.dat"
 
     @property
@@ -30,6 +46,8 @@ class RawName:
     @property
     def reco_filename(self) -> str:
         """Name of the reconstruction output, as the seed named it."""
+        if self.builder:
+            return f"recotask_{self.run}_{self.seq}_{self.builder}.root"
         return f"recotask_run{self.run}-seq{self.seq}.root"
 
 
@@ -45,5 +63,8 @@ def parse_raw_name(name: str | bytes | os.PathLike[str]) -> RawName | None:
     base = os.path.basename(os.fsdecode(name) if not isinstance(name, str) else name)
     m = _NAME.fullmatch(base)
     if m is None:
-        return None
+        l2 = _L2_NAME.fullmatch(base)
+        if l2 is None:
+            return None
+        return RawName(int(l2.group(1)), int(l2.group(2)), l2.group(3))
     return RawName(int(m.group(1)), int(m.group(2)))

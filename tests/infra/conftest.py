@@ -5,7 +5,9 @@ on the five-node farm and that the deployed chain works; the whole module takes 
 minutes here (image and caches built once under .mockfarm/, provisioning twice, checks, a
 distributed data challenge, teardown).  ``FARMTOOLS_FARM_TESTS=0`` skips them for a quick
 local run (``make unit`` leaves them out by marker as well); they need root and podman, and the
-fixture skips with the reason otherwise.
+fixture fails with the reason otherwise.  In strict mode (always under ``make test``, see
+tests/servers/strict.py) the ``FARMTOOLS_FARM_TESTS=0`` skip is reported as a failure too:
+a quick run by hand needs ``FARMTOOLS_ALLOW_SKIP=1`` as well.
 """
 
 from __future__ import annotations

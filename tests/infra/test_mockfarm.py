@@ -125,8 +125,24 @@ def test_rendered_configuration_loads_as_prod(mockfarm: MockFarm, node: str) -> 
         'print(c.storage.backend, c.storage.url, c.batch.backend, c.home)"'
     )
     assert out.split() == ["xrootd", "root://storage:1094", "slurm", "/home/prod"]
+
+
+@pytest.mark.parametrize("node", FARMTOOLS_NODES)
+def test_database_password_only_in_the_secrets_file(mockfarm: MockFarm, node: str) -> None:
+    """Issue 13, section 3: farm.toml (readable by the shift) holds no password; secrets.env is
+    the production account's alone, and farmtools run as prod finds the password there."""
+    host = mockfarm.host(node)
+    password = _secret("FARMTOOLS_DB_PASSWORD")
+    assert password and password not in host.file("/etc/farmtools/farm.toml").content_string
     secrets = host.file("/etc/farmtools/secrets.env")
-    assert secrets.mode == 0o640
+    assert (secrets.user, secrets.mode) == ("prod", 0o400)
+    assert host.run("runuser -u shift -- cat /etc/farmtools/secrets.env").rc != 0
+    out = host.check_output(
+        f"runuser -u prod -- {VENV}/bin/python -c "
+        '"from farmtools.bookkeeping import Bookkeeping; from farmtools.config import load_config; '
+        "print(Bookkeeping.from_config(load_config('/etc/farmtools/farm.toml')).schema_version())\""
+    )
+    assert int(out) >= 1
 
 
 def test_xrootd_answers_with_adler32(mockfarm: MockFarm) -> None:

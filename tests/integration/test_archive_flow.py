@@ -244,6 +244,16 @@ def test_cli_plan_create_transfer_verify_restore(
         res = run(app, ["archive", verb])
         assert res.exit_code == 0, res.output
     assert "OK   hv-scan_1012.0-1013.0" in res.output
+    assert "verified 1 archive(s): 1 OK, 0 bad" in res.output
+    # again (cron): nothing left to verify is said, not silence; --all re-reads every archive
+    res = run(app, ["archive", "verify"])
+    assert res.exit_code == 0, res.output
+    assert "nothing to verify: 1 archive(s) already verified" in res.output
+    assert "OK   " not in res.output
+    res = run(app, ["archive", "verify", "--all"])
+    assert res.exit_code == 0, res.output
+    assert "OK   hv-scan_1012.0-1013.0" in res.output
+    assert "verified 1 archive(s): 1 OK, 0 bad" in res.output
     res = run(app, ["archive", "restore", "run1012-seq1.dat", "--to", str(tmp_path / "r")])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "r" / "run1012-seq1.dat").stat().st_size == SIZES[(1012, 1)]

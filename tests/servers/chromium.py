@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from tests.servers.strict import missing
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
@@ -29,8 +31,11 @@ CHROMIUM_ARGS = [
 @pytest.fixture(scope="session")
 def chromium_browser() -> Iterator[Any]:
     if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"{CHROMIUM} missing: install Debian chromium (scripts/apt-packages.txt)")
-    from playwright.sync_api import sync_playwright
+        missing(f"{CHROMIUM} is not installed (Debian chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        missing("playwright is not installed", "pip install -e '.[dev]' (scripts/setup.sh)")
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -23,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.servers.strict import missing, need_tools
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "scripts" / "mockfarm"
@@ -96,11 +97,14 @@ def _run(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str
 @pytest.fixture(scope="module")
 def mockfarm() -> Iterator[MockFarm]:
     """Bring the farm up, provision it twice, yield it, tear it down."""
-    for tool in ("podman", "mmdebstrap", "dpkg-scanpackages"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed (scripts/apt-packages.txt)")
+    need_tools("podman", package="podman")
+    need_tools("mmdebstrap", package="mmdebstrap")
+    need_tools("dpkg-scanpackages", package="dpkg-dev")
     if os.geteuid() != 0:
-        pytest.skip("the mock farm needs root (rootful podman, cgroup mounts)")
+        missing(
+            "the mock farm needs root (rootful podman, cgroup mounts)",
+            "run make test as root, as CI does",
+        )
     env = dict(os.environ)
     env["CONTAINERS_CONF"] = str(MOCKFARM_DIR / "containers.conf")
     timings: dict[str, float] = {}

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.servers.process import free_port, stop_pid, wait_for_port
+from tests.servers.strict import missing
 
 _counter = itertools.count()
 
@@ -120,11 +121,14 @@ def own_postgres_server() -> Iterator[PostgresServer]:
 
     For the session's server and for tests that stop and restart theirs (an outage), which
     must not touch the one other tests share.  Its directory is below /tmp, not below a
-    pytest ``tmp_path``: user postgres must be able to reach it.  Skips when not installed.
+    pytest ``tmp_path``: user postgres must be able to reach it.  Fails (strict mode) or skips
+    when PostgreSQL is not installed.
     """
     bindir = _bindir()
     if bindir is None:
-        pytest.skip("postgresql is not installed (scripts/apt-packages.txt)")
+        missing(
+            "PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb, Debian postgresql)"
+        )
     base = Path(tempfile.mkdtemp(prefix="ft-pg-"))
     server = PostgresServer(bindir, base)
     server.start()

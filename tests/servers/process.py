@@ -7,7 +7,8 @@ import os
 import signal
 import socket
 import subprocess
-import time
+
+from tests.eventually import NeverHappened, eventually
 
 
 def free_port() -> int:
@@ -25,8 +26,8 @@ def wait_for_port(
     log: str | None = None,
 ) -> None:
     """Block until something accepts connections on ``host:port``; fail with the server's log."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def listening() -> bool:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(
                 f"server exited with {proc.returncode} before listening on {port}"
@@ -34,12 +35,14 @@ def wait_for_port(
             )
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             s.settimeout(0.2)
-            if s.connect_ex((host, port)) == 0:
-                return
-        time.sleep(0.02)
-    raise TimeoutError(
-        f"nothing listens on {host}:{port} after {timeout} s"
-        + (f"\n--- log ---\n{_tail(log)}" if log else "")
+            return s.connect_ex((host, port)) == 0
+
+    eventually(
+        listening,
+        timeout,
+        f"a server listening on {host}:{port}",
+        interval=0.02,
+        details=lambda: f"--- log ---\n{_tail(log)}" if log else "",
     )
 
 
@@ -47,18 +50,21 @@ def stop_pid(pid: int, timeout: float = 10.0) -> None:
     """SIGTERM, then SIGKILL after ``timeout``; a PID that is already gone is fine."""
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def gone() -> bool:
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
-            return
+            return True
         with contextlib.suppress(ChildProcessError):
-            if os.waitpid(pid, os.WNOHANG)[0] == pid:
-                return
-        time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
+            return os.waitpid(pid, os.WNOHANG)[0] == pid
+        return False
+
+    try:
+        eventually(gone, timeout, f"pid {pid} gone after SIGTERM")
+    except NeverHappened:  # not a test failure: the process is killed for good
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _tail(path: str | None, lines: int = 40) -> str:

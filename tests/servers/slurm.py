@@ -17,13 +17,15 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from tests.eventually import eventually
 from tests.servers.process import _tail, free_port, stop_pid, wait_for_port
+from tests.servers.strict import need_tools
 
 HOST = socket.gethostname().split(".")[0]
 PARTITION = "prod"
@@ -66,13 +68,8 @@ def _start(
     return proc
 
 
-def _wait_for(cond: object, what: str, timeout: float, log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if callable(cond) and cond():
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"{what} not ready after {timeout} s\n--- log ---\n{_tail(str(log))}")
+def _wait_for(cond: Callable[[], object], what: str, timeout: float, log: Path) -> None:
+    eventually(cond, timeout, f"{what} ready", details=lambda: f"--- log ---\n{_tail(str(log))}")
 
 
 def start_cluster(root: Path, cpus: int = 2) -> SlurmCluster:
@@ -206,9 +203,10 @@ def _start_all(cluster: SlurmCluster, root: Path, cpus: int) -> None:
 @pytest.fixture(scope="session")
 def slurm_cluster() -> Iterator[SlurmCluster]:
     """A one-node Slurm with slurmdbd accounting, shared by the session's Slurm/TORQUE tests."""
-    for tool in ("munged", "mariadbd", "slurmdbd", "slurmctld", "slurmd", "sbatch"):
-        if shutil.which(tool) is None:
-            pytest.fail(f"{tool} is not installed: see scripts/apt-packages.txt")
+    need_tools("munged", package="munge")
+    need_tools("mariadbd", package="mariadb-server")
+    need_tools("slurmdbd", package="slurmdbd")
+    need_tools("slurmctld", "slurmd", "sbatch", package="slurm-wlm")
     root = Path(tempfile.mkdtemp(prefix="farmtools-slurm-"))
     cluster = start_cluster(root)
     try:

@@ -6,7 +6,6 @@ real socket, and the test reads what arrived.  Fixture ``smtp_server`` (function
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes
@@ -15,7 +14,9 @@ from typing import Any
 
 import pytest
 
+from tests.eventually import eventually
 from tests.servers.process import free_port
+from tests.servers.strict import missing
 
 
 @dataclass
@@ -31,15 +32,17 @@ class SmtpServer:
         return "250 Message accepted for delivery"
 
     def wait_for(self, n: int = 1, timeout: float = 10.0) -> list[Message]:
-        deadline = time.monotonic() + timeout
-        while len(self.messages) < n and time.monotonic() < deadline:
-            time.sleep(0.02)
+        """The messages received, once there are at least ``n``; fails after ``timeout`` s."""
+        eventually(lambda: len(self.messages), timeout, f"{n} message(s)", until=lambda k: k >= n)
         return self.messages
 
 
 @pytest.fixture
 def smtp_server() -> Iterator[SmtpServer]:
-    from aiosmtpd.controller import Controller
+    try:
+        from aiosmtpd.controller import Controller
+    except ImportError:
+        missing("aiosmtpd is not installed", "pip install -e '.[dev]' (scripts/setup.sh)")
 
     server = SmtpServer("127.0.0.1", free_port())
     controller = Controller(server, hostname=server.host, port=server.port)

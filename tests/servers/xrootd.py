@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.servers.process import free_port, stop_pid, wait_for_port
+from tests.servers.strict import need_tools
 
 
 class XRootDServer:
@@ -67,8 +68,7 @@ class XRootDServer:
 
 
 def _need_xrootd() -> None:
-    if shutil.which("xrootd") is None:
-        pytest.skip("xrootd-server is not installed (scripts/apt-packages.txt)")
+    need_tools("xrootd", package="xrootd-server")
 
 
 @pytest.fixture(scope="session")

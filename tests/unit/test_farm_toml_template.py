@@ -52,7 +52,7 @@ def test_mockfarm_values_reach_the_configuration(tmp_path: Path) -> None:
     assert cfg.home == Path("/home/prod")
     assert cfg.storage.backend == "xrootd"
     assert cfg.storage.url == "root://storage:1094"
-    # quotes and backslashes in a secret survive: tojson escapes them for TOML
+    # quotes and backslashes survive: tojson escapes them for TOML
     assert cfg.database.url == overrides["database.url"]
     assert cfg.batch.backend == "slurm"
     assert cfg.batch.slots == 16

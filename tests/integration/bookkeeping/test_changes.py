@@ -12,6 +12,7 @@ import time
 from farmtools.bookkeeping import Bookkeeping, Event, FileState
 from farmtools.bookkeeping.changes import ChangeWatch
 from farmtools.bookkeeping.schema import now
+from tests.eventually import eventually
 
 
 def _register(bk: Bookkeeping, name: str) -> None:
@@ -28,13 +29,8 @@ def _store(url: str, name: str) -> None:
 
 
 def _changed_soon(watch: ChangeWatch, timeout: float = 5.0) -> bool:
-    """Whether the watch reports a change within ``timeout`` (NOTIFY travels over a socket)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if watch.changed():
-            return True
-        time.sleep(0.01)
-    return False
+    """True once the watch reports a change; fails after ``timeout`` (NOTIFY travels over a socket)."""
+    return eventually(watch.changed, timeout, "a change reported by the watch", interval=0.01)
 
 
 def test_the_watch_sees_a_file_stored_by_another_connection(bk: Bookkeeping, db_url: str) -> None:
@@ -77,7 +73,7 @@ def test_what_counts_as_a_change_per_backend(bk: Bookkeeping, db_url: str) -> No
         if bk.dialect == "sqlite":
             assert watch.changed()
         else:
-            time.sleep(0.2)
+            time.sleep(0.2)  # a NOTIFY that must not come: the time it would take (what is tested)
             assert not watch.changed()
         # a claim into `stored` (e.g. a retry) notifies as a transition does
         bk.transition("run1-seq0.dat", FileState.DETECTED, FileState.FAILED, Event.FAILED)
@@ -94,7 +90,7 @@ def test_a_failed_compare_and_set_tells_nothing(bk: Bookkeeping) -> None:
     try:
         assert watch.changed()
         assert not bk.transition("run1-seq0.dat", FileState.COPYING, FileState.STORED, "x")
-        time.sleep(0.2)
+        time.sleep(0.2)  # a NOTIFY that must not come: the time it would take (what is tested)
         assert not watch.changed()  # compare-and-set failed: nothing committed, nothing sent
     finally:
         watch.close()

@@ -103,8 +103,10 @@ def test_runs_and_files(farm: Path, db_url: str) -> None:
     assert "0a1b2c3d" in out
     code, out = _cli(farm, "files", "--state", "detected")
     assert [ln.split()[0] for ln in out.splitlines()[2:]] == ["run1015-seq0.dat"]
-    code, out = _cli(farm, "files", "--run", "99")
-    assert code == 0 and len(out.splitlines()) == 2  # title and header only
+    code, out = _cli(farm, "files", "--run", "99")  # not an empty table: no such run
+    assert code == 1 and "--run 99: no such run in the bookkeeping database" in out
+    code, out = _cli(farm, "files", "--run", "1015", "--state", "stored")
+    assert code == 0 and len(out.splitlines()) == 2  # the run exists: title and header
     code, out = _cli(farm, "files", "--state", "lost")
     assert code == 2 and "--state 'lost': not one of detected, copying" in out
     bk.close()

@@ -22,6 +22,7 @@ from rich.console import Console
 from farmtools.bookkeeping import Bookkeeping, FileState
 from farmtools.challenge.chaos import is_mount_point
 from farmtools.challenge.run import ChallengeSettings, run_challenge
+from tests.eventually import eventually
 
 STAGES = ("written", "detected", "stored", "submitted", "started", "ended", "reconstructed")
 
@@ -273,7 +274,6 @@ def test_ctrl_c_stops_everything_and_still_reports(tmp_path: Path) -> None:
     import signal
     import subprocess
     import sys
-    import time
 
     import psutil
 
@@ -287,9 +287,14 @@ def test_ctrl_c_stops_everything_and_still_reports(tmp_path: Path) -> None:
         stderr=subprocess.STDOUT,
     )
     db = home / "bookkeeping.sqlite"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and not (home / "storage" / "output" / "run1").exists():
-        time.sleep(0.2)  # wait until a job has started writing its output
+    try:  # until a job has started writing its output
+        eventually(
+            (home / "storage" / "output" / "run1").exists, 90, "a job's output", interval=0.2
+        )
+    except BaseException:
+        proc.kill()
+        proc.communicate()
+        raise
     assert db.exists()
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=120)
@@ -298,10 +303,11 @@ def test_ctrl_c_stops_everything_and_still_reports(tmp_path: Path) -> None:
     assert "interrupted" in text
     report = json.loads((home / "reports" / "challenge-run1.json").read_text())
     assert "interrupted" in report["verdict"] and report["settings"]["interrupted"]
-    time.sleep(1.0)  # cancelled jobs' process groups are being killed by their supervisors
-    left = []
-    for p in psutil.process_iter(["pid", "cmdline"]):
-        cmd = " ".join(p.info["cmdline"] or [])
-        if str(home) in cmd:
-            left.append(cmd)
-    assert left == []
+
+    def left() -> list[str]:
+        """Processes of this farm still there (cancelled jobs' groups are killed by their
+        supervisors, which may take a moment after the command's exit)."""
+        cmds = (" ".join(p.info["cmdline"] or []) for p in psutil.process_iter(["cmdline"]))
+        return [cmd for cmd in cmds if str(home) in cmd]
+
+    eventually(left, 10, "no process of the farm left", until=lambda cmds: cmds == [])

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from farmtools.config import (
 from farmtools.ingest.service import IngestService
 from farmtools.rawdata import RawFileWriter
 from farmtools.storage import LocalStorage, Storage
+from tests.eventually import eventually
 
 
 def write_raw(path: Path, run: int, events: int = 2, *, payload: int = 3000, fill: int = 7) -> Path:
@@ -54,16 +54,8 @@ def make_config(tmp: Path, db_url: str | None = None, **storage: Any) -> FarmCon
     )
 
 
-def wait_for(cond: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    """Wait until ``cond()`` is truthy (the daemon works asynchronously); fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+# the ingest tests' name for the one polling helper (the watcher works asynchronously)
+wait_for = eventually
 
 
 @dataclass

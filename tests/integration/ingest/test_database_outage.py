@@ -10,7 +10,6 @@ print a traceback per file per try.
 
 from __future__ import annotations
 
-import time
 from functools import partial
 from pathlib import Path
 
@@ -56,7 +55,13 @@ def _watch_through_an_outage(server: PostgresServer, tmp_path: Path) -> None:
             lambda: "run30-seq3.dat" in log.read_text(errors="replace"),
             what="the watcher meeting the outage with the file named in its log",
         )
-        time.sleep(1.0)  # a few rounds of retries against the dead server
+        wait_for(  # a few rounds of retries against the dead server
+            lambda: (
+                "run30-seq3.dat: ingest waits for the bookkeeping database (try 3,"
+                in log.read_text(errors="replace")
+            ),
+            what="the third try of run30-seq3.dat in the watcher's log",
+        )
         assert watcher.alive(), log.read_text(errors="replace")[-3000:]
         text = log.read_text(errors="replace")
         # one line per file and try, naming the file and what it waits for; no traceback flood

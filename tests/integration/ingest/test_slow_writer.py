@@ -31,7 +31,7 @@ for i in range(pieces):
     f.write(data[i * step : (i + 1) * step])
     f.flush()
     print("piece", i, flush=True)
-    time.sleep(pause)
+    time.sleep(pause)  # the slow writer's pace: what is tested
 f.close()
 print("closed", time.time(), flush=True)
 sys.stdin.read()  # stay alive until the test is done: a live process that no longer writes

@@ -124,6 +124,7 @@ def _race(cfg_tmp: Path, db_url: str) -> None:
         t.start()
     for t in threads:
         t.join(timeout=60)
+        assert not t.is_alive(), f"{t.name} did not finish its ingests within 60 s"
     bk = bks[0]
     for n in names:
         story = [e.event for e in bk.story(n)]

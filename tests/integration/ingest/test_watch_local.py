@@ -256,15 +256,11 @@ def test_storage_down_daemon_keeps_running_and_drains(farm: Farm) -> None:
         farm.raw(f"run17-seq{i}.dat", 17)
     # between attempts the file waits in "detected" with the error recorded (never stored)
     rec = wait_for(
-        lambda: (
-            (r := farm.bk.get("run17-seq0.dat")) is not None
-            and r.tries >= 2
-            and r.state == FileState.DETECTED
-            and r
-        ),
+        lambda: farm.bk.get("run17-seq0.dat"),
         what="failed attempts",
+        until=lambda r: r is not None and r.tries >= 2 and r.state == FileState.DETECTED,
     )
-    assert rec.last_error and rec.not_before is not None
+    assert rec is not None and rec.last_error and rec.not_before is not None
     assert farm.state("run17-seq1.dat") in ("detected", "copying")
     assert Event.ERROR in farm.events("run17-seq0.dat")
     root.unlink()  # the storage is back

@@ -129,3 +129,44 @@ def test_serve_warns_when_exposed_without_authentication(
         assert httpx2.get(base + "/api/tree", auth=("shift", "s3cret")).status_code == 200
     finally:
         srv.stop()
+
+
+def test_serve_on_a_busy_port_fails_before_saying_it_serves(farm_toml: tuple[Path, int]) -> None:
+    """Issue 13: one line naming the address, not "monitor on http://..." and then a failure."""
+    import socket
+
+    cfg, port = farm_toml
+    with socket.create_server(("127.0.0.1", port)):  # someone else holds the port
+        res = subprocess.run(
+            [sys.executable, "-m", "farmtools", "monitor", "serve", "--config", str(cfg)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    out = res.stdout + res.stderr
+    assert res.returncode == 1, out
+    assert f"monitor: cannot listen on 127.0.0.1:{port}: Address already in use" in out
+    assert "monitor on http" not in out and "Traceback" not in out
+
+
+@pytest.mark.postgres
+def test_serve_never_prints_the_database_password(tmp_path: Path, postgres_url: str) -> None:
+    """Issue 13: the start line (it lands in the journal) names the database, password masked."""
+    password = "never-in-the-journal"
+    user, rest = postgres_url.split("://", 1)[1].split("@", 1)
+    port = free_port()
+    cfg = tmp_path / "farm.toml"
+    cfg.write_text(
+        f'[farm]\nhome = "farm"\n[monitor]\nport = {port}\n[database]\n'
+        f'url = "postgresql+psycopg://{user}:{password}@{rest}"\n'
+    )
+    srv = Served(tmp_path, ["--config", str(cfg)])
+    try:
+        wait_for_port(port, timeout=60, proc=srv.proc, log=str(srv.log))
+        assert httpx2.get(f"http://127.0.0.1:{port}/healthz").text == "ok"  # past the start line
+        out = srv.output()
+        assert f"database: postgresql+psycopg://{user}:***@{rest}" in out, out
+        assert password not in out
+    finally:
+        srv.stop()
+    assert password not in srv.output()

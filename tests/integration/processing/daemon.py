@@ -11,13 +11,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from farmtools.config import FarmConfig, load_config
 from farmtools.deploy.farmtoml import render_farm_toml
+from tests.eventually import eventually
 
 FARMTOOLS = str(Path(sys.executable).with_name("farmtools"))
 
@@ -80,9 +80,13 @@ class Daemon:
 
 
 def wait_until(cond: Callable[[], bool], what: str, timeout: float, daemon: Daemon) -> None:
-    """Poll ``cond`` until true; fail naming ``what`` (and the daemon's output) otherwise."""
-    deadline = time.monotonic() + timeout
-    while not cond():
+    """Poll ``cond`` until true; fail naming ``what`` (and the daemon's output) otherwise,
+    at once if the daemon died."""
+
+    def holds() -> bool:
+        if cond():
+            return True
         assert daemon.alive(), f"daemon died while waiting for {what}:\n{daemon.output()[-3000:]}"
-        assert time.monotonic() < deadline, f"{what}: timeout\n{daemon.output()[-3000:]}"
-        time.sleep(0.1)
+        return False
+
+    eventually(holds, timeout, what, interval=0.1, details=lambda: daemon.output()[-3000:])

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from typer.testing import CliRunner
 
 from farmtools.bookkeeping import Bookkeeping, FileState
 from farmtools.cli import app
+from tests.eventually import eventually
 from tests.processing_farm import make_cfg, state_of, store
 
 
@@ -26,11 +26,18 @@ def test_process_once_and_jobs_commands(tmp_path: Path) -> None:
     first = runner.invoke(app, ["process", "once", *conf])
     assert first.exit_code == 0, first.output
     assert "claimed 2, submitted 2" in first.output
-    deadline = time.monotonic() + 60
-    while {state_of(bk, good), state_of(bk, bad)} != {FileState.RECONSTRUCTED, FileState.FAILED}:
-        assert time.monotonic() < deadline
+
+    def process_once() -> None:
         assert runner.invoke(app, ["process", "once", *conf]).exit_code == 0
-        time.sleep(0.1)
+
+    eventually(
+        lambda: {state_of(bk, good), state_of(bk, bad)},
+        60,
+        "one file reconstructed, the corrupt one failed",
+        until=lambda v: v == {FileState.RECONSTRUCTED, FileState.FAILED},
+        step=process_once,
+        interval=0.1,
+    )
     listed = runner.invoke(app, ["jobs", "list", *conf])
     assert listed.exit_code == 0 and "corrupt_input" in listed.output and "done" in listed.output
     shown = runner.invoke(app, ["jobs", "show", bad, *conf])

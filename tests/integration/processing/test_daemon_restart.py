@@ -14,6 +14,7 @@ from pathlib import Path
 
 from farmtools.bookkeeping import Bookkeeping, Event, FileState
 from farmtools.processing.jobs import JobStore
+from tests.eventually import eventually
 from tests.integration.processing.daemon import Daemon, wait_until, write_farm
 from tests.integration.processing.fifo import feed, make_fifo
 from tests.processing_farm import state_of, store
@@ -48,10 +49,7 @@ def test_sigkilled_daemon_restarts_and_collects_each_job_once(tmp_path: Path) ->
     job_a = JobStore(bk).of_file(a)[0]
     assert job_a.status_file is not None
     status_a = Path(job_a.status_file)
-    deadline = time.monotonic() + 30
-    while not status_a.exists():
-        assert time.monotonic() < deadline, "job A did not end without its manager"
-        time.sleep(0.05)
+    eventually(status_a.exists, 30, "job A ended without its manager (its status file)")
     assert state_of(bk, a) == FileState.RUNNING  # nobody collected it yet
 
     second = Daemon(config, tmp_path / "second.log")
@@ -60,7 +58,9 @@ def test_sigkilled_daemon_restarts_and_collects_each_job_once(tmp_path: Path) ->
         assert state_of(bk, b) == FileState.RUNNING  # B still runs, followed by batch id
         feed(fifos[1], RUN)
         wait_until(lambda: state_of(bk, b) == FileState.RECONSTRUCTED, "B collected", 60, second)
-        time.sleep(1.0)  # a few more polls: nothing may be collected a second time
+        # a few more polls in which a second collection would show (what is tested: no event
+        # to wait for, as nothing may happen)
+        time.sleep(1.0)
     finally:
         assert second.stop() == 0, second.output()[-3000:]
 

@@ -43,7 +43,7 @@ def _process_through_an_outage(server: PostgresServer, tmp_path: Path) -> None:
 
         server.stop()
         outage = 6.0
-        time.sleep(outage)
+        time.sleep(outage)  # the outage itself, what is tested: how often the daemon retries in it
         assert daemon.alive(), daemon.output()[-3000:]
         text = daemon.output()
         fails = [

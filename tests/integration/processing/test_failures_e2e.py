@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,18 +23,11 @@ from farmtools.processing.jobs import JobRecord, JobStore
 from farmtools.processing.manager import Manager
 from farmtools.processing.script import JobPaths
 from farmtools.rawdata.naming import parse_raw_name
+from tests.eventually import eventually
 from tests.integration.processing.daemon import write_farm
 from tests.integration.processing.fifo import job_pid, make_fifo
-from tests.processing_farm import make_cfg, record_of, state_of, store
+from tests.processing_farm import drive, make_cfg, record_of, state_of, store, wait_job
 from tests.servers.slurm import SlurmCluster
-
-
-def _passes(manager: Manager, done: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        assert time.monotonic() < deadline, manager.bk.counts_by_state()
-        manager.run_once()
-        time.sleep(0.05)
 
 
 def _job(bk: Bookkeeping, name: str, index: int = -1) -> JobRecord:
@@ -76,9 +67,9 @@ def test_walltime_exceeded_is_resubmitted_with_more_walltime(tmp_path: Path) -> 
     assert real is not None
     _hanging(bk, tmp_path, name)  # the first try hangs on its input past its 1 s
     manager = Manager(cfg, bk=bk)
-    _passes(manager, lambda: _first_failed(bk, name))
+    drive(manager, lambda: _first_failed(bk, name))
     bk.update_fields(name, storage_path=real)  # the storage answers again
-    _passes(manager, lambda: state_of(bk, name) == FileState.RECONSTRUCTED)
+    drive(manager, lambda: state_of(bk, name) == FileState.RECONSTRUCTED)
     first, second = JobStore(bk).of_file(name)
     assert first.failure == "walltime" and first.reason == "walltime of 1 s exceeded"
     assert first.walltime_used_s is not None and first.walltime_used_s >= 1.0
@@ -97,14 +88,14 @@ def test_a_job_killed_by_a_signal_is_classified_and_resubmitted(tmp_path: Path) 
     assert real is not None
     _hanging(bk, tmp_path, name)
     manager = Manager(cfg, bk=bk)
-    _passes(manager, lambda: state_of(bk, name) == FileState.RUNNING)
+    drive(manager, lambda: state_of(bk, name) == FileState.RUNNING)
     stdout = _stdout(_job(bk, name))
-    _passes(manager, lambda: stdout.exists() and "started" in stdout.read_text())
+    drive(manager, lambda: stdout.exists() and "started" in stdout.read_text())
     pid = job_pid(stdout)
     os.killpg(pid, signal.SIGKILL)  # somebody (an OOM killer, a person) kills the job
-    _passes(manager, lambda: _first_failed(bk, name))
+    drive(manager, lambda: _first_failed(bk, name))
     bk.update_fields(name, storage_path=real)
-    _passes(manager, lambda: state_of(bk, name) == FileState.RECONSTRUCTED)
+    drive(manager, lambda: state_of(bk, name) == FileState.RECONSTRUCTED)
     first, second = JobStore(bk).of_file(name)
     assert first.failure == "signal" and first.signal == signal.SIGKILL
     assert first.reason == f"killed by signal {int(signal.SIGKILL)}"
@@ -121,24 +112,35 @@ def test_jobs_cancel_through_the_cli_stops_a_running_job(tmp_path: Path) -> None
     _hanging(bk, tmp_path, name)
     runner = CliRunner(env={"COLUMNS": "250"})
     conf = ["--config", str(config)]
-    deadline = time.monotonic() + 60
-    while state_of(bk, name) != FileState.RUNNING:
-        assert time.monotonic() < deadline
+
+    def process_once() -> None:
         assert runner.invoke(app, ["process", "once", *conf]).exit_code == 0
-        time.sleep(0.1)
+
+    eventually(
+        lambda: state_of(bk, name),
+        60,
+        f"{name} running",
+        until=lambda v: v == FileState.RUNNING,
+        step=process_once,
+    )
     job = _job(bk, name)
     stdout = _stdout(job)
-    while not (stdout.exists() and "started" in stdout.read_text()):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    eventually(
+        lambda: stdout.exists() and "started" in stdout.read_text(),
+        60,
+        "the job started (its stdout)",
+    )
     pid = job_pid(stdout)
     assert _alive(pid)
     res = runner.invoke(app, ["jobs", "cancel", str(job.id), *conf])
     assert res.exit_code == 0 and f"asked local to cancel {job.batch_id}" in res.output
-    while state_of(bk, name) != FileState.FAILED:
-        assert time.monotonic() < deadline, bk.get(name)
-        assert runner.invoke(app, ["process", "once", *conf]).exit_code == 0
-        time.sleep(0.1)
+    eventually(
+        lambda: bk.get(name),
+        60,
+        f"{name} failed (cancelled)",
+        until=lambda r: r is not None and r.state == FileState.FAILED,
+        step=process_once,
+    )
     assert not _alive(pid)  # the job's processes are gone, not just forgotten
     jobs = JobStore(bk).of_file(name)
     assert len(jobs) == 1 and jobs[0].failure == "cancelled"  # not resubmitted
@@ -176,9 +178,8 @@ def test_a_full_disk_while_writing_the_script_is_a_local_error_and_retried(
     assert errors[0].details["failure"] == "local_error"
     assert s.errors and str(script) in s.errors[0]
     assert not any(a.kind == "submission_refused" for a in bk.alarms())
-    script.unlink()  # space freed
-    time.sleep(0.25)
-    _passes(manager, lambda: state_of(bk, name) == FileState.RECONSTRUCTED)
+    script.unlink()  # space freed: the retry is due after batch_retry_s, drive() passes until then
+    drive(manager, lambda: state_of(bk, name) == FileState.RECONSTRUCTED)
     (only,) = JobStore(bk).of_file(name)  # the same job, one try
     assert only.try_number == 1 and only.exit_code == 0
 
@@ -197,7 +198,7 @@ def test_slurm_refusing_the_submission_parks_the_file(
     bk = Bookkeeping.from_config(cfg)
     name = store(bk, cfg, 45, 0)
     manager = Manager(cfg, bk=bk)
-    _passes(manager, lambda: state_of(bk, name) == FileState.FAILED)
+    drive(manager, lambda: state_of(bk, name) == FileState.FAILED)
     jobs = JobStore(bk).of_file(name)
     assert [j.failure for j in jobs] == ["submission_refused"] * 2
     assert all(j.batch_id is None for j in jobs)
@@ -225,7 +226,7 @@ def test_a_completed_job_is_not_resubmitted_when_sacct_lags(
     bk = Bookkeeping.from_config(cfg)
     good, bad = store(bk, cfg, 46, 0), store(bk, cfg, 46, 1, corrupt=True)
     manager = Manager(cfg, bk=bk, batch=_SlowSacct(slurm_cluster.env))
-    _passes(
+    drive(
         manager,
         lambda: (
             {state_of(bk, good), state_of(bk, bad)} == {FileState.RECONSTRUCTED, FileState.FAILED}
@@ -250,15 +251,16 @@ def test_scontrol_final_record_of_a_real_job(slurm_cluster: SlurmCluster, tmp_pa
     job = batch.submit(
         JobSpec("x", script, tmp_path / "x.out", tmp_path / "x.err", workdir=tmp_path)
     )
-    deadline = time.monotonic() + 60
-    while batch.states([job])[job] is not JobStatus.FINISHED:
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
-    rec = batch.final_record(job)
-    while rec is None:  # COMPLETING for a moment
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
-        rec = batch.final_record(job)
+    wait_job(batch, job, JobStatus.FINISHED)
+    # COMPLETING for a moment
+    rec = eventually(
+        lambda: batch.final_record(job),
+        60,
+        f"scontrol's final record of {job}",
+        until=lambda r: r is not None,
+        interval=0.2,
+    )
+    assert rec is not None
     assert rec.ending is Ending.COMPLETED and rec.exit_code == 3 and rec.node
     assert rec.started and rec.ended and rec.cpu_s is None
     assert batch.final_record("987654") is None  # unknown to the controller

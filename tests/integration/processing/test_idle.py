@@ -21,6 +21,7 @@ from sqlalchemy import event, text
 from farmtools.bookkeeping import Bookkeeping, FileState
 from farmtools.config import FarmConfig
 from farmtools.processing.manager import Manager
+from tests.eventually import eventually
 from tests.processing_farm import make_cfg, record_of, state_of, store
 
 
@@ -45,12 +46,10 @@ def _daemon(cfg: FarmConfig) -> Iterator[tuple[Manager, list[str]]]:
         manager.bk.close()
 
 
-def _until(check: Any, timeout: float = 60.0) -> float:
+def _until(check: Any, timeout: float = 60.0, what: str = "the file's next state") -> float:
     """Seconds until ``check()`` holds."""
     t0 = time.monotonic()
-    while not check():
-        assert time.monotonic() - t0 < timeout
-        time.sleep(0.01)
+    eventually(check, timeout, what, interval=0.01)
     return time.monotonic() - t0
 
 
@@ -67,7 +66,9 @@ def test_an_idle_daemon_runs_no_query_and_claims_a_new_file_at_once(tmp_path: Pa
     with _daemon(cfg) as (_manager, statements):
         first = store(ingest, cfg, 1, 0)
         _until(lambda: state_of(ingest, first) == FileState.RECONSTRUCTED)
-        time.sleep(0.5)  # the last poll after the job, then nothing is in flight
+        # the last poll after the job, then nothing is in flight (no event tells it: the quiet
+        # that follows is what is tested)
+        time.sleep(0.5)
         # 100 passes of claim_s: before the change watch, ~100 claims and ~100 due-job queries
         assert _quiet(statements, 2.0) == []
         second = store(ingest, cfg, 1, 1)
@@ -113,7 +114,7 @@ def test_postgres_notify_wakes_the_daemon_and_the_rescan_finds_a_silent_write(
     with _daemon(cfg) as (_manager, statements):
         first = store(ingest, cfg, 3, 0)
         _until(lambda: state_of(ingest, first) == FileState.RECONSTRUCTED)
-        time.sleep(0.5)
+        time.sleep(0.5)  # as above: the last poll after the job; the quiet that follows is tested
         idle = _quiet(statements, 1.0)
         assert not any("UPDATE files" in s for s in idle)  # no claim between rescans
         second = store(ingest, cfg, 3, 1)  # the transition to stored sends NOTIFY

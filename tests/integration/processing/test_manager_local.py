@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -16,7 +15,8 @@ from farmtools.bookkeeping import Bookkeeping, FileState
 from farmtools.config import FarmConfig
 from farmtools.processing.jobs import JobStore
 from farmtools.processing.manager import Manager
-from tests.processing_farm import make_cfg, state_of, store
+from tests.eventually import eventually
+from tests.processing_farm import drive, make_cfg, state_of, store
 from tests.servers.process import free_port
 from tests.servers.smtp import SmtpServer
 
@@ -47,14 +47,6 @@ def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
         server.server_close()
 
 
-def _until(manager: Manager, done: Any, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        assert time.monotonic() < deadline, manager.bk.counts_by_state()
-        manager.run_once()
-        time.sleep(0.05)
-
-
 def _cfg(tmp_path: Path, **kw: dict[str, Any]) -> tuple[FarmConfig, Bookkeeping]:
     cfg = make_cfg(tmp_path / "farm", **kw)
     return cfg, Bookkeeping.from_config(cfg)
@@ -66,7 +58,7 @@ def test_stored_files_are_reconstructed_with_story_job_log_and_archived_script(
     cfg, bk = _cfg(tmp_path)
     names = [store(bk, cfg, 12, seq) for seq in range(3)]
     manager = Manager(cfg, bk=bk)
-    _until(manager, lambda: all(state_of(bk, n) == FileState.RECONSTRUCTED for n in names))
+    drive(manager, lambda: all(state_of(bk, n) == FileState.RECONSTRUCTED for n in names))
     story = [e.event for e in bk.story(names[0])]
     assert story[-5:] == ["queued", "submitted", "started", "ended", "reconstructed"] or story[
         -4:
@@ -92,7 +84,7 @@ def test_corrupt_input_is_parked_at_once_with_email_and_webhook(
     )
     bad = store(bk, cfg, 13, 0, corrupt=True)
     manager = Manager(cfg, bk=bk)
-    _until(manager, lambda: state_of(bk, bad) == FileState.FAILED)
+    drive(manager, lambda: state_of(bk, bad) == FileState.FAILED)
     jobs = JobStore(bk).of_file(bad)
     assert len(jobs) == 1, "corrupt input must not be resubmitted"
     assert jobs[0].failure == "corrupt_input" and jobs[0].exit_code == 65
@@ -111,7 +103,7 @@ def test_out_of_memory_is_resubmitted_with_more_memory(tmp_path: Path) -> None:
     cfg, bk = _cfg(tmp_path, batch={"memory_mb": 64})
     name = store(bk, cfg, 14, 0, events=1, payload=80_000_000)
     manager = Manager(cfg, bk=bk)
-    _until(manager, lambda: state_of(bk, name) in (FileState.RECONSTRUCTED, FileState.FAILED))
+    drive(manager, lambda: state_of(bk, name) in (FileState.RECONSTRUCTED, FileState.FAILED))
     jobs = JobStore(bk).of_file(name)
     assert [j.failure for j in jobs] == ["out_of_memory", None]
     assert [j.memory_mb for j in jobs] == [64, 128]
@@ -129,7 +121,7 @@ def test_transient_failures_are_bounded_then_parked(
     name = store(bk, cfg, 15, 0)
     bk.update_fields(name, storage_path=str(tmp_path / "gone" / name))
     manager = Manager(cfg, bk=bk)
-    _until(manager, lambda: state_of(bk, name) == FileState.FAILED)
+    drive(manager, lambda: state_of(bk, name) == FileState.FAILED)
     jobs = JobStore(bk).of_file(name)
     assert [j.try_number for j in jobs] == [1, 2, 3]
     assert {j.failure for j in jobs} == {"nonzero_exit"}
@@ -138,7 +130,7 @@ def test_transient_failures_are_bounded_then_parked(
     # the operator fixes the cause and retries
     bk.update_fields(name, storage_path=str(cfg.path(cfg.storage.input) / "run15" / name))
     assert manager.retry(name)
-    _until(manager, lambda: state_of(bk, name) == FileState.RECONSTRUCTED)
+    drive(manager, lambda: state_of(bk, name) == FileState.RECONSTRUCTED)
 
 
 def test_daemon_claims_new_files_and_survives_a_restart(tmp_path: Path) -> None:
@@ -149,16 +141,18 @@ def test_daemon_claims_new_files_and_survives_a_restart(tmp_path: Path) -> None:
     t.start()
     try:
         a = store(bk, cfg, 16, 0)
-        deadline = time.monotonic() + 30
-        while state_of(bk, a) in (FileState.STORED, FileState.QUEUED):
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        eventually(
+            lambda: state_of(bk, a),
+            30,
+            f"{a} taken up by the running manager",
+            until=lambda s: s not in (FileState.STORED, FileState.QUEUED),
+        )
     finally:
         stop.set()
         t.join()
     # the first manager is gone with its job submitted or running; a new one finishes it
     second = Manager(cfg, bk=Bookkeeping.from_config(cfg))
-    _until(second, lambda: state_of(bk, a) == FileState.RECONSTRUCTED)
+    drive(second, lambda: state_of(bk, a) == FileState.RECONSTRUCTED)
     assert len(JobStore(bk).of_file(a)) == 1  # picked up, not resubmitted
 
 
@@ -172,7 +166,7 @@ def test_cancel_parks_the_file(tmp_path: Path) -> None:
     job = JobStore(bk).of_file(second)[0]
     assert job.state == "submitted"
     assert "cancel" in manager.cancel(job.id)
-    _until(manager, lambda: state_of(bk, second) == FileState.FAILED)
+    drive(manager, lambda: state_of(bk, second) == FileState.FAILED)
     assert JobStore(bk).of_file(second)[-1].failure == "cancelled"
     assert len(JobStore(bk).of_file(second)) == 1  # a cancelled job is not resubmitted
-    _until(manager, lambda: state_of(bk, first) == FileState.RECONSTRUCTED)
+    drive(manager, lambda: state_of(bk, first) == FileState.RECONSTRUCTED)

@@ -6,7 +6,6 @@ show (exit_status, resources_used) is covered by tests/unit/batch/test_parsers.p
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,8 @@ from farmtools.batch.torque import TorqueBatch
 from farmtools.bookkeeping import Bookkeeping, FileState
 from farmtools.processing.jobs import JobStore
 from farmtools.processing.manager import Manager
-from tests.processing_farm import make_cfg, state_of, store
+from tests.eventually import eventually
+from tests.processing_farm import drive, make_cfg, state_of, store, wait_job
 from tests.servers.process import free_port
 from tests.servers.slurm import SlurmCluster
 
@@ -41,14 +41,18 @@ def _spec(tmp: Path, name: str, body: str) -> JobSpec:
 
 
 def _accounting(batch: Any, job_id: str, timeout: float = 90.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if batch.states([job_id])[job_id] is JobStatus.FINISHED:
-            acc = batch.accounting(job_id)
-            if acc is not None:
-                return acc
-        time.sleep(0.2)
-    raise AssertionError(f"no accounting for {job_id}")
+    def state_and_accounting() -> tuple[JobStatus, Any]:
+        state = batch.states([job_id])[job_id]
+        return state, batch.accounting(job_id) if state is JobStatus.FINISHED else None
+
+    _, acc = eventually(
+        state_and_accounting,
+        timeout,
+        f"accounting of job {job_id}",
+        until=lambda sa: sa[1] is not None,
+        interval=0.2,
+    )
+    return acc
 
 
 def test_slurm_exit_code_cpu_and_max_rss_from_sacct(
@@ -92,14 +96,9 @@ def test_torque_wrappers_submit_poll_and_cancel(
     assert acc.ending is Ending.COMPLETED
     assert acc.exit_code is None  # the wrappers have no exit_status: the manager's status file
     assert (tmp_path / "reco_run2-seq0.out").read_text() == "from-torque\n"
-    deadline = time.monotonic() + 60
-    while batch.states([slow])[slow] is not JobStatus.RUNNING:
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    wait_job(batch, slow, JobStatus.RUNNING)
     batch.cancel(slow)
-    while batch.states([slow])[slow] is not JobStatus.FINISHED:
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    wait_job(batch, slow, JobStatus.FINISHED)
 
 
 @pytest.mark.parametrize("backend", ["slurm", "torque"])
@@ -113,11 +112,14 @@ def test_manager_on_slurm_and_torque(
     good = store(bk, cfg, 21, 0)
     bad = store(bk, cfg, 21, 1, corrupt=True)
     manager = Manager(cfg, bk=bk)
-    deadline = time.monotonic() + 120
-    while {state_of(bk, good), state_of(bk, bad)} != {FileState.RECONSTRUCTED, FileState.FAILED}:
-        assert time.monotonic() < deadline, bk.counts_by_state()
-        manager.run_once()
-        time.sleep(0.2)
+    drive(
+        manager,
+        lambda: (
+            {state_of(bk, good), state_of(bk, bad)} == {FileState.RECONSTRUCTED, FileState.FAILED}
+        ),
+        120,
+        "one file reconstructed, the corrupt one failed",
+    )
     assert state_of(bk, good) == FileState.RECONSTRUCTED
     j_good, j_bad = JobStore(bk).of_file(good)[0], JobStore(bk).of_file(bad)[0]
     assert j_good.exit_code == 0 and j_bad.exit_code == 65 and j_bad.failure == "corrupt_input"
@@ -154,10 +156,6 @@ def test_batch_down_then_up_loses_nothing(slurm_cluster: SlurmCluster, tmp_path:
     assert {state_of(bk, n) for n in names} == {FileState.QUEUED}
     assert any(e.event == "error" for e in bk.story(names[0]))
     manager.batch = SlurmBatch(slurm_cluster.env)  # the controller is back
-    time.sleep(0.15)
-    deadline = time.monotonic() + 120
-    while {state_of(bk, n) for n in names} != {FileState.RECONSTRUCTED}:
-        assert time.monotonic() < deadline, bk.counts_by_state()
-        manager.run_once()
-        time.sleep(0.2)
+    # the retry is due after batch_retry_s: drive() passes until then
+    drive(manager, lambda: {state_of(bk, n) for n in names} == {FileState.RECONSTRUCTED}, 120)
     assert all(len(JobStore(bk).of_file(n)) == 1 for n in names)

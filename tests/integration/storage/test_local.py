@@ -8,7 +8,6 @@ import os
 import shutil
 import tempfile
 import threading
-import time
 import zlib
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from farmtools.storage import (
     storage_from_config,
 )
 from farmtools.storage import local as local_mod
+from tests.eventually import eventually
 
 DEST = "run1014/run1014-seq2.dat"
 
@@ -403,14 +403,20 @@ def test_a_source_truncated_during_a_buffered_copy_is_an_error_naming_it(
 
 def _wait_for_first_mib(tmp: Path, timeout: float = 30.0) -> None:
     """Until the copy's temporary file holds its first MiB (a paced copy is then under way)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def size() -> int | None:
         try:
-            if tmp.stat().st_size >= 1 << 20:
-                return
+            return tmp.stat().st_size
         except FileNotFoundError:
-            pass
-        time.sleep(0.002)
+            return None
+
+    eventually(
+        size,
+        timeout,
+        f"the first MiB copied into {tmp.name}",
+        until=lambda n: n is not None and n >= 1 << 20,
+        interval=0.002,
+    )
 
 
 def _truncate_when_started(tmp: Path, src: Path) -> None:

@@ -13,6 +13,8 @@ from typing import TypedDict, Unpack
 
 from farmtools.batch.base import Ending, JobSpec, JobStatus
 from farmtools.batch.local import LocalBatch
+from tests.eventually import eventually
+from tests.processing_farm import wait_job
 
 
 class _Limits(TypedDict, total=False):
@@ -29,12 +31,12 @@ def _spec(tmp: Path, name: str, body: str, **limits: Unpack[_Limits]) -> JobSpec
 
 
 def _wait(batch: LocalBatch, ids: list[str], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if all(s is JobStatus.FINISHED for s in batch.states(ids).values()):
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"jobs {ids} did not finish: {batch.states(ids)}")
+    eventually(
+        lambda: batch.states(ids),
+        timeout,
+        f"jobs {ids} finished",
+        until=lambda states: all(s is JobStatus.FINISHED for s in states.values()),
+    )
 
 
 def test_exit_code_cpu_rss_and_output(tmp_path: Path) -> None:
@@ -104,9 +106,12 @@ def test_slots_limit_parallel_jobs_and_the_queue_drains_without_a_manager(tmp_pa
     states = batch.states(ids)
     assert list(states.values()).count(JobStatus.PENDING) >= 3
     del batch  # the "manager" goes away: supervisors start the pending jobs themselves
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(list(pool.glob("jobs/*/accounting.json"))) < 5:
-        time.sleep(0.05)
+    eventually(
+        lambda: len(list(pool.glob("jobs/*/accounting.json"))),
+        60,
+        "5 jobs accounted without a manager",
+        until=lambda n: n == 5,
+    )
     again = LocalBatch(pool, slots=2)  # a new manager picks the jobs up by id
     assert set(again.states(ids).values()) == {JobStatus.FINISHED}
     seen = [int((tmp_path / f"seen.{i}").read_text()) for i in ids]
@@ -118,12 +123,8 @@ def test_cancel_pending_and_running(tmp_path: Path) -> None:
     batch = LocalBatch(tmp_path / "pool", slots=1)
     running = batch.submit(_spec(tmp_path, "r", "sleep 30"))
     pending = batch.submit(_spec(tmp_path, "p", "echo never"))
-    deadline = time.monotonic() + 30
-    while batch.states([running])[running] is not JobStatus.RUNNING:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    while not (tmp_path / "pool" / "jobs" / running / "started.json").exists():
-        time.sleep(0.02)
+    wait_job(batch, running, JobStatus.RUNNING, 30)
+    _wait_started(tmp_path / "pool" / "jobs" / running)
     batch.cancel(pending)
     batch.cancel(running)
     _wait(batch, [running, pending])
@@ -169,11 +170,7 @@ def test_a_cancel_request_stops_a_running_job_without_a_signal(tmp_path: Path) -
 
 
 def _wait_started(jobdir: Path) -> None:
-    started = jobdir / "started.json"
-    deadline = time.monotonic() + 30
-    while not started.exists():
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    eventually((jobdir / "started.json").exists, 30, f"{jobdir.name}'s supervisor started")
 
 
 def test_a_dead_supervisor_is_a_node_failure(tmp_path: Path) -> None:

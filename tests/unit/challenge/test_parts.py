@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from farmtools.challenge.presets import PRESETS, get_preset
 from farmtools.challenge.simtable import calibration_check, markdown_sizing
 from farmtools.challenge.simulate import FarmModel, simulate, size_6x6x6
 from farmtools.challenge.truth import analyses_vs_truth, extract
+from tests.eventually import eventually
 
 
 def test_presets_are_the_seed_tests_and_scale_keeps_the_load() -> None:
@@ -81,8 +81,7 @@ def test_batch_pause_stops_and_resumes_a_running_job(tmp_path: Path) -> None:
         pause = BatchPause(pool)
         assert "1 running job(s) SIGSTOPped" in pause.start()
         assert (pool / "slots").read_text() == "0"
-        time.sleep(0.2)
-        assert _state(proc.pid) == "T"
+        eventually(lambda: _state(proc.pid), 10, "the job SIGSTOPped", until=lambda s: s == "T")
         (pool / "jobs" / "1" / "accounting.json").write_text("{}")  # lets schedule() reap it
         pause.end()
         assert (pool / "slots").read_text() == "2"

@@ -1,0 +1,204 @@
+"""L2 event building: throughput beside ``cat``, two builders, reading one 6x6x6 event, a replay.
+
+Prints, all in one process so that the machine's load hits baseline and measurement alike:
+  * ``cat`` of the two L1 streams into one file (then fsync: the builder syncs what it writes),
+    and one L2 builder building the same streams into event files (GB/s of input fragments,
+    uncompressed 12-bit), with the ratio;
+  * two builders (ids a, b) sharing the triggers, in two processes, wall time for the same input;
+  * reading one full 6x6x6 event (115 MB) from a built file: GB/s of event bytes, and the peak
+    of the Python/numpy allocations during the read beside the event's size;
+  * a scaled-down replay: the emulator writes the two streams at a set rate with faults while a
+    builder follows them; every fragment is accounted (built + incomplete + set aside = emitted).
+Targets (issue 14): building >= 1 GB/s on one core and close to ``cat``; reading >= 1 GB/s with
+peak memory near one event.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import tracemalloc
+from collections.abc import Callable
+from multiprocessing import Process
+from pathlib import Path
+
+from farmtools.detector import geometry
+from farmtools.emulator.l1streams import Faults, L1Plan, emulate_l1_run
+from farmtools.evb.builder import BuilderSettings, L2Builder
+from farmtools.rawdata.pddp_reader import PDDPFile
+
+
+def _settings(
+    tmp: Path,
+    geo_name: str,
+    out: str,
+    bid: str = "a",
+    ids: tuple[str, ...] = ("a",),
+    fsync: bool = True,
+) -> BuilderSettings:
+    return BuilderSettings(
+        fsync=fsync,
+        in_dir=tmp / "l1",
+        out_dir=tmp / out,
+        setaside_dir=tmp / f"{out}-aside",
+        geometry=geometry(geo_name),
+        builder_id=bid,
+        builders=ids,
+        roll_bytes=3_000_000_000,
+    )
+
+
+def _build(
+    tmp: Path, geo_name: str, out: str, bid: str, ids: tuple[str, ...], fsync: bool = True
+) -> None:
+    L2Builder(_settings(tmp, geo_name, out, bid, ids, fsync)).drain()
+
+
+def _timed_build(tmp: Path, out: str, fsync: bool) -> float:
+    os.sync()  # start clean: dirty pages of the step before would throttle this one's writes
+    t = time.perf_counter()
+    _build(tmp, "6x6x6", out, "a", ("a",), fsync)
+    return time.perf_counter() - t
+
+
+def _cat(tmp: Path, fsync: bool) -> float:
+    streams = sorted(str(p) for p in (tmp / "l1").glob("*.frag"))
+    (tmp / "cat.out").unlink(missing_ok=True)
+    os.sync()
+    t = time.perf_counter()
+    with open(tmp / "cat.out", "wb") as out:
+        subprocess.run(["cat", *streams], stdout=out, check=True)
+        if fsync:
+            os.fsync(out.fileno())
+    return time.perf_counter() - t
+
+
+def throughput(tmp: Path, events: int) -> None:
+    emulate_l1_run(
+        tmp / "l1",
+        geometry("6x6x6"),
+        L1Plan(run=1, events=events, fragments_per_file=50, physics=False),
+    )
+    size = sum(p.stat().st_size for p in (tmp / "l1").glob("*.frag"))
+    _cat(tmp, False)  # warm the page cache for both
+    t_cat_mem = _cat(tmp, False)
+    t_one_mem = _timed_build(tmp, "l2-mem", fsync=False)
+    shutil.rmtree(tmp / "l2-mem")
+    t_cat = _cat(tmp, True)
+    t_one = _timed_build(tmp, "l2-one", fsync=True)
+    os.sync()
+    t = time.perf_counter()
+    procs = [Process(target=_build, args=(tmp, "6x6x6", "l2-two", b, ("a", "b"))) for b in "ab"]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    t_two = time.perf_counter() - t
+    gb = size / 1e9
+    print(f"input: {events} events, two L1 streams, {gb:.2f} GB of fragments")
+    print(f"cat (page cache)  : {gb / t_cat_mem:6.2f} GB/s ({t_cat_mem:.2f} s)")
+    print(
+        f"L2 build, no sync : {gb / t_one_mem:6.2f} GB/s ({t_one_mem:.2f} s)  ratio to cat {t_cat_mem / t_one_mem:.2f}"
+    )
+    print(f"cat + fsync       : {gb / t_cat:6.2f} GB/s ({t_cat:.2f} s)")
+    print(
+        f"L2 build, 1 core  : {gb / t_one:6.2f} GB/s ({t_one:.2f} s)  ratio to cat {t_cat / t_one:.2f}"
+    )
+    print(
+        f"L2 build, 2 builders: {gb / t_two:6.2f} GB/s ({t_two:.2f} s)  scaling x{t_one / t_two:.2f}"
+    )
+    shutil.rmtree(tmp / "l2-two")
+    (tmp / "cat.out").unlink()
+
+    built = sorted((tmp / "l2-one").glob("*.dat"))[0]
+    with PDDPFile.open(built) as f:
+        tracemalloc.start()
+        f.event(0)  # buffers allocated, numba compiled, file cached
+        _cur, first_peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        f.event_daq(0)
+        nbytes = f.entries[1 % f.n_events].size
+        t_view = min(_timed(lambda: f.event(1 % f.n_events)) for _ in range(3))
+        t_daq = min(_timed(lambda: f.event_daq(1 % f.n_events)) for _ in range(3))
+    print(
+        f"read one event    : {nbytes / 1e9 / t_view:6.2f} GB/s in view order ({nbytes / 1e6:.0f} MB in "
+        f"{t_view * 1e3:.0f} ms), {nbytes / 1e9 / t_daq:.2f} GB/s in DAQ order; peak allocation "
+        f"{first_peak / 1e6:.0f} MB for the first event (its bytes + its samples), buffers reused after"
+    )
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def replay(tmp: Path, events: int, rate: float, samples: int) -> None:
+    name = f"6x6x6:{samples}"
+    faults = Faults(
+        missing=((1, 17),),
+        duplicate=((0, 40),),
+        run_mismatch=((1, 77),),
+        out_of_order=((0, 90),),
+        truncated=((1, 3),),
+    )
+    plan = L1Plan(
+        run=2, events=events, fragments_per_file=200, physics=False, rate_hz=rate, faults=faults
+    )
+    result: dict[str, object] = {}
+    writer = threading.Thread(
+        target=lambda: result.update(emulate_l1_run(tmp / "replay-l1", geometry(name), plan)),
+        daemon=True,
+    )
+    s = BuilderSettings(
+        in_dir=tmp / "replay-l1",
+        out_dir=tmp / "replay-l2",
+        setaside_dir=tmp / "replay-aside",
+        geometry=geometry(name),
+        pair_timeout_s=2.0,
+        roll_bytes=200 * 2 * geometry(name).fragment_bytes,
+        flush_s=1.0,
+    )
+    builder = L2Builder(s)
+    t = time.perf_counter()
+    writer.start()
+    while writer.is_alive():
+        builder.step()
+        time.sleep(0.05)
+    builder.drain()
+    wall = time.perf_counter() - t
+    c = builder.counts[2]
+    emitted = result["emitted"]
+    assert isinstance(emitted, list)
+    aside = c.duplicates + c.mismatches + c.late + c.truncated + c.corrupt
+    accounted = 2 * c.built + c.incomplete + aside
+    print(
+        f"replay: {events} triggers at {rate:.0f} Hz ({samples} samples), {wall:.1f} s: emitted {sum(emitted)} "
+        f"fragments; built {c.built} events, incomplete {c.incomplete}, set aside {aside} "
+        f"-> {accounted} accounted, {sum(emitted) - accounted} lost; expected {result['expected']}"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--events", type=int, default=8, help="full-size events for the throughput")
+    ap.add_argument("--replay-events", type=int, default=3000)
+    ap.add_argument("--replay-rate", type=float, default=300.0)
+    ap.add_argument("--replay-samples", type=int, default=20)
+    ap.add_argument(
+        "--dir", type=Path, default=None, help="work directory (default: a temporary one)"
+    )
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(dir=args.dir) as d:
+        tmp = Path(d)
+        throughput(tmp, args.events)
+        replay(tmp, args.replay_events, args.replay_rate, args.replay_samples)
+
+
+if __name__ == "__main__":
+    main()
