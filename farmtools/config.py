@@ -96,6 +96,13 @@ class IngestSection(_Section):
     retry_alarm_after: int = Field(
         10, ge=1, description="failed attempts against a storage that is down before an alarm"
     )
+    rescan_s: float = Field(
+        60.0,
+        ge=0,
+        description="period of the watcher's safety-net rescan of the DAQ directory (0: none): "
+        "entries no event announced (a lost event, a queue overflow, a watch added late) are "
+        "taken; it reads the directories only, no file",
+    )
 
 
 class DatabaseSection(_Section):

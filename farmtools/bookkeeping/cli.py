@@ -68,6 +68,9 @@ def story(
     import json
     import os
 
+    from farmtools.bookkeeping.names import db_text
+
+    name = db_text(name)  # a non-UTF-8 name from the shell, as the database stores it
     bk = _open(config)
     rec = bk.get(name) or bk.get(os.path.basename(name))
     if rec is None:

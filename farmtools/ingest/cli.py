@@ -47,7 +47,7 @@ def _service(config: Path | None, *, create: bool = True) -> IngestService:
 
 @ingest_app.command()
 def watch(config: Path | None = _CONFIG) -> None:
-    """Run the ingest daemon: reconcile, then follow close-writes until SIGTERM/SIGINT."""
+    """Run the ingest daemon: reconcile, then follow inotify events (and rescan) until SIGTERM."""
     import signal
     import threading
 

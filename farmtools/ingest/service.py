@@ -1,11 +1,15 @@
 """The ingest service: DAQ raw files to the farm storage, verified, recorded; see docs/ingest.md.
 
-One file's path (:meth:`IngestService.ingest`, and the watcher for every close-write)::
+One file's path (:meth:`IngestService.ingest`, and the watcher for every close-write, new
+entry and rescan)::
 
+    not a regular file          -> ignored with what it is (lstat only: never opened or followed)
     name not run<N>-seq<M>.dat  -> ignored (recorded, left alone)
     name taken by another file  -> ignored + alarm (run01-seq2.dat after run1-seq2.dat)
-    still open for writing      -> not touched; its close-write brings it back
+    still open for writing      -> not touched; its close-write brings it back (a hard link
+                                   written through another name: looked at every second)
     register (detected) -> claim detected->copying (compare-and-set: one worker per file)
+      -> not readable by us     -> detected + alarm (permission_denied), taken once readable
       -> header/footer check    -> quarantined + alarm when truncated or corrupt
       -> Storage.put (one-pass adler32, verified, temporary name + atomic publish)
            same bytes there       -> stored (already_stored)
@@ -33,7 +37,7 @@ import stat
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -41,6 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from farmtools.bookkeeping.errors import database_unavailable, first_line
+from farmtools.bookkeeping.names import db_text
 from farmtools.bookkeeping.states import Event, FileState
 from farmtools.ingest.openfiles import open_for_writing
 from farmtools.ingest.retry import Backoff
@@ -59,6 +64,7 @@ if TYPE_CHECKING:
     from farmtools.bookkeeping.db import Bookkeeping, FileRecord
     from farmtools.config import FarmConfig
     from farmtools.detector import Geometry
+    from farmtools.ingest.watcher import DirWatcher
     from farmtools.rawdata.pddp_reader import PDDPFile
 
 log = logging.getLogger("farmtools.ingest")
@@ -69,15 +75,13 @@ SOURCE = "ingest"
 KIND_MISMATCH = "checksum_mismatch"
 #: Alarm kind of a raw file whose normalised name another file already holds.
 KIND_COLLISION = "name_collision"
-
-
-def db_text(text: str) -> str:
-    """A name or path as the database stores it: undecodable bytes shown as ``\\xNN``.
-
-    File names are bytes on Linux; Python keeps undecodable ones as surrogates, which no
-    database driver accepts.  The real path stays in memory for the copy itself.
-    """
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+#: Alarm (and error) kind of an entry with a raw file name that is not a regular file.
+KIND_NOT_REGULAR = "not_regular_file"
+#: Error kind (and alarm) of a raw file this daemon may not read: waits, retried by itself.
+KIND_UNREADABLE = "permission_denied"
+#: How often a file open for writing through another of its names is looked at: its close
+#: happens in another directory, whose close-write this watcher does not see.
+WRITER_POLL_S = 1.0
 
 
 def _utc(ts: float) -> datetime:
@@ -100,6 +104,8 @@ class Outcome:
 
     state: FileState | None
     retry_after: float | None = None
+    #: why the file waits, when retrying at once cannot help (:data:`KIND_UNREADABLE`)
+    waits_for: str | None = None
 
 
 class IngestService:
@@ -154,6 +160,15 @@ class IngestService:
         #: consecutive failures of each path that no file state records (the database itself
         #: away, a bug): their retries back off like the storage's instead of a fixed delay
         self._failures: dict[Path, int] = {}
+        #: inode of every path (as a string: cheaper to hash than a Path) whose state the
+        #: database holds (registered by this service or found known): what the periodic
+        #: rescan compares the directory listing with
+        self._known: dict[str, int] = {}
+        #: files created empty in a watched directory whose close-write has not come yet: a
+        #: writer of this host holds them, whatever the open-for-writing probes can tell
+        self._created: set[Path] = set()
+        #: paths waiting for read permission, with the number of looks so far (back-off)
+        self._denied: dict[Path, int] = {}
         self._pool: ThreadPoolExecutor | None = None
         self._wake_w: int | None = None
 
@@ -177,7 +192,7 @@ class IngestService:
             out = self._process(p, attempt=True)
             if out.state is None:
                 return FileState.DETECTED
-            if out.retry_after is None or out.state != FileState.DETECTED:
+            if out.retry_after is None or out.state != FileState.DETECTED or out.waits_for:
                 return out.state
             rounds += 1
             if rounds > self.cfg.storage.retries:
@@ -220,6 +235,7 @@ class IngestService:
         worker of another host (whose life cannot be checked from here) is only taken over
         with ``force``; one under a live worker of this host never is.
         """
+        name = db_text(name)  # as the shell passed it: undecodable bytes as surrogates
         rec = self._db.get(name) or self._db.get(os.path.basename(name))
         if rec is None:
             raise KeyError(f"{name!r}: not in the bookkeeping database")
@@ -259,9 +275,10 @@ class IngestService:
         """Run until ``stop`` is set: inotify on the DAQ directory and its subdirectories.
 
         Reconciliation runs first (after the watches are in place, so nothing closed meanwhile
-        is missed).  The loop sleeps in ``select`` until an inotify event arrives or the next
-        scheduled retry is due; it never scans the directory periodically.  Every error is
-        caught per file, logged and recorded; the loop only ends when ``stop`` is set.
+        is missed).  The loop sleeps in ``select`` until an inotify event arrives, the next
+        scheduled retry is due, or the safety-net rescan (every ``ingest.rescan_s``: directory
+        listings compared with the paths already handled, no file opened) is due.  Every error
+        is caught per file, logged and recorded; the loop only ends when ``stop`` is set.
         """
         from farmtools.ingest.watcher import DirWatcher
 
@@ -284,6 +301,8 @@ class IngestService:
         sel = selectors.DefaultSelector()
         self._wake_w = wake_w
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="ingest-copy")
+        rescan_s = self.cfg.ingest.rescan_s
+        next_rescan = time.monotonic() + rescan_s if rescan_s > 0 else None
         try:
             watcher.start()
             sel.register(watcher.fileno(), selectors.EVENT_READ, "inotify")
@@ -298,15 +317,22 @@ class IngestService:
             self._safe(self.reconcile)
             while not self._stop.is_set():
                 timeout = self._next_timeout()
+                if next_rescan is not None:
+                    until = max(0.0, next_rescan - time.monotonic())
+                    timeout = until if timeout is None else min(timeout, until)
                 for key, _ in sel.select(timeout):
                     if key.data == "inotify":
                         for kind, path in watcher.read():
-                            self._on_event(kind, path)
+                            self._on_event(kind, path, watcher)
                     else:
                         with contextlib.suppress(BlockingIOError):
                             os.read(wake_r, 4096)
-                if not self._stop.is_set():
-                    self._run_due()
+                if self._stop.is_set():
+                    break
+                self._run_due()
+                if next_rescan is not None and time.monotonic() >= next_rescan:
+                    self._safe(self.rescan, watcher)
+                    next_rescan = time.monotonic() + rescan_s
         finally:
             done.set()
             # copies under way finish (a half copy would only be redone); queued ones wait
@@ -328,16 +354,77 @@ class IngestService:
             log.exception("ingest: %s", exc)
             return None
 
-    def _on_event(self, kind: str, path: Path) -> None:
+    def _on_event(self, kind: str, path: Path, watcher: DirWatcher) -> None:
         if kind == "overflow":
-            log.warning("inotify queue overflowed: reconciling")
+            log.warning("inotify queue overflowed: rescanning and reconciling")
+            with self._lock:
+                self._created.clear()  # their close-writes may be among the lost events
+            self._safe(self.rescan, watcher)
             self._safe(self.reconcile)
         elif kind == "dir":
             log.info("new directory %s: watching it", db_text(os.fsdecode(path)))
             for f in _walk_files(path):
                 self._submit(f)
-        else:
+        elif kind == "created":
+            try:
+                st = path.lstat()
+            except OSError:
+                return  # gone again
+            if _written_here(st):
+                # a writer created it here: its close-write will come; until then a look
+                # (a rescan's) whose writers are unknown does not take it by settle time
+                with self._lock:
+                    self._created.add(path)
+                if st.st_size == 0:
+                    return  # just created: looking now would only find it open for writing
             self._submit(path)
+        elif kind == "attrib":
+            if path in self._denied:  # chmod, chown, an ACL: perhaps readable now
+                self._submit(path)
+        else:
+            with self._lock:
+                self._created.discard(path)
+            self._submit(path)
+
+    def rescan(self, watcher: DirWatcher | None = None) -> int:
+        """The safety net against a lost event: look at every entry nothing announced.
+
+        Lists the DAQ directory tree (``scandir``: names and inode numbers, no file is opened
+        or stat-ed) and compares it with the paths this service already handled
+        (:attr:`_known`, path -> inode): an entry not among them, or with another inode, is
+        handed to a worker like an event's.  A directory whose watch is missing (refused,
+        lost with a queue overflow, the directory replaced or mounted over: one ``stat`` per
+        directory) is watched again.  Returns the entries handed over.
+        """
+        found: set[str] = set()
+        taken = 0
+
+        def watch_again(d: Path) -> None:
+            try:
+                st = os.stat(d, follow_symlinks=False)
+            except OSError:
+                return
+            if watcher is not None and not watcher.watched(d, st):
+                watcher.rewatch(d)
+
+        for e in _walk_entries(
+            self.watch_dir, on_dir=watch_again if watcher else None, ordered=False
+        ):
+            found.add(e.path)
+            known = self._known.get(e.path)
+            # the directory's inode number is the file's on local file systems; where it is
+            # not (overlayfs), one lstat decides
+            if known == e.inode() or (known is not None and _entry_ino(e) == known):
+                continue
+            taken += 1
+            self._submit(Path(e.path))
+        with self._lock:
+            if len(self._known) > len(found):  # else none is gone, or as many came as went
+                self._known = {p: i for p, i in self._known.items() if p in found}
+            self._created = {p for p in self._created if os.fspath(p) in found}
+        if taken:
+            log.info("rescan: %d entr%s not handled yet", taken, "y" if taken == 1 else "ies")
+        return taken
 
     def _submit(self, path: Path) -> None:
         """Hand ``path`` to a copy worker; one worker per path, a later event re-runs it once."""
@@ -493,8 +580,27 @@ class IngestService:
             st = path.lstat()
         except FileNotFoundError:
             return self._vanished(path)
+        out = self._process_entry(path, st, attempt=attempt)
+        if out.state is not None:
+            with self._lock:
+                self._known[os.fspath(path)] = st.st_ino
+        return out
+
+    def _process_entry(self, path: Path, st: os.stat_result, *, attempt: bool) -> Outcome:
+        if stat.S_ISDIR(st.st_mode):
+            return Outcome(None)
         name, raw = self._names(path)
-        if raw is None or not stat.S_ISREG(st.st_mode):
+        if not stat.S_ISREG(st.st_mode):
+            # a raw name that will never be ingested: a person must look (a DAQ publishing
+            # through symbolic links, a FIFO or device node where a raw file should be)
+            return self._ignore(
+                path,
+                name,
+                st,
+                why=f"not a regular file: {_entry_kind(path, st)}",
+                alarm=KIND_NOT_REGULAR if raw is not None else None,
+            )
+        if raw is None:
             return self._ignore(path, name, st)
         rec = self._db.get(name)
         if rec is not None and (why := self._collision(path, rec)) is not None:
@@ -513,13 +619,27 @@ class IngestService:
             return Outcome(rec.state)
         writing = open_for_writing(path)
         if writing:
+            if st.st_nlink > 1:
+                # written through another name (a hard link into the DAQ directory): its
+                # close-write goes to that name's directory, which may not be watched
+                log.info(
+                    "%s: still open for writing through another of its %d names, "
+                    "looking again in %.0f s",
+                    name,
+                    st.st_nlink,
+                    WRITER_POLL_S,
+                )
+                return Outcome(None, WRITER_POLL_S)
             log.info("%s: still open for writing, waiting for its close", name)
             return Outcome(None)
         if writing is None:
-            age = time.time() - st.st_mtime
-            if age < self.cfg.ingest.settle_s:
-                log.info("%s: writers unknown, waiting %.1f s for it to settle", name, age)
-                return Outcome(None, self.cfg.ingest.settle_s - age + 0.01)
+            if path in self._created:
+                log.info("%s: writers unknown, waiting for its close-write", name)
+                return Outcome(None)
+            wait = self.cfg.ingest.settle_s - (time.time() - st.st_mtime)
+            if wait > 0:
+                log.info("%s: writers unknown, waiting %.1f s for it to settle", name, wait)
+                return Outcome(None, wait + 0.01)
         if rec is None:
             rec = self._db.register_file(
                 name,
@@ -548,6 +668,13 @@ class IngestService:
             rec = self._db.get(name) or rec
         if rec.state != FileState.DETECTED:
             return Outcome(rec.state)
+        if path in self._denied:
+            # waiting for read permission: look without claiming (no story event per look)
+            if _unreadable(path) is not None:
+                return self._still_unreadable(path, name)
+            with self._lock:
+                self._denied.pop(path, None)
+            log.info("%s: readable now", name)
         if not attempt:
             return Outcome(FileState.DETECTED, max(0.0, self._down_until - time.monotonic()))
         return self._copy(path, rec, raw)
@@ -590,6 +717,9 @@ class IngestService:
     def _copy_claimed(self, path: Path, rec: FileRecord, raw: RawName, tries: int) -> Outcome:
         """Check, copy and record a file this worker holds in ``copying``."""
         name = rec.name
+        denied = _unreadable(path)
+        if denied is not None:
+            return self._unreadable(path, rec, tries, denied)
         problem = self._check_raw(path, raw)
         if problem is not None:
             return self._quarantine(name, "corrupt_raw_file", problem)
@@ -730,6 +860,43 @@ class IngestService:
         log.warning("%s: copying -> detected (%s: %s; retry in %.1f s)", name, kind, message, delay)
         return Outcome(FileState.DETECTED, delay)
 
+    def _unreadable(self, path: Path, rec: FileRecord, tries: int, message: str) -> Outcome:
+        """This daemon may not read the file: not corrupt, a permission problem.
+
+        Back to ``detected`` with the reason; the file is looked at again by itself, at once
+        when its permissions change (IN_ATTRIB) and otherwise with the storage's back-off, and
+        taken as soon as it is readable.  One alarm, when the problem is first seen.
+        """
+        name = rec.name
+        with self._lock:
+            n = self._denied.get(path, 0) + 1
+            self._denied[path] = n
+        delay = self.backoff.delay(n)
+        first = KIND_UNREADABLE.replace("_", " ") not in (rec.last_error or "")
+        self._db.transition(
+            name,
+            FileState.COPYING,
+            FileState.DETECTED,
+            Event.ERROR,
+            {"kind": KIND_UNREADABLE, "error": message, "attempt": tries},
+            fields={
+                "claimed_by": None,
+                "last_error": message,
+                "not_before": datetime.now(UTC) + timedelta(seconds=delay),
+            },
+            alarm=(SOURCE, KIND_UNREADABLE, message) if first else None,
+        )
+        log.error("%s: copying -> detected (%s)", name, message)
+        return Outcome(FileState.DETECTED, delay, KIND_UNREADABLE)
+
+    def _still_unreadable(self, path: Path, name: str) -> Outcome:
+        with self._lock:
+            n = self._denied.get(path, 0) + 1
+            self._denied[path] = n
+        delay = self.backoff.delay(n)
+        log.info("%s: still not readable by this daemon, looking again in %.1f s", name, delay)
+        return Outcome(FileState.DETECTED, delay, KIND_UNREADABLE)
+
     def _give_up(self, path: Path) -> None:
         """ingest() used up its retries: say so with an alarm; the file stays detected."""
         name, _ = self._names(path)
@@ -858,9 +1025,14 @@ class IngestService:
             for rec in self._db.files(state=state):
                 seen.setdefault(rec.name, Path(rec.source_path))
         if self.watch_dir.is_dir():
-            for path in _walk_files(self.watch_dir):
+            for entry in _walk_entries(self.watch_dir):
+                path = Path(entry.path)
                 name, _ = self._names(path)
                 known = self._db.get(name)
+                ino = _entry_ino(entry)
+                if known is not None and known.source_path == db_text(entry.path) and ino:
+                    with self._lock:  # the rescan need not look at it again
+                        self._known[entry.path] = ino
                 taken = seen.get(name)
                 if (known is not None and known.source_path != db_text(os.fsdecode(path))) or (
                     taken is not None and taken != path
@@ -910,21 +1082,96 @@ class _Serialized:
         return call
 
 
-def _walk_files(top: Path) -> Iterator[Path]:
-    """Every non-directory entry below ``top`` (subdirectories included), errors skipped."""
+def _written_here(st: os.stat_result) -> bool:
+    """Whether a new entry (IN_CREATE) is a file created by a writer in this directory.
+
+    A regular file with one link whose data is as new as its inode's last change: created
+    with ``open(O_CREAT)`` and only written since (a write sets mtime and ctime alike).  Its
+    writer's close-write will come here.  Not so for a hard link (two links, or a ctime
+    newer than the data: ``link()`` changes the ctime only) of a file written elsewhere,
+    nor for a symbolic link, FIFO, device or socket: no close-write comes for those.
+    """
+    return stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and st.st_mtime_ns == st.st_ctime_ns
+
+
+def _entry_ino(entry: os.DirEntry[str]) -> int | None:
+    """The inode number of ``entry`` as ``lstat`` gives it (None if it is gone)."""
+    try:
+        return entry.stat(follow_symlinks=False).st_ino
+    except OSError:
+        return None
+
+
+def _entry_kind(path: Path, st: os.stat_result) -> str:
+    """What a non-regular entry is, for its ``ignored`` reason (never opened, never followed)."""
+    mode = st.st_mode
+    if stat.S_ISLNK(mode):
+        try:
+            target = db_text(os.fsdecode(os.readlink(path)))
+        except OSError as exc:
+            target = f"? ({exc.strerror})"
+        return f"a symbolic link to {target} (not followed)"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe; never opened)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        kind = "character" if stat.S_ISCHR(mode) else "block"
+        dev = f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
+        return f"a {kind} device node {dev} (never opened)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return f"file type {stat.S_IFMT(mode):o}"
+
+
+def _unreadable(path: Path) -> str | None:
+    """Why this process may not read ``path`` (a permission problem), or None if it may."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except PermissionError as exc:
+        try:
+            st = path.stat()
+            whose = (
+                f"owner uid {st.st_uid}, group gid {st.st_gid}, mode {stat.filemode(st.st_mode)}"
+            )
+        except OSError:
+            whose = "its directory cannot be searched"
+        return (
+            f"{db_text(os.fsdecode(path))}: permission denied ({exc.strerror}) for this daemon "
+            f"(user {_user()}, uid {os.geteuid()}; the file: {whose}); not corrupt: "
+            "it is taken by itself once readable"
+        )
+    except OSError:
+        return None  # another problem: the raw-file check names it
+    os.close(fd)
+    return None
+
+
+def _walk_entries(
+    top: Path, on_dir: Callable[[Path], None] | None = None, *, ordered: bool = True
+) -> Iterator[os.DirEntry[str]]:
+    """Every non-directory entry below ``top`` (subdirectories included), errors skipped;
+    ``on_dir`` is called with each directory before it is listed; by name in each directory
+    unless ``ordered`` is False."""
     stack = [top]
     while stack:
         d = stack.pop()
+        if on_dir is not None:
+            on_dir(d)
         try:
-            entries = list(os.scandir(d))
+            with os.scandir(d) as it:
+                entries = list(it)
         except OSError as exc:
             log.warning("%s: cannot list: %s", db_text(os.fsdecode(d)), exc)
             continue
-        for e in sorted(entries, key=lambda e: e.name):
+        for e in sorted(entries, key=lambda e: e.name) if ordered else entries:
             if e.is_dir(follow_symlinks=False):
                 stack.append(Path(e.path))
             else:
-                yield Path(e.path)
+                yield e
+
+
+def _walk_files(top: Path) -> Iterator[Path]:
+    """:func:`_walk_entries` as paths."""
+    return (Path(e.path) for e in _walk_entries(top))
 
 
 def _user() -> str:

@@ -162,12 +162,13 @@ class RawFile:
                 return
             index = len(self.headers)
             if offset > footer_at:
-                raise RawDataError(
-                    self.path, "file truncated: no room for the footer", event=index, offset=offset
-                )
+                self._footer_cut(offset, index - 1)
+            if self.size - offset < EVENT_HEADER_SIZE:
+                self._after_footer(offset)  # 10 bytes appended to a complete file
             raw = self._read_at(offset, EVENT_HEADER_SIZE, "an event header", index)
             magic, header = EventHeader.unpack(raw)
             if magic != EVENT_MAGIC:
+                self._after_footer(offset)
                 raise RawDataError(
                     self.path,
                     f"bad event magic {magic.hex()} (expected ffff)",
@@ -188,15 +189,50 @@ class RawFile:
                 )
             end = offset + EVENT_HEADER_SIZE + size
             if end > footer_at:
+                if end <= self.size:  # this event is whole: what is cut is the footer
+                    self._footer_cut(end, index)
                 raise RawDataError(
                     self.path,
-                    f"file truncated inside the event (payload of {size} bytes runs past the end)",
+                    f"file truncated inside the event (payload of {size} bytes, "
+                    f"{self.size - offset - EVENT_HEADER_SIZE} in the file)",
                     event=index,
                     offset=offset,
                 )
             self.headers.append(header)
             self.event_offsets.append(offset)
             offset = end
+
+    def _footer_cut(self, offset: int, last: int) -> None:
+        """Raise for a file whose events up to ``last`` are whole but whose footer (at
+        ``offset``, right after event ``last``; -1: the run header) is not."""
+        after = f"event {last}" if last >= 0 else "the run header"
+        left = self.size - offset
+        if left == 0:
+            message = f"footer missing: the file ends right after {after}, which is complete"
+            raise RawDataError(self.path, message, offset=offset)
+        head = self._read_at(offset, left, "the footer", None)[:2]
+        if FOOTER_MAGIC.startswith(head):
+            message = f"file truncated in the footer ({left} of {FOOTER_SIZE} bytes after {after})"
+        elif EVENT_MAGIC.startswith(head):
+            message = f"file truncated in an event header ({left} of {EVENT_HEADER_SIZE} bytes)"
+            raise RawDataError(self.path, message, event=last + 1, offset=offset)
+        else:
+            message = f"{left} bytes after {after} that are neither a footer nor an event header"
+        raise RawDataError(self.path, message, offset=offset)
+
+    def _after_footer(self, offset: int) -> None:
+        """Raise if a valid footer of the events read sits at ``offset`` with bytes after it."""
+        if self.size - offset < FOOTER_SIZE:
+            return
+        magic, count = FOOTER.unpack(self._read_at(offset, FOOTER_SIZE, "the footer", None))
+        if magic == FOOTER_MAGIC and count == len(self.headers):
+            extra = self.size - offset - FOOTER_SIZE
+            raise RawDataError(
+                self.path,
+                f"{extra} bytes after the footer (the footer at byte offset {offset} closes "
+                f"the file's {count} events; a complete file followed by other bytes)",
+                offset=offset + FOOTER_SIZE,
+            )
 
     # --- events ------------------------------------------------------------------------------
     def read_raw_payload(self, i: int) -> bytes:

@@ -9,6 +9,9 @@ view-order channel).  Readable by uproot and by ROOT itself.
 Schema contract: the tree and branch names are read by :mod:`farmtools.analysis`; they only
 grow.  Changes, newest first:
 
+* 2026-12-07: ``events.trigger_type`` and ``events.dq_flag`` are uint8 (were int8): they are
+  the raw header's unsigned bytes, and a value of 128 or more (a trigger type >= 128, the dq
+  flag's bit 7) made the writer fail.  Values below 128 read the same.
 * 2026-11-28: ``trigger_number`` (int64) and ``trigger_time`` (float64, s since the epoch)
   added to ``hits`` and ``tracks`` (additive: nothing renamed or removed).
 
@@ -34,11 +37,11 @@ EVENT_COLUMNS: dict[str, type] = {
     "run": np.int32,
     "event_number": np.int64,
     "trigger_number": np.int64,
-    "trigger_type": np.int8,
+    "trigger_type": np.uint8,
     "seconds": np.int64,
     "nanoseconds": np.int64,
     "trigger_time": np.float64,
-    "dq_flag": np.int8,
+    "dq_flag": np.uint8,
     "compressed": np.bool_,
     "bad_cards": np.int8,
     "offset": np.int64,

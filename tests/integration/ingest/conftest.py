@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -147,8 +148,10 @@ class WatchProcess:
     so that the daemon and the test's :class:`Farm` see the same directories and database.
     """
 
-    def __init__(self, cfg: FarmConfig, base: Path) -> None:
+    def __init__(self, cfg: FarmConfig, base: Path, *, user: str | None = None) -> None:
         self.cfg = cfg
+        #: run the daemon as this user (the tests run as root; on the farm it is ``prod``)
+        self.user = user
         self.toml = base / "farm.toml"
         self.log = base / "watch.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -163,22 +166,39 @@ class WatchProcess:
             f"retries = {st.retries}\nbackoff_s = {st.backoff_s}\n"
             f"backoff_max_s = {st.backoff_max_s}",
             f"[ingest]\nsettle_s = {ing.settle_s}\nmax_rate_mb_s = {ing.max_rate_mb_s}\n"
-            f"retry_alarm_after = {ing.retry_alarm_after}",
+            f"retry_alarm_after = {ing.retry_alarm_after}\nrescan_s = {ing.rescan_s}",
         ]
         self.toml.write_text("\n".join(lines) + "\n")
 
     def start(self, bk: Bookkeeping) -> int:
         """Start the daemon; return its pid once it handles close-writes (a sentinel seen)."""
+        self.start_process()
+        return self.wait_started(bk)
+
+    def start_process(self) -> None:
+        """Start the daemon without waiting (the caller opens the database after it)."""
         exe = shutil.which("farmtools", path=os.path.dirname(sys.executable))
         assert exe, "farmtools is not installed in the virtualenv"
+        argv = [exe, "ingest", "watch", "--config", str(self.toml)]
+        env = None
+        if self.user is not None:
+            argv = as_user(self.user, argv, self.toml.parent / ".as-user")
+            # a home of its own, as the production account has (numba caches compiled code
+            # there when the package directory is not writable)
+            home = self.toml.parent / f".home-{self.user}"
+            home.mkdir(exist_ok=True)
+            pw = pwd.getpwnam(self.user)
+            os.chown(home, pw.pw_uid, pw.pw_gid)
+            env = {**os.environ, "HOME": str(home)}
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [exe, "ingest", "watch", "--config", str(self.toml)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
+                argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env
             )
         self.starts += 1
+
+    def wait_started(self, bk: Bookkeeping) -> int:
+        """The daemon's pid, once it handles close-writes (a sentinel file registered)."""
+        assert self.proc is not None
         sentinel = self.cfg.path(self.cfg.daq.watch_dir) / f".ready-proc-{self.starts}"
         sentinel.write_text("x")
         wait_for(
@@ -216,6 +236,48 @@ class WatchProcess:
             self.proc.kill()
             self.proc.wait(timeout=10)
         self.proc = None
+
+
+def as_user(user: str, argv: list[str], stage: Path) -> list[str]:
+    """``argv`` run as ``user`` (by root), through ``setpriv`` (same pid: signals reach it).
+
+    The interpreter may live where ``user`` cannot reach it (pyenv below root's 0700 home):
+    then the command runs in its own mount namespace, where that directory is covered by an
+    empty world-searchable tmpfs holding only the interpreter's tree (bind-mounted back in
+    through ``stage``).  Nothing of it is seen outside that process.
+    """
+    pw = pwd.getpwnam(user)
+    run = [
+        "setpriv",
+        f"--reuid={pw.pw_uid}",
+        f"--regid={pw.pw_gid}",
+        "--clear-groups",
+        "--",
+        *argv,
+    ]
+    prefix = Path(os.path.realpath(sys.base_prefix))
+    closed = [p for p in reversed(prefix.parents) if not os.stat(p).st_mode & 0o001]
+    if not closed:
+        return run
+    hidden = closed[0]
+    keep = hidden / prefix.relative_to(hidden).parts[0]
+    stage.mkdir(exist_ok=True)
+    script = (
+        'set -e; mount --bind "$1" "$2"; mount -t tmpfs -o mode=0755,size=1m ft-as-user "$3"; '
+        'mkdir -p "$1"; mount --bind "$2" "$1"; shift 3; exec "$@"'
+    )
+    return [
+        "unshare",
+        "--mount",
+        "sh",
+        "-c",
+        script,
+        "as_user",
+        str(keep),
+        str(stage),
+        str(hidden),
+        *run,
+    ]
 
 
 @pytest.fixture

@@ -10,9 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from farmtools.bookkeeping.states import Event, FileState
 from farmtools.bookkeeping.textlogs import LOG_DIR
+from farmtools.cli import app
 from farmtools.storage import LocalStorage, adler32_file, adler32_hex
 from tests.integration.ingest.conftest import Farm, snapshot, wait_for, write_raw
 
@@ -167,6 +169,38 @@ def test_odd_names_are_ignored_and_left_alone(farm: Farm) -> None:
     assert not (farm.daq.parent / "pwned").exists() and not Path("pwned").exists()
     stored = farm.cfg.path(farm.cfg.storage.input)
     assert sorted(p.name for p in stored.rglob("*") if p.is_file()) == ["run13-seq0.dat"]
+
+
+def test_story_and_retry_take_a_non_utf8_name_as_the_shell_passes_it(
+    farm: Farm, tmp_path: Path
+) -> None:
+    raw = b"caf\xe9-\xff.dat"
+    with open(os.fsencode(farm.daq) + b"/" + raw, "wb") as f:
+        f.write(b"latin-1 name")
+    farm.service().reconcile()
+    farm.wait_state("caf\\xe9-\\xff.dat", "ignored")
+    toml = tmp_path / "farm.toml"
+    toml.write_text(f'[database]\nurl = "{farm.cfg.database.url}"\n')
+    exe = shutil.which("farmtools", path=os.path.dirname(sys.executable))
+    assert exe
+    # once through a real argv of bytes (Python hands them over as surrogates) ...
+    r = subprocess.run(
+        [os.fsencode(exe), b"story", raw, b"--config", os.fsencode(toml)],
+        capture_output=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr.decode("utf-8", "replace")
+    assert "caf\\xe9-\\xff.dat  [ignored]" in r.stdout.decode()
+    # ... then in-process with those same surrogates
+    shell = os.fsdecode(raw)
+    for args, code, says in (
+        (["story", os.fsdecode(farm.daq) + "/" + shell], 0, "caf\\xe9-\\xff.dat  [ignored]"),
+        (["story", "nosuch" + os.fsdecode(b"\xe9")], 1, "nosuch\\xe9: not in the bookkeeping"),
+        (["ingest", "retry", shell], 1, "caf\\xe9-\\xff.dat: is ignored, nothing to retry"),
+    ):
+        res = CliRunner().invoke(app, [*args, "--config", str(toml)])
+        assert res.exit_code == code and says in res.output, res.output
+        assert res.exception is None or isinstance(res.exception, SystemExit), res.exception
 
 
 def test_truncated_and_empty_files_are_quarantined_naming_the_file(farm: Farm) -> None:

@@ -190,6 +190,30 @@ def test_opens_in_root_itself(reconstructed: tuple[Path, Path, dict[str, Any]]) 
     assert float(fields[4]) == pytest.approx(first_charge, rel=1e-6)
 
 
+def test_trigger_type_and_dq_flag_above_127_are_stored_unsigned(tmp_path: Path) -> None:
+    """Both are bytes of the event header (0-255); ``raw inspect`` takes them as valid."""
+    (info,) = emulate_run(
+        tmp_path, EmulatorSettings(seed=5), RunPlan(run=9, events_per_file=2, compress=True)
+    )
+    with RawFile.open(info.path, G) as f:
+        offsets = f.event_offsets
+        dq = [h.dq_flag for h in f.headers]
+    with info.path.open("r+b") as fh:
+        fh.seek(offsets[0] + 2)  # trigger type: after the 2-byte magic
+        fh.write(bytes([200]))
+        fh.seek(offsets[1] + 26)  # dq flag: magic, type, 3 pad, trigger number, s, ns
+        fh.write(bytes([dq[1] | 0x80]))
+    with RawFile.open(info.path, G) as f:
+        assert [f.headers[0].trigger_type, f.headers[1].dq_flag] == [200, dq[1] | 0x80]
+    out = tmp_path / "out.root"
+    res = _reco(info.path, out)
+    assert res.exit_code == 0, res.output
+    with uproot.open(out) as f:
+        ev = f["events"].arrays(["trigger_type", "dq_flag", "compressed"], library="np")
+    assert ev["trigger_type"][0] == 200 and ev["dq_flag"][1] == dq[1] | 0x80
+    assert ev["dq_flag"][0] == dq[0] and ev["compressed"].all()
+
+
 # --- bad input -------------------------------------------------------------------------------
 def test_truncated_file_exits_65_naming_file_event_offset(
     reconstructed: tuple[Path, Path, dict[str, Any]], tmp_path: Path

@@ -208,3 +208,50 @@ def test_inspect_cli(tmp_path: Path) -> None:
     )
     assert proc.returncode == 1
     assert str(bad) in proc.stderr and "event 1" in proc.stderr and "byte offset" in proc.stderr
+
+
+def test_bytes_after_a_valid_footer_are_named_as_such(small_file: bytes, tmp_path: Path) -> None:
+    path = tmp_path / "run7-seq0.dat"
+    for extra in (b"\x00" * 10, b"\xff" * 40, b"x"):
+        path.write_bytes(small_file + extra)
+        with pytest.raises(RawDataError) as info:
+            _read_all(path)
+        assert info.value.reason == (
+            f"{len(extra)} bytes after the footer (the footer at byte offset "
+            f"{len(small_file) - 4} closes the file's 2 events; a complete file followed by "
+            "other bytes)"
+        )
+        assert info.value.offset == len(small_file)
+
+
+def test_a_file_cut_right_after_an_event_blames_the_missing_footer(
+    small_file: bytes, tmp_path: Path
+) -> None:
+    path = tmp_path / "run7-seq0.dat"
+    with RawFile.open(_whole(small_file, tmp_path), SMALL) as f:
+        second = f.event_offsets[1]
+    for cut, event in ((len(small_file) - 4, 1), (second, 0)):
+        path.write_bytes(small_file[:cut])
+        with pytest.raises(RawDataError) as info:
+            _read_all(path)
+        assert info.value.reason == (
+            f"footer missing: the file ends right after event {event}, which is complete"
+        )
+        assert info.value.offset == cut
+    path.write_bytes(small_file[:-2])
+    with pytest.raises(
+        RawDataError, match=r"^file truncated in the footer \(2 of 4 bytes after event 1\)"
+    ):
+        _read_all(path)
+    path.write_bytes(small_file[: second + 3])  # 3 bytes of the next event's header
+    with pytest.raises(RawDataError) as info:
+        _read_all(path)
+    assert info.value.reason == "file truncated in an event header (3 of 35 bytes)"
+    assert (info.value.event, info.value.offset) == (1, second)
+
+
+def _whole(data: bytes, tmp_path: Path) -> Path:
+    path = tmp_path / "whole" / "run7-seq0.dat"
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(data)
+    return path
