@@ -62,10 +62,22 @@ def reco(
         typer.Option("--scratch", help="where a root:// input is copied first (default $TMPDIR)"),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no summary line")] = False,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            "--threads",
+            "--cores",
+            "-j",
+            min=1,
+            help="events reconstructed at once (default: the batch slot's cores from"
+            " FARMTOOLS_JOB_CPUS, SLURM_CPUS_PER_TASK, PBS_NUM_PPN or OMP_NUM_THREADS, else 1);"
+            " the output is the same whatever the number",
+        ),
+    ] = None,
 ) -> None:
     """Reconstruct a raw file: hits, 2D tracks, view matching, dQ/ds, into a ROOT file."""
     from farmtools.rawdata import RawDataError
-    from farmtools.reco.driver import reconstruct_file
+    from farmtools.reco.driver import job_cores, reconstruct_file
     from farmtools.reco.stage import LocationError, OutputError, is_url, local_input, local_output
 
     geo = _geometry(config, detector)
@@ -75,7 +87,9 @@ def reco(
     try:
         with local_input(raw, scratch) as local, local_output(output, scratch) as out:
             try:
-                stats = reconstruct_file(local, out, geo)
+                stats = reconstruct_file(
+                    local, out, geo, threads=threads if threads is not None else job_cores()
+                )
             except RawDataError as exc:
                 # name the input as the job was given it, not the scratch copy
                 message = str(exc).replace(str(local), raw)
@@ -95,13 +109,12 @@ def reco(
         raise typer.Exit(EX_CANTCREAT) from None
     if not quiet:
         # challenge.collect parses this line: "<raw>: N events, ... in S s (..."
-        shares = ", ".join(
-            f"{k} {100 * v / stats.seconds:.0f}%" for k, v in sorted(stats.timing.items())
-        )
+        cpu = sum(stats.timing.values()) or 1.0
+        shares = ", ".join(f"{k} {100 * v / cpu:.0f}%" for k, v in sorted(stats.timing.items()))
         typer.echo(
             f"{raw}: {stats.n_events} events, {stats.n_hits} hits, {stats.n_tracks} tracks "
             f"in {stats.seconds:.1f} s ({stats.n_events / max(stats.seconds, 1e-9):.1f} events/s;"
-            f" {shares}) -> {output}"
+            f" cpu {stats.cpu_seconds:.1f} s on {stats.threads} thread(s): {shares}) -> {output}"
         )
 
 
