@@ -61,10 +61,25 @@ if baseline:
         for i in range(f.n_events):
             f.event(i).adc
     read_wall = time.perf_counter() - t1; read_cpu = time.process_time() - c1
+    # the signal step against its reference in the same process: the three separate steps
+    from farmtools.reco import signal
+    steps = fused = 0.0
+    with RawFile.open(raw, G) as f:
+        for i in range(min(40, f.n_events)):
+            adc = f.event(i).adc
+            c1 = time.process_time()
+            ped, rms_raw = signal.pedestal_and_rms(adc)
+            wf, rms = signal.subtract_noise(adc, G, ped, rms_raw)
+            signal.find_hits(wf, rms)
+            c2 = time.process_time()
+            signal.process_signal(adc, G)
+            steps += c2 - c1; fused += time.process_time() - c2
+    signal_ratio = [steps / (i + 1), fused / (i + 1)]
 print(json.dumps({"events": stats.n_events, "hits": stats.n_hits, "tracks": stats.n_tracks,
                   "wall": wall, "cpu": cpu, "timing": stats.timing,
                   "base_wall": base_wall, "base_cpu": base_cpu,
-                  "read_wall": read_wall, "read_cpu": read_cpu}))
+                  "read_wall": read_wall, "read_cpu": read_cpu,
+                  "signal": signal_ratio if baseline else None}))
 """
 
 
@@ -218,6 +233,13 @@ def main() -> None:
                 f"ceiling) cpu {res['read_cpu']:.2f} s = {n / res['read_cpu']:.0f} events/s per "
                 f"core; RawFile.validate (reference decoder) cpu {res['base_cpu']:.2f} s; "
                 f"reco/ceiling ratio {cpu / res['read_cpu']:.1f} (cpu)"
+            )
+        if res["signal"] is not None:
+            steps_ms, fused_ms = (1000 * v for v in res["signal"])
+            print(
+                f"  signal step, same process, 40 events: fused {fused_ms:.1f} ms cpu/event vs "
+                f"the three separate steps (reference) {steps_ms:.1f} ms: "
+                f"x{steps_ms / fused_ms:.2f} faster"
             )
         if args.threads > 1:
             par, _rss = run_child(raw, args.dir / f"{kind}-j.root", -1, False, args.threads)

@@ -288,7 +288,7 @@ SIZING_CASES: Sequence[SizingCase] = (
         "100 Hz continuous (upper bound)",
         100.0,
         2.0,
-        "the design's peak trigger rate without a pause between spills: what the farm cannot do",
+        "the design's peak trigger rate without a pause between spills: the upper bound",
     ),
 )
 
