@@ -32,7 +32,6 @@ EX_CONFIG = 2
 
 
 def _geometry(config: Path | None, detector: str | None) -> Geometry:
-    from farmtools.config import ConfigError, load_config
     from farmtools.detector import geometry
 
     if detector:
@@ -41,6 +40,9 @@ def _geometry(config: Path | None, detector: str | None) -> Geometry:
         except ValueError as exc:
             typer.echo(f"farmtools: {exc}", err=True)
             raise typer.Exit(EX_CONFIG) from None
+    # only now: the configuration's model (pydantic) is ~0.1 s of a job's start-up
+    from farmtools.config import ConfigError, load_config
+
     try:
         return load_config(config).geometry
     except ConfigError as exc:
