@@ -37,6 +37,11 @@ HIT_FIELDS: tuple[str, ...] = (
 )
 
 
+#: :class:`HitParams` as the kernels take it: absolute, nsigma, split_nsigma, min_width,
+#: max_extend, tail_tolerance (see :meth:`HitParams.knobs`).
+HitKnobs = tuple[float, float, float, int, int, float]
+
+
 @dataclass(frozen=True)
 class HitParams:
     """Knobs of the hit finder (spec section 5); defaults suit the 3x1x1 electronics."""
@@ -55,6 +60,17 @@ class HitParams:
     max_extend_ticks: int = 24
     #: A tail sample may exceed the lowest tail sample so far by this many RMS (noise).
     tail_tolerance_nsigma: float = 1.0
+
+    def knobs(self) -> HitKnobs:
+        """The knobs as the kernels take them (a numba function cannot take the dataclass)."""
+        return (
+            float(self.absolute_adc),
+            float(self.nsigma),
+            float(self.split_nsigma),
+            int(self.min_width_ticks),
+            int(self.max_extend_ticks),
+            float(self.tail_tolerance_nsigma),
+        )
 
 
 @numba.njit(cache=True, nogil=True)
@@ -310,16 +326,12 @@ def _row_hits(
     row: npt.NDArray[np.float32],
     c: int,
     rms_c: float,
-    absolute: float,
-    nsigma: float,
-    split_nsigma: float,
-    min_width: int,
-    max_extend: int,
-    tail_tol: float,
+    knobs: HitKnobs,
     hits: npt.NDArray[np.float64],
     nh: int,
 ) -> int:
     """Hits of one channel's waveform ``row`` appended to ``hits`` from ``nh``; new count."""
+    absolute, nsigma, split_nsigma, min_width, max_extend, tail_tol = knobs
     n_t = row.shape[0]
     thr = max(1.0, min(absolute, nsigma * rms_c))
     deep = split_nsigma * rms_c
@@ -399,12 +411,7 @@ def _row_hits(
 def _find_hits(
     wf: npt.NDArray[np.float32],
     rms: npt.NDArray[np.float32],
-    absolute: float,
-    nsigma: float,
-    split_nsigma: float,
-    min_width: int,
-    max_extend: int,
-    tail_tol: float,
+    knobs: HitKnobs,
     hits: npt.NDArray[np.float64],
 ) -> int:
     nh = 0
@@ -413,12 +420,7 @@ def _find_hits(
             wf[c],
             c,
             float(rms[c]),
-            absolute,
-            nsigma,
-            split_nsigma,
-            min_width,
-            max_extend,
-            tail_tol,
+            knobs,
             hits,
             nh,
         )
@@ -454,12 +456,7 @@ def _signal_groups(
     g_end: int,
     mask_nsigma: float,
     dilate: int,
-    absolute: float,
-    nsigma: float,
-    split_nsigma: float,
-    min_width: int,
-    max_extend: int,
-    tail_tol: float,
+    knobs: HitKnobs,
     ped: npt.NDArray[np.float32],
     rms_out: npt.NDArray[np.float32],
     hits: npt.NDArray[np.float64],
@@ -543,12 +540,7 @@ def _signal_groups(
                 w,
                 c,
                 float(np.float32(r)),  # the float32 RMS, as stored and as find_hits reads it
-                absolute,
-                nsigma,
-                split_nsigma,
-                min_width,
-                max_extend,
-                tail_tol,
+                knobs,
                 hits,
                 nh,
             )
@@ -571,12 +563,7 @@ def find_hits(
     n = _find_hits(
         np.ascontiguousarray(wf),
         rms,
-        params.absolute_adc,
-        params.nsigma,
-        params.split_nsigma,
-        params.min_width_ticks,
-        params.max_extend_ticks,
-        params.tail_tolerance_nsigma,
+        params.knobs(),
         hits,
     )
     return hits[:n].copy()
@@ -628,12 +615,7 @@ def process_signal(
             bounds[i + 1],
             mask_nsigma,
             dilate,
-            params.absolute_adc,
-            params.nsigma,
-            params.split_nsigma,
-            params.min_width_ticks,
-            params.max_extend_ticks,
-            params.tail_tolerance_nsigma,
+            params.knobs(),
             ped,
             rms,
             buf,
