@@ -29,8 +29,14 @@
    the model is fit for sizing; the unit test that calibrates the model on its own prediction
    only shows the calibration code is consistent.
 
-    .venv/bin/python benchmarks/bench_challenge.py [cpu|rate|calibrate|all]
-        [--cadence-files 9] [--rate-files 200] [--calib-files 16]
+4. **Reconstruction costs for the sizing** (issue 22): the per-event cost on full-size
+   335-event files (uncompressed and compressed) and the per-job cost, apart
+   (:mod:`farmtools.challenge.recocost`: CPU of real ``farmtools reco`` processes), and the
+   ``farmtools challenge simulate --size-6x6x6`` options that use them.  The files are
+   emulated once into ``--reco-dir`` (the same as ``bench_reco.py --dir``) and kept.
+
+    .venv/bin/python benchmarks/bench_challenge.py [cpu|rate|calibrate|costs|all]
+        [--cadence-files 9] [--rate-files 200] [--calib-files 16] [--reco-dir DIR]
 """
 
 from __future__ import annotations
@@ -291,15 +297,39 @@ def calibrate(work: Path, files: int, events: int = 10, interval_s: float = 5.0)
     return bool(check["within_20_percent"])
 
 
+def reco_costs(reco_dir: Path, work: Path, events: int = 335) -> None:
+    """Per-event (full files) and per-job reconstruction costs, and the sizing options."""
+    from farmtools.challenge import recocost
+
+    full, full_c, one = recocost.full_files(reco_dir, events)
+    costs = recocost.measure(full, full_c, one, events, work / "costs")
+    print(
+        f"== reconstruction costs, CPU of real `farmtools reco` jobs on one core ({events}-event"
+        " files; CPU time, the figure the machine's load does not change):\n"
+        f"   per event {costs.per_event_s:.4f} s uncompressed, "
+        f"{costs.per_event_compressed_s:.4f} s compressed; per job {costs.per_job_s:.2f} s "
+        f"before its first event; per extra file in a job given several "
+        f"{costs.per_extra_file_s:.3f} s\n"
+        f"   farmtools challenge simulate --size-6x6x6 {costs.simulate_args()}"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument(
         "mode",
         nargs="?",
         default="all",
-        choices=("all", "cpu", "rate", "calibrate"),
+        choices=("all", "cpu", "rate", "calibrate", "costs"),
         help="cpu: daemon CPU at the 10 s cadence; rate: verified-ingest rate; calibrate: the "
-        "simulator against a real challenge; all: the three",
+        "simulator against a real challenge; costs: reconstruction per event (full files) and "
+        "per job; all: the four",
+    )
+    ap.add_argument(
+        "--reco-dir",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "farmtools-bench-reco",
+        help="where the full-size files are emulated once and kept (costs)",
     )
     ap.add_argument("--cadence-files", type=int, default=9)
     ap.add_argument("--rate-files", type=int, default=200)
@@ -316,6 +346,8 @@ def main() -> None:
         if run_rate:
             ingest_rate(work, args.rate_files, 1)
             ingest_rate(work, max(20, args.rate_files // 5), 10)
+        if args.mode in ("all", "costs"):
+            reco_costs(args.reco_dir, work)
         if args.mode in ("all", "calibrate") and not calibrate(work, args.calib_files):
             sys.exit(1)
 

@@ -1,20 +1,25 @@
-"""Reconstruction of a full 335-event raw file (1 GiB uncompressed, and a compressed one).
+"""Reconstruction of full 335-event raw files (1 GiB uncompressed, and a compressed one).
 
-Emulates the two files once (fixed seeds, kept in ``--dir`` for the next run), warms the numba
-cache on a one-event file, then reconstructs each file in a single-threaded child process (one
-numba thread; ``--core N`` pins it with ``sched_setaffinity``) and prints
+Emulates the two files once (fixed seeds, kept in ``--dir`` for the next run:
+:func:`farmtools.challenge.recocost.full_files`), warms the numba cache on a one-event file,
+then reconstructs each file in a single-threaded child process (one numba thread; ``--core N``
+pins it with ``sched_setaffinity``) and prints
 
   * wall seconds, CPU seconds (user + system of the child: the figure that does not depend on
-    what else the machine runs), events/s, the share of time of each step, and the child's
-    peak RSS;
-  * the ratio against the seed's figures (issue 5: ~240 s uncompressed, ~540 s compressed) and
-    against a baseline run in the same child: decoding the file with the reader alone
-    (``RawFile.validate``, the reference decoder), i.e. what the reconstruction costs on top of
-    merely reading its input.
+    what else the machine runs), events/s per core, CPU seconds of each step (read, signal:
+    pedestal + coherent noise + hits fused, tracks, matching, write), and the peak RSS;
+  * beside them, from the same child: the reader alone, every event's ADC array as the
+    reconstruction gets it (the reader's physical ceiling, events/s per core), and
+    ``RawFile.validate`` (the reference decoder); the ratio against the seed's figures;
+  * the same file on ``--threads`` threads (wall time, and whether the output is identical);
+  * the start-up: a 1-event job's CPU beyond its event, and a further file's in a job given
+    five (``farmtools reco A B C ... -o ...``).
 
-Targets (issue 5): <= 20 s uncompressed, <= 30 s compressed, peak RSS <= 1 GB.
+Targets: issue 5, <= 20 s uncompressed, <= 30 s compressed, peak RSS <= 1 GB; issue 22,
+uncompressed <= 3 s CPU, compressed <= 1.3 x uncompressed, <= 0.2 s per file beyond its events.
 
     .venv/bin/python benchmarks/bench_reco.py [--dir /tmp/farmtools-bench-reco] [--events 335]
+        [--threads N] [--core C]
 """
 
 from __future__ import annotations
@@ -27,7 +32,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 SEED_SECONDS = {"uncompressed": 240.0, "compressed": 540.0}
@@ -41,48 +45,53 @@ if int(sys.argv[3]) >= 0:
 from farmtools.detector import WA105_3X1X1 as G
 from farmtools.rawdata import RawFile
 from farmtools.reco.driver import reconstruct_file
-raw, out, baseline = sys.argv[1], sys.argv[2], sys.argv[4] == "1"
+raw, out, baseline, threads = sys.argv[1], sys.argv[2], sys.argv[4] == "1", int(sys.argv[5])
 c0 = time.process_time(); t0 = time.perf_counter()
-stats = reconstruct_file(raw, out, G)
+stats = reconstruct_file(raw, out, G, threads=threads)
 wall = time.perf_counter() - t0; cpu = time.process_time() - c0
-base_wall = base_cpu = None
+base_wall = base_cpu = read_wall = read_cpu = None
 if baseline:
     c1 = time.process_time(); t1 = time.perf_counter()
     with RawFile.open(raw, G) as f:
         f.validate()
     base_wall = time.perf_counter() - t1; base_cpu = time.process_time() - c1
+    # the reader's ceiling: every event's ADC array, as the reconstruction gets it
+    c1 = time.process_time(); t1 = time.perf_counter()
+    with RawFile.open(raw, G) as f:
+        for i in range(f.n_events):
+            f.event(i).adc
+    read_wall = time.perf_counter() - t1; read_cpu = time.process_time() - c1
+    # the signal step against its reference in the same process: the three separate steps
+    from farmtools.reco import signal
+    steps = fused = 0.0
+    with RawFile.open(raw, G) as f:
+        for i in range(min(40, f.n_events)):
+            adc = f.event(i).adc
+            c1 = time.process_time()
+            ped, rms_raw = signal.pedestal_and_rms(adc)
+            wf, rms = signal.subtract_noise(adc, G, ped, rms_raw)
+            signal.find_hits(wf, rms)
+            c2 = time.process_time()
+            signal.process_signal(adc, G)
+            steps += c2 - c1; fused += time.process_time() - c2
+    signal_ratio = [steps / (i + 1), fused / (i + 1)]
 print(json.dumps({"events": stats.n_events, "hits": stats.n_hits, "tracks": stats.n_tracks,
                   "wall": wall, "cpu": cpu, "timing": stats.timing,
-                  "base_wall": base_wall, "base_cpu": base_cpu}))
+                  "base_wall": base_wall, "base_cpu": base_cpu,
+                  "read_wall": read_wall, "read_cpu": read_cpu,
+                  "signal": signal_ratio if baseline else None}))
 """
 
 
-def emulate(directory: Path, run: int, events: int, compress: bool) -> Path:
-    from farmtools.emulator.daq import RunPlan, emulate_run
-    from farmtools.emulator.settings import EmulatorSettings
-
-    path = directory / f"run{run}-seq0.dat"
-    if path.exists():
-        return path
-    directory.mkdir(parents=True, exist_ok=True)
-    t = time.perf_counter()
-    (info,) = emulate_run(
-        directory,
-        EmulatorSettings(seed=run),
-        RunPlan(run=run, events_per_file=events, compress=compress),
-    )
-    print(
-        f"  emulated {info.path} ({info.size / 2**20:.0f} MiB) in {time.perf_counter() - t:.0f} s"
-    )
-    return info.path
-
-
-def run_child(raw: Path, out: Path, core: int, baseline: bool) -> tuple[dict, float]:
+def run_child(
+    raw: Path, out: Path, core: int, baseline: bool, threads: int = 1
+) -> tuple[dict, float]:
     """Run the reconstruction in a child pinned to ``core``: (its JSON result, its peak RSS MB)."""
     env = {**os.environ, "NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    flag = "1" if baseline else "0"
     with tempfile.TemporaryFile("w+") as result:
         proc = subprocess.Popen(
-            [sys.executable, "-c", CHILD, str(raw), str(out), str(core), "1" if baseline else "0"],
+            [sys.executable, "-c", CHILD, str(raw), str(out), str(core), flag, str(threads)],
             stdout=result,
             env=env,
         )
@@ -154,6 +163,8 @@ def closure(raw: Path, root: Path) -> str:
 
 
 def main() -> None:
+    from farmtools.challenge import recocost
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
         "--dir", type=Path, default=Path(tempfile.gettempdir()) / "farmtools-bench-reco"
@@ -166,32 +177,39 @@ def main() -> None:
         help="pin the child to this CPU (default: not pinned; it is single-threaded either way,"
         " and on a shared machine pinning makes it wait for that one core)",
     )
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=len(os.sched_getaffinity(0)),
+        help="also reconstruct each file on this many threads (default: the CPUs here; 1: skip)",
+    )
     ap.add_argument("--no-baseline", action="store_true", help="skip the reader-only baseline")
     ap.add_argument("--clean", action="store_true", help="delete the emulated files afterwards")
     args = ap.parse_args()
 
     free = shutil.disk_usage(args.dir.parent if not args.dir.exists() else args.dir).free
     need = 2.2 * args.events / 335 * 2**30
-    if free < need:
+    if free < need and not (args.dir / "u").exists():
         raise SystemExit(
             f"need {need / 2**30:.1f} GiB free for the files, {free / 2**30:.1f} GiB left"
         )
     where = f"pinned to cpu {args.core}" if args.core >= 0 else "single-threaded, not pinned"
     print(f"bench_reco: {args.events}-event files in {args.dir}, one core ({where})")
-    files = {
-        "uncompressed": emulate(args.dir / "u", 335_001, args.events, compress=False),
-        "compressed": emulate(args.dir / "c", 335_002, args.events, compress=True),
-    }
-    warm = emulate(args.dir / "warm", 335_003, 1, compress=True)
+    print(f"  load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: compare CPU times")
+    full_u, full_c, warm = recocost.full_files(args.dir, args.events)
+    files = {"uncompressed": full_u, "compressed": full_c}
     run_child(warm, args.dir / "warm.root", args.core, baseline=False)  # numba cache
 
+    cpu_of: dict[str, float] = {}
     for kind, raw in files.items():
         res, rss_mb = run_child(raw, args.dir / f"{kind}.root", args.core, not args.no_baseline)
         n, wall, cpu = res["events"], res["wall"], res["cpu"]
+        cpu_of[kind] = cpu
         timing = res["timing"]
         total = sum(timing.values()) or 1.0
-        shares = "  ".join(
-            f"{k} {100 * v / total:.0f}%" for k, v in sorted(timing.items(), key=lambda kv: -kv[1])
+        steps = "  ".join(
+            f"{k} {v:.2f} s ({100 * v / total:.0f}%)"
+            for k, v in sorted(timing.items(), key=lambda kv: -kv[1])
         )
         size_mb = raw.stat().st_size / 1e6
         print(
@@ -199,10 +217,11 @@ def main() -> None:
             f"{res['tracks']} tracks"
         )
         print(
-            f"  wall {wall:.1f} s, cpu {cpu:.1f} s, {n / wall:.1f} events/s (wall), "
-            f"{n / cpu:.1f} events/s (cpu), peak RSS {rss_mb:.0f} MB"
+            f"  wall {wall:.1f} s, cpu {cpu:.2f} s, {n / wall:.1f} events/s (wall), "
+            f"{n / cpu:.1f} events/s per core (cpu), {1000 * cpu / n:.1f} ms cpu/event, "
+            f"peak RSS {rss_mb:.0f} MB"
         )
-        print(f"  time shares: {shares}")
+        print(f"  cpu per step: {steps}")
         seed = SEED_SECONDS[kind] * n / 335
         print(
             f"  ratio vs the seed ({seed:.0f} s): {seed / wall:.1f}x faster (wall), "
@@ -210,9 +229,25 @@ def main() -> None:
         )
         if res["base_wall"] is not None:
             print(
-                f"  baseline in the same process, reader only (RawFile.validate): "
-                f"wall {res['base_wall']:.1f} s, cpu {res['base_cpu']:.1f} s; "
-                f"reco/reader ratio {cpu / res['base_cpu']:.2f} (cpu)"
+                f"  reader alone in the same process: every event's ADC array (the reader's "
+                f"ceiling) cpu {res['read_cpu']:.2f} s = {n / res['read_cpu']:.0f} events/s per "
+                f"core; RawFile.validate (reference decoder) cpu {res['base_cpu']:.2f} s; "
+                f"reco/ceiling ratio {cpu / res['read_cpu']:.1f} (cpu)"
+            )
+        if res["signal"] is not None:
+            steps_ms, fused_ms = (1000 * v for v in res["signal"])
+            print(
+                f"  signal step, same process, 40 events: fused {fused_ms:.1f} ms cpu/event vs "
+                f"the three separate steps (reference) {steps_ms:.1f} ms: "
+                f"x{steps_ms / fused_ms:.2f} faster"
+            )
+        if args.threads > 1:
+            par, _rss = run_child(raw, args.dir / f"{kind}-j.root", -1, False, args.threads)
+            same = recocost.same_output(args.dir / f"{kind}.root", args.dir / f"{kind}-j.root")
+            print(
+                f"  on {args.threads} threads: wall {par['wall']:.1f} s, cpu {par['cpu']:.2f} s, "
+                f"{n / par['wall']:.1f} events/s (wall; x{wall / par['wall']:.2f}), output "
+                f"{'identical' if same else 'DIFFERENT'} to one thread's"
             )
         print(f"  closure: {closure(raw, args.dir / f'{kind}.root')}")
         target = TARGET_SECONDS[kind] * n / 335
@@ -223,6 +258,21 @@ def main() -> None:
             f"{'met' if wall <= target else 'missed'} (wall); "
             f"RSS <= {TARGET_RSS_MB:.0f} MB: {'met' if ok_m else 'MISSED'}"
         )
+    print(
+        f"\ncompressed / uncompressed cpu: {cpu_of['compressed'] / cpu_of['uncompressed']:.2f}"
+        f" (issue 22 target <= 1.3); uncompressed <= 3 s cpu: "
+        f"{'met' if cpu_of['uncompressed'] * 335 / args.events <= 3.0 else 'MISSED'}"
+    )
+    work = args.dir / "jobs"
+    one = recocost.run_reco([warm], work / "one")
+    five = recocost.run_reco([warm] * 5, work / "five")
+    per_event = cpu_of["compressed"] / args.events
+    print(
+        f"start-up: a 1-event job {one.cpu_s:.2f} s cpu ({one.wall_s:.1f} s wall), "
+        f"{one.cpu_s - per_event:.2f} s beyond its event; in a job given 5 such files each "
+        f"further file {(five.cpu_s - one.cpu_s) / 4 - per_event:.3f} s beyond its event "
+        f"(target <= 0.2 s)"
+    )
     if args.clean:
         shutil.rmtree(args.dir, ignore_errors=True)
 

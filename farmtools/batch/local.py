@@ -252,6 +252,15 @@ class LocalPool:
             (self.root / "queue" / job_id).unlink()
             self._launch(job_id)
 
+    @property
+    def slot_cpus(self) -> int:
+        """Cores of one slot: this machine's CPUs shared among the slots (at least 1).
+
+        Exported to each job as ``FARMTOOLS_JOB_CPUS`` (how many threads ``farmtools reco``
+        uses), as Slurm exports ``SLURM_CPUS_PER_TASK``.
+        """
+        return max(1, (os.cpu_count() or 1) // max(1, self.slots))
+
     def _launch(self, job_id: str) -> None:
         """Start the supervisor of ``job_id`` without waiting for it (caller holds the lock).
 
@@ -271,6 +280,7 @@ class LocalPool:
                 stdin=subprocess.DEVNULL,
                 close_fds=True,
                 start_new_session=True,  # Ctrl-C / SIGHUP of the manager's group miss it
+                env={**os.environ, "FARMTOOLS_JOB_CPUS": str(self.slot_cpus)},
             )
         except OSError as exc:
             acc = {

@@ -6,6 +6,7 @@ Heavy imports (the stages, SimPy, plotly) happen inside the commands.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -164,6 +165,16 @@ def simulate(
     compression: Annotated[float, typer.Option(min=1.0, help="Compression factor.")] = 1.0,
     workers: Annotated[int, typer.Option(min=1)] = 2,
     reco_s_per_event: Annotated[float, typer.Option(min=0.0)] = 0.3,
+    reco_s_per_event_compressed: Annotated[
+        float | None,
+        typer.Option(min=0.0, help="6x6x6: CPU s per compressed 3x1x1 event (full files)."),
+    ] = None,
+    job_s: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0, help="Seconds every job pays before its first event (measured start-up)."
+        ),
+    ] = None,
     bandwidth_mb_s: Annotated[float, typer.Option(min=0.001, help="Verified-copy MB/s.")] = 400.0,
     group_size: Annotated[int, typer.Option(min=1)] = 4,
     calibrate: Annotated[
@@ -193,6 +204,8 @@ def simulate(
         transfer_bandwidth_Bps=bandwidth_mb_s * 1e6,
         group_size=group_size,
     )
+    if job_s is not None:
+        model = replace(model, job_startup_s=job_s)
     out: dict[str, Any] = {}
     per_event = reco_s_per_event
     if calibrate is not None:
@@ -205,7 +218,11 @@ def simulate(
     out["prediction"] = result.summary()
     if size_6x6x6:
         out["sizing_6x6x6"] = sim.size_6x6x6(
-            per_event, cores=cores, bandwidth_Bps=bandwidth_gb_s * 1e9
+            per_event,
+            cores=cores,
+            bandwidth_Bps=bandwidth_gb_s * 1e9,
+            job_s=job_s if job_s is not None else sim.DEFAULT_JOB_S,
+            reco_s_per_event_compressed_3x1x1=reco_s_per_event_compressed,
         )
     if as_json:
         typer.echo(json.dumps(out, indent=1, default=str))
@@ -221,7 +238,16 @@ def simulate(
         typer.echo(f"  {stage:<10} median {v['median_s']:9.2f} s  p95 {v['p95_s']:9.2f} s")
     if size_6x6x6:
         typer.echo("")
-        typer.echo(markdown_sizing(out["sizing_6x6x6"], per_event, cores, bandwidth_gb_s))
+        typer.echo(
+            markdown_sizing(
+                out["sizing_6x6x6"],
+                per_event,
+                cores,
+                bandwidth_gb_s,
+                job_s=job_s if job_s is not None else sim.DEFAULT_JOB_S,
+                per_event_compressed_3x1x1=reco_s_per_event_compressed,
+            )
+        )
     if "calibration" in out and not out["calibration"]["within_20_percent"]:
         raise typer.Exit(1)
 

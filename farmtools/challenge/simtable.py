@@ -84,14 +84,25 @@ def markdown_summary(check: Mapping[str, Any]) -> str:
 
 
 def markdown_sizing(
-    rows: Sequence[Mapping[str, Any]], per_event_3x1x1: float, cores: int, bandwidth_gb_s: float
+    rows: Sequence[Mapping[str, Any]],
+    per_event_3x1x1: float,
+    cores: int,
+    bandwidth_gb_s: float,
+    job_s: float | None = None,
+    per_event_compressed_3x1x1: float | None = None,
 ) -> str:
     """The 6x6x6 sizing table (markdown) with the assumptions it rests on."""
+    ratio = WORK_RATIO_6X6X6
+    per_event = f"{per_event_3x1x1:.4f} s per 3x1x1 event"
+    scaled = f"{per_event_3x1x1 * ratio:.2f} s"
+    if per_event_compressed_3x1x1 is not None:
+        per_event += f" ({per_event_compressed_3x1x1:.4f} s compressed)"
+        scaled += f" ({per_event_compressed_3x1x1 * ratio:.2f} s compressed)"
+    job = f"; every job {job_s:.2f} s before its first event" if job_s is not None else ""
     head = (
         f"6x6x6 sizing: {EVENT_BYTES_6X6X6 / 1e6:.0f} MB events, {cores} cores, "
-        f"{bandwidth_gb_s:g} GB/s storage; reconstruction {per_event_3x1x1:.3f} s per 3x1x1 event "
-        f"measured here x {WORK_RATIO_6X6X6:.1f} (channels x samples) = "
-        f"{per_event_3x1x1 * WORK_RATIO_6X6X6:.1f} s per 6x6x6 event on one core.\n"
+        f"{bandwidth_gb_s:g} GB/s storage; reconstruction {per_event} measured here "
+        f"x {ratio:.1f} (channels x samples) = {scaled} per 6x6x6 event on one core{job}.\n"
     )
     lines = [
         head,

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +22,7 @@ import numpy.typing as npt
 
 from farmtools.detector import Geometry
 from farmtools.rawdata import RawFile
-from farmtools.reco.event import reconstruct_event
+from farmtools.reco.event import EventReco, reconstruct_event
 from farmtools.reco.output import RecoWriter
 
 #: One event for the driver: the header fields of EVENT_COLUMNS and the view-order ADC array.
@@ -35,8 +37,45 @@ class RecoStats:
     n_hits: int = 0
     n_tracks: int = 0
     seconds: float = 0.0
-    #: Seconds per step: "read" (decoding, in the reader) plus the steps of reconstruct_event.
+    #: CPU seconds of the whole process (all threads) over the same span.
+    cpu_seconds: float = 0.0
+    #: Events reconstructed at once.
+    threads: int = 1
+    #: CPU seconds per step: "read" (decoding, in the reader), the steps of
+    #: reconstruct_event, and "write".
     timing: dict[str, float] = field(default_factory=dict)
+
+
+#: Environment variables that say how many cores a batch job was given, in the order they are
+#: trusted: the local pool's slot (set by :mod:`farmtools.batch.local`), Slurm's
+#: ``--cpus-per-task``, TORQUE/PBS's ``ppn``, and HTCondor's ``request_cpus`` (which HTCondor
+#: exports as OMP_NUM_THREADS).
+CORES_ENV: tuple[str, ...] = (
+    "FARMTOOLS_JOB_CPUS",
+    "SLURM_CPUS_PER_TASK",
+    "PBS_NUM_PPN",
+    "OMP_NUM_THREADS",
+)
+
+
+def job_cores(environ: Mapping[str, str] | None = None) -> int:
+    """Cores this job may use: the batch slot's size from the environment, else 1.
+
+    Bounded by the CPUs the process may run on (its affinity mask), so a slot larger than the
+    node never makes threads wait for one another.
+    """
+    env = os.environ if environ is None else environ
+    cores = 1
+    for name in CORES_ENV:
+        value = env.get(name, "").strip()
+        if value.isdigit() and int(value) > 0:
+            cores = int(value)
+            break
+    try:
+        available = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        available = os.cpu_count() or 1
+    return max(1, min(cores, available))
 
 
 def reconstruct_stream(
@@ -44,41 +83,74 @@ def reconstruct_stream(
     out_path: str | os.PathLike[str],
     geometry: Geometry,
     progress: Callable[[int], None] | None = None,
+    threads: int = 1,
 ) -> RecoStats:
-    """Reconstruct ``events`` one by one and write them to ``out_path``.
+    """Reconstruct ``events`` and write them, in their order, to ``out_path``.
 
-    The output is written to ``<out>.part`` and renamed when complete, so a crash never leaves a
-    ROOT file that looks finished.
+    With ``threads`` > 1, up to ``threads`` events are reconstructed at once on a thread pool
+    (the numba kernels release the GIL) while this thread reads the next events and writes the
+    finished ones in order; each event's reconstruction is the same function of its ADC
+    array, so the file is the same whatever ``threads`` is.  The output is written to
+    ``<out>.part`` and renamed when complete, so a crash never leaves a ROOT file that looks
+    finished.  ``timing`` holds CPU seconds per step (each step's own thread's CPU time).
     """
-    stats = RecoStats()
+    stats = RecoStats(threads=threads)
     out = os.fspath(out_path)
     part = out + ".part"
     t_all = time.perf_counter()
+    c_all = time.process_time()
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="reco") if threads > 1 else None
+    pending: deque[tuple[dict[str, Any], Future[EventReco]]] = deque()
+
+    def add(timing: dict[str, float], key: str, seconds: float) -> None:
+        timing[key] = timing.get(key, 0.0) + seconds
+
+    def finish(writer: RecoWriter, header: dict[str, Any], reco: EventReco) -> None:
+        t_w = time.thread_time()
+        writer.add(header, reco)
+        add(stats.timing, "write", time.thread_time() - t_w)
+        for k, v in reco.timing.items():
+            add(stats.timing, k, v)
+        stats.n_events += 1
+        stats.n_hits += reco.n_hits
+        stats.n_tracks += reco.n_tracks
+        if progress is not None:
+            progress(stats.n_events)
+
     try:
         with RecoWriter(part, geometry.n_channels) as writer:
-            t_read = time.perf_counter()
-            for header, adc in events:
-                stats.timing["read"] = stats.timing.get("read", 0.0) + time.perf_counter() - t_read
-                reco = reconstruct_event(adc, geometry)
-                t_w = time.perf_counter()
-                writer.add(header, reco)
-                stats.timing["write"] = stats.timing.get("write", 0.0) + time.perf_counter() - t_w
-                for k, v in reco.timing.items():
-                    stats.timing[k] = stats.timing.get(k, 0.0) + v
-                stats.n_events += 1
-                stats.n_hits += reco.n_hits
-                stats.n_tracks += reco.n_tracks
-                if progress is not None:
-                    progress(stats.n_events)
-                t_read = time.perf_counter()
-            t_w = time.perf_counter()
-        stats.timing["write"] = stats.timing.get("write", 0.0) + time.perf_counter() - t_w
+            it = iter(events)
+            while True:
+                t_read = time.thread_time()
+                item = next(it, None)
+                add(stats.timing, "read", time.thread_time() - t_read)
+                if item is None:
+                    break
+                header, adc = item
+                if pool is None:
+                    finish(writer, header, reconstruct_event(adc, geometry))
+                    continue
+                pending.append((header, pool.submit(reconstruct_event, adc, geometry)))
+                while len(pending) >= threads or (pending and pending[0][1].done()):
+                    done_header, future = pending.popleft()
+                    finish(writer, done_header, future.result())
+            while pending:
+                done_header, future = pending.popleft()
+                finish(writer, done_header, future.result())
+            t_w = time.thread_time()
+        add(stats.timing, "write", time.thread_time() - t_w)
         os.replace(part, out)
     except BaseException:
+        for _header, future in pending:
+            future.cancel()
         if os.path.exists(part):
             os.unlink(part)
         raise
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     stats.seconds = time.perf_counter() - t_all
+    stats.cpu_seconds = time.process_time() - c_all
     return stats
 
 
@@ -126,7 +198,11 @@ def reconstruct_file(
     out_path: str | os.PathLike[str],
     geometry: Geometry,
     progress: Callable[[int], None] | None = None,
+    threads: int = 1,
 ) -> RecoStats:
-    """Reconstruct a raw file into ``out_path``; bad input raises RawDataError (file, event, offset)."""
+    """Reconstruct a raw file into ``out_path``; bad input raises RawDataError (file, event, offset).
+
+    ``threads``: events reconstructed at once (see :func:`reconstruct_stream`).
+    """
     _n, events = raw_events(raw_path, geometry)
-    return reconstruct_stream(events, out_path, geometry, progress)
+    return reconstruct_stream(events, out_path, geometry, progress, threads)

@@ -10,6 +10,7 @@ Pure functions, no I/O.  May import numpy, numba and :mod:`farmtools.detector`.
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import numba
@@ -36,6 +37,11 @@ HIT_FIELDS: tuple[str, ...] = (
 )
 
 
+#: :class:`HitParams` as the kernels take it: absolute, nsigma, split_nsigma, min_width,
+#: max_extend, tail_tolerance (see :meth:`HitParams.knobs`).
+HitKnobs = tuple[float, float, float, int, int, float]
+
+
 @dataclass(frozen=True)
 class HitParams:
     """Knobs of the hit finder (spec section 5); defaults suit the 3x1x1 electronics."""
@@ -54,6 +60,17 @@ class HitParams:
     max_extend_ticks: int = 24
     #: A tail sample may exceed the lowest tail sample so far by this many RMS (noise).
     tail_tolerance_nsigma: float = 1.0
+
+    def knobs(self) -> HitKnobs:
+        """The knobs as the kernels take them (a numba function cannot take the dataclass)."""
+        return (
+            float(self.absolute_adc),
+            float(self.nsigma),
+            float(self.split_nsigma),
+            int(self.min_width_ticks),
+            int(self.max_extend_ticks),
+            float(self.tail_tolerance_nsigma),
+        )
 
 
 @numba.njit(cache=True, nogil=True)
@@ -218,7 +235,7 @@ def subtract_noise(
 
 @numba.njit(cache=True, nogil=True)
 def _emit(
-    wf: npt.NDArray[np.float32],
+    row: npt.NDArray[np.float32],
     c: int,
     s: int,
     e: int,
@@ -226,7 +243,7 @@ def _emit(
     hits: npt.NDArray[np.float64],
     nh: int,
 ) -> int:
-    """Append the hit integrating ``wf[c, s..e]`` (inclusive) if it is wide enough; new count."""
+    """Append the hit integrating ``row[s..e]`` (inclusive) of channel ``c`` if wide enough."""
     if e - s + 1 < min_width or nh >= hits.shape[0]:
         return nh
     total = 0.0
@@ -234,7 +251,7 @@ def _emit(
     peak = -1e30
     tp = s
     for t in range(s, e + 1):
-        v = wf[c, t]
+        v = row[t]
         total += v
         if v > 0:
             wsum += v * t
@@ -245,7 +262,7 @@ def _emit(
         return nh
     pos = 0.0
     for t in range(s, e + 1):
-        v = wf[c, t]
+        v = row[t]
         if v > 0:
             pos += v
     hits[nh, 0] = c
@@ -258,91 +275,275 @@ def _emit(
     return nh + 1
 
 
+#: Ticks the hit finder tests at once for a sample above threshold (a vectorised compare).
+_SKIP_BLOCK = 16
+
+
+@numba.njit(cache=True, nogil=True)
+def _below(thr: float) -> np.float32:
+    """A float32 a little below ``thr``: a float32 sample above ``thr`` is above it too, so a
+    block test against it never skips a sample the exact (float64) test would keep."""
+    return np.float32(thr - abs(thr) * 1e-6 - 1e-30)
+
+
+@numba.njit(cache=True, nogil=True)
+def _any_above(row: npt.NDArray[np.float32], t: int, thr32: np.float32) -> bool:
+    """Whether one of ``row[t : t + _SKIP_BLOCK]`` exceeds ``thr32`` (see :func:`_below`).
+
+    A float32 compare OR-ed over the block, the form LLVM turns into a few vector instructions
+    (a count of booleans, or a float64 compare, runs 4 x slower here).
+    """
+    above = False
+    for j in range(_SKIP_BLOCK):
+        above |= row[t + j] > thr32
+    return above
+
+
+@numba.njit(cache=True, nogil=True)
+def _next_above(row: npt.NDArray[np.float32], t: int, thr: float, thr32: np.float32) -> int:
+    """First tick from ``t`` whose sample is not ``<= thr`` (``row.shape[0]`` if none).
+
+    Most ticks are noise: from a block boundary, whole blocks without a sample above
+    ``thr32`` are skipped in one vector compare; the exact test is the scalar one.
+    """
+    n_t = row.shape[0]
+    while t < n_t:
+        if (
+            (t & (_SKIP_BLOCK - 1)) == 0
+            and t + _SKIP_BLOCK <= n_t
+            and not _any_above(row, t, thr32)
+        ):
+            t += _SKIP_BLOCK
+            continue
+        if not row[t] <= thr:
+            return t
+        t += 1
+    return n_t
+
+
+@numba.njit(cache=True, nogil=True)
+def _row_hits(
+    row: npt.NDArray[np.float32],
+    c: int,
+    rms_c: float,
+    knobs: HitKnobs,
+    hits: npt.NDArray[np.float64],
+    nh: int,
+) -> int:
+    """Hits of one channel's waveform ``row`` appended to ``hits`` from ``nh``; new count."""
+    absolute, nsigma, split_nsigma, min_width, max_extend, tail_tol = knobs
+    n_t = row.shape[0]
+    thr = max(1.0, min(absolute, nsigma * rms_c))
+    deep = split_nsigma * rms_c
+    thr32 = _below(thr)
+    t = 0
+    prev_end = -1
+    while t < n_t:
+        t = _next_above(row, t, thr, thr32)
+        if t >= n_t:
+            break
+        s = t
+        while t < n_t and row[t] > thr:
+            t += 1
+        e = t - 1
+        # Extend into the tails while the pulse stays above zero and does not rise above
+        # the lowest sample so far by more than the noise (``tail_tol``): a sub-threshold
+        # tail is falling on average but not sample by sample, and stopping at the first
+        # noise upturn lost the diffusion tails of long pulses (steep tracks), more at
+        # long drift (0.2 % of the charge at 600 us, a lifetime bias).  Only pulses whose
+        # part above threshold is already a hit's width get the tolerance: a noise spike
+        # must not grow into a hit by wandering through the noise.
+        tol = tail_tol * rms_c if e - s + 1 >= min_width else 0.0
+        lo = s
+        floor = row[s]
+        while (
+            lo - 1 > prev_end
+            and s - (lo - 1) <= max_extend
+            and row[lo - 1] > 0
+            and row[lo - 1] <= floor + tol
+        ):
+            lo -= 1
+            floor = min(floor, row[lo])
+        hi = e
+        floor = row[e]
+        while (
+            hi + 1 < n_t
+            and (hi + 1) - e <= max_extend
+            and row[hi + 1] > 0
+            and row[hi + 1] <= floor + tol
+        ):
+            hi += 1
+            floor = min(floor, row[hi])
+        # The next pulse may not start inside this one's tail.
+        t = max(t, hi + 1)
+        # Split at local minima deeper than `deep` below the maxima on both sides.
+        start = lo
+        run_max = row[lo]
+        i = lo + 1
+        while i < hi:
+            v = row[i]
+            if v > run_max:
+                run_max = v
+            # Both pieces must be wide enough to be hits: a narrower piece would be
+            # dropped with its charge and leave a gap that breaks the track's cluster.
+            if (
+                v <= row[i - 1]
+                and v <= row[i + 1]
+                and run_max - v > deep
+                and i - start + 1 >= min_width
+                and hi - i >= min_width
+            ):
+                right_max = v
+                for j in range(i + 1, hi + 1):
+                    if row[j] > right_max:
+                        right_max = row[j]
+                if right_max - v > deep:
+                    nh = _emit(row, c, start, i, min_width, hits, nh)
+                    start = i + 1
+                    run_max = row[start] if start <= hi else v
+            i += 1
+        nh = _emit(row, c, start, hi, min_width, hits, nh)
+        prev_end = hi
+    return nh
+
+
 @numba.njit(cache=True, nogil=True)
 def _find_hits(
     wf: npt.NDArray[np.float32],
     rms: npt.NDArray[np.float32],
-    absolute: float,
-    nsigma: float,
-    split_nsigma: float,
-    min_width: int,
-    max_extend: int,
-    tail_tol: float,
+    knobs: HitKnobs,
     hits: npt.NDArray[np.float64],
 ) -> int:
-    n_ch, n_t = wf.shape
     nh = 0
-    for c in range(n_ch):
-        thr = max(1.0, min(absolute, nsigma * rms[c]))
-        deep = split_nsigma * rms[c]
-        t = 0
-        prev_end = -1
-        while t < n_t:
-            if wf[c, t] <= thr:
-                t += 1
-                continue
-            s = t
-            while t < n_t and wf[c, t] > thr:
-                t += 1
-            e = t - 1
-            # Extend into the tails while the pulse stays above zero and does not rise above
-            # the lowest sample so far by more than the noise (``tail_tol``): a sub-threshold
-            # tail is falling on average but not sample by sample, and stopping at the first
-            # noise upturn lost the diffusion tails of long pulses (steep tracks), more at
-            # long drift (0.2 % of the charge at 600 us, a lifetime bias).  Only pulses whose
-            # part above threshold is already a hit's width get the tolerance: a noise spike
-            # must not grow into a hit by wandering through the noise.
-            tol = tail_tol * rms[c] if e - s + 1 >= min_width else 0.0
-            lo = s
-            floor = wf[c, s]
-            while (
-                lo - 1 > prev_end
-                and s - (lo - 1) <= max_extend
-                and wf[c, lo - 1] > 0
-                and wf[c, lo - 1] <= floor + tol
-            ):
-                lo -= 1
-                floor = min(floor, wf[c, lo])
-            hi = e
-            floor = wf[c, e]
-            while (
-                hi + 1 < n_t
-                and (hi + 1) - e <= max_extend
-                and wf[c, hi + 1] > 0
-                and wf[c, hi + 1] <= floor + tol
-            ):
-                hi += 1
-                floor = min(floor, wf[c, hi])
-            # The next pulse may not start inside this one's tail.
-            t = max(t, hi + 1)
-            # Split at local minima deeper than `deep` below the maxima on both sides.
-            start = lo
-            run_max = wf[c, lo]
-            i = lo + 1
-            while i < hi:
-                v = wf[c, i]
-                if v > run_max:
-                    run_max = v
-                # Both pieces must be wide enough to be hits: a narrower piece would be
-                # dropped with its charge and leave a gap that breaks the track's cluster.
-                if (
-                    v <= wf[c, i - 1]
-                    and v <= wf[c, i + 1]
-                    and run_max - v > deep
-                    and i - start + 1 >= min_width
-                    and hi - i >= min_width
-                ):
-                    right_max = v
-                    for j in range(i + 1, hi + 1):
-                        if wf[c, j] > right_max:
-                            right_max = wf[c, j]
-                    if right_max - v > deep:
-                        nh = _emit(wf, c, start, i, min_width, hits, nh)
-                        start = i + 1
-                        run_max = wf[c, start] if start <= hi else v
-                i += 1
-            nh = _emit(wf, c, start, hi, min_width, hits, nh)
-            prev_end = hi
+    for c in range(wf.shape[0]):
+        nh = _row_hits(
+            wf[c],
+            c,
+            float(rms[c]),
+            knobs,
+            hits,
+            nh,
+        )
+    return nh
+
+
+@numba.njit(cache=True, nogil=True)
+def _channel_pedestal(
+    row: npt.NDArray[np.uint16], hist: npt.NDArray[np.int64]
+) -> tuple[float, float]:
+    """(median, interquartile RMS) of one channel, as :func:`_pedestal_rms`; ``hist`` left zero."""
+    n_t = row.shape[0]
+    lo = _N_CODES - 1
+    hi = 0
+    for t in range(n_t):  # min/max first: a vectorised pass, and the histogram loop stays short
+        v = min(int(row[t]), _N_CODES - 1)
+        lo = min(lo, v)
+        hi = max(hi, v)
+    for t in range(n_t):
+        hist[min(int(row[t]), _N_CODES - 1)] += 1
+    med = _hist_quantile(hist, lo, n_t, 0.5)
+    q1 = _hist_quantile(hist, lo, n_t, 0.25)
+    q3 = _hist_quantile(hist, lo, n_t, 0.75)
+    hist[lo : hi + 1] = 0
+    return med, (q3 - q1) / 1.349
+
+
+@numba.njit(cache=True, nogil=True)
+def _signal_groups(
+    adc: npt.NDArray[np.uint16],
+    groups: npt.NDArray[np.intp],
+    g_first: int,
+    g_end: int,
+    mask_nsigma: float,
+    dilate: int,
+    knobs: HitKnobs,
+    ped: npt.NDArray[np.float32],
+    rms_out: npt.NDArray[np.float32],
+    hits: npt.NDArray[np.float64],
+) -> int:
+    """Pedestal, coherent noise and hits of groups ``g_first..g_end-1``, one group at a time.
+
+    The same arithmetic as :func:`_pedestal_rms`, :func:`_coherent` and :func:`_find_hits`
+    in sequence, but a group's 32 waveforms (213 kB of float32 for the 3x1x1) stay in cache
+    from the ADC read to the hits, and every pass over a waveform is a straight loop that
+    vectorises: the coherent sum takes every sample and gives the few masked ones back (exact
+    in float64, so the same sum), instead of testing a serial mask per sample.  Hits are
+    appended group by group (a channel's hits in tick order); the caller sorts by channel.
+    """
+    n_t = adc.shape[1]
+    gsize = groups.shape[1]
+    nb = _RMS_BINS
+    wf = np.empty((gsize, n_t), dtype=np.float32)
+    hist = np.zeros(_N_CODES, dtype=np.int64)
+    rhist = np.zeros(nb, dtype=np.int64)
+    acc = np.empty(n_t, dtype=np.float64)
+    cnt = np.empty(n_t, dtype=np.int32)
+    bins = np.empty(n_t, dtype=np.int32)
+    min_free = 4
+    nh = 0
+    for g in range(g_first, g_end):
+        acc[:] = 0.0
+        cnt[:] = 0
+        for k in range(gsize):
+            c = groups[g, k]
+            row = adc[c]
+            med, r = _channel_pedestal(row, hist)
+            p = np.float32(med)
+            ped[c] = p
+            thr = mask_nsigma * float(np.float32(r))  # the float32 RMS, as stored
+            w = wf[k]
+            for t in range(n_t):
+                v = np.float32(row[t]) - p
+                w[t] = v
+                acc[t] += v
+                cnt[t] += 1
+            # give back the samples within `dilate` ticks of one above threshold (signal)
+            done = -1  # last tick already given back
+            thr32 = _below(thr)
+            for b0 in range(0, n_t, _SKIP_BLOCK):
+                b1 = min(b0 + _SKIP_BLOCK, n_t)
+                if b1 - b0 == _SKIP_BLOCK and not _any_above(w, b0, thr32):
+                    continue
+                for t in range(b0, b1):
+                    if w[t] > thr:
+                        first = max(t - dilate, done + 1)
+                        last = min(t + dilate, n_t - 1)
+                        for u in range(first, last + 1):
+                            acc[u] -= w[u]
+                            cnt[u] -= 1
+                        done = max(done, last)
+        # the coherent noise of the group: per tick, the mean of the channels without signal
+        for t in range(n_t):
+            acc[t] = acc[t] / cnt[t] if cnt[t] >= min_free else 0.0
+        for k in range(gsize):
+            c = groups[g, k]
+            w = wf[k]
+            for t in range(n_t):
+                v = w[t] - acc[t]
+                w[t] = v
+                # clamped as a float, then truncated: the bin of int((v + 50) * 10) clamped to
+                # [0, nb), but a conversion that vectorises
+                bins[t] = np.int32(min(max((v + 50.0) * 10.0, 0.0), nb - 1.0))
+            lo = nb - 1
+            hi = 0
+            for t in range(n_t):
+                lo = min(lo, bins[t])
+                hi = max(hi, bins[t])
+            for t in range(n_t):
+                rhist[bins[t]] += 1
+            q1 = _hist_quantile(rhist, lo, n_t, 0.25)
+            q3 = _hist_quantile(rhist, lo, n_t, 0.75)
+            rhist[lo : hi + 1] = 0
+            r = max((q3 - q1) / 10.0 / 1.349, 1e-3)
+            rms_out[c] = r
+            nh = _row_hits(
+                w,
+                c,
+                float(np.float32(r)),  # the float32 RMS, as stored and as find_hits reads it
+                knobs,
+                hits,
+                nh,
+            )
     return nh
 
 
@@ -362,12 +563,66 @@ def find_hits(
     n = _find_hits(
         np.ascontiguousarray(wf),
         rms,
-        params.absolute_adc,
-        params.nsigma,
-        params.split_nsigma,
-        params.min_width_ticks,
-        params.max_extend_ticks,
-        params.tail_tolerance_nsigma,
+        params.knobs(),
         hits,
     )
     return hits[:n].copy()
+
+
+@dataclass(frozen=True)
+class SignalResult:
+    """What :func:`process_signal` found: per-channel pedestal and RMS after noise removal, hits."""
+
+    pedestal: npt.NDArray[np.float32]
+    rms: npt.NDArray[np.float32]
+    #: ``(n, len(HIT_FIELDS))``, ordered by channel then tick, as :func:`find_hits` returns.
+    hits: npt.NDArray[np.float64]
+
+
+def process_signal(
+    adc: npt.NDArray[np.uint16],
+    geometry: Geometry,
+    params: HitParams = HitParams(),
+    *,
+    mask_nsigma: float = 4.0,
+    dilate: int = 6,
+    max_hits: int = 200_000,
+    pool: Executor | None = None,
+    chunks: int = 1,
+) -> SignalResult:
+    """Pedestal, coherent-noise removal and hit finding of one event, fused per channel group.
+
+    Equal to :func:`pedestal_and_rms`, :func:`subtract_noise` and :func:`find_hits` in a row
+    (the reference the tests compare with) but one pass per group in cache.  With a ``pool``
+    the groups are cut into ``chunks`` contiguous ranges run on its threads (the kernel
+    releases the GIL); each channel belongs to one group and the hits are sorted by channel
+    at the end, so the result does not depend on ``chunks``.  ``max_hits`` bounds each range.
+    """
+    adc = np.ascontiguousarray(adc, dtype=np.uint16)
+    groups = daq_groups(geometry)
+    n_groups = groups.shape[0]
+    ped = np.empty(adc.shape[0], dtype=np.float32)
+    rms = np.empty(adc.shape[0], dtype=np.float32)
+    n_chunks = max(1, min(chunks, n_groups)) if pool is not None else 1
+    bounds = [n_groups * i // n_chunks for i in range(n_chunks + 1)]
+
+    def run(i: int) -> npt.NDArray[np.float64]:
+        buf = np.empty((max_hits, len(HIT_FIELDS)), dtype=np.float64)
+        n = _signal_groups(
+            adc,
+            groups,
+            bounds[i],
+            bounds[i + 1],
+            mask_nsigma,
+            dilate,
+            params.knobs(),
+            ped,
+            rms,
+            buf,
+        )
+        return buf[:n]
+
+    parts = [run(0)] if pool is None or n_chunks == 1 else list(pool.map(run, range(n_chunks)))
+    hits = np.concatenate(parts) if len(parts) > 1 else parts[0]
+    order = np.argsort(hits[:, 0], kind="stable")  # a channel's hits are already in tick order
+    return SignalResult(pedestal=ped, rms=rms, hits=hits[order])

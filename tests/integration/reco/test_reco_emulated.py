@@ -291,3 +291,28 @@ def test_compressed_and_uncompressed_copies_give_the_same_reconstruction(tmp_pat
     assert hits_u["charge"].size > 0
     for key in ("channel", "view", "tick", "charge", "track", "dqds"):
         assert np.array_equal(hits_u[key], hits_c[key], equal_nan=True), key
+
+
+def test_one_job_several_files_each_classified_on_its_own(
+    reconstructed: tuple[Path, Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    """A missing file between two good ones: both good outputs written, one status line each."""
+    raw, reference, _truth = reconstructed
+    outs = [tmp_path / f"out{i}.root" for i in range(3)]
+    status = tmp_path / "status.jsonl"
+    args = ["reco", str(raw), str(tmp_path / "run7-seq9.dat"), str(raw), "--detector", "3x1x1"]
+    for out in outs:
+        args += ["-o", str(out)]
+    res = runner.invoke(app, [*args, "--status", str(status)])
+    assert res.exit_code == EX_NOINPUT, res.output
+    lines = [json.loads(line) for line in status.read_text().splitlines()]
+    assert [r["exit"] for r in lines] == [0, EX_NOINPUT, 0]
+    assert [r["events"] for r in lines] == [N_EVENTS, 0, N_EVENTS]
+    assert "run7-seq9.dat" in lines[1]["error"] and lines[0]["error"] is None
+    assert not outs[1].exists()
+    with uproot.open(reference) as ref, uproot.open(outs[2]) as again:
+        a = ref["hits"].arrays(library="np")
+        b = again["hits"].arrays(library="np")
+        assert all(np.array_equal(a[k], b[k], equal_nan=True) for k in a)
+    res = runner.invoke(app, ["reco", str(raw), "-o", str(outs[0]), "-o", str(outs[1])])
+    assert res.exit_code == 2, res.output  # a usage error: nothing reconstructed

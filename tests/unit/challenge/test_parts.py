@@ -14,6 +14,7 @@ import pytest
 from farmtools.challenge.chaos import BatchPause, drop_corrupt, plan_faults
 from farmtools.challenge.presets import PRESETS, get_preset
 from farmtools.challenge.simtable import calibration_check, markdown_sizing
+from farmtools.challenge.simulate import WORK_RATIO_6X6X6 as WORK_RATIO
 from farmtools.challenge.simulate import FarmModel, simulate, size_6x6x6
 from farmtools.challenge.truth import analyses_vs_truth, extract
 from tests.eventually import eventually
@@ -177,6 +178,18 @@ def test_sizing_table_has_every_case() -> None:
     assert len(rows) == 4 and all(r["cores_needed"] > 0 for r in rows)
     table = markdown_sizing(rows, 0.3, 384, 20.0)
     assert table.count("\n| ") == 5 and "384 cores" in table
+
+
+def test_sizing_uses_the_compressed_per_event_cost_and_the_per_job_cost() -> None:
+    rows = size_6x6x6(0.01, minutes=2.0, job_s=0.5, reco_s_per_event_compressed_3x1x1=0.02)
+    by_case = {r["case"]: r for r in rows}
+    assert by_case["beam, SPS spills"]["reco_s_per_event"] == pytest.approx(0.02 * WORK_RATIO)
+    uncompressed = by_case["beam, SPS spills, uncompressed"]
+    assert uncompressed["reco_s_per_event"] == pytest.approx(0.01 * WORK_RATIO)
+    for r in rows:
+        assert r["job_s"] == pytest.approx(0.5 + r["events_per_file"] * r["reco_s_per_event"])
+    table = markdown_sizing(rows, 0.01, 384, 20.0, job_s=0.5, per_event_compressed_3x1x1=0.02)
+    assert "(0.0200 s compressed)" in table and "every job 0.50 s" in table
 
 
 def test_simulate_cli_calibrates_on_a_report_and_prints_the_sizing_table(tmp_path: Path) -> None:

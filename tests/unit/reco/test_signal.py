@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
 import numpy as np
 
 from farmtools.detector import WA105_3X1X1 as G
+from farmtools.emulator.daq import RunPlan, emulate_run
+from farmtools.emulator.settings import EmulatorSettings
+from farmtools.rawdata import RawFile
 from farmtools.reco import signal
 from farmtools.reco.signal import HIT_FIELDS, HitParams
 
@@ -86,3 +92,43 @@ def test_two_pulses_split_at_a_deep_minimum_and_charge_is_kept() -> None:
     hits2 = signal.find_hits(wf2, np.ones(1, dtype=np.float32), HitParams())
     assert hits2.shape[0] == 1
     assert hits2[0, COL["adc_sum"]] == wf2.sum()
+
+
+def test_fused_signal_step_equals_the_three_steps_whatever_the_threads(tmp_path: Path) -> None:
+    """process_signal (per group, in cache) against the reference chain, on emulated events.
+
+    Bit for bit: pedestals, RMS after noise removal and every hit column, with and without a
+    thread pool, for any cut of the groups into chunks.
+    """
+    (info,) = emulate_run(
+        tmp_path, EmulatorSettings(seed=11), RunPlan(run=3, events_per_file=2, compress=False)
+    )
+    with RawFile.open(info.path, G) as raw, ThreadPoolExecutor(2) as pool:
+        for i in range(raw.n_events):
+            adc = raw.event(i).adc
+            ped, rms_raw = signal.pedestal_and_rms(adc)
+            wf, rms = signal.subtract_noise(adc, G, ped, rms_raw)
+            hits = signal.find_hits(wf, rms)
+            assert hits.shape[0] > 50  # tracks, not only noise
+            for kwargs in ({}, {"pool": pool, "chunks": 3}, {"pool": pool, "chunks": 40}):
+                fused = signal.process_signal(adc, G, **kwargs)  # type: ignore[arg-type]
+                assert np.array_equal(fused.pedestal, ped)
+                assert np.array_equal(fused.rms, rms)
+                assert np.array_equal(fused.hits, hits), kwargs
+
+
+def test_block_skip_never_misses_a_sample_just_above_threshold() -> None:
+    """A sample a float32 ulp above the float64 threshold is found wherever it sits in a block."""
+    n_t = 100
+    # 1.1 rounds *up* to float32: a block test against the rounded threshold would skip the
+    # smallest float32 sample above it
+    thr = 1.1
+    above = np.float32(thr)
+    assert float(above) > thr
+    rms = np.ones(1, dtype=np.float32)
+    params = HitParams(absolute_adc=thr, nsigma=100.0, min_width_ticks=1, max_extend_ticks=0)
+    for pos in (0, 15, 16, 17, 95, 99):
+        wf = np.zeros((1, n_t), dtype=np.float32)
+        wf[0, pos] = above
+        hits = signal.find_hits(wf, rms, params)
+        assert hits.shape[0] == 1 and hits[0, COL["tick_peak"]] == pos

@@ -1,0 +1,42 @@
+"""The reconstruction driver: the cores a job is given, and the same output on any number."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import uproot
+
+from farmtools.detector import WA105_3X1X1 as G
+from farmtools.emulator.daq import RunPlan, emulate_run
+from farmtools.emulator.settings import EmulatorSettings
+from farmtools.reco.driver import job_cores, reconstruct_file
+
+
+def test_job_cores_come_from_the_batch_slot_bounded_by_the_cpus() -> None:
+    cpus = len(os.sched_getaffinity(0))
+    assert job_cores({}) == 1
+    assert job_cores({"SLURM_CPUS_PER_TASK": "1"}) == 1
+    assert job_cores({"SLURM_CPUS_PER_TASK": "2"}) == min(2, cpus)
+    assert job_cores({"PBS_NUM_PPN": "64"}) == cpus  # never more threads than CPUs
+    assert job_cores({"FARMTOOLS_JOB_CPUS": "1", "SLURM_CPUS_PER_TASK": "8"}) == 1
+    assert job_cores({"SLURM_CPUS_PER_TASK": "", "OMP_NUM_THREADS": "2"}) == min(2, cpus)
+    assert job_cores({"SLURM_CPUS_PER_TASK": "zero"}) == 1
+
+
+def test_output_is_the_same_whatever_the_threads(tmp_path: Path) -> None:
+    (info,) = emulate_run(tmp_path, EmulatorSettings(seed=5), RunPlan(run=9, events_per_file=5))
+    trees: list[dict[str, dict[str, np.ndarray]]] = []
+    for threads in (1, 3):
+        out = tmp_path / f"reco{threads}.root"
+        stats = reconstruct_file(info.path, out, G, threads=threads)
+        assert stats.n_events == 5 and stats.threads == threads
+        assert stats.cpu_seconds > 0 and set(stats.timing) >= {"read", "signal", "write"}
+        with uproot.open(out) as f:
+            trees.append({k: f[k].arrays(library="np") for k in ("events", "hits", "tracks")})
+    one, three = trees
+    assert one["hits"]["event"].size > 100
+    for tree, columns in one.items():
+        for name, values in columns.items():
+            assert np.array_equal(values, three[tree][name], equal_nan=True), (tree, name)
