@@ -27,6 +27,7 @@ HIT_BRANCHES: tuple[str, ...] = (
     "channel",
     "tick",
     "charge",
+    "amplitude",
     "track",
     "edge",
     "ds",
