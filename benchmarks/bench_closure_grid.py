@@ -56,11 +56,21 @@ def settings_of(tau_ms: float, gain_name: str, noise: float, seed: int) -> Emula
     return EmulatorSettings(**kw)
 
 
+#: The purity variants compared on the same reconstructed samples: the plain fit, the default
+#: (the threshold-loss correction, :data:`farmtools.analysis.purity.THRESHOLD_LOSS`) and the
+#: threshold model fitted with k.
+FITS: dict[str, dict[str, Any]] = {
+    "plain": {"threshold_loss": 0.0},
+    "corr": {},
+    "thr": {"threshold_model": True, "threshold_loss": 0.0},
+}
+
+
 def one_sample(
-    s: EmulatorSettings, events: int, compress: bool, fits: tuple[bool, ...]
+    s: EmulatorSettings, events: int, compress: bool, fits: list[str]
 ) -> list[dict[str, Any]]:
-    """One run through the real chain: per purity fit (``fits``: threshold model off/on) k and
-    its error, gain and asymmetry deviations."""
+    """One run through the real chain: per purity variant (:data:`FITS`) k and its error, gain
+    and asymmetry deviations."""
     from farmtools.detector import WA105_3X1X1
     from farmtools.emulator.daq import RunPlan, emulate_run
     from farmtools.reco.driver import reconstruct_file
@@ -75,8 +85,8 @@ def one_sample(
             outs.append(out)
         hits = read_hits(outs)
     results = []
-    for model in fits:
-        p = purity(hits, threshold_model=model)
+    for name in fits:
+        p = purity(hits, **FITS[name])
         g = gain(hits, p.combined.tau_us)
         live = [r for r in g.lems if s.gain_of_lem(r.lem) > 0 and math.isfinite(r.gain)]
         results.append(
@@ -168,9 +178,9 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=400, help="events per sample")
     ap.add_argument("--samples", type=int, default=3, help="independent samples per cell")
     ap.add_argument(
-        "--threshold-model",
-        action="store_true",
-        help="also the purity's threshold model, on the same reconstructed samples (row 'thr')",
+        "--fits",
+        default="plain,corr",
+        help="purity variants on the same samples: plain, corr (default analysis), thr",
     )
     args = ap.parse_args()
     if args.quick:
@@ -187,7 +197,7 @@ def main() -> None:
         for gname in args.gains.split(","):
             for noise in (float(x) for x in args.noise.split(",")):
                 for comp in args.compress.split(","):
-                    fits = (False, True) if args.threshold_model else (False,)
+                    fits = args.fits.split(",")
                     samples = [
                         one_sample(
                             settings_of(tau, gname, noise, seed=500 + i),
@@ -197,8 +207,8 @@ def main() -> None:
                         )
                         for i in range(args.samples)
                     ]
-                    for j, model in enumerate(fits):
-                        cell = f"{'thr' if model else 'plain':>5} {tau:>4g} {gname:>4} {noise:>5g} {comp:>4}"
+                    for j, name in enumerate(fits):
+                        cell = f"{name:>5} {tau:>4g} {gname:>4} {noise:>5g} {comp:>4}"
                         print_cell(cell, k_true, [r[j] for r in samples])
     print(f"total {time.perf_counter() - t_start:.0f} s (loaded machine: compare within a run)")
 

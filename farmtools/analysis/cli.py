@@ -64,7 +64,12 @@ def purity_cmd(
     threshold_model: bool = typer.Option(
         False,
         "--threshold-model",
-        help="fit the hit finder's threshold loss with k (low gain; costs precision)",
+        help="fit the hit finder's threshold loss with k instead of correcting it (costs precision)",
+    ),
+    threshold_loss: float | None = typer.Option(
+        None,
+        "--threshold-loss",
+        help="threshold-loss constant per us x rms/amplitude (default: calibrated; 0 = off)",
     ),
 ) -> None:
     """Electron lifetime per view and combined (anode-cathode crossing tracks)."""
@@ -78,8 +83,14 @@ def purity_cmd(
         hits = read_hits(files)
     except RecoFileError as exc:
         raise _fail(str(exc)) from None
+    from farmtools.analysis.purity import THRESHOLD_LOSS
+
+    loss = THRESHOLD_LOSS if threshold_loss is None else threshold_loss
     res = purity(
-        hits, estimator="tm" if estimator == "tm" else "mpv", threshold_model=threshold_model
+        hits,
+        estimator="tm" if estimator == "tm" else "mpv",
+        threshold_model=threshold_model,
+        threshold_loss=0.0 if threshold_model else loss,
     )
     t = datetime.now(UTC)
     names = [str(f) for f in files]

@@ -47,3 +47,30 @@ def test_track_median_is_per_track() -> None:
     keys = np.array([3, 1, 3, 1, 3, 2], dtype=np.int64)
     values = np.array([5.0, 1.0, 1.0, 3.0, 2.0, 7.0])
     assert track_median(keys, values).tolist() == pytest.approx([2.0, 2.0, 2.0, 2.0, 2.0, 7.0])
+
+
+def test_threshold_correction_undoes_a_loss_of_the_calibrated_form() -> None:
+    """Truth-level hits with the loss the correction assumes (``loss * rms * t / a``, a 4x
+    exaggerated noise so that it shows on few events): the plain fit reads it as a shorter
+    lifetime, the corrected one does not; without the columns nothing is corrected."""
+    from farmtools.analysis.closure import truth_hits
+    from farmtools.analysis.purity import purity
+    from farmtools.emulator.settings import EmulatorSettings
+
+    s = EmulatorSettings(lifetime_ms=7.0, gain=3.0, seed=1, crt_fraction=1.0)
+    hits = truth_hits(s, 300, seed=11)
+    loss = 2e-3
+    hits["noise_rms"] = np.full(hits["view"].size, 6.0, dtype=np.float32)
+    keys = hits["event"].astype(np.int64) * 2 + hits["view"]
+    amp = track_median(keys, hits["amplitude"].astype(np.float64))
+    kept = 1.0 - loss * 6.0 * hits["drift_us"] / amp
+    lossy = dict(hits, dqds=(hits["dqds"] * kept).astype(np.float32))
+    k_true = 1 / 7000.0
+    clean = purity(hits, bootstrap=0, threshold_loss=0.0).combined
+    plain = purity(lossy, bootstrap=0, threshold_loss=0.0).combined
+    fixed = purity(lossy, bootstrap=0, threshold_loss=loss).combined
+    assert plain.k_per_us - clean.k_per_us > 5 * plain.k_error  # the loss, read as attenuation
+    assert fixed.k_per_us == pytest.approx(clean.k_per_us, abs=0.3 * fixed.k_error)
+    assert abs(fixed.k_per_us - k_true) < 3 * fixed.k_error
+    without = {k: v for k, v in lossy.items() if k != "noise_rms"}
+    assert purity(without, bootstrap=0, threshold_loss=loss).combined.k_per_us == plain.k_per_us

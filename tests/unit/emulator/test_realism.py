@@ -4,6 +4,7 @@ bad cards, muons before the trigger and through the side walls."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -121,3 +122,17 @@ def test_muons_before_the_trigger_and_through_the_sides() -> None:
     assert top_now == pytest.approx(mean_extra_tracks(G, 166.0), rel=0.25)
     # a line that misses the box is no muon
     assert muon_through_box((-500.0, 10.0), np.array([0.0, 0.0, 1.0]), G, 0.0) is None
+
+
+def test_realistic_switches_from_the_command_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from farmtools.cli import app
+    from farmtools.emulator.settings import REALISTIC
+
+    args = ["daq", "emulate", "--out", str(tmp_path), "--run", "4", "--events", "1"]
+    res = CliRunner().invoke(app, [*args, "--seed", "3", "--realistic"])
+    assert res.exit_code == 0, res.output
+    truth = json.loads((tmp_path / "run4-seq0.truth.json").read_text())
+    for key, value in REALISTIC.items():
+        assert truth["injected"][key] == value, key
