@@ -60,9 +60,9 @@ def settings_of(tau_ms: float, gain_name: str, noise: float, seed: int) -> Emula
 #: (the threshold-loss correction, :data:`farmtools.analysis.purity.THRESHOLD_LOSS`) and the
 #: threshold model fitted with k.
 FITS: dict[str, dict[str, Any]] = {
-    "plain": {"threshold_loss": 0.0},
+    "plain": {"threshold_loss": (0.0, 0.0)},
     "corr": {},
-    "thr": {"threshold_model": True, "threshold_loss": 0.0},
+    "thr": {"threshold_model": True, "threshold_loss": (0.0, 0.0)},
 }
 
 

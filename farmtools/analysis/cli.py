@@ -66,10 +66,10 @@ def purity_cmd(
         "--threshold-model",
         help="fit the hit finder's threshold loss with k instead of correcting it (costs precision)",
     ),
-    threshold_loss: float | None = typer.Option(
-        None,
-        "--threshold-loss",
-        help="threshold-loss constant per us x rms/amplitude (default: calibrated; 0 = off)",
+    threshold_correction: bool = typer.Option(
+        True,
+        "--threshold-correction/--no-threshold-correction",
+        help="correct each hit for the charge the hit finder's threshold loses (default)",
     ),
 ) -> None:
     """Electron lifetime per view and combined (anode-cathode crossing tracks)."""
@@ -83,14 +83,14 @@ def purity_cmd(
         hits = read_hits(files)
     except RecoFileError as exc:
         raise _fail(str(exc)) from None
-    from farmtools.analysis.purity import THRESHOLD_LOSS
+    from farmtools.analysis.purity import NO_THRESHOLD_LOSS, THRESHOLD_LOSS
 
-    loss = THRESHOLD_LOSS if threshold_loss is None else threshold_loss
+    correct = threshold_correction and not threshold_model
     res = purity(
         hits,
         estimator="tm" if estimator == "tm" else "mpv",
         threshold_model=threshold_model,
-        threshold_loss=0.0 if threshold_model else loss,
+        threshold_loss=THRESHOLD_LOSS if correct else NO_THRESHOLD_LOSS,
     )
     t = datetime.now(UTC)
     names = [str(f) for f in files]

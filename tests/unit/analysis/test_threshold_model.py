@@ -59,15 +59,17 @@ def test_threshold_correction_undoes_a_loss_of_the_calibrated_form() -> None:
 
     s = EmulatorSettings(lifetime_ms=7.0, gain=3.0, seed=1, crt_fraction=1.0)
     hits = truth_hits(s, 300, seed=11)
-    loss = 2e-3
+    loss = (1e-3, 2e-4)
     hits["noise_rms"] = np.full(hits["view"].size, 6.0, dtype=np.float32)
     keys = hits["event"].astype(np.int64) * 2 + hits["view"]
     amp = track_median(keys, hits["amplitude"].astype(np.float64))
-    kept = 1.0 - loss * 6.0 * hits["drift_us"] / amp
+    t = hits["drift_us"].astype(np.float64)
+    amp = amp * np.exp(-(t - track_median(keys, t)) / 7000.0)  # the pulses attenuate too
+    kept = 1.0 - (loss[0] + loss[1] * 6.0) * 6.0 * t / amp
     lossy = dict(hits, dqds=(hits["dqds"] * kept).astype(np.float32))
     k_true = 1 / 7000.0
-    clean = purity(hits, bootstrap=0, threshold_loss=0.0).combined
-    plain = purity(lossy, bootstrap=0, threshold_loss=0.0).combined
+    clean = purity(hits, bootstrap=0, threshold_loss=(0.0, 0.0)).combined
+    plain = purity(lossy, bootstrap=0, threshold_loss=(0.0, 0.0)).combined
     fixed = purity(lossy, bootstrap=0, threshold_loss=loss).combined
     assert plain.k_per_us - clean.k_per_us > 5 * plain.k_error  # the loss, read as attenuation
     assert fixed.k_per_us == pytest.approx(clean.k_per_us, abs=0.3 * fixed.k_error)
