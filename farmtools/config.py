@@ -14,6 +14,7 @@ rather than reading ad-hoc environment variables.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shlex
@@ -35,6 +36,11 @@ class FarmSection(_Section):
         Path("farm"), description="home of the production account: the seed layout lives below it"
     )
     detector: str = Field("3x1x1", description="detector geometry name")
+    channel_map: Literal["311", "311-wa105soft"] = Field(
+        "311",
+        description="3x1x1 DAQ channel map: 311 (LArSoft's Get311Chan, the spec's) or "
+        "311-wa105soft (WA105Soft's ChannelMap311); see docs/rawdata.md",
+    )
     account: str = Field("prod", description="account the daemons run as on the farm")
     group: str = Field("wa105-comp", description="group of the farm accounts")
 
@@ -281,7 +287,11 @@ class FarmConfig(_Section):
 
     @property
     def geometry(self) -> Geometry:
-        return geometry(self.farm.detector)
+        """The detector geometry, with ``[farm] channel_map`` applied to a 3x1x1-style map."""
+        g = geometry(self.farm.detector)
+        if g.channel_map == "311" and self.farm.channel_map != g.channel_map:
+            return dataclasses.replace(g, channel_map=self.farm.channel_map)
+        return g
 
     @property
     def database_url(self) -> str:

@@ -68,8 +68,9 @@ class Geometry:
     coherent_group: int = 32
     #: Channels per crate in DAQ order (view 0 is crate 0, view 1 crates 1-3).
     crate_channels: int = 320
-    #: DAQ channel map: ``"311"`` (spec section 3), ``"pddp"`` (the 6x6x6, see
-    #: :mod:`farmtools.pddp_channels`) or ``"identity"`` (small test geometries).
+    #: DAQ channel map: ``"311"`` (spec section 3, LArSoft's ``Get311Chan``), ``"311-wa105soft"``
+    #: (WA105Soft's ``ChannelMap311``, see :meth:`wa105soft_view_of_daq`), ``"pddp"`` (the 6x6x6,
+    #: see :mod:`farmtools.pddp_channels`) or ``"identity"`` (small test geometries).
     channel_map: str = "311"
     #: Charge readout planes; ``channels_per_view`` and the LEM grid are per CRP.
     n_crps: int = 1
@@ -189,6 +190,28 @@ class Geometry:
         card = (cp // 32) % 5
         return (2 * card + (1 if cp <= 159 else 0)) * 32 + cp % 32 + cc * crate
 
+    def wa105soft_view_of_daq(self, daq: int) -> int:
+        """View-order channel of DAQ channel ``daq`` in WA105Soft's ``ChannelMap311`` (Qscan).
+
+        The DAQ channel splits into crate (320 channels), card (64) and channel on the card; the
+        card's first 32 channels and its last 32 go to the two halves of the crate's strips
+        (crate 0: first half; crates 1-3: second half), and crate 0's strips are numbered
+        backwards.  LArSoft's ``Get311Chan`` (the default map, spec section 3) puts every
+        channel on the same 32-channel card half, but at another place in it: in view 1 it
+        reverses each group of 8 strips, in view 0 it reverses the order of the four 8-strip
+        groups of each 32; the two maps agree on no channel (docs/rawdata.md).
+        """
+        cc = self.crate_channels
+        half = self.coherent_group
+        offset = (cc // (2 * half)) * half
+        crate, rest = divmod(daq, cc)
+        card, ch = divmod(rest, 2 * half)
+        low = ch < half
+        if crate == 0:
+            return cc - 1 - (card * half + (0 if low else offset) + ch % half)
+        chv = card * half + (crate - 1) * cc + (offset if low else 0) + ch % half
+        return self.channels_per_view[0] + chv
+
     @cached_property
     def view_to_daq(self) -> npt.NDArray[np.intp]:
         """``view_to_daq[v]`` is the DAQ channel of view-order channel ``v``.
@@ -201,6 +224,11 @@ class Geometry:
             view_index = where[:, 0] * (n0 + n1) + where[:, 1] * n0 + where[:, 2]
             out = np.empty(self.n_channels, dtype=np.intp)
             out[view_index] = np.arange(self.n_channels)
+            return out
+        if self.channel_map == "311-wa105soft":
+            out = np.empty(self.n_channels, dtype=np.intp)
+            for daq in range(self.n_channels):
+                out[self.wa105soft_view_of_daq(daq)] = daq
             return out
         return np.array(
             [self.view_to_daq_channel(c) for c in range(self.n_channels)], dtype=np.intp

@@ -6,7 +6,6 @@ names it).  Heavy imports (numpy, uproot) happen inside the commands.
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,11 +61,21 @@ def purity_cmd(
     estimator: str = typer.Option("tm", help="per drift-time bin: tm (truncated mean) or mpv"),
     run: int | None = _RUN,
     as_json: bool = typer.Option(False, "--json", help="print the JSON instead of the text"),
+    threshold_model: bool = typer.Option(
+        False,
+        "--threshold-model",
+        help="fit the hit finder's threshold loss with k instead of correcting it (costs precision)",
+    ),
+    threshold_correction: bool = typer.Option(
+        True,
+        "--threshold-correction/--no-threshold-correction",
+        help="correct each hit for the charge the hit finder's threshold loses (default)",
+    ),
 ) -> None:
     """Electron lifetime per view and combined (anode-cathode crossing tracks)."""
     from farmtools.analysis.hits import RecoFileError, read_hits
     from farmtools.analysis.purity import purity
-    from farmtools.analysis.summary import seed_text, summary_json, write_summary
+    from farmtools.analysis.summary import dumps, seed_text, summary_json, write_summary
 
     if estimator not in ("tm", "mpv"):
         raise _fail(f"--estimator: expected tm or mpv, got {estimator!r}")
@@ -74,20 +83,26 @@ def purity_cmd(
         hits = read_hits(files)
     except RecoFileError as exc:
         raise _fail(str(exc)) from None
-    res = purity(hits, estimator="tm" if estimator == "tm" else "mpv")
+    from farmtools.analysis.purity import NO_THRESHOLD_LOSS, THRESHOLD_LOSS
+
+    correct = threshold_correction and not threshold_model
+    res = purity(
+        hits,
+        estimator="tm" if estimator == "tm" else "mpv",
+        threshold_model=threshold_model,
+        threshold_loss=THRESHOLD_LOSS if correct else NO_THRESHOLD_LOSS,
+    )
     t = datetime.now(UTC)
     names = [str(f) for f in files]
     r = _run_of(files, run)
     if output is not None:
         write_summary(output, t, r, names, res, res.views)
     if as_json:
-        typer.echo(json.dumps(summary_json(t, r, names, res, res.views, None), indent=1))
+        typer.echo(dumps(summary_json(t, r, names, res, res.views, None)))
     else:
         typer.echo(seed_text(t, res.views), nl=False)
-    c = res.combined
     _err.print(
-        f"combined: tau = {c.tau_us:.0f} +- {c.error_us:.0f} us "
-        f"({res.n_tracks} track views, {res.n_hits} hits)",
+        f"combined: {res.combined.describe()} ({res.n_tracks} muons, {res.n_hits} hits)",
         highlight=False,
     )
 
@@ -110,6 +125,7 @@ def gain_cmd(
     from farmtools.analysis.hits import RecoFileError, read_hits
     from farmtools.analysis.summary import (
         SummaryFileError,
+        dumps,
         read_purity_summary,
         seed_text,
         summary_json,
@@ -129,11 +145,11 @@ def gain_cmd(
     names = [str(f) for f in files]
     r = _run_of(files, run)
     if output is not None:
-        write_summary(output, t, r, names, pur.purity, pur.views, res)
+        write_summary(output, t, r, names, pur.block, pur.views, res)
     if root is not None:
         write_root(root, res)
     if as_json:
-        typer.echo(json.dumps(summary_json(t, r, names, pur.purity, pur.views, res), indent=1))
+        typer.echo(dumps(summary_json(t, r, names, pur.block, pur.views, res)))
     else:
         typer.echo(seed_text(t, pur.views, res), nl=False)
 

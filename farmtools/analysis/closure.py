@@ -77,6 +77,11 @@ def truth_hits(
             cols["channel"].append(uniq.astype(np.int16))
             cols["tick"].append((t / geometry.tick_us).astype(np.float32))
             cols["charge"].append(qv.astype(np.float32))
+            # peak ADC of the strip's pulse: its charge spread over the drift time of the
+            # track's extent under the strip, at least the shaping's ~2.7 ticks
+            dz_ticks = ds * abs(track.direction[2]) / geometry.drift_velocity_cm_per_tick
+            width = np.maximum(dz_ticks, 2.7)
+            cols["amplitude"].append((qv * geometry.adc_per_fc[view] / width).astype(np.float32))
             cols["track"].append(np.full(n, view, dtype=np.int16))
             cols["edge"].append(edge)
             cols["ds"].append(ds.astype(np.float32))

@@ -27,6 +27,7 @@ HIT_BRANCHES: tuple[str, ...] = (
     "channel",
     "tick",
     "charge",
+    "amplitude",
     "track",
     "edge",
     "ds",
@@ -92,13 +93,35 @@ def read_reco_file(path: str | os.PathLike[str]) -> Columns:
                     raise RecoFileError(f"{name}: no {tree!r} tree (not a farmtools reco file?)")
             hits = f["hits"].arrays(list(HIT_BRANCHES), library="np")
             tracks = f["tracks"].arrays(list(TRACK_BRANCHES), library="np")
+            rms = f["rms"].values() if "rms" in f else None
     except RecoFileError:
         raise
     except FileNotFoundError:
         raise RecoFileError(f"{name}: no such file") from None
     except Exception as exc:  # uproot raises many types for a damaged file; name the file
         raise RecoFileError(f"{name}: cannot read reconstruction output: {exc}") from exc
+    if rms is not None:
+        noise = channel_noise(hits, rms)
+        if noise is not None:
+            hits["noise_rms"] = noise
     return attach_tracks(hits, tracks)
+
+
+def channel_noise(hits: Columns, rms: npt.NDArray[Any]) -> npt.NDArray[np.float32] | None:
+    """Per hit: the noise RMS (ADC) of its channel from the file's ``rms`` histogram.
+
+    The histogram is in view order (view 0 first); the split between the views comes from the
+    detector geometry with that many channels (None when no known geometry has it).
+    """
+    from farmtools.detector import GEOMETRIES
+
+    n0 = next(
+        (g.channels_per_view[0] for g in GEOMETRIES.values() if g.n_channels == rms.size), None
+    )
+    if n0 is None:
+        return None
+    index = hits["channel"].astype(np.int64) + np.where(hits["view"] == 0, 0, n0)
+    return np.asarray(rms, dtype=np.float32)[np.clip(index, 0, rms.size - 1)]
 
 
 def concat(parts: Sequence[Columns]) -> Columns:

@@ -69,15 +69,22 @@ def summary_path(cfg: FarmConfig, run: int, seqs: list[int]) -> Path:
 
 
 def _results(pur: Any, gain: Any, summary: Path) -> dict[str, Any]:
-    def num(v: float) -> float | None:
-        return v if math.isfinite(v) else None
+    """The story event's numbers: None where nothing was measured (see ``Lifetime.to_json``)."""
 
+    def num(v: float | None) -> float | None:
+        return v if v is not None and math.isfinite(v) else None
+
+    views = [v.to_json() for v in pur.views]
+    comb = pur.combined.to_json()
     return {
         "summary": str(summary),
-        "lifetime_us": [num(v.tau_us) for v in pur.views],
-        "lifetime_err_us": [num(v.error_us) for v in pur.views],
-        "lifetime_combined_us": num(pur.combined.tau_us),
-        "lifetime_combined_err_us": num(pur.combined.error_us),
+        "lifetime_us": [num(v["tau_us"]) for v in views],
+        "lifetime_err_us": [num(v["error_us"]) for v in views],
+        "lifetime_combined_us": num(comb["tau_us"]),
+        "lifetime_combined_err_us": num(comb["error_us"]),
+        "lifetime_status": comb["status"],
+        "k_per_us": num(comb["k_per_us"]),
+        "k_error": num(comb["k_error"]),
         "gain": {str(r.lem): num(r.gain) for r in gain.lems},
         "asymmetry": {str(r.lem): num(r.asymmetry) for r in gain.lems},
     }
@@ -151,12 +158,11 @@ def analyse_group(cfg: FarmConfig, bk: Bookkeeping, group: list[FileRecord]) -> 
         )
         return None
     log.info(
-        "run %d seq %d-%d analysed: tau %.0f +- %.0f us -> %s",
+        "run %d seq %d-%d analysed: %s -> %s",
         run,
         min(seqs),
         max(seqs),
-        pur.combined.tau_us,
-        pur.combined.error_us,
+        pur.combined.describe(),
         out,
     )
     return out

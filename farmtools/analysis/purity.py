@@ -63,9 +63,21 @@ END_STRIPS = 2
 MIN_BIN_HITS = 30
 
 
+#: :attr:`Lifetime.status` values: a lifetime was measured; the fit found no attenuation
+#: (k <= 1/INFINITE_US: the seed's "infinite", a lower limit on tau); no fit at all.
+MEASURED, INFINITE, NO_MEASUREMENT = "measured", "infinite", "none"
+
+
 @dataclass
 class Lifetime:
-    """A lifetime in us with its fit error; ``tau_us`` is INFINITE_US when k <= 1/INFINITE_US."""
+    """A lifetime from the fit of k = 1/tau (per us) and its error, the fit's Gaussian parameter.
+
+    ``tau_us``/``error_us`` are the seed's view of it: ``1/k`` and ``k_err/k^2``, and the dummy
+    INFINITE_US for both when k <= 1/INFINITE_US or when nothing was measured (the seed's
+    summary line needs four numbers).  That symmetric error misleads once it passes ~10 %
+    (1/k stretches upward fluctuations), so :meth:`to_json` and :meth:`describe` report k with
+    its error, the asymmetric 68 % interval of tau, and :attr:`status`.
+    """
 
     tau_us: float
     error_us: float
@@ -78,6 +90,74 @@ class Lifetime:
         if not math.isfinite(k) or k <= 1.0 / INFINITE_US:
             return cls(INFINITE_US, INFINITE_US, k, k_err, chi2_ndof)
         return cls(1.0 / k, k_err / (k * k), k, k_err, chi2_ndof)
+
+    @classmethod
+    def from_tau(cls, tau_us: float, error_us: float) -> Lifetime:
+        """A lifetime read from the seed's text, where only tau and a symmetric error exist.
+
+        The dummy INFINITE_US (or a non-positive error) cannot be told from "no measurement",
+        so it becomes one: k stays NaN.
+        """
+        if not (0 < tau_us < INFINITE_US and error_us > 0):
+            return cls(tau_us, error_us, math.nan, math.nan)
+        return cls(tau_us, error_us, 1.0 / tau_us, error_us / (tau_us * tau_us))
+
+    def k_pair(self) -> tuple[float, float]:
+        """(k, its error); from tau and its error when only those were given (seed text)."""
+        k, e = self.k_per_us, self.k_error
+        if not (math.isfinite(k) and math.isfinite(e)) and 0 < self.tau_us < INFINITE_US:
+            return 1.0 / self.tau_us, self.error_us / self.tau_us**2
+        return k, e
+
+    @property
+    def status(self) -> str:
+        """MEASURED, INFINITE or NO_MEASUREMENT (no finite k with a positive finite error)."""
+        k, e = self.k_pair()
+        if not (math.isfinite(k) and math.isfinite(e) and e > 0):
+            return NO_MEASUREMENT
+        return MEASURED if k > 1.0 / INFINITE_US else INFINITE
+
+    def interval_us(self) -> tuple[float, float]:
+        """The 68 % interval of tau, ``1/(k + k_err)`` to ``1/(k - k_err)`` (inf when k - k_err <= 0);
+        NaNs without a measurement."""
+        if self.status == NO_MEASUREMENT:
+            return math.nan, math.nan
+        k, e = self.k_pair()
+        hi_k, lo_k = k + e, k - e
+        return (1.0 / hi_k if hi_k > 0 else math.inf), (1.0 / lo_k if lo_k > 0 else math.inf)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON block: k first, tau with its asymmetric interval, the status (NaN -> None
+        when written, see :func:`farmtools.analysis.summary.strict`)."""
+        status = self.status
+        lo, hi = self.interval_us()
+        measured = status == MEASURED
+        k, e = self.k_pair()
+        return {
+            "status": status,
+            "k_per_us": k,
+            "k_error": e,
+            "tau_us": None if status == NO_MEASUREMENT else self.tau_us,
+            "error_us": self.error_us if measured else None,
+            "tau_err_low_us": self.tau_us - lo if measured else None,
+            "tau_err_high_us": hi - self.tau_us if measured else None,
+            "tau_min_us": lo,
+            "tau_max_us": hi,
+            "chi2_ndof": self.chi2_ndof,
+        }
+
+    def describe(self) -> str:
+        """One line for people: ``tau = 7000 +540 -470 us (k = 142.9 +- 10.2 e-6/us)``."""
+        status = self.status
+        if status == NO_MEASUREMENT:
+            return "no measurement"
+        k_val, k_err = self.k_pair()
+        k = f"k = {1e6 * k_val:.1f} +- {1e6 * k_err:.1f} e-6/us"
+        lo, hi = self.interval_us()
+        if status == INFINITE:
+            return f"no attenuation seen, tau > {lo:.0f} us (68 %) ({k})"
+        up = "+inf" if math.isinf(hi) else f"+{hi - self.tau_us:.0f}"
+        return f"tau = {self.tau_us:.0f} {up} -{self.tau_us - lo:.0f} us ({k})"
 
 
 @dataclass
@@ -93,7 +173,10 @@ class PurityResult:
     points: list[dict[str, list[float]]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        doc = asdict(self)
+        doc["views"] = [v.to_json() for v in self.views]
+        doc["combined"] = self.combined.to_json()
+        return doc
 
 
 def track_keys(hits: Columns) -> npt.NDArray[np.int64]:
@@ -148,6 +231,23 @@ def select_crossing(
     if end_strips > 1:
         sel &= strips_from_end(hits, track_keys(hits)) >= end_strips
     return sel
+
+
+def track_median(
+    keys: npt.NDArray[np.int64], values: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """Per hit: the median of ``values`` over the hits of its track (``keys``)."""
+    out = np.empty(values.size)
+    if values.size == 0:
+        return out
+    order = np.lexsort((values, keys))
+    k = keys[order]
+    starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
+    counts = np.diff(np.r_[starts, k.size])
+    v = values[order]
+    med = 0.5 * (v[starts + (counts - 1) // 2] + v[starts + counts // 2])
+    out[order] = np.repeat(med, counts)
+    return out
 
 
 def segments(
@@ -214,27 +314,38 @@ def binned_points(
 def fit_exponential(points: list[dict[str, list[float]]]) -> tuple[float, float, float]:
     """Joint fit of ``A_v exp(-k t)`` to the points of each view: (k per us, its error, chi2/ndof).
 
+    Point sets with a ``loss`` list (the threshold model, :func:`threshold_points`) get one more
+    shared parameter ``beta``: ``A_c exp(-k t - beta * loss)``.
+
     A weighted linear least-squares fit of ``log y = log A_v - k t`` with errors ``e / y``: exact
     for this model up to the tiny non-linearity of the log at errors of a few per mille, with no
     starting values and no convergence to check (an iminuit fit in ``k`` stopped early at
     k ~ 1e-4 in the first tests).
     """
     sets = [
-        (np.asarray(p["t_us"]), np.asarray(p["value"]), np.asarray(p["error"]))
+        (
+            np.asarray(p["t_us"]),
+            np.asarray(p["value"]),
+            np.asarray(p["error"]),
+            np.asarray(p.get("loss", np.zeros(len(p["t_us"])))),
+        )
         for p in points
         if len(p["t_us"]) >= 2
     ]
     if not sets:
         return math.nan, math.nan, math.nan
-    n_par = 1 + len(sets)
+    threshold = any("loss" in p for p in points)
+    n_par = 1 + len(sets) + (1 if threshold else 0)
     rows = []
     rhs = []
     weights = []
-    for i, (t, y, e) in enumerate(sets):
-        for tj, yj, ej in zip(t, y, e, strict=True):
+    for i, (t, y, e, u) in enumerate(sets):
+        for tj, yj, ej, uj in zip(t, y, e, u, strict=True):
             row = np.zeros(n_par)
             row[0] = -tj
             row[1 + i] = 1.0
+            if threshold:
+                row[-1] = -uj
             rows.append(row)
             rhs.append(math.log(yj))
             weights.append((yj / ej) ** 2)
@@ -253,21 +364,118 @@ def fit_exponential(points: list[dict[str, list[float]]]) -> tuple[float, float,
     )
 
 
+#: The hit finder's threshold loss: a hit keeps ``1 - (b0 + b1 rms) rms t / a`` of its charge,
+#: ``t`` its drift time (us), ``a`` the expected peak ADC of its track's pulses at that drift
+#: time, ``rms`` its channel's noise (ADC); (b0 /us, b1 /us/ADC), see
+#: :func:`threshold_correction`.  Calibrated on the same 400 emulated events (same muons and
+#: noise, seed 600, tau 7 ms, A = 0.1) reconstructed at G = 3 and G = 20, at noise x1 (rms
+#: 1.54 ADC) and x3 (4.52): per hit, the G-normalised charge ratio fell from 0.9986 to 0.9885
+#: over the drift (x1) and from 0.9922 to 0.9501 (x3), i.e. beta = (8.67 +- 0.15)e-4 and
+#: (13.6 +- 0.2)e-4; through the purity fit (segments, truncated mean) the x3 loss is 9 %
+#: smaller, beta = 12.4e-4, which these constants reproduce: the corrected k of G = 3 and
+#: G = 20 on the same muons then agree (152.2 / 152.2 and 144.1 / 144.9 e-6/us).  beta grows
+#: with the noise because the threshold's cap at 10 ADC and the split rule do not scale with
+#: it.  It belongs to the hit finder's rule and the pulse shape, not to the gain: re-derive it
+#: when either changes (docs/analysis.md).
+THRESHOLD_LOSS: tuple[float, float] = (6.75e-4, 1.25e-4)
+NO_THRESHOLD_LOSS: tuple[float, float] = (0.0, 0.0)
+
+
+def threshold_correction(
+    hits: Columns,
+    sel: npt.NDArray[np.bool_],
+    keys: npt.NDArray[np.int64],
+    loss: tuple[float, float],
+    k_per_us: float = 0.0,
+) -> npt.NDArray[np.float64]:
+    """Per selected hit: the factor its dQ/ds is divided by to undo the threshold loss.
+
+    The hit finder loses the tails of a pulse that drop below its threshold; the tails widen
+    with drift time (diffusion) and the threshold scales with the noise, so to first order a
+    hit keeps ``1 - beta rms t / a`` of its charge, ``a`` the pulse height, ``beta = b0 + b1
+    rms``.  ``a`` is the track's median amplitude in the view (a crossing track spans the whole
+    drift, so this selects nothing by drift time), carried to the hit's drift time with the
+    attenuation ``exp(-k (t - t_med))`` of the current lifetime estimate (at 1 ms the pulses
+    at the cathode are 45 % lower than at the anode).  1 where the columns are missing
+    (truth-level hits) or the loss is 0.  Clipped at 0.5 (a hit losing half its charge is
+    mostly noise, and the model is first order).
+    """
+    n = int(sel.sum())
+    if not any(loss) or "noise_rms" not in hits or "amplitude" not in hits:
+        return np.ones(n)
+    t = hits["drift_us"][sel].astype(np.float64)
+    amp = track_median(keys, hits["amplitude"][sel].astype(np.float64))
+    if k_per_us > 0 and math.isfinite(k_per_us):
+        amp = amp * np.exp(-k_per_us * (t - track_median(keys, t)))
+    rms = hits["noise_rms"][sel].astype(np.float64)
+    beta = loss[0] + loss[1] * rms
+    return np.clip(1.0 - beta * rms * t / np.maximum(amp, 1.0), 0.5, 1.0)
+
+
+#: Classes of track amplitude of the threshold model (:func:`threshold_points`).
+THRESHOLD_CLASSES = 3
+
+
+def threshold_points(
+    drift: npt.NDArray[np.float64],
+    dqds: npt.NDArray[np.float64],
+    amplitude: npt.NDArray[np.float64],
+    estimator: Estimator,
+    bin_us: float,
+    classes: int = THRESHOLD_CLASSES,
+) -> list[dict[str, list[float]]]:
+    """Binned points of one view split into ``classes`` of track amplitude, each with ``loss``.
+
+    The threshold model: the hit finder loses the diffused tails of a pulse below its
+    threshold, a fraction that grows with the pulse's width (diffusion: with drift time) and
+    falls with its height, to first order ``beta * t / a`` with ``a`` the pulse amplitude
+    (ADC).  ``a`` is the track's median hit amplitude in this view: a crossing track spans the
+    whole drift, so the classes do not select on the attenuated charge of a drift-time bin.
+    Each class gets its own normalisation in :func:`fit_exponential`; their different ``t / a``
+    slopes separate ``beta`` from ``k``.
+    """
+    out: list[dict[str, list[float]]] = []
+    if amplitude.size == 0:
+        return out
+    edges = np.quantile(amplitude, np.linspace(0.0, 1.0, classes + 1))
+    for c in range(classes):
+        lo, hi = edges[c], edges[c + 1]
+        m = (amplitude >= lo) & ((amplitude < hi) if c < classes - 1 else (amplitude <= hi))
+        pts = binned_points(drift[m], dqds[m], estimator, bin_us)
+        inv_a = float(np.mean(1.0 / amplitude[m])) if m.any() else math.nan
+        pts["loss"] = [t * inv_a for t in pts["t_us"]]
+        out.append(pts)
+    return out
+
+
 def _fit_views(
     drift: npt.NDArray[np.float64],
     dqds: npt.NDArray[np.float64],
     view: npt.NDArray[Any],
     estimator: Estimator,
     bin_us: float,
+    amplitude: npt.NDArray[np.float64] | None = None,
 ) -> tuple[list[Lifetime], Lifetime, list[dict[str, list[float]]]]:
+    """Per view and joint fits; with ``amplitude`` (per sample, the track's) the threshold
+    model's (:func:`threshold_points`); the points returned are the plain ones either way."""
     points = []
     views = []
+    model: list[dict[str, list[float]]] = []
     for v in (0, 1):
         m = view == v
         pts = binned_points(drift[m], dqds[m], estimator, bin_us)
         points.append(pts)
-        views.append(Lifetime.from_k(*fit_exponential([pts])))
-    return views, Lifetime.from_k(*fit_exponential(points)), points
+        if amplitude is None:
+            views.append(Lifetime.from_k(*fit_exponential([pts])))
+            continue
+        cls = threshold_points(drift[m], dqds[m], amplitude[m], estimator, bin_us)
+        model.extend(cls)
+        views.append(Lifetime.from_k(*fit_exponential(cls)))
+    return (
+        views,
+        Lifetime.from_k(*fit_exponential(model if amplitude is not None else points)),
+        points,
+    )
 
 
 def lem_factors(
@@ -318,6 +526,7 @@ def _bootstrap_k(
     bin_us: float,
     n: int,
     seed: int = 20181003,
+    amplitude: npt.NDArray[np.float64] | None = None,
 ) -> npt.NDArray[np.float64]:
     """k of (view 0, view 1, combined) for ``n`` resamplings of the muons, shape (n, 3)."""
     order = np.argsort(keys, kind="stable")
@@ -329,7 +538,8 @@ def _bootstrap_k(
         c = counts[pick]
         offsets = np.repeat(starts[pick] - np.cumsum(c) + c, c)
         idx = order[offsets + np.arange(int(c.sum()))]
-        vs, comb, _ = _fit_views(drift[idx], dqds[idx], view[idx], estimator, bin_us)
+        amp = None if amplitude is None else amplitude[idx]
+        vs, comb, _ = _fit_views(drift[idx], dqds[idx], view[idx], estimator, bin_us, amp)
         out[r] = (vs[0].k_per_us, vs[1].k_per_us, comb.k_per_us)
     return out
 
@@ -352,6 +562,8 @@ def purity(
     bootstrap: int = BOOTSTRAP,
     segment_strips: int = SEGMENT_STRIPS,
     end_strips: int = END_STRIPS,
+    threshold_model: bool = False,
+    threshold_loss: tuple[float, float] = THRESHOLD_LOSS,
 ) -> PurityResult:
     """Electron lifetime per view and combined from the hits of one or more reconstructed files.
 
@@ -364,6 +576,12 @@ def purity(
     other biased tau by +12 % at 3 ms on emulated hits.  So the fit is repeated ``equalise``
     times with each hit divided by the relative gain of its (LEM, view) cell, measured with
     the previous lifetime (the LEM gain analysis without its absolute scale).
+
+    ``threshold_model`` fits the hit finder's threshold loss along with k
+    (:func:`threshold_points`; needs the hits' ``amplitude``): for low gains, where the charge
+    per hit falls with drift time because diffused tails drop below the threshold.
+    ``threshold_loss`` instead corrects each hit for that loss with a calibrated constant
+    (:func:`threshold_correction`), at no cost in precision.
 
     Errors: the fit's error assumes independent samples, but the samples of one muon are not:
     its angle sets its path length per strip in both views, and the two views share each
@@ -380,22 +598,36 @@ def purity(
     cell = hits["lem"][sel].astype(np.int64) * 2 + view.astype(np.int64)
     tkeys = track_keys(hits)[sel]
     mkeys = muon_keys(hits)[sel]
+    raw_dqds = dqds
+
+    def corrected(k: float) -> npt.NDArray[np.float64]:
+        return raw_dqds / threshold_correction(hits, sel, tkeys, threshold_loss, k)
+
+    dqds = corrected(0.0)
+    track_amp = (
+        track_median(tkeys, hits["amplitude"][sel].astype(np.float64)) if threshold_model else None
+    )
 
     def fit(
         values: npt.NDArray[np.float64],
     ) -> tuple[list[Lifetime], Lifetime, list[dict[str, list[float]]], tuple[Any, ...]]:
         first, t_seg, q_seg = segments(tkeys, channel, drift, values, ds, segment_strips)
-        vs, comb, pts = _fit_views(t_seg, q_seg, view[first], estimator, bin_us)
+        amp = None if track_amp is None else track_amp[first]
+        vs, comb, pts = _fit_views(t_seg, q_seg, view[first], estimator, bin_us, amp)
         return vs, comb, pts, (first, t_seg, q_seg)
 
     views, combined, points, seg = fit(dqds)
     for _ in range(equalise):
         if not math.isfinite(combined.k_per_us):
             break
+        dqds = corrected(combined.k_per_us)
         views, combined, points, seg = fit(dqds / lem_factors(dqds, drift, cell, combined.k_per_us))
     first, t_seg, q_seg = seg
     if bootstrap > 0 and math.isfinite(combined.k_per_us):
-        ks = _bootstrap_k(mkeys[first], t_seg, q_seg, view[first], estimator, bin_us, bootstrap)
+        amp = None if track_amp is None else track_amp[first]
+        ks = _bootstrap_k(
+            mkeys[first], t_seg, q_seg, view[first], estimator, bin_us, bootstrap, amplitude=amp
+        )
         views = [_with_error(v, ks[:, i]) for i, v in enumerate(views)]
         combined = _with_error(combined, ks[:, 2])
     return PurityResult(

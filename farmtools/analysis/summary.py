@@ -8,7 +8,10 @@ Seed format (spec section 6), read by :mod:`farmtools.monitor.summary`::
                                   lifetime-corrected); ``nan`` where a cell has < 10 hits
 
 The purity analysis writes the first two lines; the gain analysis reads them back and writes
-the whole file.  The JSON twin (same stem) carries the same numbers and everything else
+the whole file.  The seed's line 2 keeps its dummy 100000.0 for both "infinite" and "no
+measurement" (four numbers, read by the seed's own tools); the JSON twin tells them apart
+(``status``) and gives k = 1/tau with its error and tau's asymmetric interval.  The JSON is
+strict: a NaN or an infinity is written as ``null`` (:func:`strict`), which every parser reads.  The JSON twin (same stem) carries the same numbers and everything else
 (``run``, ``time``, ``files``, ``lifetime_us``, ``lifetime_err_us``, ``purity``, ``gain`` and
 ``lems``, keys listed in docs/analysis.md); the monitor prefers it.  Files are written under a
 temporary name and renamed, so the monitor never reads half a summary.  May import numpy and
@@ -20,8 +23,8 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from farmtools.analysis.gain import GainResult
-from farmtools.analysis.purity import INFINITE_US, Lifetime, PurityResult
+from farmtools.analysis.purity import INFINITE_US, NO_MEASUREMENT, Lifetime, PurityResult
 from farmtools.detector import WA105_3X1X1, Geometry
 
 JSON_FORMAT = "farmtools-analysis/1"
@@ -61,6 +64,25 @@ def seed_text(t: datetime, views: Sequence[Lifetime], gain: GainResult | None = 
     return "\n".join(lines) + "\n"
 
 
+def strict(obj: Any) -> Any:
+    """``obj`` with every non-finite float replaced by None: JSON has no NaN or Infinity, and
+    strict parsers (JavaScript's, jq) reject Python's bare ``NaN``."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, Mapping):
+        return {k: strict(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [strict(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return strict(obj.item())
+    return obj
+
+
+def dumps(doc: Any) -> str:
+    """Strict JSON text of ``doc`` (see :func:`strict`); raises on anything else non-standard."""
+    return json.dumps(strict(doc), indent=1, allow_nan=False)
+
+
 def _atomic_write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -72,21 +94,29 @@ def summary_json(
     t: datetime,
     run: int | None,
     files: Sequence[str],
-    purity: PurityResult | None,
+    purity: PurityResult | Mapping[str, Any] | None,
     views: Sequence[Lifetime],
     gain: GainResult | None,
 ) -> dict[str, Any]:
-    """The JSON twin: the seed file's numbers under the monitor's keys, plus the details."""
+    """The JSON twin: the seed file's numbers under the monitor's keys, plus the details.
+
+    ``purity`` is the analysis' result, or the block read back from a purity summary by the
+    gain analysis (:attr:`PuritySummary.block`).  Not yet strict: :func:`dumps` writes it.
+    """
+    blocks = [v.to_json() for v in views[:2]]
     doc: dict[str, Any] = {
         "format": JSON_FORMAT,
         "run": run,
         "time": t.astimezone(UTC).isoformat(),
         "files": list(files),
-        "lifetime_us": [views[0].tau_us, views[1].tau_us],
-        "lifetime_err_us": [views[0].error_us, views[1].error_us],
+        "lifetime_us": [b["tau_us"] for b in blocks],
+        "lifetime_err_us": [b["error_us"] for b in blocks],
+        "lifetime_status": [b["status"] for b in blocks],
     }
-    if purity is not None:
+    if isinstance(purity, PurityResult):
         doc["purity"] = purity.to_json()
+    elif purity is not None:
+        doc["purity"] = dict(purity)
     if gain is not None:
         g = gain.to_json()
         doc["lems"] = g.pop("lems")
@@ -99,7 +129,7 @@ def write_summary(
     t: datetime,
     run: int | None,
     files: Sequence[str],
-    purity: PurityResult | None,
+    purity: PurityResult | Mapping[str, Any] | None,
     views: Sequence[Lifetime],
     gain: GainResult | None = None,
 ) -> tuple[Path, Path]:
@@ -107,7 +137,7 @@ def write_summary(
     txt = Path(path)
     js = txt.with_suffix(".json")
     doc = summary_json(t, run, files, purity, views, gain)
-    _atomic_write(js, json.dumps(doc, indent=1) + "\n")
+    _atomic_write(js, dumps(doc) + "\n")
     _atomic_write(txt, seed_text(t, views, gain))
     return txt, js
 
@@ -118,35 +148,40 @@ class PuritySummary:
 
     views: tuple[Lifetime, Lifetime]
     combined: Lifetime
-    purity: PurityResult | None = None
+    #: The ``purity`` block the gain analysis copies into its own JSON: the purity JSON's own,
+    #: or one made from the text's lifetimes (``source: "seed text"``, no points).
+    block: dict[str, Any] = field(default_factory=dict)
+
+
+def _float(v: Any) -> float:
+    """A JSON number, None (a strict JSON's NaN) as NaN."""
+    return math.nan if v is None else float(v)
 
 
 def _lifetime(d: dict[str, Any]) -> Lifetime:
-    return Lifetime(
-        float(d["tau_us"]),
-        float(d["error_us"]),
-        float(d.get("k_per_us", math.nan)),
-        float(d.get("k_error", math.nan)),
-        float(d.get("chi2_ndof", math.nan)),
-    )
+    k, k_err = _float(d.get("k_per_us")), _float(d.get("k_error"))
+    if math.isfinite(k) and math.isfinite(k_err):
+        return Lifetime.from_k(k, k_err, _float(d.get("chi2_ndof")))
+    tau = d.get("tau_us")
+    return Lifetime.from_tau(_float(INFINITE_US if tau is None else tau), _float(d["error_us"]))
 
 
 def _combine(views: Sequence[Lifetime]) -> Lifetime:
     """Inverse-variance mean of the views' 1/tau (a text summary has no combined value).
 
-    A view reported as the infinite dummy carries no usable error and is left out; when every
-    view is, the result is the dummy too.
+    A view reported as the dummy carries no usable error and is left out; when every view is,
+    there is no measurement.
     """
     ks = []
     ws = []
     for v in views:
-        if v.tau_us >= INFINITE_US or not (v.tau_us > 0 and v.error_us > 0):
+        if v.status == NO_MEASUREMENT:
             continue
-        k = 1.0 / v.tau_us
+        k, k_err = v.k_pair()
         ks.append(k)
-        ws.append(1.0 / (v.error_us * k * k) ** 2)
+        ws.append(1.0 / k_err**2)
     if not ks:
-        return Lifetime.from_k(0.0, math.nan)
+        return Lifetime.from_k(math.nan, math.nan)
     k = float(np.average(ks, weights=ws))
     return Lifetime.from_k(k, float(1.0 / math.sqrt(sum(ws))))
 
@@ -163,7 +198,7 @@ def read_purity_summary(path: str | os.PathLike[str]) -> PuritySummary:
             doc = json.loads(text)
             pur = doc["purity"]
             views = (_lifetime(pur["views"][0]), _lifetime(pur["views"][1]))
-            return PuritySummary(views, _lifetime(pur["combined"]))
+            return PuritySummary(views, _lifetime(pur["combined"]), dict(pur))
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             raise SummaryFileError(f"{p}: not a purity JSON summary: {exc!r}") from None
     lines = [ln for ln in text.splitlines() if ln.strip()]
@@ -176,11 +211,45 @@ def read_purity_summary(path: str | os.PathLike[str]) -> PuritySummary:
         raise SummaryFileError(f"{p}, line 2: not a number in {lines[1]!r}") from None
     if len(values) != 4:
         raise SummaryFileError(f"{p}, line 2: expected 'tau0 err0 tau1 err1', got {lines[1]!r}")
-    views = (
-        Lifetime(values[0], values[1], math.nan, math.nan),
-        Lifetime(values[2], values[3], math.nan, math.nan),
-    )
-    return PuritySummary(views, _combine(views))
+    views = (Lifetime.from_tau(values[0], values[1]), Lifetime.from_tau(values[2], values[3]))
+    combined = _combine(views)
+    block = {
+        "source": "seed text",
+        "file": str(p),
+        "views": [v.to_json() for v in views],
+        "combined": combined.to_json(),
+        "points": [],
+    }
+    return PuritySummary(views, combined, block)
+
+
+#: The LEM maps of :func:`write_root`: name -> (title with units, value and error of a LemGain).
+LEM_MAPS: dict[str, tuple[str, str, str]] = {
+    "gain": ("effective gain G (calibrated truncated mean)", "gain", "gain_err"),
+    "gain_mpv": ("effective gain G (calibrated MPV)", "gain_mpv", "gain_mpv_err"),
+    "asymmetry": (
+        "view asymmetry A = (Q1 - Q0)/(Q1 + Q0) (calibrated MPV)",
+        "asymmetry",
+        "asymmetry_err",
+    ),
+    "dqds_view0": ("dQ/ds view 0, truncated mean 5-25 % (fC/cm)", "dqds0", "dqds_err0"),
+    "dqds_view1": ("dQ/ds view 1, truncated mean 5-25 % (fC/cm)", "dqds1", "dqds_err1"),
+}
+
+
+def _lem_values(r: Any) -> dict[str, float]:
+    return {
+        "gain": r.gain,
+        "gain_err": r.gain_err,
+        "gain_mpv": r.gain_mpv,
+        "gain_mpv_err": r.gain_mpv_err,
+        "asymmetry": r.asymmetry,
+        "asymmetry_err": r.asymmetry_err,
+        "dqds0": r.dqds[0],
+        "dqds_err0": r.dqds_err[0],
+        "dqds1": r.dqds[1],
+        "dqds_err1": r.dqds_err[1],
+    }
 
 
 def write_root(
@@ -189,30 +258,50 @@ def write_root(
     """ROOT file with 2D histograms of the segmented CRP (x: 1 m axis, y: 3 m axis, cm).
 
     ``gain``, ``gain_mpv``, ``asymmetry``, ``dqds_view0`` and ``dqds_view1``: one bin per LEM, so
-    bin (ix+1, iy+1) is LEM ``1 + ix + nx*iy``.
+    bin (ix+1, iy+1) is LEM ``1 + ix + nx*iy``; titled with their units, the analysis' errors in
+    the bins.  A LEM without data (fewer than the minimum hits in a view) has content 0 and
+    error 0 there and 0 in the TH2D ``valid`` (1 where measured); the TTree ``lems`` has one
+    entry per LEM with every number, NaN where there is none, and ``valid``.
     """
     import uproot
+
+    from farmtools.roothist import th2d
 
     nx, ny = geometry.lem_grid
     xe = np.arange(nx + 1, dtype=np.float64) * geometry.lem_size_cm
     ye = np.arange(ny + 1, dtype=np.float64) * geometry.lem_size_cm
-    maps = {
-        k: np.zeros((nx, ny)) for k in ("gain", "gain_mpv", "asymmetry", "dqds_view0", "dqds_view1")
-    }
+    values = {k: np.zeros((nx, ny)) for k in LEM_MAPS}
+    errors = {k: np.zeros((nx, ny)) for k in LEM_MAPS}
+    valid = np.zeros((nx, ny))
+    rows: dict[str, list[float]] = {"lem": [], "lem_old": [], "ix": [], "iy": [], "valid": []}
     for r in gain.lems:
-        vals = {
-            "gain": r.gain,
-            "gain_mpv": r.gain_mpv,
-            "asymmetry": r.asymmetry,
-            "dqds_view0": r.dqds[0],
-            "dqds_view1": r.dqds[1],
-        }
-        for k, v in vals.items():
-            maps[k][r.ix, r.iy] = v if math.isfinite(v) else 0.0
+        vals = _lem_values(r)
+        ok = math.isfinite(r.gain) and math.isfinite(r.gain_mpv)
+        valid[r.ix, r.iy] = 1.0 if ok else 0.0
+        for k, (_, v, e) in LEM_MAPS.items():
+            if math.isfinite(vals[v]) and math.isfinite(vals[e]):
+                values[k][r.ix, r.iy] = vals[v]
+                errors[k][r.ix, r.iy] = vals[e]
+        for key, n in (("lem", r.lem), ("lem_old", r.lem_old), ("ix", r.ix), ("iy", r.iy)):
+            rows[key].append(n)
+        rows["valid"].append(ok)
+        for key, x in vals.items():
+            rows.setdefault(key, []).append(x)
+    xt, yt = "x, along the 1 m side (cm)", "y, along the 3 m side (cm)"
     out = Path(path)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     with uproot.recreate(tmp) as f:
-        for k, values in maps.items():
-            f[k] = (values, xe, ye)
+        for k, (what, _, _) in LEM_MAPS.items():
+            title = f"{what}, per LEM (0 where no data: see valid)"
+            f[k] = th2d(k, title, values[k], xe, ye, xt, yt, errors[k])
+        f["valid"] = th2d("valid", "LEM measured (1) or without data (0)", valid, xe, ye, xt, yt)
+        columns = {k: np.asarray(v) for k, v in rows.items()}
+        f.mktree(
+            "lems",
+            {k: v.dtype for k, v in columns.items()},
+            title="per LEM: gain (G), asymmetry, dqds0/1 (fC/cm), errors; NaN and valid=0 "
+            "where no data",
+        )
+        f["lems"].extend(columns)
     os.replace(tmp, out)
     return out

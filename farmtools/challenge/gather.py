@@ -154,6 +154,7 @@ def gather_report(ch: Challenge, started: datetime, finished: datetime) -> dict[
         measured=measured,
         started=started,
         finished=finished,
+        events_per_group=ch.s.events * ch.group_size,
     )
     report["daemons"] = daemons
     report["errors"] = {

@@ -117,6 +117,7 @@ def build_report(
     measured: Mapping[str, Any] | None = None,
     started: datetime | None = None,
     finished: datetime | None = None,
+    events_per_group: int | None = None,
 ) -> dict[str, Any]:
     """Assemble the whole report; see the module docstring.
 
@@ -127,7 +128,8 @@ def build_report(
     ``duplicated``, ``corrupt`` lists).  ``expected_workers`` is what
     :func:`farmtools.challenge.collect.expected_workers` found (``nodes``, ``source``): the
     seed's rule that every worker ran at least one job is judged against it
-    (:func:`worker_rule`).
+    (:func:`worker_rule`).  ``events_per_group`` (events of one analysis group) decides
+    whether an analysis that measured nothing fails the challenge (:func:`analysis_rule`).
     """
     by_name = {r.name: r for r in records}
     bad = set(bad_files)
@@ -166,6 +168,7 @@ def build_report(
     integrity_checks: dict[str, Any] = dict(integrity or {})
     incomplete = [o["name"] for o in outcomes if not o["complete"]]
     workers = worker_rule(expected_workers, jobs_per_worker or {}, len(good))
+    analysis = analysis_rule(analyses, events_per_group)
     return {
         "settings": dict(settings),
         "started": started.isoformat() if started else None,
@@ -187,10 +190,37 @@ def build_report(
         "root_outputs": list(root_outputs),
         "integrity": integrity_checks,
         "analyses": list(analyses),
+        "analysis_rule": analysis,
         "faults": list(faults),
         "measured": dict(measured or {}),
         "files": outcomes,
-        "verdict": verdict(incomplete, integrity_checks, workers),
+        "verdict": verdict(incomplete, integrity_checks, workers, analysis),
+    }
+
+
+#: Fewest events per analysis group for which a lifetime is expected: the 100-event closure
+#: study (docs/analysis.md) measured k to ~11 % at 7 ms with honest errors; below that a
+#: group may legitimately measure nothing, and the challenge does not judge it.
+MIN_EVENTS_JUDGED = 100
+
+
+def analysis_rule(
+    analyses: Sequence[Mapping[str, Any]], events_per_group: int | None
+) -> dict[str, Any]:
+    """Which analysis groups measured no lifetime, and whether that counts against the verdict.
+
+    Judged when each group had at least :data:`MIN_EVENTS_JUDGED` events (unknown: judged);
+    an entry counts as measuring nothing when ``lifetime_measured`` is False
+    (:func:`farmtools.challenge.truth.measured_lifetime`).
+    """
+    nothing = [str(a.get("summary", "?")) for a in analyses if a.get("lifetime_measured") is False]
+    judged = events_per_group is None or events_per_group >= MIN_EVENTS_JUDGED
+    return {
+        "groups": len(analyses),
+        "measured_nothing": nothing,
+        "events_per_group": events_per_group,
+        "min_events_judged": MIN_EVENTS_JUDGED,
+        "judged": judged,
     }
 
 
@@ -231,16 +261,21 @@ def verdict(
     incomplete: Sequence[str],
     integrity: Mapping[str, Any],
     workers: Mapping[str, Any] | None = None,
+    analysis: Mapping[str, Any] | None = None,
 ) -> str:
-    """``PASS`` when every file is complete, nothing was lost, duplicated or corrupted, and
-    (when judged, see :func:`worker_rule`) every worker ran at least one job."""
+    """``PASS`` when every file is complete, nothing was lost, duplicated or corrupted,
+    (when judged, see :func:`worker_rule`) every worker ran at least one job, and (when judged,
+    see :func:`analysis_rule`) every analysis group measured a lifetime."""
     problems = [k for k in ("lost", "duplicated", "corrupt") if integrity.get(k)]
     idle = (workers or {}).get("idle") if (workers or {}).get("judged") else None
-    if incomplete or problems or idle:
+    nothing = (analysis or {}).get("measured_nothing") if (analysis or {}).get("judged") else None
+    if incomplete or problems or idle or nothing:
         parts = [f"{len(incomplete)} incomplete"] if incomplete else []
         parts += [f"{len(integrity[k])} {k}" for k in problems]
         if idle:
             parts.append(f"{len(idle)} idle workers")
+        if nothing:
+            parts.append(f"{len(nothing)} analyses measured no lifetime")
         return "FAIL: " + ", ".join(parts)
     return "PASS"
 
@@ -306,6 +341,16 @@ def render_text(report: Mapping[str, Any]) -> str:
     if len(analyses) > 4:
         lines.append(f"  ... {len(analyses) - 4} more analysis groups (in the JSON and HTML)")
     lines.extend(_analysis_totals(analyses))
+    rule = report.get("analysis_rule") or {}
+    if rule.get("measured_nothing"):
+        n = len(rule["measured_nothing"])
+        how = (
+            "a failure"
+            if rule.get("judged")
+            else f"not judged: {rule.get('events_per_group')} events per group, "
+            f"fewer than {rule.get('min_events_judged')}"
+        )
+        lines.append(f"  analyses that measured no lifetime: {n}/{rule['groups']} ({how})")
     for f in report["faults"]:
         at = f.get("done_at_s") if f.get("done_at_s") is not None else f.get("at_s", 0)
         flag = "fault injected" if f.get("injected", True) else "fault NOT injected"

@@ -54,6 +54,7 @@ def extract(doc: Any) -> dict[str, Any]:
     """
     lifetime: tuple[float, float | None] | None = None
     k: tuple[float, float] | None = None
+    status: str | None = None
     gains: dict[str, float] = {}
     gain_errors: dict[str, float] = {}
     for path, obj in _walk(doc):
@@ -61,6 +62,8 @@ def extract(doc: Any) -> dict[str, Any]:
             continue
         if "tau_us" in obj and (lifetime is None or "combined" in path):
             tau = obj.get("tau_us")
+            st = obj.get("status")
+            status = st if isinstance(st, str) else status
             if isinstance(tau, int | float):
                 err = obj.get("error_us")
                 lifetime = (float(tau), float(err) if isinstance(err, int | float) else None)
@@ -79,7 +82,29 @@ def extract(doc: Any) -> dict[str, Any]:
             for k, v in obj["gains"].items():
                 if isinstance(v, int | float):
                     gains[str(k)] = float(v)
-    return {"lifetime": lifetime, "k": k, "gains": gains, "gain_errors": gain_errors}
+    return {
+        "lifetime": lifetime,
+        "k": k,
+        "lifetime_status": status,
+        "gains": gains,
+        "gain_errors": gain_errors,
+    }
+
+
+def measured_lifetime(found: Mapping[str, Any], truth_us: float | None) -> bool:
+    """Whether a summary measured a lifetime at all.
+
+    Not when it gives none (``status`` "none", no ``tau_us``; older summaries: the 100000 us
+    dummy without k), nor when the error on k is as large as the injected k: such a result
+    cannot tell the injected lifetime from pure argon (the seed's ``100000 +- 100000 us``).
+    """
+    k = found.get("k")
+    lt = found.get("lifetime")
+    if found.get("lifetime_status") == "none" or lt is None:
+        return False
+    if k is None:
+        return bool(lt[1]) and lt[0] < 100000.0
+    return not (truth_us and math.isfinite(truth_us) and k[1] >= 1.0 / truth_us)
 
 
 def lifetime_pull(found: Mapping[str, Any], truth_us: float) -> float | None:
@@ -101,6 +126,15 @@ def lifetime_pull(found: Mapping[str, Any], truth_us: float) -> float | None:
     return None
 
 
+def _tau_error(k: tuple[float, float] | None, tau: float, err: float | None) -> str:
+    """`` +540 -470`` from k and its error where given (tau's error is not symmetric)."""
+    if k is not None and k[0] > 0:
+        hi = k[0] - k[1]
+        up = f"+{1.0 / hi - tau:.0f}" if hi > 0 else "+inf"
+        return f" {up} -{tau - 1.0 / (k[0] + k[1]):.0f}"
+    return f" +- {err:.0f}" if err is not None else ""
+
+
 def analyses_vs_truth(outputs: Sequence[Path], truth_paths: Sequence[Path]) -> list[dict[str, Any]]:
     """One entry per analysis summary: its numbers, the truth, and a one-line comparison."""
     truth = injected(truth_paths)
@@ -118,9 +152,14 @@ def analyses_vs_truth(outputs: Sequence[Path], truth_paths: Sequence[Path]) -> l
         parts = [p.name + ":"]
         lt = found["lifetime"]
         want = truth.get("lifetime_us")
-        if lt is not None:
+        entry["lifetime_measured"] = measured_lifetime(found, want)
+        if not entry["lifetime_measured"]:
+            parts.append(
+                "lifetime: no measurement" + (f" (injected {want:.0f} us)" if want else "")
+            )
+        elif lt is not None:
             tau, err = lt
-            text = f"lifetime {tau:.0f}" + (f" +- {err:.0f}" if err is not None else "") + " us"
+            text = f"lifetime {tau:.0f}" + _tau_error(found.get("k"), tau, err) + " us"
             if want:
                 text += f" (injected {want:.0f} us, {100 * (tau / want - 1):+.1f} %)"
                 entry["lifetime_bias"] = tau / want - 1

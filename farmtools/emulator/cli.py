@@ -6,6 +6,7 @@ May import the emulator, :mod:`farmtools.rawdata` and :mod:`farmtools.config`.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated
 
@@ -61,6 +62,14 @@ def emulate(
             "--crt-fraction", min=0.0, max=1.0, help="Fraction of CRT (anode-cathode) triggers."
         ),
     ] = 0.5,
+    realistic: Annotated[
+        bool,
+        typer.Option(
+            "--realistic",
+            help="Shaped noise, gain spread, dead/noisy channels, early and side muons "
+            "(docs/emulator.md).",
+        ),
+    ] = False,
     template: Annotated[
         Path | None,
         typer.Option(
@@ -100,7 +109,12 @@ def emulate(
 
     from farmtools.config import ConfigError, load_config
     from farmtools.emulator.daq import EmulatedFile, RunPlan, copy_template, emulate_run
-    from farmtools.emulator.settings import EmulatorSettings, GainMapError, load_gain_map
+    from farmtools.emulator.settings import (
+        REALISTIC,
+        EmulatorSettings,
+        GainMapError,
+        load_gain_map,
+    )
     from farmtools.rawdata import RawDataError
 
     err = Console(stderr=True, soft_wrap=True)
@@ -160,6 +174,8 @@ def emulate(
             seed=seed,
             crt_fraction=crt_fraction,
         )
+        if realistic:
+            settings = dataclasses.replace(settings, **REALISTIC)  # type: ignore[arg-type]
         settings.check(geometry)
     except (GainMapError, ValueError) as exc:
         err.print(f"[red]error:[/red] {exc}")

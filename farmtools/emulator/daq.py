@@ -231,6 +231,7 @@ def emulate_run(
                         seconds=seconds,
                         nanoseconds=nanos,
                         trigger_type=TriggerType.CRT if truth.crt else TriggerType.PMT,
+                        bad_cards=truth.bad_cards,
                         event_number=trigger,
                     )
                     writer.flush()

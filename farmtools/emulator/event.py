@@ -56,10 +56,13 @@ class EventTruth:
 
     crt: bool
     tracks: list[TrackTruth] = field(default_factory=list)
+    #: DAQ cards without data in this event (the header's data-quality count).
+    bad_cards: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
             "trigger": "CRT" if self.crt else "PMT",
+            "bad_cards": self.bad_cards,
             "tracks": [t.to_json() for t in self.tracks],
         }
 
@@ -88,6 +91,8 @@ class EventGenerator:
             lifetime_us, settings.diffusion_l_cm2_s, settings.diffusion_t_cm2_s
         )
         self.gains = settings.gains(geometry)
+        d = self.noise.defects
+        self._bad_cards = d.bad_cards if d is not None else 0
         # Work buffers of next_event(), kept zero between events (only touched rows are reset).
         self._charge = np.zeros((geometry.n_channels, geometry.samples), dtype=np.float32)
         self._signal = np.zeros_like(self._charge)
@@ -97,7 +102,10 @@ class EventGenerator:
         """(CRT trigger?, the trigger muon and the extra muons of the next event)."""
         crt = bool(self.rng.random() < self.settings.crt_fraction)
         tracks = [trigger_muon(self.rng, self.geometry, crt)]
-        tracks += extra_muons(self.rng, self.geometry, self.settings.muon_flux_per_m2_s)
+        s = self.settings
+        tracks += extra_muons(
+            self.rng, self.geometry, s.muon_flux_per_m2_s, s.early_muons, s.side_muons
+        )
         return crt, tracks
 
     def charge(self, tracks: list[Track]) -> tuple[npt.NDArray[np.float32], list[TrackTruth]]:
@@ -132,7 +140,7 @@ class EventGenerator:
         self, crt: bool, tracks: list[Track]
     ) -> tuple[npt.NDArray[np.uint16], EventTruth]:
         charge, truths = self.charge(tracks)
-        return self.digitise(self.signal(charge)), EventTruth(crt, truths)
+        return self.digitise(self.signal(charge)), EventTruth(crt, truths, self._bad_cards)
 
     def next_event(self) -> tuple[npt.NDArray[np.uint16], EventTruth]:
         """The ADC samples (view order, uint16 (n_channels, samples)) and truth of a new event.
@@ -162,4 +170,4 @@ class EventGenerator:
         self._charge[rows] = 0.0
         self._signal[rows] = 0.0
         self._touched[rows] = False
-        return adc, EventTruth(crt, truths)
+        return adc, EventTruth(crt, truths, self._bad_cards)

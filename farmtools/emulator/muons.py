@@ -125,8 +125,73 @@ def mean_extra_tracks(geometry: Geometry, flux_per_m2_s: float) -> float:
     return flux_per_m2_s * (ex * ey * 1e-4) * readout_window_us(geometry) * 1e-6
 
 
-def extra_muons(rng: np.random.Generator, geometry: Geometry, flux_per_m2_s: float) -> list[Track]:
-    """Muons at random times in the readout window, beyond the triggering one."""
-    n = int(rng.poisson(mean_extra_tracks(geometry, flux_per_m2_s)))
+def extra_muons(
+    rng: np.random.Generator,
+    geometry: Geometry,
+    flux_per_m2_s: float,
+    early: bool = False,
+    sides: bool = False,
+) -> list[Track]:
+    """Muons at random times in the readout window, beyond the triggering one.
+
+    ``early``: also muons that crossed before the trigger, t0 down to minus the full drift time
+    (their charge from deep enough still drifts into the window).  ``sides``: muons enter
+    through the side walls too (:func:`muon_through_box`).  Both off: the seed's simple model,
+    every extra muon entering through the CRP plane during the window.
+    """
+    if not (early or sides):
+        n = int(rng.poisson(mean_extra_tracks(geometry, flux_per_m2_s)))
+        window = readout_window_us(geometry)
+        return [
+            _muon_at_anode(rng, geometry, float(rng.uniform(0.0, window)), False) for _ in range(n)
+        ]
     window = readout_window_us(geometry)
-    return [_muon_at_anode(rng, geometry, float(rng.uniform(0.0, window)), False) for _ in range(n)]
+    t_lo = -geometry.full_drift_ticks * geometry.tick_us if early else 0.0
+    margin = SIDE_MARGIN_DRIFTS * geometry.drift_length_cm if sides else 0.0
+    ex, ey = geometry.extent_cm
+    area_scale = (ex + 2 * margin) * (ey + 2 * margin) / (ex * ey)
+    mean = mean_extra_tracks(geometry, flux_per_m2_s) * area_scale * (window - t_lo) / window
+    out = []
+    for _ in range(int(rng.poisson(mean))):
+        t0 = float(rng.uniform(t_lo, window))
+        xy = (float(rng.uniform(-margin, ex + margin)), float(rng.uniform(-margin, ey + margin)))
+        track = muon_through_box(xy, sample_directions(rng, 1)[0], geometry, t0)
+        if track is not None:
+            out.append(track)
+    return out
+
+
+#: Half-width of the anode plane extension around the CRP, in drift lengths, from which
+#: side-entering muons are drawn: zenith angles up to atan(3) = 72 deg reach the volume.
+SIDE_MARGIN_DRIFTS = 3.0
+
+
+def muon_through_box(
+    start_xy: tuple[float, float], direction: np.ndarray, geometry: Geometry, t0_us: float
+) -> Track | None:
+    """The part inside the drift volume of the line through ``(x, y, 0)`` along ``direction``
+    (downwards), or None when it misses the volume: a muon entering through the top or a side."""
+    ex, ey = geometry.extent_cm
+    lo = (0.0, 0.0, 0.0)
+    hi = (ex, ey, geometry.drift_length_cm)
+    p = (start_xy[0], start_xy[1], 0.0)
+    s_in, s_out = 0.0, math.inf
+    for axis in range(3):
+        d = float(direction[axis])
+        if d == 0.0:
+            if not lo[axis] <= p[axis] <= hi[axis]:
+                return None
+            continue
+        a = (lo[axis] - p[axis]) / d
+        b = (hi[axis] - p[axis]) / d
+        s_in = max(s_in, min(a, b))
+        s_out = min(s_out, max(a, b))
+    if not s_out > s_in + 1e-6:
+        return None
+
+    def point(s: float) -> tuple[float, float, float]:
+        return tuple(  # type: ignore[return-value]
+            min(max(p[i] + s * float(direction[i]), lo[i]), hi[i]) for i in range(3)
+        )
+
+    return Track(entry=point(s_in), exit=point(s_out), t0_us=t0_us, trigger=False)

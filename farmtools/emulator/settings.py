@@ -62,6 +62,28 @@ class EmulatorSettings:
     #: Amplitude of the slow per-channel baseline drift (ADC) and its period range (ms).
     baseline_drift_adc: float = 1.0
     baseline_drift_period_ms: tuple[float, float] = (2.0, 10.0)
+    # --- detector realism (docs/emulator.md, "Realism switches") ------------------------------
+    #: Fraction of the white noise's variance generated *before* the shaping (the
+    #: preamplifier's own noise: correlated over ~1 us, like the signal, so the hit finder's
+    #: width cut does not reject it more easily than real noise); 0 = all white.
+    shaped_noise_fraction: float = 0.0
+    #: Relative RMS of the per-channel electronics gain (ADC per fC of each channel).
+    channel_gain_spread: float = 0.0
+    #: Fractions of dead channels (no signal, no noise but 0.2 ADC) and noisy ones (white noise
+    #: x ``noisy_factor``).  Which channels is a property of the detector: drawn from ``seed``
+    #: alone, the same in every file and run of that seed (never from the event stream).
+    dead_channel_fraction: float = 0.0
+    noisy_channel_fraction: float = 0.0
+    noisy_factor: float = 5.0
+    #: DAQ cards (64 channels each, 20 in the 3x1x1) that deliver no data: their channels sit at
+    #: a constant, and every event header counts them (data-quality flag, bits 0-5).
+    bad_cards: int = 0
+    #: Extra muons also arriving before the trigger (t0 down to minus the full drift time: the
+    #: part of their charge that drifts into the window is seen), and entering through the
+    #: side walls (lines from an anode plane extended around the CRP, kept if they hit the
+    #: volume), as real cosmic muons do.
+    early_muons: bool = False
+    side_muons: bool = False
 
     def gain_of_lem(self, lem: int) -> float:
         return self.gain_map.get(lem, self.gain)
@@ -83,9 +105,34 @@ class EmulatorSettings:
         for lem, g in self.gains(geometry).items():
             if not (g >= 0 and math.isfinite(g)):
                 raise ValueError(f"gain of LEM {lem} must be a finite number >= 0 (got {g})")
+        for name in ("shaped_noise_fraction", "dead_channel_fraction", "noisy_channel_fraction"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"{name} must be within 0..1 (got {v})")
+        if not 0.0 <= self.channel_gain_spread < 0.5:
+            raise ValueError(
+                f"channel_gain_spread must be within 0..0.5 (got {self.channel_gain_spread})"
+            )
+        n_cards = geometry.n_channels // (2 * geometry.coherent_group)
+        if not 0 <= self.bad_cards <= min(n_cards, 63):
+            raise ValueError(
+                f"bad_cards must be within 0..{min(n_cards, 63)} (got {self.bad_cards})"
+            )
         bad = sorted(set(self.gain_map) - set(range(1, geometry.n_lems + 1)))
         if bad:
             raise ValueError(f"gain map names LEMs {bad} outside 1..{geometry.n_lems}")
+
+
+#: The realism switches at realistic values (``farmtools daq emulate --realistic``): not the
+#: defaults, because every closure figure was measured without them (docs/emulator.md).
+REALISTIC: dict[str, object] = {
+    "shaped_noise_fraction": 0.5,
+    "channel_gain_spread": 0.03,
+    "dead_channel_fraction": 0.01,
+    "noisy_channel_fraction": 0.01,
+    "early_muons": True,
+    "side_muons": True,
+}
 
 
 class GainMapError(ValueError):

@@ -12,6 +12,14 @@
 * **Baseline drift**: a slow sine per channel (period of milliseconds, random phase per event).
 * Rounding to the nearest integer and clipping to ``0..4095``.
 
+Realism switches (:class:`EmulatorSettings`, all off by default, docs/emulator.md): a fraction
+of the noise generated before the shaping (the bank itself is then partly filtered by the
+shaping kernel, so every slice is correlated over ~1 us), a per-channel electronics gain
+spread, dead and noisy channels, and bad cards (64 DAQ channels at a constant).  The defective
+channels are drawn from the settings' seed alone (:func:`detector_defects`): a property of the
+detector, the same in every file, and never a draw from the event stream, so switching them on
+leaves the muons of a seed unchanged.
+
 Speed: 2.1 M Gaussian numbers per event would dominate; instead the noise is read from a bank
 of 2^21 standard-normal float32 values drawn once per generator, each channel and each group
 reading a contiguous slice at a fresh random offset with a random sign every event.  Slices of
@@ -142,16 +150,87 @@ def digitise(
             row[k] = np.uint16(min(max(v, zero), top))
 
 
+#: Channels of one DAQ card (two coherent-noise groups of 32).
+CARD_CHANNELS = 64
+#: White noise (ADC) of a dead channel: the ADC's own, without a preamplifier.
+DEAD_NOISE_ADC = 0.2
+
+
+@dataclass
+class Defects:
+    """Per view-order channel: electronics gain factor, dead, noisy, on a bad card."""
+
+    gain: npt.NDArray[np.float32]
+    dead: npt.NDArray[np.bool_]
+    noisy: npt.NDArray[np.bool_]
+    bad: npt.NDArray[np.bool_]
+    bad_cards: int
+
+    @property
+    def any(self) -> bool:
+        return bool(self.dead.any() or self.noisy.any() or self.bad.any() or np.any(self.gain != 1))
+
+
+def detector_defects(
+    geometry: Geometry, settings: EmulatorSettings, rng: np.random.Generator
+) -> Defects:
+    """The detector's defective channels and gain spread (see the module doc).
+
+    Drawn from ``default_rng([seed, 0xDEF])`` when the settings have a seed (``rng``, the
+    generator's, only without one and only when a switch is on).
+    """
+    n = geometry.n_channels
+    on = (
+        settings.channel_gain_spread > 0
+        or settings.dead_channel_fraction > 0
+        or settings.noisy_channel_fraction > 0
+        or settings.bad_cards > 0
+    )
+    if not on:
+        no = np.zeros(n, dtype=np.bool_)
+        return Defects(np.ones(n, dtype=np.float32), no, no.copy(), no.copy(), 0)
+    r = (
+        np.random.default_rng([settings.seed, 0xDEF])
+        if settings.seed is not None
+        else np.random.default_rng(int(rng.integers(1 << 62)))
+    )
+    gain = (1.0 + settings.channel_gain_spread * r.standard_normal(n)).astype(np.float32)
+    u = r.random(n)
+    dead = u < settings.dead_channel_fraction
+    noisy = (u >= settings.dead_channel_fraction) & (
+        u < settings.dead_channel_fraction + settings.noisy_channel_fraction
+    )
+    cards = r.choice(n // CARD_CHANNELS, settings.bad_cards, replace=False)
+    bad = np.isin(geometry.view_to_daq // CARD_CHANNELS, cards)
+    return Defects(gain, dead & ~bad, noisy & ~bad, bad, int(settings.bad_cards))
+
+
+def shaped_bank(
+    bank: npt.NDArray[np.float32], kernel: npt.NDArray[np.float64], fraction: float
+) -> npt.NDArray[np.float32]:
+    """The noise bank with ``fraction`` of its variance passed through the shaping ``kernel``
+    (renormalised to unit RMS): noise born before the shaper, correlated like the signal."""
+    if fraction <= 0:
+        return bank
+    filtered = np.convolve(bank.astype(np.float64), kernel, mode="same")
+    filtered /= filtered.std()
+    rolled = np.roll(bank, bank.size // 2)  # independent of the white part at every sample
+    mixed = math.sqrt(1.0 - fraction) * rolled + math.sqrt(fraction) * filtered
+    return mixed.astype(np.float32)
+
+
 @dataclass
 class NoiseModel:
     """The fixed per-channel properties of the electronics and the noise bank of one generator."""
 
     pedestal: npt.NDArray[np.float32]
     white_sigma: npt.NDArray[np.float32]
-    #: Coherent-noise group of each view-order channel: its DAQ channel // 32.
+    #: Coherent-noise group of each view-order channel: its DAQ channel // 32 (dead channels
+    #: and bad cards: the extra, silent group ``n_groups - 1`` when there are defects).
     group: npt.NDArray[np.int64]
     n_groups: int
     bank: npt.NDArray[np.float32]
+    defects: Defects | None = None
 
     @classmethod
     def build(
@@ -166,7 +245,16 @@ class NoiseModel:
         group = (geometry.view_to_daq // geometry.coherent_group).astype(np.int64)
         n_groups = int(group.max()) + 1
         bank = rng.standard_normal(NOISE_BANK_SIZE, dtype=np.float32)
-        return cls(pedestal, white, group, n_groups, bank)
+        if settings.shaped_noise_fraction > 0:
+            kernel = shaping_kernel(geometry, settings.peaking_us)
+            bank = shaped_bank(bank, kernel, settings.shaped_noise_fraction)
+        defects = detector_defects(geometry, settings, rng)
+        if not defects.any:
+            return cls(pedestal, white, group, n_groups, bank)
+        white[defects.noisy] *= np.float32(settings.noisy_factor)
+        white[defects.dead | defects.bad] = np.float32(DEAD_NOISE_ADC)
+        group[defects.dead | defects.bad] = n_groups  # a group whose coherent noise is 0
+        return cls(pedestal, white, group, n_groups + 1, bank, defects)
 
     def digitise(
         self,
@@ -180,11 +268,18 @@ class NoiseModel:
         span = NOISE_BANK_SIZE - s
         offsets = rng.integers(0, span, n)
         signs = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), n)
-        g_off = rng.integers(0, span, self.n_groups)
-        g_sign = rng.choice(np.array([-1.0, 1.0]), self.n_groups) * settings.coherent_noise_adc
-        coherent = np.empty((self.n_groups, s), dtype=np.float32)
-        for g in range(self.n_groups):
+        # the silent group of dead channels and bad cards takes no draw: the event stream (and
+        # so the next events' muons) is the same with the defects switched on
+        n_real = self.n_groups - (1 if self.defects is not None else 0)
+        g_off = rng.integers(0, span, n_real)
+        g_sign = rng.choice(np.array([-1.0, 1.0]), n_real) * settings.coherent_noise_adc
+        coherent = np.zeros((self.n_groups, s), dtype=np.float32)
+        for g in range(n_real):
             coherent[g] = g_sign[g] * self.bank[g_off[g] : g_off[g] + s]
+        d = self.defects
+        if d is not None:
+            signal = signal * d.gain[:, None]
+            signal[d.dead | d.bad] = 0.0
         p_lo, p_hi = settings.baseline_drift_period_ms
         period_ticks = rng.uniform(p_lo, p_hi, n) * 1e3 / geometry.tick_us
         omega = np.asarray(2.0 * math.pi / period_ticks, dtype=np.float64)
@@ -206,4 +301,6 @@ class NoiseModel:
             geometry.adc_max,
             out,
         )
+        if d is not None and d.bad.any():
+            out[d.bad] = np.round(self.pedestal[d.bad])[:, None].astype(np.uint16)
         return out

@@ -191,9 +191,14 @@ def _get(d: dict[str, Any], *names: str) -> Any:
     return None
 
 
-def _pair(v: Any) -> tuple[float, float] | None:
+def _num(v: Any, none: float = math.nan) -> float:
+    """A JSON number; ``null`` (how a strict JSON writes NaN, or "no measurement") as ``none``."""
+    return none if v is None else float(v)
+
+
+def _pair(v: Any, none: float = math.nan) -> tuple[float, float] | None:
     if isinstance(v, list | tuple) and len(v) == 2:
-        return (float(v[0]), float(v[1]))
+        return (_num(v[0], none), _num(v[1], none))
     return None
 
 
@@ -227,14 +232,15 @@ def read_json_summary(path: str | os.PathLike[str], run: int | None = None) -> A
         stamp = datetime.fromtimestamp(p.stat().st_mtime, UTC)
     elif stamp.tzinfo is None:
         stamp = stamp.replace(tzinfo=UTC)
-    tau = _pair(d.get("lifetime_us"))
+    # A lifetime written as null was not measured: the seed's dummy, which the seed file has.
+    tau = _pair(d.get("lifetime_us"), INFINITE_US)
     err = _pair(d.get("lifetime_err_us"))
     purity = d.get("purity")
     if tau is None and isinstance(purity, dict) and isinstance(purity.get("views"), list):
         views = purity["views"][:2]
         if len(views) == 2:
-            tau = (float(views[0]["tau_us"]), float(views[1]["tau_us"]))
-            err = (float(views[0]["error_us"]), float(views[1]["error_us"]))
+            tau = (_num(views[0]["tau_us"], INFINITE_US), _num(views[1]["tau_us"], INFINITE_US))
+            err = (_num(views[0]["error_us"]), _num(views[1]["error_us"]))
     if tau is None:
         raise SummaryError(
             p, None, "no lifetime: expected 'lifetime_us' [v0, v1] or 'purity.views'"
@@ -243,7 +249,7 @@ def read_json_summary(path: str | os.PathLike[str], run: int | None = None) -> A
     if isinstance(purity, dict) and isinstance(purity.get("combined"), dict):
         try:
             c = purity["combined"]
-            combined = (float(c["tau_us"]), float(c["error_us"]))
+            combined = (_num(c["tau_us"], INFINITE_US), _num(c["error_us"]))
         except (KeyError, TypeError, ValueError):
             combined = None
     lems: dict[int, LemResult] = {}
@@ -263,9 +269,9 @@ def read_json_summary(path: str | os.PathLike[str], run: int | None = None) -> A
                 lem,
                 dq,
                 dqe,
-                float(gain),
-                float(entry.get("gain_err", r.gain_err)),
-                float(entry.get("asymmetry", r.asymmetry)),
+                _num(gain),
+                _num(entry.get("gain_err", r.gain_err)),
+                _num(entry.get("asymmetry", r.asymmetry)),
             )
         lems[lem] = r
     return AnalysisResult(run, stamp, tau, err or (math.nan, math.nan), lems, str(p), combined)

@@ -12,6 +12,9 @@ grow.  Changes, newest first:
 * 2026-12-07: ``events.trigger_type`` and ``events.dq_flag`` are uint8 (were int8): they are
   the raw header's unsigned bytes, and a value of 128 or more (a trigger type >= 128, the dq
   flag's bit 7) made the writer fail.  Values below 128 read the same.
+* 2026-12-07: every tree and histogram has a title giving the units of its branches
+  (:data:`TREE_TITLES`; uproot sets no per-branch title); ``pedestal`` and ``rms`` have axis
+  titles and bin errors 0 (a mean, not a count: no sqrt(content)).  Nothing renamed.
 * 2026-11-28: ``trigger_number`` (int64) and ``trigger_time`` (float64, s since the epoch)
   added to ``hits`` and ``tracks`` (additive: nothing renamed or removed).
 
@@ -60,6 +63,18 @@ EVENT_KEYS: dict[str, type] = {
 }
 
 
+#: Tree titles, with the units of the branches (docs/reco.md lists every branch).
+TREE_TITLES: dict[str, str] = {
+    "events": "one entry per raw event: header fields; trigger_time s since the epoch; "
+    "offset bytes; counts of hits, tracks, matched and anode-cathode tracks",
+    "hits": "one entry per hit: channel = strip of its view; tick, tick_start, tick_end in "
+    "0.4 us ticks; amplitude ADC; charge fC; ds cm; dqds fC/cm; x, y cm on the CRP; "
+    "drift_us us; lem 1..n (0 unknown); NaN unless the track is matched",
+    "tracks": "one entry per 2D track: slope dz/du (cm/cm); intercept, u0, z0 cm; du, dz unit "
+    "direction; tick_min, tick_max, t0 in 0.4 us ticks; length, length3d cm",
+}
+
+
 class RecoWriter:
     """Appends reconstructed events to a ROOT file, flushing every ``chunk_events`` events.
 
@@ -73,7 +88,11 @@ class RecoWriter:
 
         self.path = os.fspath(path)
         self._file: Any = uproot.recreate(self.path)
-        self._file.mktree("events", {k: np.dtype(t) for k, t in EVENT_COLUMNS.items()})
+        self._file.mktree(
+            "events",
+            {k: np.dtype(t) for k, t in EVENT_COLUMNS.items()},
+            title=TREE_TITLES["events"],
+        )
         for name, columns in (("hits", HIT_COLUMNS), ("tracks", TRACK_COLUMNS)):
             self._file.mktree(
                 name,
@@ -81,6 +100,7 @@ class RecoWriter:
                     **{k: np.dtype(t) for k, t in EVENT_KEYS.items()},
                     **{k: np.dtype(t) for k, t in columns.items()},
                 },
+                title=TREE_TITLES[name],
             )
         self.chunk_events = chunk_events
         self._pending: list[tuple[dict[str, Any], EventReco]] = []
@@ -120,10 +140,27 @@ class RecoWriter:
 
     def close(self) -> None:
         self.flush()
+        from farmtools.roothist import th1d
+
         n = max(self.n_events, 1)
         edges = np.arange(self._ped_sum.size + 1, dtype=np.float64) - 0.5
-        self._file["pedestal"] = (self._ped_sum / n, edges)
-        self._file["rms"] = (self._rms_sum / n, edges)
+        x = "view-order channel (view 0 first)"
+        self._file["pedestal"] = th1d(
+            "pedestal",
+            "pedestal per channel, mean over the file (ADC)",
+            self._ped_sum / n,
+            edges,
+            x,
+            "ADC",
+        )
+        self._file["rms"] = th1d(
+            "rms",
+            "noise RMS per channel, mean over the file (ADC)",
+            self._rms_sum / n,
+            edges,
+            x,
+            "ADC",
+        )
         self._file.close()
 
     def __enter__(self) -> RecoWriter:

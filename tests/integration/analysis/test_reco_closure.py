@@ -169,11 +169,15 @@ def test_command_line_writes_the_seed_summary_json_and_root(
         assert seed.lems[n].dqds == pytest.approx(tuple(lem["dqds"]), abs=6e-5)
         assert js.lems[n].gain == pytest.approx(lem["gain"])
         assert abs(lem["gain"] / GAIN_MAP[n] - 1) < 0.05
+    # the purity the gain used, read back from the text summary
+    assert doc["purity"]["source"] == "seed text" and doc["purity"]["combined"]["k_per_us"] > 0
     with uproot.open(lem_root) as f:
         values, xe, ye = f["gain"].to_numpy()
+        errors = f["gain"].errors()
     assert values.shape == (2, 6) and xe[-1] == 100.0 and ye[-1] == 300.0
     for lem in doc["lems"]:
         assert values[lem["ix"], lem["iy"]] == pytest.approx(lem["gain"])
+        assert errors[lem["ix"], lem["iy"]] == pytest.approx(lem["gain_err"])
 
     # Bad input: exit code 2 and the file named.
     bad = tmp_path / "bad.root"

@@ -97,6 +97,10 @@ def test_output_has_every_event_and_opens_in_uproot(
         assert f["tracks"].num_entries == ev["n_tracks"].sum()
         ped = f["pedestal"].to_numpy()[0]
         rms = f["rms"].to_numpy()[0]
+        # titled with units; a mean per channel has no sqrt(content) error
+        assert "fC/cm" in f["hits"].title and "ticks" in f["tracks"].title and f["events"].title
+        assert f["pedestal"].title.endswith("(ADC)") and "(ADC)" in f["rms"].title
+        assert not f["pedestal"].errors().any()
     assert ped.size == rms.size == G.n_channels
     # the emulator's pedestal is 400 +- 5 ADC, its white noise 1-2 ADC
     assert np.all(np.abs(ped - 400) < 25)
@@ -180,12 +184,14 @@ def test_opens_in_root_itself(reconstructed: tuple[Path, Path, dict[str, Any]]) 
         "t = f.Get('hits'); t.GetEntry(0)\n"
         "print(f.Get('events').GetEntries(), t.GetEntries(), f.Get('tracks').GetEntries(),"
         " f.Get('pedestal').GetNbinsX(), t.charge)\n"
+        "print(f.Get('rms').GetTitle())\n"
     )
     res = subprocess.run(
         [sys.executable, "-c", script, str(out)], capture_output=True, text=True, timeout=120
     )
     assert res.returncode == 0, res.stderr
-    fields = res.stdout.split()
+    fields = res.stdout.splitlines()[0].split()
+    assert res.stdout.splitlines()[1].startswith("noise RMS per channel")
     assert int(fields[0]) == N_EVENTS and int(fields[1]) == n_hits and int(fields[3]) == 1280
     assert float(fields[4]) == pytest.approx(first_charge, rel=1e-6)
 

@@ -17,6 +17,7 @@ from farmtools.analysis.summary import (
     seed_text,
     write_summary,
 )
+from farmtools.detector import WA105_3X1X1 as G
 
 T = datetime(2018, 10, 3, 14, 5, 9, tzinfo=UTC)
 
@@ -75,3 +76,77 @@ def test_bad_purity_summary_names_the_file(tmp_path: Path, content: str, match: 
     assert "bad_summary.txt" in str(err.value)
     with pytest.raises(SummaryFileError, match=r"missing\.txt"):
         read_purity_summary(tmp_path / "missing.txt")
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"bare {name} in JSON")
+
+
+def test_json_is_strict_nan_written_as_null(tmp_path: Path) -> None:
+    p = _purity()
+    _, js = write_summary(tmp_path / "a.txt", T, 5, ["a.root"], p, p.views, _gain())
+    text = js.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    doc = json.loads(text, parse_constant=_reject_constant)  # what a strict parser accepts
+    lem12 = doc["lems"][11]
+    assert lem12["lem"] == 12 and lem12["dqds"] == [None, None] and lem12["gain"] is None
+
+
+def test_lifetime_reports_k_asymmetric_errors_and_no_measurement() -> None:
+    lt = Lifetime.from_k(1 / 7000, 0.3 / 7000)  # 30 % in k
+    j = lt.to_json()
+    assert j["status"] == "measured" and j["k_per_us"] == pytest.approx(1 / 7000)
+    assert j["tau_min_us"] == pytest.approx(7000 / 1.3) and j["tau_max_us"] == pytest.approx(10000)
+    assert j["tau_err_high_us"] == pytest.approx(3000) and j["tau_err_low_us"] < 1700
+    assert "+3000 -1615 us" in lt.describe()
+    none = Lifetime.from_k(math.nan, math.nan)
+    assert none.to_json()["status"] == "none" and none.to_json()["tau_us"] is None
+    assert none.describe() == "no measurement"
+    inf = Lifetime.from_k(-1e-6, 1e-5)
+    assert inf.status == "infinite" and inf.to_json()["error_us"] is None
+    assert inf.describe().startswith("no attenuation seen, tau > 111111 us")
+    # the seed's text keeps its four numbers: the dummy for both
+    assert seed_text(T, [none, inf]).splitlines()[1] == "100000.0 100000.0 100000.0 100000.0"
+
+
+def test_gain_json_carries_the_purity_block(tmp_path: Path) -> None:
+    p = _purity()
+    _, pur_json = write_summary(tmp_path / "purity.txt", T, 5, ["a.root"], p, p.views)
+    for source in (pur_json, pur_json.with_suffix(".txt")):
+        summary = read_purity_summary(source)
+        _, js = write_summary(
+            tmp_path / "gain.txt", T, 5, ["a.root"], summary.block, summary.views, _gain()
+        )
+        doc = json.loads(js.read_text())
+        block = doc["purity"]
+        assert block["combined"]["tau_us"] == pytest.approx(
+            7100.0 if source.suffix == ".json" else 7000.0, rel=1e-3
+        )
+        assert [v["status"] for v in block["views"]] == (
+            ["measured", "infinite"] if source.suffix == ".json" else ["measured", "none"]
+        )
+        assert len(doc["lems"]) == 12
+
+
+def test_root_lem_maps_have_titles_errors_and_mark_missing_lems(tmp_path: Path) -> None:
+    import uproot
+
+    from farmtools.analysis.summary import write_root
+
+    g = _gain()
+    out = write_root(tmp_path / "lems.root", g)
+    with uproot.open(out) as f:
+        h = f["gain"]
+        assert "gain" in h.title and "no data" in h.title
+        assert h.axis(0).member("fTitle").endswith("(cm)")
+        lem1 = g.by_lem()[1]
+        assert h.values()[0, 0] == pytest.approx(lem1.gain)
+        assert h.errors()[0, 0] == pytest.approx(lem1.gain_err)  # not sqrt(content)
+        assert "(fC/cm)" in f["dqds_view0"].title
+        valid = f["valid"].values()
+        ix, iy = G.lem_cell(12)
+        assert valid[ix, iy] == 0 and valid.sum() == 11
+        lems = f["lems"].arrays(library="np")
+        assert list(lems["lem"]) == list(range(1, 13))
+        assert not lems["valid"][11] and math.isnan(lems["gain"][11])
+        assert "fC/cm" in f["lems"].title

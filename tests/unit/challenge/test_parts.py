@@ -127,6 +127,7 @@ def test_truth_comparison_reads_lifetime_and_gains(tmp_path: Path) -> None:
     assert extract({"nothing": 1}) == {
         "lifetime": None,
         "k": None,
+        "lifetime_status": None,
         "gains": {},
         "gain_errors": {},
     }
@@ -145,6 +146,33 @@ def test_the_lifetime_pull_is_judged_in_k_where_the_summary_gives_it(tmp_path: P
     assert out["k"] == (k, k_err)
     assert out["lifetime_pull"] == pytest.approx((1 / 7000.0 - k) / k_err)
     assert -1.7 < out["lifetime_pull"] < -1.5  # in tau it would be -2.11
+
+
+def test_an_analysis_that_measured_nothing_is_not_a_pass(tmp_path: Path) -> None:
+    from farmtools.challenge.report import analysis_rule, verdict
+
+    truth = tmp_path / "run1-seq0.truth.json"
+    truth.write_text(json.dumps({"injected": {"lifetime_ms": 7.0}}))
+    none = {"status": "none", "tau_us": None, "error_us": None, "k_per_us": None, "k_error": None}
+    # the seed's dummy with an error on k larger than the injected k: pure argon within 1 sigma
+    dummy = {"status": "infinite", "tau_us": 100000.0, "k_per_us": 5e-6, "k_error": 3e-4}
+    k = 1 / 7000
+    good = {"status": "measured", "tau_us": 7000.0, "k_per_us": k, "k_error": 0.1 * k}
+    summaries = []
+    for name, combined in (("none", none), ("dummy", dummy), ("good", good)):
+        s = tmp_path / f"{name}.json"
+        s.write_text(json.dumps({"purity": {"combined": combined, "views": []}}))
+        summaries.append(s)
+    out = analyses_vs_truth(summaries, [truth])
+    assert [a["lifetime_measured"] for a in out] == [False, False, True]
+    assert "lifetime: no measurement (injected 7000 us)" in out[0]["summary_line"]
+    assert "lifetime 7000 +778 -636 us" in out[2]["summary_line"]
+    rule = analysis_rule(out, events_per_group=400)
+    assert rule["judged"] and len(rule["measured_nothing"]) == 2
+    assert verdict([], {}, None, rule) == "FAIL: 2 analyses measured no lifetime"
+    assert verdict([], {}, None, analysis_rule(out[2:], 400)) == "PASS"
+    # a tiny challenge (12 events per group) is not expected to measure a lifetime
+    assert verdict([], {}, None, analysis_rule(out, events_per_group=12)) == "PASS"
 
 
 def test_model_calibrated_on_its_own_prediction_is_within_20_percent() -> None:

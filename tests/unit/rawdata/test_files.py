@@ -61,6 +61,36 @@ def test_channel_map_is_a_permutation() -> None:
     assert g.view_to_daq[:320].max() < 320 and g.view_to_daq[320:].min() >= 320
 
 
+def test_wa105soft_channel_map_differs_from_larsoft_within_card_halves(tmp_path: Path) -> None:
+    """WA105Soft's ChannelMap311 against LArSoft's Get311Chan (the default): same 32-channel
+    card halves (so the coherent-noise groups agree), another place in them; a farm selects it
+    with ``[farm] channel_map`` and the reader and writer follow it."""
+    import dataclasses
+
+    from farmtools.config import load_config
+
+    alt = dataclasses.replace(WA105_3X1X1, channel_map="311-wa105soft")
+    a, b = WA105_3X1X1.view_to_daq, alt.view_to_daq
+    assert sorted(b.tolist()) == list(range(1280))
+    assert np.array_equal(a // 32, b // 32) and not np.any(a == b)
+    # WA105Soft, read from its source: DAQ 0 (crate 0, card 0, channel 0) is strip 319 of view
+    # 0; DAQ 320 (crate 1, card 0, channel 0) is strip 160 of view 1, DAQ 352 strip 0
+    assert (b[319], b[320 + 160], b[320]) == (0, 320, 352)
+    # view 1: LArSoft's is WA105Soft's with every group of 8 strips reversed
+    v = np.arange(320, 1280)
+    assert np.array_equal(a[v], b[8 * (v // 8 + 1) - v % 8 - 1])
+    toml = tmp_path / "farm.toml"
+    toml.write_text('[farm]\nhome = "."\nchannel_map = "311-wa105soft"\n')
+    geo = load_config(toml).geometry
+    assert geo.channel_map == "311-wa105soft" and geo.name == "3x1x1"
+    events = _events(geo, 1)
+    _write(tmp_path / "run1-seq0.dat", geo, events, compress=False)
+    with RawFile.open(tmp_path / "run1-seq0.dat", geo) as f:
+        assert np.array_equal(f.event(0).adc, events[0])
+    with RawFile.open(tmp_path / "run1-seq0.dat", WA105_3X1X1) as f:
+        assert not np.array_equal(f.event(0).adc, events[0])
+
+
 @pytest.mark.parametrize("compress", [False, True])
 def test_round_trip_3x1x1(tmp_path: Path, compress: bool) -> None:
     events = _events(WA105_3X1X1, 3)
