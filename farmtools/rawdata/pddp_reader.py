@@ -16,11 +16,9 @@ Imports :mod:`farmtools.detector` and the rest of :mod:`farmtools.rawdata` only.
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from types import TracebackType
 
 import numba
 import numpy as np
@@ -29,6 +27,7 @@ import numpy.typing as npt
 from farmtools.detector import Geometry, geometry
 from farmtools.rawdata import huffman
 from farmtools.rawdata.errors import RawDataError
+from farmtools.rawdata.indexed import IndexedFile
 from farmtools.rawdata.packing import unpack12
 from farmtools.rawdata.pddp_format import (
     EVENT_ENTRY,
@@ -96,25 +95,15 @@ class DPValidationReport(ValidationReport):
     incomplete_events: int = 0
 
 
-class PDDPFile:
+class PDDPFile(IndexedFile):
     """An open ProtoDUNE-DP event file; use as a context manager."""
 
     def __init__(self, path: str | os.PathLike[str], geo: Geometry | None = None) -> None:
-        self.path = os.fsdecode(path)
         self.geometry = geo if geo is not None else geometry("6x6x6")
         self.entries: list[EventEntry] = []
         self.event_offsets: list[int] = []
         self.fragments: list[list[tuple[int, FragmentHeader]]] = []
-        try:
-            self._file: io.BufferedReader = open(path, "rb")  # noqa: SIM115 - closed in close()
-            self.size = os.fstat(self._file.fileno()).st_size
-        except OSError as exc:
-            raise RawDataError(path, f"cannot open: {exc.strerror or exc}") from None
-        try:
-            self._index()
-        except BaseException:
-            self._file.close()
-            raise
+        super().__init__(path)
         self._buf = bytearray()
         self._adc: npt.NDArray[np.uint16] | None = None
         self._view: npt.NDArray[np.uint16] | None = None
@@ -123,52 +112,11 @@ class PDDPFile:
     def open(cls, path: str | os.PathLike[str], geo: Geometry | None = None) -> PDDPFile:
         return cls(path, geo)
 
-    def __enter__(self) -> PDDPFile:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._file.close()
-
-    def __len__(self) -> int:
-        return len(self.entries)
-
     @property
     def n_events(self) -> int:
         return len(self.entries)
 
     # --- structure ---------------------------------------------------------------------------
-    def _read_at(
-        self, offset: int, n: int, what: str, event: int | None, fragment: int | None = None
-    ) -> bytes:
-        try:
-            self._file.seek(offset)
-            data = self._file.read(n)
-        except OSError as exc:
-            raise RawDataError(
-                self.path,
-                f"I/O error reading {what}: {exc}",
-                event=event,
-                offset=offset,
-                fragment=fragment,
-            ) from None
-        if len(data) != n:
-            raise RawDataError(
-                self.path,
-                f"file truncated in {what} ({len(data)} of {n} bytes)",
-                event=event,
-                offset=offset,
-                fragment=fragment,
-            )
-        return data
-
     def _index(self) -> None:
         if self.size == 0:
             raise RawDataError(self.path, "empty file", offset=0)

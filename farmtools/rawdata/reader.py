@@ -18,8 +18,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import BinaryIO
 
 import numpy as np
 import numpy.typing as npt
@@ -37,6 +35,7 @@ from farmtools.rawdata.format import (
     RUN_HEADER_SIZE,
     EventHeader,
 )
+from farmtools.rawdata.indexed import IndexedFile
 from farmtools.rawdata.packing import unpack12
 
 
@@ -73,24 +72,14 @@ class ValidationReport:
         return "all" if self.compressed_events == self.n_events else "mixed"
 
 
-class RawFile:
+class RawFile(IndexedFile):
     """An open raw file; create with :meth:`open` and use as a context manager."""
 
     def __init__(self, path: str | os.PathLike[str], geometry: Geometry = WA105_3X1X1) -> None:
-        self.path = os.fsdecode(path)
         self.geometry = geometry
         self.headers: list[EventHeader] = []
         self.event_offsets: list[int] = []
-        try:
-            self._file: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed in close()
-            self.size = os.fstat(self._file.fileno()).st_size
-        except OSError as exc:
-            raise RawDataError(path, f"cannot open: {exc.strerror or exc}") from None
-        try:
-            self._index()
-        except BaseException:
-            self._file.close()
-            raise
+        super().__init__(path)
         self._flat = np.empty(geometry.n_channels * geometry.samples, dtype=np.uint16)
 
     @classmethod
@@ -98,45 +87,11 @@ class RawFile:
         """Open and index a raw file (raises :class:`RawDataError` if its structure is wrong)."""
         return cls(path, geometry)
 
-    def __enter__(self) -> RawFile:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._file.close()
-
-    def __len__(self) -> int:
-        return len(self.headers)
-
     @property
     def n_events(self) -> int:
         return len(self.headers)
 
     # --- structure ---------------------------------------------------------------------------
-    def _read_at(self, offset: int, n: int, what: str, event: int | None) -> bytes:
-        try:
-            self._file.seek(offset)
-            data = self._file.read(n)
-        except OSError as exc:
-            raise RawDataError(
-                self.path, f"I/O error reading {what}: {exc}", event=event, offset=offset
-            ) from None
-        if len(data) != n:
-            raise RawDataError(
-                self.path,
-                f"file truncated in {what} ({len(data)} of {n} bytes)",
-                event=event,
-                offset=offset,
-            )
-        return data
-
     def _index(self) -> None:
         if self.size == 0:
             raise RawDataError(self.path, "empty file", offset=0)

@@ -1,0 +1,87 @@
+"""What the two raw-file readers share: open, index once, read at an offset, close.
+
+The 3x1x1 reader (:class:`~farmtools.rawdata.reader.RawFile`) and the 6x6x6 reader
+(:class:`~farmtools.rawdata.pddp_reader.PDDPFile`) differ only in the structure they walk.
+Both open the file, index it with seeks before any sample is read (so a structural error is
+found at open, naming the byte), read exact byte ranges, and turn a short read or an I/O error
+into a :class:`~farmtools.rawdata.errors.RawDataError` that names the file, the event, the
+fragment (6x6x6 only) and the offset.  That part lives here once.
+
+Imports :mod:`farmtools.rawdata.errors` only.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from types import TracebackType
+from typing import Self
+
+from farmtools.rawdata.errors import RawDataError
+
+
+class IndexedFile:
+    """An open raw file indexed at open; a subclass walks its structure in :meth:`_index`."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fsdecode(path)
+        try:
+            self._file: io.BufferedReader = open(path, "rb")  # noqa: SIM115 - closed in close()
+            self.size = os.fstat(self._file.fileno()).st_size
+        except OSError as exc:
+            raise RawDataError(path, f"cannot open: {exc.strerror or exc}") from None
+        try:
+            self._index()
+        except BaseException:
+            self._file.close()
+            raise
+
+    def _index(self) -> None:
+        """Walk the file's structure (headers only) and raise on the first thing that is wrong."""
+        raise NotImplementedError
+
+    @property
+    def n_events(self) -> int:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return self.n_events
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def _read_at(
+        self, offset: int, n: int, what: str, event: int | None, fragment: int | None = None
+    ) -> bytes:
+        """Exactly ``n`` bytes at ``offset``; a short read says which part of the file is cut."""
+        try:
+            self._file.seek(offset)
+            data = self._file.read(n)
+        except OSError as exc:
+            raise RawDataError(
+                self.path,
+                f"I/O error reading {what}: {exc}",
+                event=event,
+                offset=offset,
+                fragment=fragment,
+            ) from None
+        if len(data) != n:
+            raise RawDataError(
+                self.path,
+                f"file truncated in {what} ({len(data)} of {n} bytes)",
+                event=event,
+                offset=offset,
+                fragment=fragment,
+            )
+        return data
