@@ -15,7 +15,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -29,9 +28,10 @@ from farmtools.config import FarmConfig
 from farmtools.faults import FAULT_ENV
 from farmtools.processing.jobs import JobStore
 from farmtools.processing.manager import Manager
+from tests.eventually import eventually
 from tests.integration.processing.daemon import FARMTOOLS, write_farm
 from tests.integration.processing.fifo import feed, make_fifo
-from tests.processing_farm import make_cfg, state_of, store
+from tests.processing_farm import drive, make_cfg, state_of, store
 
 
 class _Killed(BaseException):
@@ -49,11 +49,12 @@ def _die_after_submit(batch: BatchSystem, monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def _until_reconstructed(manager: Manager, names: list[str], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while {state_of(manager.bk, n) for n in names} != {FileState.RECONSTRUCTED}:
-        assert time.monotonic() < deadline, manager.bk.counts_by_state()
-        manager.run_once()
-        time.sleep(0.05)
+    drive(
+        manager,
+        lambda: {state_of(manager.bk, n) for n in names} == {FileState.RECONSTRUCTED},
+        timeout,
+        f"{names} reconstructed",
+    )
 
 
 def _farm(tmp_path: Path, run: int) -> tuple[FarmConfig, Bookkeeping, str, Manager]:
@@ -158,21 +159,13 @@ def test_a_job_whose_supervisor_died_is_collected_once_not_a_node_failure(tmp_pa
     fifo = make_fifo(tmp_path / "fifo" / name)
     bk.update_fields(name, storage_path=str(fifo))
     manager = Manager(cfg, bk=bk)
-    deadline = time.monotonic() + 60
-    while state_of(bk, name) != FileState.RUNNING:
-        assert time.monotonic() < deadline, bk.counts_by_state()
-        manager.run_once()
-        time.sleep(0.05)
+    drive(manager, lambda: state_of(bk, name) == FileState.RUNNING, 60, f"{name} running")
     pool = cfg.path(cfg.batch.local_dir)
     (jobdir,) = _pool_jobs(pool)
-    while not (jobdir / "started.json").exists():
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    eventually(lambda: (jobdir / "started.json").exists(), 60, "the supervisor started")
     supervisor = json.loads((jobdir / "started.json").read_text())["supervisor"]
     os.kill(supervisor, signal.SIGKILL)
-    while pid_alive(supervisor):
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    eventually(lambda: not pid_alive(supervisor), 60, f"supervisor {supervisor} gone")
     for _ in range(5):  # polls while the orphan runs on: still running, nothing resubmitted
         manager.run_once()
         assert state_of(bk, name) == FileState.RUNNING
@@ -209,11 +202,10 @@ def test_a_kill_between_the_job_row_and_the_file_state_is_finished_at_start(
             raise _Killed
 
         monkeypatch.setattr(first, "_reconstructed", reconstructed)
-    with pytest.raises(_Killed):
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            first.run_once()
-            time.sleep(0.05)
+    with pytest.raises(
+        _Killed
+    ):  # passes until the injected kill; a wait that ends without it fails
+        eventually(lambda: False, 60, "the injected kill", step=first.run_once)
     monkeypatch.undo()
     second = Manager(cfg, bk=bk)
     _until_reconstructed(second, [name])

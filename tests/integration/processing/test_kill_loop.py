@@ -27,6 +27,7 @@ from pathlib import Path
 
 from farmtools.bookkeeping import Bookkeeping, FileState
 from farmtools.faults import FAULT_ENV
+from tests.eventually import NeverHappened, eventually
 from tests.integration.ingest.conftest import write_raw
 from tests.integration.processing.daemon import FARMTOOLS, write_farm
 from tests.processing_farm import state_of
@@ -123,9 +124,10 @@ def test_every_file_is_reconstructed_once_while_the_daemons_are_killed(tmp_path:
         return len(os.listdir(directory)) if directory.is_dir() else 0
 
     def until_submitted(jobs: int, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while count(pool_jobs) < jobs and time.monotonic() < deadline:
-            time.sleep(0.02)
+        # A soft wait on purpose: the kill comes whether or not this manager got that far (one
+        # that is slow to start is killed as it starts, which is a case worth having too).
+        with contextlib.suppress(NeverHappened):
+            eventually(lambda: count(pool_jobs), timeout, "pool jobs", until=lambda n: n >= jobs)
 
     dropper = threading.Thread(target=drop, name="daq", daemon=True)
     window_kills = 0
@@ -160,15 +162,20 @@ def test_every_file_is_reconstructed_once_while_the_daemons_are_killed(tmp_path:
             watcher.start()
         manager.start()
         bk = Bookkeeping.from_config(cfg)
-        deadline = time.monotonic() + 120
-        while True:
-            states = {n: (r.state if (r := bk.get(n)) else None) for n in names}
-            if set(states.values()) == {FileState.RECONSTRUCTED}:
-                break
-            assert FileState.FAILED not in states.values(), Counter(states.values())
+
+        def states() -> Counter[FileState | None]:
+            now = Counter(r.state if (r := bk.get(n)) else None for n in names)
+            assert FileState.FAILED not in now, now
             assert manager.alive() and watcher.alive(), (tmp_path / "m.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, Counter(states.values())
-            time.sleep(0.2)
+            return now
+
+        eventually(
+            states,
+            120,
+            "every file reconstructed",
+            until=lambda now: set(now) == {FileState.RECONSTRUCTED},
+            interval=0.2,
+        )
         time.sleep(1.0)  # a few more passes: nothing may run a second time
     finally:
         manager.stop()

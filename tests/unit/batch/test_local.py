@@ -290,10 +290,7 @@ def _kill_supervisor(pid: int) -> None:
     from farmtools.batch.local import pid_alive
 
     os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 30
-    while pid_alive(pid):
-        assert time.monotonic() < deadline, f"supervisor {pid} survived SIGKILL"
-        time.sleep(0.02)
+    eventually(lambda: not pid_alive(pid), 30, f"supervisor {pid} gone after SIGKILL")
 
 
 def test_an_orphan_keeps_its_slot_and_is_collected_when_it_ends(tmp_path: Path) -> None:
@@ -316,7 +313,7 @@ def test_an_orphan_keeps_its_slot_and_is_collected_when_it_ends(tmp_path: Path) 
             orphan: JobStatus.RUNNING,
             nxt: JobStatus.PENDING,
         }
-        time.sleep(0.05)
+        time.sleep(0.05)  # the polls' spacing is what is tested, not a wait for something
     assert (jobdir / "orphan").exists()
     gate.touch()
     _wait(batch, [orphan, nxt])
@@ -365,11 +362,12 @@ def test_a_supervisor_killed_before_it_recorded_the_start_leaves_an_orphan_not_a
     )
     monkeypatch.delenv(FAULT_ENV)
     jobdir = pool / "jobs" / job
-    deadline = time.monotonic() + 30
-    while not (jobdir / "orphan").exists():
-        assert time.monotonic() < deadline, "the orphan was not seen"
+
+    def orphan_seen() -> bool:
         assert batch.states([job]) == {job: JobStatus.RUNNING}
-        time.sleep(0.05)
+        return (jobdir / "orphan").exists()
+
+    eventually(orphan_seen, 30, "the orphan seen by the pool")
     assert not (jobdir / "started.json").exists()
     nxt = batch.submit(_spec(tmp_path, "n", "true"))
     assert batch.states([job, nxt]) == {job: JobStatus.RUNNING, nxt: JobStatus.PENDING}

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 from farmtools.batch.base import JobSpec, JobStatus
 from farmtools.batch.local import LocalBatch
+from tests.eventually import eventually
 
 
 def test_a_job_sees_the_cores_of_its_slot(tmp_path: Path) -> None:
@@ -17,8 +17,10 @@ def test_a_job_sees_the_cores_of_its_slot(tmp_path: Path) -> None:
         batch = LocalBatch(tmp_path / f"pool{slots}", slots=slots)
         out = tmp_path / f"cores{slots}.out"
         job = batch.submit(JobSpec(f"c{slots}", script, out, tmp_path / "err", workdir=tmp_path))
-        deadline = time.monotonic() + 60
-        while batch.states([job])[job] is not JobStatus.FINISHED:
-            assert time.monotonic() < deadline, "the job did not finish"
-            time.sleep(0.05)
+        eventually(
+            lambda: batch.states([job])[job],  # noqa: B023 - called before the loop moves on
+            60,
+            f"job {job} finished",
+            until=lambda s: s is JobStatus.FINISHED,
+        )
         assert int(out.read_text()) == max(1, (os.cpu_count() or 1) // slots)

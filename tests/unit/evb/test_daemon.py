@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -12,16 +11,9 @@ from pathlib import Path
 from farmtools.detector import geometry
 from farmtools.emulator.l1streams import Faults, L1Plan, emulate_l1_run
 from farmtools.evb.builder import BuilderSettings, L2Builder
+from tests.eventually import eventually
 
 GEO = geometry("6x6x6:20")
-
-
-def _wait(cond: object, what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def _settings(tmp: Path, pair_timeout_s: float, flush_s: float) -> BuilderSettings:
@@ -60,8 +52,9 @@ def test_daemon_builds_while_streams_grow_and_times_out_the_missing(tmp_path: Pa
         truth = emulate_l1_run(tmp_path / "l1", GEO, plan)
         exp = truth["expected"]
         c = builder.counts[3]
-        _wait(
+        eventually(
             lambda: c.built + c.incomplete == exp["built"] + exp["incomplete"] and c.pending == 0,
+            60,
             "the run built",
         )
     assert (c.built, c.incomplete, c.truncated) == (
@@ -85,7 +78,7 @@ def test_a_stream_later_than_the_pair_timeout_gives_incomplete_events_then_late_
         plan = L1Plan(run=8, events=4, physics=False, faults=Faults(late=(1, 2.0)))
         truth = emulate_l1_run(tmp_path / "l1", GEO, plan)
         c = builder.counts[8]
-        _wait(lambda: c.late == 4, "the late fragments set aside")
+        eventually(lambda: c.late == 4, 60, "the late fragments set aside")
     # every trigger written once, incomplete (stream 1 came 2 s after the 0.3 s time-out)
     assert (c.built, c.incomplete, c.late, c.pending) == (0, 4, 4, 0)
     assert c.fragments_in == truth["emitted"] == [4, 4]
