@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from farmtools.listing import JSON_OPTION, emit, emit_json
+
 if TYPE_CHECKING:
     from farmtools.archive.service import Archiver
 
@@ -219,14 +221,27 @@ def cleanup_cmd(
 
 
 @app.command("list")
-def list_cmd(config: Path = _CONFIG) -> None:
-    """Archives and their states."""
-    arch = _archiver(config)
-    for r in arch.catalog.find():
-        typer.echo(
-            f"{r.name:40s} {r.state:12s} {r.size or 0:>14d} {r.adler32 or '-':8s} "
-            f"{r.destination or ''} {r.last_error or ''}"
-        )
+def list_cmd(config: Path = _CONFIG, as_json: bool = JSON_OPTION) -> None:
+    """Archives and their states (plain columns on a terminal too, as ever)."""
+    from dataclasses import asdict
+
+    found = _archiver(config).catalog.find()
+    if as_json:
+        emit_json([asdict(r) for r in found])
+        return
+    rows = [
+        [
+            r.name,
+            r.state,
+            str(r.size or 0),
+            r.adler32 or "-",
+            r.destination or "",
+            r.last_error or "",
+        ]
+        for r in found
+    ]
+    columns = ["name", "state", "size", "adler32", "destination", "last error"]
+    emit("archives", columns, rows, table=False)
 
 
 def _report(verb: str, report: object) -> None:

@@ -9,47 +9,39 @@ imported inside the commands so ``farmtools --help`` stays fast.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from farmtools.cliopts import check_choice
+from farmtools.listing import JSON_OPTION, emit, emit_json
 
 if TYPE_CHECKING:
     from farmtools.bookkeeping.db import Bookkeeping
 
+#: The fields of a file in ``files --json`` (docs/bookkeeping.md), as named in :class:`FileRecord`.
+FILE_FIELDS = (
+    "name",
+    "run",
+    "seq",
+    "state",
+    "state_since",
+    "size",
+    "adler32",
+    "tries",
+    "last_error",
+    "daq_write_time",
+    "source_path",
+    "storage_path",
+    "not_before",
+)
+#: The fields of an alarm in ``alarms --json``, as named in :class:`AlarmRecord`.
+ALARM_FIELDS = ("id", "time", "file", "source", "kind", "message", "acknowledged")
+
 _CONFIG = typer.Option(
     None, "--config", "-c", help="farm.toml (default: $FARMTOOLS_CONFIG, ./farm.toml)"
 )
-
-
-def _emit(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    """A rich table on a terminal; plain aligned text (nothing cut, nothing wrapped) otherwise.
-
-    Piped output is for grep and scripts: full names, one line per row, columns separated by
-    at least two spaces.  Values are never read as rich markup (a file name may hold ``[x]``).
-    """
-    import sys
-
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    if sys.stdout.isatty():
-        table = Table(title=Text(title))
-        for col in columns:
-            table.add_column(col)
-        for row in rows:
-            table.add_row(*(Text(v) for v in row))
-        Console().print(table)
-        return
-    rows = [[v.replace("\n", "\\n") for v in row] for row in rows]  # one line per row
-    widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)]
-    typer.echo(title)
-    for line in [list(columns), *rows]:
-        typer.echo("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip())
 
 
 def _open(config: Path | None, *, create: bool = False) -> Bookkeeping:
@@ -63,6 +55,7 @@ def _open(config: Path | None, *, create: bool = False) -> Bookkeeping:
 def story(
     name: str = typer.Argument(..., help="file name (run<N>-seq<M>.dat) or a path to it"),
     config: Path | None = _CONFIG,
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Print one file's timeline: every event with its time, host and details."""
     import json
@@ -76,6 +69,28 @@ def story(
     if rec is None:
         typer.echo(f"{name}: not in the bookkeeping database", err=True)
         raise typer.Exit(1)
+    timeline = bk.story(rec.name)
+    if as_json:
+        emit_json(
+            {
+                "name": rec.name,
+                "run": rec.run,
+                "seq": rec.seq,
+                "state": rec.state.value,
+                "adler32": rec.adler32,
+                "events": [
+                    {
+                        "time": e.time,
+                        "event": e.event,
+                        "host": e.host,
+                        "pid": e.pid,
+                        "details": e.details,
+                    }
+                    for e in timeline
+                ],
+            }
+        )
+        return
     rows = [
         [
             ev.time.strftime("%Y-%m-%d %H:%M:%S.%f"),
@@ -83,20 +98,35 @@ def story(
             f"{ev.host}:{ev.pid}",
             json.dumps(ev.details, ensure_ascii=True) if ev.details else "",
         ]
-        for ev in bk.story(rec.name)
+        for ev in timeline
     ]
-    _emit(
+    emit(
         f"{rec.name}  [{rec.state}]  run {rec.run} seq {rec.seq}  adler32 {rec.adler32 or '-'}",
         ("time (UTC)", "event", "host:pid", "details"),
         rows,
     )
 
 
-def runs(config: Path | None = _CONFIG) -> None:
-    """List runs: files, bytes and files per state."""
+def runs(config: Path | None = _CONFIG, as_json: bool = JSON_OPTION) -> None:
+    """List runs: files, bytes and files per state (and the 6x6x6 event-building counts)."""
     from farmtools.bookkeeping.textlogs import human_size
 
     bk = _open(config)
+    evb = bk.evb_counts()
+    if as_json:
+        emit_json(
+            [
+                {
+                    "run": r.run,
+                    "files": r.files,
+                    "bytes": r.bytes,
+                    "states": r.states,
+                    "evb": evb.get(r.run),
+                }
+                for r in bk.runs()
+            ]
+        )
+        return
     rows = [
         [
             str(r.run),
@@ -106,11 +136,10 @@ def runs(config: Path | None = _CONFIG) -> None:
         ]
         for r in bk.runs()
     ]
-    _emit("runs", ("run", "files", "bytes", "states"), rows)
-    evb = bk.evb_counts()
+    emit("runs", ("run", "files", "bytes", "states"), rows)
     if evb:
         keys = ("built", "incomplete", "duplicates", "mismatches", "late", "truncated", "pending")
-        _emit(
+        emit(
             "event building (6x6x6, all L2 builders)",
             ("run", "L1 in 0+1", *keys, "files"),
             [
@@ -125,6 +154,7 @@ def files(
     run: int | None = typer.Option(None, "--run", help="only this run"),
     state: str | None = typer.Option(None, "--state", help="only files in this state"),
     config: Path | None = _CONFIG,
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """List files with their state, size and checksum."""
     from farmtools.bookkeeping.states import FileState
@@ -135,6 +165,9 @@ def files(
     if run is not None and not found and not bk.files(run=run, limit=1):
         typer.echo(f"--run {run}: no such run in the bookkeeping database", err=True)
         raise typer.Exit(1)
+    if as_json:
+        emit_json([{k: getattr(f, k) for k in FILE_FIELDS} for f in found])
+        return
     rows = [
         [
             f.name,
@@ -152,14 +185,19 @@ def files(
     title = "files" + (f" of run {run}" if run is not None else "")
     title += f" in state {state}" if state is not None else ""
     cols = ("name", "run", "seq", "state", "since (UTC)", "size", "adler32", "tries", "last error")
-    _emit(title, cols, rows)
+    emit(title, cols, rows)
 
 
 def alarms(
     all_: bool = typer.Option(False, "--all", help="include acknowledged alarms"),
     config: Path | None = _CONFIG,
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """List alarms (quarantined files and other conditions that need a person)."""
+    found = _open(config).alarms(include_acknowledged=all_)
+    if as_json:
+        emit_json([{k: getattr(a, k) for k in ALARM_FIELDS} for a in found])
+        return
     rows = [
         [
             str(a.id),
@@ -169,9 +207,9 @@ def alarms(
             a.kind,
             a.message.replace("\n", " "),
         ]
-        for a in _open(config).alarms(include_acknowledged=all_)
+        for a in found
     ]
-    _emit("alarms", ("id", "time (UTC)", "file", "source", "kind", "message"), rows)
+    emit("alarms", ("id", "time (UTC)", "file", "source", "kind", "message"), rows)
 
 
 logs_app = typer.Typer(

@@ -1,6 +1,7 @@
 """``farmtools evb build`` (the L2 event-builder daemon) and ``farmtools evb status``.
 
-Heavy imports happen inside the commands.  May import the evb modules and :mod:`farmtools.config`.
+Heavy imports happen inside the commands.  May import the evb modules, :mod:`farmtools.config`
+and :mod:`farmtools.listing`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,21 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from farmtools.listing import JSON_OPTION, emit, emit_json
+
+#: The counts ``evb status`` shows per builder and run, after the fragments read per L1 stream.
+EVB_COUNTS = (
+    "built",
+    "incomplete",
+    "duplicates",
+    "mismatches",
+    "late",
+    "truncated",
+    "corrupt",
+    "pending",
+    "files",
+)
 
 evb_app = typer.Typer(
     help="The 6x6x6 L2 event builders: two L1 fragment streams into ProtoDUNE-DP event files.",
@@ -118,25 +134,32 @@ def status(
         str | None, typer.Option("--id", help="One builder (default: all).")
     ] = None,
     config: _Config = None,
+    as_json: bool = JSON_OPTION,
 ) -> None:
-    """Counts per run of each L2 builder: fragments in per stream, built, incomplete, set aside."""
+    """Counts per run of each L2 builder: fragments in per stream, built, incomplete, set aside.
+
+    A builder without a status file yet is named on stderr (it has no row).
+    """
     from farmtools.config import load_config
 
     cfg = load_config(config)
-    ids = [builder_id] if builder_id else cfg.evb.builders
-    for b in ids:
+    found = []
+    for b in [builder_id] if builder_id else cfg.evb.builders:
         path = _status_path(cfg.path(cfg.evb.state_dir), b)
         if not path.exists():
-            typer.echo(f"builder {b}: no status yet ({path})")
+            typer.echo(f"builder {b}: no status yet ({path})", err=True)
             continue
-        doc = json.loads(path.read_text())
-        for run, c in doc["runs"].items():
-            typer.echo(
-                f"builder {b} run {run}: in {c['fragments_in'][0]}+{c['fragments_in'][1]} fragments, "
-                f"built {c['built']}, incomplete {c['incomplete']}, duplicates {c['duplicates']}, "
-                f"mismatches {c['mismatches']}, late {c['late']}, truncated {c['truncated']}, "
-                f"corrupt {c['corrupt']}, pending {c['pending']}, files {c['files']}"
-            )
+        runs = json.loads(path.read_text())["runs"]
+        found += [{"builder": b, "run": int(run)} | counts for run, counts in runs.items()]
+    if as_json:
+        emit_json(found)
+        return
+    rows = [
+        [c["builder"], str(c["run"]), "+".join(map(str, c["fragments_in"]))]
+        + [str(c[k]) for k in EVB_COUNTS]
+        for c in found
+    ]
+    emit("event building per L2 builder", ["builder", "run", "L1 in 0+1", *EVB_COUNTS], rows)
 
 
 def register(app: typer.Typer) -> None:

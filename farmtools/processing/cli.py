@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from farmtools.cliopts import check_choice
+from farmtools.listing import JSON_OPTION, emit, emit_json
 
 if TYPE_CHECKING:
     from farmtools.bookkeeping import Bookkeeping
@@ -98,33 +99,21 @@ def list_jobs(
     file: str | None = typer.Option(None, help="only the jobs of this raw file"),
     limit: int = typer.Option(50, help="newest first"),
     config: Path | None = _CONFIG,
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """List jobs, newest first."""
-    from rich.console import Console
-    from rich.table import Table
+    from dataclasses import asdict
 
     from farmtools.batch.base import hms
     from farmtools.processing.jobs import JOB_STATES, JobStore
 
     check_choice("--state", state, JOB_STATES)
-    store = JobStore(_bookkeeping(_config(config)))
-    table = Table()
-    for col in (
-        "id",
-        "file",
-        "try",
-        "backend",
-        "batch id",
-        "state",
-        "exit",
-        "cpu",
-        "max rss MB",
-        "node",
-        "failure",
-    ):
-        table.add_column(col)
-    for j in store.list(state, file, limit):
-        table.add_row(
+    found = JobStore(_bookkeeping(_config(config))).list(state, file, limit)
+    if as_json:
+        emit_json([asdict(j) for j in found])
+        return
+    rows = [
+        [
             str(j.id),
             j.file,
             str(j.try_number),
@@ -136,16 +125,24 @@ def list_jobs(
             f"{j.max_rss_kb / 1024:.1f}" if j.max_rss_kb is not None else "-",
             j.node or "-",
             j.failure or "",
-        )
-    Console().print(table)
+        ]
+        for j in found
+    ]
+    columns = ["id", "file", "try", "backend", "batch id", "state", "exit", "cpu", "max rss MB"]
+    emit("jobs", [*columns, "node", "failure"], rows)
 
 
 @jobs_app.command("show")
 def show(
     job: str = typer.Argument(..., help="job id (from `jobs list`) or a raw file name"),
     config: Path | None = _CONFIG,
+    as_json: bool = JSON_OPTION,
 ) -> None:
-    """Show one job (or every job of a file) with its paths, accounting and job log."""
+    """Show one job (or every job of a file) with its paths, accounting and job log.
+
+    ``--json``: the job as an object (the fields of ``jobs list --json`` and ``log``, the job
+    log's text or null) for a job id; a list of them for a file name.
+    """
     from dataclasses import asdict
 
     from rich.console import Console
@@ -157,13 +154,25 @@ def show(
     if not records:
         typer.echo(f"{job}: no such job", err=True)
         raise typer.Exit(1)
+    if as_json:
+        shown = [asdict(r) | {"log": _job_log(r.job_log)} for r in records]
+        emit_json(shown[0] if job.isdigit() else shown)
+        return
     console = Console()
     for r in records:
         console.rule(f"job {r.id}: {r.file} try {r.try_number} [{r.state}]")
         for k, v in asdict(r).items():
             console.print(f"{k:<16} {v}", highlight=False, markup=False)
-        if r.job_log and Path(r.job_log).exists():
-            console.print(Path(r.job_log).read_text(), highlight=False, markup=False)
+        log = _job_log(r.job_log)
+        if log is not None:
+            console.print(log, highlight=False, markup=False)
+
+
+def _job_log(path: str | None) -> str | None:
+    """The text of a job log, or None when the job has none (yet) or it is gone."""
+    if not path or not Path(path).exists():
+        return None
+    return Path(path).read_text(errors="replace")
 
 
 @jobs_app.command("retry")

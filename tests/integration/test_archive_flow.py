@@ -6,16 +6,18 @@ raw-file names (the archive level does not look inside them).
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import zlib
+from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from farmtools.archive.catalog import ArchiveState
+from farmtools.archive.catalog import ArchiveRecord, ArchiveState
 from farmtools.archive.cleanup import cleanup
 from farmtools.archive.restore import RestoreError
 from farmtools.archive.service import Archiver
@@ -254,6 +256,16 @@ def test_cli_plan_create_transfer_verify_restore(
     assert res.exit_code == 0, res.output
     assert "OK   hv-scan_1012.0-1013.0" in res.output
     assert "verified 1 archive(s): 1 OK, 0 bad" in res.output
+    # listed: plain columns (title, header, a row); --json with the documented fields
+    res = run(app, ["archive", "list"])
+    (row,) = [ln.split() for ln in res.output.splitlines()[2:]]
+    assert row[:2] == ["hv-scan_1012.0-1013.0", "verified"]
+    (doc,) = json.loads(run(app, ["archive", "list", "--json"]).output)
+    assert set(doc) == {f.name for f in fields(ArchiveRecord)}
+    assert (doc["name"], doc["tag"], doc["runs"], doc["state"]) == (
+        "hv-scan_1012.0-1013.0", "hv-scan", [1012, 1013], "verified",
+    )  # fmt: skip
+    assert doc["size"] == int(row[2]) and doc["verified"].endswith("Z")
     res = run(app, ["archive", "restore", "run1012-seq1.dat", "--to", str(tmp_path / "r")])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "r" / "run1012-seq1.dat").stat().st_size == SIZES[(1012, 1)]

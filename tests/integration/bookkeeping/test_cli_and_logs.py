@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 from farmtools.bookkeeping import Bookkeeping, Event, FileState
+from farmtools.bookkeeping.cli import ALARM_FIELDS, FILE_FIELDS
 from farmtools.bookkeeping.schema import SCHEMA_VERSION
 from farmtools.bookkeeping.textlogs import export, line_for
 from farmtools.cli import app
@@ -197,4 +200,53 @@ def test_logs_export_matches_the_seed_format(farm: Path, db_url: str, tmp_path: 
     assert export(bk, dest) == 5 and len((dest / "alltransfer.log").read_text().splitlines()) == 5
     assert not [p for p in dest.rglob("*.tmp")]
     assert re.fullmatch(r"0 .*", all_lines[-1])  # already stored: no copy time
+    bk.close()
+
+
+def _json(cfg: Path, *args: str) -> Any:
+    code, out = _cli(cfg, *args, "--json")
+    assert code == 0, out
+    return json.loads(out)
+
+
+def test_listings_give_json_with_the_documented_fields(farm: Path, db_url: str) -> None:
+    """runs, files, alarms, story --json: one document each, fields as docs/bookkeeping.md."""
+    bk = Bookkeeping(db_url)
+    name = _stored(bk, 1014, 0, size=3 << 20)
+    long = "run1015-seq0-" + "long" * 40 + ".dat"  # wider than any terminal
+    bk.register_file(long, source_path="x", run=1015, seq=0, size=10, daq_write_time=None)
+    bk.raise_alarm(name, "ingest", "checksum_conflict", "different bytes")
+    runs = _json(farm, "runs")
+    assert [(r["run"], r["files"], r["bytes"], r["states"]) for r in runs] == [
+        (1014, 1, 3 << 20, {"stored": 1}),
+        (1015, 1, 10, {"detected": 1}),
+    ]
+    assert set(runs[0]) == {"run", "files", "bytes", "states", "evb"} and runs[0]["evb"] is None
+    files = _json(farm, "files", "--run", "1014")
+    assert set(files[0]) == set(FILE_FIELDS) and files[0]["name"] == name
+    assert files[0]["daq_write_time"] == "2016-10-27T11:50:00.000000Z"
+    assert (files[0]["state"], files[0]["adler32"], files[0]["size"]) == (
+        "stored",
+        "0a1b2c3d",
+        3 << 20,
+    )
+    since = datetime.fromisoformat(files[0]["state_since"])
+    assert since.tzinfo is not None and abs(datetime.now(UTC) - since).total_seconds() < 600
+    (alarm,) = _json(farm, "alarms")
+    assert set(alarm) == set(ALARM_FIELDS)
+    assert (alarm["file"], alarm["kind"], alarm["acknowledged"]) == (
+        name,
+        "checksum_conflict",
+        False,
+    )
+    story = _json(farm, "story", name)
+    assert (story["name"], story["state"], story["run"], story["seq"]) == (name, "stored", 1014, 0)
+    events = {e["event"]: e for e in story["events"]}
+    assert list(events)[:2] == ["written", "detected"] and "alarm" in events
+    assert events["verified"]["details"] == {"adler32": "0a1b2c3d"}
+    assert set(story["events"][0]) == {"time", "event", "host", "pid", "details"}
+    # piped, the long name is whole on its line, in the table and in the story's title
+    code, out = _cli(farm, "files")
+    assert code == 0 and any(ln.split()[0] == long for ln in out.splitlines()[2:]), out
+    assert "…" not in out
     bk.close()

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from farmtools.cli import app
 from farmtools.detector import geometry
+from farmtools.evb.cli import EVB_COUNTS
 from farmtools.rawdata.pddp_naming import parse_l2_name
 from farmtools.rawdata.pddp_reader import PDDPFile
 
@@ -49,7 +50,14 @@ def test_emulate_then_build_on_the_command_line(tmp_path: Path) -> None:
     )  # fmt: skip
     assert exp["incomplete"] == 2 and exp["truncated"] == 1
     res = runner.invoke(app, ["evb", "status", "--config", str(cfg)])
-    assert f"built {exp['built']}, incomplete 2, duplicates 1" in res.stdout
+    (row,) = [ln.split() for ln in res.stdout.splitlines()[2:]]  # piped: title, header, a row
+    assert row[1] == "31" and row[3:6] == [str(exp["built"]), "2", "1"]
+    res = runner.invoke(app, ["evb", "status", "--json", "--config", str(cfg)])
+    (doc,) = json.loads(res.stdout)
+    assert (doc["builder"], doc["run"], doc["built"], doc["incomplete"], doc["duplicates"]) == (
+        row[0], 31, exp["built"], 2, 1,
+    )  # fmt: skip
+    assert set(doc) >= {"fragments_in", *EVB_COUNTS}
     bad = runner.invoke(app, ["daq", "emulate", "--run", "1", "--detector", DET, "--fault", "lost:0:1",
                               "--config", str(cfg)])  # fmt: skip
     assert bad.exit_code == 2 and "lost:0:1" in bad.output
