@@ -109,21 +109,19 @@ def story(
 
 def runs(config: Path | None = _CONFIG, as_json: bool = JSON_OPTION) -> None:
     """List runs: files, bytes and files per state (and the 6x6x6 event-building counts)."""
+    from farmtools.bookkeeping.db import RunSummary
     from farmtools.bookkeeping.textlogs import human_size
 
     bk = _open(config)
     evb = bk.evb_counts()
-    if as_json:
+    if as_json:  # a run the builders counted before ingest recorded a file of it is listed too
+        summaries = {r.run: r for r in bk.runs()}
+        summaries |= {n: RunSummary(n, 0, 0) for n in evb.keys() - summaries.keys()}
         emit_json(
             [
-                {
-                    "run": r.run,
-                    "files": r.files,
-                    "bytes": r.bytes,
-                    "states": r.states,
-                    "evb": evb.get(r.run),
-                }
-                for r in bk.runs()
+                {"run": n, "files": r.files, "bytes": r.bytes, "states": r.states}
+                | {"evb": evb.get(n)}
+                for n, r in sorted(summaries.items())
             ]
         )
         return

@@ -26,8 +26,10 @@ SHIFT_COMMANDS: list[list[str]] = [
     ["runs"],
     ["story", "run1-seq0.dat"],
     ["files"],
+    ["files", "--json"],
     ["alarms"],
     ["jobs", "list"],
+    ["jobs", "list", "--json"],
     ["jobs", "show", "1"],
     ["jobs", "retry", "run1-seq0.dat"],
     ["jobs", "cancel", "1"],
@@ -97,14 +99,14 @@ def test_database_lost_after_opening_is_named_too(
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("args", SHIFT_COMMANDS, ids=lambda a: " ".join(a[:2]))
+@pytest.mark.parametrize("args", SHIFT_COMMANDS, ids=" ".join)
 def test_database_down_is_one_line_and_exit_3(stopped_postgres: Path, args: list[str]) -> None:
     code, out = _invoke(stopped_postgres, args)
     assert code == EXIT_DATABASE == 3, out
     _assert_one_line(out, "bookkeeping database postgresql+psycopg://postgres:***@127.0.0.1:")
 
 
-@pytest.mark.parametrize("args", SHIFT_COMMANDS, ids=lambda a: " ".join(a[:2]))
+@pytest.mark.parametrize("args", SHIFT_COMMANDS, ids=" ".join)
 def test_unreadable_sqlite_is_one_line_and_exit_3(tmp_path: Path, args: list[str]) -> None:
     cannot = tmp_path / "a-directory.sqlite"  # exists, but no SQLite can open it
     cannot.mkdir()
@@ -115,7 +117,7 @@ def test_unreadable_sqlite_is_one_line_and_exit_3(tmp_path: Path, args: list[str
     _assert_one_line(out, f"bookkeeping database sqlite:///{cannot}: ", "unable to open")
 
 
-@pytest.mark.parametrize("args", SHIFT_COMMANDS, ids=lambda a: " ".join(a[:2]))
+@pytest.mark.parametrize("args", SHIFT_COMMANDS, ids=" ".join)
 def test_without_configuration_nothing_is_created(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str]
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -44,6 +45,9 @@ def test_counts_in_bookkeeping_runs_and_metrics(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["runs", "--config", str(tmp_path / "farm.toml")])
     assert res.exit_code == 0, res.output
     assert "event building" in res.output and "9+11" in res.output
+    res = CliRunner().invoke(app, ["runs", "--json", "--config", str(tmp_path / "farm.toml")])
+    (run,) = json.loads(res.output)  # counted by the builders, no file of it ingested yet
+    assert (run["run"], run["files"], run["evb"]) == (12, 0, c)
     assert FarmQueries(bk.engine).evb_counts()[12] == c
     text = render(
         make_registry(FarmCollector(cfg, FarmQueries(bk.engine), None, SummaryStore(tmp_path)))
