@@ -71,12 +71,17 @@ def setup_logging(json_lines: bool | None = None, level: int = logging.INFO) -> 
     """Log to stderr one line per message; ``json_lines=None`` follows :data:`LOG_JSON_ENV`.
 
     As :func:`logging.basicConfig`, nothing changes when the root logger has handlers already
-    (pytest's capture when a command runs in the test process).  JSON is exported to the
-    environment so that a child process (the analysis child) logs the same way.
+    (pytest's capture when a command runs in the test process: neither its handlers nor the
+    environment of later tests are touched).  The choice is exported to the environment so
+    that a child process (the analysis child) logs the same way.
     """
+    root = logging.getLogger()
+    if root.handlers:  # set up already (or captured): the environment is left alone as well
+        return
     if json_lines is None:
         json_lines = os.environ.get(LOG_JSON_ENV, "") not in ("", "0")
     os.environ[LOG_JSON_ENV] = "1" if json_lines else "0"
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if json_lines else LineFormatter())
-    logging.basicConfig(level=level, handlers=[handler])
+    root.addHandler(handler)
+    root.setLevel(level)

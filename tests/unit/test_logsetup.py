@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from farmtools.logsetup import LOG_JSON_ENV, JsonFormatter, LineFormatter
+from farmtools.logsetup import LOG_JSON_ENV, JsonFormatter, LineFormatter, setup_logging
 from tests.logcheck import log_records
 
 
@@ -67,3 +67,16 @@ def test_a_child_process_logs_as_its_parent(json_lines: bool) -> None:
         "WARNING",
         "from the child",
     )
+
+
+def test_a_command_run_in_the_test_process_leaves_logging_and_the_environment_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under pytest the root logger has its capture handlers: a CliRunner'd daemon command must
+    neither replace them nor leave ``--log-json`` in the environment of the daemons started later."""
+    monkeypatch.delenv(LOG_JSON_ENV, raising=False)
+    root = logging.getLogger()
+    before = list(root.handlers)
+    assert before  # pytest's capture
+    setup_logging(True)
+    assert root.handlers == before and LOG_JSON_ENV not in os.environ
