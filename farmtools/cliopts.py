@@ -8,6 +8,7 @@ like "nothing there".
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Annotated
 
 import typer
 
@@ -15,6 +16,17 @@ import typer
 EXIT_USAGE = 2
 #: Exit code of a command whose bookkeeping database cannot be reached, read or found.
 EXIT_DATABASE = 3
+
+#: ``--log-json`` of every daemon command (see :mod:`farmtools.logsetup`).
+LogJson = Annotated[
+    bool,
+    typer.Option(
+        "--log-json",
+        envvar="FARMTOOLS_LOG_JSON",
+        help="Log one JSON object per line (time, level, logger, message, exception) "
+        "for a log shipper, instead of plain lines.",
+    ),
+]
 
 
 def check_choice(option: str, value: str | None, allowed: Iterable[str]) -> None:

@@ -7,12 +7,14 @@ and :mod:`farmtools.listing`.
 from __future__ import annotations
 
 import json
+import logging
 import signal
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from farmtools.cliopts import LogJson
 from farmtools.listing import JSON_OPTION, emit, emit_json
 
 #: The counts ``evb status`` shows per builder and run, after the fragments read per L1 stream.
@@ -70,15 +72,15 @@ def build(
         ),
     ] = False,
     config: _Config = None,
+    log_json: LogJson = False,
 ) -> None:
     """Follow the L1 streams and write complete events; runs until SIGTERM/SIGINT (or --once)."""
-    import logging
-
     from farmtools.config import ConfigError, load_config
     from farmtools.detector import geometry
     from farmtools.evb.builder import BuilderSettings, L2Builder
+    from farmtools.logsetup import setup_logging
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging(log_json)
     try:
         cfg = load_config(config)
         geo = geometry(detector or cfg.farm.detector)
@@ -108,9 +110,8 @@ def build(
 
         bk = Bookkeeping(cfg.database_url)
     except Exception as exc:  # the builder works without: counts stay in its status file
-        typer.echo(
-            f"warning: bookkeeping unavailable, counts only in {settings.status_path}: {exc}",
-            err=True,
+        logging.getLogger("farmtools.evb").warning(
+            "bookkeeping unavailable, counts only in %s: %s", settings.status_path, exc
         )
     builder = L2Builder(settings, bk)
     if once:

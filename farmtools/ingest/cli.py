@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from farmtools.cliopts import LogJson
+from farmtools.logsetup import setup_logging
+
 if TYPE_CHECKING:
     from farmtools.ingest.service import IngestService
 
@@ -27,15 +30,16 @@ _CONFIG = typer.Option(
 )
 
 
-def _service(config: Path | None, *, create: bool = True) -> IngestService:
+def _service(config: Path | None, *, create: bool = True, log_json: bool = False) -> IngestService:
     """The ingest service of the configuration; ``create=False`` (``ingest retry``, a shift
-    command): only an existing bookkeeping database, never a new empty one."""
+    command): only an existing bookkeeping database, never a new empty one.  Logging is set up
+    here, for the daemon and the one-shot commands alike (:mod:`farmtools.logsetup`)."""
     from farmtools.bookkeeping.db import Bookkeeping
     from farmtools.config import ConfigError, load_config
     from farmtools.ingest.service import IngestService
     from farmtools.storage import storage_from_config
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging(log_json)
     try:
         cfg = load_config(config)
     except ConfigError as exc:
@@ -46,12 +50,12 @@ def _service(config: Path | None, *, create: bool = True) -> IngestService:
 
 
 @ingest_app.command()
-def watch(config: Path | None = _CONFIG) -> None:
+def watch(config: Path | None = _CONFIG, log_json: LogJson = False) -> None:
     """Run the ingest daemon: reconcile, then follow inotify events (and rescan) until SIGTERM."""
     import signal
     import threading
 
-    svc = _service(config)
+    svc = _service(config, log_json=log_json)
     stop = threading.Event()
 
     def _stop(signum: int, _frame: object) -> None:

@@ -6,12 +6,15 @@ inside the commands, so that ``farmtools --help`` stays fast.
 
 from __future__ import annotations
 
+import logging
 import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
+
+from farmtools.cliopts import LogJson
 
 if TYPE_CHECKING:
     from farmtools.config import FarmConfig
@@ -70,35 +73,40 @@ def serve(
     host: str | None = typer.Option(None, help="bind address (default monitor.host, 127.0.0.1)"),
     port: int | None = typer.Option(None, help="port (default monitor.port, 8050)"),
     config: Path | None = _CONFIG,
+    log_json: LogJson = False,
 ) -> None:
     """Serve the page in the foreground until SIGINT/SIGTERM (GET only)."""
     import uvicorn
 
     from farmtools.config import masked_url
+    from farmtools.logsetup import setup_logging
     from farmtools.monitor.app import build_app
     from farmtools.monitor.server import is_loopback
 
+    setup_logging(log_json)
+    log = logging.getLogger("farmtools.monitor")
     cfg = _load(config)
     host = host or cfg.monitor.host
     port = port or cfg.monitor.port
     monitor = _monitor(cfg)
     if not is_loopback(host) and not cfg.monitor.auth_user:
-        _console.print(
-            f"[yellow]warning: serving on {host} without authentication "
-            "(set monitor.auth_user and the password variable)[/yellow]"
+        log.warning(
+            "serving on %s without authentication (set monitor.auth_user and the password variable)",
+            host,
         )
     app = build_app(monitor)
     sock = _listen(host, port)
     monitor.start()
-    _console.print(
-        f"farmtools monitor on http://{host}:{port} "
-        f"(summaries: {monitor.results.directory}, database: {masked_url(cfg.database_url)})",
-        markup=False,
-        highlight=False,
+    log.info(
+        "farmtools monitor on http://%s:%d (summaries: %s, database: %s)",
+        *(host, port, monitor.results.directory, masked_url(cfg.database_url)),
     )
     try:
+        # log_config=None: uvicorn's own warnings go through the set-up above, not its format
         uvicorn.Server(
-            uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+            uvicorn.Config(
+                app, host=host, port=port, log_level="warning", log_config=None, lifespan="off"
+            )
         ).run(sockets=[sock])
     finally:
         monitor.stop()

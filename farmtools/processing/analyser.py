@@ -150,16 +150,11 @@ def _serve(requests: IO[bytes], answers: IO[bytes]) -> None:
 
 
 def main() -> None:
-    from rich.console import Console
-    from rich.logging import RichHandler
+    from farmtools.logsetup import setup_logging
 
     answers = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # what a library prints goes to the daemon's log, not into the protocol
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(message)s",
-        handlers=[RichHandler(console=Console(stderr=True))],
-    )
+    setup_logging()  # plain or JSON lines, as the manager that started it
     with contextlib.suppress(BrokenPipeError, KeyboardInterrupt):
         _serve(sys.stdin.buffer, answers)
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from farmtools.cliopts import check_choice
+from farmtools.cliopts import LogJson, check_choice
 from farmtools.listing import JSON_OPTION, emit, emit_json
 
 if TYPE_CHECKING:
@@ -60,15 +60,14 @@ def _bookkeeping(cfg: FarmConfig) -> Bookkeeping:
 
 
 @process_app.command("run")
-def run(config: Path | None = _CONFIG) -> None:
+def run(config: Path | None = _CONFIG, log_json: LogJson = False) -> None:
     """Run the manager until SIGTERM/SIGINT: claim, submit, poll, retry, notify, analyse."""
-    import logging
     import signal
     import threading
 
-    from rich.logging import RichHandler
+    from farmtools.logsetup import setup_logging
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler()])
+    setup_logging(log_json)
     manager = _manager(config)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -106,7 +106,7 @@ def test_serve_warns_when_exposed_without_authentication(
     try:
         wait_for_port(port, timeout=60, proc=srv.proc, log=str(srv.log))
         assert srv.listening() == {("0.0.0.0", port)}
-        assert f"warning: serving on 0.0.0.0 {WARNING}" in srv.output()
+        assert f"farmtools.monitor WARNING serving on 0.0.0.0 {WARNING}" in srv.output()
         assert httpx2.get(f"http://127.0.0.1:{port}/healthz").text == "ok"
     finally:
         srv.stop()

@@ -7,7 +7,6 @@ by its PID only (SIGTERM, or SIGKILL to simulate a crash).
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -41,17 +40,17 @@ def write_farm(home: Path, overrides: dict[str, Any]) -> tuple[Path, FarmConfig]
 
 
 class Daemon:
-    """One ``farmtools process run --config farm.toml`` child with its output in ``log``."""
+    """One ``farmtools process run --config farm.toml [args]`` child with its output in ``log``
+    (a file, not a terminal: one line per message, see :mod:`farmtools.logsetup`)."""
 
-    def __init__(self, config: Path, log: Path) -> None:
+    def __init__(self, config: Path, log: Path, *args: str) -> None:
         self.log = log
         self._out = open(log, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [FARMTOOLS, "process", "run", "--config", str(config)],
+            [FARMTOOLS, "process", "run", "--config", str(config), *args],
             stdin=subprocess.DEVNULL,
             stdout=self._out,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "COLUMNS": "250"},
         )
 
     def alive(self) -> bool:
