@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from farmtools.monitor import builtin_checks as checks
+from farmtools.monitor.checks import CheckResult
 from farmtools.monitor.summary import INFINITE_US, AnalysisResult
 from farmtools.monitor.tasks import Context, Figure, Item, MonTask, empty_figure, finite, register
 
@@ -166,6 +168,9 @@ class Purity(MonTask):
             ),
         }
 
+    def check(self, ctx: Context, item: str, data: Any, reference: Any | None) -> CheckResult:
+        return checks.lifetime(data, reference, ctx.cfg.monitor)
+
 
 def _hline(y: float, colour: str, dash: str) -> dict[str, Any]:
     return {
@@ -284,6 +289,22 @@ class LemGain(MonTask):
             )
         return {"data": traces, "layout": _layout(title, "time", "effective gain", shapes=shapes)}
 
+    def check(self, ctx: Context, item: str, data: Any, reference: Any | None) -> CheckResult:
+        if item == "map":
+            gain, ref = checks.gain_map(data, reference)
+            run = data["run"] if data is not None else None
+        else:
+            lem = int(item.removeprefix("lem"))
+            g = data.get("selected") if data is not None else None
+            r = reference.get("selected") if reference is not None else None
+            gain = {lem: g} if g is not None and math.isfinite(g) else {}
+            ref = {lem: r} if r is not None and math.isfinite(r) else {}
+            run = data["run"] if data is not None else None
+        if run is None:
+            return CheckResult(checks.TOO_FEW, "no gain result yet")
+        ref_run = reference["run"] if reference is not None else None
+        return checks.gains(run, gain, ref, ref_run, ctx.cfg.monitor)
+
 
 def _mean_finite(values: Iterable[float]) -> float:
     """Mean of the finite values, NaN if none (plain Python: numpy costs more for 12 numbers)."""
@@ -382,6 +403,11 @@ class Asymmetry(MonTask):
         if reference is not None and reference.get("selected") is not None:
             shapes.append(_hline(reference["selected"], "#555", "dash"))
         return {"data": traces, "layout": _layout(title, "run", "asymmetry", shapes=shapes)}
+
+    def check(
+        self, ctx: Context, item: str, data: Any, reference: Any | None
+    ) -> CheckResult | None:
+        return checks.asymmetry(data, ctx.cfg.monitor) if item == "per_lem" else None
 
 
 @register
@@ -631,6 +657,11 @@ class Pedestals(MonTask):
             "layout": _layout(title, "channel (view order: view 0 | view 1)", "ADC", shapes=shapes),
         }
 
+    def check(self, ctx: Context, item: str, data: Any, reference: Any | None) -> CheckResult:
+        if item == "pedestal":
+            return checks.pedestal_shift(data, reference, ctx.cfg.monitor)
+        return checks.noise(data, reference, ctx.cfg.monitor)
+
 
 # -- data flow ---------------------------------------------------------------------------------
 STATE_ORDER = (
@@ -848,6 +879,18 @@ class DataFlow(MonTask):
                 },
             }
         raise KeyError(item)
+
+    def check(
+        self, ctx: Context, item: str, data: Any, reference: Any | None
+    ) -> CheckResult | None:
+        m = ctx.cfg.monitor
+        if item == "latency":
+            return checks.latency(data, m)
+        if item == "jobs":
+            return checks.failed_files(ctx.queries, m)
+        if item == "stuck":
+            return checks.backlog(data, ctx.queries, m)
+        return None
 
 
 def _taken(snap: Any) -> str:
