@@ -289,21 +289,17 @@ class LemGain(MonTask):
             )
         return {"data": traces, "layout": _layout(title, "time", "effective gain", shapes=shapes)}
 
-    def check(self, ctx: Context, item: str, data: Any, reference: Any | None) -> CheckResult:
-        if item == "map":
-            gain, ref = checks.gain_map(data, reference)
-            run = data["run"] if data is not None else None
-        else:
-            lem = int(item.removeprefix("lem"))
-            g = data.get("selected") if data is not None else None
-            r = reference.get("selected") if reference is not None else None
-            gain = {lem: g} if g is not None and math.isfinite(g) else {}
-            ref = {lem: r} if r is not None and math.isfinite(r) else {}
-            run = data["run"] if data is not None else None
-        if run is None:
+    def check(
+        self, ctx: Context, item: str, data: Any, reference: Any | None
+    ) -> CheckResult | None:
+        """The map judges every LEM (one alarm for the CRP); the trend items have no check."""
+        if item != "map":
+            return None
+        if data is None:
             return CheckResult(checks.TOO_FEW, "no gain result yet")
+        gain, ref = checks.gain_map(data, reference)
         ref_run = reference["run"] if reference is not None else None
-        return checks.gains(run, gain, ref, ref_run, ctx.cfg.monitor)
+        return checks.gains(data["run"], gain, ref, ref_run, ctx.cfg.monitor)
 
 
 def _mean_finite(values: Iterable[float]) -> float:
