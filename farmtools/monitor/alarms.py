@@ -103,9 +103,9 @@ def evaluate_check(r: StoredCheck) -> list[Breach]:
     """An error verdict of a check as a breach (warnings and too few raise nothing)."""
     if r.state < State.ERROR or r.covers:
         return []
-    of = f"run {r.run}" if r.run is not None else "farm"
+    of = f"run {r.run}: " if r.run is not None and f"run {r.run}" not in r.reason else ""
     ref = f" (reference run {r.reference})" if r.reference is not None else ""
-    return [Breach(check_kind(r), f"{of}: {r.task}/{r.item}: {r.reason}{ref}")]
+    return [Breach(check_kind(r), f"{r.task}/{r.item}: {of}{r.reason}{ref}")]
 
 
 def _matches(kind: str, patterns: tuple[str, ...]) -> bool:

@@ -205,7 +205,9 @@ class Monitor:
         if run is not None and not self.checks.for_run(run):
             self._fresh()
             self.runner.run(run)
-        return overview(self.tasks, self.ctx, self.checks, self.references, run)
+        return overview(
+            self.tasks, self.ctx, self.checks, self.references, run, self.runner.unchecked
+        )
 
     def alarms(self) -> list[dict[str, Any]]:
         if self.queries is not None:

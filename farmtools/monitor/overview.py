@@ -14,6 +14,7 @@ Imports the monitor's tasks, checks, checkstore and references modules.
 from __future__ import annotations
 
 import logging
+from collections.abc import Set
 from typing import TYPE_CHECKING, Any
 
 from farmtools.monitor.checks import CheckResult, State, worst
@@ -41,6 +42,8 @@ class CheckRunner:
         self.tasks = tasks
         self.refs = refs
         self.store = store
+        #: items whose task has a check that returned None for them (no check of their own)
+        self.unchecked: set[tuple[str, str]] = set()
 
     def current_run(self) -> int | None:
         """The newest run the farm knows: in the bookkeeping, the analyses or the reco outputs."""
@@ -73,6 +76,7 @@ class CheckRunner:
             log.exception("check %s/%s of run %s failed", name, item, run)
             result = CheckResult(State.WARNING, f"check failed: {type(exc).__name__}: {exc}")
         if result is None:
+            self.unchecked.add((name, item))
             return None
         return stored(name, item, run if task.per_run else None, result, ref_run)
 
@@ -102,11 +106,12 @@ def overview(
     store: CheckStore,
     refs: References,
     run: int | None = None,
+    unchecked: Set[tuple[str, str]] = frozenset(),
 ) -> dict[str, Any]:
     """The overview's data: a cell per task item, the worst state on top, runs named.
 
-    ``run`` None: the newest run with stored checks.  Items without a check, or not judged yet,
-    are "none" cells.
+    ``run`` None: the newest run with stored checks.  Items without a check (their task has
+    none, or ``unchecked`` names them), or not judged yet, are "none" cells.
     """
     if run is None:
         run = store.latest_run()
