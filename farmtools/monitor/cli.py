@@ -115,13 +115,18 @@ def serve(
 
 @monitor_app.command("check")
 def check(config: Path | None = _CONFIG) -> None:
-    """One alarm pass over the analysis results and the farm counts (for cron or a test)."""
+    """One alarm pass over the analysis results, the farm counts and the data-quality checks
+    (for cron or a test); prints the new alarms and the worst check state of the current run."""
     monitor = _monitor(_load(config))
     new = monitor.checker.check()
     for b in new:
         _console.print(f"[red]alarm[/red] {b.kind}: {b.message}")
     for path, err in monitor.results.errors.items():
         _console.print(f"[yellow]unreadable summary[/yellow] {path}: {err}")
+    ov = monitor.overview()
+    _console.print(f"checks of run {ov['run']}: worst {ov['worst']}", highlight=False)
+    for c in ov["worst_cells"]:
+        _console.print(f"  {c['task']}/{c['item']}: {c['reason']}", highlight=False)
     _console.print(f"{len(monitor.results.results())} results, {len(new)} new alarms")
 
 
