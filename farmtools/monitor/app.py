@@ -201,8 +201,9 @@ class Monitor:
 
     def overview(self, run: int | None = None) -> dict[str, Any]:
         """The overview (:func:`farmtools.monitor.overview.overview`); a run never judged is
-        judged now (and stored), so picking an old run in the selector shows its cells."""
-        if run is not None and not self.checks.for_run(run):
+        judged now (and stored), so picking an old run in the selector shows its cells; a run
+        nobody knows is not (nothing is stored for it)."""
+        if run is not None and not self.checks.for_run(run) and run in self.runs():
             self._fresh()
             self.runner.run(run)
         return overview(

@@ -88,7 +88,11 @@ def stored(
 
 
 class CheckStore:
-    """The latest check results, in ``dqm_checks`` (``engine``) or in memory (``engine`` None)."""
+    """The latest check results, in ``dqm_checks`` (``engine``) or in memory (``engine`` None).
+
+    With a database, what is stored is compared with the table on each save (one indexed read
+    of the run's rows): a verdict another process wrote, or a row removed, is seen.
+    """
 
     def __init__(self, engine: Engine | None) -> None:
         self.engine = engine
@@ -98,11 +102,14 @@ class CheckStore:
     # -- writing -------------------------------------------------------------------------------
     def save(self, results: list[StoredCheck]) -> list[StoredCheck]:
         """Store the results whose verdict changed; returns those (the others are left as they are)."""
+        if not results:
+            return []
         with self._lock:
-            changed = [r for r in results if not r.same_verdict(self._memory.get(r.key))]
-            if changed and self.engine is not None:
-                old = {r.key: r for r in self._read(self._keys_filter(changed))}
-                changed = [r for r in changed if not r.same_verdict(old.get(r.key))]
+            if self.engine is None:
+                changed = [r for r in results if not r.same_verdict(self._memory.get(r.key))]
+            else:  # compared with the table itself: another process may have written it
+                old = {r.key: r for r in self._read(self._keys_filter(results))}
+                changed = [r for r in results if not r.same_verdict(old.get(r.key))]
                 if changed:
                     with self.engine.begin() as conn:
                         for r in changed:

@@ -89,6 +89,8 @@ class CheckRunner:
             if not has_check(task) or (task.per_run and run is None):
                 continue
             for it in task.items(self.ctx):
+                if (name, it.id) in self.unchecked:  # said once it has no check: not read again
+                    continue
                 r = self.judge(name, it.id, run if task.per_run else None)
                 if r is not None:
                     out.append(r)

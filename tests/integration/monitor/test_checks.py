@@ -88,8 +88,19 @@ def test_faults_of_known_content_each_raise_their_state_and_alarm(tmp_path: Path
     assert noise["details"]["noisy"] == list(range(64, 128))
     assert _open(bk) == {"bad_channels"}
 
-    # stored per run: run 2 keeps its verdict, and an old run never judged is judged on demand
+    # stored per run: run 2 keeps its verdict; a run nobody knows is not judged (nor stored)
     assert m.checks.run_state(2)[0] is State.ERROR
+    assert _cells(m, 77)["purity/vs_time"]["reason"] == "not judged yet"
+    assert m.checks.for_run(77) == []
+    # a known run whose verdicts are gone (a database restored, say) is judged again on demand
+    from sqlalchemy import delete
+
+    from farmtools.bookkeeping.schema import dqm_checks
+
+    with bk.engine.begin() as conn:
+        conn.execute(delete(dqm_checks).where(dqm_checks.c.run == 3))
+    assert _cells(m, 3)["lem_gain/map"]["state"] == "error"
+    assert m.checks.run_state(3)[0] is State.ERROR
     assert m.checks.run_state(3)[1] == ["lem_gain/map: " + _cells(m, 3)["lem_gain/map"]["reason"]]
     # /metrics: the cell states of the newest run, and the worst
     from prometheus_client.parser import text_string_to_metric_families
