@@ -158,7 +158,7 @@ def reference(
     from farmtools.monitor.references import References, ReferenceSpecError, validate_spec
 
     cfg = _load(config)
-    refs = References(cfg, Bookkeeping.from_config(cfg).engine)
+    refs = References(cfg, Bookkeeping.from_config(cfg, create=False).engine)
     if spec is None:
         pinned = refs.pinned()
         for s, r in sorted(refs.all().items()):

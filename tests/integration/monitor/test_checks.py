@@ -216,7 +216,10 @@ def test_reference_cli_pins_lists_and_clears(tmp_path: Path) -> None:
     cfg_file = tmp_path / "farm.toml"
     cfg_file.write_text('[farm]\nhome = "farm"\n[monitor]\nreferences = {"*" = 3}\n')
     runner = CliRunner()
-    ok = runner.invoke(app, ["monitor", "reference", "lem_gain/map", "14", "-c", str(cfg_file)])
+    args = ["monitor", "reference", "lem_gain/map", "14", "-c", str(cfg_file)]
+    assert runner.invoke(app, args).exit_code == 3  # a shift command: no database, none created
+    Bookkeeping.from_config(make_config(tmp_path / "farm")).close()
+    ok = runner.invoke(app, args)
     assert ok.exit_code == 0, ok.output
     listed = runner.invoke(app, ["monitor", "reference", "-c", str(cfg_file)])
     assert listed.output.splitlines() == ["*\t3\tfarm.toml", "lem_gain/map\t14\tcli"]
