@@ -56,6 +56,7 @@ class StoredCheck:
         )
 
     def as_dict(self) -> dict[str, Any]:
+        """The fields of ``monitor checks --json`` (the time as a datetime: the listing formats it)."""
         return {
             "task": self.task,
             "item": self.item,
@@ -65,7 +66,7 @@ class StoredCheck:
             "reason": self.reason,
             "reference": self.reference,
             "details": self.details,
-            "time": self.time.isoformat(timespec="seconds") if self.time else None,
+            "time": self.time,
         }
 
 
