@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 import textwrap
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -65,20 +66,32 @@ PLUGIN_SOURCE = textwrap.dedent(
 )
 
 
-@pytest.fixture
-def farm_toml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A farm.toml naming the plugin module, with the module importable (and forgotten after)."""
+@contextmanager
+def plugin_farm(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, module: str, source: str, extra: str = ""
+) -> Iterator[Path]:
+    """A farm.toml naming ``module`` (``extra`` lines added to ``[monitor]``), the module
+    importable from a site folder; its tasks are forgotten afterwards."""
     site = tmp_path / "site"
     site.mkdir()
-    (site / f"{PLUGIN}.py").write_text(PLUGIN_SOURCE)
+    (site / f"{module}.py").write_text(source)
     monkeypatch.syspath_prepend(str(site))
     before = dict(tasks_module.TASKS)
     cfg = tmp_path / "farm.toml"
-    cfg.write_text(f'[farm]\nhome = "farm"\n[monitor]\nplugins = ["{PLUGIN}"]\n')
-    yield cfg
-    tasks_module.TASKS.clear()
-    tasks_module.TASKS.update(before)
-    sys.modules.pop(PLUGIN, None)
+    cfg.write_text(f'[farm]\nhome = "farm"\n[monitor]\nplugins = ["{module}"]\n{extra}')
+    try:
+        yield cfg
+    finally:
+        tasks_module.TASKS.clear()
+        tasks_module.TASKS.update(before)
+        sys.modules.pop(module, None)
+
+
+@pytest.fixture
+def farm_toml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A farm.toml naming the plugin module, with the module importable (and forgotten after)."""
+    with plugin_farm(tmp_path, monkeypatch, PLUGIN, PLUGIN_SOURCE) as cfg:
+        yield cfg
 
 
 def test_plugin_named_in_config_appears_in_tree_and_draws_its_file(farm_toml: Path) -> None:
@@ -178,17 +191,8 @@ def test_a_plugins_checks_are_judged_stored_and_alarmed(
 ) -> None:
     """A check in a farm's own task: judged against the reference pinned in farm.toml, stored,
     an error alarmed; a check that raises is a warning naming the error, the others go on."""
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / f"{CHECKED_PLUGIN}.py").write_text(CHECKED_SOURCE)
-    monkeypatch.syspath_prepend(str(site))
-    before = dict(tasks_module.TASKS)
-    toml = tmp_path / "farm.toml"
-    toml.write_text(
-        f'[farm]\nhome = "farm"\n[monitor]\nplugins = ["{CHECKED_PLUGIN}"]\n'
-        'references = {"checked_rate" = 7}\n'
-    )
-    try:
+    extra = 'references = {"checked_rate" = 7}\n'
+    with plugin_farm(tmp_path, monkeypatch, CHECKED_PLUGIN, CHECKED_SOURCE, extra) as toml:
         cfg = load_config(toml)
         folder = cfg.home / "triggers"
         folder.mkdir(parents=True)
@@ -225,7 +229,3 @@ def test_a_plugins_checks_are_judged_stored_and_alarmed(
         monitor.bk.acknowledge_alarm(alarm.id)
         assert monitor.checker.check() == []  # acknowledged: not raised again for the same run
         monitor.bk.close()
-    finally:
-        tasks_module.TASKS.clear()
-        tasks_module.TASKS.update(before)
-        sys.modules.pop(CHECKED_PLUGIN, None)
