@@ -181,8 +181,8 @@ class AlarmChecker:
     def _judge_checks(self) -> list[Breach]:
         """The checks of the current run and the window: an error this checker has not alarmed
         yet for that run (or since the window was last fine) is a breach, so an acknowledged
-        alarm comes back with the next bad run, not every pass; a verdict that is no longer an
-        error clears the open alarms it stands for.
+        alarm comes back with the next bad run, not every pass; a good verdict (or a warning)
+        clears the open alarms it stands for, "too few" and "none" clear nothing.
 
         Judged on the verdicts themselves, not on what the store found changed: a verdict stored
         by someone else first (the page judging a run on demand, a cron ``monitor check``) is
@@ -202,6 +202,8 @@ class AlarmChecker:
                     out.extend(evaluate_check(r))
                 continue
             self._alarmed.pop(kind, None)
+            if r.state < State.GOOD or r.state == State.TOO_FEW:
+                continue  # nothing judged yet (a new run's first minutes): no reason to clear
             stale = sorted(k for k in open_kinds if _matches(k, (kind, *r.covers)))
             if stale:
                 self._clear(stale, r.reason)

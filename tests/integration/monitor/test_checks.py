@@ -77,9 +77,15 @@ def test_faults_of_known_content_each_raise_their_state_and_alarm(tmp_path: Path
     assert "LEM 5 12.0 (-40% vs run 1)" in cells["lem_gain/map"]["reason"]
     assert _open(bk) == {"check:lem_gain/map"}
 
-    # run 4: gains back; a noisy card (64 channels in a row)
+    # run 4 starts: reconstructed, not analysed yet: too few to judge, the alarm stays open
+    write_reco(home, 4, dead=[], noisy=[])
+    assert _check(m) == set()
+    assert _cells(m)["lem_gain/map"]["state"] == "too_few"
+    assert _open(bk) == {"check:lem_gain/map"}
+
+    # run 4 analysed: gains back; a noisy card (64 channels in a row)
     write_summary(summaries, 4, NOW, (7000.0, 6900.0))
-    write_reco(home, 4, dead=[], noisy=list(range(64, 128)))
+    write_reco(home, 4, seq=1, dead=[], noisy=list(range(64, 128)))
     assert _check(m) == {"bad_channels"}
     cells = _cells(m)
     assert cells["lem_gain/map"]["state"] == "good"
