@@ -10,7 +10,7 @@ ack``): a run of bad results gives one message, not one per result.
 The data-quality checks (:mod:`farmtools.monitor.overview`) run in the same pass: a check that
 turns ``error`` raises ``check:TASK/ITEM`` (unless a threshold alarm above already names that
 fault: :attr:`~farmtools.monitor.checks.CheckResult.covers`); when it is judged good (or
-warning, too few) again, its open alarms are cleared (acknowledged by the checker, with a log
+warning) again, its open alarms are cleared (acknowledged by the checker, with a log
 line), so the banner shows what is wrong now.
 
 Imports the monitor's summary/queries modules, the bookkeeping and farmtools.notify.
