@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from farmtools.bookkeeping import Bookkeeping, Event, FileState
@@ -239,3 +240,25 @@ def test_reference_cli_pins_lists_and_clears(tmp_path: Path) -> None:
         app, ["monitor", "reference", "--clear", "lem_gain/map", "-c", str(cfg_file)]
     )
     assert again.exit_code == 1
+
+
+def test_overview_api_names_a_failure_and_a_bad_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from starlette.testclient import TestClient
+
+    from farmtools.monitor.app import build_app
+
+    m, bk, _ = _fresh(tmp_path)
+    with TestClient(build_app(m)) as c:
+        assert c.get("/api/overview").json()["run"] is None  # nothing judged yet: no run
+        assert c.get("/api/overview?run=x").status_code == 400
+
+        def away() -> None:
+            raise OSError("database is away")
+
+        monkeypatch.setattr(m.checks, "latest_run", away)
+        r = c.get("/api/overview")
+        assert r.status_code == 500 and r.json()["error"] == "overview: OSError: database is away"
+        assert c.post("/api/overview").status_code == 405  # read-only
+    bk.close()
