@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from farmtools.batch.base import BatchSystem, Ending, JobAccounting, JobSpec, JobStatus
+from farmtools.batch.jobenv import job_environment
 from farmtools.batch.statefile import write_atomic, write_json_atomic
 from farmtools.batch.supervisor import CANCEL_FILE, SUPERVISOR_FILE
 
@@ -280,7 +281,7 @@ class LocalPool:
                 stdin=subprocess.DEVNULL,
                 close_fds=True,
                 start_new_session=True,  # Ctrl-C / SIGHUP of the manager's group miss it
-                env={**os.environ, "FARMTOOLS_JOB_CPUS": str(self.slot_cpus)},
+                env=job_environment(FARMTOOLS_JOB_CPUS=str(self.slot_cpus)),
             )
         except OSError as exc:
             acc = {

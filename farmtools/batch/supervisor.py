@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from farmtools.batch.jobenv import job_environment
 from farmtools.batch.statefile import write_atomic, write_json_atomic
 from farmtools.faults import fault_point
 
@@ -95,7 +96,7 @@ def supervise(jobdir: Path) -> None:
             # ``supervisor.pid`` before this, so a script whose supervisor is killed before
             # ``started.json`` is still found (LocalPool._reap_dead)
             process_group=0,
-            env={**os.environ, "FARMTOOLS_JOB_ID": spec["id"], "FARMTOOLS_JOB_NAME": spec["name"]},
+            env=job_environment(FARMTOOLS_JOB_ID=spec["id"], FARMTOOLS_JOB_NAME=spec["name"]),
         )
     started = time.monotonic()
     fault_point("supervisor-started")
