@@ -239,7 +239,9 @@ def test_cli_plan_create_transfer_verify_restore(
     run = CliRunner().invoke
     res = run(app, ["archive", "plan", "--runs", "1012-1013", "--tag", "hv-scan"])
     assert res.exit_code == 0, res.output
-    assert "hv-scan_1012.0-1013.0" in res.output
+    # piped: one plain line per archive, as every listing (no table cut at 80 columns)
+    rows = [line.split() for line in res.output.splitlines()]
+    assert ["hv-scan_1012.0-1013.0", "hv-scan", "1012-1013"] in [r[:3] for r in rows]
     res = run(app, ["archive", "plan", "--target-size", "5XB"])
     assert res.exit_code == 2 and "5XB" in res.output
     for verb in ("create", "transfer", "verify"):
