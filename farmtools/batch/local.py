@@ -46,9 +46,9 @@ from pathlib import Path
 from typing import Any
 
 from farmtools.batch.base import BatchSystem, Ending, JobAccounting, JobSpec, JobStatus
+from farmtools.batch.jobdir import CANCEL_FILE, SUPERVISOR_FILE
 from farmtools.batch.jobenv import job_environment
 from farmtools.batch.statefile import write_atomic, write_json_atomic
-from farmtools.batch.supervisor import CANCEL_FILE, SUPERVISOR_FILE
 
 log = logging.getLogger("farmtools.batch")
 

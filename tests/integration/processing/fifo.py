@@ -1,6 +1,6 @@
 """Jobs that run exactly as long as a test wants: their input is a named pipe (FIFO).
 
-A job's program (``python -m farmtools.batch.readcheck``) blocks in ``open()`` on a FIFO until a
+A job's program (``python -m farmtools.job.readcheck``) blocks in ``open()`` on a FIFO until a
 writer comes, as it would on a storage that hangs; :func:`feed` then writes a valid raw file of
 zero events (a FIFO has size 0, so the checker reads the run header and the footer only), and
 the job ends with exit code 0.  Nothing is mocked: the job, its supervisor and the pool are real.

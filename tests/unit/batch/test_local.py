@@ -159,7 +159,7 @@ def test_a_cancel_between_dispatch_and_start_is_not_lost(tmp_path: Path) -> None
 
 def test_a_cancel_request_stops_a_running_job_without_a_signal(tmp_path: Path) -> None:
     # the supervisor reads the request at every tick, whether or not a SIGTERM reached it
-    from farmtools.batch.supervisor import CANCEL_FILE
+    from farmtools.batch.jobdir import CANCEL_FILE
 
     batch = LocalBatch(tmp_path / "pool", slots=1)
     job = batch.submit(_spec(tmp_path, "r", "sleep 30"))
