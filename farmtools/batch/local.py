@@ -266,8 +266,8 @@ class LocalPool:
         """Start the supervisor of ``job_id`` without waiting for it (caller holds the lock).
 
         Only the fork + exec is waited for (milliseconds), not the Python start-up of the
-        supervisor (100-300 ms on a loaded machine), which used to happen with the pool lock
-        held and so delayed every submission behind it.  The process started here forks the
+        supervisor (100-300 ms on a loaded machine): waited for with the pool lock held, it
+        would delay every submission behind it.  The process started here forks the
         real supervisor into a new session and exits (:func:`farmtools.batch.supervisor.main`);
         a thread reaps it, so no zombie is left and the job is never a child of the manager.
         The slot is already held (``run/<id>``) and the queue marker gone, so the job can

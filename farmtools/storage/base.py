@@ -145,8 +145,8 @@ class Storage(abc.ABC):
         """Remove the temporary file of a failed put, without hiding why it failed.
 
         The storage that just refused the copy (read-only, full, unreachable) often refuses the
-        removal too; raising that would replace the real error (a read-only file system used to
-        reach the ingest as an "unexpected" OSError about the .part file instead of a transient
+        removal too; raising that would replace the real error (on a read-only file system the
+        ingest would see an "unexpected" OSError about the .part file instead of a transient
         storage error).  A temporary file left behind is harmless: it never carries the final
         name, and the next try truncates or replaces it.
         """

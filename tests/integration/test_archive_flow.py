@@ -24,6 +24,7 @@ from farmtools.archive.service import Archiver
 from farmtools.bookkeeping import Bookkeeping, Event, FileState
 from farmtools.config import FarmConfig
 from farmtools.storage.checksum import adler32_hex
+from tests.states import walk
 
 SIZES = {(1012, 0): 300_000, (1012, 1): 200_000, (1013, 0): 400_000, (1014, 0): 150_000}
 
@@ -49,9 +50,9 @@ def _farm(tmp_path: Path, destination: str = "central") -> tuple[FarmConfig, Boo
         bk.register_file(
             name, source_path=str(evb), run=run, seq=seq, size=n, daq_write_time=datetime.now(UTC)
         )
-        bk.transition(
+        walk(
+            bk,
             name,
-            FileState.DETECTED,
             FileState.STORED,
             Event.VERIFIED,
             fields={"adler32": adler32_hex(zlib.adler32(data)), "storage_path": str(stored)},
@@ -189,9 +190,9 @@ def test_cleanup_refuses_everything_not_proven(tmp_path: Path) -> None:
         size=1,
         daq_write_time=datetime.now(UTC),
     )
-    bk.transition(
+    walk(
+        bk,
         "run2002-seq0.dat",
-        FileState.DETECTED,
         FileState.STORED,
         Event.COPY_ENDED,
         fields={"adler32": adler32_hex(zlib.adler32(b"z"))},
