@@ -99,6 +99,44 @@ def emulate(
             "duplicate:S:T, run-mismatch:S:T, truncated:S:SEQ (S stream 0/1, T trigger).",
         ),
     ] = None,
+    spill_s: Annotated[
+        float, typer.Option("--spill-s", min=0.0, help="6x6x6: SPS spill length (s).")
+    ] = 4.8,
+    spill_period_s: Annotated[
+        float, typer.Option("--spill-period-s", min=0.0, help="6x6x6: one spill every (s).")
+    ] = 20.0,
+    beam_rate_hz: Annotated[
+        float, typer.Option("--beam-rate-hz", min=0.0, help="6x6x6: beam triggers in a spill (Hz).")
+    ] = 100.0,
+    cosmic_trigger_hz: Annotated[
+        float,
+        typer.Option("--cosmic-trigger-hz", min=0.0, help="6x6x6: cosmic triggers between spills."),
+    ] = 5.0,
+    beam_pileup: Annotated[
+        float,
+        typer.Option("--beam-pileup", min=0.0, help="6x6x6: mean extra beam particles per event."),
+    ] = 0.3,
+    cosmic_flux: Annotated[
+        float,
+        typer.Option(
+            "--cosmic-flux",
+            min=0.0,
+            help="Cosmic flux per m2 per s (6x6x6: ~92 overlapping muons per event at 166).",
+        ),
+    ] = 166.0,
+    dark_rate_hz: Annotated[
+        float, typer.Option("--dark-rate-hz", min=0.0, help="6x6x6: dark counts per PMT (Hz).")
+    ] = 1000.0,
+    light_yield: Annotated[
+        float,
+        typer.Option("--light-yield", min=0.0, help="6x6x6: detected photons per cm over 4 pi."),
+    ] = 1000.0,
+    gain_spread: Annotated[
+        float,
+        typer.Option(
+            "--gain-spread", min=0.0, max=0.49, help="6x6x6: relative RMS of the per-LEM gains."
+        ),
+    ] = 0.0,
 ) -> None:
     """Write run<N>-seq<M>.dat files at a set interval, created in place, closed when complete.
 
@@ -132,10 +170,30 @@ def emulate(
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
     if geometry.l1_builders == 2:
+        from farmtools.emulator.beam import BeamSettings
         from farmtools.emulator.l1streams import L1Plan, emulate_l1_run, parse_faults
 
         try:
             faults = parse_faults(fault or [])
+            beam = BeamSettings(
+                spill_s=spill_s,
+                spill_period_s=spill_period_s,
+                beam_rate_hz=beam_rate_hz,
+                cosmic_trigger_hz=cosmic_trigger_hz,
+                beam_pileup=beam_pileup,
+                dark_rate_hz=dark_rate_hz,
+                light_yield_per_cm=light_yield,
+                gain_spread=gain_spread,
+            )
+            beam.check()
+            l1_settings = EmulatorSettings(
+                lifetime_ms=lifetime_ms,
+                gain=gain,
+                asymmetry=asymmetry,
+                seed=seed,
+                muon_flux_per_m2_s=cosmic_flux,
+            )
+            l1_settings.check(geometry.crp_geometry())
         except ValueError as exc:
             err.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(2) from None
@@ -153,8 +211,9 @@ def emulate(
             l1_out,
             geometry,
             l1_plan,
-            EmulatorSettings(lifetime_ms=lifetime_ms, gain=gain, asymmetry=asymmetry, seed=seed),
+            l1_settings,
             seed=seed or 0,
+            beam=beam,
         )
         console.print(
             f"run {run}: L1 streams in {l1_out}: {truth['emitted']} fragments, expected {truth['expected']}"
@@ -173,6 +232,7 @@ def emulate(
             asymmetry=asymmetry,
             seed=seed,
             crt_fraction=crt_fraction,
+            muon_flux_per_m2_s=cosmic_flux,
         )
         if realistic:
             settings = dataclasses.replace(settings, **REALISTIC)  # type: ignore[arg-type]

@@ -160,13 +160,19 @@ class PddpEventGenerator:
         out += [("cosmic", t) for t in muons_through_box(self.rng, box, n, t0s, False)]
         return out
 
-    def event(self, trigger: Trigger) -> PddpEvent:
-        """The next event for ``trigger`` (beam or cosmic)."""
+    def event(
+        self, trigger: Trigger, particles: list[tuple[str, Track]] | None = None
+    ) -> PddpEvent:
+        """The next event for ``trigger`` (beam or cosmic); ``particles`` (kind, track) replace
+        the drawn ones (tests place tracks where they want them)."""
         g = self.geometry
         v = g.drift_velocity_mm_per_us * 0.1
         per_crp: list[list[Track]] = [[] for _ in self.gens]
         owner: list[list[int]] = [[] for _ in self.gens]
-        particles = self.particles(trigger.beam)
+        if particles is None:
+            particles = self.particles(trigger.beam)
+        # t0 on the ns grid of the LRO: a flash's time is the particle's t0 exactly
+        particles = [(k, replace(t, t0_us=round(t.t0_us * 1000.0) / 1000.0)) for k, t in particles]
         records: list[dict[str, Any]] = []
         collected = np.zeros((len(particles), 2))
         pulses: list[LroPulse] = []
@@ -185,7 +191,8 @@ class PddpEventGenerator:
                 {
                     "kind": kind,
                     "trigger": bool(track.trigger),
-                    "t0_us": round(track.t0_us, 4),
+                    "t0_us": track.t0_us,
+                    "t0_ns": round(track.t0_us * 1000.0),
                     "entry_cm": [round(c, 4) for c in track.entry],
                     "exit_cm": [round(c, 4) for c in track.exit],
                     "length_cm": round(track.length_cm, 4),
