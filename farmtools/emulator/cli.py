@@ -131,6 +131,9 @@ def emulate(
         float,
         typer.Option("--light-yield", min=0.0, help="6x6x6: detected photons per cm over 4 pi."),
     ] = 1000.0,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, max=4, help="6x6x6: threads per event (CRPs).")
+    ] = 1,
     gain_spread: Annotated[
         float,
         typer.Option(
@@ -206,6 +209,7 @@ def emulate(
             rate_hz=events / interval if interval > 0 else 0.0,
             physics=not no_physics,
             faults=faults,
+            workers=workers,
         )
         truth = emulate_l1_run(
             l1_out,

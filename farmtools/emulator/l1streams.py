@@ -88,6 +88,8 @@ class L1Plan:
     physics: bool = True
     first_trigger: int = 0
     faults: Faults = field(default_factory=Faults)
+    #: Threads per physics event (one CRP each; the data are the same for any number).
+    workers: int = 1
 
 
 def parse_faults(specs: list[str]) -> Faults:
@@ -316,7 +318,7 @@ class _PhysicsRun:
     ) -> None:
         from farmtools.emulator.pddp_event import PddpEventGenerator
 
-        self.gen = PddpEventGenerator(geometry, settings, beam, seed)
+        self.gen = PddpEventGenerator(geometry, settings, beam, seed, plan.workers)
         self.schedule = TriggerSchedule(beam, np.random.default_rng([seed, plan.run, 0x5B]))
         self.out, self.plan = out, plan
         g = self.gen

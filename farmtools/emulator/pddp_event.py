@@ -25,6 +25,7 @@ and the emulator modules.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -35,7 +36,7 @@ from farmtools import pddp_layout
 from farmtools.detector import Geometry
 from farmtools.emulator.beam import BeamSettings, Trigger, beam_particles
 from farmtools.emulator.box_muons import box_rate_hz, muons_through_box
-from farmtools.emulator.event import EventGenerator
+from farmtools.emulator.event import EventGenerator, TrackTruth
 from farmtools.emulator.light import dark_pulses, expected_pe, flash_pulses, lro_window_ns
 from farmtools.emulator.muons import Track
 from farmtools.emulator.settings import EmulatorSettings
@@ -113,7 +114,8 @@ def lem_gains(settings: EmulatorSettings, beam: BeamSettings, seed: int) -> list
 
 @dataclass
 class PddpEvent:
-    """One emulated 6x6x6 event: view-order ADC, LRO bytes, header trigger type and truth."""
+    """One emulated 6x6x6 event: view-order ADC (the generator's reused buffer: copy it to keep
+    it past the next event), LRO bytes, header trigger type and truth."""
 
     adc: npt.NDArray[np.uint16]
     lro: bytes
@@ -125,7 +127,12 @@ class PddpEventGenerator:
     """6x6x6 events one after the other from a seed (reproducible)."""
 
     def __init__(
-        self, geometry: Geometry, settings: EmulatorSettings, beam: BeamSettings, seed: int
+        self,
+        geometry: Geometry,
+        settings: EmulatorSettings,
+        beam: BeamSettings,
+        seed: int,
+        workers: int = 1,
     ) -> None:
         if geometry.n_crps != 4:
             raise ValueError(f"the {geometry.name} is not the 4-CRP 6x6x6")
@@ -133,6 +140,9 @@ class PddpEventGenerator:
         self.geometry = geometry
         self.settings = settings
         self.beam = beam
+        #: Threads that emulate the CRPs of an event side by side (the compiled loops release
+        #: the GIL); the events are the same for any number.
+        self.workers = workers
         self.gains = lem_gains(settings, beam, seed)
         crp = geometry.crp_geometry()
         self.gens = [
@@ -145,6 +155,8 @@ class PddpEventGenerator:
         self.lro_window = lro_window_ns(self.drift_us, self.window_us)
         self.pmts = pddp_layout.pmt_positions_cm()
         self.mean_cosmics = mean_cosmics(geometry, settings.muon_flux_per_m2_s)
+        #: The samples of every event, one reused buffer (PddpEvent.adc): copy it to keep it.
+        self._adc = np.empty((geometry.n_channels, geometry.samples), dtype=np.uint16)
 
     def particles(self, beam: bool) -> list[tuple[str, Track]]:
         """(kind, track) of every particle of the next event; the triggering one first."""
@@ -203,10 +215,18 @@ class PddpEventGenerator:
                     "flash_pe": round(sum(p.charge_pe for p in flash), 3),
                 }
             )
-        blocks = []
-        for c, gen in enumerate(self.gens):
-            adc, truths = gen.event_of(per_crp[c])
-            blocks.append(adc)
+        n_crp = g.n_channels // g.n_crps
+
+        def crp_event(c: int) -> list[TrackTruth]:
+            out = self._adc[c * n_crp : (c + 1) * n_crp]
+            return self.gens[c].event_of(per_crp[c], out)[1]
+
+        if self.workers > 1:  # the CRPs are independent: own random stream, buffers, rows
+            with ThreadPoolExecutor(self.workers) as pool:
+                crp_truths = list(pool.map(crp_event, range(len(self.gens))))
+        else:
+            crp_truths = [crp_event(c) for c in range(len(self.gens))]
+        for c, truths in enumerate(crp_truths):
             for i, t in zip(owner[c], truths, strict=True):
                 collected[i] += t.charge.collected_fc
         for r, q in zip(records, collected, strict=True):
@@ -222,4 +242,4 @@ class PddpEventGenerator:
             "dark_counts": len(dark),
         }
         ttype = int(TriggerType.BEAM if trigger.beam else TriggerType.PMT)
-        return PddpEvent(np.concatenate(blocks), pack_lro(pulses), ttype, truth)
+        return PddpEvent(self._adc, pack_lro(pulses), ttype, truth)

@@ -246,3 +246,12 @@ def test_command_line_options_reach_the_truth(tmp_path: Path) -> None:
     )
     bad = CliRunner().invoke(app, [*args[:-8], "--spill-s", "5", "--spill-period-s", "3"])
     assert bad.exit_code == 2 and "spill_s" in bad.output
+
+
+def test_threads_per_event_give_the_same_events(gen: PddpEventGenerator) -> None:
+    one = PddpEventGenerator(SMALL, EmulatorSettings(seed=21), BeamSettings(), 21)
+    two = PddpEventGenerator(SMALL, EmulatorSettings(seed=21), BeamSettings(), 21, workers=2)
+    for beam in (False, True):
+        a, b = one.event(Trigger(0.0, beam, None)), two.event(Trigger(0.0, beam, None))
+        assert np.array_equal(a.adc, b.adc) and a.lro == b.lro and a.truth == b.truth
+        assert any(p["collected_fc"][0] > 0 for p in a.truth["particles"])
