@@ -44,7 +44,8 @@ def emulate(
             "--gain-map",
             exists=True,
             dir_okay=False,
-            help='JSON {"1": 20.0, ..., "12": 18.5}: gain per LEM (overrides --gain).',
+            help='JSON {"1": 20.0, ..., "12": 18.5}: gain per LEM (overrides --gain); '
+            '6x6x6: {"0": {"1": 20.0, ..., "36": 19.0}, ..., "3": {...}} per CRP.',
         ),
     ] = None,
     asymmetry: Annotated[
@@ -154,6 +155,7 @@ def emulate(
         REALISTIC,
         EmulatorSettings,
         GainMapError,
+        load_crp_gain_maps,
         load_gain_map,
     )
     from farmtools.rawdata import RawDataError
@@ -187,6 +189,11 @@ def emulate(
                 dark_rate_hz=dark_rate_hz,
                 light_yield_per_cm=light_yield,
                 gain_spread=gain_spread,
+                gain_maps=tuple(
+                    load_crp_gain_maps(gain_map, geometry.crp_geometry(), geometry.n_crps)
+                    if gain_map is not None
+                    else ()
+                ),
             )
             beam.check()
             l1_settings = EmulatorSettings(

@@ -338,7 +338,7 @@ class _PhysicsRun:
             },
             "injected": {
                 **jsonable(settings),
-                **jsonable(beam),
+                **{k: v for k, v in jsonable(beam).items() if k != "gain_maps"},
                 "lem_gains": [[gains[lem] for lem in sorted(gains)] for gains in g.gains],
             },
             "pmts_cm": pddp_layout.pmt_positions_cm().tolist(),

@@ -69,7 +69,7 @@ def crp_pieces(
     e = np.asarray(track.entry)
     d = np.asarray(track.exit) - e
     pieces = []
-    for crp in range(pddp_layout.CRP_GRID[0] * pddp_layout.CRP_GRID[1]):
+    for crp in range(pddp_layout.N_CRPS):
         ox, oy = pddp_layout.crp_origin_cm(crp)
         bounds = (
             (ox, ox + pddp_layout.CRP_SIDE_CM),
@@ -103,10 +103,13 @@ def _local(p: npt.NDArray[np.float64], ox: float, oy: float) -> tuple[float, flo
 
 
 def lem_gains(settings: EmulatorSettings, beam: BeamSettings, seed: int) -> list[dict[int, float]]:
-    """Gain of each CRP's LEMs 1..36: ``gain`` spread by ``gain_spread`` (from the seed alone)."""
+    """Gain of each CRP's LEMs 1..36: the given maps, or ``gain`` spread by ``gain_spread``
+    (drawn from the seed alone)."""
+    if beam.gain_maps:
+        return [dict(m) for m in beam.gain_maps]
     rng = np.random.default_rng([seed, 0x6A1])
     out = []
-    for _crp in range(pddp_layout.CRP_GRID[0] * pddp_layout.CRP_GRID[1]):
+    for _crp in range(pddp_layout.N_CRPS):
         g = settings.gain * (1.0 + beam.gain_spread * rng.standard_normal(36))
         out.append({lem: round(float(max(v, 0.0)), 4) for lem, v in enumerate(g, start=1)})
     return out

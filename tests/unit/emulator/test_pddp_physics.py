@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -246,6 +247,18 @@ def test_command_line_options_reach_the_truth(tmp_path: Path) -> None:
     )
     bad = CliRunner().invoke(app, [*args[:-8], "--spill-s", "5", "--spill-period-s", "3"])
     assert bad.exit_code == 2 and "spill_s" in bad.output
+    # a gain map per CRP, as --gain-map gives the 3x1x1's
+    maps = {str(c): {str(lem): 10.0 + c + lem / 10 for lem in range(1, 37)} for c in range(4)}
+    (tmp_path / "gains.json").write_text(json.dumps(maps))
+    run5 = ["--run", "5", *args[4:], "--gain-map", str(tmp_path / "gains.json")]
+    res = CliRunner().invoke(app, ["daq", "emulate", *run5])
+    assert res.exit_code == 0, res.output
+    got = load_physics_truth(l1, 5)[0]["sidecar"]["injected"]["lem_gains"]
+    assert got == [[10.0 + c + lem / 10 for lem in range(1, 37)] for c in range(4)]
+    del maps["2"]["17"]
+    (tmp_path / "gains.json").write_text(json.dumps(maps))
+    bad = CliRunner().invoke(app, ["daq", "emulate", "--run", "6", *run5[2:]])
+    assert bad.exit_code == 2 and "CRP 2: gain map lacks LEMs [17]" in bad.output
 
 
 def test_threads_per_event_give_the_same_events(gen: PddpEventGenerator) -> None:
