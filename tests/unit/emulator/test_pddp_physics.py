@@ -162,7 +162,8 @@ def test_truth_matches_the_built_files_headers_light_and_charge(tmp_path: Path) 
                                 white_noise_adc=(0.0, 0.0), coherent_noise_adc=0.0,
                                 baseline_drift_adc=0.0)  # fmt: skip
     plan = L1Plan(run=12, events=8, fragments_per_file=5)
-    emulate_l1_run(tmp_path / "l1", geo, plan, settings, seed=9, beam=beam)
+    l1_truth = emulate_l1_run(tmp_path / "l1", geo, plan, settings, seed=9, beam=beam)
+    assert l1_truth["physics_truth"] == ["12_0_physics.json", "12_1_physics.json"]
     truth = load_physics_truth(tmp_path / "l1", 12)
     assert sorted(truth) == list(range(8))
     assert {ev["trigger"] for ev in truth.values()} == {"BEAM", "COSMIC"}
