@@ -203,6 +203,8 @@ def emulate(
                 seed=seed,
                 muon_flux_per_m2_s=cosmic_flux,
             )
+            if realistic:  # the noise and channel switches; the box brings early and side muons
+                l1_settings = dataclasses.replace(l1_settings, **REALISTIC)  # type: ignore[arg-type]
             l1_settings.check(geometry.crp_geometry())
         except ValueError as exc:
             err.print(f"[red]error:[/red] {exc}")

@@ -148,8 +148,14 @@ class PddpEventGenerator:
         self.workers = workers
         self.gains = lem_gains(settings, beam, seed)
         crp = geometry.crp_geometry()
+        # each CRP its LEM gains, and its own defective channels (drawn from its settings' seed)
         self.gens = [
-            EventGenerator(crp, replace(settings, gain_map=self.gains[c]), np.random.default_rng([seed, c]))
+            EventGenerator(
+                crp,
+                replace(settings, gain_map=self.gains[c],
+                        seed=None if settings.seed is None else settings.seed * geometry.n_crps + c),
+                np.random.default_rng([seed, c]),
+            )
             for c in range(geometry.n_crps)
         ]  # fmt: skip
         self.rng = np.random.default_rng([seed, 0x666])

@@ -269,3 +269,11 @@ def test_threads_per_event_give_the_same_events(gen: PddpEventGenerator) -> None
         a, b = one.event(Trigger(0.0, beam, None)), two.event(Trigger(0.0, beam, None))
         assert np.array_equal(a.adc, b.adc) and a.lro == b.lro and a.truth == b.truth
         assert any(p["collected_fc"][0] > 0 for p in a.truth["particles"])
+
+
+def test_each_crp_has_its_own_dead_channels() -> None:
+    settings = EmulatorSettings(seed=8, dead_channel_fraction=0.02)
+    g = PddpEventGenerator(SMALL, settings, BeamSettings(), 8)
+    dead = [gen.noise.defects.dead for gen in g.gens if gen.noise.defects is not None]
+    assert len(dead) == 4 and all(d.sum() > 10 for d in dead)
+    assert not np.array_equal(dead[0], dead[1])
