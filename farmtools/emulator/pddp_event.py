@@ -79,7 +79,7 @@ def crp_pieces(
         lo, hi = 0.0, 1.0
         for axis, (a, b) in enumerate(bounds):
             if abs(d[axis]) < 1e-12:
-                if not a <= e[axis] < b or (axis < 2 and e[axis] == b):
+                if not a <= e[axis] < b:
                     lo, hi = 1.0, 0.0
                 continue
             s1, s2 = (a - e[axis]) / d[axis], (b - e[axis]) / d[axis]

@@ -106,6 +106,10 @@ def test_track_pieces_follow_the_crp_boundaries() -> None:
             assert 0 <= x <= 300 and 0 <= y <= 300
         ox, oy = pddp_layout.crp_origin_cm(crp)
         assert pddp_layout.crp_of(ox + p.entry[0] + 1e-6, oy + p.entry[1] + 1e-6) in (crp, 0)
+    vertical = Track((350.0, 450.0, 0.0), (350.0, 450.0, 600.0), 5.0, False)
+    ((crp, piece),) = crp_pieces(vertical, (100.0, 200.0))
+    assert crp == 3 and piece.entry == (50.0, 150.0, 100.0) and piece.exit == (50.0, 150.0, 200.0)
+    assert piece.t0_us == 5.0 and not piece.trigger
 
 
 def _write_event(path: Path, geo: Geometry, adc: np.ndarray, lro: bytes, ttype: int) -> None:
