@@ -281,3 +281,19 @@ def test_each_crp_has_its_own_dead_channels() -> None:
     dead = [gen.noise.defects.dead for gen in g.gens if gen.noise.defects is not None]
     assert len(dead) == 4 and all(d.sum() > 10 for d in dead)
     assert not np.array_equal(dead[0], dead[1])
+
+
+def test_beam_particles_enter_through_the_beam_window(gen: PddpEventGenerator) -> None:
+    n_beam = []
+    for _ in range(200):
+        parts = gen.particles(beam=True)
+        beams = [t for kind, t in parts if kind == "beam"]
+        assert beams[0] is parts[0][1] and beams[0].trigger and beams[0].t0_us == 0.0
+        assert not any(t.trigger for t in beams[1:])
+        for t in beams:
+            x, y, z = t.entry
+            assert y == 0.0 and abs(x - 150.0) < 20 and abs(z - 200.0) < 20
+            assert [c for c, _p in crp_pieces(t)][:2] == [0, 2]
+        n_beam.append(len(beams))
+    # the triggering particle plus Poisson(beam_pileup = 0.3) more
+    assert 1.3 - 0.15 < np.mean(n_beam) < 1.3 + 0.15
