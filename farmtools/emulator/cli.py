@@ -231,6 +231,14 @@ def emulate(
         console.print(
             f"run {run}: L1 streams in {l1_out}: {truth['emitted']} fragments, expected {truth['expected']}"
         )
+        if truth["physics_truth"]:
+            from farmtools.emulator.pddp_event import mean_cosmics
+
+            mean = mean_cosmics(geometry, cosmic_flux)
+            console.print(
+                f"physics truth: {', '.join(truth['physics_truth'])} "
+                f"({mean:.1f} overlapping cosmics per event on average)"
+            )
         return
     out_dir = out if out is not None else cfg.path(cfg.daq.watch_dir)
     plan = RunPlan(

@@ -235,6 +235,7 @@ def test_command_line_options_reach_the_truth(tmp_path: Path) -> None:
             "--gain-spread", "0.1", "--lifetime-ms", "4"]  # fmt: skip
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
+    assert "physics truth: 4_0_physics.json, 4_1_physics.json" in res.output
     l1 = tmp_path / "farm/evb/l1"
     assert sorted(p.name for p in l1.glob("*_physics.json")) == [
         "4_0_physics.json",
