@@ -19,6 +19,7 @@ from farmtools.cli import app
 from farmtools.monitor.app import Monitor
 from farmtools.monitor.checks import State
 from tests.integration.monitor.farmdata import make_config, write_reco, write_summary
+from tests.states import walk, walk_job
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -163,8 +164,8 @@ def test_failed_files_not_attempts_and_a_clean_farm_is_green(tmp_path: Path) -> 
             memory_mb=100,
             walltime_s=60,
         )
-        jobs.update(j.id, state="failed", failure="exit")
-    bk.transition("run7-seq0.dat", FileState.STORED, FileState.FAILED, Event.ERROR)
+        walk_job(jobs, j.id, "failed", failure="exit")
+    walk(bk, "run7-seq0.dat", FileState.FAILED, Event.ERROR)
     assert _check(m) == set()
     jobs_cell = _cells(m)["dataflow/jobs"]
     assert jobs_cell["state"] == "warning"
@@ -173,11 +174,11 @@ def test_failed_files_not_attempts_and_a_clean_farm_is_green(tmp_path: Path) -> 
 
     # four files failed: more than failed_files_max, an alarm of its own; cleared once fixed
     for seq in (1, 2, 3):
-        bk.transition(f"run7-seq{seq}.dat", FileState.STORED, FileState.FAILED, Event.ERROR)
+        walk(bk, f"run7-seq{seq}.dat", FileState.FAILED, Event.ERROR)
     assert _check(m) == {"check:dataflow/jobs"}
     assert _cells(m)["dataflow/jobs"]["state"] == "error"
     for seq in (0, 1, 2, 3):
-        bk.transition(f"run7-seq{seq}.dat", FileState.FAILED, FileState.ANALYSED, Event.ANALYSED)
+        walk(bk, f"run7-seq{seq}.dat", FileState.ANALYSED, Event.ANALYSED)
     assert _check(m) == set()
     assert _cells(m)["dataflow/jobs"]["state"] == "good"
     assert _open(bk) == set()  # cleared by the check itself
