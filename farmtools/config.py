@@ -243,6 +243,23 @@ class MonitorSection(_Section):
     )
     runs_shown: int = Field(50, ge=1, description="runs in the data-flow plots (latest first)")
     trend_points: int = Field(500, ge=10, description="analysis results in a trend plot")
+    heartbeat_s: float = Field(
+        10.0, gt=0, description="each daemon records that it works at most this often"
+    )
+    daemon_silent_s: float = Field(
+        120.0,
+        gt=0,
+        description="a running daemon without a heartbeat for this long is silent: an alarm",
+    )
+    buffer_warn_h: float = Field(
+        24.0,
+        ge=0,
+        description="farmtools status asks for a person when the storage is full sooner than "
+        "this at the current incoming rate (hours)",
+    )
+    rate_window_s: float = Field(
+        3600.0, gt=0, description="the incoming rate of the buffer forecast is taken over this"
+    )
 
 
 class NotifySection(_Section):

@@ -40,8 +40,10 @@ from sqlalchemy import (
 #: Version of the schema this code writes; stored in ``schema_version``.
 #: 1: the tables; 2: ``events`` made append-only by triggers (UPDATE/DELETE/TRUNCATE refused);
 #: 3: ``analyses`` (one row per analysed group of reconstructed files, queryable results);
-#: 4: ``jobs.submit_key`` / ``jobs.submit_intent`` (exactly-once submission across a kill).
-SCHEMA_VERSION = 4
+#: 4: ``jobs.submit_key`` / ``jobs.submit_intent`` (exactly-once submission across a kill);
+#: 5: ``heartbeats`` (when each daemon last worked) and ``alarm_closures`` (who or what closed
+#: an alarm, when and why).
+SCHEMA_VERSION = 5
 
 metadata = MetaData()
 
@@ -235,9 +237,42 @@ analyses = Table(
 )
 Index("ix_analyses_run_time", analyses.c.run, analyses.c.time)
 
+
+# -- what needs attention (farmtools.monitor.attention) ---------------------------------------
+# One row per daemon and host, REPLACED at most every ``monitor.heartbeat_s`` by the daemon's loop
+# (farmtools.bookkeeping.heartbeat): a daemon whose ``beat`` is older than
+# ``monitor.daemon_silent_s`` and that did not say it stopped is silent, an alarm.  ``stopped`` is
+# set by a clean exit and cleared by the next start.  ``detail`` is a short free text of the
+# daemon's last pass (e.g. "3 claimed").
+heartbeats = Table(
+    "heartbeats",
+    metadata,
+    Column("daemon", String(64), primary_key=True),  # ingest, processing, monitor, evb-a...
+    Column("host", String(255), primary_key=True),
+    Column("pid", Integer, nullable=False),
+    Column("started", UTCDateTime, nullable=False),
+    Column("beat", UTCDateTime, nullable=False),
+    Column("stopped", UTCDateTime, nullable=True),
+    Column("detail", Text, nullable=False, default=""),
+)
+
+# How an alarm was closed: acknowledged by a person (``by`` = the Unix user) or cleared by the
+# farm because its condition went away (``by`` = "farmtools", ``reason`` says what: the file was
+# re-ingested, reconstructed, the daemon beats again).  The alarm's ``acknowledged`` is set in the
+# same transaction, so every "open alarms" query stays what it was.  At most one row per alarm.
+alarm_closures = Table(
+    "alarm_closures",
+    metadata,
+    Column("alarm_id", Integer, ForeignKey("alarms.id"), primary_key=True, autoincrement=False),
+    Column("time", UTCDateTime, nullable=False),
+    Column("how", String(16), nullable=False),  # acknowledged | cleared
+    Column("by", String(255), nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+)
+
 #: Tables that an upgrade step creates in an existing database (version -> tables), so that the
 #: step, not ``create_all``, is what brings an older database up to date (and is tested as such).
-TABLES_SINCE: dict[int, tuple[Table, ...]] = {3: (analyses,)}
+TABLES_SINCE: dict[int, tuple[Table, ...]] = {3: (analyses,), 5: (heartbeats, alarm_closures)}
 
 
 # -- archive stage (farmtools.archive): tar archives for central storage ----------------------

@@ -60,4 +60,6 @@ class Event:
     RESUMED = "resumed"  # a transfer left half-done by a dead worker was taken up again
     ERROR = "error"
     ALARM = "alarm"
+    ALARM_CLEARED = "alarm_cleared"  # the alarm's condition went away (details say what)
+    ALARM_ACKNOWLEDGED = "alarm_acknowledged"  # a person took note (details: who)
     FAILED = "failed"

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from farmtools.bookkeeping.errors import database_unavailable, first_line
+from farmtools.bookkeeping.heartbeat import Heartbeat
 from farmtools.bookkeeping.names import db_text
 from farmtools.bookkeeping.states import Event, FileState
 from farmtools.ingest.openfiles import open_for_writing
@@ -303,6 +304,7 @@ class IngestService:
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="ingest-copy")
         rescan_s = self.cfg.ingest.rescan_s
         next_rescan = time.monotonic() + rescan_s if rescan_s > 0 else None
+        heartbeat = Heartbeat(self._db, "ingest", self.cfg.monitor.heartbeat_s)
         try:
             watcher.start()
             sel.register(watcher.fileno(), selectors.EVENT_READ, "inotify")
@@ -316,10 +318,12 @@ class IngestService:
             )
             self._safe(self.reconcile)
             while not self._stop.is_set():
-                timeout = self._next_timeout()
+                heartbeat.beat()
+                # an idle directory still beats: the loop wakes at least every heartbeat_s
+                due = self._next_timeout()
+                timeout = heartbeat.every_s if due is None else min(due, heartbeat.every_s)
                 if next_rescan is not None:
-                    until = max(0.0, next_rescan - time.monotonic())
-                    timeout = until if timeout is None else min(timeout, until)
+                    timeout = min(timeout, max(0.0, next_rescan - time.monotonic()))
                 for key, _ in sel.select(timeout):
                     if key.data == "inotify":
                         for kind, path in watcher.read():
@@ -334,6 +338,7 @@ class IngestService:
                     self._safe(self.rescan, watcher)
                     next_rescan = time.monotonic() + rescan_s
         finally:
+            heartbeat.stop()
             done.set()
             # copies under way finish (a half copy would only be redone); queued ones wait
             # for the next start's reconciliation

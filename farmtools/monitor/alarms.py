@@ -5,7 +5,9 @@ out) and :class:`AlarmChecker`, which after each new result raises the breaches 
 bookkeeping's ``alarms`` table (``source = "monitor"``; the page shows every unacknowledged
 alarm, of any stage) and sends them through :func:`farmtools.notify.notify`.  One alarm per kind
 (e.g. ``lifetime_low:view0``) stays open until someone acknowledges it (``farmtools monitor
-ack``): a run of bad results gives one message, not one per result.
+ack``): a run of bad results gives one message, not one per result.  The farm's conditions
+(stuck files, a silent daemon: ``daemon_silent:<daemon>@<host>``) close their alarm by
+themselves once they clear.
 
 Imports the monitor's summary/queries modules, the bookkeeping and farmtools.notify.
 """
@@ -139,10 +141,41 @@ class AlarmChecker:
         # analyses must not pile up here)
         self._checked = {r.fingerprint for r in results}
         breaches.extend(self._check_channels())
-        if self.queries is not None:
-            count, _ = self.queries.stuck_files(self.cfg.monitor.stuck_after_s, limit=1)
-            breaches.extend(evaluate_stuck(count, self.cfg.monitor))
+        breaches.extend(self._check_farm())
         return [b for b in breaches if self._raise(b)]
+
+    def _check_farm(self) -> list[Breach]:
+        """Conditions of the farm whose alarm closes by itself once they clear: stuck files,
+        silent daemons (``daemon_silent:<daemon>@<host>``)."""
+        if self.bk is None or self.queries is None:
+            return []
+        from farmtools.bookkeeping.db import CLEARED_BY
+        from farmtools.bookkeeping.heartbeat import silent
+        from farmtools.monitor.attention import daemon_unit
+
+        m = self.cfg.monitor
+        count, _ = self.queries.stuck_files(m.stuck_after_s, limit=1)
+        breaches = evaluate_stuck(count, m)
+        clear: dict[str, str] = {}
+        if not breaches:
+            clear["stuck_files"] = f"{count} file(s) stuck now"
+        for hb in self.bk.heartbeats():
+            kind = f"daemon_silent:{hb.daemon}@{hb.host}"
+            if silent(hb, m.daemon_silent_s):
+                breaches.append(
+                    Breach(
+                        kind,
+                        f"daemon {hb.daemon} on {hb.host} (pid {hb.pid}) silent since "
+                        f"{hb.beat:%Y-%m-%d %H:%M:%S} UTC; restart it: ssh {hb.host} "
+                        f"sudo systemctl restart {daemon_unit(hb.daemon)}",
+                    )
+                )
+            else:
+                clear[kind] = "stopped cleanly" if hb.stopped else "beats again"
+        for kind, alarm_id in self.queries.open_alarm_ids(SOURCE).items():
+            if kind in clear and self.bk.close_alarm(alarm_id, "cleared", CLEARED_BY, clear[kind]):
+                log.info("alarm %s cleared: %s", kind, clear[kind])
+        return breaches
 
     def _check_channels(self) -> list[Breach]:
         """Dead/noisy channels of the newest reconstruction output, once per file."""

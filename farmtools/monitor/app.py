@@ -145,12 +145,17 @@ class Monitor:
             self.results.refresh()
 
     def _loop(self) -> None:
+        from farmtools.bookkeeping.heartbeat import Heartbeat
+
+        heartbeat = Heartbeat(self.bk, "monitor", self.cfg.monitor.heartbeat_s)
         while not self._stop.is_set():
+            heartbeat.beat()  # first: the check must not find this monitor's own old beat silent
             try:
                 self.checker.check()
             except Exception:  # the page must keep running whatever one check hits
                 log.exception("alarm check failed")
-            self._stop.wait(self.cfg.monitor.poll_s)
+            self._stop.wait(min(self.cfg.monitor.poll_s, heartbeat.every_s))
+        heartbeat.stop()
 
     # -- data for the routes -------------------------------------------------------------------
     def tree(self) -> list[dict[str, Any]]:

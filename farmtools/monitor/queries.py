@@ -241,6 +241,15 @@ class FarmQueries:
             for m in (r._mapping for r in self._rows(q))
         ]
 
+    def open_alarm_ids(self, source: str) -> dict[str, int]:
+        """``{kind: id}`` of the open alarms of ``source`` (the newest of each kind)."""
+        q = (
+            select(alarms.c.kind, alarms.c.id)
+            .where(alarms.c.source == source, alarms.c.acknowledged.is_(False))
+            .order_by(alarms.c.id)
+        )
+        return {k: i for k, i in self._rows(q)}
+
     def open_alarm_kinds(self, source: str) -> set[str]:
         q = select(alarms.c.kind).where(alarms.c.source == source, alarms.c.acknowledged.is_(False))
         return {k for (k,) in self._rows(q)}

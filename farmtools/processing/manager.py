@@ -56,6 +56,7 @@ from farmtools.batch.base import parse_duration
 from farmtools.bookkeeping import Bookkeeping, Event, FileRecord, FileState
 from farmtools.bookkeeping.changes import ChangeWatch
 from farmtools.bookkeeping.errors import database_unavailable, first_line
+from farmtools.bookkeeping.heartbeat import Heartbeat
 from farmtools.bookkeeping.schema import now
 from farmtools.config import FarmConfig
 from farmtools.faults import fault_point
@@ -179,10 +180,12 @@ class Manager:
             )
             analyser.start()
         self._watch = self.bk.watch(FileState.STORED)
+        heartbeat = Heartbeat(self.bk, "processing", self.cfg.monitor.heartbeat_s)
         next_poll = 0.0
         failures = 0
         try:
             while not stop.is_set():
+                heartbeat.beat("failing passes" if failures else "")
                 s = PassSummary()
                 try:
                     self._claim_and_submit(s)
@@ -200,6 +203,7 @@ class Manager:
                     wake.set()
                 stop.wait(self._pause(failures))
         finally:
+            heartbeat.stop()
             wake.set()
             self._watch.close()
             self._watch = None

@@ -1,0 +1,351 @@
+"""What needs attention now: the one view of ``farmtools status`` and of the monitoring page.
+
+Owns :func:`collect` (a :class:`ShiftStatus` from the bookkeeping and the storage), the command
+that resolves each kind of alarm (:func:`resolve_command`), and the buffer forecast
+(:func:`buffer_forecast`, :func:`incoming_rate`): how full the storage is and the time until it
+is full at the current rate, reusable by any buffer-occupancy view.
+
+Every query is bounded by an index (open alarms, the failed/active states, the newest files by
+primary key, the newest runs), so the view costs the same with a year of data as with a day.
+What needs a person (:attr:`ShiftStatus.attention`): an open alarm, a silent daemon, more stuck
+files than ``monitor.stuck_max``, a buffer full within ``monitor.buffer_warn_h`` hours.  Failed
+files whose alarm was acknowledged, incomplete runs and the jobs are shown, not counted: someone
+took note, or they are the farm's normal work in progress.
+
+Imports SQLAlchemy, the bookkeeping and the monitor's queries.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+
+from farmtools.bookkeeping.heartbeat import silent
+from farmtools.bookkeeping.schema import files, now
+from farmtools.bookkeeping.states import FileState
+from farmtools.monitor.queries import FarmQueries
+
+if TYPE_CHECKING:
+    from farmtools.bookkeeping.db import AlarmRecord, Bookkeeping, HeartbeatRecord
+    from farmtools.config import FarmConfig
+
+#: Failed states: a person must retry the file (``farmtools jobs retry``, ``ingest retry``).
+FAILED_STATES = (FileState.FAILED, FileState.QUARANTINED)
+#: Files shown per list (the counts are complete).
+SHOWN = 20
+
+#: The systemd unit of each daemon (roles/*/defaults/main.yml): what ``systemctl restart`` takes.
+UNITS = {
+    "ingest": "farmtools-ingest.service",
+    "processing": "farmtools-processing.service",
+    "monitor": "farmtools-monitor.service",
+}
+
+
+def daemon_unit(daemon: str) -> str:
+    """The systemd unit of ``daemon`` (``evb-a`` -> ``farmtools-evb-a.service``)."""
+    return UNITS.get(daemon, f"farmtools-{daemon}.service")
+
+
+def resolve_command(source: str, kind: str, file: str | None = None, alarm_id: int = 0) -> str:
+    """The command a shift runs to resolve an alarm of ``source``/``kind`` (about ``file``).
+
+    After fixing the cause: the retry of the stage that raised it.  Alarms that describe a
+    value (a low lifetime, a gain) or a state that a person judges are acknowledged.
+    """
+    what = file or "FILE"
+    if source == "ingest":
+        return f"farmtools ingest retry {what}" if file else "farmtools ingest retry --all-failed"
+    if source == "processing":
+        return f"farmtools jobs retry {what}"
+    if source == "analysis":
+        return "farmtools analyse ready"
+    if source == "archive":
+        return "farmtools archive create && farmtools archive transfer && farmtools archive verify"
+    if source == "monitor" and kind.startswith("daemon_silent:"):
+        daemon, _, host = kind.split(":", 1)[1].partition("@")
+        return f"ssh {host} sudo systemctl restart {daemon_unit(daemon)}"
+    if source == "monitor" and kind == "stuck_files":
+        return "farmtools status (stuck files), then farmtools story FILE"
+    return f"farmtools monitor ack {alarm_id or 'ID'}"
+
+
+@dataclass(frozen=True)
+class AlarmGroup:
+    """Open alarms of one source and kind: how many, the newest, and what resolves them."""
+
+    source: str
+    kind: str
+    count: int
+    newest: datetime
+    message: str  # of the newest
+    ids: list[int]
+    files: list[str]
+    command: str
+
+
+@dataclass(frozen=True)
+class FileBrief:
+    name: str
+    state: str
+    since: datetime
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class DaemonBeat:
+    """A daemon's heartbeat as the shift reads it."""
+
+    daemon: str
+    host: str
+    pid: int
+    started: datetime
+    beat: datetime
+    age_s: float
+    stopped: datetime | None
+    silent: bool
+    detail: str
+    command: str
+
+
+@dataclass(frozen=True)
+class BufferForecast:
+    """How full a storage is and when it will be full at the current incoming rate.
+
+    ``seconds_to_full`` is None when nothing comes in (or the capacity is unknown).
+    """
+
+    path: str
+    total_bytes: int | None
+    used_bytes: int | None
+    free_bytes: int | None
+    rate_bytes_s: float
+    rate_window_s: float
+    seconds_to_full: float | None
+
+    @property
+    def used_fraction(self) -> float | None:
+        if not self.total_bytes or self.used_bytes is None:
+            return None
+        return self.used_bytes / self.total_bytes
+
+
+@dataclass
+class ShiftStatus:
+    """Everything ``farmtools status`` shows; :attr:`attention` lists what needs a person."""
+
+    time: datetime
+    alarms: list[AlarmGroup] = field(default_factory=list)
+    failed_count: int = 0
+    failed: list[FileBrief] = field(default_factory=list)
+    stuck_count: int = 0
+    stuck: list[FileBrief] = field(default_factory=list)
+    incomplete_runs: list[dict[str, Any]] = field(default_factory=list)
+    daemons: list[DaemonBeat] = field(default_factory=list)
+    buffer: BufferForecast | None = None
+    jobs: dict[str, int] = field(default_factory=dict)
+    attention: list[str] = field(default_factory=list)
+
+    @property
+    def needs_person(self) -> bool:
+        return bool(self.attention)
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``status --json`` document (fields in docs/shift.md)."""
+        doc = asdict(self)
+        doc["needs_person"] = self.needs_person
+        if self.buffer is not None:
+            doc["buffer"]["used_fraction"] = self.buffer.used_fraction
+        return doc
+
+
+# -- the buffer ------------------------------------------------------------------------------
+def disk_usage(path: Path) -> tuple[int, int, int] | None:
+    """(total, used, free) bytes of the file system holding ``path`` (or its nearest existing
+    parent: the storage directory may not exist before the first file); None when unknown."""
+    p = path
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    try:
+        u = shutil.disk_usage(p)
+    except OSError:
+        return None
+    return u.total, u.used, u.free
+
+
+def buffer_forecast(
+    path: str, usage: tuple[int, int, int] | None, rate_bytes_s: float, rate_window_s: float
+) -> BufferForecast:
+    """The forecast for a storage of ``usage`` (total, used, free) filling at ``rate_bytes_s``."""
+    total, used, free = usage if usage is not None else (None, None, None)
+    to_full = free / rate_bytes_s if free is not None and rate_bytes_s > 0 else None
+    return BufferForecast(path, total, used, free, rate_bytes_s, rate_window_s, to_full)
+
+
+def incoming_rate(queries: FarmQueries, window_s: float, newest: int = 5000) -> tuple[float, float]:
+    """(bytes/s, seconds measured): raw data written by the DAQ over the last ``window_s``.
+
+    Read from the ``newest`` files by primary key (bounded); when all of them lie in the window
+    the rate is taken over their own span instead, so a busy farm is not under-estimated.
+    """
+    t = now()
+    cut = t - timedelta(seconds=window_s)
+    recent = select(files.c.size, files.c.daq_write_time).order_by(files.c.id.desc()).limit(newest)
+    sub = recent.subquery()
+    q = select(
+        func.coalesce(func.sum(sub.c.size), 0), func.min(sub.c.daq_write_time), func.count()
+    ).where(sub.c.daq_write_time >= cut, sub.c.size.is_not(None))
+    with queries.engine.connect() as conn:
+        nbytes, oldest, n = conn.execute(q).one()
+    span = window_s
+    if n >= newest and oldest is not None:
+        span = max(1.0, (t - _aware(oldest)).total_seconds())
+    return float(nbytes) / span, span
+
+
+def _aware(t: datetime) -> datetime:
+    from datetime import UTC
+
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t
+
+
+# -- the parts -------------------------------------------------------------------------------
+def alarm_groups(alarms: Sequence[AlarmRecord]) -> list[AlarmGroup]:
+    """Open alarms grouped by (source, kind), the newest group first."""
+    by: dict[tuple[str, str], list[AlarmRecord]] = {}
+    for a in alarms:
+        by.setdefault((a.source, a.kind), []).append(a)
+    groups = []
+    for (source, kind), items in by.items():
+        items.sort(key=lambda a: a.id, reverse=True)
+        named = [a.file for a in items if a.file]
+        single = items[0].file if len(items) == 1 else None
+        command = resolve_command(source, kind, single, items[0].id if len(items) == 1 else 0)
+        if len(named) > 1 and source in ("ingest", "processing"):
+            command = resolve_command(source, kind, " ".join(named[:SHOWN]))
+        groups.append(
+            AlarmGroup(
+                source,
+                kind,
+                len(items),
+                items[0].time,
+                items[0].message,
+                [a.id for a in items],
+                named[:SHOWN],
+                command,
+            )
+        )
+    groups.sort(key=lambda g: g.newest, reverse=True)
+    return groups
+
+
+def daemon_beats(beats: Sequence[HeartbeatRecord], silent_after_s: float) -> list[DaemonBeat]:
+    t = now()
+    return [
+        DaemonBeat(
+            hb.daemon,
+            hb.host,
+            hb.pid,
+            hb.started,
+            hb.beat,
+            (t - hb.beat).total_seconds(),
+            hb.stopped,
+            silent(hb, silent_after_s, t),
+            hb.detail,
+            f"ssh {hb.host} sudo systemctl restart {daemon_unit(hb.daemon)}",
+        )
+        for hb in beats
+    ]
+
+
+def failed_files(queries: FarmQueries) -> tuple[int, list[FileBrief]]:
+    """Files parked as failed or quarantined: (how many, the oldest ones), by the state index."""
+    cond = files.c.state.in_([str(s) for s in FAILED_STATES])
+    with queries.engine.connect() as conn:
+        n = int(conn.execute(select(func.count()).select_from(files).where(cond)).scalar_one())
+        rows = conn.execute(
+            select(files.c.name, files.c.state, files.c.state_since, files.c.last_error)
+            .where(cond)
+            .order_by(files.c.state_since)
+            .limit(SHOWN)
+        ).all()
+    return n, [FileBrief(*r) for r in rows]
+
+
+def incomplete_runs(queries: FarmQueries, n: int) -> list[dict[str, Any]]:
+    """The newest ``n`` runs whose files are not all analysed, or with a gap in the sequence.
+
+    A stand-in for the run ledger (farmtools.bookkeeping.ledger) until it is merged.
+    """
+    nums = queries.run_numbers(n)
+    if not nums:
+        return []
+    q = select(files.c.run, files.c.seq, files.c.state).where(
+        files.c.run >= min(nums), files.c.run <= max(nums), files.c.seq.is_not(None)
+    )
+    seqs: dict[int, set[int]] = {}
+    pending: dict[int, int] = {}
+    done = (FileState.ANALYSED, FileState.IGNORED)
+    with queries.engine.connect() as conn:
+        for run, seq, state in conn.execute(q):
+            seqs.setdefault(run, set()).add(int(seq))
+            pending[run] = pending.get(run, 0) + (state not in done)
+    out = []
+    for run in sorted(seqs):
+        have = seqs[run]
+        gaps = sorted(set(range(min(have), max(have) + 1)) - have)
+        if pending[run] or gaps:
+            out.append(
+                {"run": run, "files": len(have), "not_analysed": pending[run], "gaps": gaps[:SHOWN]}
+            )
+    return out
+
+
+def collect(cfg: FarmConfig, bk: Bookkeeping) -> ShiftStatus:
+    """Everything the shift needs to see now (see the module docstring)."""
+    m = cfg.monitor
+    queries = FarmQueries(bk.engine)
+    st = ShiftStatus(time=now())
+    st.alarms = alarm_groups(bk.alarms())
+    st.failed_count, st.failed = failed_files(queries)
+    st.stuck_count, stuck = queries.stuck_files(m.stuck_after_s, limit=SHOWN)
+    st.stuck = [FileBrief(s.name, s.state, s.since, s.last_error) for s in stuck]
+    st.incomplete_runs = incomplete_runs(queries, m.runs_shown)
+    st.daemons = daemon_beats(bk.heartbeats(), m.daemon_silent_s)
+    rate, span = incoming_rate(queries, m.rate_window_s)
+    where = cfg.path(cfg.storage.input)
+    usage = disk_usage(where) if cfg.storage.backend == "local" else None
+    st.buffer = buffer_forecast(
+        str(where) if cfg.storage.backend == "local" else cfg.storage.url, usage, rate, span
+    )
+    st.jobs = queries.active_jobs()
+    st.attention = attention(st, cfg)
+    return st
+
+
+def attention(st: ShiftStatus, cfg: FarmConfig) -> list[str]:
+    """One line per condition that needs a person (empty: nothing does)."""
+    m = cfg.monitor
+    out = []
+    n_alarms = sum(g.count for g in st.alarms)
+    if n_alarms:
+        out.append(f"{n_alarms} open alarm(s) of {len(st.alarms)} kind(s)")
+    for d in st.daemons:
+        if d.silent:
+            out.append(f"daemon {d.daemon} on {d.host} silent for {d.age_s:.0f} s")
+    if st.stuck_count > m.stuck_max:
+        out.append(f"{st.stuck_count} file(s) stuck more than {m.stuck_after_s:.0f} s")
+    b = st.buffer
+    if (
+        b is not None
+        and b.seconds_to_full is not None
+        and b.seconds_to_full < m.buffer_warn_h * 3600
+    ):
+        out.append(f"storage {b.path} full in {b.seconds_to_full / 3600:.1f} h at the current rate")
+    return out

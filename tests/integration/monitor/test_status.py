@@ -1,0 +1,215 @@
+"""``farmtools status``: each condition it shows, created for real in a SQLite bookkeeping.
+
+Exit code 0 when nothing needs a person, 1 when something does; ``--json`` and ``--nagios``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from farmtools.bookkeeping import Bookkeeping, Event, FileState, schema
+from farmtools.bookkeeping.schema import now
+from farmtools.cli import app
+from farmtools.config import load_config
+from farmtools.monitor.alarms import AlarmChecker
+from farmtools.monitor.attention import buffer_forecast
+from farmtools.monitor.queries import FarmQueries
+from farmtools.monitor.store import SummaryStore
+from farmtools.processing.jobs import JobStore
+
+
+@pytest.fixture
+def farm(tmp_path: Path) -> Iterator[tuple[Path, Bookkeeping]]:
+    cfg_file = tmp_path / "farm.toml"
+    cfg_file.write_text('[farm]\nhome = "farm"\n[monitor]\nstuck_after_s = 600.0\n')
+    bk = Bookkeeping.from_config(load_config(cfg_file))
+    yield cfg_file, bk
+    bk.close()
+
+
+def _status(cfg_file: Path, *args: str) -> tuple[int, Any]:
+    out = CliRunner().invoke(app, ["status", "-c", str(cfg_file), *args])
+    assert out.exception is None or isinstance(out.exception, SystemExit), out.output
+    if args == ("--json",):
+        return out.exit_code, json.loads(out.stdout)
+    return out.exit_code, out.stdout
+
+
+def _file(bk: Bookkeeping, run: int, seq: int, size: int = 1000) -> str:
+    name = f"run{run}-seq{seq}.dat"
+    bk.register_file(
+        name, source_path=f"/daq/{name}", run=run, seq=seq, size=size, daq_write_time=now()
+    )
+    return name
+
+
+def _analysed(bk: Bookkeeping, name: str) -> None:
+    bk.transition(name, FileState.DETECTED, FileState.ANALYSED, Event.ANALYSED)
+
+
+def test_an_empty_farm_needs_nobody(farm: tuple[Path, Bookkeeping]) -> None:
+    cfg_file, _ = farm
+    code, text = _status(cfg_file)
+    assert code == 0 and text.startswith("OK: nothing needs a person")
+    assert "jobs in the batch system: new 0, submitted 0, running 0" in text
+    code, line = _status(cfg_file, "--nagios")
+    assert code == 0 and line.startswith("FARMTOOLS OK - nothing needs a person | alarms=0")
+
+
+def test_an_alarm_is_grouped_with_its_command_and_closes_when_the_file_is_reingested(
+    farm: tuple[Path, Bookkeeping],
+) -> None:
+    cfg_file, bk = farm
+    names = [_file(bk, 3, seq) for seq in (0, 1)]
+    for name in names:
+        bk.transition(
+            name,
+            FileState.DETECTED,
+            FileState.QUARANTINED,
+            Event.QUARANTINED,
+            alarm=("ingest", "truncated", f"{name}: truncated"),
+        )
+    code, doc = _status(cfg_file, "--json")
+    assert code == 1 and doc["needs_person"] is True
+    (group,) = doc["alarms"]
+    assert (group["source"], group["kind"], group["count"]) == ("ingest", "truncated", 2)
+    assert group["command"] == "farmtools ingest retry run3-seq1.dat run3-seq0.dat"
+    assert doc["failed_count"] == 2 and {f["name"] for f in doc["failed"]} == set(names)
+    assert doc["attention"] == ["2 open alarm(s) of 1 kind(s)"]
+    code, line = _status(cfg_file, "--nagios")
+    assert code == 1 and line.startswith("FARMTOOLS WARNING - 2 open alarm(s)")
+    assert "alarms=2" in line and "failed=2" in line
+
+    for name in names:  # re-ingested after a person fixed the cause
+        bk.transition(name, FileState.QUARANTINED, FileState.DETECTED, Event.RETRY)
+        bk.transition(name, FileState.DETECTED, FileState.STORED, Event.VERIFIED)
+    code, doc = _status(cfg_file, "--json")
+    assert code == 0 and doc["alarms"] == [] and doc["failed_count"] == 0
+    assert bk.story(names[0])[-1].event == Event.ALARM_CLEARED
+
+
+def test_a_failed_file_whose_alarm_was_acknowledged_is_shown_but_needs_nobody(
+    farm: tuple[Path, Bookkeeping],
+) -> None:
+    cfg_file, bk = farm
+    name = _file(bk, 4, 0)
+    bk.transition(
+        name,
+        FileState.DETECTED,
+        FileState.FAILED,
+        Event.FAILED,
+        alarm=("processing", "oom", f"{name}: out of memory after 3 tries"),
+    )
+    code, doc = _status(cfg_file, "--json")
+    assert code == 1 and doc["alarms"][0]["command"] == f"farmtools jobs retry {name}"
+    out = CliRunner().invoke(app, ["monitor", "ack", str(bk.alarms()[0].id), "-c", str(cfg_file)])
+    assert out.exit_code == 0 and "acknowledged by" in out.output
+    code, text = _status(cfg_file)
+    assert code == 0
+    assert "failed and quarantined files (1" in text and name in text
+
+
+def test_a_stuck_file_needs_a_person(farm: tuple[Path, Bookkeeping]) -> None:
+    cfg_file, bk = farm
+    name = _file(bk, 5, 0)
+    bk.update_fields(name, state_since=now() - timedelta(hours=2))
+    code, doc = _status(cfg_file, "--json")
+    assert code == 1 and doc["stuck_count"] == 1 and doc["stuck"][0]["name"] == name
+    assert doc["attention"] == ["1 file(s) stuck more than 600 s"]
+
+
+def test_an_incomplete_run_is_listed_with_its_gap(farm: tuple[Path, Bookkeeping]) -> None:
+    cfg_file, bk = farm
+    for seq in (0, 1):
+        _analysed(bk, _file(bk, 6, seq))
+    for seq in (0, 1, 3):
+        name = _file(bk, 7, seq)
+        if seq != 3:
+            _analysed(bk, name)
+    code, doc = _status(cfg_file, "--json")
+    assert code == 0  # work in progress, not a person's
+    assert doc["incomplete_runs"] == [{"run": 7, "files": 3, "not_analysed": 1, "gaps": [2]}]
+
+
+def test_a_silent_daemon_needs_a_person_until_it_beats_again(
+    farm: tuple[Path, Bookkeeping],
+) -> None:
+    cfg_file, bk = farm
+    bk.beat("processing", started=now(), detail="0 jobs")
+    bk.beat("ingest", started=now(), stopped=True)
+    code, doc = _status(cfg_file, "--json")
+    assert code == 0 and {d["daemon"]: d["silent"] for d in doc["daemons"]} == {
+        "ingest": False,
+        "processing": False,
+    }
+    with bk.engine.begin() as conn:  # its last beat, ten minutes ago
+        conn.execute(
+            sa.update(schema.heartbeats)
+            .where(schema.heartbeats.c.daemon == "processing")
+            .values(beat=now() - timedelta(minutes=10))
+        )
+    code, text = _status(cfg_file)
+    assert code == 1 and "daemon processing on" in text and "SILENT" in text
+    assert "stopped" in text  # the ingest daemon was stopped cleanly: not silent
+
+    cfg = load_config(cfg_file)
+    checker = AlarmChecker(
+        cfg, bk, FarmQueries(bk.engine), SummaryStore(cfg.path(cfg.analysis.summary_dir))
+    )
+    (new,) = checker.check()
+    assert new.kind.startswith("daemon_silent:processing@")
+    assert "systemctl restart farmtools-processing.service" in new.message
+    bk.beat("processing", started=now())
+    assert checker.check() == []
+    (closed,) = bk.alarms(include_acknowledged=True)
+    assert (closed.closed_how, closed.close_reason) == ("cleared", "beats again")
+    code, _ = _status(cfg_file)
+    assert code == 0
+
+
+def test_the_buffer_forecast_follows_the_incoming_rate(farm: tuple[Path, Bookkeeping]) -> None:
+    cfg_file, bk = farm
+    code, doc = _status(cfg_file, "--json")
+    assert doc["buffer"]["seconds_to_full"] is None and doc["buffer"]["total_bytes"] > 0
+    free = shutil.disk_usage(cfg_file.parent).free
+    # the DAQ wrote ten times the free space in the last hour: full in about six minutes
+    _analysed(bk, _file(bk, 8, 0, size=10 * free))
+    code, doc = _status(cfg_file, "--json")
+    b = doc["buffer"]
+    assert code == 1 and b["rate_bytes_s"] == pytest.approx(10 * free / 3600)
+    assert 0 < b["seconds_to_full"] < 3600
+    assert doc["attention"][0].startswith("storage ")
+
+
+def test_buffer_forecast_without_a_capacity_or_a_rate() -> None:
+    assert buffer_forecast("root://eos", None, 5e6, 3600).seconds_to_full is None
+    f = buffer_forecast("/data", (1000, 400, 600), 2.0, 60)
+    assert (f.seconds_to_full, f.used_fraction) == (300.0, 0.4)
+    assert buffer_forecast("/data", (1000, 400, 600), 0.0, 60).seconds_to_full is None
+
+
+def test_jobs_in_the_batch_system_by_state(farm: tuple[Path, Bookkeeping]) -> None:
+    cfg_file, bk = farm
+    jobs = JobStore(bk)
+    for seq, state in ((0, "running"), (1, "submitted"), (2, "submitted"), (3, "done")):
+        j = jobs.add(
+            file=_file(bk, 9, seq),
+            try_number=1,
+            backend="local",
+            name=f"j{seq}",
+            queue="prod",
+            memory_mb=100,
+            walltime_s=60,
+        )
+        jobs.update(j.id, state=state)
+    code, doc = _status(cfg_file, "--json")
+    assert code == 0 and doc["jobs"] == {"new": 0, "submitted": 2, "running": 1}
