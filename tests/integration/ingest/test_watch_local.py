@@ -350,3 +350,12 @@ def test_claim_of_another_host_is_left_to_an_operator(farm: Farm) -> None:
     with pytest.raises(RuntimeError, match="--force"):
         svc.retry("run23-seq0.dat")
     assert svc.retry("run23-seq0.dat", force=True) == FileState.STORED
+
+
+def test_the_watcher_beats_while_idle_and_says_when_it_stopped(farm: Farm) -> None:
+    farm.start_watch()
+    (beat,) = farm.bk.heartbeats()
+    assert beat.daemon == "ingest" and beat.stopped is None and beat.pid == os.getpid()
+    farm.stop_all()
+    (beat,) = farm.bk.heartbeats()
+    assert beat.stopped is not None

@@ -213,3 +213,18 @@ def test_jobs_in_the_batch_system_by_state(farm: tuple[Path, Bookkeeping]) -> No
         jobs.update(j.id, state=state)
     code, doc = _status(cfg_file, "--json")
     assert code == 0 and doc["jobs"] == {"new": 0, "submitted": 2, "running": 1}
+
+
+def test_the_monitor_beats_while_it_serves(farm: tuple[Path, Bookkeeping]) -> None:
+    from farmtools.monitor.app import Monitor
+    from tests.eventually import eventually
+
+    cfg_file, bk = farm
+    monitor = Monitor(load_config(cfg_file), bk)
+    monitor.start()
+    try:
+        eventually(lambda: [h.daemon for h in bk.heartbeats()], 30, "a beat")
+        assert bk.heartbeats()[0].daemon == "monitor"
+    finally:
+        monitor.stop()
+    assert bk.heartbeats()[0].stopped is not None
