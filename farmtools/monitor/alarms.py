@@ -9,7 +9,8 @@ ack``): a run of bad results gives one message, not one per result.  The farm's 
 (stuck files, a silent daemon: ``daemon_silent:<daemon>@<host>``) close their alarm by
 themselves once they clear.
 
-Imports the monitor's summary/queries modules, the bookkeeping and farmtools.notify.
+Imports the monitor's summary/queries modules, the bookkeeping and farmtools.notify (each new
+alarm through a :class:`~farmtools.notify.digest.Digest`: one mail per family and interval).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from farmtools.monitor.summary import INFINITE_US, AnalysisResult
+from farmtools.notify.digest import Digest
 
 if TYPE_CHECKING:
     from farmtools.bookkeeping import Bookkeeping
@@ -119,6 +121,7 @@ class AlarmChecker:
         #: breaches raised by this process when there is no database (shown on the page)
         self.local: dict[str, Breach] = {}
         self.notify_errors: list[str] = []
+        self.digest = Digest(cfg, SOURCE)
 
     def check(self) -> list[Breach]:
         """One pass: returns the breaches that were NEW (raised and notified now)."""
@@ -142,7 +145,9 @@ class AlarmChecker:
         self._checked = {r.fingerprint for r in results}
         breaches.extend(self._check_channels())
         breaches.extend(self._check_farm())
-        return [b for b in breaches if self._raise(b)]
+        new = [b for b in breaches if self._raise(b)]
+        self.flush()
+        return new
 
     def _check_farm(self) -> list[Breach]:
         """Conditions of the farm whose alarm closes by itself once they clear: stuck files,
@@ -210,15 +215,21 @@ class AlarmChecker:
                 return False
             self.local[b.kind] = b
         log.warning("alarm %s: %s", b.kind, b.message)
-        from farmtools.notify import notify
-
-        errors = notify(
-            self.cfg.notify,
+        # digested by family (lifetime_low, daemon_silent...): five silent daemons, two mails
+        errors = self.digest.add(
+            b.kind.split(":", 1)[0],
             f"[farmtools monitor] {b.kind}",
             b.message,
             {"source": SOURCE, "kind": b.kind, "message": b.message},
         )
+        self._notify_errors(errors)
+        return True
+
+    def _notify_errors(self, errors: list[str]) -> None:
         for e in errors:
             log.error("notification failed: %s", e)
         self.notify_errors.extend(errors)
-        return True
+
+    def flush(self, force: bool = False) -> None:
+        """Send the digests that are due (all of them with ``force``: the monitor stops)."""
+        self._notify_errors(self.digest.flush(force))

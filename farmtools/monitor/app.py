@@ -155,6 +155,7 @@ class Monitor:
             except Exception:  # the page must keep running whatever one check hits
                 log.exception("alarm check failed")
             self._stop.wait(min(self.cfg.monitor.poll_s, heartbeat.every_s))
+        self.checker.flush(force=True)
         heartbeat.stop()
 
     # -- data for the routes -------------------------------------------------------------------

@@ -122,6 +122,7 @@ def check(config: Path | None = _CONFIG) -> None:
     """One alarm pass over the analysis results and the farm counts (for cron or a test)."""
     monitor = _monitor(_load(config))
     new = monitor.checker.check()
+    monitor.checker.flush(force=True)  # the command ends here: nothing waits for a digest
     for b in new:
         _console.print(f"[red]alarm[/red] {b.kind}: {b.message}")
     for path, err in monitor.results.errors.items():

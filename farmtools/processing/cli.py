@@ -80,7 +80,9 @@ def once(config: Path | None = _CONFIG) -> None:
     """One pass (for cron): claim stored files, submit due jobs, collect finished ones, analyse."""
     from rich.console import Console
 
-    s = _manager(config).run_once()
+    manager = _manager(config)
+    s = manager.run_once()
+    s.errors += manager.digest.flush(force=True)  # this process ends: the digests go now
     Console().print(
         f"claimed {s.claimed}, submitted {s.submitted}, started {s.started}, "
         f"succeeded {s.succeeded}, retried {s.retried}, failed {s.failed}, "

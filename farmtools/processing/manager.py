@@ -60,7 +60,7 @@ from farmtools.bookkeeping.heartbeat import Heartbeat
 from farmtools.bookkeeping.schema import now
 from farmtools.config import FarmConfig
 from farmtools.faults import fault_point
-from farmtools.notify import notify
+from farmtools.notify.digest import Digest, tail_lines
 from farmtools.processing.analyser import AnalysisProcess, analyse_ready
 from farmtools.processing.failures import Failure, classify, decide
 from farmtools.processing.joblog import format_job_log, write_job_log
@@ -144,6 +144,8 @@ class Manager:
         self._next_claim = 0.0
         self._next_check = 0.0
         self._dirty = True
+        #: mails about parked files: the first of a failure class at once, then a digest
+        self.digest = Digest(cfg, "processing")
 
     # -- the loops ------------------------------------------------------------------------------
     def run_once(self) -> PassSummary:
@@ -154,6 +156,7 @@ class Manager:
         self.submit_due(s)
         self.poll(s)
         s.analysed = len(self.analyse())
+        self._notify_errors(self.digest.flush())  # `process once` sends the rest at its end
         return s
 
     def run(self, stop: threading.Event) -> None:
@@ -201,8 +204,10 @@ class Manager:
                     self._dirty = True
                 if s.succeeded:
                     wake.set()
+                self._notify_errors(self.digest.flush())
                 stop.wait(self._pause(failures))
         finally:
+            self._notify_errors(self.digest.flush(force=True))
             heartbeat.stop()
             wake.set()
             self._watch.close()
@@ -876,21 +881,38 @@ class Manager:
             return
         s.failed += 1
         log.error("%s: parked as failed: %s", job.file, reason)
+        n_lines = self.cfg.notify.error_lines
+        stderr = tail_lines(job.stderr, n_lines)
         body = (
             f"The processing of {job.file} was given up.\n\n"
             f"failure : {failure}\nreason  : {reason}\ntries   : {job.try_number}\n"
+            f"node    : {job.node or 'unknown'} (the job's), manager on {self.digest.host}\n"
             f"script  : {job.script}\nstdout  : {job.stdout}\nstderr  : {job.stderr}\n"
             f"job log : {job.job_log}\n\n"
             f"After fixing the cause: farmtools jobs retry {job.file}\n"
         )
-        errors = notify(
-            self.cfg.notify,
+        if stderr:
+            body += f"\nLast {n_lines} lines of the job's error output:\n\n{stderr}\n"
+        errors = self.digest.add(
+            str(failure),
             f"[farmtools] processing failed: {job.file}",
             body,
-            {"file": job.file, "failure": str(failure), "reason": reason, "tries": job.try_number},
+            {
+                "file": job.file,
+                "failure": str(failure),
+                "reason": reason,
+                "tries": job.try_number,
+                "node": job.node,
+                "host": self.digest.host,
+            },
         )
         for e in errors:
             self.bk.record(job.file, Event.ERROR, {"notify": e})
+
+    def _notify_errors(self, errors: list[str]) -> None:
+        """Mail failures of a digest (of many files: logged, not written into one's story)."""
+        for e in errors:
+            log.error("notification failed: %s", e)
 
     def _job_log(self, job: JobRecord, acc: JobAccounting, exit_code: int | None) -> None:
         if not job.job_log:
