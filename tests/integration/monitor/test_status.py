@@ -228,3 +228,36 @@ def test_the_monitor_beats_while_it_serves(farm: tuple[Path, Bookkeeping]) -> No
     finally:
         monitor.stop()
     assert bk.heartbeats()[0].stopped is not None
+
+
+def test_the_monitoring_page_shows_the_same_status_read_only(
+    farm: tuple[Path, Bookkeeping],
+) -> None:
+    from starlette.testclient import TestClient
+
+    from farmtools.monitor.app import Monitor, build_app
+
+    cfg_file, bk = farm
+    name = _file(bk, 10, 0)
+    bk.transition(
+        name,
+        FileState.DETECTED,
+        FileState.QUARANTINED,
+        Event.QUARANTINED,
+        alarm=("ingest", "checksum_conflict", f"{name}: other bytes at the destination"),
+    )
+    bk.beat("evb-a", started=now())
+    with bk.engine.begin() as conn:
+        conn.execute(sa.update(schema.heartbeats).values(beat=now() - timedelta(hours=1)))
+    with TestClient(build_app(Monitor(load_config(cfg_file), bk))) as c:
+        page = c.get("/shift")
+        assert page.status_code == 200
+        assert "Needs a person" in page.text and f"farmtools ingest retry {name}" in page.text
+        assert "SILENT" in page.text and "farmtools-evb-a.service" in page.text
+        doc = c.get("/api/shift").json()
+        assert c.post("/shift").status_code == 405
+    _, cli = _status(cfg_file, "--json")
+    assert len(doc["attention"]) == len(cli["attention"]) == 2
+    assert doc["attention"][0] == cli["attention"][0] == "1 open alarm(s) of 1 kind(s)"
+    assert all(a.startswith("daemon evb-a on ") for a in (doc["attention"][1], cli["attention"][1]))
+    assert set(doc) == set(cli) and doc["alarms"][0]["ids"] == cli["alarms"][0]["ids"]
