@@ -37,7 +37,19 @@ FILE_FIELDS = (
     "not_before",
 )
 #: The fields of an alarm in ``alarms --json``, as named in :class:`AlarmRecord`.
-ALARM_FIELDS = ("id", "time", "file", "source", "kind", "message", "acknowledged")
+ALARM_FIELDS = (
+    "id",
+    "time",
+    "file",
+    "source",
+    "kind",
+    "message",
+    "acknowledged",
+    "closed",
+    "closed_how",
+    "closed_by",
+    "close_reason",
+)
 
 _CONFIG = typer.Option(
     None, "--config", "-c", help="farm.toml (default: $FARMTOOLS_CONFIG, ./farm.toml)"

@@ -5,6 +5,7 @@ Exit code 0 when nothing needs a person, 1 when something does; ``--json`` and `
 
 from __future__ import annotations
 
+import getpass
 import json
 import shutil
 from collections.abc import Iterator
@@ -116,6 +117,10 @@ def test_a_failed_file_whose_alarm_was_acknowledged_is_shown_but_needs_nobody(
     code, text = _status(cfg_file)
     assert code == 0
     assert "failed and quarantined files (1" in text and name in text
+    listed = CliRunner().invoke(app, ["alarms", "--all", "--json", "-c", str(cfg_file)])
+    (alarm,) = json.loads(listed.stdout)
+    assert alarm["closed_how"] == "acknowledged" and alarm["closed_by"] == getpass.getuser()
+    assert alarm["closed"].endswith("Z") and alarm["acknowledged"] is True
 
 
 def test_a_stuck_file_needs_a_person(farm: tuple[Path, Bookkeeping]) -> None:
