@@ -234,9 +234,12 @@ def _build(
     seq_gaps = gaps((f.seq for f in lines if f.seq is not None), last_seq)
     missing = _missing(eor, {f.name for f in lines})
     issues: list[tuple[str, str]] = []
-    if seq_gaps:
-        plural = "s" if len(seq_gaps) > 1 else ""
-        issues.append((GAP, f"run {run}: sequence number{plural} {_ranges(seq_gaps)} missing"))
+    # a gap the record names a file for is reported as that file (below), not twice
+    named = {e.get("seq") for e in (eor or {}).get("file_list") or [] if e.get("name") in missing}
+    unnamed = [s for s in seq_gaps if s not in named]
+    if unnamed:
+        plural = "s" if len(unnamed) > 1 else ""
+        issues.append((GAP, f"run {run}: sequence number{plural} {_ranges(unnamed)} missing"))
     if missing:
         text = f"run {run}: {', '.join(missing)} named by the end-of-run record, never detected"
         issues.append((MISSING, text))
