@@ -146,6 +146,8 @@ def close_runs(cfg: FarmConfig, bk: Bookkeeping, *, t: datetime | None = None) -
     closed = []
     for run in open_runs:
         try:
+            if newest <= run and _eor_received(bk, run) is None:
+                continue  # the last run, and the DAQ has not said it is over
             led = run_ledger(bk, run, stuck_after_s=cfg.monitor.stuck_after_s)
             if led is None:
                 continue
