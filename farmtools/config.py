@@ -196,6 +196,19 @@ class AnalysisSection(_Section):
     )
 
 
+class RunsSection(_Section):
+    quiet_s: float = Field(
+        900.0,
+        gt=0,
+        description="a run without an end-of-run record closes when a later run has started "
+        "and no file of it arrived for this long; with a record, the wait for the files it "
+        "names",
+    )
+    archive_at_close: bool = Field(
+        True, description="plan a closed run's files into archives without waiting for more data"
+    )
+
+
 class ArchiveSection(_Section):
     target_size: str = "5GB"
     min_size: str = "1GB"
@@ -310,6 +323,7 @@ class FarmConfig(_Section):
     batch: BatchSection = BatchSection()
     processing: ProcessingSection = ProcessingSection()
     analysis: AnalysisSection = AnalysisSection()
+    runs: RunsSection = RunsSection()
     archive: ArchiveSection = ArchiveSection()
     monitor: MonitorSection = MonitorSection()
     notify: NotifySection = NotifySection()

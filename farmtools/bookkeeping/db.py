@@ -170,6 +170,8 @@ class AnalysisRecord:
     first_seq: int = 0
     last_seq: int = 0
     id: int = 0
+    #: fewer files than ``[analysis] group_size``: the remainder of a closed run
+    partial: bool = False
 
     def row(self) -> dict[str, Any]:
         """The values of its ``analyses`` row (JSON keys are strings)."""
@@ -189,6 +191,7 @@ class AnalysisRecord:
             "summary": self.summary,
             "gains": {str(k): v for k, v in self.gains.items()},
             "asymmetries": {str(k): v for k, v in self.asymmetries.items()},
+            "partial": self.partial,
         }
 
 
@@ -209,6 +212,7 @@ def _analysis_record(row: Row[Any]) -> AnalysisRecord:
         summary=m["summary"],
         gains={int(k): v for k, v in m["gains"].items()},
         asymmetries={int(k): v for k, v in m["asymmetries"].items()},
+        partial=bool(m["partial"]),
     )
 
 
@@ -245,9 +249,34 @@ def _add_submit_key(conn: Connection) -> None:
 
 
 def _add_heartbeats_and_closures(conn: Connection) -> None:
-    """Upgrade 4 -> 5: the ``heartbeats`` and ``alarm_closures`` tables (idempotent)."""
+    """Part of upgrade 4 -> 5: the ``heartbeats`` and ``alarm_closures`` tables (idempotent)."""
     schema.heartbeats.create(conn, checkfirst=True)
     schema.alarm_closures.create(conn, checkfirst=True)
+
+
+def _add_run_tables(conn: Connection) -> None:
+    """Part of upgrade 4 -> 5: ``run_status``, ``run_flags`` and ``analyses.partial`` (idempotent).
+
+    The tables are created if missing; the column is added only when ``analyses`` lacks it
+    (a table its own step left out is not this step's to create).
+    """
+    schema.run_status.create(conn, checkfirst=True)
+    schema.run_flags.create(conn, checkfirst=True)
+    insp = inspect(conn)
+    if insp.has_table("analyses") and "partial" not in {
+        c["name"] for c in insp.get_columns("analyses")
+    }:
+        kind = schema.analyses.c.partial.type.compile(dialect=conn.dialect)
+        conn.exec_driver_sql(
+            f"ALTER TABLE analyses ADD COLUMN partial {kind} NOT NULL DEFAULT "
+            + ("false" if conn.dialect.name == "postgresql" else "0")
+        )
+
+
+def _schema_5(conn: Connection) -> None:
+    """Upgrade 4 -> 5: the run tables (end of run, registry) and the shift's tables."""
+    _add_run_tables(conn)
+    _add_heartbeats_and_closures(conn)
 
 
 #: Upgrade steps: ``_UPGRADES[v]`` brings a database from version ``v`` to ``v + 1``.
@@ -255,7 +284,7 @@ _UPGRADES: dict[int, Callable[[Connection], None]] = {
     1: _make_events_append_only,
     2: _add_analyses,
     3: _add_submit_key,
-    4: _add_heartbeats_and_closures,
+    4: _schema_5,
 }
 
 #: Key of the PostgreSQL advisory lock that serialises schema creation/upgrade between processes.
@@ -929,6 +958,56 @@ class Bookkeeping:
                 states[state] = int(n)
                 acc[run] = (nf + int(n), nb + int(nbytes), states)
         return [RunSummary(r, nf, nb, st) for r, (nf, nb, st) in acc.items()]
+
+    # -- runs ----------------------------------------------------------------------------------
+    def record_end_of_run(self, run: int, record: Mapping[str, Any], *, source: str) -> bool:
+        """Store the DAQ's end-of-run record of ``run`` (``run_status``); False if unchanged.
+
+        A record read again (ingest's rescan) changes nothing; a new one (the run was
+        continued) replaces it.  ``record`` is the JSON of :mod:`farmtools.rawdata.endofrun`.
+        """
+        rs = schema.run_status
+        doc = dict(record)
+        with self._write() as conn:
+            conn.execute(self._insert_ignore(rs).values(run=run))
+            old = conn.execute(select(rs.c.eor).where(rs.c.run == run)).scalar()
+            if old == doc:
+                return False
+            conn.execute(
+                update(rs)
+                .where(rs.c.run == run)
+                .values(
+                    eor_received=now(),
+                    eor_source=source,
+                    eor_files=doc.get("files"),
+                    eor_events=doc.get("events"),
+                    eor=doc,
+                )
+            )
+        return True
+
+    def close_run(self, run: int, reason: str, problems: Sequence[str]) -> bool:
+        """Mark ``run`` closed (compare-and-set); False when it was closed already."""
+        rs = schema.run_status
+        with self._write() as conn:
+            conn.execute(self._insert_ignore(rs).values(run=run))
+            done = conn.execute(
+                update(rs)
+                .where(rs.c.run == run, rs.c.closed.is_(None))
+                .values(closed=now(), close_reason=reason, problems=list(problems))
+            ).rowcount
+        return bool(done)
+
+    def finish_run(self, run: int, problems: Sequence[str], summary: str | None) -> bool:
+        """Mark closed ``run`` finished (compare-and-set); False when it was finished already."""
+        rs = schema.run_status
+        with self._write() as conn:
+            done = conn.execute(
+                update(rs)
+                .where(rs.c.run == run, rs.c.closed.is_not(None), rs.c.finished.is_(None))
+                .values(finished=now(), problems=list(problems), summary=summary)
+            ).rowcount
+        return bool(done)
 
     # -- event building (6x6x6) --------------------------------------------------------------
     def record_evb_counts(self, run: int, builder: str, counts: Mapping[str, int]) -> None:

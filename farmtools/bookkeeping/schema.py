@@ -41,8 +41,9 @@ from sqlalchemy import (
 #: 1: the tables; 2: ``events`` made append-only by triggers (UPDATE/DELETE/TRUNCATE refused);
 #: 3: ``analyses`` (one row per analysed group of reconstructed files, queryable results);
 #: 4: ``jobs.submit_key`` / ``jobs.submit_intent`` (exactly-once submission across a kill);
-#: 5: ``heartbeats`` (when each daemon last worked) and ``alarm_closures`` (who or what closed
-#: an alarm, when and why).
+#: 5: ``run_status`` and ``run_flags`` (end of run, run registry), ``analyses.partial``;
+#: ``heartbeats`` (when each daemon last worked) and ``alarm_closures`` (who or what closed an
+#: alarm, when and why).  One step (two branches of issue 17, merged).
 SCHEMA_VERSION = 5
 
 metadata = MetaData()
@@ -234,6 +235,9 @@ analyses = Table(
     Column("summary", Text, nullable=False),  # the seed-format summary file the monitor reads
     Column("gains", JSON, nullable=False),
     Column("asymmetries", JSON, nullable=False),
+    # A group smaller than ``[analysis] group_size``: the remainder analysed at the run's close
+    # (or the whole run's summary, ``first_seq``..``last_seq`` spanning the run).  Schema 5.
+    Column("partial", Boolean, nullable=False, default=False, server_default="0"),
 )
 Index("ix_analyses_run_time", analyses.c.run, analyses.c.time)
 
@@ -273,6 +277,46 @@ alarm_closures = Table(
 #: Tables that an upgrade step creates in an existing database (version -> tables), so that the
 #: step, not ``create_all``, is what brings an older database up to date (and is tested as such).
 TABLES_SINCE: dict[int, tuple[Table, ...]] = {3: (analyses,), 5: (heartbeats, alarm_closures)}
+
+
+# -- runs (farmtools.bookkeeping.ledger / registry, farmtools.processing.runclose) -------------
+# One row per run that has an end-of-run record or was closed.  Ingest fills the ``eor_*``
+# columns when it reads the DAQ's record ``run<N>.eor.json`` (farmtools.rawdata.endofrun); the
+# processing daemon's closing step sets ``closed`` (with ``close_reason``: end_of_run | quiet and
+# the ``problems`` found: gaps, missing files, checksum disagreements) and, once every file of
+# the run has gone as far as it can (remainder analysed, summary written, archives planned),
+# ``finished``.  A run without a row is open.
+run_status = Table(
+    "run_status",
+    metadata,
+    Column("run", Integer, primary_key=True, autoincrement=False),
+    Column("eor_received", UTCDateTime, nullable=True),
+    Column("eor_source", Text, nullable=True),
+    Column("eor_files", Integer, nullable=True),
+    Column("eor_events", BigInteger, nullable=True),
+    Column("eor", JSON, nullable=True),  # the record as read
+    Column("closed", UTCDateTime, nullable=True),
+    Column("close_reason", String(16), nullable=True),
+    Column("problems", JSON, nullable=True),  # list of one-line problems found at close/finish
+    Column("finished", UTCDateTime, nullable=True),
+    Column("summary", Text, nullable=True),  # the run's summary file (seed format)
+)
+
+# The run registry's history: every quality flag set, by a check (``source``: completeness,
+# dqm:<check>) or by a person (``source`` person, with the Unix ``user``), and why.  Append-only
+# by convention; the current flag is computed from it (farmtools.bookkeeping.registry).
+run_flags = Table(
+    "run_flags",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("run", Integer, nullable=False, index=True),
+    Column("time", UTCDateTime, nullable=False),
+    Column("flag", String(16), nullable=False),  # good | bad | unknown | auto (override removed)
+    Column("source", String(64), nullable=False),
+    Column("user", String(64), nullable=False, default=""),
+    Column("reason", Text, nullable=False, default=""),
+)
+TABLES_SINCE[5] = (run_status, run_flags)
 
 
 # -- archive stage (farmtools.archive): tar archives for central storage ----------------------

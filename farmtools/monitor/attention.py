@@ -5,8 +5,9 @@ that resolves each kind of alarm (:func:`resolve_command`), and the buffer forec
 (:func:`buffer_forecast`, :func:`incoming_rate`): how full the storage is and the time until it
 is full at the current rate, reusable by any buffer-occupancy view.
 
-Every query is bounded by an index (open alarms, the failed/active states, the newest files by
-primary key, the newest runs), so the view costs the same with a year of data as with a day.
+Every query but the run ledger's is bounded by an index (open alarms, the failed/active states,
+the newest files by primary key), so it costs the same with a year of data as with a day; the
+ledger (farmtools.bookkeeping.ledger) reads every file of every run, as ``farmtools runs`` does.
 What needs a person (:attr:`ShiftStatus.attention`): an open alarm, a silent daemon, more stuck
 files than ``monitor.stuck_max``, a buffer full within ``monitor.buffer_warn_h`` hours.  Failed
 files whose alarm was acknowledged, incomplete runs and the jobs are shown, not counted: someone
@@ -278,33 +279,13 @@ def failed_files(queries: FarmQueries) -> tuple[int, list[FileBrief]]:
     return n, [FileBrief(*r) for r in rows]
 
 
-def incomplete_runs(queries: FarmQueries, n: int) -> list[dict[str, Any]]:
-    """The newest ``n`` runs whose files are not all analysed, or with a gap in the sequence.
+def incomplete_runs(bk: Bookkeeping, stuck_after_s: float, n: int) -> list[dict[str, Any]]:
+    """The newest ``n`` runs the run ledger calls incomplete (closed with a problem or not yet
+    finished, or open with stuck files), as ``runs --json`` shows them (docs/runs.md)."""
+    from farmtools.bookkeeping.ledger import incomplete_runs as ledger_incomplete
 
-    A stand-in for the run ledger (farmtools.bookkeeping.ledger) until it is merged.
-    """
-    nums = queries.run_numbers(n)
-    if not nums:
-        return []
-    q = select(files.c.run, files.c.seq, files.c.state).where(
-        files.c.run >= min(nums), files.c.run <= max(nums), files.c.seq.is_not(None)
-    )
-    seqs: dict[int, set[int]] = {}
-    pending: dict[int, int] = {}
-    done = (FileState.ANALYSED, FileState.IGNORED)
-    with queries.engine.connect() as conn:
-        for run, seq, state in conn.execute(q):
-            seqs.setdefault(run, set()).add(int(seq))
-            pending[run] = pending.get(run, 0) + (state not in done)
-    out = []
-    for run in sorted(seqs):
-        have = seqs[run]
-        gaps = sorted(set(range(min(have), max(have) + 1)) - have)
-        if pending[run] or gaps:
-            out.append(
-                {"run": run, "files": len(have), "not_analysed": pending[run], "gaps": gaps[:SHOWN]}
-            )
-    return out
+    found = ledger_incomplete(bk, stuck_after_s=stuck_after_s)
+    return [r.to_json() for r in found[-n:]][::-1]
 
 
 def collect(cfg: FarmConfig, bk: Bookkeeping) -> ShiftStatus:
@@ -316,7 +297,7 @@ def collect(cfg: FarmConfig, bk: Bookkeeping) -> ShiftStatus:
     st.failed_count, st.failed = failed_files(queries)
     st.stuck_count, stuck = queries.stuck_files(m.stuck_after_s, limit=SHOWN)
     st.stuck = [FileBrief(s.name, s.state, s.since, s.last_error) for s in stuck]
-    st.incomplete_runs = incomplete_runs(queries, m.runs_shown)
+    st.incomplete_runs = incomplete_runs(bk, m.stuck_after_s, m.runs_shown)
     st.daemons = daemon_beats(bk.heartbeats(), m.daemon_silent_s)
     rate, span = incoming_rate(queries, m.rate_window_s)
     where = cfg.path(cfg.storage.input)

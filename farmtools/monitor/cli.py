@@ -206,10 +206,17 @@ def _print_status(st: ShiftStatus) -> None:
         )
     typer.echo("")
     emit(
-        f"incomplete runs ({len(st.incomplete_runs)})",
-        ("run", "files", "not analysed", "gaps (seq)"),
+        f"incomplete runs ({len(st.incomplete_runs)}, newest first)",
+        ("run", "status", "files", "analysed", "gaps (seq)", "problems"),
         [
-            [str(r["run"]), str(r["files"]), str(r["not_analysed"]), ",".join(map(str, r["gaps"]))]
+            [
+                str(r["run"]),
+                r["status"],
+                str(r["detected"]),
+                str(r["analysed"]),
+                ",".join(map(str, r["gaps"])),
+                "; ".join(r["problems"]),
+            ]
             for r in st.incomplete_runs
         ],
     )

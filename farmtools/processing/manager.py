@@ -21,7 +21,9 @@ Owns :class:`Manager`, the loop behind ``farmtools process run`` (daemon) and ``
    child process (:mod:`farmtools.processing.analyser`) driven by a thread of its own, woken
    when a job succeeded (and every :data:`ANALYSIS_RESCAN_S`), so that a minute of fits never
    delays the next submission and their CPU is not the manager's; ``process once`` does it at
-   the end of its pass, in-process.  An analysis error is logged and recorded by the pipeline, never fatal to the daemon.
+   the end of its pass, in-process.  The same pass closes and finishes runs
+   (:mod:`farmtools.processing.runclose`: end of run, remainder groups, run summaries, archive
+   plans).  An analysis error is logged and recorded by the pipeline, never fatal to the daemon.
 
 Every transition goes into the file's story.  Errors about one file are recorded and never stop
 the loop.  Imports the bookkeeping, the batch backends, notify, config and rawdata naming (and
@@ -249,9 +251,16 @@ class Manager:
         The pass itself runs in a child process (:class:`AnalysisProcess`: the fits are
         analysis work, accounted apart from the manager's); this thread only waits for it.
         With a job program that makes no ROOT output there is nothing to analyse
-        (:func:`farmtools.analysis.pipeline.run_ready_analyses`), so no child is started.
+        (:func:`farmtools.analysis.pipeline.run_ready_analyses`), so no child is started: the
+        end-of-run step (:mod:`farmtools.processing.runclose`) runs in this thread.
         """
         if self.cfg.processing.program != "reco":
+            # no fits: only the end-of-run step, light enough for this thread
+            while not stop.is_set():
+                wake.wait(ANALYSIS_RESCAN_S)
+                wake.clear()
+                if not stop.is_set():
+                    analyse_ready(self.cfg, self.bk)
             return
         worker = AnalysisProcess(self.cfg, self.bk.url)
         try:
