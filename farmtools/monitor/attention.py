@@ -18,6 +18,7 @@ Imports SQLAlchemy, the bookkeeping and the monitor's queries.
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -29,15 +30,12 @@ from sqlalchemy import func, select
 
 from farmtools.bookkeeping.heartbeat import silent
 from farmtools.bookkeeping.schema import files, now
-from farmtools.bookkeeping.states import FileState
-from farmtools.monitor.queries import FarmQueries
+from farmtools.monitor.queries import FarmQueries, StuckFile
 
 if TYPE_CHECKING:
     from farmtools.bookkeeping.db import AlarmRecord, Bookkeeping, HeartbeatRecord
     from farmtools.config import FarmConfig
 
-#: Failed states: a person must retry the file (``farmtools jobs retry``, ``ingest retry``).
-FAILED_STATES = (FileState.FAILED, FileState.QUARANTINED)
 #: Files shown per list (the counts are complete).
 SHOWN = 20
 
@@ -54,13 +52,20 @@ def daemon_unit(daemon: str) -> str:
     return UNITS.get(daemon, f"farmtools-{daemon}.service")
 
 
-def resolve_command(source: str, kind: str, file: str | None = None, alarm_id: int = 0) -> str:
+def resolve_command(
+    source: str, kind: str, file: str | None = None, alarm_id: int = 0, message: str = ""
+) -> str:
     """The command a shift runs to resolve an alarm of ``source``/``kind`` (about ``file``).
 
     After fixing the cause: the retry of the stage that raised it.  Alarms that describe a
-    value (a low lifetime, a gain) or a state that a person judges are acknowledged.
+    value (a low lifetime, a gain) or a state that a person judges are acknowledged; a run's
+    alarm (a gap, a missing file at its close: docs/runs.md) after a look at the run.
     """
     what = file or "FILE"
+    ack = f"farmtools monitor ack {alarm_id or 'ID'}"
+    if source == "runs":
+        found = re.search(r"\brun (\d+)", message)
+        return f"farmtools run {found.group(1) if found else 'N'}, then {ack}"
     if source == "ingest":
         return f"farmtools ingest retry {what}" if file else "farmtools ingest retry --all-failed"
     if source == "processing":
@@ -74,7 +79,7 @@ def resolve_command(source: str, kind: str, file: str | None = None, alarm_id: i
         return f"ssh {host} sudo systemctl restart {daemon_unit(daemon)}"
     if source == "monitor" and kind == "stuck_files":
         return "farmtools status (stuck files), then farmtools story FILE"
-    return f"farmtools monitor ack {alarm_id or 'ID'}"
+    return ack
 
 
 @dataclass(frozen=True)
@@ -89,14 +94,6 @@ class AlarmGroup:
     ids: list[int]
     files: list[str]
     command: str
-
-
-@dataclass(frozen=True)
-class FileBrief:
-    name: str
-    state: str
-    since: datetime
-    last_error: str | None
 
 
 @dataclass(frozen=True)
@@ -144,9 +141,9 @@ class ShiftStatus:
     time: datetime
     alarms: list[AlarmGroup] = field(default_factory=list)
     failed_count: int = 0
-    failed: list[FileBrief] = field(default_factory=list)
+    failed: list[StuckFile] = field(default_factory=list)
     stuck_count: int = 0
-    stuck: list[FileBrief] = field(default_factory=list)
+    stuck: list[StuckFile] = field(default_factory=list)
     incomplete_runs: list[dict[str, Any]] = field(default_factory=list)
     daemons: list[DaemonBeat] = field(default_factory=list)
     buffer: BufferForecast | None = None
@@ -227,7 +224,10 @@ def alarm_groups(alarms: Sequence[AlarmRecord]) -> list[AlarmGroup]:
         items.sort(key=lambda a: a.id, reverse=True)
         named = [a.file for a in items if a.file]
         single = items[0].file if len(items) == 1 else None
-        command = resolve_command(source, kind, single, items[0].id if len(items) == 1 else 0)
+        newest = items[0]
+        command = resolve_command(
+            source, kind, single, newest.id if len(items) == 1 else 0, newest.message
+        )
         if len(named) > 1 and source in ("ingest", "processing"):
             command = resolve_command(source, kind, " ".join(named[:SHOWN]))
         groups.append(
@@ -265,20 +265,6 @@ def daemon_beats(beats: Sequence[HeartbeatRecord], silent_after_s: float) -> lis
     ]
 
 
-def failed_files(queries: FarmQueries) -> tuple[int, list[FileBrief]]:
-    """Files parked as failed or quarantined: (how many, the oldest ones), by the state index."""
-    cond = files.c.state.in_([str(s) for s in FAILED_STATES])
-    with queries.engine.connect() as conn:
-        n = int(conn.execute(select(func.count()).select_from(files).where(cond)).scalar_one())
-        rows = conn.execute(
-            select(files.c.name, files.c.state, files.c.state_since, files.c.last_error)
-            .where(cond)
-            .order_by(files.c.state_since)
-            .limit(SHOWN)
-        ).all()
-    return n, [FileBrief(*r) for r in rows]
-
-
 def incomplete_runs(bk: Bookkeeping, stuck_after_s: float, n: int) -> list[dict[str, Any]]:
     """The newest ``n`` runs the run ledger calls incomplete (closed with a problem or not yet
     finished, or open with stuck files), as ``runs --json`` shows them (docs/runs.md)."""
@@ -294,9 +280,8 @@ def collect(cfg: FarmConfig, bk: Bookkeeping) -> ShiftStatus:
     queries = FarmQueries(bk.engine)
     st = ShiftStatus(time=now())
     st.alarms = alarm_groups(bk.alarms())
-    st.failed_count, st.failed = failed_files(queries)
-    st.stuck_count, stuck = queries.stuck_files(m.stuck_after_s, limit=SHOWN)
-    st.stuck = [FileBrief(s.name, s.state, s.since, s.last_error) for s in stuck]
+    st.failed_count, st.failed = queries.failed_files(limit=SHOWN)
+    st.stuck_count, st.stuck = queries.stuck_files(m.stuck_after_s, limit=SHOWN)
     st.incomplete_runs = incomplete_runs(bk, m.stuck_after_s, m.runs_shown)
     st.daemons = daemon_beats(bk.heartbeats(), m.daemon_silent_s)
     rate, span = incoming_rate(queries, m.rate_window_s)

@@ -52,6 +52,8 @@ INGESTED_STATES: tuple[str, ...] = (
     FileState.ANALYSED,
     FileState.FAILED,
 )
+#: States of a file that processing or ingest gave up on: a person retries it.
+FAILED_STATES: tuple[str, ...] = (FileState.FAILED, FileState.QUARANTINED)
 #: Job states that are waiting in a queue (ours or the batch system's).
 QUEUED_JOB_STATES = ("new", "submitted")
 
@@ -207,7 +209,14 @@ class FarmQueries:
         # states after ANALYZE) and not that the active ones are a few hundred, scans the
         # whole table: 2-4 s with a year of files instead of ~5 ms.
         active = select(files.c.id).where(files.c.state.in_(ACTIVE_STATES))
-        cond = and_(files.c.id.in_(active), files.c.state_since < cut)
+        return self._oldest(and_(files.c.id.in_(active), files.c.state_since < cut), limit)
+
+    def failed_files(self, limit: int = 100) -> tuple[int, list[StuckFile]]:
+        """Files parked as failed or quarantined: (how many, the oldest ones), by the state index."""
+        return self._oldest(files.c.state.in_(FAILED_STATES), limit)
+
+    def _oldest(self, cond: Any, limit: int) -> tuple[int, list[StuckFile]]:
+        """How many files match ``cond``, and the ``limit`` longest in their state."""
         with self.engine.connect() as conn:
             total = int(
                 conn.execute(select(func.count()).select_from(files).where(cond)).scalar_one()

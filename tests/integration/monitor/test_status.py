@@ -22,7 +22,7 @@ from farmtools.bookkeeping.schema import now
 from farmtools.cli import app
 from farmtools.config import load_config
 from farmtools.monitor.alarms import AlarmChecker
-from farmtools.monitor.attention import buffer_forecast
+from farmtools.monitor.attention import buffer_forecast, resolve_command
 from farmtools.monitor.queries import FarmQueries
 from farmtools.monitor.store import SummaryStore
 from farmtools.processing.jobs import JobStore
@@ -53,6 +53,13 @@ def _file(bk: Bookkeeping, run: int, seq: int, size: int = 1000) -> str:
     return name
 
 
+def _park(bk: Bookkeeping, name: str, state: FileState, source: str, kind: str) -> None:
+    """``name`` from detected to ``state`` with an alarm, as ingest and processing do."""
+    assert bk.transition(
+        name, FileState.DETECTED, state, str(state), alarm=(source, kind, f"{name}: {kind}")
+    )
+
+
 def _analysed(bk: Bookkeeping, name: str) -> None:
     bk.transition(name, FileState.DETECTED, FileState.ANALYSED, Event.ANALYSED)
 
@@ -72,13 +79,7 @@ def test_an_alarm_is_grouped_with_its_command_and_closes_when_the_file_is_reinge
     cfg_file, bk = farm
     names = [_file(bk, 3, seq) for seq in (0, 1)]
     for name in names:
-        bk.transition(
-            name,
-            FileState.DETECTED,
-            FileState.QUARANTINED,
-            Event.QUARANTINED,
-            alarm=("ingest", "truncated", f"{name}: truncated"),
-        )
+        _park(bk, name, FileState.QUARANTINED, "ingest", "truncated")
     code, doc = _status(cfg_file, "--json")
     assert code == 1 and doc["needs_person"] is True
     (group,) = doc["alarms"]
@@ -103,13 +104,7 @@ def test_a_failed_file_whose_alarm_was_acknowledged_is_shown_but_needs_nobody(
 ) -> None:
     cfg_file, bk = farm
     name = _file(bk, 4, 0)
-    bk.transition(
-        name,
-        FileState.DETECTED,
-        FileState.FAILED,
-        Event.FAILED,
-        alarm=("processing", "oom", f"{name}: out of memory after 3 tries"),
-    )
+    _park(bk, name, FileState.FAILED, "processing", "oom")
     code, doc = _status(cfg_file, "--json")
     assert code == 1 and doc["alarms"][0]["command"] == f"farmtools jobs retry {name}"
     out = CliRunner().invoke(app, ["monitor", "ack", str(bk.alarms()[0].id), "-c", str(cfg_file)])
@@ -253,13 +248,7 @@ def test_the_monitoring_page_shows_the_same_status_read_only(
 
     cfg_file, bk = farm
     name = _file(bk, 10, 0)
-    bk.transition(
-        name,
-        FileState.DETECTED,
-        FileState.QUARANTINED,
-        Event.QUARANTINED,
-        alarm=("ingest", "checksum_conflict", f"{name}: other bytes at the destination"),
-    )
+    _park(bk, name, FileState.QUARANTINED, "ingest", "checksum_conflict")
     bk.beat("evb-a", started=now())
     with bk.engine.begin() as conn:
         conn.execute(sa.update(schema.heartbeats).values(beat=now() - timedelta(hours=1)))
@@ -275,3 +264,19 @@ def test_the_monitoring_page_shows_the_same_status_read_only(
     assert doc["attention"][0] == cli["attention"][0] == "1 open alarm(s) of 1 kind(s)"
     assert all(a.startswith("daemon evb-a on ") for a in (doc["attention"][1], cli["attention"][1]))
     assert set(doc) == set(cli) and doc["alarms"][0]["ids"] == cli["alarms"][0]["ids"]
+
+
+def test_each_source_has_its_resolving_command() -> None:
+    assert resolve_command("ingest", "truncated", "run1-seq0.dat") == (
+        "farmtools ingest retry run1-seq0.dat"
+    )
+    assert resolve_command("processing", "oom", "run1-seq0.dat") == (
+        "farmtools jobs retry run1-seq0.dat"
+    )
+    assert resolve_command("runs", "run_gap", None, 7, "run 20: sequence number 2 missing") == (
+        "farmtools run 20, then farmtools monitor ack 7"
+    )
+    assert resolve_command("monitor", "daemon_silent:evb-b@l2b", None, 3) == (
+        "ssh l2b sudo systemctl restart farmtools-evb-b.service"
+    )
+    assert resolve_command("monitor", "lifetime_low:view0", None, 5) == "farmtools monitor ack 5"
