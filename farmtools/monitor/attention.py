@@ -5,9 +5,9 @@ that resolves each kind of alarm (:func:`resolve_command`), and the buffer forec
 (:func:`buffer_forecast`, :func:`incoming_rate`): how full the storage is and the time until it
 is full at the current rate, reusable by any buffer-occupancy view.
 
-Every query but the run ledger's is bounded by an index (open alarms, the failed/active states,
-the newest files by primary key), so it costs the same with a year of data as with a day; the
-ledger (farmtools.bookkeeping.ledger) reads every file of every run, as ``farmtools runs`` does.
+Every query is bounded by an index (open alarms, the failed/active states, the newest files by
+primary key, the run ledger of the runs that can be incomplete only), so the view costs about
+the same with a year of data as with a day.
 What needs a person (:attr:`ShiftStatus.attention`): an open alarm, a silent daemon, more stuck
 files than ``monitor.stuck_max``, a buffer full within ``monitor.buffer_warn_h`` hours.  Failed
 files whose alarm was acknowledged, incomplete runs and the jobs are shown, not counted: someone
@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
+from farmtools.bookkeeping import schema
 from farmtools.bookkeeping.heartbeat import silent
 from farmtools.bookkeeping.schema import files, now
 from farmtools.monitor.queries import FarmQueries, StuckFile
@@ -265,13 +266,38 @@ def daemon_beats(beats: Sequence[HeartbeatRecord], silent_after_s: float) -> lis
     ]
 
 
-def incomplete_runs(bk: Bookkeeping, stuck_after_s: float, n: int) -> list[dict[str, Any]]:
-    """The newest ``n`` runs the run ledger calls incomplete (closed with a problem or not yet
-    finished, or open with stuck files), as ``runs --json`` shows them (docs/runs.md)."""
-    from farmtools.bookkeeping.ledger import incomplete_runs as ledger_incomplete
+def incomplete_runs(
+    bk: Bookkeeping, queries: FarmQueries, stuck_after_s: float, n: int
+) -> list[dict[str, Any]]:
+    """The newest ``n`` runs the run ledger calls incomplete, as ``runs --json`` shows them.
 
-    found = ledger_incomplete(bk, stuck_after_s=stuck_after_s)
-    return [r.to_json() for r in found[-n:]][::-1]
+    :func:`farmtools.bookkeeping.ledger.incomplete_runs` builds the ledger of every run (every
+    file read: 16 s with a month of files, minutes with a year); here only the runs that can be
+    incomplete get theirs: closed and not finished, or finished with problems or a failed file
+    (``run_status``, the state index), or holding a stuck file.  The same selection (a test
+    compares the two).
+    """
+    from farmtools.bookkeeping.ledger import CLOSED, OPEN, run_ledger
+
+    rs = schema.run_status
+    with bk.engine.connect() as conn:
+        closed = conn.execute(
+            select(rs.c.run, rs.c.finished, rs.c.problems).where(rs.c.closed.is_not(None))
+        ).all()
+    failed = queries.runs_with(failed=True)
+    candidates = {
+        run for run, finished, problems in closed if finished is None or problems or run in failed
+    }
+    candidates |= queries.runs_with(stuck_s=stuck_after_s)  # open runs count only if stuck
+    out: list[dict[str, Any]] = []
+    for run in sorted(candidates, reverse=True):
+        r = run_ledger(bk, run, stuck_after_s=stuck_after_s)
+        # the predicate of ledger.incomplete_runs
+        if r is not None and ((r.problems and r.status != OPEN) or r.status == CLOSED or r.stuck):
+            out.append(r.to_json())
+            if len(out) == n:
+                break
+    return out
 
 
 def collect(cfg: FarmConfig, bk: Bookkeeping) -> ShiftStatus:
@@ -282,7 +308,7 @@ def collect(cfg: FarmConfig, bk: Bookkeeping) -> ShiftStatus:
     st.alarms = alarm_groups(bk.alarms())
     st.failed_count, st.failed = queries.failed_files(limit=SHOWN)
     st.stuck_count, st.stuck = queries.stuck_files(m.stuck_after_s, limit=SHOWN)
-    st.incomplete_runs = incomplete_runs(bk, m.stuck_after_s, m.runs_shown)
+    st.incomplete_runs = incomplete_runs(bk, queries, m.stuck_after_s, m.runs_shown)
     st.daemons = daemon_beats(bk.heartbeats(), m.daemon_silent_s)
     rate, span = incoming_rate(queries, m.rate_window_s)
     where = cfg.path(cfg.storage.input)

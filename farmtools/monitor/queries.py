@@ -215,6 +215,18 @@ class FarmQueries:
         """Files parked as failed or quarantined: (how many, the oldest ones), by the state index."""
         return self._oldest(files.c.state.in_(FAILED_STATES), limit)
 
+    def runs_with(self, *, stuck_s: float | None = None, failed: bool = False) -> set[int]:
+        """Runs with a file stuck longer than ``stuck_s`` (as :meth:`stuck_files`), or with a
+        failed or quarantined one: through the state index."""
+        if stuck_s is not None:
+            cut = now() - timedelta(seconds=stuck_s)
+            active = select(files.c.id).where(files.c.state.in_(ACTIVE_STATES))
+            cond = and_(files.c.id.in_(active), files.c.state_since < cut)
+        else:
+            cond = files.c.state.in_(FAILED_STATES) if failed else files.c.id.is_(None)
+        q = select(files.c.run).where(cond).distinct()
+        return {r for (r,) in self._rows(q) if r is not None}
+
     def _oldest(self, cond: Any, limit: int) -> tuple[int, list[StuckFile]]:
         """How many files match ``cond``, and the ``limit`` longest in their state."""
         with self.engine.connect() as conn:

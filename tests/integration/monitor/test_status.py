@@ -280,3 +280,33 @@ def test_each_source_has_its_resolving_command() -> None:
         "ssh l2b sudo systemctl restart farmtools-evb-b.service"
     )
     assert resolve_command("monitor", "lifetime_low:view0", None, 5) == "farmtools monitor ack 5"
+
+
+def test_the_bounded_incomplete_runs_are_the_ledgers(farm: tuple[Path, Bookkeeping]) -> None:
+    """attention.incomplete_runs reads only the candidate runs: the same list as the ledger's
+    incomplete_runs, which reads every run (a drift between the two fails here)."""
+    from farmtools.bookkeeping.ledger import incomplete_runs as ledger_incomplete
+    from farmtools.monitor.attention import incomplete_runs
+
+    _, bk = farm
+    for run in range(20, 27):
+        for seq in (0, 1, 2):
+            if not (run == 21 and seq == 1):  # run 21 has a gap
+                _analysed(bk, _file(bk, run, seq))
+    for run in (20, 21, 22, 23, 26):
+        bk.close_run(run, "quiet", [])
+    bk.finish_run(26, [], None)  # closed and finished clean: complete
+    bk.finish_run(20, [], None)  # finished clean, then a late file of it failed
+    _park(bk, _file(bk, 20, 3), FileState.FAILED, "processing", "oom")
+    bk.finish_run(21, ["sequence number 1 missing"], None)  # finished with a problem
+    # 22, 23 closed, not finished; 24 open with a stuck file; 25 open with a failed file
+    stuck = _file(bk, 24, 3)
+    bk.update_fields(stuck, state_since=now() - timedelta(hours=2))
+    _park(bk, _file(bk, 25, 3), FileState.FAILED, "processing", "oom")
+    expected = [r.to_json() for r in reversed(ledger_incomplete(bk, stuck_after_s=600.0))]
+    got = incomplete_runs(bk, FarmQueries(bk.engine), 600.0, 50)
+    assert [r["run"] for r in got] == [r["run"] for r in expected] and got == expected
+    assert {r["run"] for r in got} >= {20, 21, 22, 23, 24} and 26 not in {r["run"] for r in got}
+    assert [r["run"] for r in incomplete_runs(bk, FarmQueries(bk.engine), 600.0, 2)] == [
+        r["run"] for r in expected[:2]
+    ]
