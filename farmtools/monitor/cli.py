@@ -274,9 +274,11 @@ def status(
 ) -> None:
     """What needs attention now: alarms, failed and stuck files, runs, daemons, storage, jobs.
 
-    Exit code 0: nothing needs a person; 1: something does (what is listed first), so cron
-    can mail on 1 and Nagios reads 0 as OK and 1 as WARNING; 2 (configuration) and 3 (the
-    database unavailable) are Nagios' CRITICAL and UNKNOWN.  See docs/shift.md.
+    Exit code 0: nothing needs a person; 1: something does (listed first): cron mails on 1.
+
+    For Nagios: 0 OK, 1 WARNING, 2 (configuration) CRITICAL, 3 (no database) UNKNOWN.
+
+    The --json fields: docs/shift.md.
     """
     from farmtools.bookkeeping import Bookkeeping
     from farmtools.listing import emit_json
