@@ -282,6 +282,9 @@ def test_ingest_gives_up_after_retries_with_an_alarm(farm: Farm) -> None:
     root.unlink()
     assert svc.reconcile() == 1
     assert farm.state("run18-seq0.dat") == "stored"
+    # stored at last: its alarm closed by itself, and the story says so
+    assert farm.bk.alarms() == []
+    assert Event.ALARM_CLEARED in farm.events("run18-seq0.dat")
 
 
 class CorruptingDisk(LocalStorage):

@@ -155,7 +155,10 @@ def test_transient_failures_are_bounded_then_parked(
     # the operator fixes the cause and retries
     bk.update_fields(name, storage_path=str(cfg.path(cfg.storage.input) / "run15" / name))
     assert manager.retry(name)
+    assert [a.kind for a in bk.alarms()] == ["nonzero_exit"]  # back in the queue: not fixed yet
     drive(manager, lambda: state_of(bk, name) == FileState.RECONSTRUCTED)
+    assert bk.alarms() == []  # reconstructed: its alarm closed by itself
+    assert [e.event for e in bk.story(name)][-1] == "alarm_cleared"
 
 
 def test_daemon_claims_new_files_and_survives_a_restart(tmp_path: Path) -> None:
