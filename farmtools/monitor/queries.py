@@ -27,6 +27,7 @@ from farmtools.bookkeeping.schema import (
     evb_counts,
     events,
     files,
+    heartbeats,
     jobs,
     now,
     runs,
@@ -261,6 +262,12 @@ class FarmQueries:
             }
             for m in (r._mapping for r in self._rows(q))
         ]
+
+    def running_daemons(self) -> list[tuple[str, str, datetime]]:
+        """(daemon, host, last beat) of every daemon that did not say it stopped."""
+        h = heartbeats
+        q = select(h.c.daemon, h.c.host, h.c.beat).where(h.c.stopped.is_(None))
+        return [(d, host, t) for d, host, t in self._rows(q.order_by(h.c.daemon, h.c.host))]
 
     def open_alarm_ids(self, source: str) -> dict[str, int]:
         """``{kind: id}`` of the open alarms of ``source`` (the newest of each kind)."""
