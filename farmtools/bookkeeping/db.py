@@ -905,9 +905,18 @@ class Bookkeeping:
             "stopped": t if stopped else None,
             "detail": detail,
         }
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        # one statement: two daemons of one name on a host (tests, a restart overlapping its
+        # predecessor) replace each other's row instead of failing on the key
+        key = [h.c.daemon, h.c.host]
+        stmt = (
+            postgresql.insert(h).values(**row).on_conflict_do_update(index_elements=key, set_=row)
+            if self.dialect == "postgresql"
+            else sqlite.insert(h).values(**row).on_conflict_do_update(index_elements=key, set_=row)
+        )
         with self._write() as conn:
-            conn.execute(delete(h).where(h.c.daemon == daemon, h.c.host == host))
-            conn.execute(insert(h).values(**row))
+            conn.execute(stmt)
 
     def heartbeats(self) -> list[HeartbeatRecord]:
         """Every daemon's last heartbeat, by daemon and host."""
