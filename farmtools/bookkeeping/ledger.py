@@ -28,29 +28,13 @@ from sqlalchemy import select
 from farmtools.bookkeeping import schema
 from farmtools.bookkeeping.registry import UNKNOWN, all_flags
 from farmtools.bookkeeping.schema import files, now
-from farmtools.bookkeeping.states import FileState
+from farmtools.bookkeeping.states import BEFORE_RECO, CHAIN, FileState
 
 if TYPE_CHECKING:
     from farmtools.bookkeeping.db import Bookkeeping
 
-#: the chain, in order; a file in one of these states got at least as far as the earlier ones
-CHAIN: tuple[str, ...] = tuple(
-    str(s)
-    for s in (
-        FileState.DETECTED,
-        FileState.COPYING,
-        FileState.STORED,
-        FileState.QUEUED,
-        FileState.SUBMITTED,
-        FileState.RUNNING,
-        FileState.RECONSTRUCTED,
-        FileState.ANALYSED,
-    )
-)
-#: states in which a file waits for the farm (and can be stuck); ``analysed`` is the end
-WAITING: frozenset[str] = frozenset(CHAIN[:-1])
-#: states in which a file has not yet gone through reconstruction (a run is not done)
-BEFORE_RECO: frozenset[str] = frozenset(CHAIN[:6])
+#: states in which a file waits for the farm and can be stuck (the monitor's ACTIVE_STATES)
+WAITING = BEFORE_RECO
 #: archive states in which the bytes are on central storage
 ON_CENTRAL: frozenset[str] = frozenset({"transferred", "verified"})
 
@@ -225,7 +209,7 @@ def _build(
         states[f.state] = states.get(f.state, 0) + 1
 
     def reached(state: FileState) -> int:
-        later = CHAIN[CHAIN.index(str(state)) :]
+        later = CHAIN[CHAIN.index(state) :]
         return sum(n for s, n in states.items() if s in later)
 
     st = status_row or {}

@@ -41,10 +41,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 
 from farmtools.bookkeeping import schema
-from farmtools.bookkeeping.ledger import BEFORE_RECO, FAILED, RunLedger, run_ledger
+from farmtools.bookkeeping.ledger import FAILED, RunLedger, run_ledger
 from farmtools.bookkeeping.registry import BAD, GOOD, set_auto_flag
 from farmtools.bookkeeping.schema import events, files, now, run_status
-from farmtools.bookkeeping.states import Event, FileState
+from farmtools.bookkeeping.states import BEFORE_RECO, Event, FileState
 
 if TYPE_CHECKING:
     from farmtools.bookkeeping.db import Bookkeeping

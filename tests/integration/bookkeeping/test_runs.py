@@ -42,7 +42,7 @@ def test_ledger_counts_each_stage_gaps_and_stuck_files(bk: Bookkeeping) -> None:
     assert "sequence number 3 missing" in led.problems[0]
     assert led.stuck == []  # nothing older than an hour
     (led,) = run_ledgers(bk, run=3, stuck_after_s=0.0)
-    assert [s.name for s in led.stuck] == [f"run3-seq{i}.dat" for i in (1, 2, 4)]
+    assert [s.name for s in led.stuck] == [f"run3-seq{i}.dat" for i in (2, 4)]  # as the monitor
     assert [r.run for r in run_ledgers(bk)] == [3, 4]
     assert run_ledger(bk, 99) is None
 
