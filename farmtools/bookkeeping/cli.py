@@ -320,6 +320,8 @@ def run(
         typer.echo(f"stuck: {s.name} {s.state} since {s.since:%Y-%m-%d %H:%M:%S}")
     if led.summary:
         typer.echo(f"summary: {led.summary}")
+    if led.evb:
+        typer.echo("event building: " + ", ".join(f"{k} {v}" for k, v in led.evb.items()))
     emit(
         "files",
         ("name", "seq", "state", "since (UTC)", "size", "adler32", "archive"),

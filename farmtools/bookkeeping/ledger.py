@@ -13,7 +13,7 @@ Failed and quarantined files count apart (they stopped).  ``archived`` counts fi
 archive transferred or verified on central storage; ``archive_planned`` those in any archive.
 
 What ``farmtools runs`` / ``farmtools run N`` print and ``farmtools status`` uses
-(:func:`incomplete_runs`).  Imports SQLAlchemy and the bookkeeping only.
+(:func:`incomplete_runs`).  Imports SQLAlchemy, the bookkeeping and the raw file names.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from farmtools.bookkeeping import schema
 from farmtools.bookkeeping.registry import UNKNOWN, all_flags
 from farmtools.bookkeeping.schema import files, now
 from farmtools.bookkeeping.states import BEFORE_RECO, CHAIN, FileState
+from farmtools.rawdata.naming import parse_raw_name
 
 if TYPE_CHECKING:
     from farmtools.bookkeeping.db import Bookkeeping
@@ -215,15 +216,29 @@ def _build(
     st = status_row or {}
     eor = st.get("eor")
     last_seq = eor.get("last_seq") if eor else None
-    seq_gaps = gaps((f.seq for f in lines if f.seq is not None), last_seq)
+    # the 6x6x6's L2 builders each number their files from 0: gaps per builder
+    by_builder: dict[str, list[int]] = {}
+    for f in lines:
+        raw = parse_raw_name(f.name)
+        if f.seq is not None:
+            by_builder.setdefault(raw.builder if raw is not None else "", []).append(f.seq)
+    builder_gaps = {
+        b: gaps(seqs, last_seq if b == "" else None) for b, seqs in sorted(by_builder.items())
+    }
+    if not lines and last_seq is not None:
+        builder_gaps[""] = gaps((), last_seq)
+    seq_gaps = sorted({s for g in builder_gaps.values() for s in g})
     missing = _missing(eor, {f.name for f in lines})
     issues: list[tuple[str, str]] = []
     # a gap the record names a file for is reported as that file (below), not twice
     named = {e.get("seq") for e in (eor or {}).get("file_list") or [] if e.get("name") in missing}
-    unnamed = [s for s in seq_gaps if s not in named]
-    if unnamed:
-        plural = "s" if len(unnamed) > 1 else ""
-        issues.append((GAP, f"run {run}: sequence number{plural} {_ranges(unnamed)} missing"))
+    for builder, found in builder_gaps.items():
+        unnamed = [s for s in found if s not in named]
+        if unnamed:
+            plural = "s" if len(unnamed) > 1 else ""
+            of = f" of L2 builder {builder}" if builder else ""
+            text = f"run {run}: sequence number{plural} {_ranges(unnamed)}{of} missing"
+            issues.append((GAP, text))
     if missing:
         text = f"run {run}: {', '.join(missing)} named by the end-of-run record, never detected"
         issues.append((MISSING, text))

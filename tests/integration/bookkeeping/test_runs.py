@@ -47,6 +47,16 @@ def test_ledger_counts_each_stage_gaps_and_stuck_files(bk: Bookkeeping) -> None:
     assert run_ledger(bk, 99) is None
 
 
+def test_6x6x6_gaps_are_per_l2_builder(bk: Bookkeeping) -> None:
+    """Each L2 builder numbers its event files from 0: builder b's missing seq 1 is a gap even
+    though builder a wrote a seq 1."""
+    for name, seq in (("12_0_a.dat", 0), ("12_1_a.dat", 1), ("12_0_b.dat", 0), ("12_2_b.dat", 2)):
+        bk.register_file(name, source_path="x", run=12, seq=seq, size=1, daq_write_time=None)
+    led = run_ledger(bk, 12)
+    assert led is not None and led.gaps == [1]
+    assert led.issues == [(GAP, "run 12: sequence number 1 of L2 builder b missing")]
+
+
 def test_the_end_of_run_record_names_missing_files_and_checksum_disagreements(
     bk: Bookkeeping,
 ) -> None:

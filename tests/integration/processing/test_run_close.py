@@ -90,6 +90,28 @@ def test_the_last_partial_group_is_analysed_at_close_with_summary_and_archive(
     assert led.summary == str(summary) and bk.alarms() == []
 
 
+def test_process_close_runs_from_cron_says_what_it_closed(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from farmtools.cli import app
+
+    config = tmp_path / "farm.toml"
+    config.write_text(
+        f'[farm]\nhome = "{tmp_path}"\n[processing]\nprogram = "check"\n'
+        "[runs]\narchive_at_close = false\n"
+    )
+    bk = Bookkeeping(f"sqlite:///{tmp_path / 'bookkeeping.sqlite'}")
+    name = add_file(bk, 25, 0, FileState.RECONSTRUCTED)
+    bk.record_end_of_run(25, eor(25, [(name, 100, "0000abcd")]), source="x")
+    res = CliRunner().invoke(app, ["process", "close-runs", "--json", "--config", str(config)])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    assert (doc["closed"], doc["finished"], doc["archives"]) == ([25], [25], [])
+    res = CliRunner().invoke(app, ["run", "25", "--config", str(config)])
+    assert res.exit_code == 0 and res.output.startswith("run 25  [finished, end_of_run]  flag good")
+    bk.close()
+
+
 def test_without_a_record_a_run_closes_when_quiet_after_a_later_run_started(
     tmp_path: Path,
 ) -> None:
