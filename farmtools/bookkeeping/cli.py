@@ -163,20 +163,24 @@ def runs(
     which: Annotated[
         str | None, typer.Argument(help="'good': only the runs flagged good (the good-run list)")
     ] = None,
+    last: int | None = typer.Option(
+        None, "--last", min=1, help="only the LAST highest run numbers (default: every run)"
+    ),
     stuck_after: float | None = _STUCK,
     config: Path | None = _CONFIG,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """The run ledger: per run, files expected, detected, stored, reconstructed, analysed,
     archived, gaps, stuck files, status (open/closed/finished) and quality flag."""
-    from farmtools.bookkeeping.ledger import run_ledgers
+    from farmtools.bookkeeping.ledger import latest_runs, run_ledgers
     from farmtools.bookkeeping.registry import GOOD
     from farmtools.bookkeeping.schema import now
     from farmtools.bookkeeping.textlogs import human_size
 
     check_choice("runs", which, ["good"])
     bk, stuck = _ledger_opts(config, stuck_after)
-    ledgers = run_ledgers(bk, stuck_after_s=stuck)
+    since = latest_runs(bk, last) if last is not None else None
+    ledgers = run_ledgers(bk, stuck_after_s=stuck, since_run=since)
     if which == "good":
         good = [r for r in ledgers if r.flag == GOOD]
         if as_json:

@@ -300,9 +300,17 @@ def _ranges(seqs: list[int]) -> str:
 
 
 def run_ledgers(
-    bk: Bookkeeping, *, run: int | None = None, stuck_after_s: float = 3600.0
+    bk: Bookkeeping,
+    *,
+    run: int | None = None,
+    stuck_after_s: float = 3600.0,
+    since_run: int | None = None,
 ) -> list[RunLedger]:
-    """The ledger of every run (or of ``run`` only), ascending run number."""
+    """The ledger of every run (of ``run`` only; of runs from ``since_run`` on), ascending.
+
+    One query per table, files of all the runs asked for at once: ``since_run`` keeps a
+    listing of a long-lived farm to its latest runs (:func:`latest_runs`).
+    """
     rs, am, ar = schema.run_status, schema.archive_members, schema.archives
     fq = (
         select(
@@ -325,6 +333,10 @@ def run_ledgers(
         fq = fq.where(files.c.run == run)
         sq = sq.where(rs.c.run == run)
         runq = runq.where(schema.runs.c.run == run)
+    if since_run is not None:
+        fq = fq.where(files.c.run >= since_run)
+        sq = sq.where(rs.c.run >= since_run)
+        runq = runq.where(schema.runs.c.run >= since_run)
     by_run: dict[int, list[FileLine]] = {}
     with bk.engine.connect() as conn:
         for r in conn.execute(fq):
@@ -339,7 +351,7 @@ def run_ledgers(
     evb = bk.evb_counts()
     flags = all_flags(bk)
     numbers = set(by_run) | set(statuses) | set(first)
-    numbers |= {n for n in evb if run is None or n == run}
+    numbers |= {n for n in evb if run in (None, n) and (since_run is None or n >= since_run)}
     cut = now() - timedelta(seconds=stuck_after_s)
     return [
         _build(
@@ -354,6 +366,14 @@ def run_ledgers(
         )
         for n in sorted(numbers)
     ]
+
+
+def latest_runs(bk: Bookkeeping, last: int) -> int | None:
+    """The lowest of the ``last`` highest run numbers the database knows (None: no run)."""
+    q = select(schema.runs.c.run).order_by(schema.runs.c.run.desc()).limit(last)
+    with bk.engine.connect() as conn:
+        found = conn.execute(q).scalars().all()
+    return min(found) if found else None
 
 
 def run_ledger(bk: Bookkeeping, run: int, *, stuck_after_s: float = 3600.0) -> RunLedger | None:

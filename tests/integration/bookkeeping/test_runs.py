@@ -143,6 +143,8 @@ def test_cli_flags_a_run_with_who_and_why_and_lists_the_good_runs(
     lines = out.splitlines()
     assert code == 0 and lines[1].split()[:4] == ["run", "status", "flag", "files"], out
     assert lines[2].split()[:3] == ["8", "open", "bad"]
+    code, out = _cli(cfg, "runs", "--last", "1", "--json")
+    assert code == 0 and [r["run"] for r in json.loads(out)] == [9]
 
 
 def test_a_version_4_database_gets_the_run_tables_by_its_upgrade_step(

@@ -88,6 +88,13 @@ def test_the_last_partial_group_is_analysed_at_close_with_summary_and_archive(
     assert led is not None
     assert (led.status, led.analysed, led.archive_planned, led.flag) == ("finished", 3, 3, "good")
     assert led.summary == str(summary) and bk.alarms() == []
+    # a file that arrives after its run finished is analysed too (it would wait for ever)
+    late = add_file(
+        bk, 21, 3, FileState.RECONSTRUCTED, output=write_output(out / "late.root", seed=9)
+    )
+    assert closing_pass(cfg, bk).partial
+    assert bk.get(late).state == FileState.ANALYSED  # type: ignore[union-attr]
+    assert [len(a.files) for a in bk.analyses(run=21)] == [1, 3]
 
 
 def test_process_close_runs_from_cron_says_what_it_closed(tmp_path: Path) -> None:
