@@ -14,7 +14,14 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from farmtools.bookkeeping import Bookkeeping, FileState, schema
-from farmtools.bookkeeping.ledger import CHECKSUM, GAP, MISSING, run_ledger, run_ledgers
+from farmtools.bookkeeping.ledger import (
+    CHECKSUM,
+    GAP,
+    MISSING,
+    incomplete_runs,
+    run_ledger,
+    run_ledgers,
+)
 from farmtools.bookkeeping.registry import (
     FlagError,
     flag_history,
@@ -182,3 +189,15 @@ def test_stuck_threshold_counts_from_the_state_change(bk: Bookkeeping) -> None:
     assert age < 3600.0
     (led,) = run_ledgers(bk, run=11, stuck_after_s=age / 1000)
     assert [(s.name, s.state) for s in led.stuck] == [(name, "queued")]
+
+
+def test_incomplete_runs_are_the_ones_a_shift_must_look_at(bk: Bookkeeping) -> None:
+    add_file(bk, 1, 1, FileState.ANALYSED)  # seq 0 missing: a problem once closed
+    add_file(bk, 2, 0, FileState.ANALYSED)
+    add_file(bk, 3, 0, FileState.QUEUED)
+    assert bk.close_run(1, "quiet", ["gap"]) and bk.finish_run(1, ["gap"], None)
+    assert bk.close_run(2, "end_of_run", []) and bk.finish_run(2, [], None)
+    assert not bk.close_run(2, "end_of_run", [])  # closed once
+    assert [r.run for r in incomplete_runs(bk)] == [1]  # 3 is open and not stuck yet
+    assert [r.run for r in incomplete_runs(bk, stuck_after_s=0.0)] == [1, 3]
+    assert [r.run for r in incomplete_runs(bk, stuck_after_s=0.0, last=1)] == [3]
