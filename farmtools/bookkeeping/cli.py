@@ -264,7 +264,7 @@ def run(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """One run in full: its ledger, files, gaps, analyses, archives and flag history;
-    ``run N flag bad --reason "HV trip"`` sets its quality flag (who, when and why are kept)."""
+    'run N flag bad --reason "HV trip"' sets its quality flag (who, when and why are kept)."""
     from farmtools.bookkeeping.ledger import run_ledger
     from farmtools.bookkeeping.registry import FlagError, flag_history, set_flag
 

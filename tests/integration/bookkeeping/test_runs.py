@@ -5,6 +5,7 @@ On SQLite and on the real PostgreSQL fixture (see conftest.py).
 
 from __future__ import annotations
 
+import getpass
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -124,8 +125,9 @@ def _cli(cfg: Path, *args: str) -> tuple[int, str]:
 
 
 def test_cli_flags_a_run_with_who_and_why_and_lists_the_good_runs(
-    bk: Bookkeeping, db_url: str, tmp_path: Path
+    bk: Bookkeeping, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("SUDO_USER", raising=False)
     cfg = _farm(tmp_path, db_url)
     for run in (8, 9):
         add_file(bk, run, 0)
@@ -139,7 +141,7 @@ def test_cli_flags_a_run_with_who_and_why_and_lists_the_good_runs(
     assert doc["flag"] == "bad" and doc["files"][0]["name"] == "run8-seq0.dat"
     last = doc["flag_history"][-1]
     assert (last["flag"], last["source"], last["reason"]) == ("bad", "person", "HV trip")
-    assert last["user"]  # the Unix user
+    assert last["user"] == getpass.getuser()  # the Unix user
     code, out = _cli(cfg, "run", "8", "flag", "bad")
     assert code == 2 and "reason is required" in out
     code, out = _cli(cfg, "run", "8", "flag", "awful", "--reason", "x")
@@ -152,6 +154,16 @@ def test_cli_flags_a_run_with_who_and_why_and_lists_the_good_runs(
     assert lines[2].split()[:3] == ["8", "open", "bad"]
     code, out = _cli(cfg, "runs", "--last", "1", "--json")
     assert code == 0 and [r["run"] for r in json.loads(out)] == [9]
+
+
+def test_a_flag_set_through_sudo_names_the_person_behind_it(
+    bk: Bookkeeping, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_file(bk, 10, 0)
+    monkeypatch.setenv("SUDO_USER", "alice")
+    monkeypatch.setattr(getpass, "getuser", lambda: "prod")
+    set_flag(bk, 10, "bad", reason="HV trip")
+    assert flag_history(bk, 10)[-1].user == "alice as prod"
 
 
 def test_a_version_4_database_gets_the_run_tables_by_its_upgrade_step(
