@@ -250,6 +250,17 @@ def runs(
         )
 
 
+def _archive_states(bk: Bookkeeping, names: set[str]) -> dict[str, str]:
+    """``{archive: state}`` of ``names``, by name."""
+    from sqlalchemy import select
+
+    from farmtools.bookkeeping.schema import archives
+
+    q = select(archives.c.name, archives.c.state).where(archives.c.name.in_(sorted(names)))
+    with bk.engine.connect() as conn:
+        return dict(sorted((n, s) for n, s in conn.execute(q)))
+
+
 def run(
     number: Annotated[int, typer.Argument(help="run number")],
     action: Annotated[
@@ -287,7 +298,7 @@ def run(
         return
     history = flag_history(bk, number)
     analyses = bk.analyses(run=number)
-    archives = sorted({f.archive for f in led.files if f.archive})
+    archives = _archive_states(bk, {f.archive for f in led.files if f.archive})
     if as_json:
         emit_json(
             led.to_json(with_files=True)
@@ -305,7 +316,7 @@ def run(
                     }
                     for a in reversed(analyses)
                 ],
-                "archives": archives,
+                "archives": [{"name": n, "state": s} for n, s in archives.items()],
                 "flag_history": [c.to_json() for c in history],
             }
         )
@@ -358,7 +369,7 @@ def run(
         ],
     )
     if archives:
-        typer.echo("archives: " + ", ".join(archives))
+        typer.echo("archives: " + ", ".join(f"{n} [{s}]" for n, s in archives.items()))
     emit(
         "flag history",
         ("time (UTC)", "flag", "source", "user", "reason"),

@@ -12,11 +12,14 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
+from typer.testing import CliRunner
+
 from farmtools.analysis.pipeline import run_ready_analyses
 from farmtools.bookkeeping import Bookkeeping, FileState
 from farmtools.bookkeeping.ledger import run_ledger
 from farmtools.bookkeeping.registry import flag_history, run_flag
 from farmtools.bookkeeping.schema import now
+from farmtools.cli import app
 from farmtools.processing.runclose import close_runs, closing_pass
 from tests.processing_farm import make_cfg
 from tests.runs_farm import add_file, eor, write_output
@@ -88,6 +91,13 @@ def test_the_last_partial_group_is_analysed_at_close_with_summary_and_archive(
     assert led is not None
     assert (led.status, led.analysed, led.archive_planned, led.flag) == ("finished", 3, 3, "good")
     assert led.summary == str(summary) and bk.alarms() == []
+    config = tmp_path / "farm.toml"
+    config.write_text(f'[database]\nurl = "{bk.url}"\n')
+    res = CliRunner().invoke(app, ["run", "21", "--json", "--config", str(config)])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    assert doc["archives"] == [{"name": report.archives[0], "state": "planned"}]
+    assert [(a["partial"], len(a["files"])) for a in doc["analyses"]] == [(True, 3)]
     # a file that arrives after its run finished is analysed too (it would wait for ever)
     late = add_file(
         bk, 21, 3, FileState.RECONSTRUCTED, output=write_output(out / "late.root", seed=9)
@@ -98,10 +108,6 @@ def test_the_last_partial_group_is_analysed_at_close_with_summary_and_archive(
 
 
 def test_process_close_runs_from_cron_says_what_it_closed(tmp_path: Path) -> None:
-    from typer.testing import CliRunner
-
-    from farmtools.cli import app
-
     config = tmp_path / "farm.toml"
     config.write_text(
         f'[farm]\nhome = "{tmp_path}"\n[processing]\nprogram = "check"\n'
