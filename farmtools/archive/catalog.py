@@ -22,6 +22,7 @@ from sqlalchemy import Connection, insert, select, update
 
 from farmtools.bookkeeping import Bookkeeping, FileRecord, FileState
 from farmtools.bookkeeping.schema import archive_members, archives, files, now
+from farmtools.bookkeeping.states import CHAIN
 
 
 class ArchiveState(StrEnum):
@@ -37,12 +38,7 @@ class ArchiveState(StrEnum):
 ARCHIVABLE: frozenset[str] = frozenset(
     str(s)
     for s in (
-        FileState.STORED,
-        FileState.QUEUED,
-        FileState.SUBMITTED,
-        FileState.RUNNING,
-        FileState.RECONSTRUCTED,
-        FileState.ANALYSED,
+        *CHAIN[CHAIN.index(FileState.STORED) :],
         FileState.FAILED,  # processing failed; the raw file itself is fine
     )
 )

@@ -175,20 +175,24 @@ def runs(
     which: Annotated[
         str | None, typer.Argument(help="'good': only the runs flagged good (the good-run list)")
     ] = None,
+    last: int | None = typer.Option(
+        None, "--last", min=1, help="only the LAST highest run numbers (default: every run)"
+    ),
     stuck_after: float | None = _STUCK,
     config: Path | None = _CONFIG,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """The run ledger: per run, files expected, detected, stored, reconstructed, analysed,
     archived, gaps, stuck files, status (open/closed/finished) and quality flag."""
-    from farmtools.bookkeeping.ledger import run_ledgers
+    from farmtools.bookkeeping.ledger import latest_runs, run_ledgers
     from farmtools.bookkeeping.registry import GOOD
     from farmtools.bookkeeping.schema import now
     from farmtools.bookkeeping.textlogs import human_size
 
     check_choice("runs", which, ["good"])
     bk, stuck = _ledger_opts(config, stuck_after)
-    ledgers = run_ledgers(bk, stuck_after_s=stuck)
+    since = latest_runs(bk, last) if last is not None else None
+    ledgers = run_ledgers(bk, stuck_after_s=stuck, since_run=since)
     if which == "good":
         good = [r for r in ledgers if r.flag == GOOD]
         if as_json:
@@ -258,6 +262,17 @@ def runs(
         )
 
 
+def _archive_states(bk: Bookkeeping, names: set[str]) -> dict[str, str]:
+    """``{archive: state}`` of ``names``, by name."""
+    from sqlalchemy import select
+
+    from farmtools.bookkeeping.schema import archives
+
+    q = select(archives.c.name, archives.c.state).where(archives.c.name.in_(sorted(names)))
+    with bk.engine.connect() as conn:
+        return dict(sorted((n, s) for n, s in conn.execute(q)))
+
+
 def run(
     number: Annotated[int, typer.Argument(help="run number")],
     action: Annotated[
@@ -272,7 +287,7 @@ def run(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """One run in full: its ledger, files, gaps, analyses, archives and flag history;
-    ``run N flag bad --reason "HV trip"`` sets its quality flag (who, when and why are kept)."""
+    'run N flag bad --reason "HV trip"' sets its quality flag (who, when and why are kept)."""
     from farmtools.bookkeeping.ledger import run_ledger
     from farmtools.bookkeeping.registry import FlagError, flag_history, set_flag
 
@@ -295,7 +310,7 @@ def run(
         return
     history = flag_history(bk, number)
     analyses = bk.analyses(run=number)
-    archives = sorted({f.archive for f in led.files if f.archive})
+    archives = _archive_states(bk, {f.archive for f in led.files if f.archive})
     if as_json:
         emit_json(
             led.to_json(with_files=True)
@@ -313,7 +328,7 @@ def run(
                     }
                     for a in reversed(analyses)
                 ],
-                "archives": archives,
+                "archives": [{"name": n, "state": s} for n, s in archives.items()],
                 "flag_history": [c.to_json() for c in history],
             }
         )
@@ -332,6 +347,8 @@ def run(
         typer.echo(f"stuck: {s.name} {s.state} since {s.since:%Y-%m-%d %H:%M:%S}")
     if led.summary:
         typer.echo(f"summary: {led.summary}")
+    if led.evb:
+        typer.echo("event building: " + ", ".join(f"{k} {v}" for k, v in led.evb.items()))
     emit(
         "files",
         ("name", "seq", "state", "since (UTC)", "size", "adler32", "archive"),
@@ -364,7 +381,7 @@ def run(
         ],
     )
     if archives:
-        typer.echo("archives: " + ", ".join(archives))
+        typer.echo("archives: " + ", ".join(f"{n} [{s}]" for n, s in archives.items()))
     emit(
         "flag history",
         ("time (UTC)", "flag", "source", "user", "reason"),

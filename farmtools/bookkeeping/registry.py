@@ -16,6 +16,7 @@ data-quality monitor with ``dqm:<check>``).  Imports SQLAlchemy and the bookkeep
 from __future__ import annotations
 
 import getpass
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -90,14 +91,22 @@ def set_auto_flag(bk: Bookkeeping, run: int, source: str, state: str, reason: st
 def set_flag(bk: Bookkeeping, run: int, flag: str, *, reason: str, user: str | None = None) -> str:
     """A person's flag for ``run`` (``auto``: back to the checks); the run's flag afterwards.
 
-    ``reason`` is required: the history must say why.  ``user`` defaults to the Unix user.
+    ``reason`` is required: the history must say why.  ``user`` defaults to the Unix user
+    (:func:`unix_user`).
     """
     if flag not in (*FLAGS, AUTO):
         raise FlagError(f"flag {flag!r}: expected one of {', '.join((*FLAGS, AUTO))}")
     if not reason.strip():
         raise FlagError("a reason is required (--reason): the run's history says why")
-    _insert(bk, run, flag, PERSON, user or getpass.getuser(), reason.strip())
+    _insert(bk, run, flag, PERSON, user or unix_user(), reason.strip())
     return run_flag(bk, run)
+
+
+def unix_user() -> str:
+    """Who runs the command: the login behind ``sudo -u prod`` (``alice as prod``), else the user."""
+    me = getpass.getuser()
+    behind = os.environ.get("SUDO_USER")
+    return f"{behind} as {me}" if behind and behind != me else me
 
 
 def flag_history(bk: Bookkeeping, run: int) -> list[FlagChange]:

@@ -43,6 +43,7 @@ from rich.console import Console
 from farmtools.analysis.pipeline import run_ready_analyses
 from farmtools.archive.service import Archiver
 from farmtools.bookkeeping import Bookkeeping, Event, FileState
+from farmtools.bookkeeping.states import BEFORE_RECO
 from farmtools.challenge.chaos import BatchPause, Fault, StorageOutage, drop_corrupt, plan_faults
 from farmtools.challenge.daemons import Daemon, farmtools_argv
 from farmtools.config import FarmConfig, load_config
@@ -50,16 +51,6 @@ from farmtools.processing.runclose import closing_pass
 
 #: States after which nothing more happens to a file by itself.
 FINAL_BAD = frozenset({FileState.FAILED, FileState.QUARANTINED, FileState.IGNORED})
-BEFORE_RECO = frozenset(
-    {
-        FileState.DETECTED,
-        FileState.COPYING,
-        FileState.STORED,
-        FileState.QUEUED,
-        FileState.SUBMITTED,
-        FileState.RUNNING,
-    }
-)
 
 
 @dataclass

@@ -32,27 +32,12 @@ from farmtools.bookkeeping.schema import (
     now,
     runs,
 )
-from farmtools.bookkeeping.states import Event, FileState
+from farmtools.bookkeeping.states import CHAIN, Event, FileState
 
 #: States a file passes through on its way to "analysed": a file sitting in one too long is stuck.
-ACTIVE_STATES: tuple[str, ...] = (
-    FileState.DETECTED,
-    FileState.COPYING,
-    FileState.STORED,
-    FileState.QUEUED,
-    FileState.SUBMITTED,
-    FileState.RUNNING,
-)
+ACTIVE_STATES: tuple[str, ...] = CHAIN[: CHAIN.index(FileState.RECONSTRUCTED)]
 #: States of a file that is on the farm storage (ingested).
-INGESTED_STATES: tuple[str, ...] = (
-    FileState.STORED,
-    FileState.QUEUED,
-    FileState.SUBMITTED,
-    FileState.RUNNING,
-    FileState.RECONSTRUCTED,
-    FileState.ANALYSED,
-    FileState.FAILED,
-)
+INGESTED_STATES: tuple[str, ...] = (*CHAIN[CHAIN.index(FileState.STORED) :], FileState.FAILED)
 #: States of a file that processing or ingest gave up on: a person retries it.
 FAILED_STATES: tuple[str, ...] = (FileState.FAILED, FileState.QUARANTINED)
 #: Job states that are waiting in a queue (ours or the batch system's).

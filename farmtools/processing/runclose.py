@@ -41,10 +41,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 
 from farmtools.bookkeeping import schema
-from farmtools.bookkeeping.ledger import BEFORE_RECO, FAILED, RunLedger, run_ledger
+from farmtools.bookkeeping.ledger import FAILED, RunLedger, run_ledger
 from farmtools.bookkeeping.registry import BAD, GOOD, set_auto_flag
 from farmtools.bookkeeping.schema import events, files, now, run_status
-from farmtools.bookkeeping.states import Event, FileState
+from farmtools.bookkeeping.states import BEFORE_RECO, Event, FileState
 
 if TYPE_CHECKING:
     from farmtools.bookkeeping.db import Bookkeeping
@@ -175,10 +175,24 @@ def _closed_unfinished(bk: Bookkeeping) -> list[tuple[int, list[str]]]:
         return [(r, list(p or [])) for r, p in conn.execute(q)]
 
 
-def finish_runs(cfg: FarmConfig, bk: Bookkeeping, report: ClosingReport | None = None) -> list[int]:
-    """Finish the closed runs whose files all went through reconstruction; the runs finished."""
+#: runs finished per pass at most: a database upgraded with years of runs (all open) works its
+#: backlog off a few runs a pass, between the group analyses of the data coming in
+FINISH_PER_PASS = 5
+
+
+def finish_runs(
+    cfg: FarmConfig,
+    bk: Bookkeeping,
+    report: ClosingReport | None = None,
+    *,
+    limit: int = FINISH_PER_PASS,
+) -> list[int]:
+    """Finish the closed runs whose files all went through reconstruction (at most ``limit``,
+    oldest first); the runs finished."""
     report = report if report is not None else ClosingReport()
     for run, alarmed in _closed_unfinished(bk):
+        if len(report.finished) >= limit:
+            break
         try:
             if _finish(cfg, bk, run, alarmed, report):
                 report.finished.append(run)
@@ -223,6 +237,37 @@ def _finish(
     return True
 
 
+def late_remainders(cfg: FarmConfig, bk: Bookkeeping, report: ClosingReport) -> None:
+    """Files that arrived after their run finished and do not fill a group: analysed too.
+
+    (A whole group of them is the group pass's.)  Their run stays finished; the ledger shows
+    them.
+    """
+    if cfg.processing.program != "reco" or not cfg.analysis.auto:
+        return
+    from farmtools.analysis.pipeline import analyse_group
+
+    q = (
+        select(files.c.run)
+        .join(run_status, run_status.c.run == files.c.run)
+        .where(files.c.state == str(FileState.RECONSTRUCTED), run_status.c.finished.is_not(None))
+        .distinct()
+    )
+    with bk.engine.connect() as conn:
+        late = conn.execute(q).scalars().all()
+    for run in late:
+        try:
+            if any(f.state in BEFORE_RECO for f in bk.files(run=run)):
+                continue
+            left = bk.files(run=run, state=FileState.RECONSTRUCTED)
+            if 0 < len(left) < cfg.analysis.group_size:
+                out = analyse_group(cfg, bk, left, partial=True)
+                if out is not None:
+                    report.partial.append(out)
+        except Exception:
+            log.exception("run %d: late files not analysed; tried again at the next pass", run)
+
+
 def _plan_archives(cfg: FarmConfig, bk: Bookkeeping, run: int) -> list[str]:
     """Plan the run's stored, unarchived files into archives now, small or not."""
     from farmtools.archive.planner import DEFAULT_TAG, PlanError
@@ -242,6 +287,7 @@ def closing_pass(cfg: FarmConfig, bk: Bookkeeping) -> ClosingReport:
     try:
         report.closed = close_runs(cfg, bk)
         finish_runs(cfg, bk, report)
+        late_remainders(cfg, bk, report)
     except Exception:
         log.exception("closing runs failed; tried again at the next pass")
     return report

@@ -5,6 +5,7 @@ On SQLite and on the real PostgreSQL fixture (see conftest.py).
 
 from __future__ import annotations
 
+import getpass
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,7 +15,14 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from farmtools.bookkeeping import Bookkeeping, FileState, schema
-from farmtools.bookkeeping.ledger import CHECKSUM, GAP, MISSING, run_ledger, run_ledgers
+from farmtools.bookkeeping.ledger import (
+    CHECKSUM,
+    GAP,
+    MISSING,
+    incomplete_runs,
+    run_ledger,
+    run_ledgers,
+)
 from farmtools.bookkeeping.registry import (
     FlagError,
     flag_history,
@@ -42,9 +50,19 @@ def test_ledger_counts_each_stage_gaps_and_stuck_files(bk: Bookkeeping) -> None:
     assert "sequence number 3 missing" in led.problems[0]
     assert led.stuck == []  # nothing older than an hour
     (led,) = run_ledgers(bk, run=3, stuck_after_s=0.0)
-    assert [s.name for s in led.stuck] == [f"run3-seq{i}.dat" for i in (1, 2, 4)]
+    assert [s.name for s in led.stuck] == [f"run3-seq{i}.dat" for i in (2, 4)]  # as the monitor
     assert [r.run for r in run_ledgers(bk)] == [3, 4]
     assert run_ledger(bk, 99) is None
+
+
+def test_6x6x6_gaps_are_per_l2_builder(bk: Bookkeeping) -> None:
+    """Each L2 builder numbers its event files from 0: builder b's missing seq 1 is a gap even
+    though builder a wrote a seq 1."""
+    for name, seq in (("12_0_a.dat", 0), ("12_1_a.dat", 1), ("12_0_b.dat", 0), ("12_2_b.dat", 2)):
+        bk.register_file(name, source_path="x", run=12, seq=seq, size=1, daq_write_time=None)
+    led = run_ledger(bk, 12)
+    assert led is not None and led.gaps == [1]
+    assert led.issues == [(GAP, "run 12: sequence number 1 of L2 builder b missing")]
 
 
 def test_the_end_of_run_record_names_missing_files_and_checksum_disagreements(
@@ -107,8 +125,9 @@ def _cli(cfg: Path, *args: str) -> tuple[int, str]:
 
 
 def test_cli_flags_a_run_with_who_and_why_and_lists_the_good_runs(
-    bk: Bookkeeping, db_url: str, tmp_path: Path
+    bk: Bookkeeping, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("SUDO_USER", raising=False)
     cfg = _farm(tmp_path, db_url)
     for run in (8, 9):
         add_file(bk, run, 0)
@@ -122,7 +141,7 @@ def test_cli_flags_a_run_with_who_and_why_and_lists_the_good_runs(
     assert doc["flag"] == "bad" and doc["files"][0]["name"] == "run8-seq0.dat"
     last = doc["flag_history"][-1]
     assert (last["flag"], last["source"], last["reason"]) == ("bad", "person", "HV trip")
-    assert last["user"]  # the Unix user
+    assert last["user"] == getpass.getuser()  # the Unix user
     code, out = _cli(cfg, "run", "8", "flag", "bad")
     assert code == 2 and "reason is required" in out
     code, out = _cli(cfg, "run", "8", "flag", "awful", "--reason", "x")
@@ -133,6 +152,18 @@ def test_cli_flags_a_run_with_who_and_why_and_lists_the_good_runs(
     lines = out.splitlines()
     assert code == 0 and lines[1].split()[:4] == ["run", "status", "flag", "files"], out
     assert lines[2].split()[:3] == ["8", "open", "bad"]
+    code, out = _cli(cfg, "runs", "--last", "1", "--json")
+    assert code == 0 and [r["run"] for r in json.loads(out)] == [9]
+
+
+def test_a_flag_set_through_sudo_names_the_person_behind_it(
+    bk: Bookkeeping, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_file(bk, 10, 0)
+    monkeypatch.setenv("SUDO_USER", "alice")
+    monkeypatch.setattr(getpass, "getuser", lambda: "prod")
+    set_flag(bk, 10, "bad", reason="HV trip")
+    assert flag_history(bk, 10)[-1].user == "alice as prod"
 
 
 def test_a_version_4_database_gets_the_run_tables_by_its_upgrade_step(
@@ -170,3 +201,15 @@ def test_stuck_threshold_counts_from_the_state_change(bk: Bookkeeping) -> None:
     assert age < 3600.0
     (led,) = run_ledgers(bk, run=11, stuck_after_s=age / 1000)
     assert [(s.name, s.state) for s in led.stuck] == [(name, "queued")]
+
+
+def test_incomplete_runs_are_the_ones_a_shift_must_look_at(bk: Bookkeeping) -> None:
+    add_file(bk, 1, 1, FileState.ANALYSED)  # seq 0 missing: a problem once closed
+    add_file(bk, 2, 0, FileState.ANALYSED)
+    add_file(bk, 3, 0, FileState.QUEUED)
+    assert bk.close_run(1, "quiet", ["gap"]) and bk.finish_run(1, ["gap"], None)
+    assert bk.close_run(2, "end_of_run", []) and bk.finish_run(2, [], None)
+    assert not bk.close_run(2, "end_of_run", [])  # closed once
+    assert [r.run for r in incomplete_runs(bk)] == [1]  # 3 is open and not stuck yet
+    assert [r.run for r in incomplete_runs(bk, stuck_after_s=0.0)] == [1, 3]
+    assert [r.run for r in incomplete_runs(bk, stuck_after_s=0.0, last=1)] == [3]

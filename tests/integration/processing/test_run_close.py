@@ -12,11 +12,14 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
+from typer.testing import CliRunner
+
 from farmtools.analysis.pipeline import run_ready_analyses
 from farmtools.bookkeeping import Bookkeeping, FileState
 from farmtools.bookkeeping.ledger import run_ledger
 from farmtools.bookkeeping.registry import flag_history, run_flag
 from farmtools.bookkeeping.schema import now
+from farmtools.cli import app
 from farmtools.processing.runclose import close_runs, closing_pass
 from tests.processing_farm import make_cfg
 from tests.runs_farm import add_file, eor, write_output
@@ -88,6 +91,38 @@ def test_the_last_partial_group_is_analysed_at_close_with_summary_and_archive(
     assert led is not None
     assert (led.status, led.analysed, led.archive_planned, led.flag) == ("finished", 3, 3, "good")
     assert led.summary == str(summary) and bk.alarms() == []
+    config = tmp_path / "farm.toml"
+    config.write_text(f'[database]\nurl = "{bk.url}"\n')
+    res = CliRunner().invoke(app, ["run", "21", "--json", "--config", str(config)])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    assert doc["archives"] == [{"name": report.archives[0], "state": "planned"}]
+    assert [(a["partial"], len(a["files"])) for a in doc["analyses"]] == [(True, 3)]
+    # a file that arrives after its run finished is analysed too (it would wait for ever)
+    late = add_file(
+        bk, 21, 3, FileState.RECONSTRUCTED, output=write_output(out / "late.root", seed=9)
+    )
+    assert closing_pass(cfg, bk).partial
+    assert bk.get(late).state == FileState.ANALYSED  # type: ignore[union-attr]
+    assert [len(a.files) for a in bk.analyses(run=21)] == [1, 3]
+
+
+def test_process_close_runs_from_cron_says_what_it_closed(tmp_path: Path) -> None:
+    config = tmp_path / "farm.toml"
+    config.write_text(
+        f'[farm]\nhome = "{tmp_path}"\n[processing]\nprogram = "check"\n'
+        "[runs]\narchive_at_close = false\n"
+    )
+    bk = Bookkeeping(f"sqlite:///{tmp_path / 'bookkeeping.sqlite'}")
+    name = add_file(bk, 25, 0, FileState.RECONSTRUCTED)
+    bk.record_end_of_run(25, eor(25, [(name, 100, "0000abcd")]), source="x")
+    res = CliRunner().invoke(app, ["process", "close-runs", "--json", "--config", str(config)])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    assert (doc["closed"], doc["finished"], doc["archives"]) == ([25], [25], [])
+    res = CliRunner().invoke(app, ["run", "25", "--config", str(config)])
+    assert res.exit_code == 0 and res.output.startswith("run 25  [finished, end_of_run]  flag good")
+    bk.close()
 
 
 def test_without_a_record_a_run_closes_when_quiet_after_a_later_run_started(
