@@ -196,6 +196,19 @@ class AnalysisSection(_Section):
     )
 
 
+class RunsSection(_Section):
+    quiet_s: float = Field(
+        900.0,
+        gt=0,
+        description="a run without an end-of-run record closes when a later run has started "
+        "and no file of it arrived for this long; with a record, the wait for the files it "
+        "names",
+    )
+    archive_at_close: bool = Field(
+        True, description="plan a closed run's files into archives without waiting for more data"
+    )
+
+
 class ArchiveSection(_Section):
     target_size: str = "5GB"
     min_size: str = "1GB"
@@ -282,14 +295,58 @@ class MonitorSection(_Section):
     )
     min_entries: int = Field(
         5, ge=1, description="fewer entries than this (files, channels) in a check: too few"
+    heartbeat_s: float = Field(
+        10.0, gt=0, description="each daemon records that it works at most this often"
+    )
+    daemon_silent_s: float = Field(
+        120.0,
+        gt=0,
+        description="a running daemon without a heartbeat for this long is silent: an alarm",
+    )
+    buffer_warn_h: float = Field(
+        24.0,
+        ge=0,
+        description="farmtools status asks for a person when the storage is full sooner than "
+        "this at the current incoming rate (hours)",
+    )
+    rate_window_s: float = Field(
+        3600.0, gt=0, description="the incoming rate of the buffer forecast is taken over this"
     )
 
 
 class NotifySection(_Section):
+    """Mail and webhook to people (farmtools.notify); the SMTP password never lives here."""
+
     email_to: list[str] = Field(default_factory=list)
     email_from: str = "prod@localhost"
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
+    smtp_security: Literal["none", "starttls", "ssl"] = Field(
+        "none",
+        description="none (plain SMTP, a relay on the farm), starttls (upgrade, port 587) or "
+        "ssl (TLS from the first byte, port 465); the server's certificate is verified",
+    )
+    smtp_ca_file: str = Field(
+        "", description="CA certificates to verify the SMTP server with ('' = the system's)"
+    )
+    smtp_user: str = Field("", description="log in as this user ('' = no authentication)")
+    smtp_password_env: str = Field(
+        "FARMTOOLS_SMTP_PASSWORD", description="environment variable holding the SMTP password"
+    )
+    smtp_password_file: str = Field(
+        "",
+        description="file of NAME=value lines (secrets.env) holding smtp_password_env's "
+        "variable, read when the variable is not set ('' = none)",
+    )
+    digest_s: float = Field(
+        600.0,
+        ge=0,
+        description="the first message of a kind goes at once, the others of the same kind "
+        "within this many seconds go as one digest at its end (0: one mail per message)",
+    )
+    error_lines: int = Field(
+        20, ge=0, description="last lines of a failed job's error output quoted in the mail"
+    )
     webhook_url: str = ""
 
 
@@ -305,6 +362,7 @@ class FarmConfig(_Section):
     batch: BatchSection = BatchSection()
     processing: ProcessingSection = ProcessingSection()
     analysis: AnalysisSection = AnalysisSection()
+    runs: RunsSection = RunsSection()
     archive: ArchiveSection = ArchiveSection()
     monitor: MonitorSection = MonitorSection()
     notify: NotifySection = NotifySection()
@@ -356,19 +414,30 @@ class FarmConfig(_Section):
         the production account alone: the message says to run the command as that account).
         """
         db = self.database
-        value = os.environ.get(db.password_env) if db.password_env else None
-        if value or not db.password_file:
+        return self._secret(db.password_env, db.password_file, "database.password_file")
+
+    @property
+    def smtp_password(self) -> str | None:
+        """The SMTP password: ``$<smtp_password_env>``, else that line of ``smtp_password_file``
+        (never a key of farm.toml); :class:`ConfigError` as :attr:`database_password`."""
+        n = self.notify
+        return self._secret(n.smtp_password_env, n.smtp_password_file, "notify.smtp_password_file")
+
+    def _secret(self, env: str, file: str, key: str) -> str | None:
+        """The value of the environment variable ``env``, else its line in the secrets ``file``."""
+        value = os.environ.get(env) if env else None
+        if value or not file:
             return value or None
-        path = self.path(db.password_file)
+        path = self.path(file)
         try:
             text = path.read_text()
         except OSError as exc:
             raise ConfigError(
-                f"database.password_file {path}: {exc.strerror or exc} (readable by the "
+                f"{key} {path}: {exc.strerror or exc} (readable by the "
                 f"production account alone: run the command as {self.farm.account}, "
                 f"e.g. sudo -u {self.farm.account} farmtools ...)"
             ) from None
-        return secret_from_env_file(text, db.password_env) or None
+        return secret_from_env_file(text, env) or None
 
     @property
     def source_text(self) -> str:

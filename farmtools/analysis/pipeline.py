@@ -91,7 +91,11 @@ def _results(pur: Any, gain: Any, summary: Path) -> dict[str, Any]:
 
 
 def _record(
-    group: list[FileRecord], outputs: list[str], t: datetime, details: dict[str, Any]
+    group: list[FileRecord],
+    outputs: list[str],
+    t: datetime,
+    details: dict[str, Any],
+    partial: bool = False,
 ) -> AnalysisRecord:
     """The ``analyses`` row of one group, from the numbers :func:`_results` put in the story."""
     from farmtools.bookkeeping.db import AnalysisRecord
@@ -113,11 +117,18 @@ def _record(
         summary=details["summary"],
         gains={int(k): v for k, v in details["gain"].items()},
         asymmetries={int(k): v for k, v in details["asymmetry"].items()},
+        partial=partial,
     )
 
 
-def analyse_group(cfg: FarmConfig, bk: Bookkeeping, group: list[FileRecord]) -> Path | None:
-    """Analyse one group; the summary's path, or None when a file could not be read."""
+def analyse_group(
+    cfg: FarmConfig, bk: Bookkeeping, group: list[FileRecord], *, partial: bool = False
+) -> Path | None:
+    """Analyse one group; the summary's path, or None when a file could not be read.
+
+    ``partial``: the remainder of a closed run, smaller than a group; analysed all the same
+    and flagged so (``analyses.partial``, ``"partial": true`` in the story event).
+    """
     from farmtools.bookkeeping.states import Event, FileState
 
     parts = []
@@ -151,8 +162,8 @@ def analyse_group(cfg: FarmConfig, bk: Bookkeeping, group: list[FileRecord]) -> 
         write_root(out.with_suffix(".root"), gain, cfg.geometry)
     except Exception as exc:  # the histogram file is optional; the summary is what matters
         log.warning("%s: ROOT histogram not written: %s", out, exc)
-    details = _results(pur, gain, out)
-    if not bk.record_analysis(_record(group, names, t, details), details):
+    details = _results(pur, gain, out) | ({"partial": True} if partial else {})
+    if not bk.record_analysis(_record(group, names, t, details, partial), details):
         log.warning(
             "run %d seq %d-%d: analysed meanwhile by another process", run, min(seqs), max(seqs)
         )
@@ -165,6 +176,41 @@ def analyse_group(cfg: FarmConfig, bk: Bookkeeping, group: list[FileRecord]) -> 
         pur.combined.describe(),
         out,
     )
+    return out
+
+
+def run_summary_path(cfg: FarmConfig, run: int) -> Path:
+    """``<summary_dir>/run<N>/analysis_run<N>.txt``: the whole run's summary."""
+    return cfg.path(cfg.analysis.summary_dir) / f"run{run}" / f"analysis_run{run}.txt"
+
+
+def analyse_run(cfg: FarmConfig, bk: Bookkeeping, run: int) -> Path | None:
+    """The run's summary: lifetime and gains from the hits of all its analysed files at once.
+
+    Written at the run's close (:mod:`farmtools.processing.runclose`) in the seed's format and
+    its JSON twin, as a group's.  None when the run has no analysed file or an output cannot be
+    read (logged; the files keep their state: their groups were analysed already).
+    """
+    from farmtools.bookkeeping.states import FileState
+
+    done = bk.files(run=run, state=FileState.ANALYSED)
+    if not done:
+        return None
+    parts, names = [], []
+    for rec in done:
+        path = reco_output(cfg, bk, rec)
+        try:
+            parts.append(read_output(path))
+        except RecoFileError as exc:
+            log.error("run %d summary: %s: %s", run, rec.name, exc)
+            return None
+        names.append(path)
+    hits = concat(parts)
+    pur = purity_analysis(hits)
+    gain = gain_analysis(hits, pur.combined.tau_us, cfg.geometry)
+    out = run_summary_path(cfg, run)
+    write_summary(out, datetime.now(UTC), run, names, pur, pur.views, gain)
+    log.info("run %d summary: %s -> %s", run, pur.combined.describe(), out)
     return out
 
 

@@ -23,6 +23,7 @@ from sqlalchemy import Connection, insert, select, update
 from farmtools.bookkeeping import Bookkeeping, FileRecord, FileState
 from farmtools.bookkeeping.schema import archive_members, archives, files, now
 from farmtools.statemachine import StateMachine
+from farmtools.bookkeeping.states import CHAIN
 
 
 class ArchiveState(StrEnum):
@@ -57,12 +58,7 @@ ARCHIVE_MACHINE = StateMachine.of(
 ARCHIVABLE: frozenset[str] = frozenset(
     str(s)
     for s in (
-        FileState.STORED,
-        FileState.QUEUED,
-        FileState.SUBMITTED,
-        FileState.RUNNING,
-        FileState.RECONSTRUCTED,
-        FileState.ANALYSED,
+        *CHAIN[CHAIN.index(FileState.STORED) :],
         FileState.FAILED,  # processing failed; the raw file itself is fine
     )
 )

@@ -36,8 +36,51 @@ FILE_FIELDS = (
     "storage_path",
     "not_before",
 )
+#: The fields of a run in ``runs --json`` (docs/bookkeeping.md), as :meth:`RunLedger.to_json`
+#: names them; ``files`` is ``detected`` (its name before the ledger).
+RUN_FIELDS = (
+    "run",
+    "files",
+    "status",
+    "complete",
+    "flag",
+    "first_seen",
+    "closed",
+    "close_reason",
+    "finished",
+    "expected_files",
+    "expected_events",
+    "detected",
+    "stored",
+    "reconstructed",
+    "analysed",
+    "archived",
+    "archive_planned",
+    "failed",
+    "quarantined",
+    "bytes",
+    "states",
+    "gaps",
+    "missing",
+    "stuck",
+    "evb",
+    "problems",
+    "summary",
+)
 #: The fields of an alarm in ``alarms --json``, as named in :class:`AlarmRecord`.
-ALARM_FIELDS = ("id", "time", "file", "source", "kind", "message", "acknowledged")
+ALARM_FIELDS = (
+    "id",
+    "time",
+    "file",
+    "source",
+    "kind",
+    "message",
+    "acknowledged",
+    "closed",
+    "closed_how",
+    "closed_by",
+    "close_reason",
+)
 
 _CONFIG = typer.Option(
     None, "--config", "-c", help="farm.toml (default: $FARMTOOLS_CONFIG, ./farm.toml)"
@@ -107,34 +150,105 @@ def story(
     )
 
 
-def runs(config: Path | None = _CONFIG, as_json: bool = JSON_OPTION) -> None:
-    """List runs: files, bytes and files per state (and the 6x6x6 event-building counts)."""
-    from farmtools.bookkeeping.db import RunSummary
+_STUCK = typer.Option(
+    None,
+    "--stuck-after",
+    help="seconds in one state after which a file is stuck (default: monitor.stuck_after_s)",
+)
+
+
+def _ledger_opts(config: Path | None, stuck_after: float | None) -> tuple[Bookkeeping, float]:
+    """The database and the stuck threshold (the option, else the monitor's)."""
+    from farmtools.bookkeeping.db import Bookkeeping
+    from farmtools.config import load_config
+
+    cfg = load_config(config)
+    bk = Bookkeeping.from_config(cfg, create=False)
+    return bk, stuck_after if stuck_after is not None else cfg.monitor.stuck_after_s
+
+
+def _count(done: int, expected: int | None) -> str:
+    return str(done) if expected is None else f"{done}/{expected}"
+
+
+def runs(
+    which: Annotated[
+        str | None, typer.Argument(help="'good': only the runs flagged good (the good-run list)")
+    ] = None,
+    last: int | None = typer.Option(
+        None, "--last", min=1, help="only the LAST highest run numbers (default: every run)"
+    ),
+    stuck_after: float | None = _STUCK,
+    config: Path | None = _CONFIG,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """The run ledger: per run, files expected, detected, stored, reconstructed, analysed,
+    archived, gaps, stuck files, status (open/closed/finished) and quality flag."""
+    from farmtools.bookkeeping.ledger import latest_runs, run_ledgers
+    from farmtools.bookkeeping.registry import GOOD
+    from farmtools.bookkeeping.schema import now
     from farmtools.bookkeeping.textlogs import human_size
 
-    bk = _open(config)
-    evb = bk.evb_counts()
-    if as_json:  # a run the builders counted before ingest recorded a file of it is listed too
-        summaries = {r.run: r for r in bk.runs()}
-        summaries |= {n: RunSummary(n, 0, 0) for n in evb.keys() - summaries.keys()}
-        emit_json(
-            [
-                {"run": n, "files": r.files, "bytes": r.bytes, "states": r.states}
-                | {"evb": evb.get(n)}
-                for n, r in sorted(summaries.items())
-            ]
-        )
+    check_choice("runs", which, ["good"])
+    bk, stuck = _ledger_opts(config, stuck_after)
+    since = latest_runs(bk, last) if last is not None else None
+    ledgers = run_ledgers(bk, stuck_after_s=stuck, since_run=since)
+    if which == "good":
+        good = [r for r in ledgers if r.flag == GOOD]
+        if as_json:
+            emit_json({"runs": [r.run for r in good], "generated": now()})
+        else:
+            emit(
+                "good runs",
+                ("run", "status", "files", "events"),
+                [
+                    [str(r.run), r.status, str(r.detected), str(r.expected_events or "")]
+                    for r in good
+                ],
+            )
+        return
+    if as_json:  # a run the event builders counted before ingest recorded a file is listed too
+        docs = [{"files": r.detected} | r.to_json() for r in ledgers]
+        emit_json([{k: d[k] for k in RUN_FIELDS} for d in docs])
         return
     rows = [
         [
             str(r.run),
-            str(r.files),
+            r.status,
+            r.flag,
+            _count(r.detected, r.expected_files),
+            str(r.stored),
+            str(r.reconstructed),
+            str(r.analysed),
+            str(r.archived),
+            str(r.failed + r.quarantined),
+            str(len(r.gaps)),
+            str(len(r.stuck)),
             human_size(r.bytes),
             ", ".join(f"{s} {n}" for s, n in sorted(r.states.items())),
         ]
-        for r in bk.runs()
+        for r in ledgers
     ]
-    emit("runs", ("run", "files", "bytes", "states"), rows)
+    emit(
+        "runs",
+        (
+            "run",
+            "status",
+            "flag",
+            "files",
+            "stored",
+            "reco",
+            "analysed",
+            "archived",
+            "failed",
+            "gaps",
+            "stuck",
+            "bytes",
+            "states",
+        ),
+        rows,
+    )
+    evb = {r.run: r.evb for r in ledgers if r.evb}
     if evb:
         keys = ("built", "incomplete", "duplicates", "mismatches", "late", "truncated", "pending")
         emit(
@@ -146,6 +260,136 @@ def runs(config: Path | None = _CONFIG, as_json: bool = JSON_OPTION) -> None:
                 for run, c in evb.items()
             ],
         )
+
+
+def _archive_states(bk: Bookkeeping, names: set[str]) -> dict[str, str]:
+    """``{archive: state}`` of ``names``, by name."""
+    from sqlalchemy import select
+
+    from farmtools.bookkeeping.schema import archives
+
+    q = select(archives.c.name, archives.c.state).where(archives.c.name.in_(sorted(names)))
+    with bk.engine.connect() as conn:
+        return dict(sorted((n, s) for n, s in conn.execute(q)))
+
+
+def run(
+    number: Annotated[int, typer.Argument(help="run number")],
+    action: Annotated[
+        str | None, typer.Argument(help="'flag' to set the run's quality flag")
+    ] = None,
+    flag: Annotated[
+        str | None, typer.Argument(help="good, bad, unknown, or auto (back to the checks)")
+    ] = None,
+    reason: str = typer.Option("", "--reason", help="why (required with flag; kept in history)"),
+    stuck_after: float | None = _STUCK,
+    config: Path | None = _CONFIG,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """One run in full: its ledger, files, gaps, analyses, archives and flag history;
+    'run N flag bad --reason "HV trip"' sets its quality flag (who, when and why are kept)."""
+    from farmtools.bookkeeping.ledger import run_ledger
+    from farmtools.bookkeeping.registry import FlagError, flag_history, set_flag
+
+    check_choice("run", action, ["flag"])
+    bk, stuck = _ledger_opts(config, stuck_after)
+    led = run_ledger(bk, number, stuck_after_s=stuck)
+    if led is None:
+        typer.echo(f"run {number}: no such run in the bookkeeping database", err=True)
+        raise typer.Exit(1)
+    if action == "flag":
+        if flag is None:
+            typer.echo("run N flag: which flag? good, bad, unknown or auto", err=True)
+            raise typer.Exit(2)
+        try:
+            now_flag = set_flag(bk, number, flag, reason=reason)
+        except FlagError as exc:
+            typer.echo(f"run {number}: {exc}", err=True)
+            raise typer.Exit(2) from None
+        typer.echo(f"run {number}: flag {now_flag}")
+        return
+    history = flag_history(bk, number)
+    analyses = bk.analyses(run=number)
+    archives = _archive_states(bk, {f.archive for f in led.files if f.archive})
+    if as_json:
+        emit_json(
+            led.to_json(with_files=True)
+            | {
+                "analyses": [
+                    {
+                        "first_seq": a.first_seq,
+                        "last_seq": a.last_seq,
+                        "files": a.files,
+                        "partial": a.partial,
+                        "time": a.time,
+                        "lifetime_us": a.lifetime_us,
+                        "lifetime_err_us": a.lifetime_err_us,
+                        "summary": a.summary,
+                    }
+                    for a in reversed(analyses)
+                ],
+                "archives": [{"name": n, "state": s} for n, s in archives.items()],
+                "flag_history": [c.to_json() for c in history],
+            }
+        )
+        return
+    head = (
+        f"run {led.run}  [{led.status}{', ' + led.close_reason if led.close_reason else ''}]"
+        f"  flag {led.flag}  files {_count(led.detected, led.expected_files)}"
+        f"  events {led.expected_events if led.expected_events is not None else '?'}"
+        f"  stored {led.stored}  reconstructed {led.reconstructed}  analysed {led.analysed}"
+        f"  archived {led.archived}"
+    )
+    typer.echo(head)
+    for p in led.problems:
+        typer.echo(f"problem: {p}")
+    for s in led.stuck:
+        typer.echo(f"stuck: {s.name} {s.state} since {s.since:%Y-%m-%d %H:%M:%S}")
+    if led.summary:
+        typer.echo(f"summary: {led.summary}")
+    if led.evb:
+        typer.echo("event building: " + ", ".join(f"{k} {v}" for k, v in led.evb.items()))
+    emit(
+        "files",
+        ("name", "seq", "state", "since (UTC)", "size", "adler32", "archive"),
+        [
+            [
+                f.name,
+                str(f.seq),
+                f.state,
+                f.since.strftime("%Y-%m-%d %H:%M:%S"),
+                str(f.size),
+                f.adler32 or "",
+                f.archive or "",
+            ]
+            for f in led.files
+        ],
+    )
+    emit(
+        "analyses",
+        ("seq", "files", "partial", "time (UTC)", "lifetime (us)", "summary"),
+        [
+            [
+                f"{a.first_seq}-{a.last_seq}",
+                str(len(a.files)),
+                "yes" if a.partial else "",
+                a.time.strftime("%Y-%m-%d %H:%M:%S"),
+                "" if a.lifetime_us is None else f"{a.lifetime_us:.0f}",
+                a.summary,
+            ]
+            for a in reversed(analyses)
+        ],
+    )
+    if archives:
+        typer.echo("archives: " + ", ".join(f"{n} [{s}]" for n, s in archives.items()))
+    emit(
+        "flag history",
+        ("time (UTC)", "flag", "source", "user", "reason"),
+        [
+            [c.time.strftime("%Y-%m-%d %H:%M:%S"), c.flag, c.source, c.user, c.reason]
+            for c in history
+        ],
+    )
 
 
 def files(
@@ -241,6 +485,7 @@ def register(app: typer.Typer) -> None:
     """Add the bookkeeping commands to the root application."""
     app.command()(story)
     app.command()(runs)
+    app.command()(run)
     app.command()(files)
     app.command()(alarms)
     app.add_typer(logs_app, name="logs")

@@ -102,7 +102,12 @@ class RunSummary:
 
 @dataclass(frozen=True)
 class AlarmRecord:
-    """An alarm the monitor shows until someone acknowledges it."""
+    """An alarm the monitor shows until someone acknowledges it or its condition clears.
+
+    ``closed``/``closed_how``/``closed_by``/``close_reason``: when and how it was closed
+    (``acknowledged`` by a Unix user, or ``cleared`` by ``farmtools``), None while open or for an
+    alarm acknowledged before schema version 5 (which recorded no closure).
+    """
 
     id: int
     time: datetime
@@ -111,6 +116,36 @@ class AlarmRecord:
     kind: str
     message: str
     acknowledged: bool
+    closed: datetime | None = None
+    closed_how: str | None = None
+    closed_by: str | None = None
+    close_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class HeartbeatRecord:
+    """When a daemon on a host last worked (one row of ``heartbeats``)."""
+
+    daemon: str
+    host: str
+    pid: int
+    started: datetime
+    beat: datetime
+    stopped: datetime | None
+    detail: str
+
+
+#: ``to_state -> sources``: a file entering ``to_state`` clears its open alarms raised by these
+#: stages, in the same transaction (the story says so): a re-ingested file's ingest alarm, a
+#: reconstructed file's processing alarm.  Alarms of other sources stay until acknowledged.
+ALARMS_CLEARED_BY: dict[str, tuple[str, ...]] = {
+    FileState.STORED: ("ingest",),
+    FileState.RECONSTRUCTED: ("ingest", "processing"),
+    FileState.ANALYSED: ("ingest", "processing", "analysis"),
+}
+
+#: ``alarm_closures.by`` of an alarm the farm closed itself.
+CLEARED_BY = "farmtools"
 
 
 @dataclass(frozen=True)
@@ -135,6 +170,8 @@ class AnalysisRecord:
     first_seq: int = 0
     last_seq: int = 0
     id: int = 0
+    #: fewer files than ``[analysis] group_size``: the remainder of a closed run
+    partial: bool = False
 
     def row(self) -> dict[str, Any]:
         """The values of its ``analyses`` row (JSON keys are strings)."""
@@ -154,6 +191,7 @@ class AnalysisRecord:
             "summary": self.summary,
             "gains": {str(k): v for k, v in self.gains.items()},
             "asymmetries": {str(k): v for k, v in self.asymmetries.items()},
+            "partial": self.partial,
         }
 
 
@@ -174,6 +212,7 @@ def _analysis_record(row: Row[Any]) -> AnalysisRecord:
         summary=m["summary"],
         gains={int(k): v for k, v in m["gains"].items()},
         asymmetries={int(k): v for k, v in m["asymmetries"].items()},
+        partial=bool(m["partial"]),
     )
 
 
@@ -215,16 +254,58 @@ def _add_dqm_tables(conn: Connection) -> None:
     schema.dqm_references.create(conn, checkfirst=True)
 
 
+def _add_heartbeats_and_closures(conn: Connection) -> None:
+    """Part of upgrade 5 -> 6: the ``heartbeats`` and ``alarm_closures`` tables (idempotent)."""
+    schema.heartbeats.create(conn, checkfirst=True)
+    schema.alarm_closures.create(conn, checkfirst=True)
+
+
+def _add_run_tables(conn: Connection) -> None:
+    """Part of upgrade 5 -> 6: ``run_status``, ``run_flags`` and ``analyses.partial`` (idempotent).
+
+    The tables are created if missing; the column is added only when ``analyses`` lacks it
+    (a table its own step left out is not this step's to create).
+    """
+    schema.run_status.create(conn, checkfirst=True)
+    schema.run_flags.create(conn, checkfirst=True)
+    insp = inspect(conn)
+    if insp.has_table("analyses") and "partial" not in {
+        c["name"] for c in insp.get_columns("analyses")
+    }:
+        kind = schema.analyses.c.partial.type.compile(dialect=conn.dialect)
+        conn.exec_driver_sql(
+            f"ALTER TABLE analyses ADD COLUMN partial {kind} NOT NULL DEFAULT "
+            + ("false" if conn.dialect.name == "postgresql" else "0")
+        )
+
+
+def _schema_6(conn: Connection) -> None:
+    """Upgrade 5 -> 6: the run tables (end of run, registry) and the shift's tables."""
+    _add_run_tables(conn)
+    _add_heartbeats_and_closures(conn)
+
+
 #: Upgrade steps: ``_UPGRADES[v]`` brings a database from version ``v`` to ``v + 1``.
 _UPGRADES: dict[int, Callable[[Connection], None]] = {
     1: _make_events_append_only,
     2: _add_analyses,
     3: _add_submit_key,
     4: _add_dqm_tables,
+    5: _schema_6,
 }
 
 #: Key of the PostgreSQL advisory lock that serialises schema creation/upgrade between processes.
 _SCHEMA_LOCK = 0x3A105
+
+
+def _unix_user() -> str:
+    """Who runs this process: the login name, else the user of the uid (sudo, cron, systemd)."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"
 
 
 def _file_record(row: Row[Any]) -> FileRecord:
@@ -637,6 +718,7 @@ class Bookkeeping:
             if fid is None:
                 return False
             conn.execute(insert(events).values(self._event_row(fid, event, details, t)))
+            self._clear_file_alarms(conn, [fid], to_state, t)
             if alarm is not None:
                 self._alarm(conn, fid, *alarm, t=t)
             self._wake(conn, to_state)
@@ -678,6 +760,7 @@ class Bookkeeping:
                 conn.execute(
                     insert(events), [self._event_row(i, Event.ANALYSED, details, t) for i in ids]
                 )
+                self._clear_file_alarms(conn, ids, to_state, t)
                 conn.execute(insert(schema.analyses).values(**result.row()))
         except _GroupMoved:
             return False
@@ -734,9 +817,126 @@ class Bookkeeping:
                     message = f"{name}: {message}"
             self._alarm(conn, fid, source, kind, message, t=now())
 
-    def acknowledge_alarm(self, alarm_id: int) -> None:
+    def _clear_file_alarms(
+        self, conn: Connection, fids: Sequence[int], to_state: FileState | str, t: datetime
+    ) -> None:
+        """Close the open alarms of ``fids`` that ``to_state`` resolves (:data:`ALARMS_CLEARED_BY`).
+
+        One indexed read (``alarms.file_id``) per transition into a clearing state, nothing for
+        the others: the hot path pays only where a file can have been in trouble.
+        """
+        sources = ALARMS_CLEARED_BY.get(str(to_state))
+        if not sources or not fids:
+            return
+        rows = conn.execute(
+            select(alarms.c.id, alarms.c.file_id, alarms.c.source, alarms.c.kind).where(
+                alarms.c.file_id.in_(list(fids)),
+                alarms.c.acknowledged.is_(False),
+                alarms.c.source.in_(sources),
+            )
+        ).all()
+        for alarm_id, fid, source, kind in rows:
+            self._close_alarm(
+                conn,
+                alarm_id,
+                fid,
+                "cleared",
+                CLEARED_BY,
+                f"file now {to_state}",
+                t=t,
+                details={"source": source, "kind": kind},
+            )
+
+    def _close_alarm(
+        self,
+        conn: Connection,
+        alarm_id: int,
+        fid: int | None,
+        how: str,
+        by: str,
+        reason: str,
+        *,
+        t: datetime,
+        details: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Close one open alarm (False when it was closed already): the flag, the closure row
+        and, for an alarm about a file, a line in the file's story."""
+        done = conn.execute(
+            update(alarms)
+            .where(alarms.c.id == alarm_id, alarms.c.acknowledged.is_(False))
+            .values(acknowledged=True)
+        ).rowcount
+        if not done:
+            return False
+        conn.execute(
+            insert(schema.alarm_closures).values(
+                alarm_id=alarm_id, time=t, how=how, by=by, reason=reason
+            )
+        )
+        if fid is not None:
+            event_name = Event.ALARM_CLEARED if how == "cleared" else Event.ALARM_ACKNOWLEDGED
+            story = {"alarm": alarm_id, "by": by, "reason": reason, **(details or {})}
+            conn.execute(insert(events).values(self._event_row(fid, event_name, story, t)))
+        return True
+
+    def acknowledge_alarm(self, alarm_id: int, by: str = "", reason: str = "") -> bool:
+        """A person took note of an open alarm: closed, with who (the Unix user) and when.
+
+        False when no open alarm has this id.
+        """
+        return self.close_alarm(alarm_id, "acknowledged", by or _unix_user(), reason)
+
+    def close_alarm(self, alarm_id: int, how: str, by: str, reason: str) -> bool:
+        """Close an open alarm (``how``: acknowledged | cleared); False when it was not open."""
         with self._write() as conn:
-            conn.execute(update(alarms).where(alarms.c.id == alarm_id).values(acknowledged=True))
+            fid = conn.execute(select(alarms.c.file_id).where(alarms.c.id == alarm_id)).scalar()
+            return self._close_alarm(conn, alarm_id, fid, how, by, reason, t=now())
+
+    # -- heartbeats ----------------------------------------------------------------------------
+    def beat(
+        self,
+        daemon: str,
+        *,
+        started: datetime,
+        detail: str = "",
+        stopped: bool = False,
+        host: str | None = None,
+    ) -> None:
+        """Replace ``daemon``'s heartbeat on this host (``stopped``: it is exiting cleanly)."""
+        h = schema.heartbeats
+        me, pid = self._whoami()
+        host = host or me
+        t = now()
+        row = {
+            "daemon": daemon,
+            "host": host,
+            "pid": pid,
+            "started": started,
+            "beat": t,
+            "stopped": t if stopped else None,
+            "detail": detail,
+        }
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        # one statement: two daemons of one name on a host (tests, a restart overlapping its
+        # predecessor) replace each other's row instead of failing on the key
+        key = [h.c.daemon, h.c.host]
+        stmt = (
+            postgresql.insert(h).values(**row).on_conflict_do_update(index_elements=key, set_=row)
+            if self.dialect == "postgresql"
+            else sqlite.insert(h).values(**row).on_conflict_do_update(index_elements=key, set_=row)
+        )
+        with self._write() as conn:
+            conn.execute(stmt)
+
+    def heartbeats(self) -> list[HeartbeatRecord]:
+        """Every daemon's last heartbeat, by daemon and host."""
+        h = schema.heartbeats
+        with self._read() as conn:
+            return [
+                HeartbeatRecord(**r._mapping)
+                for r in conn.execute(select(h).order_by(h.c.daemon, h.c.host))
+            ]
 
     # -- reading -------------------------------------------------------------------------------
     def get(self, name: str) -> FileRecord | None:
@@ -779,6 +979,56 @@ class Bookkeeping:
                 acc[run] = (nf + int(n), nb + int(nbytes), states)
         return [RunSummary(r, nf, nb, st) for r, (nf, nb, st) in acc.items()]
 
+    # -- runs ----------------------------------------------------------------------------------
+    def record_end_of_run(self, run: int, record: Mapping[str, Any], *, source: str) -> bool:
+        """Store the DAQ's end-of-run record of ``run`` (``run_status``); False if unchanged.
+
+        A record read again (ingest's rescan) changes nothing; a new one (the run was
+        continued) replaces it.  ``record`` is the JSON of :mod:`farmtools.rawdata.endofrun`.
+        """
+        rs = schema.run_status
+        doc = dict(record)
+        with self._write() as conn:
+            conn.execute(self._insert_ignore(rs).values(run=run))
+            old = conn.execute(select(rs.c.eor).where(rs.c.run == run)).scalar()
+            if old == doc:
+                return False
+            conn.execute(
+                update(rs)
+                .where(rs.c.run == run)
+                .values(
+                    eor_received=now(),
+                    eor_source=source,
+                    eor_files=doc.get("files"),
+                    eor_events=doc.get("events"),
+                    eor=doc,
+                )
+            )
+        return True
+
+    def close_run(self, run: int, reason: str, problems: Sequence[str]) -> bool:
+        """Mark ``run`` closed (compare-and-set); False when it was closed already."""
+        rs = schema.run_status
+        with self._write() as conn:
+            conn.execute(self._insert_ignore(rs).values(run=run))
+            done = conn.execute(
+                update(rs)
+                .where(rs.c.run == run, rs.c.closed.is_(None))
+                .values(closed=now(), close_reason=reason, problems=list(problems))
+            ).rowcount
+        return bool(done)
+
+    def finish_run(self, run: int, problems: Sequence[str], summary: str | None) -> bool:
+        """Mark closed ``run`` finished (compare-and-set); False when it was finished already."""
+        rs = schema.run_status
+        with self._write() as conn:
+            done = conn.execute(
+                update(rs)
+                .where(rs.c.run == run, rs.c.closed.is_not(None), rs.c.finished.is_(None))
+                .values(finished=now(), problems=list(problems), summary=summary)
+            ).rowcount
+        return bool(done)
+
     # -- event building (6x6x6) --------------------------------------------------------------
     def record_evb_counts(self, run: int, builder: str, counts: Mapping[str, int]) -> None:
         """Replace one L2 builder's counts of ``run`` (keys: the ``evb_counts`` columns)."""
@@ -820,9 +1070,12 @@ class Bookkeeping:
             return {s: int(n) for s, n in conn.execute(q)}
 
     def alarms(self, *, include_acknowledged: bool = False) -> list[AlarmRecord]:
+        """Open alarms (and, with ``include_acknowledged``, the closed ones and how they closed)."""
+        c = schema.alarm_closures
         q = (
-            select(alarms, files.c.name)
+            select(alarms, files.c.name, c.c.time.label("closed"), c.c.how, c.c.by, c.c.reason)
             .join(files, files.c.id == alarms.c.file_id, isouter=True)
+            .join(c, c.c.alarm_id == alarms.c.id, isouter=True)
             .order_by(alarms.c.id)
         )
         if not include_acknowledged:
@@ -837,6 +1090,10 @@ class Bookkeeping:
                     m["kind"],
                     m["message"],
                     m["acknowledged"],
+                    m["closed"],
+                    m["how"],
+                    m["by"],
+                    m["reason"],
                 )
                 for m in (r._mapping for r in conn.execute(q))
             ]

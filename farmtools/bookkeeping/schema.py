@@ -41,8 +41,11 @@ from sqlalchemy import (
 #: 1: the tables; 2: ``events`` made append-only by triggers (UPDATE/DELETE/TRUNCATE refused);
 #: 3: ``analyses`` (one row per analysed group of reconstructed files, queryable results);
 #: 4: ``jobs.submit_key`` / ``jobs.submit_intent`` (exactly-once submission across a kill);
-#: 5: ``dqm_checks`` / ``dqm_references`` (the monitor's check results and pinned reference runs).
-SCHEMA_VERSION = 5
+#: 5: ``dqm_checks`` / ``dqm_references`` (the monitor's check results and pinned reference runs);
+#: 6: ``run_status`` and ``run_flags`` (end of run, run registry), ``analyses.partial``;
+#: ``heartbeats`` (when each daemon last worked) and ``alarm_closures`` (who or what closed an
+#: alarm, when and why).
+SCHEMA_VERSION = 6
 
 metadata = MetaData()
 
@@ -233,12 +236,88 @@ analyses = Table(
     Column("summary", Text, nullable=False),  # the seed-format summary file the monitor reads
     Column("gains", JSON, nullable=False),
     Column("asymmetries", JSON, nullable=False),
+    # A group smaller than ``[analysis] group_size``: the remainder analysed at the run's close
+    # (or the whole run's summary, ``first_seq``..``last_seq`` spanning the run).  Schema 5.
+    Column("partial", Boolean, nullable=False, default=False, server_default="0"),
 )
 Index("ix_analyses_run_time", analyses.c.run, analyses.c.time)
 
+
+# -- what needs attention (farmtools.monitor.attention) ---------------------------------------
+# One row per daemon and host, REPLACED at most every ``monitor.heartbeat_s`` by the daemon's loop
+# (farmtools.bookkeeping.heartbeat): a daemon whose ``beat`` is older than
+# ``monitor.daemon_silent_s`` and that did not say it stopped is silent, an alarm.  ``stopped`` is
+# set by a clean exit and cleared by the next start.  ``detail`` is a short free text of the
+# daemon's last pass (e.g. "3 claimed").
+heartbeats = Table(
+    "heartbeats",
+    metadata,
+    Column("daemon", String(64), primary_key=True),  # ingest, processing, monitor, evb-a...
+    Column("host", String(255), primary_key=True),
+    Column("pid", Integer, nullable=False),
+    Column("started", UTCDateTime, nullable=False),
+    Column("beat", UTCDateTime, nullable=False),
+    Column("stopped", UTCDateTime, nullable=True),
+    Column("detail", Text, nullable=False, default=""),
+)
+
+# How an alarm was closed: acknowledged by a person (``by`` = the Unix user) or cleared by the
+# farm because its condition went away (``by`` = "farmtools", ``reason`` says what: the file was
+# re-ingested, reconstructed, the daemon beats again).  The alarm's ``acknowledged`` is set in the
+# same transaction, so every "open alarms" query stays what it was.  At most one row per alarm.
+alarm_closures = Table(
+    "alarm_closures",
+    metadata,
+    Column("alarm_id", Integer, ForeignKey("alarms.id"), primary_key=True, autoincrement=False),
+    Column("time", UTCDateTime, nullable=False),
+    Column("how", String(16), nullable=False),  # acknowledged | cleared
+    Column("by", String(255), nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+)
+
 #: Tables that an upgrade step creates in an existing database (version -> tables), so that the
 #: step, not ``create_all``, is what brings an older database up to date (and is tested as such).
-TABLES_SINCE: dict[int, tuple[Table, ...]] = {3: (analyses,)}  # 5 is added below
+TABLES_SINCE: dict[int, tuple[Table, ...]] = {3: (analyses,)}  # 5 and 6 are added below
+
+
+# -- runs (farmtools.bookkeeping.ledger / registry, farmtools.processing.runclose) -------------
+# One row per run that has an end-of-run record or was closed.  Ingest fills the ``eor_*``
+# columns when it reads the DAQ's record ``run<N>.eor.json`` (farmtools.rawdata.endofrun); the
+# processing daemon's closing step sets ``closed`` (with ``close_reason``: end_of_run | quiet and
+# the ``problems`` found: gaps, missing files, checksum disagreements) and, once every file of
+# the run has gone as far as it can (remainder analysed, summary written, archives planned),
+# ``finished``.  A run without a row is open.
+run_status = Table(
+    "run_status",
+    metadata,
+    Column("run", Integer, primary_key=True, autoincrement=False),
+    Column("eor_received", UTCDateTime, nullable=True),
+    Column("eor_source", Text, nullable=True),
+    Column("eor_files", Integer, nullable=True),
+    Column("eor_events", BigInteger, nullable=True),
+    Column("eor", JSON, nullable=True),  # the record as read
+    Column("closed", UTCDateTime, nullable=True),
+    Column("close_reason", String(16), nullable=True),
+    Column("problems", JSON, nullable=True),  # list of one-line problems found at close/finish
+    Column("finished", UTCDateTime, nullable=True),
+    Column("summary", Text, nullable=True),  # the run's summary file (seed format)
+)
+
+# The run registry's history: every quality flag set, by a check (``source``: completeness,
+# dqm:<check>) or by a person (``source`` person, with the Unix ``user``), and why.  Append-only
+# by convention; the current flag is computed from it (farmtools.bookkeeping.registry).
+run_flags = Table(
+    "run_flags",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("run", Integer, nullable=False, index=True),
+    Column("time", UTCDateTime, nullable=False),
+    Column("flag", String(16), nullable=False),  # good | bad | unknown | auto (override removed)
+    Column("source", String(64), nullable=False),
+    Column("user", String(64), nullable=False, default=""),
+    Column("reason", Text, nullable=False, default=""),
+)
+TABLES_SINCE[6] = (heartbeats, alarm_closures, run_status, run_flags)
 
 
 # -- archive stage (farmtools.archive): tar archives for central storage ----------------------

@@ -41,6 +41,22 @@ class FileState(StrEnum):
     IGNORED = "ignored"
 
 
+#: The path of a raw file, in order: a file in one of these states got at least as far as the
+#: earlier ones (the run ledger counts so, farmtools.bookkeeping.ledger).
+CHAIN: tuple[FileState, ...] = (
+    FileState.DETECTED,
+    FileState.COPYING,
+    FileState.STORED,
+    FileState.QUEUED,
+    FileState.SUBMITTED,
+    FileState.RUNNING,
+    FileState.RECONSTRUCTED,
+    FileState.ANALYSED,
+)
+#: A file still on its way through ingest and reconstruction (one that stays too long is stuck).
+BEFORE_RECO: frozenset[FileState] = frozenset(CHAIN[:6])
+
+
 class Event:
     """Story event names (``events.event``).  Stages may add their own names: it is free text."""
 
@@ -63,6 +79,8 @@ class Event:
     RESUMED = "resumed"  # a transfer left half-done by a dead worker was taken up again
     ERROR = "error"
     ALARM = "alarm"
+    ALARM_CLEARED = "alarm_cleared"  # the alarm's condition went away (details say what)
+    ALARM_ACKNOWLEDGED = "alarm_acknowledged"  # a person took note (details: who)
     FAILED = "failed"
 
 

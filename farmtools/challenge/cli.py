@@ -51,8 +51,17 @@ def run(
         int, typer.Option(min=0, help="Corrupt files dropped with --chaos.")
     ] = 2,
     run_number: Annotated[
-        int | None, typer.Option("--run", help="Run number (default: next free).")
+        int | None, typer.Option("--run", help="First run number (default: next free).")
     ] = None,
+    runs: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Runs of --files files each, one after the other, each ended by its "
+            "end-of-run record (files not a multiple of [analysis] group_size: every run "
+            "ends with a partial group, analysed at its close).",
+        ),
+    ] = 1,
     home: Annotated[
         Path, typer.Option(help="Where the embedded farm lives (ignored with --config).")
     ] = Path("challenge-farm"),
@@ -114,6 +123,7 @@ def run(
         **base,
         workers=workers,
         run=run_number,
+        runs=runs,
         config=config,
         home=home,
         chaos=chaos,

@@ -32,14 +32,17 @@ def expected_stages(
     analysis: bool,
     archive: bool,
     group_size: int,
+    excuse_leftover: bool = True,
 ) -> dict[str, list[str]]:
     """Per good file, the stages it must have reached to count as complete.
 
-    Reconstructed files that were not analysed are excused from ``analysed`` only when there are
-    fewer of them than one analysis group (the run's last, incomplete group).
+    With ``excuse_leftover``, reconstructed files that were not analysed are excused from
+    ``analysed`` when there are fewer of them than one analysis group (a run's last, incomplete
+    group, for a farm that does not close its runs).  The challenge itself no longer excuses
+    them: each of its runs ends with an end-of-run record, and the close analyses the remainder.
     """
     leftover = [n for n in good if n not in analysed and states.get(n) == FileState.RECONSTRUCTED]
-    excused = set(leftover) if len(leftover) < group_size else set()
+    excused = set(leftover) if excuse_leftover and len(leftover) < group_size else set()
     out = {}
     for n in good:
         stages = list(BASE_STAGES)
@@ -68,6 +71,19 @@ def analysis_summaries(story_map: dict[str, list[Any]], outputs: Sequence[Path] 
     return list(seen.values())
 
 
+def run_ledgers(ch: Challenge) -> list[dict[str, Any]]:
+    """The ledger of each run of the challenge (``farmtools run N --json`` without the files)."""
+    from farmtools.bookkeeping.ledger import run_ledger
+    from farmtools.listing import jsonable
+
+    out = []
+    for run in getattr(ch, "run_numbers", []):
+        led = run_ledger(ch.bk, run, stuck_after_s=ch.cfg.monitor.stuck_after_s)
+        if led is not None:
+            out.append(jsonable(led.to_json()))
+    return out
+
+
 def gather_report(ch: Challenge, started: datetime, finished: datetime) -> dict[str, Any]:
     """The report of challenge ``ch`` (see the module docstring)."""
     good, bad = ch.names() if hasattr(ch, "shared") else ([], [])
@@ -84,6 +100,7 @@ def gather_report(ch: Challenge, started: datetime, finished: datetime) -> dict[
         analysis=True,
         archive=ch.s.archive,
         group_size=ch.group_size,
+        excuse_leftover=False,
     )
     jobs = collect.jobs_summary(bk, names)
     written = {w.path.name: w for w in ch.shared.written}
@@ -169,6 +186,7 @@ def gather_report(ch: Challenge, started: datetime, finished: datetime) -> dict[
     ]
     report["analysis_outputs"] = [str(p) for p in ch.shared.analysis_outputs]
     report["analysis_summaries"] = [a["summary"] for a in analyses]
+    report["runs"] = run_ledgers(ch)
     problems = []
     if ch.interrupted:
         problems.append("interrupted")
@@ -176,6 +194,9 @@ def gather_report(ch: Challenge, started: datetime, finished: datetime) -> dict[
         problems.append("timed out")
     if ch.shared.emulator_error:
         problems.append("emulator failed")
+    unfinished = [r["run"] for r in report["runs"] if r["status"] != "finished"]
+    if unfinished and not ch.shared.emulator_error:
+        problems.append(f"runs not closed and finished: {', '.join(map(str, unfinished))}")
     if problems:
         report["verdict"] = (
             report["verdict"] if report["verdict"] != "PASS" else "FAIL"

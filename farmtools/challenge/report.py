@@ -363,12 +363,30 @@ def render_text(report: Mapping[str, Any]) -> str:
             f"({d['cpu_percent_of_one_core']} % of one core), started {d['starts']}x, "
             f"SIGKILLed {d['sigkills']}x"
         )
+    lines.extend(_run_lines(report.get("runs") or []))
     for name in report["incomplete"][:20]:
         o = next(o for o in report["files"] if o["name"] == name)
         lines.append(f"  INCOMPLETE {name!r}: missing {', '.join(o['missing'])}")
     if len(report["incomplete"]) > 20:
         lines.append(f"  ... and {len(report['incomplete']) - 20} more incomplete files")
     return "\n".join(lines)
+
+
+def _run_lines(runs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One line per run's ledger (``farmtools runs``), then its problems."""
+    lines = []
+    for r in runs:
+        expected = r.get("expected_files")
+        files = f"{r['detected']}/{expected}" if expected is not None else str(r["detected"])
+        lines.append(
+            f"  run {r['run']}: {r['status']}"
+            + (f" ({r['close_reason']})" if r.get("close_reason") else "")
+            + f", flag {r['flag']}, files {files}, stored {r['stored']}, reconstructed "
+            f"{r['reconstructed']}, analysed {r['analysed']}, archived {r['archived']} "
+            f"(planned {r['archive_planned']}), events {r.get('expected_events')}"
+        )
+        lines.extend(f"    problem: {p}" for p in r.get("problems") or [])
+    return lines
 
 
 def _worker_lines(w: Mapping[str, Any]) -> list[str]:

@@ -43,22 +43,14 @@ from rich.console import Console
 from farmtools.analysis.pipeline import run_ready_analyses
 from farmtools.archive.service import Archiver
 from farmtools.bookkeeping import Bookkeeping, Event, FileState
+from farmtools.bookkeeping.states import BEFORE_RECO
 from farmtools.challenge.chaos import BatchPause, Fault, StorageOutage, drop_corrupt, plan_faults
 from farmtools.challenge.daemons import Daemon, farmtools_argv
 from farmtools.config import FarmConfig, load_config
+from farmtools.processing.runclose import closing_pass
 
 #: States after which nothing more happens to a file by itself.
 FINAL_BAD = frozenset({FileState.FAILED, FileState.QUARANTINED, FileState.IGNORED})
-BEFORE_RECO = frozenset(
-    {
-        FileState.DETECTED,
-        FileState.COPYING,
-        FileState.STORED,
-        FileState.QUEUED,
-        FileState.SUBMITTED,
-        FileState.RUNNING,
-    }
-)
 
 
 @dataclass
@@ -75,6 +67,8 @@ class ChallengeSettings:
     compress: bool = False
     workers: int = 2
     run: int | None = None
+    #: runs of ``files`` files each, one after the other, each ended by its end-of-run record
+    runs: int = 1
     config: Path | None = None
     home: Path = Path("challenge-farm")
     chaos: bool = False
@@ -92,7 +86,8 @@ class ChallengeSettings:
 
     def default_timeout(self) -> float:
         """Data taking plus a generous allowance for the reconstruction of the last files."""
-        return self.files * self.interval_s + 180.0 + 2.0 * self.files * self.events / self.workers
+        files = self.files * self.runs
+        return files * self.interval_s + 180.0 + 2.0 * files * self.events / self.workers
 
 
 @dataclass
@@ -207,6 +202,7 @@ class Challenge:
         self.report_dir = self.cfg.home / "reports"
         self.report_dir.mkdir(parents=True, exist_ok=True)
         self.run_number = self.s.run if self.s.run is not None else self._next_run()
+        self.run_numbers = [self.run_number + k for k in range(self.s.runs)]
         self.log_dir = self.cfg.home / "challenge" / f"run{self.run_number}"
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.group_size = self.cfg.analysis.group_size
@@ -217,7 +213,7 @@ class Challenge:
 
         highest = max((r.run for r in self.bk.runs()), default=0)
         run = max(1, highest + 1)
-        while run_files(self.watch_dir, run):
+        while any(run_files(self.watch_dir, r) for r in range(run, run + self.s.runs)):
             run += 1
         return run
 
@@ -276,26 +272,31 @@ class Challenge:
 
     # -- threads ----------------------------------------------------------------------------
     def _emulate(self) -> None:
-        from farmtools.emulator.daq import RunPlan, emulate_run
+        """The runs one after the other; each ends with its end-of-run record, as the DAQ's."""
+        from farmtools.emulator.daq import RunPlan, emulate_run, end_run
         from farmtools.emulator.settings import EmulatorSettings
 
         try:
-            emulate_run(
-                self.watch_dir,
-                EmulatorSettings(
-                    lifetime_ms=self.s.lifetime_ms, gain=self.s.gain, seed=self.s.seed
-                ),
-                RunPlan(
-                    run=self.run_number,
-                    files=self.s.files,
-                    events_per_file=self.s.events,
-                    interval_s=self.s.interval_s,
-                    compress=self.s.compress,
-                ),
-                geometry=self.cfg.geometry,
-                on_file=self.shared.written.append,
-                should_stop=self.stop.is_set,
-            )
+            for run in self.run_numbers:
+                emulate_run(
+                    self.watch_dir,
+                    EmulatorSettings(
+                        lifetime_ms=self.s.lifetime_ms, gain=self.s.gain, seed=self.s.seed
+                    ),
+                    RunPlan(
+                        run=run,
+                        files=self.s.files,
+                        events_per_file=self.s.events,
+                        interval_s=self.s.interval_s,
+                        compress=self.s.compress,
+                    ),
+                    geometry=self.cfg.geometry,
+                    on_file=self.shared.written.append,
+                    should_stop=self.stop.is_set,
+                )
+                if self.stop.is_set():
+                    break
+                end_run(self.watch_dir, run, geometry=self.cfg.geometry)
         except Exception as exc:
             self.shared.emulator_error = f"{type(exc).__name__}: {exc}"
         finally:
@@ -400,9 +401,22 @@ class Challenge:
             f.ended_at_s = round(self.elapsed(), 2)
 
     def _pending_analysis(self) -> bool:
-        """Whether a complete group of this run still waits for the daemon's analysis pass."""
-        waiting = sum(1 for _ in self.bk.files(run=self.run_number, state=FileState.RECONSTRUCTED))
-        return waiting >= self.group_size
+        """Whether a complete group still waits for the daemon's analysis pass, or a run for
+        its end-of-run step (closed, remainder analysed, summary written, archives planned)."""
+        for run in self.run_numbers:
+            waiting = len(self.bk.files(run=run, state=FileState.RECONSTRUCTED))
+            if waiting >= self.group_size:
+                return True
+        return not self._runs_finished()
+
+    def _runs_finished(self) -> bool:
+        from farmtools.bookkeeping.ledger import FINISHED, run_ledger
+
+        for run in self.run_numbers:
+            led = run_ledger(self.bk, run)
+            if led is None or led.status != FINISHED:
+                return False
+        return True
 
     def _stages(self) -> None:
         """Archives every few seconds (and analyses, if the daemon does not), as timers would."""
@@ -416,6 +430,8 @@ class Challenge:
                 t = time.monotonic()
                 try:
                     new = run_ready_analyses(self.cfg, self.bk)
+                    report = closing_pass(self.cfg, self.bk)
+                    new += report.partial + report.summaries
                 except Exception:
                     self.shared.stage_errors.append("analysis: " + traceback.format_exc(limit=3))
                 if new:
@@ -456,13 +472,14 @@ class Challenge:
         good, bad = self.names()
         goodset = set(good)
         states: dict[str, str] = {}
-        for rec in self.bk.files(run=self.run_number):
-            states[rec.name] = str(rec.state)
+        for run in self.run_numbers:
+            for rec in self.bk.files(run=run):
+                states[rec.name] = str(rec.state)
         q = (
             select(events.c.event, func.count(func.distinct(events.c.file_id)))
             .join(files, files.c.id == events.c.file_id)
             .where(
-                files.c.run == self.run_number,
+                files.c.run.in_(self.run_numbers),
                 files.c.name.in_(good),
                 events.c.event.in_(
                     [
@@ -481,7 +498,7 @@ class Challenge:
         archived_q = (
             select(files.c.name)
             .join(events, files.c.id == events.c.file_id)
-            .where(files.c.run == self.run_number, events.c.event == "archived")
+            .where(files.c.run.in_(self.run_numbers), events.c.event == "archived")
             .distinct()
         )
         with self.bk.engine.connect() as conn:
@@ -556,7 +573,9 @@ class Challenge:
     def _banner(self) -> None:
         s = self.s
         self.console.print(
-            f"[bold]data challenge[/bold] run {self.run_number}: {s.files} files x {s.events} "
+            f"[bold]data challenge[/bold] run {self.run_number}"
+            + (f"-{self.run_numbers[-1]}: {s.runs} runs of" if s.runs > 1 else ":")
+            + f" {s.files} files x {s.events} "
             f"events, one every {s.interval_s:g} s, {'compressed' if s.compress else 'uncompressed'}"
             f", {s.workers} workers{', CHAOS' if s.chaos else ''}\n"
             f"  farm: {self.cfg.home} (config {self.config_path}); jobs run program={self.program}"
@@ -579,7 +598,7 @@ class Challenge:
         )
         with Progress(*columns, console=self.console, disable=not self.s.progress) as bar:
             tasks = {
-                k: bar.add_task(k, total=self.s.files)
+                k: bar.add_task(k, total=self.s.files * self.s.runs)
                 for k in ("written", "stored", "reconstructed", "analysed", "archived")
             }
             reported_faults = 0
@@ -669,6 +688,7 @@ class Challenge:
             batch=self.cfg.batch.backend,
             database=self.bk.dialect,
             group_size=self.group_size,
+            run_numbers=self.run_numbers,
             interrupted=self.interrupted,
             timed_out=self.timed_out,
         )

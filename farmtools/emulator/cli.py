@@ -92,6 +92,14 @@ def emulate(
     no_physics: Annotated[
         bool, typer.Option("--no-physics", help="6x6x6: pedestal events (fast replays).")
     ] = False,
+    end_of_run: Annotated[
+        bool,
+        typer.Option(
+            "--end-of-run/--no-end-of-run",
+            help="write run<N>.eor.json (files, events, sizes, adler32) after the last file; "
+            "--no-end-of-run when a later call continues the run",
+        ),
+    ] = True,
     fault: Annotated[
         list[str] | None,
         typer.Option(
@@ -150,7 +158,13 @@ def emulate(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from farmtools.config import ConfigError, load_config
-    from farmtools.emulator.daq import EmulatedFile, RunPlan, copy_template, emulate_run
+    from farmtools.emulator.daq import (
+        EmulatedFile,
+        RunPlan,
+        copy_template,
+        emulate_run,
+        end_run,
+    )
     from farmtools.emulator.settings import (
         REALISTIC,
         EmulatorSettings,
@@ -292,6 +306,9 @@ def emulate(
                     on_file=file_done,
                     on_event=lambda _p, _n: progress.advance(events_task),
                 )
+            if end_of_run:
+                record = end_run(out_dir, run, geometry=geometry)
+                progress.console.print(f"end of run {run}: {record}")
         except (RawDataError, FileExistsError, OSError) as exc:
             err.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(1) from None

@@ -343,6 +343,43 @@ def copy_template(
     return written
 
 
+def _events_in(path: Path, geometry: Geometry) -> int | None:
+    """Events of a closed raw file: its truth sidecar's count, else its event headers."""
+    doc = read_truth(path)
+    if doc is not None:
+        if isinstance(doc.get("events"), list):
+            return len(doc["events"])
+        if isinstance(doc.get("events_in_file"), int):
+            return int(doc["events_in_file"])
+    try:
+        return len(_headers(path, geometry))
+    except RawDataError:
+        return None
+
+
+def end_run(
+    out_dir: str | os.PathLike[str],
+    run: int,
+    *,
+    geometry: Geometry = WA105_3X1X1,
+    checksum: bool = True,
+) -> Path:
+    """Write the run's end-of-run record (:mod:`farmtools.rawdata.endofrun`) into ``out_dir``.
+
+    It lists every raw file of the run in the directory (also those of earlier calls that the
+    run continued), with size, adler32 (``checksum``) and events; the DAQ's word that the run is
+    over, after its last file is closed.
+    """
+    from farmtools.rawdata.endofrun import describe_file, write_end_of_run
+
+    out = Path(out_dir)
+    entries = [
+        describe_file(path, seq, _events_in(path, geometry), checksum=checksum)
+        for seq, path in run_files(out, run)
+    ]
+    return write_end_of_run(out, run, entries)
+
+
 def disk_free_bytes(path: str | os.PathLike[str]) -> int:
     """Free bytes where ``path`` lives (the CLI warns before filling a disk)."""
     return shutil.disk_usage(path).free

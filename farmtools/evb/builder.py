@@ -49,6 +49,7 @@ from farmtools import pddp_channels
 if TYPE_CHECKING:
     from farmtools.bookkeeping.db import Bookkeeping
 
+from farmtools.bookkeeping.heartbeat import Heartbeat
 from farmtools.detector import Geometry
 from farmtools.evb.streams import FragRef, StreamTail, Tail
 from farmtools.rawdata.errors import RawDataError
@@ -495,13 +496,17 @@ class L2Builder:
         """Build everything there is now: tails truncated, lonely fragments incomplete."""
         self.step(drain=True)
 
-    def run(self, should_stop: Callable[[], bool], tick_s: float = 0.5) -> None:
-        """The daemon loop: wake on the streams' inotify events or every ``tick_s`` (timeouts)."""
+    def run(
+        self, should_stop: Callable[[], bool], tick_s: float = 0.5, heartbeat_s: float = 10.0
+    ) -> None:
+        """The daemon loop: wake on the streams' inotify events or every ``tick_s`` (timeouts);
+        a heartbeat (``evb-<id>``) at most every ``heartbeat_s`` when it has a bookkeeping."""
         from farmtools.ingest.watcher import DirWatcher
 
         self.s.in_dir.mkdir(parents=True, exist_ok=True)
         watcher = DirWatcher(self.s.in_dir)
         watcher.start()
+        heartbeat = Heartbeat(self.bk, f"evb-{self.s.builder_id}", heartbeat_s)
         try:
             with selectors.DefaultSelector() as sel:
                 sel.register(watcher.fileno(), selectors.EVENT_READ)
@@ -510,7 +515,9 @@ class L2Builder:
                         self.step()
                     except (OSError, RawDataError) as exc:
                         self._alarm(f"pass failed, retried: {exc}")
+                    heartbeat.beat()
                     sel.select(timeout=tick_s)
                     watcher.read()
         finally:
+            heartbeat.stop()
             watcher.close()

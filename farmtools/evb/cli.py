@@ -125,7 +125,7 @@ def build(
 
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
-        builder.run(lambda: stop)
+        builder.run(lambda: stop, heartbeat_s=cfg.monitor.heartbeat_s)
     typer.echo(json.dumps(builder.status()["runs"]))
 
 

@@ -45,11 +45,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from farmtools.bookkeeping.errors import database_unavailable, first_line
+from farmtools.bookkeeping.heartbeat import Heartbeat
 from farmtools.bookkeeping.names import db_text
 from farmtools.bookkeeping.states import Event, FileState
 from farmtools.ingest.openfiles import open_for_writing
 from farmtools.rawdata import RawDataError, RawFile, RawName, parse_raw_name
 from farmtools.retry import Backoff
+from farmtools.rawdata.endofrun import EndOfRunError, parse_eor_name, read_end_of_run
 from farmtools.storage.base import (
     ChecksumMismatch,
     DestinationConflict,
@@ -79,6 +81,8 @@ KIND_COLLISION = "name_collision"
 KIND_NOT_REGULAR = "not_regular_file"
 #: Error kind (and alarm) of a raw file this daemon may not read: waits, retried by itself.
 KIND_UNREADABLE = "permission_denied"
+#: Alarm kind of an end-of-run record (``run<N>.eor.json``) that cannot be read.
+KIND_BAD_EOR = "bad_end_of_run"
 #: How often a file open for writing through another of its names is looked at: its close
 #: happens in another directory, whose close-write this watcher does not see.
 WRITER_POLL_S = 1.0
@@ -303,6 +307,7 @@ class IngestService:
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="ingest-copy")
         rescan_s = self.cfg.ingest.rescan_s
         next_rescan = time.monotonic() + rescan_s if rescan_s > 0 else None
+        heartbeat = Heartbeat(self._db, "ingest", self.cfg.monitor.heartbeat_s)
         try:
             watcher.start()
             sel.register(watcher.fileno(), selectors.EVENT_READ, "inotify")
@@ -316,10 +321,12 @@ class IngestService:
             )
             self._safe(self.reconcile)
             while not self._stop.is_set():
-                timeout = self._next_timeout()
+                heartbeat.beat()
+                # an idle directory still beats: the loop wakes at least every heartbeat_s
+                due = self._next_timeout()
+                timeout = heartbeat.every_s if due is None else min(due, heartbeat.every_s)
                 if next_rescan is not None:
-                    until = max(0.0, next_rescan - time.monotonic())
-                    timeout = until if timeout is None else min(timeout, until)
+                    timeout = min(timeout, max(0.0, next_rescan - time.monotonic()))
                 for key, _ in sel.select(timeout):
                     if key.data == "inotify":
                         for kind, path in watcher.read():
@@ -334,6 +341,7 @@ class IngestService:
                     self._safe(self.rescan, watcher)
                     next_rescan = time.monotonic() + rescan_s
         finally:
+            heartbeat.stop()
             done.set()
             # copies under way finish (a half copy would only be redone); queued ones wait
             # for the next start's reconciliation
@@ -600,6 +608,8 @@ class IngestService:
                 why=f"not a regular file: {_entry_kind(path, st)}",
                 alarm=KIND_NOT_REGULAR if raw is not None else None,
             )
+        if raw is None and parse_eor_name(path.name) is not None:
+            return self._end_of_run(path, name, st)
         if raw is None:
             return self._ignore(path, name, st)
         rec = self._db.get(name)
@@ -974,6 +984,25 @@ class IngestService:
             else:
                 log.info("%s: -> ignored (%s)", name, why)
         return Outcome(FileState.IGNORED)
+
+    def _end_of_run(self, path: Path, name: str, st: os.stat_result) -> Outcome:
+        """Store the DAQ's end-of-run record in the bookkeeping (the processing daemon closes
+        the run); a record that cannot be read is ignored with an alarm naming what is wrong.
+        The record itself stays where it is, recorded as ignored like any other non-raw name."""
+        try:
+            record = read_end_of_run(path)
+        except EndOfRunError as exc:
+            return self._ignore(path, name, st, why=str(exc), alarm=KIND_BAD_EOR)
+        source = db_text(os.fsdecode(path))
+        if self._db.record_end_of_run(record.run, record.to_json(), source=source):
+            log.info(
+                "%s: end of run %d (%d files, %d events)",
+                name,
+                record.run,
+                record.files,
+                record.events,
+            )
+        return self._ignore(path, name, st, why=f"end-of-run record of run {record.run}")
 
     def _vanished(self, path: Path) -> Outcome:
         name, raw = self._names(path)

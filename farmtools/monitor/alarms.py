@@ -5,15 +5,18 @@ out) and :class:`AlarmChecker`, which after each new result raises the breaches 
 bookkeeping's ``alarms`` table (``source = "monitor"``; the page shows every unacknowledged
 alarm, of any stage) and sends them through :func:`farmtools.notify.notify`.  One alarm per kind
 (e.g. ``lifetime_low:view0``) stays open until someone acknowledges it (``farmtools monitor
-ack``): a run of bad results gives one message, not one per result.
+ack``): a run of bad results gives one message, not one per result.  The farm's conditions
+(stuck files, a silent daemon: ``daemon_silent:<daemon>@<host>``) close their alarm by
+themselves once they clear.
 
 The data-quality checks (:mod:`farmtools.monitor.overview`) run in the same pass: a check that
 turns ``error`` raises ``check:TASK/ITEM`` (unless a threshold alarm above already names that
 fault: :attr:`~farmtools.monitor.checks.CheckResult.covers`); when it is judged good (or
-warning) again, its open alarms are cleared (acknowledged by the checker, with a log
+warning) again, its open alarms are cleared (closed as "cleared" by farmtools, with a log
 line), so the banner shows what is wrong now.
 
-Imports the monitor's summary/queries modules, the bookkeeping and farmtools.notify.
+Imports the monitor's summary/queries modules, the bookkeeping and farmtools.notify (each new
+alarm through a :class:`~farmtools.notify.digest.Digest`: one mail per family and interval).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from farmtools.monitor.checks import State
 from farmtools.monitor.summary import INFINITE_US, AnalysisResult
+from farmtools.notify.digest import Digest
 
 if TYPE_CHECKING:
     from farmtools.bookkeeping import Bookkeeping
@@ -149,6 +153,7 @@ class AlarmChecker:
         self.notify_errors: list[str] = []
         #: the run each check alarm was last raised for, by kind (None: the farm-wide window)
         self._alarmed: dict[str, int | None] = {}
+        self.digest = Digest(cfg, SOURCE)
 
     def check(self) -> list[Breach]:
         """One pass: returns the breaches that were NEW (raised and notified now)."""
@@ -171,12 +176,45 @@ class AlarmChecker:
         # analyses must not pile up here)
         self._checked = {r.fingerprint for r in results}
         breaches.extend(self._check_channels())
-        if self.queries is not None:
-            count, _ = self.queries.stuck_files(self.cfg.monitor.stuck_after_s, limit=1)
-            breaches.extend(evaluate_stuck(count, self.cfg.monitor))
+        breaches.extend(self._check_farm())
         if self.runner is not None:
             breaches.extend(self._judge_checks())
-        return [b for b in breaches if self._raise(b)]
+        new = [b for b in breaches if self._raise(b)]
+        self.flush()
+        return new
+
+    def _check_farm(self) -> list[Breach]:
+        """Conditions of the farm whose alarm closes by itself once they clear: stuck files,
+        silent daemons (``daemon_silent:<daemon>@<host>``)."""
+        if self.bk is None or self.queries is None:
+            return []
+        from farmtools.bookkeeping.db import CLEARED_BY
+        from farmtools.bookkeeping.heartbeat import silent
+        from farmtools.monitor.attention import daemon_unit
+
+        m = self.cfg.monitor
+        count, _ = self.queries.stuck_files(m.stuck_after_s, limit=1)
+        breaches = evaluate_stuck(count, m)
+        clear: dict[str, str] = {}
+        if not breaches:
+            clear["stuck_files"] = f"{count} file(s) stuck now"
+        for hb in self.bk.heartbeats():
+            kind = f"daemon_silent:{hb.daemon}@{hb.host}"
+            if silent(hb, m.daemon_silent_s):
+                breaches.append(
+                    Breach(
+                        kind,
+                        f"daemon {hb.daemon} on {hb.host} (pid {hb.pid}) silent since "
+                        f"{hb.beat:%Y-%m-%d %H:%M:%S} UTC; restart it: ssh {hb.host} "
+                        f"sudo systemctl restart {daemon_unit(hb.daemon)}",
+                    )
+                )
+            else:
+                clear[kind] = "stopped cleanly" if hb.stopped else "beats again"
+        for kind, alarm_id in self.queries.open_alarm_ids(SOURCE).items():
+            if kind in clear and self.bk.close_alarm(alarm_id, "cleared", CLEARED_BY, clear[kind]):
+                log.info("alarm %s cleared: %s", kind, clear[kind])
+        return breaches
 
     def _judge_checks(self) -> list[Breach]:
         """The checks of the current run and the window: an error this checker has not alarmed
@@ -210,11 +248,14 @@ class AlarmChecker:
         return out
 
     def _clear(self, kinds: list[str], why: str) -> None:
-        """Acknowledge the open alarms of ``kinds``: the check behind them is no longer an error."""
+        """Close the open alarms of ``kinds`` as cleared: the check behind them is no longer an
+        error (recorded in ``alarm_closures`` like every alarm that closes by itself)."""
+        from farmtools.bookkeeping.db import CLEARED_BY
+
         for kind in kinds:
             if self.bk is not None and self.queries is not None:
                 for alarm_id in self.queries.open_alarm_ids(SOURCE, kind):
-                    self.bk.acknowledge_alarm(alarm_id)
+                    self.bk.close_alarm(alarm_id, "cleared", CLEARED_BY, why)
             else:
                 self.local.pop(kind, None)
             log.info("alarm %s cleared: %s", kind, why)
@@ -252,15 +293,21 @@ class AlarmChecker:
                 return False
             self.local[b.kind] = b
         log.warning("alarm %s: %s", b.kind, b.message)
-        from farmtools.notify import notify
-
-        errors = notify(
-            self.cfg.notify,
+        # digested by family (lifetime_low, daemon_silent...): five silent daemons, two mails
+        errors = self.digest.add(
+            b.kind.split(":", 1)[0],
             f"[farmtools monitor] {b.kind}",
             b.message,
             {"source": SOURCE, "kind": b.kind, "message": b.message},
         )
+        self._notify_errors(errors)
+        return True
+
+    def _notify_errors(self, errors: list[str]) -> None:
         for e in errors:
             log.error("notification failed: %s", e)
         self.notify_errors.extend(errors)
-        return True
+
+    def flush(self, force: bool = False) -> None:
+        """Send the digests that are due (all of them with ``force``: the monitor stops)."""
+        self._notify_errors(self.digest.flush(force))

@@ -10,6 +10,8 @@ Routes (all GET: the page is read-only, any other method is 405):
                                    (``ref=pinned``: the item's pinned reference run)
 ``/api/overview``                  ``?run=N``: every task item's check state, the worst on top
 ``/api/alarms``                    unacknowledged alarms
+``/shift``                         what needs attention now: ``farmtools status`` as a page
+``/api/shift``                     the same as ``farmtools status --json``
 ``/api/status``                    what changed (results version, totals time, unreadable files)
 ``/metrics``                       Prometheus text format
 ``/healthz``                       "ok"
@@ -56,6 +58,7 @@ from farmtools.monitor.tasks import TASKS, Context, MonTask
 if TYPE_CHECKING:
     from farmtools.bookkeeping import Bookkeeping
     from farmtools.config import FarmConfig
+    from farmtools.monitor.attention import ShiftStatus
 
 log = logging.getLogger("farmtools.monitor")
 HERE = Path(__file__).parent
@@ -154,12 +157,18 @@ class Monitor:
             self.results.refresh()
 
     def _loop(self) -> None:
+        from farmtools.bookkeeping.heartbeat import Heartbeat
+
+        heartbeat = Heartbeat(self.bk, "monitor", self.cfg.monitor.heartbeat_s)
         while not self._stop.is_set():
+            heartbeat.beat()  # first: the check must not find this monitor's own old beat silent
             try:
                 self.checker.check()
             except Exception:  # the page must keep running whatever one check hits
                 log.exception("alarm check failed")
-            self._stop.wait(self.cfg.monitor.poll_s)
+            self._stop.wait(min(self.cfg.monitor.poll_s, heartbeat.every_s))
+        self.checker.flush(force=True)
+        heartbeat.stop()
 
     # -- data for the routes -------------------------------------------------------------------
     def tree(self) -> list[dict[str, Any]]:
@@ -224,6 +233,12 @@ class Monitor:
             }
             for b in self.checker.local.values()
         ]
+
+    def shift(self) -> ShiftStatus | None:
+        """What needs attention now (``farmtools status``), None without a database."""
+        from farmtools.monitor.attention import collect
+
+        return collect(self.cfg, self.bk) if self.bk is not None else None
 
     def status(self) -> dict[str, Any]:
         snap = self.totals.snapshot if self.totals else None
@@ -334,6 +349,21 @@ def build_app(monitor: Monitor) -> Starlette:
     def alarms(request: Request) -> Response:
         return JSONResponse(monitor.alarms())
 
+    def shift_page(request: Request) -> Response:
+        st = monitor.shift()
+        if st is None:
+            return PlainTextResponse("no bookkeeping database: no shift status", status_code=503)
+        refresh = max(5, int(monitor.cfg.monitor.poll_s))
+        return templates.TemplateResponse(request, "shift.html", {"st": st, "refresh_s": refresh})
+
+    def shift(request: Request) -> Response:
+        from farmtools.listing import jsonable
+
+        st = monitor.shift()
+        if st is None:
+            return JSONResponse({"error": "no bookkeeping database"}, status_code=503)
+        return JSONResponse(jsonable(st.to_json()))
+
     def status(request: Request) -> Response:
         return JSONResponse(monitor.status())
 
@@ -354,6 +384,8 @@ def build_app(monitor: Monitor) -> Starlette:
             Route("/api/plot/{task}/{item}", plot, methods=get),
             Route("/api/overview", overview_route, methods=get),
             Route("/api/alarms", alarms, methods=get),
+            Route("/shift", shift_page, methods=get),
+            Route("/api/shift", shift, methods=get),
             Route("/api/status", status, methods=get),
             Route("/metrics", metrics, methods=get),
             Route("/healthz", healthz, methods=get),

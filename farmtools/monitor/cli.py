@@ -1,4 +1,5 @@
-"""``farmtools monitor``: serve the monitoring page, run one alarm check, list the tasks.
+"""``farmtools monitor``: serve the monitoring page, run one alarm check, list the tasks; and
+``farmtools status``, what needs attention now (farmtools.monitor.attention).
 
 Imports Typer and rich at module level; the web stack (Starlette, uvicorn, plotly, SQLAlchemy)
 inside the commands, so that ``farmtools --help`` stays fast.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import socket
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +22,7 @@ from farmtools.listing import JSON_OPTION, emit, emit_json
 if TYPE_CHECKING:
     from farmtools.config import FarmConfig
     from farmtools.monitor.app import Monitor
+    from farmtools.monitor.attention import ShiftStatus
 
 monitor_app = typer.Typer(
     help="The data-quality monitoring page, /metrics and alarms.", no_args_is_help=True
@@ -120,6 +123,7 @@ def check(config: Path | None = _CONFIG) -> None:
     (for cron or a test); prints the new alarms and the worst check state of the current run."""
     monitor = _monitor(_load(config))
     new = monitor.checker.check()
+    monitor.checker.flush(force=True)  # the command ends here: nothing waits for a digest
     for b in new:
         _console.print(f"[red]alarm[/red] {b.kind}: {b.message}")
     for path, err in monitor.results.errors.items():
@@ -222,18 +226,163 @@ def reference(
 @monitor_app.command("ack")
 def ack(
     alarm_id: int = typer.Argument(..., help="alarm id (farmtools alarms)"),
+    reason: str = typer.Option("", "--reason", help="why (kept with the alarm)"),
     config: Path | None = _CONFIG,
 ) -> None:
-    """Acknowledge an alarm: it leaves the page's banner, and the same kind may be raised again."""
+    """Acknowledge an alarm: it leaves the page's banner, and the same kind may be raised again.
+
+    Who (the Unix user running the command) and when are recorded with the alarm
+    (``farmtools alarms --all``) and, for an alarm about a file, in the file's story.
+    """
     from farmtools.bookkeeping import Bookkeeping
 
     bk = Bookkeeping.from_config(_load(config), create=False)
-    if not any(a.id == alarm_id for a in bk.alarms()):
+    if not bk.acknowledge_alarm(alarm_id, reason=reason):
         _console.print(f"[red]no open alarm with id {alarm_id}[/red]")
         raise typer.Exit(1)
-    bk.acknowledge_alarm(alarm_id)
-    _console.print(f"alarm {alarm_id} acknowledged")
+    closed = next(a for a in bk.alarms(include_acknowledged=True) if a.id == alarm_id)
+    _console.print(f"alarm {alarm_id} acknowledged by {closed.closed_by}", highlight=False)
+
+
+def _when(t: datetime | None) -> str:
+    return "" if t is None else t.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "never (nothing coming in)"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 3 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def _print_status(st: ShiftStatus) -> None:
+    """The shift's screen: what needs a person first, then each part (empty parts say so)."""
+    from farmtools.listing import emit
+
+    if st.attention:
+        typer.echo("NEEDS A PERSON:")
+        for line in st.attention:
+            typer.echo(f"  - {line}")
+    else:
+        typer.echo("OK: nothing needs a person")
+    typer.echo("")
+    emit(
+        f"open alarms ({sum(g.count for g in st.alarms)})",
+        ("source", "kind", "count", "newest (UTC)", "message", "resolve with"),
+        [
+            [g.source, g.kind, str(g.count), _when(g.newest), g.message, g.command]
+            for g in st.alarms
+        ],
+    )
+    for title, count, briefs in (
+        ("failed and quarantined files", st.failed_count, st.failed),
+        ("stuck files", st.stuck_count, st.stuck),
+    ):
+        typer.echo("")
+        emit(
+            f"{title} ({count}, oldest first)",
+            ("name", "state", "since (UTC)", "last error"),
+            [[f.name, f.state, _when(f.since), f.last_error or ""] for f in briefs],
+        )
+    typer.echo("")
+    emit(
+        f"incomplete runs ({len(st.incomplete_runs)}, newest first)",
+        ("run", "status", "files", "analysed", "gaps (seq)", "problems"),
+        [
+            [
+                str(r["run"]),
+                r["status"],
+                str(r["detected"]),
+                str(r["analysed"]),
+                ",".join(map(str, r["gaps"])),
+                "; ".join(r["problems"]),
+            ]
+            for r in st.incomplete_runs
+        ],
+    )
+    typer.echo("")
+    emit(
+        f"daemons ({len(st.daemons)})",
+        ("daemon", "host", "pid", "last beat (UTC)", "state", "detail"),
+        [
+            [
+                d.daemon,
+                d.host,
+                str(d.pid),
+                _when(d.beat),
+                "stopped" if d.stopped else f"SILENT {d.age_s:.0f} s" if d.silent else "ok",
+                d.detail,
+            ]
+            for d in st.daemons
+        ],
+    )
+    typer.echo("")
+    b = st.buffer
+    if b is not None:
+        used = "capacity unknown"
+        if b.total_bytes and b.used_bytes is not None and b.free_bytes is not None:
+            used = (
+                f"{b.used_bytes / 1e9:.1f} of {b.total_bytes / 1e9:.1f} GB used "
+                f"({100 * b.used_bytes / b.total_bytes:.0f} %), {b.free_bytes / 1e9:.1f} GB free"
+            )
+        typer.echo(f"storage {b.path}: {used}")
+        typer.echo(
+            f"  incoming {b.rate_bytes_s / 1e6:.2f} MB/s (over {b.rate_window_s:.0f} s); "
+            f"full in {_duration(b.seconds_to_full) if b.total_bytes is not None else 'unknown'}"
+        )
+    typer.echo("jobs in the batch system: " + ", ".join(f"{k} {v}" for k, v in st.jobs.items()))
+
+
+def _nagios(st: ShiftStatus) -> str:
+    """One line in the Nagios plugin format: status text, then performance data after ``|``."""
+    word = "WARNING" if st.needs_person else "OK"
+    text = "; ".join(st.attention) or "nothing needs a person"
+    perf = (
+        f"alarms={sum(g.count for g in st.alarms)} "
+        f"silent={sum(d.silent for d in st.daemons)} stuck={st.stuck_count} "
+        f"failed={st.failed_count}"
+    )
+    return f"FARMTOOLS {word} - {text} | {perf}"
+
+
+def status(
+    config: Path | None = _CONFIG,
+    as_json: bool = JSON_OPTION,
+    nagios: bool = typer.Option(
+        False, "--nagios", help="one line in the Nagios plugin format (status | perfdata)"
+    ),
+) -> None:
+    """What needs attention now: alarms, failed and stuck files, runs, daemons, storage, jobs.
+
+    Exit code 0: nothing needs a person; 1: something does (listed first): cron mails on 1.
+
+    For Nagios: 0 OK, 1 WARNING, 2 (configuration) CRITICAL, 3 (no database) UNKNOWN.
+
+    The --json fields: docs/shift.md.
+    """
+    from farmtools.bookkeeping import Bookkeeping
+    from farmtools.listing import emit_json
+    from farmtools.monitor.attention import collect
+
+    cfg = _load(config)
+    bk = Bookkeeping.from_config(cfg, create=False)
+    try:
+        st = collect(cfg, bk)
+    finally:
+        bk.close()
+    if as_json:
+        emit_json(st.to_json())
+    elif nagios:
+        typer.echo(_nagios(st))
+    else:
+        _print_status(st)
+    if st.needs_person:
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:
     app.add_typer(monitor_app, name="monitor")
+    app.command("status")(status)

@@ -164,6 +164,15 @@ class FarmCollector(Collector):
         for src, n in sorted(per.items()):
             al.add_metric([src], n)
         yield al
+        beat = GaugeMetricFamily(
+            "farmtools_daemon_beat_age_seconds",
+            "Seconds since each running daemon's last heartbeat (alert above "
+            "monitor.daemon_silent_s)",
+            labels=["daemon", "host"],
+        )
+        for daemon, host, t in q.running_daemons():
+            beat.add_metric([daemon, host], _age(t))
+        yield beat
 
     @staticmethod
     def _checks(store: CheckStore) -> Iterator[Metric]:

@@ -27,31 +27,19 @@ from farmtools.bookkeeping.schema import (
     evb_counts,
     events,
     files,
+    heartbeats,
     jobs,
     now,
     runs,
 )
-from farmtools.bookkeeping.states import Event, FileState
+from farmtools.bookkeeping.states import CHAIN, Event, FileState
 
 #: States a file passes through on its way to "analysed": a file sitting in one too long is stuck.
-ACTIVE_STATES: tuple[str, ...] = (
-    FileState.DETECTED,
-    FileState.COPYING,
-    FileState.STORED,
-    FileState.QUEUED,
-    FileState.SUBMITTED,
-    FileState.RUNNING,
-)
+ACTIVE_STATES: tuple[str, ...] = CHAIN[: CHAIN.index(FileState.RECONSTRUCTED)]
 #: States of a file that is on the farm storage (ingested).
-INGESTED_STATES: tuple[str, ...] = (
-    FileState.STORED,
-    FileState.QUEUED,
-    FileState.SUBMITTED,
-    FileState.RUNNING,
-    FileState.RECONSTRUCTED,
-    FileState.ANALYSED,
-    FileState.FAILED,
-)
+INGESTED_STATES: tuple[str, ...] = (*CHAIN[CHAIN.index(FileState.STORED) :], FileState.FAILED)
+#: States of a file that processing or ingest gave up on: a person retries it.
+FAILED_STATES: tuple[str, ...] = (FileState.FAILED, FileState.QUARANTINED)
 #: Job states that are waiting in a queue (ours or the batch system's).
 QUEUED_JOB_STATES = ("new", "submitted")
 
@@ -207,7 +195,26 @@ class FarmQueries:
         # states after ANALYZE) and not that the active ones are a few hundred, scans the
         # whole table: 2-4 s with a year of files instead of ~5 ms.
         active = select(files.c.id).where(files.c.state.in_(ACTIVE_STATES))
-        cond = and_(files.c.id.in_(active), files.c.state_since < cut)
+        return self._oldest(and_(files.c.id.in_(active), files.c.state_since < cut), limit)
+
+    def failed_files(self, limit: int = 100) -> tuple[int, list[StuckFile]]:
+        """Files parked as failed or quarantined: (how many, the oldest ones), by the state index."""
+        return self._oldest(files.c.state.in_(FAILED_STATES), limit)
+
+    def runs_with(self, *, stuck_s: float | None = None, failed: bool = False) -> set[int]:
+        """Runs with a file stuck longer than ``stuck_s`` (as :meth:`stuck_files`), or with a
+        failed or quarantined one: through the state index."""
+        if stuck_s is not None:
+            cut = now() - timedelta(seconds=stuck_s)
+            active = select(files.c.id).where(files.c.state.in_(ACTIVE_STATES))
+            cond = and_(files.c.id.in_(active), files.c.state_since < cut)
+        else:
+            cond = files.c.state.in_(FAILED_STATES) if failed else files.c.id.is_(None)
+        q = select(files.c.run).where(cond).distinct()
+        return {r for (r,) in self._rows(q) if r is not None}
+
+    def _oldest(self, cond: Any, limit: int) -> tuple[int, list[StuckFile]]:
+        """How many files match ``cond``, and the ``limit`` longest in their state."""
         with self.engine.connect() as conn:
             total = int(
                 conn.execute(select(func.count()).select_from(files).where(cond)).scalar_one()
@@ -272,6 +279,21 @@ class FarmQueries:
             }
             for m in (r._mapping for r in self._rows(q))
         ]
+
+    def running_daemons(self) -> list[tuple[str, str, datetime]]:
+        """(daemon, host, last beat) of every daemon that did not say it stopped."""
+        h = heartbeats
+        q = select(h.c.daemon, h.c.host, h.c.beat).where(h.c.stopped.is_(None))
+        return [(d, host, t) for d, host, t in self._rows(q.order_by(h.c.daemon, h.c.host))]
+
+    def open_alarm_ids(self, source: str) -> dict[str, int]:
+        """``{kind: id}`` of the open alarms of ``source`` (the newest of each kind)."""
+        q = (
+            select(alarms.c.kind, alarms.c.id)
+            .where(alarms.c.source == source, alarms.c.acknowledged.is_(False))
+            .order_by(alarms.c.id)
+        )
+        return {k: i for k, i in self._rows(q)}
 
     def open_alarm_kinds(self, source: str) -> set[str]:
         q = select(alarms.c.kind).where(alarms.c.source == source, alarms.c.acknowledged.is_(False))

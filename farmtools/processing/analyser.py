@@ -47,15 +47,22 @@ STOP_TIMEOUT_S = 60.0
 def analyse_ready(cfg: FarmConfig, bk: Bookkeeping) -> list[Path]:
     """One analysis pass that never raises: the summaries written (an error is logged).
 
-    The next pass tries again; the pipeline itself parks files whose output cannot be read.
+    Complete groups first, then the end-of-run step
+    (:func:`farmtools.processing.runclose.closing_pass`: runs closed, their remainder groups
+    analysed, their summaries written, their files planned into archives).  The next pass tries
+    again; the pipeline itself parks files whose output cannot be read.
     """
+    written: list[Path] = []
     try:
         from farmtools.analysis.pipeline import run_ready_analyses
 
-        return run_ready_analyses(cfg, bk)
+        written = run_ready_analyses(cfg, bk)
     except Exception:
         log.exception("analyses failed; trying again at the next pass")
-        return []
+    from farmtools.processing.runclose import closing_pass
+
+    report = closing_pass(cfg, bk)
+    return written + report.partial + report.summaries
 
 
 class AnalysisProcess:

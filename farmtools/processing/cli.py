@@ -1,4 +1,4 @@
-"""Commands of the processing stage: ``process run|once`` and ``jobs list|show|retry|cancel``.
+"""Commands of the processing stage: ``process run|once|close-runs`` and ``jobs list|show|retry|cancel``.
 
 ``process run`` is the daemon (claims stored files as soon as they are verified); ``process once``
 is one pass for cron, as the seed's ``processing.sh``.  Both read the farm configuration
@@ -80,7 +80,9 @@ def once(config: Path | None = _CONFIG) -> None:
     """One pass (for cron): claim stored files, submit due jobs, collect finished ones, analyse."""
     from rich.console import Console
 
-    s = _manager(config).run_once()
+    manager = _manager(config)
+    s = manager.run_once()
+    s.errors += manager.digest.flush(force=True)  # this process ends: the digests go now
     Console().print(
         f"claimed {s.claimed}, submitted {s.submitted}, started {s.started}, "
         f"succeeded {s.succeeded}, retried {s.retried}, failed {s.failed}, "
@@ -88,6 +90,23 @@ def once(config: Path | None = _CONFIG) -> None:
     )
     for e in s.errors:
         Console(stderr=True, soft_wrap=True).print(f"[red]{e}[/red]")
+
+
+@process_app.command("close-runs")
+def close_runs(config: Path | None = _CONFIG, as_json: bool = JSON_OPTION) -> None:
+    """One end-of-run step (what the daemon's analysis pass does; for cron when [analysis] auto
+    is off): close runs that are over, analyse their remainder groups, write their summaries,
+    plan their archives, raise alarms for what is missing."""
+    from farmtools.processing.runclose import closing_pass, describe
+
+    cfg = _config(config)
+    bk = _bookkeeping(cfg)
+    doc = describe(closing_pass(cfg, bk))
+    if as_json:
+        emit_json(doc)
+        return
+    for key, values in doc.items():
+        typer.echo(f"{key}: {', '.join(str(v) for v in values) or '-'}")
 
 
 @jobs_app.command("list")

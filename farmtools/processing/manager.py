@@ -21,7 +21,9 @@ Owns :class:`Manager`, the loop behind ``farmtools process run`` (daemon) and ``
    child process (:mod:`farmtools.processing.analyser`) driven by a thread of its own, woken
    when a job succeeded (and every :data:`ANALYSIS_RESCAN_S`), so that a minute of fits never
    delays the next submission and their CPU is not the manager's; ``process once`` does it at
-   the end of its pass, in-process.  An analysis error is logged and recorded by the pipeline, never fatal to the daemon.
+   the end of its pass, in-process.  The same pass closes and finishes runs
+   (:mod:`farmtools.processing.runclose`: end of run, remainder groups, run summaries, archive
+   plans).  An analysis error is logged and recorded by the pipeline, never fatal to the daemon.
 
 Every transition goes into the file's story.  Errors about one file are recorded and never stop
 the loop.  Imports the bookkeeping, the batch backends, notify, config and rawdata naming (and
@@ -56,10 +58,11 @@ from farmtools.batch.base import parse_duration
 from farmtools.bookkeeping import Bookkeeping, Event, FileRecord, FileState
 from farmtools.bookkeeping.changes import ChangeWatch
 from farmtools.bookkeeping.errors import database_unavailable, first_line
+from farmtools.bookkeeping.heartbeat import Heartbeat
 from farmtools.bookkeeping.schema import now
 from farmtools.config import FarmConfig
 from farmtools.faults import fault_point
-from farmtools.notify import notify
+from farmtools.notify.digest import Digest, tail_lines
 from farmtools.processing.analyser import AnalysisProcess, analyse_ready
 from farmtools.processing.failures import Failure, classify, decide
 from farmtools.processing.joblog import format_job_log, write_job_log
@@ -143,6 +146,8 @@ class Manager:
         self._next_claim = 0.0
         self._next_check = 0.0
         self._dirty = True
+        #: mails about parked files: the first of a failure class at once, then a digest
+        self.digest = Digest(cfg, "processing")
 
     # -- the loops ------------------------------------------------------------------------------
     def run_once(self) -> PassSummary:
@@ -153,6 +158,7 @@ class Manager:
         self.submit_due(s)
         self.poll(s)
         s.analysed = len(self.analyse())
+        self._notify_errors(self.digest.flush())  # `process once` sends the rest at its end
         return s
 
     def run(self, stop: threading.Event) -> None:
@@ -179,10 +185,12 @@ class Manager:
             )
             analyser.start()
         self._watch = self.bk.watch(FileState.STORED)
+        heartbeat = Heartbeat(self.bk, "processing", self.cfg.monitor.heartbeat_s)
         next_poll = 0.0
         failures = 0
         try:
             while not stop.is_set():
+                heartbeat.beat("failing passes" if failures else "")
                 s = PassSummary()
                 try:
                     self._claim_and_submit(s)
@@ -198,8 +206,11 @@ class Manager:
                     self._dirty = True
                 if s.succeeded:
                     wake.set()
+                self._notify_errors(self.digest.flush())
                 stop.wait(self._pause(failures))
         finally:
+            self._notify_errors(self.digest.flush(force=True))
+            heartbeat.stop()
             wake.set()
             self._watch.close()
             self._watch = None
@@ -240,9 +251,16 @@ class Manager:
         The pass itself runs in a child process (:class:`AnalysisProcess`: the fits are
         analysis work, accounted apart from the manager's); this thread only waits for it.
         With a job program that makes no ROOT output there is nothing to analyse
-        (:func:`farmtools.analysis.pipeline.run_ready_analyses`), so no child is started.
+        (:func:`farmtools.analysis.pipeline.run_ready_analyses`), so no child is started: the
+        end-of-run step (:mod:`farmtools.processing.runclose`) runs in this thread.
         """
         if self.cfg.processing.program != "reco":
+            # no fits: only the end-of-run step, light enough for this thread
+            while not stop.is_set():
+                wake.wait(ANALYSIS_RESCAN_S)
+                wake.clear()
+                if not stop.is_set():
+                    analyse_ready(self.cfg, self.bk)
             return
         worker = AnalysisProcess(self.cfg, self.bk.url)
         try:
@@ -877,21 +895,38 @@ class Manager:
             return
         s.failed += 1
         log.error("%s: parked as failed: %s", job.file, reason)
+        n_lines = self.cfg.notify.error_lines
+        stderr = tail_lines(job.stderr, n_lines)
         body = (
             f"The processing of {job.file} was given up.\n\n"
             f"failure : {failure}\nreason  : {reason}\ntries   : {job.try_number}\n"
+            f"node    : {job.node or 'unknown'} (the job's), manager on {self.digest.host}\n"
             f"script  : {job.script}\nstdout  : {job.stdout}\nstderr  : {job.stderr}\n"
             f"job log : {job.job_log}\n\n"
             f"After fixing the cause: farmtools jobs retry {job.file}\n"
         )
-        errors = notify(
-            self.cfg.notify,
+        if stderr:
+            body += f"\nLast {n_lines} lines of the job's error output:\n\n{stderr}\n"
+        errors = self.digest.add(
+            str(failure),
             f"[farmtools] processing failed: {job.file}",
             body,
-            {"file": job.file, "failure": str(failure), "reason": reason, "tries": job.try_number},
+            {
+                "file": job.file,
+                "failure": str(failure),
+                "reason": reason,
+                "tries": job.try_number,
+                "node": job.node,
+                "host": self.digest.host,
+            },
         )
         for e in errors:
             self.bk.record(job.file, Event.ERROR, {"notify": e})
+
+    def _notify_errors(self, errors: list[str]) -> None:
+        """Mail failures of a digest (of many files: logged, not written into one's story)."""
+        for e in errors:
+            log.error("notification failed: %s", e)
 
     def _job_log(self, job: JobRecord, acc: JobAccounting, exit_code: int | None) -> None:
         if not job.job_log:

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from farmtools.bookkeeping import Bookkeeping, Event, FileState
-from farmtools.bookkeeping.cli import ALARM_FIELDS, FILE_FIELDS
+from farmtools.bookkeeping.cli import ALARM_FIELDS, FILE_FIELDS, RUN_FIELDS
 from farmtools.bookkeeping.schema import SCHEMA_VERSION
 from farmtools.bookkeeping.textlogs import export, line_for
 from farmtools.cli import app
@@ -93,8 +93,12 @@ def test_runs_and_files(farm: Path, db_url: str) -> None:
     )
     code, out = _cli(farm, "runs")
     assert code == 0, out
-    rows = [ln.split(None, 3) for ln in out.splitlines()[2:]]
-    assert rows == [["1014", "2", "6M", "stored 2"], ["1015", "1", "1K", "detected 1"]]
+    rows = [ln.split(None, 12) for ln in out.splitlines()[2:]]
+    # run status flag files stored reco analysed archived failed gaps stuck bytes states
+    assert rows == [
+        ["1014", "open", "unknown", "2", "2", "0", "0", "0", "0", "0", "0", "6M", "stored 2"],
+        ["1015", "open", "unknown", "1", "0", "0", "0", "0", "0", "0", "0", "1K", "detected 1"],
+    ]
 
     code, out = _cli(farm, "files", "--run", "1014", "--state", "stored")
     assert code == 0, out
@@ -222,7 +226,8 @@ def test_listings_give_json_with_the_documented_fields(farm: Path, db_url: str) 
         (1014, 1, 3 << 20, {"stored": 1}),
         (1015, 1, 10, {"detected": 1}),
     ]
-    assert set(runs[0]) == {"run", "files", "bytes", "states", "evb"} and runs[0]["evb"] is None
+    assert {"run", "files", "bytes", "states", "evb"} <= set(runs[0]) and runs[0]["evb"] is None
+    assert set(runs[0]) == set(RUN_FIELDS)
     files = _json(farm, "files", "--run", "1014")
     assert set(files[0]) == set(FILE_FIELDS) and files[0]["name"] == name
     assert files[0]["daq_write_time"] == "2016-10-27T11:50:00.000000Z"

@@ -37,6 +37,8 @@ SHIFT_COMMANDS: list[list[str]] = [
     ["archive", "list"],
     ["archive", "verify"],
     ["monitor", "ack", "1"],
+    ["status"],
+    ["status", "--nagios"],  # exit 3: Nagios' UNKNOWN
     ["logs", "export", "exported"],
 ]
 

@@ -311,3 +311,30 @@ def test_ctrl_c_stops_everything_and_still_reports(tmp_path: Path) -> None:
         return [cmd for cmd in cmds if str(home) in cmd]
 
     eventually(left, 10, "no process of the farm left", until=lambda cmds: cmds == [])
+
+
+def test_runs_ending_with_a_partial_group_are_closed_and_every_file_analysed(
+    tmp_path: Path,
+) -> None:
+    """Two runs of 2 files, groups of 4 (issue 17): each run ends with its end-of-run record,
+    is closed by the processing daemon, its remainder analysed, and the report lists each
+    run's ledger."""
+    settings = _settings(tmp_path / "farm", files=2, runs=2, monitor=False)
+    result = run_challenge(settings, Console(quiet=True))
+    rep = result.report
+    assert rep["verdict"] == "PASS", (rep["incomplete"], rep.get("runs"), rep["errors"])
+    assert rep["counts"]["analysed"] == 4 and rep["counts"]["archived"] == 4
+    runs = rep["runs"]
+    assert [r["run"] for r in runs] == [1, 2]
+    for r in runs:
+        assert (r["status"], r["close_reason"], r["flag"]) == ("finished", "end_of_run", "good")
+        assert (r["expected_files"], r["expected_events"], r["analysed"]) == (2, 6, 2)
+        assert r["archived"] == 2 and r["problems"] == [] and r["summary"]
+        assert Path(r["summary"]).exists()
+    bk = Bookkeeping(f"sqlite:///{tmp_path / 'farm' / 'bookkeeping.sqlite'}")
+    for run in (1, 2):
+        (group,) = bk.analyses(run=run)
+        assert group.partial and len(group.files) == 2
+    bk.close()
+    text = result.text_path.read_text()
+    assert "run 1: finished (end_of_run), flag good, files 2/2" in text

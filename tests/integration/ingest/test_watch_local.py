@@ -282,6 +282,9 @@ def test_ingest_gives_up_after_retries_with_an_alarm(farm: Farm) -> None:
     root.unlink()
     assert svc.reconcile() == 1
     assert farm.state("run18-seq0.dat") == "stored"
+    # stored at last: its alarm closed by itself, and the story says so
+    assert farm.bk.alarms() == []
+    assert Event.ALARM_CLEARED in farm.events("run18-seq0.dat")
 
 
 class CorruptingDisk(LocalStorage):
@@ -350,3 +353,12 @@ def test_claim_of_another_host_is_left_to_an_operator(farm: Farm) -> None:
     with pytest.raises(RuntimeError, match="--force"):
         svc.retry("run23-seq0.dat")
     assert svc.retry("run23-seq0.dat", force=True) == FileState.STORED
+
+
+def test_the_watcher_beats_while_idle_and_says_when_it_stopped(farm: Farm) -> None:
+    farm.start_watch()
+    (beat,) = farm.bk.heartbeats()
+    assert beat.daemon == "ingest" and beat.stopped is None and beat.pid == os.getpid()
+    farm.stop_all()
+    (beat,) = farm.bk.heartbeats()
+    assert beat.stopped is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -98,6 +99,30 @@ def test_corrupt_input_is_parked_at_once_with_email_and_webhook(
     assert posts and posts[0]["file"] == bad and posts[0]["failure"] == "corrupt_input"
 
 
+@pytest.mark.smtp
+def test_a_systematic_failure_mails_once_then_one_digest_with_host_and_error_lines(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    cfg, bk = _cfg(tmp_path, notify={"email_to": ["prod@localhost"], "smtp_port": smtp_server.port})
+    bad = [store(bk, cfg, 16, seq, corrupt=True) for seq in range(3)]
+    manager = Manager(cfg, bk=bk)
+    drive(manager, lambda: all(state_of(bk, n) == FileState.FAILED for n in bad))
+    assert manager.digest.flush(force=True) == []  # what `process once` does at its end
+    mails = smtp_server.wait_for(2)
+    assert len(mails) == 2, [m["Subject"] for m in mails]  # not one per file
+    first, digest = mails
+    (mailed,) = [n for n in bad if first["Subject"] == f"[farmtools] processing failed: {n}"]
+    others = [n for n in bad if n != mailed]  # the jobs end in any order
+    body = str(first.get_payload())
+    assert f"manager on {socket.gethostname()}" in body
+    assert "Last 20 lines of the job's error output:" in body
+    assert "corrupt" in body.split("error output:")[1].lower()  # the job's own words
+    job = JobStore(bk).of_file(mailed)[0]
+    assert Path(job.stderr or "").read_text().rstrip().endswith(body.rstrip().splitlines()[-1])
+    assert digest["Subject"] == "[farmtools] processing corrupt_input: 2 more in 10 min"
+    assert all(n in str(digest.get_payload()) for n in others)
+
+
 def test_out_of_memory_is_resubmitted_with_more_memory(tmp_path: Path) -> None:
     # one 80 MB event: the job holds it whole, as the reconstruction would
     cfg, bk = _cfg(tmp_path, batch={"memory_mb": 64})
@@ -130,7 +155,10 @@ def test_transient_failures_are_bounded_then_parked(
     # the operator fixes the cause and retries
     bk.update_fields(name, storage_path=str(cfg.path(cfg.storage.input) / "run15" / name))
     assert manager.retry(name)
+    assert [a.kind for a in bk.alarms()] == ["nonzero_exit"]  # back in the queue: not fixed yet
     drive(manager, lambda: state_of(bk, name) == FileState.RECONSTRUCTED)
+    assert bk.alarms() == []  # reconstructed: its alarm closed by itself
+    assert [e.event for e in bk.story(name)][-1] == "alarm_cleared"
 
 
 def test_daemon_claims_new_files_and_survives_a_restart(tmp_path: Path) -> None:

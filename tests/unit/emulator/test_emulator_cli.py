@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -10,6 +11,7 @@ from typer.testing import CliRunner
 from farmtools.cli import app
 from farmtools.detector import WA105_3X1X1 as G
 from farmtools.rawdata import RawFile
+from farmtools.rawdata.endofrun import read_end_of_run
 
 runner = CliRunner()
 
@@ -48,6 +50,12 @@ def test_emulate_physics_then_template(tmp_path: Path) -> None:
     truth = json.loads((out / "run3-seq1.truth.json").read_text())
     assert truth["injected"]["gain_map"]["12"] == 27.0 and truth["injected"]["lifetime_ms"] == 5.0
     assert truth["injected"]["asymmetry"] == -0.1 and truth["seed"] == 4
+    # the end-of-run record: every file with its real size, adler32 and events (docs/runs.md)
+    record = read_end_of_run(out / "run3.eor.json")
+    assert (record.run, record.files, record.events, record.last_seq) == (3, 2, 4, 1)
+    for entry in record.file_list:
+        data = (out / entry.name).read_bytes()
+        assert (entry.size, entry.adler32) == (len(data), f"{zlib.adler32(data):08x}")
 
     res = runner.invoke(app, ["raw", "inspect", *(str(out / n) for n in names)])
     assert res.exit_code == 0, res.output

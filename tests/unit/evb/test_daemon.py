@@ -83,3 +83,19 @@ def test_a_stream_later_than_the_pair_timeout_gives_incomplete_events_then_late_
     assert (c.built, c.incomplete, c.late, c.pending) == (0, 4, 4, 0)
     assert c.fragments_in == truth["emitted"] == [4, 4]
     assert len(list((tmp_path / "aside").glob("8_*_1_late_*.frag"))) == 4
+
+
+def test_the_daemon_beats_with_a_bookkeeping_and_says_when_it_stopped(tmp_path: Path) -> None:
+    from farmtools.bookkeeping.db import Bookkeeping
+
+    bk = Bookkeeping(f"sqlite:///{tmp_path / 'bk.sqlite'}")
+    builder = L2Builder(replace(_settings(tmp_path, 1.0, 0.2), builder_id="b", builders=("b",)), bk)
+    try:
+        with _running(builder):
+            eventually(lambda: [h.daemon for h in bk.heartbeats()], 30, "a beat")
+            (beat,) = bk.heartbeats()
+            assert beat.daemon == "evb-b" and beat.stopped is None
+        (beat,) = bk.heartbeats()
+        assert beat.stopped is not None
+    finally:
+        bk.close()
