@@ -295,6 +295,7 @@ class MonitorSection(_Section):
     )
     min_entries: int = Field(
         5, ge=1, description="fewer entries than this (files, channels) in a check: too few"
+    )
     heartbeat_s: float = Field(
         10.0, gt=0, description="each daemon records that it works at most this often"
     )

@@ -22,8 +22,8 @@ from sqlalchemy import Connection, insert, select, update
 
 from farmtools.bookkeeping import Bookkeeping, FileRecord, FileState
 from farmtools.bookkeeping.schema import archive_members, archives, files, now
-from farmtools.statemachine import StateMachine
 from farmtools.bookkeeping.states import CHAIN
+from farmtools.statemachine import StateMachine
 
 
 class ArchiveState(StrEnum):

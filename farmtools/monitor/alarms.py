@@ -254,7 +254,7 @@ class AlarmChecker:
 
         for kind in kinds:
             if self.bk is not None and self.queries is not None:
-                for alarm_id in self.queries.open_alarm_ids(SOURCE, kind):
+                for alarm_id in self.queries.open_alarm_ids_of(SOURCE, kind):
                     self.bk.close_alarm(alarm_id, "cleared", CLEARED_BY, why)
             else:
                 self.local.pop(kind, None)

@@ -264,7 +264,7 @@ def failed_files(queries: FarmQueries | None, m: MonitorSection) -> CheckResult:
     is one file): error above ``failed_files_max``, warning from one."""
     if queries is None:
         return CheckResult(State.NONE, "no bookkeeping database")
-    files, attempts, names = queries.failed_files(m.check_window_files)
+    files, attempts, names = queries.failed_in_window(m.check_window_files)
     tried = f" ({attempts} failed attempts)" if attempts else ""
     details = {"files": files, "attempts": attempts, "names": names}
     said = f"{files} failed files in the newest {m.check_window_files}{tried}"

@@ -227,7 +227,7 @@ class FarmQueries:
             ).all()
         return total, [StuckFile(n, s, t, e) for n, s, t, e in rows]
 
-    def failed_files(self, window: int) -> tuple[int, int, list[str]]:
+    def failed_in_window(self, window: int) -> tuple[int, int, list[str]]:
         """Among the newest ``window`` files: (failed files, failed job attempts, the first names).
 
         A file whose reconstruction was retried 7 times before giving up is ONE failed file (and
@@ -252,7 +252,7 @@ class FarmQueries:
                 )
         return len(names), attempts, names[:20]
 
-    def open_alarm_ids(self, source: str, kind: str) -> list[int]:
+    def open_alarm_ids_of(self, source: str, kind: str) -> list[int]:
         """Ids of the unacknowledged alarms of ``source`` and ``kind``."""
         q = select(alarms.c.id).where(
             alarms.c.source == source, alarms.c.kind == kind, alarms.c.acknowledged.is_(False)

@@ -26,6 +26,7 @@ from farmtools.monitor.attention import buffer_forecast, resolve_command
 from farmtools.monitor.queries import FarmQueries
 from farmtools.monitor.store import SummaryStore
 from farmtools.processing.jobs import JobStore
+from tests.states import walk
 
 
 @pytest.fixture
@@ -93,7 +94,7 @@ def test_an_alarm_is_grouped_with_its_command_and_closes_when_the_file_is_reinge
 
     for name in names:  # re-ingested after a person fixed the cause
         bk.transition(name, FileState.QUARANTINED, FileState.DETECTED, Event.RETRY)
-        bk.transition(name, FileState.DETECTED, FileState.STORED, Event.VERIFIED)
+        walk(bk, name, FileState.STORED, Event.VERIFIED)
     code, doc = _status(cfg_file, "--json")
     assert code == 0 and doc["alarms"] == [] and doc["failed_count"] == 0
     assert bk.story(names[0])[-1].event == Event.ALARM_CLEARED
