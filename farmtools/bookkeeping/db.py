@@ -51,7 +51,7 @@ from farmtools.bookkeeping.errors import (
     first_line,
 )
 from farmtools.bookkeeping.schema import alarms, events, files, metadata, now, runs
-from farmtools.bookkeeping.states import Event, FileState
+from farmtools.bookkeeping.states import FILE_MACHINE, Event, FileState
 from farmtools.config import masked_url
 
 if TYPE_CHECKING:
@@ -213,8 +213,14 @@ def _add_submit_key(conn: Connection) -> None:
             conn.exec_driver_sql(f"ALTER TABLE jobs ADD COLUMN {column.name} {kind}")
 
 
+def _add_dqm_tables(conn: Connection) -> None:
+    """Upgrade 4 -> 5: the monitor's ``dqm_checks`` and ``dqm_references`` tables (idempotent)."""
+    schema.dqm_checks.create(conn, checkfirst=True)
+    schema.dqm_references.create(conn, checkfirst=True)
+
+
 def _add_run_tables(conn: Connection) -> None:
-    """Upgrade 4 -> 5: ``run_status``, ``run_flags`` and ``analyses.partial`` (idempotent).
+    """Upgrade 5 -> 6: ``run_status``, ``run_flags`` and ``analyses.partial`` (idempotent).
 
     The tables are created if missing; the column is added only when ``analyses`` lacks it
     (a table its own step left out is not this step's to create).
@@ -237,7 +243,8 @@ _UPGRADES: dict[int, Callable[[Connection], None]] = {
     1: _make_events_append_only,
     2: _add_analyses,
     3: _add_submit_key,
-    4: _add_run_tables,
+    4: _add_dqm_tables,
+    5: _add_run_tables,
 }
 
 #: Key of the PostgreSQL advisory lock that serialises schema creation/upgrade between processes.
@@ -492,6 +499,7 @@ class Bookkeeping:
         PostgreSQL do not fail: the inserts are ``ON CONFLICT DO NOTHING`` and the loser reads the
         winner's row.
         """
+        FILE_MACHINE.check_initial(state)
         with self._write() as conn:
             t = now()
             row = conn.execute(select(files).where(files.c.name == name)).first()
@@ -578,6 +586,7 @@ class Bookkeeping:
         3x1x1 files).  Two callers
         never get the same file, whatever the backend; each claimed file gets story ``event``.
         """
+        FILE_MACHINE.check(from_state, to_state)
         with self._write() as conn:
             t = now()  # taken once the write lock is held: story times follow the commit order
             cond = [
@@ -638,6 +647,7 @@ class Bookkeeping:
         ``alarm`` = (source, kind, message) raises an alarm in the same transaction.
         """
         froms = [str(from_state)] if isinstance(from_state, str) else [str(s) for s in from_state]
+        FILE_MACHINE.check(froms, to_state)
         with self._write() as conn:
             t = now()
             values: dict[str, Any] = {"state": str(to_state), "state_since": t}
@@ -672,6 +682,7 @@ class Bookkeeping:
         analysers on one farm), and a second row or a group split between two analyses would be
         wrong.
         """
+        FILE_MACHINE.check(from_state, to_state)
         names = list(result.files)
         try:
             with self._write() as conn:

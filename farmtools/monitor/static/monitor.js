@@ -48,7 +48,7 @@ async function loadTree() {
   }
   const [task, item] = location.hash.slice(1).split("/");
   if (task && state.tasks[task]) select(task, item);
-  else if (tree.length) select(tree[0].name, tree[0].items[0].id);
+  else showOverview();  // the shift's first view: every check, the worst on top
 }
 
 function select(task, item) {
@@ -57,6 +57,7 @@ function select(task, item) {
   state.perRun = state.tasks[task] ? state.tasks[task].per_run : true;
   state.digest = null;
   history.replaceState(null, "", `#${task}/${item}`);
+  hideOverview();
   for (const a of document.querySelectorAll("#tree a")) {
     a.classList.toggle("active", a.dataset.task === task && a.dataset.item === item);
   }
@@ -65,7 +66,7 @@ function select(task, item) {
 }
 
 async function refreshPlot() {
-  if (!state.task) return;
+  if (!state.task || state.overview) return;
   const want = `${state.task}/${state.item}`;
   const err = document.getElementById("error");
   try {
@@ -142,7 +143,9 @@ async function refreshStatus() {
 
 async function tick() {
   try {
-    await Promise.all([refreshRuns(), refreshAlarms(), refreshStatus(), refreshPlot()]);
+    await Promise.all([
+      refreshRuns(), refreshAlarms(), refreshStatus(), refreshPlot(), refreshOverview(),
+    ]);
     document.getElementById("updated").textContent = "updated " + new Date().toLocaleTimeString();
   } catch (e) {
     document.getElementById("updated").textContent = "update failed: " + e.message;
@@ -151,7 +154,15 @@ async function tick() {
   }
 }
 
-document.getElementById("run").addEventListener("change", () => { state.digest = null; refreshPlot(); });
+document.getElementById("run").addEventListener("change", () => {
+  state.digest = null;
+  refreshPlot();
+  refreshOverview();
+});
+document.getElementById("overview-link").addEventListener("click", (ev) => {
+  ev.preventDefault();
+  showOverview();
+});
 document.getElementById("ref").addEventListener("change", () => { state.digest = null; refreshPlot(); });
 
 loadTree().then(tick);

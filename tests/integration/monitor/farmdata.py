@@ -14,6 +14,7 @@ import numpy as np
 
 from farmtools.bookkeeping import Bookkeeping, Event, FileState
 from farmtools.config import FarmConfig, FarmSection, MonitorSection, NotifySection
+from tests.states import walk, walk_job
 
 DEAD = [5, 700]
 NOISY = [10, 11, 1000]
@@ -69,16 +70,24 @@ def write_summary(
     return path
 
 
-def write_reco(home: Path, run: int, seq: int = 0) -> Path:
-    """A reco output with the pedestal/rms TH1D layout of docs/reco.md (1280 view-order channels)."""
+def write_reco(
+    home: Path,
+    run: int,
+    seq: int = 0,
+    *,
+    dead: list[int] | None = None,
+    noisy: list[int] | None = None,
+) -> Path:
+    """A reco output with the pedestal/rms TH1D layout of docs/reco.md (1280 view-order channels);
+    ``dead``/``noisy`` channels (default :data:`DEAD`/:data:`NOISY`) get an RMS of 0 / 9 ADC."""
     import uproot
 
     out = home / "storage" / "output" / f"run{run}"
     out.mkdir(parents=True, exist_ok=True)
     ped = np.full(1280, 400.0) + np.arange(1280) % 7
     rms = np.full(1280, 1.5)
-    rms[DEAD] = 0.0
-    rms[NOISY] = 9.0
+    rms[DEAD if dead is None else dead] = 0.0
+    rms[NOISY if noisy is None else noisy] = 9.0
     edges = np.arange(1281, dtype=np.float64) - 0.5
     path = out / f"recotask_run{run}-seq{seq}.root"
     with uproot.recreate(path) as f:
@@ -111,7 +120,7 @@ def make_farm(home: Path, **kw: object) -> Farm:
             bk.transition(name, FileState.DETECTED, FileState.COPYING, Event.COPY_STARTED)
             bk.transition(name, FileState.COPYING, FileState.STORED, Event.VERIFIED)
             if run == 1:
-                bk.transition(name, FileState.STORED, FileState.ANALYSED, Event.ANALYSED)
+                walk(bk, name, FileState.ANALYSED, Event.ANALYSED)
     jobs = JobStore(bk)
     for seq, state in ((0, "done"), (1, "failed"), (2, "running")):
         j = jobs.add(
@@ -123,5 +132,5 @@ def make_farm(home: Path, **kw: object) -> Farm:
             memory_mb=1500,
             walltime_s=3600,
         )
-        jobs.update(j.id, state=state, failure="out_of_memory" if state == "failed" else None)
+        walk_job(jobs, j.id, state, failure="out_of_memory" if state == "failed" else None)
     return Farm(cfg, bk, home)

@@ -65,7 +65,10 @@ def test_page_tree_live_update_and_alarm(
     page: Any, served: tuple[Farm, MonitorServer], screenshot_dir: Path
 ) -> None:
     farm, srv = served
-    # loads: tree of the six tasks, first item drawn (two lifetime points per view)
+    # loads on the overview; the tree's first item draws two lifetime points per view
+    page.wait_for_selector("#ov-worst", timeout=WAIT_MS)
+    assert page.url.endswith("#overview")
+    page.click("#tree a[data-task=purity][data-item=vs_time]")
     page.wait_for_selector("#tree a.active", timeout=WAIT_MS)
     tasks = page.eval_on_selector_all("#tree details", "els => els.map(e => e.dataset.task)")
     assert tasks[:6] == ["purity", "lem_gain", "asymmetry", "charge", "pedestals", "dataflow"]
