@@ -13,6 +13,7 @@ import numpy as np
 
 from farmtools.analysis.hits import HIT_BRANCHES, TRACK_BRANCHES
 from farmtools.bookkeeping import Bookkeeping, Event, FileState
+from tests.states import walk
 
 
 def write_output(path: Path, seed: int, hits: int = 400) -> Path:
@@ -70,14 +71,8 @@ def add_file(
     )
     details = {"output": str(output)} if output is not None else None
     if state != FileState.DETECTED:
-        assert bk.transition(
-            name,
-            FileState.DETECTED,
-            state,
-            Event.RECONSTRUCTED if output is not None else Event.VERIFIED,
-            details,
-            fields={"adler32": adler32},
-        )
+        event = Event.RECONSTRUCTED if output is not None else Event.VERIFIED
+        walk(bk, name, state, event, details, fields={"adler32": adler32})
     return name
 
 

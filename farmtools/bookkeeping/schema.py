@@ -236,8 +236,8 @@ analyses = Table(
     Column("summary", Text, nullable=False),  # the seed-format summary file the monitor reads
     Column("gains", JSON, nullable=False),
     Column("asymmetries", JSON, nullable=False),
-    # A group smaller than ``[analysis] group_size``: the remainder analysed at the run's close
-    # (or the whole run's summary, ``first_seq``..``last_seq`` spanning the run).  Schema 5.
+    # A group smaller than ``[analysis] group_size``: the remainder analysed at the run's close.
+    # Schema 6.
     Column("partial", Boolean, nullable=False, default=False, server_default="0"),
 )
 Index("ix_analyses_run_time", analyses.c.run, analyses.c.time)

@@ -166,16 +166,16 @@ def test_a_flag_set_through_sudo_names_the_person_behind_it(
     assert flag_history(bk, 10)[-1].user == "alice as prod"
 
 
-def test_a_version_4_database_gets_the_run_tables_by_its_upgrade_step(
+def test_a_version_5_database_gets_the_run_tables_by_its_upgrade_step(
     bk: Bookkeeping, db_url: str
 ) -> None:
     add_file(bk, 2, 0)
-    with bk.engine.begin() as conn:  # what a database of schema version 4 looked like
+    with bk.engine.begin() as conn:  # what a database of schema version 5 looked like
         schema.run_flags.drop(conn)
         schema.run_status.drop(conn)
         conn.execute(sa.text("ALTER TABLE analyses DROP COLUMN partial"))
         conn.execute(sa.delete(schema.schema_version))
-        conn.execute(sa.insert(schema.schema_version).values(version=4, applied=datetime.now(UTC)))
+        conn.execute(sa.insert(schema.schema_version).values(version=5, applied=datetime.now(UTC)))
     bk.close()
     new = Bookkeeping(db_url)  # opening upgrades
     try:
