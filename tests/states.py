@@ -46,8 +46,9 @@ def walk(
     details: Mapping[str, Any] | None = None,
     *,
     fields: Mapping[str, Any] | None = None,
+    alarm: tuple[str, str, str] | None = None,
 ) -> None:
-    """Move ``name`` to ``goal`` by allowed moves; the last gets ``event``, ``details`` and ``fields``, the
+    """Move ``name`` to ``goal`` by allowed moves; the last gets ``event``, ``details``, ``fields`` and ``alarm``, the
     ones before it the story event ``walked`` (a test's shortcut, said as such)."""
     rec = bk.get(name)
     assert rec is not None, f"{name} is not in the bookkeeping"
@@ -63,6 +64,7 @@ def walk(
             step_event,
             details if last else None,
             fields=fields if last else None,
+            alarm=alarm if last else None,
         )
         assert moved, f"{name}: {state} -> {nxt} refused"
         state = nxt

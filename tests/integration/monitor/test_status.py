@@ -26,7 +26,7 @@ from farmtools.monitor.attention import buffer_forecast, resolve_command
 from farmtools.monitor.queries import FarmQueries
 from farmtools.monitor.store import SummaryStore
 from farmtools.processing.jobs import JobStore
-from tests.states import walk
+from tests.states import walk, walk_job
 
 
 @pytest.fixture
@@ -56,13 +56,11 @@ def _file(bk: Bookkeeping, run: int, seq: int, size: int = 1000) -> str:
 
 def _park(bk: Bookkeeping, name: str, state: FileState, source: str, kind: str) -> None:
     """``name`` from detected to ``state`` with an alarm, as ingest and processing do."""
-    assert bk.transition(
-        name, FileState.DETECTED, state, str(state), alarm=(source, kind, f"{name}: {kind}")
-    )
+    walk(bk, name, state, str(state), alarm=(source, kind, f"{name}: {kind}"))
 
 
 def _analysed(bk: Bookkeeping, name: str) -> None:
-    bk.transition(name, FileState.DETECTED, FileState.ANALYSED, Event.ANALYSED)
+    walk(bk, name, FileState.ANALYSED, Event.ANALYSED)
 
 
 def test_an_empty_farm_needs_nobody(farm: tuple[Path, Bookkeeping]) -> None:
@@ -220,7 +218,7 @@ def test_jobs_in_the_batch_system_by_state(farm: tuple[Path, Bookkeeping]) -> No
             memory_mb=100,
             walltime_s=60,
         )
-        jobs.update(j.id, state=state)
+        walk_job(jobs, j.id, state)
     code, doc = _status(cfg_file, "--json")
     assert code == 0 and doc["jobs"] == {"new": 0, "submitted": 2, "running": 1}
 
