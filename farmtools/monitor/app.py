@@ -7,6 +7,8 @@ Routes (all GET: the page is read-only, any other method is 405):
 ``/api/tree``                      tasks and their items
 ``/api/runs``                      run numbers known to the bookkeeping or the analyses
 ``/api/plot/{task}/{item}``        ``?run=N&ref=M``: a plotly figure and a digest of it
+``/api/event/{item}``              ``?run=N&seq=M&event=K`` (each optional: the newest): the event
+                                   display's figure, a digest and what the event is
 ``/api/alarms``                    unacknowledged alarms
 ``/api/status``                    what changed (results version, totals time, unreadable files)
 ``/metrics``                       Prometheus text format
@@ -41,6 +43,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from farmtools.monitor import (
     builtin,  # noqa: F401  (registers the built-in tasks)
     evbtask,  # noqa: F401  (registers the 6x6x6 event-building task)
+    eventdisplay,  # registers the event display
 )
 from farmtools.monitor.alarms import AlarmChecker
 from farmtools.monitor.metrics import FarmCollector, make_registry, render
@@ -184,6 +187,14 @@ class Monitor:
         digest = hashlib.blake2b(body.encode(), digest_size=12).hexdigest()
         return {"figure": json.loads(body), "digest": digest}
 
+    def event(
+        self, item: str, run: int | None, seq: int | None, event: int | None
+    ) -> dict[str, Any]:
+        """The event display of one event (None: the newest); KeyError for an unknown item."""
+        if item not in {i.id for i in self.tasks[eventdisplay.EventDisplay.name].items(self.ctx)}:
+            raise KeyError(item)
+        return eventdisplay.show_event(self.cfg, run, seq, event)
+
     def alarms(self) -> list[dict[str, Any]]:
         if self.queries is not None:
             return self.queries.open_alarms()
@@ -290,6 +301,21 @@ def build_app(monitor: Monitor) -> Starlette:
                 {"error": f"{task}/{item}: {type(exc).__name__}: {exc}"}, status_code=500
             )
 
+    def event(request: Request) -> Response:
+        item = request.path_params["item"]
+        try:
+            run, seq = _int_param(request, "run"), _int_param(request, "seq")
+            index = _int_param(request, "event")
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        try:
+            return JSONResponse(monitor.event(item, run, seq, index))
+        except KeyError:
+            return JSONResponse({"error": f"no event display item {item}"}, status_code=404)
+        except Exception as exc:  # a raw file that cannot be read: say which, keep serving
+            log.exception("event display %s failed", item)
+            return JSONResponse({"error": f"event display: {exc}"}, status_code=500)
+
     def alarms(request: Request) -> Response:
         return JSONResponse(monitor.alarms())
 
@@ -311,6 +337,7 @@ def build_app(monitor: Monitor) -> Starlette:
             Route("/api/tree", tree, methods=get),
             Route("/api/runs", runs, methods=get),
             Route("/api/plot/{task}/{item}", plot, methods=get),
+            Route("/api/event/{item}", event, methods=get),
             Route("/api/alarms", alarms, methods=get),
             Route("/api/status", status, methods=get),
             Route("/metrics", metrics, methods=get),

@@ -3,13 +3,26 @@
 "use strict";
 
 const pollMs = Number(document.body.dataset.pollMs) || 5000;
-const state = { task: null, item: null, perRun: true, digest: null, tasks: {} };
+const state = { task: null, item: null, perRun: true, digest: null, tasks: {}, event: null };
+const EVENT_TASK = "event";  // the event display: its own API and controls
+
+function evInput(id) {
+  return document.getElementById(id);
+}
 
 function qs() {
   const p = new URLSearchParams();
   p.set("run", document.getElementById("run").value);
-  if (state.perRun) p.set("ref", document.getElementById("ref").value);
+  if (state.task === EVENT_TASK) {
+    // empty inputs: the newest file of the run and its last event
+    if (evInput("ev-seq").value !== "") p.set("seq", evInput("ev-seq").value);
+    if (evInput("ev-event").value !== "") p.set("event", evInput("ev-event").value);
+  } else if (state.perRun) p.set("ref", document.getElementById("ref").value);
   return p.toString();
+}
+
+function plotUrl(want) {
+  return state.task === EVENT_TASK ? `/api/event/${state.item}?${qs()}` : `/api/plot/${want}?${qs()}`;
 }
 
 async function getJSON(url) {
@@ -60,7 +73,8 @@ function select(task, item) {
   for (const a of document.querySelectorAll("#tree a")) {
     a.classList.toggle("active", a.dataset.task === task && a.dataset.item === item);
   }
-  document.getElementById("ref").disabled = !state.perRun;
+  document.getElementById("ref").disabled = !state.perRun || task === EVENT_TASK;
+  document.getElementById("evctl").hidden = task !== EVENT_TASK;
   refreshPlot();
 }
 
@@ -69,9 +83,10 @@ async function refreshPlot() {
   const want = `${state.task}/${state.item}`;
   const err = document.getElementById("error");
   try {
-    const res = await getJSON(`/api/plot/${want}?${qs()}`);
+    const res = await getJSON(plotUrl(want));
     if (want !== `${state.task}/${state.item}`) return;  // the user moved on meanwhile
     err.hidden = true;
+    if (state.task === EVENT_TASK) showEvent(res.event);
     if (res.digest !== state.digest) {
       state.digest = res.digest;
       const fig = res.figure;
@@ -83,6 +98,25 @@ async function refreshPlot() {
     err.textContent = `${want}: ${e.message}`;
     err.hidden = false;
   }
+}
+
+function showEvent(ev) {
+  // what is shown, as placeholders: the inputs stay empty while following the newest event
+  state.event = ev;
+  evInput("ev-seq").placeholder = ev ? `${ev.seq}` : "newest";
+  evInput("ev-event").placeholder = ev ? `${ev.event} of ${ev.n_events}` : "last";
+  document.getElementById("plot").dataset.event = ev ? `${ev.run}/${ev.seq}/${ev.event}` : "";
+}
+
+function stepEvent(delta) {
+  const ev = state.event;
+  if (!ev) return;
+  const next = ev.event + delta;
+  if (next < 0 || next >= ev.n_events) return;
+  evInput("ev-seq").value = ev.seq;
+  evInput("ev-event").value = next;
+  state.digest = null;
+  refreshPlot();
 }
 
 function fillSelect(sel, runs, first) {
@@ -151,7 +185,23 @@ async function tick() {
   }
 }
 
-document.getElementById("run").addEventListener("change", () => { state.digest = null; refreshPlot(); });
+document.getElementById("run").addEventListener("change", () => {
+  evInput("ev-seq").value = "";  // another run: its newest file's last event
+  evInput("ev-event").value = "";
+  state.digest = null;
+  refreshPlot();
+});
 document.getElementById("ref").addEventListener("change", () => { state.digest = null; refreshPlot(); });
+for (const id of ["ev-seq", "ev-event"]) {
+  evInput(id).addEventListener("change", () => { state.digest = null; refreshPlot(); });
+}
+evInput("ev-prev").addEventListener("click", () => stepEvent(-1));
+evInput("ev-next").addEventListener("click", () => stepEvent(1));
+evInput("ev-latest").addEventListener("click", () => {
+  evInput("ev-seq").value = "";
+  evInput("ev-event").value = "";
+  state.digest = null;
+  refreshPlot();
+});
 
 loadTree().then(tick);

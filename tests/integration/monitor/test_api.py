@@ -287,3 +287,28 @@ def test_combined_lifetime_from_the_json_twin(
     assert fig["data"][0]["x"] == [1, 2]  # the twin merged with its seed file: still 2 points
     combined = next(t for t in fig["data"] if t["name"] == "views combined")
     assert combined["y"] == [None, 6100.0]
+
+
+def test_event_display_api(client: tuple[Monitor, TestClient], farm: Farm) -> None:
+    from tests.integration.monitor.farmdata import write_event_files
+
+    _, c = client
+    write_event_files(farm.home, 3, n_events=2)
+    r = c.get("/api/event/views")  # the newest reconstructed file's last event
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["event"]["run"] == 3 and body["event"]["event"] == 1
+    assert len(body["figure"]["layout"]["images"]) == 2
+    r0 = c.get("/api/event/views?run=3&seq=0&event=0").json()
+    assert r0["event"]["event"] == 0 and r0["digest"] != body["digest"]
+    # the tree entry draws the same newest event through the generic plot route
+    assert _fig(c, "/api/plot/event/views?run=3")["layout"]["title"] == body["figure"]["layout"][
+        "title"
+    ]
+    assert c.get("/api/event/views?event=x").status_code == 400
+    assert c.get("/api/event/crp9").status_code == 404
+    assert c.post("/api/event/views").status_code == 405
+    # run 1 has a reco output but its raw file is not on the storage: said, not a failure
+    gone = c.get("/api/event/views?run=1").json()
+    assert gone["event"] is None
+    assert "not on the farm storage" in gone["figure"]["layout"]["annotations"][0]["text"]
