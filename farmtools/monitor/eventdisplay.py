@@ -427,7 +427,8 @@ def _figure(
                     "name": f"view {v} track {t['id']} ({t['n_hits']} hits)",
                     "x": t["channel"],
                     "y": t["tick"],
-                    "line": {"color": TRACK_COLOURS[t["id"] % len(TRACK_COLOURS)], "width": 2},
+                    "line": {"color": TRACK_COLOURS[t["id"] % len(TRACK_COLOURS)], "width": 1.5},
+                    "opacity": 0.7,  # the waveform under the line stays visible
                     "xaxis": xref,
                     "yaxis": yref,
                 }

@@ -302,9 +302,10 @@ def test_event_display_api(client: tuple[Monitor, TestClient], farm: Farm) -> No
     r0 = c.get("/api/event/views?run=3&seq=0&event=0").json()
     assert r0["event"]["event"] == 0 and r0["digest"] != body["digest"]
     # the tree entry draws the same newest event through the generic plot route
-    assert _fig(c, "/api/plot/event/views?run=3")["layout"]["title"] == body["figure"]["layout"][
-        "title"
-    ]
+    assert (
+        _fig(c, "/api/plot/event/views?run=3")["layout"]["title"]
+        == body["figure"]["layout"]["title"]
+    )
     assert c.get("/api/event/views?event=x").status_code == 400
     assert c.get("/api/event/crp9").status_code == 404
     assert c.post("/api/event/views").status_code == 405

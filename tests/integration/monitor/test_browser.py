@@ -121,3 +121,70 @@ def test_page_tree_live_update_and_alarm(
     # everything came from the monitor itself (closed farm network), and no script error
     assert page.requests_seen and all(u.startswith(srv.url) for u in page.requests_seen)
     assert page.errors_seen == []
+
+
+#: The colour of a pixel of the view image in the browser: the PNG decoded by Chromium itself.
+PIXEL_JS = """async ([view, x, y]) => {
+  const src = document.querySelectorAll('#plot image')[view].getAttribute('href');
+  const img = new Image();
+  img.src = src;
+  await img.decode();
+  const c = document.createElement('canvas');
+  c.width = img.naturalWidth;
+  c.height = img.naturalHeight;
+  const g = c.getContext('2d');
+  g.drawImage(img, 0, 0);
+  return [img.naturalWidth, img.naturalHeight, Array.from(g.getImageData(x, y, 1, 1).data)];
+}"""
+
+
+def test_event_display(page: Any, served: tuple[Farm, MonitorServer], screenshot_dir: Path) -> None:
+    from farmtools.detector import WA105_3X1X1 as G
+    from farmtools.monitor.eventdisplay import TIME_BIN
+    from tests.integration.monitor.farmdata import event_hits, write_event_files
+
+    farm, srv = served
+    write_event_files(farm.home, 2, n_events=3)
+    page.wait_for_selector("#tree a.active", timeout=WAIT_MS)
+    assert page.is_hidden("#evctl")
+    page.click("#tree a[data-task=event][data-item=views]")
+    # the newest event: run 2, seq 0, event 2 of 3, with its hits and both tracks
+    page.wait_for_selector("#plot[data-event='2/0/2']", timeout=WAIT_MS)
+    _plot(page, "d.filter(t => t.legendgroup === 'hits').length === 2")
+    hits = page.evaluate(
+        "document.getElementById('plot').data.filter(t => t.legendgroup === 'hits')"
+        ".map(t => t.x.length)"
+    )
+    want = event_hits(2)
+    assert hits == [sum(1 for v, _, _ in want if v == k) for k in (0, 1)]
+    assert (
+        page.evaluate("document.getElementById('plot').data.filter(t => t.mode === 'lines').length")
+        == 2
+    )
+    assert page.is_visible("#evctl") and page.is_disabled("#ref")
+    assert page.get_attribute("#ev-event", "placeholder") == "2 of 3"
+    # the waveform images, decoded by the browser: a pulse where a hit is, white where none is
+    rows = -(-G.samples // TIME_BIN)
+    for view, n_ch in ((0, G.channels_per_view[0]), (1, G.channels_per_view[1])):
+        _, ch, tick = next(h for h in want if h[0] == view)
+        w, h, rgba = page.evaluate(PIXEL_JS, [view, ch, rows - 1 - tick // TIME_BIN])
+        assert (w, h) == (n_ch, rows)
+        assert rgba[:3] != [255, 255, 255] and min(rgba[:3]) < 200, rgba  # a coloured pulse
+        _, _, empty = page.evaluate(PIXEL_JS, [view, ch, 5])  # far from any track
+        assert min(empty[:3]) > 150, empty  # pale: noise of 2 ADC
+    page.screenshot(path=str(screenshot_dir / "monitor-event-display.png"))
+
+    # previous event, then back to following the newest
+    page.click("#ev-prev")
+    page.wait_for_selector("#plot[data-event='2/0/1']", timeout=WAIT_MS)
+    assert page.input_value("#ev-event") == "1"
+    _plot(page, f"d.some(t => t.mode === 'lines' && Math.round(t.x[0]) === {40 + 10})")
+    page.click("#ev-latest")
+    page.wait_for_selector("#plot[data-event='2/0/2']", timeout=WAIT_MS)
+    # a new file of the run: "newest" follows it without a reload
+    page.evaluate("window.__notReloaded = true")
+    write_event_files(farm.home, 2, seq=1, n_events=1)
+    page.wait_for_selector("#plot[data-event='2/1/0']", timeout=WAIT_MS)
+    assert page.evaluate("window.__notReloaded") is True
+    assert all(u.startswith(srv.url) for u in page.requests_seen)
+    assert page.errors_seen == []
