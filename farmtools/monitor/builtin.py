@@ -547,6 +547,47 @@ def read_channels(path: Path, run: int) -> ChannelReading:
     return reading
 
 
+def channel_place(c: int, geometry: Any) -> tuple[int, int, int]:
+    """(CRP, view, channel within the view) of view-order channel ``c`` (CRP after CRP)."""
+    n0 = geometry.channels_per_view[0]
+    crp, within = divmod(int(c), sum(geometry.channels_per_view))
+    return (crp, 0, within) if within < n0 else (crp, 1, within - n0)
+
+
+def _where(crp: int, view: int, geometry: Any) -> str:
+    return f"CRP {crp} view {view}" if geometry.n_crps > 1 else f"view {view}"
+
+
+def channel_label(c: int, geometry: Any) -> str:
+    """``view 1 channel 60`` (``CRP 2 view 1 channel 60`` on a detector of several CRPs)."""
+    crp, view, ch = channel_place(c, geometry)
+    return f"{_where(crp, view, geometry)} channel {ch}"
+
+
+def channel_ranges(channels: Iterable[int], geometry: Any) -> list[dict[str, Any]]:
+    """View-order channels as runs of neighbours within one CRP and view, in channel order.
+
+    Each is ``{"where", "first", "last", "count", "members", "text"}`` (``members``: the
+    view-order channels), channels numbered within their view as the shift crew and the
+    cabling tables name them: a dead card is one line, ``view 1: 384-415``, not 32 indices of
+    a 1280-long axis.
+    """
+    out: list[dict[str, Any]] = []
+    for c in sorted({int(c) for c in channels}):
+        crp, view, ch = channel_place(c, geometry)
+        where = _where(crp, view, geometry)
+        if out and out[-1]["where"] == where and out[-1]["last"] == ch - 1:
+            out[-1]["last"] = ch
+        else:
+            out.append({"where": where, "first": ch, "last": ch, "count": 0, "members": []})
+        out[-1]["count"] += 1
+        out[-1]["members"].append(c)
+    for r in out:
+        span = str(r["first"]) if r["count"] == 1 else f"{r['first']}-{r['last']}"
+        r["text"] = f"{r['where']}: {span}"
+    return out
+
+
 @register
 class Pedestals(MonTask):
     """Channel pedestals and noise RMS from the reconstruction, dead and noisy channels flagged."""
@@ -555,7 +596,11 @@ class Pedestals(MonTask):
     title = "Channel pedestals and noise"
 
     def items(self, ctx: Context) -> list[Item]:
-        return [Item("pedestal", "Pedestal per channel"), Item("noise", "Noise RMS per channel")]
+        return [
+            Item("pedestal", "Pedestal per channel"),
+            Item("noise", "Noise RMS per channel"),
+            Item("bad_channels", "Dead and noisy channels"),
+        ]
 
     def read(self, ctx: Context, item: str, run: int | None) -> Any:
         paths = reco_files(ctx.cfg, run)
@@ -566,21 +611,38 @@ class Pedestals(MonTask):
         reading = read_channels(path, run_n)
         rms = np.asarray(reading.rms)
         m = ctx.cfg.monitor
-        return {
+        geometry = ctx.cfg.geometry
+        dead = [int(i) for i in np.flatnonzero(rms < m.dead_rms_adc)]
+        noisy = [int(i) for i in np.flatnonzero(rms > m.noisy_rms_adc)]
+        out = {
             "run": run_n,
             "file": path.name,
             "values": reading.pedestal if item == "pedestal" else reading.rms,
-            "dead": [int(i) for i in np.flatnonzero(rms < m.dead_rms_adc)],
-            "noisy": [int(i) for i in np.flatnonzero(rms > m.noisy_rms_adc)],
-            "view0": ctx.cfg.geometry.channels_per_view[0],
+            "dead": dead,
+            "noisy": noisy,
+            "view0": geometry.channels_per_view[0],
+            # (view, channel within the view) of every point, for the hover
+            "labels": [channel_label(c, geometry) for c in range(len(reading.rms))],
         }
+        if item == "bad_channels":
+            out["pedestal"] = reading.pedestal
+            out["ranges"] = {
+                "dead": channel_ranges(dead, geometry),
+                "noisy": channel_ranges(noisy, geometry),
+            }
+            out["limits"] = {"dead": m.dead_rms_adc, "noisy": m.noisy_rms_adc}
+        return out
 
     def draw(self, item: str, data: Any, reference: Any | None) -> Figure:
+        if item == "bad_channels":
+            return _bad_channel_table(data, reference)
         what = "Pedestal" if item == "pedestal" else "Noise RMS"
         if data is None:
             return empty_figure(f"{what} per channel", "no reconstructed file yet")
         vals = data["values"]
         x = list(range(len(vals)))
+        labels = data["labels"]
+        hover = "%{text}<br>%{y:.2f} ADC<extra>%{fullData.name}</extra>"
         traces: list[dict[str, Any]] = [
             {
                 "type": "scattergl",
@@ -588,6 +650,8 @@ class Pedestals(MonTask):
                 "name": f"run {data['run']}",
                 "x": x,
                 "y": finite(vals),
+                "text": labels,
+                "hovertemplate": hover,
                 "line": {"width": 1},
             }
         ]
@@ -600,6 +664,8 @@ class Pedestals(MonTask):
                     "name": f"{flag} ({len(idx)})",
                     "x": idx,
                     "y": finite([vals[i] for i in idx]),
+                    "text": [labels[i] for i in idx],
+                    "hovertemplate": hover,
                     "marker": {"color": colour, "size": 7, "symbol": "x"},
                 }
             )
@@ -630,6 +696,47 @@ class Pedestals(MonTask):
             "data": traces,
             "layout": _layout(title, "channel (view order: view 0 | view 1)", "ADC", shapes=shapes),
         }
+
+
+def _bad_channel_table(data: Any, reference: Any | None) -> Figure:
+    """Dead and noisy channels by view and channel number, one line per run of neighbours.
+
+    With a reference run, each line says whether its channels were already flagged there
+    (a known dead card) or are new in this run (what the shift should report).
+    """
+    title = "Dead and noisy channels"
+    if data is None:
+        return empty_figure(title, "no reconstructed file yet")
+    rms = data["values"]
+    cols: list[list[Any]] = [[], [], [], [], [], []]
+    for flag in ("dead", "noisy"):
+        known = set(reference[flag]) if reference is not None else set()
+        for r in data["ranges"][flag]:
+            vals = [rms[c] for c in r["members"]]
+            cols[0].append(flag)
+            cols[1].append(r["where"])
+            cols[2].append(r["text"].split(": ")[1])
+            cols[3].append(r["count"])
+            cols[4].append(
+                f"{min(vals):.2f}" if min(vals) == max(vals) else f"{min(vals):.2f}-{max(vals):.2f}"
+            )
+            cols[5].append(
+                "-" if reference is None else ("yes" if set(r["members"]) <= known else "new")
+            )
+    lim = data["limits"]
+    head = (
+        f"{title}, run {data['run']} ({data['file']}): {len(data['dead'])} dead "
+        f"(RMS < {lim['dead']} ADC), {len(data['noisy'])} noisy (RMS > {lim['noisy']} ADC)"
+    )
+    if reference is not None:
+        head += f", against reference run {reference['run']}"
+    if not cols[0]:
+        return empty_figure(head, "no dead or noisy channel")
+    header = ["flag", "where", "channels", "count", "RMS (ADC)", "also in the reference run"]
+    return {
+        "data": [{"type": "table", "header": {"values": header}, "cells": {"values": cols}}],
+        "layout": {"title": {"text": head}, "margin": {"l": 20, "r": 20, "t": 50, "b": 20}},
+    }
 
 
 # -- data flow ---------------------------------------------------------------------------------
@@ -691,6 +798,9 @@ class DataFlow(MonTask):
             return {
                 "states": totals,
                 "failures": dict(snap.failures_by_class) if snap else {},
+                "failed_files": dict(snap.failed_files_by_class) if snap else {},
+                "files_with_failures": snap.files_with_failures if snap else 0,
+                "files_given_up": snap.files_by_state.get("failed", 0) if snap else 0,
                 "files": q.active_counts(),
                 "taken": _taken(snap),
             }
@@ -778,20 +888,38 @@ class DataFlow(MonTask):
                 },
                 {
                     "type": "bar",
-                    "name": "failures by class",
+                    "name": "failed attempts by class",
                     "x": list(data["failures"]),
                     "y": list(data["failures"].values()),
+                    "xaxis": "x2",
+                    "yaxis": "y2",
+                    "marker": {"color": "#f4a3a8"},
+                },
+                {
+                    "type": "bar",
+                    "name": "files with a failed attempt, by class",
+                    "x": list(data["failures"]),
+                    "y": [data["failed_files"].get(k, 0) for k in data["failures"]],
                     "xaxis": "x2",
                     "yaxis": "y2",
                     "marker": {"color": "#d62728"},
                 },
             ]
-            layout = _layout(f"Batch jobs by state (totals of {data['taken']})", "", "jobs")
+            # files first: 7 failed attempts of 1 file is one file to look at, not 7
+            attempts = sum(data["failures"].values())
+            title = (
+                f"Batch jobs by state (totals of {data['taken']})<br>"
+                f"failed: {_plural(data['files_given_up'], 'file')} given up, "
+                f"{_plural(data['files_with_failures'], 'file')} with failed attempts "
+                f"({_plural(attempts, 'failed attempt')})"
+            )
+            layout = _layout(title, "", "jobs", barmode="group")
+            layout["margin"]["t"] = 70
             layout.update(
                 {
                     "xaxis": {"domain": [0, 0.55]},
                     "xaxis2": {"domain": [0.65, 1], "anchor": "y2"},
-                    "yaxis2": {"anchor": "x2", "title": {"text": "failed jobs"}},
+                    "yaxis2": {"anchor": "x2", "title": {"text": "failed attempts / files"}},
                 }
             )
             return {"data": jtraces, "layout": layout}
@@ -848,6 +976,10 @@ class DataFlow(MonTask):
                 },
             }
         raise KeyError(item)
+
+
+def _plural(n: int, what: str) -> str:
+    return f"{n} {what}" if n == 1 else f"{n} {what}s"
 
 
 def _taken(snap: Any) -> str:

@@ -89,11 +89,21 @@ class FarmCollector(Collector):
                 jobs.add_metric([state], n)
             yield jobs
             fail = CounterMetricFamily(
-                "farmtools_job_failures", "Failed batch jobs per failure class", labels=["failure"]
+                "farmtools_job_failures",
+                "Failed batch job attempts per failure class",
+                labels=["failure"],
             )
             for failure, n in sorted(snap.failures_by_class.items()):
                 fail.add_metric([failure], n)
             yield fail
+            ffiles = GaugeMetricFamily(
+                "farmtools_failed_files",
+                "Files with at least one failed job attempt, per failure class",
+                labels=["failure"],
+            )
+            for failure, n in sorted(snap.failed_files_by_class.items()):
+                ffiles.add_metric([failure], n)
+            yield ffiles
             arch = GaugeMetricFamily("farmtools_archives", "Archives per state", labels=["state"])
             for state, (n, _) in sorted(snap.archives_by_state.items()):
                 arch.add_metric([state], n)

@@ -70,16 +70,24 @@ def write_summary(
     return path
 
 
-def write_reco(home: Path, run: int, seq: int = 0) -> Path:
-    """A reco output with the pedestal/rms TH1D layout of docs/reco.md (1280 view-order channels)."""
+def write_reco(
+    home: Path,
+    run: int,
+    seq: int = 0,
+    *,
+    dead: list[int] | None = None,
+    noisy: list[int] | None = None,
+) -> Path:
+    """A reco output with the pedestal/rms TH1D layout of docs/reco.md (1280 view-order channels);
+    ``dead``/``noisy`` channels (default :data:`DEAD`/:data:`NOISY`) get an RMS of 0 / 9 ADC."""
     import uproot
 
     out = home / "storage" / "output" / f"run{run}"
     out.mkdir(parents=True, exist_ok=True)
     ped = np.full(1280, 400.0) + np.arange(1280) % 7
     rms = np.full(1280, 1.5)
-    rms[DEAD] = 0.0
-    rms[NOISY] = 9.0
+    rms[DEAD if dead is None else dead] = 0.0
+    rms[NOISY if noisy is None else noisy] = 9.0
     edges = np.arange(1281, dtype=np.float64) - 0.5
     path = out / f"recotask_run{run}-seq{seq}.root"
     with uproot.recreate(path) as f:

@@ -97,8 +97,68 @@ def test_pedestals_flag_dead_and_noisy_channels(client: tuple[Monitor, TestClien
     traces = {t["name"].split(" ")[0]: t for t in fig["data"]}
     assert traces["dead"]["x"] == DEAD and traces["noisy"]["x"] == NOISY
     assert len(traces["run"]["y"]) == 1280
+    assert traces["dead"]["text"] == ["view 0 channel 5", "view 1 channel 380"]
     empty = _fig(c, "/api/plot/pedestals/pedestal?run=2")
     assert "no reconstructed file" in empty["layout"]["annotations"][0]["text"]
+
+
+def test_dead_and_noisy_channels_listed_by_view_and_channel(
+    client: tuple[Monitor, TestClient], farm: Farm
+) -> None:
+    _, c = client
+    table = _fig(c, "/api/plot/pedestals/bad_channels?run=1")
+    rows = list(zip(*table["data"][0]["cells"]["values"], strict=True))
+    # DEAD = [5, 700], NOISY = [10, 11, 1000]: view 1 starts at view-order channel 320
+    assert [r[:4] for r in rows] == [
+        ("dead", "view 0", "5", 1),
+        ("dead", "view 1", "380", 1),
+        ("noisy", "view 0", "10-11", 2),
+        ("noisy", "view 1", "680", 1),
+    ]
+    assert [r[4] for r in rows] == ["0.00", "0.00", "9.00", "9.00"]
+    assert "2 dead (RMS < " in table["layout"]["title"]["text"]
+    # a dead card in run 3 (view 1 channels 64-95), against run 1 as the reference
+    write_reco(farm.home, 3, dead=[5, *range(384, 416)], noisy=[])
+    table = _fig(c, "/api/plot/pedestals/bad_channels?run=3&ref=1")
+    rows = list(zip(*table["data"][0]["cells"]["values"], strict=True))
+    assert [(r[0], r[1], r[2], r[3], r[5]) for r in rows] == [
+        ("dead", "view 0", "5", 1, "yes"),
+        ("dead", "view 1", "64-95", 32, "new"),
+    ]
+    assert "against reference run 1" in table["layout"]["title"]["text"]
+    write_reco(farm.home, 4, dead=[], noisy=[])
+    clean = _fig(c, "/api/plot/pedestals/bad_channels?run=4")
+    assert clean["layout"]["annotations"][0]["text"] == "no dead or noisy channel"
+
+
+def test_failed_files_told_apart_from_failed_attempts(
+    client: tuple[Monitor, TestClient], farm: Farm
+) -> None:
+    from farmtools.processing.jobs import JobStore
+
+    m, c = client
+    jobs = JobStore(farm.bk)
+    for attempt in range(2, 8):  # run1-seq1 failed once already: 7 failed attempts of 1 file
+        j = jobs.add(
+            file="run1-seq1.dat",
+            try_number=attempt,
+            backend="local",
+            name=f"reco_run1-seq1-{attempt}",
+            queue="prod",
+            memory_mb=1500,
+            walltime_s=3600,
+        )
+        jobs.update(j.id, state="failed", failure="out_of_memory")
+    m.totals.refresh()  # type: ignore[union-attr]
+    fig = _fig(c, "/api/plot/dataflow/jobs")
+    title = fig["layout"]["title"]["text"]
+    assert "failed: 0 files given up, 1 file with failed attempts (7 failed attempts)" in title
+    by_name = {t["name"]: dict(zip(t["x"], t["y"], strict=True)) for t in fig["data"]}
+    assert by_name["failed attempts by class"] == {"out_of_memory": 7}
+    assert by_name["files with a failed attempt, by class"] == {"out_of_memory": 1}
+    metrics = c.get("/metrics").text
+    assert 'farmtools_failed_files{failure="out_of_memory"} 1.0' in metrics
+    assert 'farmtools_job_failures_total{failure="out_of_memory"} 7.0' in metrics
 
 
 def test_dataflow_matches_the_bookkeeping(client: tuple[Monitor, TestClient], farm: Farm) -> None:
@@ -123,6 +183,7 @@ def test_dataflow_matches_the_bookkeeping(client: tuple[Monitor, TestClient], fa
     jobs = _fig(c, "/api/plot/dataflow/jobs")
     assert dict(zip(jobs["data"][0]["x"], jobs["data"][0]["y"], strict=True))["running"] == 1
     assert jobs["data"][1]["x"] == ["out_of_memory"] and jobs["data"][1]["y"] == [1]
+    assert jobs["data"][2]["y"] == [1]  # one file
     storage = _fig(c, "/api/plot/dataflow/storage")
     assert storage["data"][0]["y"] == pytest.approx([(3 * 10**9 + 3) / 1e9, (3 * 10**9 + 3) / 1e9])
 

@@ -188,3 +188,20 @@ def test_event_display(page: Any, served: tuple[Farm, MonitorServer], screenshot
     assert page.evaluate("window.__notReloaded") is True
     assert all(u.startswith(srv.url) for u in page.requests_seen)
     assert page.errors_seen == []
+
+
+def test_dead_and_noisy_channel_list(
+    page: Any, served: tuple[Farm, MonitorServer], screenshot_dir: Path
+) -> None:
+    page.wait_for_selector("#tree a.active", timeout=WAIT_MS)
+    page.click("#tree a[data-task=pedestals][data-item=bad_channels]")
+    page.select_option("#run", "1")
+    _plot(page, "d[0].type === 'table' && d[0].cells.values[0].length === 4")
+    # what the shift crew reads on the screen: the table's cells as drawn by plotly
+    page.wait_for_selector("#plot .table-control-view", timeout=WAIT_MS)
+    text = page.inner_text("#plot")
+    for cell in ("dead", "noisy", "view 0", "view 1", "380", "10-11", "680"):
+        assert cell in text, cell
+    assert "2 dead" in text and "3 noisy" in text
+    page.screenshot(path=str(screenshot_dir / "monitor-bad-channels.png"))
+    assert page.errors_seen == []
