@@ -23,6 +23,7 @@ import numpy as np
 
 from farmtools.monitor.summary import INFINITE_US, AnalysisResult
 from farmtools.monitor.tasks import Context, Figure, Item, MonTask, empty_figure, finite, register
+from farmtools.monitor.trends import error_bars, marker_size, run_axis, time_axis
 
 if TYPE_CHECKING:
     from farmtools.config import FarmConfig
@@ -100,6 +101,7 @@ class Purity(MonTask):
         if data is None:
             return empty_figure(title, "no purity result yet")
         traces: list[dict[str, Any]] = []
+        n = len(data["x"])
         for v in (0, 1):
             traces.append(
                 {
@@ -108,8 +110,8 @@ class Purity(MonTask):
                     "name": f"view {v}",
                     "x": data["x"],
                     "y": finite(data["tau"][v]),
-                    "error_y": {"type": "data", "array": finite(data["err"][v]), "visible": True},
-                    "marker": {"color": VIEW_COLOURS[v]},
+                    "error_y": error_bars(finite(data["err"][v]), n),
+                    "marker": {"color": VIEW_COLOURS[v], "size": marker_size(n)},
                 }
             )
         if data.get("combined"):
@@ -120,7 +122,7 @@ class Purity(MonTask):
                     "name": "views combined",
                     "x": data["x"],
                     "y": finite(data["combined"]),
-                    "marker": {"color": "#2ca02c", "symbol": "diamond", "size": 5},
+                    "marker": {"color": "#2ca02c", "symbol": "diamond", "size": marker_size(n)},
                 }
             )
         if data.get("picked"):
@@ -158,11 +160,7 @@ class Purity(MonTask):
                 "time" if item == "vs_time" else "run",
                 "lifetime (us)",
                 shapes=shapes,
-                **(
-                    {"xaxis": {"type": "category", "title": {"text": "run"}}}
-                    if item == "vs_run"
-                    else {}
-                ),
+                xaxis=run_axis() if item == "vs_run" else time_axis(data["x"], "time"),
             ),
         }
 
@@ -266,7 +264,8 @@ class LemGain(MonTask):
                 "y": finite(data["gain"]),
                 "customdata": data["runs"],
                 "hovertemplate": "run %{customdata}<br>G = %{y:.2f}<extra></extra>",
-                "error_y": {"type": "data", "array": finite(data["err"]), "visible": True},
+                "error_y": error_bars(finite(data["err"]), len(data["x"])),
+                "marker": {"size": marker_size(len(data["x"]))},
             }
         ]
         shapes = [_hline(b, "#ff7f0e", "dot") for b in data["band"]]
@@ -282,7 +281,10 @@ class LemGain(MonTask):
                     "line": REF_STYLE,
                 }
             )
-        return {"data": traces, "layout": _layout(title, "time", "effective gain", shapes=shapes)}
+        layout = _layout(
+            title, "time", "effective gain", shapes=shapes, xaxis=time_axis(data["x"], "time")
+        )
+        return {"data": traces, "layout": layout}
 
 
 def _mean_finite(values: Iterable[float]) -> float:
@@ -376,12 +378,14 @@ class Asymmetry(MonTask):
                 "name": "mean over LEMs",
                 "x": data["runs"],
                 "y": finite(data["mean"]),
+                "marker": {"size": marker_size(len(data["runs"]))},
             }
         ]
         shapes = [_hline(s * data["max"], "#ff7f0e", "dot") for s in (-1, 1)]
         if reference is not None and reference.get("selected") is not None:
             shapes.append(_hline(reference["selected"], "#555", "dash"))
-        return {"data": traces, "layout": _layout(title, "run", "asymmetry", shapes=shapes)}
+        layout = _layout(title, "run", "asymmetry", shapes=shapes, xaxis=run_axis())
+        return {"data": traces, "layout": layout}
 
 
 @register
@@ -871,9 +875,12 @@ class DataFlow(MonTask):
                         "y": s,
                         "text": data["names"],
                         "name": "file",
+                        "marker": {"size": marker_size(len(s))},
                     }
                 ],
-                "layout": _layout(title, "verified at", "seconds"),
+                "layout": _layout(
+                    title, "verified at", "seconds", xaxis=time_axis(data["t"], "verified at")
+                ),
             }
         if item == "jobs":
             st = data["states"]

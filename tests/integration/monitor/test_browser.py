@@ -205,3 +205,29 @@ def test_dead_and_noisy_channel_list(
     assert "2 dead" in text and "3 noisy" in text
     page.screenshot(path=str(screenshot_dir / "monitor-bad-channels.png"))
     assert page.errors_seen == []
+
+
+def test_a_trend_of_one_point_reads_in_hours(
+    chromium_browser: Any, tmp_path: Path, screenshot_dir: Path
+) -> None:
+    farm = make_farm(tmp_path / "farm", poll_s=0.3)
+    write_summary(farm.summary_dir, 1, NOW - timedelta(minutes=5), (7000.0, 6500.0))
+    srv = MonitorServer(farm.cfg, host="127.0.0.1", port=0, bk=farm.bk).start()
+    ctx = chromium_browser.new_context(viewport={"width": 1280, "height": 760})
+    try:
+        page = ctx.new_page()
+        page.goto(srv.url + "/#purity/vs_time")
+        _plot(page, "d[0].x.length === 1")
+        page.wait_for_selector("#plot .xtick text", timeout=WAIT_MS)
+        span_ms = page.evaluate(
+            "(() => { const r = document.getElementById('plot')._fullLayout.xaxis.range;"
+            " return Date.parse(r[1].replace(' ', 'T')) - Date.parse(r[0].replace(' ', 'T')); })()"
+        )
+        assert span_ms >= 3600 * 1000  # plotly alone: 2 ms
+        ticks = page.eval_on_selector_all("#plot .xtick text", "els => els.map(e => e.textContent)")
+        assert len(ticks) >= 2 and not any("." in t for t in ticks), ticks  # no 20:33:12.9995
+        page.screenshot(path=str(screenshot_dir / "monitor-one-point-trend.png"))
+    finally:
+        ctx.close()
+        srv.stop()
+        farm.bk.close()
