@@ -187,13 +187,11 @@ class Monitor:
         digest = hashlib.blake2b(body.encode(), digest_size=12).hexdigest()
         return {"figure": json.loads(body), "digest": digest}
 
-    def event(
-        self, item: str, run: int | None, seq: int | None, event: int | None
-    ) -> dict[str, Any]:
-        """The event display of one event (None: the newest); KeyError for an unknown item."""
+    def event(self, item: str, run: int | None, seq: int | None, event: int | None) -> bytes:
+        """The event display of one event (None: the newest) as JSON; KeyError: unknown item."""
         if item not in {i.id for i in self.tasks[eventdisplay.EventDisplay.name].items(self.ctx)}:
             raise KeyError(item)
-        return eventdisplay.show_event(self.cfg, run, seq, event)
+        return eventdisplay.show_event_json(self.cfg, run, seq, event)
 
     def alarms(self) -> list[dict[str, Any]]:
         if self.queries is not None:
@@ -309,7 +307,8 @@ def build_app(monitor: Monitor) -> Starlette:
         except ValueError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         try:
-            return JSONResponse(monitor.event(item, run, seq, index))
+            body = monitor.event(item, run, seq, index)
+            return Response(body, media_type="application/json")
         except KeyError:
             return JSONResponse({"error": f"no event display item {item}"}, status_code=404)
         except Exception as exc:  # a raw file that cannot be read: say which, keep serving
