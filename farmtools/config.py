@@ -243,6 +243,46 @@ class MonitorSection(_Section):
     )
     runs_shown: int = Field(50, ge=1, description="runs in the data-flow plots (latest first)")
     trend_points: int = Field(500, ge=10, description="analysis results in a trend plot")
+    # -- data-quality checks (docs/monitor.md, "Checks"): warning and error limits --------------
+    references: dict[str, int] = Field(
+        default_factory=dict,
+        description='reference runs: "task/item", "task" or "*" -> run (the CLI pin wins)',
+    )
+    lifetime_drop_frac: float = Field(
+        0.3, gt=0, lt=1, description="warning when a lifetime fell by more than this fraction"
+    )
+    gain_rel_warn: float = Field(
+        0.1, gt=0, description="warning when a LEM gain is off its reference by this fraction"
+    )
+    gain_rel_error: float = Field(
+        0.25, gt=0, description="error when a LEM gain is off its reference by this fraction"
+    )
+    asymmetry_warn: float = Field(
+        0.1,
+        ge=0,
+        description="warning when a LEM's |view asymmetry| is above (error: asymmetry_max)",
+    )
+    pedestal_shift_adc: float = Field(
+        10.0, gt=0, description="a channel whose pedestal moved more than this from the reference"
+    )
+    latency_warn_s: float = Field(
+        600.0, gt=0, description="warning when transfer latency p95 is above"
+    )
+    latency_error_s: float = Field(
+        3600.0, gt=0, description="error when transfer latency p95 is above"
+    )
+    backlog_warn: int = Field(
+        1000, ge=0, description="warning when more files than this wait in an active state"
+    )
+    failed_files_max: int = Field(
+        3, ge=0, description="error when more FILES than this failed in the window (1: warning)"
+    )
+    check_window_files: int = Field(
+        500, ge=1, description="the recent window of the data-flow checks (newest files)"
+    )
+    min_entries: int = Field(
+        5, ge=1, description="fewer entries than this (files, channels) in a check: too few"
+    )
 
 
 class NotifySection(_Section):

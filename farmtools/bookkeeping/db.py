@@ -209,11 +209,18 @@ def _add_submit_key(conn: Connection) -> None:
             conn.exec_driver_sql(f"ALTER TABLE jobs ADD COLUMN {column.name} {kind}")
 
 
+def _add_dqm_tables(conn: Connection) -> None:
+    """Upgrade 4 -> 5: the monitor's ``dqm_checks`` and ``dqm_references`` tables (idempotent)."""
+    schema.dqm_checks.create(conn, checkfirst=True)
+    schema.dqm_references.create(conn, checkfirst=True)
+
+
 #: Upgrade steps: ``_UPGRADES[v]`` brings a database from version ``v`` to ``v + 1``.
 _UPGRADES: dict[int, Callable[[Connection], None]] = {
     1: _make_events_append_only,
     2: _add_analyses,
     3: _add_submit_key,
+    4: _add_dqm_tables,
 }
 
 #: Key of the PostgreSQL advisory lock that serialises schema creation/upgrade between processes.

@@ -40,8 +40,9 @@ from sqlalchemy import (
 #: Version of the schema this code writes; stored in ``schema_version``.
 #: 1: the tables; 2: ``events`` made append-only by triggers (UPDATE/DELETE/TRUNCATE refused);
 #: 3: ``analyses`` (one row per analysed group of reconstructed files, queryable results);
-#: 4: ``jobs.submit_key`` / ``jobs.submit_intent`` (exactly-once submission across a kill).
-SCHEMA_VERSION = 4
+#: 4: ``jobs.submit_key`` / ``jobs.submit_intent`` (exactly-once submission across a kill);
+#: 5: ``dqm_checks`` / ``dqm_references`` (the monitor's check results and pinned reference runs).
+SCHEMA_VERSION = 5
 
 metadata = MetaData()
 
@@ -237,7 +238,7 @@ Index("ix_analyses_run_time", analyses.c.run, analyses.c.time)
 
 #: Tables that an upgrade step creates in an existing database (version -> tables), so that the
 #: step, not ``create_all``, is what brings an older database up to date (and is tested as such).
-TABLES_SINCE: dict[int, tuple[Table, ...]] = {3: (analyses,)}
+TABLES_SINCE: dict[int, tuple[Table, ...]] = {3: (analyses,)}  # 5 is added below
 
 
 # -- archive stage (farmtools.archive): tar archives for central storage ----------------------
@@ -298,3 +299,38 @@ evb_counts = Table(
 def now() -> datetime:
     """The current time, UTC, microseconds: the one clock of the bookkeeping."""
     return datetime.now(UTC)
+
+
+# -- data-quality checks (farmtools.monitor.checks): the latest result of each check -----------
+# One row per (task, item, scope, run): replaced when the check's state, reason or reference
+# changes (farmtools.monitor.checkstore).  ``scope`` is "run" (the check of one run) or
+# "window" (farm-wide over a recent window, e.g. the newest 500 files; ``run`` NULL).  ``state``
+# is none / good / too_few / warning / error; ``details`` holds what the reason summarises
+# (channel lists, the LEMs off their reference...).  Schema 5.
+dqm_checks = Table(
+    "dqm_checks",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("task", String(64), nullable=False),
+    Column("item", String(64), nullable=False),
+    Column("scope", String(16), nullable=False),
+    Column("run", Integer, nullable=True),
+    Column("state", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("reference", Integer, nullable=True),
+    Column("details", JSON, nullable=False),
+    Column("time", UTCDateTime, nullable=False),
+    Index("ix_dqm_checks_run", "run", "task", "item"),
+)
+
+# Reference runs pinned with ``farmtools monitor reference SPEC RUN``; ``spec`` is
+# "task/item", "task" or "*" (the most specific wins, before monitor.references of farm.toml).
+dqm_references = Table(
+    "dqm_references",
+    metadata,
+    Column("spec", String(140), primary_key=True),
+    Column("run", Integer, nullable=False),
+    Column("pinned", UTCDateTime, nullable=False),
+)
+
+TABLES_SINCE[5] = (dqm_checks, dqm_references)

@@ -7,6 +7,12 @@ alarm, of any stage) and sends them through :func:`farmtools.notify.notify`.  On
 (e.g. ``lifetime_low:view0``) stays open until someone acknowledges it (``farmtools monitor
 ack``): a run of bad results gives one message, not one per result.
 
+The data-quality checks (:mod:`farmtools.monitor.overview`) run in the same pass: a check that
+turns ``error`` raises ``check:TASK/ITEM`` (unless a threshold alarm above already names that
+fault: :attr:`~farmtools.monitor.checks.CheckResult.covers`); when it is judged good (or
+warning, too few) again, its open alarms are cleared (acknowledged by the checker, with a log
+line), so the banner shows what is wrong now.
+
 Imports the monitor's summary/queries modules, the bookkeeping and farmtools.notify.
 """
 
@@ -17,11 +23,14 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from farmtools.monitor.checks import State
 from farmtools.monitor.summary import INFINITE_US, AnalysisResult
 
 if TYPE_CHECKING:
     from farmtools.bookkeeping import Bookkeeping
     from farmtools.config import FarmConfig, MonitorSection
+    from farmtools.monitor.checkstore import StoredCheck
+    from farmtools.monitor.overview import CheckRunner
     from farmtools.monitor.queries import FarmQueries
     from farmtools.monitor.store import SummaryStore
 
@@ -85,6 +94,25 @@ def evaluate_channels(run: int, dead: int, noisy: int, m: MonitorSection) -> lis
     return []
 
 
+def check_kind(r: StoredCheck) -> str:
+    """The alarm kind of a check: ``check:TASK/ITEM`` (one open alarm per item)."""
+    return f"check:{r.task}/{r.item}"
+
+
+def evaluate_check(r: StoredCheck) -> list[Breach]:
+    """An error verdict of a check as a breach (warnings and too few raise nothing)."""
+    if r.state < State.ERROR or r.covers:
+        return []
+    of = f"run {r.run}: " if r.run is not None and f"run {r.run}" not in r.reason else ""
+    ref = f" (reference run {r.reference})" if r.reference is not None else ""
+    return [Breach(check_kind(r), f"{r.task}/{r.item}: {of}{r.reason}{ref}")]
+
+
+def _matches(kind: str, patterns: tuple[str, ...]) -> bool:
+    """A pattern ending in ":" matches every kind it starts (``gain_low:``), others exactly."""
+    return any(kind == p or (p.endswith(":") and kind.startswith(p)) for p in patterns)
+
+
 def evaluate_stuck(count: int, m: MonitorSection) -> list[Breach]:
     if count > m.stuck_max:
         return [
@@ -106,8 +134,10 @@ class AlarmChecker:
         bk: Bookkeeping | None,
         queries: FarmQueries | None,
         results: SummaryStore,
+        runner: CheckRunner | None = None,
     ) -> None:
         self.cfg = cfg
+        self.runner = runner
         self.bk = bk
         self.queries = queries
         self.results = results
@@ -142,7 +172,27 @@ class AlarmChecker:
         if self.queries is not None:
             count, _ = self.queries.stuck_files(self.cfg.monitor.stuck_after_s, limit=1)
             breaches.extend(evaluate_stuck(count, self.cfg.monitor))
+        if self.runner is not None:
+            _, changed = self.runner.run()
+            for r in changed:
+                breaches.extend(evaluate_check(r))
+                if r.state < State.ERROR:
+                    self._clear((check_kind(r), *r.covers), r.reason)
         return [b for b in breaches if self._raise(b)]
+
+    def _clear(self, prefixes: tuple[str, ...], why: str) -> None:
+        """Clear the open alarms whose kind starts with one of ``prefixes``: the check behind
+        them is no longer an error."""
+        if self.bk is not None and self.queries is not None:
+            kinds = [k for k in self.queries.open_alarm_kinds(SOURCE) if _matches(k, prefixes)]
+            for kind in kinds:
+                for alarm_id in self.queries.open_alarm_ids(SOURCE, kind):
+                    self.bk.acknowledge_alarm(alarm_id)
+                log.info("alarm %s cleared: %s", kind, why)
+        else:
+            for kind in [k for k in self.local if _matches(k, prefixes)]:
+                del self.local[kind]
+                log.info("alarm %s cleared: %s", kind, why)
 
     def _check_channels(self) -> list[Breach]:
         """Dead/noisy channels of the newest reconstruction output, once per file."""

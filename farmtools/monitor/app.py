@@ -7,8 +7,10 @@ Routes (all GET: the page is read-only, any other method is 405):
 ``/api/tree``                      tasks and their items
 ``/api/runs``                      run numbers known to the bookkeeping or the analyses
 ``/api/plot/{task}/{item}``        ``?run=N&ref=M``: a plotly figure and a digest of it
+                                   (``ref=pinned``: the item's pinned reference run)
 ``/api/event/{item}``              ``?run=N&seq=M&event=K`` (each optional: the newest): the event
                                    display's figure, a digest and what the event is
+``/api/overview``                  ``?run=N``: every task item's check state, the worst on top
 ``/api/alarms``                    unacknowledged alarms
 ``/api/status``                    what changed (results version, totals time, unreadable files)
 ``/metrics``                       Prometheus text format
@@ -46,8 +48,11 @@ from farmtools.monitor import (
     eventdisplay,  # registers the event display
 )
 from farmtools.monitor.alarms import AlarmChecker
+from farmtools.monitor.checkstore import CheckStore
 from farmtools.monitor.metrics import FarmCollector, make_registry, render
+from farmtools.monitor.overview import CheckRunner, overview
 from farmtools.monitor.queries import FarmQueries, Totals
+from farmtools.monitor.references import References
 from farmtools.monitor.store import SummaryStore
 from farmtools.monitor.tasks import TASKS, Context, MonTask
 
@@ -106,8 +111,12 @@ class Monitor:
         )
         self.totals = Totals(self.queries, cfg.monitor.totals_s) if self.queries else None
         self.ctx = Context(cfg, self.queries, self.results, self.totals)
-        self.checker = AlarmChecker(cfg, bk, self.queries, self.results)
         self.tasks: dict[str, MonTask] = {name: cls() for name, cls in TASKS.items()}
+        engine = bk.engine if bk is not None else None
+        self.references = References(cfg, engine)
+        self.checks = CheckStore(engine)
+        self.runner = CheckRunner(self.ctx, self.tasks, self.references, self.checks)
+        self.checker = AlarmChecker(cfg, bk, self.queries, self.results, self.runner)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.password: str | None = None
@@ -175,10 +184,16 @@ class Monitor:
             known.update(self.queries.run_numbers(limit))
         return sorted(known, reverse=True)[:limit]
 
-    def plot(self, task_name: str, item: str, run: int | None, ref: int | None) -> dict[str, Any]:
+    def plot(
+        self, task_name: str, item: str, run: int | None, ref: int | str | None
+    ) -> dict[str, Any]:
+        """The figure of ``task_name/item``; ``ref`` a run, None, or "pinned" (the item's own)."""
         task = self.tasks.get(task_name)
         if task is None or item not in {i.id for i in task.items(self.ctx)}:
             raise KeyError(f"{task_name}/{item}")
+        if ref == "pinned":
+            ref = self.references.get(task_name, item)
+        assert ref is None or isinstance(ref, int)
         self._fresh()
         data = task.read(self.ctx, item, run)
         reference = task.read(self.ctx, item, ref) if ref is not None and task.per_run else None
@@ -192,6 +207,17 @@ class Monitor:
         if item not in {i.id for i in self.tasks[eventdisplay.EventDisplay.name].items(self.ctx)}:
             raise KeyError(item)
         return eventdisplay.show_event_json(self.cfg, run, seq, event)
+
+    def overview(self, run: int | None = None) -> dict[str, Any]:
+        """The overview (:func:`farmtools.monitor.overview.overview`); a run never judged is
+        judged now (and stored), so picking an old run in the selector shows its cells; a run
+        nobody knows is not (nothing is stored for it)."""
+        if run is not None and not self.checks.for_run(run) and run in self.runs():
+            self._fresh()
+            self.runner.run(run)
+        return overview(
+            self.tasks, self.ctx, self.checks, self.references, run, self.runner.unchecked
+        )
 
     def alarms(self) -> list[dict[str, Any]]:
         if self.queries is not None:
@@ -265,7 +291,7 @@ def build_app(monitor: Monitor) -> Starlette:
     """The Starlette application over ``monitor`` (whose loops the caller starts)."""
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     registry = make_registry(
-        FarmCollector(monitor.cfg, monitor.queries, monitor.totals, monitor.results)
+        FarmCollector(monitor.cfg, monitor.queries, monitor.totals, monitor.results, monitor.checks)
     )
     plotly_path = plotly_js()
 
@@ -285,7 +311,9 @@ def build_app(monitor: Monitor) -> Starlette:
 
     def plot(request: Request) -> Response:
         try:
-            run, ref = _int_param(request, "run"), _int_param(request, "ref")
+            run = _int_param(request, "run")
+            pinned = request.query_params.get("ref") == "pinned"
+            ref: int | str | None = "pinned" if pinned else _int_param(request, "ref")
         except ValueError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         task, item = request.path_params["task"], request.path_params["item"]
@@ -315,6 +343,13 @@ def build_app(monitor: Monitor) -> Starlette:
             log.exception("event display %s failed", item)
             return JSONResponse({"error": f"event display: {exc}"}, status_code=500)
 
+    def overview_route(request: Request) -> Response:
+        try:
+            run = _int_param(request, "run")
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse(monitor.overview(run))
+
     def alarms(request: Request) -> Response:
         return JSONResponse(monitor.alarms())
 
@@ -337,6 +372,7 @@ def build_app(monitor: Monitor) -> Starlette:
             Route("/api/runs", runs, methods=get),
             Route("/api/plot/{task}/{item}", plot, methods=get),
             Route("/api/event/{item}", event, methods=get),
+            Route("/api/overview", overview_route, methods=get),
             Route("/api/alarms", alarms, methods=get),
             Route("/api/status", status, methods=get),
             Route("/metrics", metrics, methods=get),

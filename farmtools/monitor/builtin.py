@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from farmtools.monitor import builtin_checks as checks
+from farmtools.monitor.checks import CheckResult
 from farmtools.monitor.summary import INFINITE_US, AnalysisResult
 from farmtools.monitor.tasks import Context, Figure, Item, MonTask, empty_figure, finite, register
 from farmtools.monitor.trends import error_bars, marker_size, run_axis, time_axis
@@ -164,6 +166,9 @@ class Purity(MonTask):
             ),
         }
 
+    def check(self, ctx: Context, item: str, data: Any, reference: Any | None) -> CheckResult:
+        return checks.lifetime(data, reference, ctx.cfg.monitor)
+
 
 def _hline(y: float, colour: str, dash: str) -> dict[str, Any]:
     return {
@@ -286,6 +291,18 @@ class LemGain(MonTask):
         )
         return {"data": traces, "layout": layout}
 
+    def check(
+        self, ctx: Context, item: str, data: Any, reference: Any | None
+    ) -> CheckResult | None:
+        """The map judges every LEM (one alarm for the CRP); the trend items have no check."""
+        if item != "map":
+            return None
+        if data is None:
+            return CheckResult(checks.TOO_FEW, "no gain result yet")
+        gain, ref = checks.gain_map(data, reference)
+        ref_run = reference["run"] if reference is not None else None
+        return checks.gains(data["run"], gain, ref, ref_run, ctx.cfg.monitor)
+
 
 def _mean_finite(values: Iterable[float]) -> float:
     """Mean of the finite values, NaN if none (plain Python: numpy costs more for 12 numbers)."""
@@ -386,6 +403,11 @@ class Asymmetry(MonTask):
             shapes.append(_hline(reference["selected"], "#555", "dash"))
         layout = _layout(title, "run", "asymmetry", shapes=shapes, xaxis=run_axis())
         return {"data": traces, "layout": layout}
+
+    def check(
+        self, ctx: Context, item: str, data: Any, reference: Any | None
+    ) -> CheckResult | None:
+        return checks.asymmetry(data, ctx.cfg.monitor) if item == "per_lem" else None
 
 
 @register
@@ -701,6 +723,15 @@ class Pedestals(MonTask):
             "layout": _layout(title, "channel (view order: view 0 | view 1)", "ADC", shapes=shapes),
         }
 
+    def check(
+        self, ctx: Context, item: str, data: Any, reference: Any | None
+    ) -> CheckResult | None:
+        if item == "pedestal":
+            return checks.pedestal_shift(data, reference, ctx.cfg.monitor)
+        if item == "bad_channels":  # the list of what the noise item judges: one cell, not two
+            return None
+        return checks.noise(data, reference, ctx.cfg.monitor)
+
 
 def _bad_channel_table(data: Any, reference: Any | None) -> Figure:
     """Dead and noisy channels by view and channel number, one line per run of neighbours.
@@ -983,6 +1014,18 @@ class DataFlow(MonTask):
                 },
             }
         raise KeyError(item)
+
+    def check(
+        self, ctx: Context, item: str, data: Any, reference: Any | None
+    ) -> CheckResult | None:
+        m = ctx.cfg.monitor
+        if item == "latency":
+            return checks.latency(data, m)
+        if item == "jobs":
+            return checks.failed_files(ctx.queries, m)
+        if item == "stuck":
+            return checks.backlog(data, ctx.queries, m)
+        return None
 
 
 def _plural(n: int, what: str) -> str:

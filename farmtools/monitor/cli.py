@@ -115,13 +115,18 @@ def serve(
 
 @monitor_app.command("check")
 def check(config: Path | None = _CONFIG) -> None:
-    """One alarm pass over the analysis results and the farm counts (for cron or a test)."""
+    """One alarm pass over the analysis results, the farm counts and the data-quality checks
+    (for cron or a test); prints the new alarms and the worst check state of the current run."""
     monitor = _monitor(_load(config))
     new = monitor.checker.check()
     for b in new:
         _console.print(f"[red]alarm[/red] {b.kind}: {b.message}")
     for path, err in monitor.results.errors.items():
         _console.print(f"[yellow]unreadable summary[/yellow] {path}: {err}")
+    ov = monitor.overview()
+    _console.print(f"checks of run {ov['run']}: worst {ov['worst']}", highlight=False)
+    for c in ov["worst_cells"]:
+        _console.print(f"  {c['task']}/{c['item']}: {c['reason']}", highlight=False)
     _console.print(f"{len(monitor.results.results())} results, {len(new)} new alarms")
 
 
@@ -133,6 +138,50 @@ def tasks(config: Path | None = _CONFIG) -> None:
         typer.echo(f"{t['name']}: {t['title']}")
         for i in t["items"]:
             typer.echo(f"  {i['id']}: {i['title']}")
+
+
+@monitor_app.command("reference")
+def reference(
+    spec: str | None = typer.Argument(
+        None, help='what the run is the reference of: "task/item", "task" or "*" (everything)'
+    ),
+    run: int | None = typer.Argument(None, help="the reference run", min=0),
+    clear: bool = typer.Option(False, "--clear", help="remove the pin of SPEC"),
+    config: Path | None = _CONFIG,
+) -> None:
+    """Pin a reference run for the checks and overlays (no argument: list the pins in force).
+
+    The most specific pin wins ("task/item", then "task", then "*"); a pin made here wins over
+    monitor.references of farm.toml.
+    """
+    from farmtools.bookkeeping import Bookkeeping
+    from farmtools.monitor.references import References, ReferenceSpecError, validate_spec
+
+    cfg = _load(config)
+    refs = References(cfg, Bookkeeping.from_config(cfg, create=False).engine)
+    if spec is None:
+        pinned = refs.pinned()
+        for s, r in sorted(refs.all().items()):
+            typer.echo(f"{s}\t{r}\t{'cli' if s in pinned else 'farm.toml'}")
+        return
+    monitor = _monitor(cfg, use_db=False)
+    tree = {t["name"]: {i["id"] for i in t["items"]} for t in monitor.tree()}
+    try:
+        validate_spec(spec, tree)
+        if clear:
+            if not refs.unpin(spec):
+                _console.print(f"[red]no reference pinned for {spec} with the CLI[/red]")
+                raise typer.Exit(1)
+            _console.print(f"reference of {spec} unpinned")
+            return
+        if run is None:
+            _console.print("[red]give the reference RUN (or --clear)[/red]")
+            raise typer.Exit(2)
+        refs.pin(spec, run)
+    except ReferenceSpecError as exc:
+        _console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    _console.print(f"reference of {spec}: run {run}")
 
 
 @monitor_app.command("ack")

@@ -22,6 +22,7 @@ from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
     from farmtools.config import FarmConfig
+    from farmtools.monitor.checkstore import CheckStore
     from farmtools.monitor.queries import FarmQueries, Totals
     from farmtools.monitor.store import SummaryStore
 
@@ -35,13 +36,17 @@ class FarmCollector(Collector):
         queries: FarmQueries | None,
         totals: Totals | None,
         results: SummaryStore,
+        checks: CheckStore | None = None,
     ) -> None:
         self.cfg = cfg
         self.queries = queries
         self.totals = totals
         self.results = results
+        self.checks = checks
 
     def collect(self) -> Iterator[Metric]:
+        if self.checks is not None:
+            yield from self._checks(self.checks)
         latest = self.results.latest()
         if latest is not None:
             tau = GaugeMetricFamily(
@@ -169,6 +174,30 @@ class FarmCollector(Collector):
         for src, n in sorted(per.items()):
             al.add_metric([src], n)
         yield al
+
+    @staticmethod
+    def _checks(store: CheckStore) -> Iterator[Metric]:
+        """The check states of the newest judged run and of the farm-wide window."""
+        from farmtools.monitor.checks import worst
+
+        run = store.latest_run()
+        rows = (store.for_run(run) if run is not None else []) + store.window()
+        g = GaugeMetricFamily(
+            "farmtools_check_state",
+            "Data-quality check state per task item (0 none, 1 good, 2 too few, 3 warning, "
+            "4 error), of the newest judged run or the farm-wide window",
+            labels=["task", "item", "scope"],
+        )
+        for r in rows:
+            g.add_metric([r.task, r.item, r.scope], int(r.state))
+        yield g
+        yield GaugeMetricFamily(
+            "farmtools_check_worst",
+            "The worst data-quality check state (0 none .. 4 error)",
+            value=int(worst(r.state for r in rows)),
+        )
+        if run is not None:
+            yield GaugeMetricFamily("farmtools_check_run", "The newest judged run", value=run)
 
 
 def _age(t: datetime) -> float:

@@ -224,6 +224,38 @@ class FarmQueries:
             ).all()
         return total, [StuckFile(n, s, t, e) for n, s, t, e in rows]
 
+    def failed_files(self, window: int) -> tuple[int, int, list[str]]:
+        """Among the newest ``window`` files: (failed files, failed job attempts, the first names).
+
+        A file whose reconstruction was retried 7 times before giving up is ONE failed file (and
+        7 attempts); a file that failed once and then succeeded is no failed file.
+        """
+        recent = select(files.c.id).order_by(files.c.id.desc()).limit(window).scalar_subquery()
+        failed = (
+            select(files.c.name)
+            .where(files.c.id.in_(recent), files.c.state == FileState.FAILED)
+            .order_by(files.c.id.desc())
+        )
+        with self.engine.connect() as conn:
+            names = [n for (n,) in conn.execute(failed)]
+            attempts = 0
+            if names:
+                attempts = int(
+                    conn.execute(
+                        select(func.count())
+                        .select_from(jobs)
+                        .where(jobs.c.file.in_(names), jobs.c.state == "failed")
+                    ).scalar_one()
+                )
+        return len(names), attempts, names[:20]
+
+    def open_alarm_ids(self, source: str, kind: str) -> list[int]:
+        """Ids of the unacknowledged alarms of ``source`` and ``kind``."""
+        q = select(alarms.c.id).where(
+            alarms.c.source == source, alarms.c.kind == kind, alarms.c.acknowledged.is_(False)
+        )
+        return [i for (i,) in self._rows(q)]
+
     def open_alarms(self, limit: int = 50) -> list[dict[str, Any]]:
         """Unacknowledged alarms, newest first."""
         q = (

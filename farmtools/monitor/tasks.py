@@ -4,6 +4,7 @@ The seed's ROOT GUI had one class per monitoring task deriving from ``MonTask`` 
 things: the names of its items in the tree, how to read a result, how to draw it.  The web page
 keeps that shape, so a new task is one class and one decorator::
 
+    from farmtools.monitor.checks import CheckResult, State
     from farmtools.monitor.tasks import Item, MonTask, register
 
     @register
@@ -21,10 +22,20 @@ keeps that shape, so a new task is one class and one decorator::
             return {"data": [{"type": "bar", "x": data["runs"], "y": data["rate"]}],
                     "layout": {"title": {"text": "Triggers per run"}}}
 
+        def check(self, ctx, item, data, reference):     # optional: judged in the overview
+            if data is None:
+                return CheckResult(State.TOO_FEW, "no run yet")
+            low = data["rate"][-1] < 0.5 * reference["rate"][-1] if reference else False
+            return CheckResult(State.ERROR if low else State.GOOD, "rate halved" if low else "ok")
+
 ``draw`` returns a plotly figure as a plain dict (``data`` + ``layout``), which the page hands
 to plotly.js unchanged; ``reference`` is what ``read`` returned for the reference run (or None).
+``check`` (optional; :mod:`farmtools.monitor.checks`) judges ``data`` against ``reference`` and
+the limits of ``[monitor]``: the overview shows its state, the checker stores it and raises an
+alarm on an error.
 Modules listed in ``monitor.plugins`` are imported at start, so a farm can add tasks without
-touching farmtools.  Imports only the standard library (and types of the modules it names).
+touching farmtools.  Imports only the standard library, :mod:`farmtools.monitor.checks` (and types of the modules it
+names).
 """
 
 from __future__ import annotations
@@ -34,6 +45,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+from farmtools.monitor.checks import CheckResult
 
 if TYPE_CHECKING:
     from farmtools.config import FarmConfig
@@ -82,6 +95,16 @@ class MonTask(ABC):
     @abstractmethod
     def draw(self, item: str, data: Any, reference: Any | None) -> Figure:
         """A plotly figure (dict) of ``data``, with ``reference`` (another run's data) overlaid."""
+
+    def check(
+        self, ctx: Context, item: str, data: Any, reference: Any | None
+    ) -> CheckResult | None:
+        """The verdict on ``data`` (what ``read`` gave), against ``reference`` and the limits.
+
+        None (the default): this item has no check; it shows as "none" in the overview.
+        ``data`` is None when there is no result: most checks then say too few.
+        """
+        return None
 
 
 _T = TypeVar("_T", bound=type[MonTask])

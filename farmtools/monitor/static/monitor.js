@@ -61,7 +61,7 @@ async function loadTree() {
   }
   const [task, item] = location.hash.slice(1).split("/");
   if (task && state.tasks[task]) select(task, item);
-  else if (tree.length) select(tree[0].name, tree[0].items[0].id);
+  else showOverview();  // the shift's first view: every check, the worst on top
 }
 
 function select(task, item) {
@@ -70,6 +70,7 @@ function select(task, item) {
   state.perRun = state.tasks[task] ? state.tasks[task].per_run : true;
   state.digest = null;
   history.replaceState(null, "", `#${task}/${item}`);
+  hideOverview();
   for (const a of document.querySelectorAll("#tree a")) {
     a.classList.toggle("active", a.dataset.task === task && a.dataset.item === item);
   }
@@ -79,7 +80,7 @@ function select(task, item) {
 }
 
 async function refreshPlot() {
-  if (!state.task) return;
+  if (!state.task || state.overview) return;
   const want = `${state.task}/${state.item}`;
   const err = document.getElementById("error");
   try {
@@ -176,7 +177,9 @@ async function refreshStatus() {
 
 async function tick() {
   try {
-    await Promise.all([refreshRuns(), refreshAlarms(), refreshStatus(), refreshPlot()]);
+    await Promise.all([
+      refreshRuns(), refreshAlarms(), refreshStatus(), refreshPlot(), refreshOverview(),
+    ]);
     document.getElementById("updated").textContent = "updated " + new Date().toLocaleTimeString();
   } catch (e) {
     document.getElementById("updated").textContent = "update failed: " + e.message;
@@ -190,6 +193,11 @@ document.getElementById("run").addEventListener("change", () => {
   evInput("ev-event").value = "";
   state.digest = null;
   refreshPlot();
+  refreshOverview();
+});
+document.getElementById("overview-link").addEventListener("click", (ev) => {
+  ev.preventDefault();
+  showOverview();
 });
 document.getElementById("ref").addEventListener("change", () => { state.digest = null; refreshPlot(); });
 for (const id of ["ev-seq", "ev-event"]) {

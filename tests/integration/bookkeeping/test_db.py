@@ -101,6 +101,25 @@ def test_a_version_3_database_gets_the_submission_key_columns(bk: Bookkeeping, d
         again.close()
 
 
+def test_a_version_4_database_gets_the_monitor_check_tables(bk: Bookkeeping, db_url: str) -> None:
+    with bk.engine.begin() as conn:  # what a database of schema version 4 looked like
+        schema.dqm_checks.drop(conn)
+        schema.dqm_references.drop(conn)
+        conn.execute(sa.delete(schema.schema_version))
+        conn.execute(sa.insert(schema.schema_version).values(version=4, applied=now()))
+    bk.close()
+    again = Bookkeeping(db_url)
+    try:
+        assert again.schema_version() == schema.SCHEMA_VERSION >= 5
+        with again.engine.connect() as conn:
+            tables = set(sa.inspect(conn).get_table_names())
+        assert {"dqm_checks", "dqm_references"} <= tables
+        with again.engine.begin() as conn:  # the step again on its own result: nothing to do
+            bkdb._UPGRADES[4](conn)
+    finally:
+        again.close()
+
+
 def test_upgrade_steps_run_in_order(
     bk: Bookkeeping, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

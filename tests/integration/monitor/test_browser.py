@@ -65,7 +65,10 @@ def test_page_tree_live_update_and_alarm(
     page: Any, served: tuple[Farm, MonitorServer], screenshot_dir: Path
 ) -> None:
     farm, srv = served
-    # loads: tree of the six tasks, first item drawn (two lifetime points per view)
+    # loads on the overview; the tree's first item draws two lifetime points per view
+    page.wait_for_selector("#ov-worst", timeout=WAIT_MS)
+    assert page.url.endswith("#overview")
+    page.click("#tree a[data-task=purity][data-item=vs_time]")
     page.wait_for_selector("#tree a.active", timeout=WAIT_MS)
     tasks = page.eval_on_selector_all("#tree details", "els => els.map(e => e.dataset.task)")
     assert tasks[:6] == ["purity", "lem_gain", "asymmetry", "charge", "pedestals", "dataflow"]
@@ -145,7 +148,7 @@ def test_event_display(page: Any, served: tuple[Farm, MonitorServer], screenshot
 
     farm, srv = served
     write_event_files(farm.home, 2, n_events=3)
-    page.wait_for_selector("#tree a.active", timeout=WAIT_MS)
+    page.wait_for_selector("#tree a[data-task=event]", timeout=WAIT_MS)
     assert page.is_hidden("#evctl")
     page.click("#tree a[data-task=event][data-item=views]")
     # the newest event: run 2, seq 0, event 2 of 3, with its hits and both tracks
@@ -193,7 +196,7 @@ def test_event_display(page: Any, served: tuple[Farm, MonitorServer], screenshot
 def test_dead_and_noisy_channel_list(
     page: Any, served: tuple[Farm, MonitorServer], screenshot_dir: Path
 ) -> None:
-    page.wait_for_selector("#tree a.active", timeout=WAIT_MS)
+    page.wait_for_selector("#tree a[data-task=pedestals]", timeout=WAIT_MS)
     page.click("#tree a[data-task=pedestals][data-item=bad_channels]")
     page.select_option("#run", "1")
     _plot(page, "d[0].type === 'table' && d[0].cells.values[0].length === 4")

@@ -28,6 +28,8 @@ def test_tasks_check_and_ack(tmp_path: Path) -> None:
     assert out.exit_code == 0, out.output
     assert "lifetime_low:view0" in out.output and "broken_run6.txt" in out.output
     assert "1 new alarms" in out.output
+    assert "checks of run 5: worst error" in out.output
+    assert "purity/vs_time: run 5: lifetime view 0 = 900 us, below 2000 us" in out.output
     again = runner.invoke(app, ["monitor", "check", "-c", str(cfg_file)])
     assert "0 new alarms" in again.output  # still open: not raised twice
 
