@@ -234,8 +234,11 @@ class LemGain(MonTask):
                     lem = 1 + ix + 2 * iy
                     g = data["z"][ix][iy]
                     s = f"LEM {lem}<br>G = {g:.2f}" if g is not None else f"LEM {lem}<br>-"
-                    if reference is not None and reference["z"][ix][iy] is not None:
-                        s += f"<br>ref {reference['z'][ix][iy]:.2f}"
+                    r = reference["z"][ix][iy] if reference is not None else None
+                    if r is not None:
+                        s += f"<br>ref {r:.2f}"
+                        if g is not None and r:
+                            s += f" (x{g / r:.2f})"  # the ratio: a LEM that dropped reads at once
                     row.append(s)
                 text.append(row)
             title += f", run {data['run']}"
@@ -450,12 +453,44 @@ class ChargePerLem(MonTask):
                         "marker": {"symbol": "diamond-open", "size": 10, "color": VIEW_COLOURS[v]},
                     }
                 )
-        return {
-            "data": traces,
-            "layout": _layout(
-                f"{title}, run {data['run']}", "LEM", "dQ/ds (fC/cm)", barmode="group"
-            ),
-        }
+        layout = _layout(f"{title}, run {data['run']}", "LEM", "dQ/ds (fC/cm)", barmode="group")
+        if reference is not None:
+            # ratio to the reference per LEM and view: a LEM whose gain dropped stands out
+            ref = {
+                v: dict(zip(reference["lems"], reference["dqds"][v], strict=True)) for v in (0, 1)
+            }
+            for v in (0, 1):
+                ratio = [
+                    q / ref[v][k] if ref[v].get(k) else None
+                    for k, q in zip(data["lems"], data["dqds"][v], strict=True)
+                ]
+                traces.append(
+                    {
+                        "type": "scatter",
+                        "mode": "markers",
+                        "name": f"view {v} / reference run {reference['run']}",
+                        "x": data["lems"],
+                        "y": finite(ratio),
+                        "marker": {"color": VIEW_COLOURS[v], "size": 8},
+                        "xaxis": "x",
+                        "yaxis": "y2",
+                    }
+                )
+            _with_lower_panel(layout, "run / ref")
+            layout["title"]["text"] += f"; ratio to reference run {reference['run']}"
+            layout["shapes"] = [
+                {
+                    "type": "line",
+                    "xref": "paper",
+                    "yref": "y2",
+                    "x0": 0,
+                    "x1": 1,
+                    "y0": 1,
+                    "y1": 1,
+                    "line": {"color": "#555", "dash": "dot", "width": 1},
+                }
+            ]
+        return {"data": traces, "layout": layout}
 
 
 # -- pedestals and noise -----------------------------------------------------------------------
@@ -718,10 +753,27 @@ class Pedestals(MonTask):
             }
         ]
         title = f"{what} per channel, run {data['run']} ({data['file']}): {len(data['dead'])} dead, {len(data['noisy'])} noisy"
-        return {
-            "data": traces,
-            "layout": _layout(title, "channel (view order: view 0 | view 1)", "ADC", shapes=shapes),
-        }
+        layout = _layout(title, "channel (view order: view 0 | view 1)", "ADC", shapes=shapes)
+        if reference is not None and len(reference["values"]) == len(vals):
+            # the difference says at once which channels moved: a dead card is a block at -RMS
+            diff = [a - b for a, b in zip(vals, reference["values"], strict=True)]
+            traces.append(
+                {
+                    "type": "scattergl",
+                    "mode": "lines",
+                    "name": f"run {data['run']} - reference run {reference['run']}",
+                    "x": x,
+                    "y": finite(diff),
+                    "text": labels,
+                    "hovertemplate": "%{text}<br>%{y:+.2f} ADC<extra>difference</extra>",
+                    "line": {"width": 1, "color": "#6a3d9a"},
+                    "xaxis": "x",
+                    "yaxis": "y2",
+                }
+            )
+            _with_lower_panel(layout, "run - ref (ADC)")
+            layout["title"]["text"] += f"; reference run {reference['run']} and the difference"
+        return {"data": traces, "layout": layout}
 
     def check(
         self, ctx: Context, item: str, data: Any, reference: Any | None
@@ -731,6 +783,14 @@ class Pedestals(MonTask):
         if item == "bad_channels":  # the list of what the noise item judges: one cell, not two
             return None
         return checks.noise(data, reference, ctx.cfg.monitor)
+
+
+def _with_lower_panel(layout: dict[str, Any], ytitle: str) -> None:
+    """Give ``layout`` a lower panel (``yaxis2``, a quarter of the height, the same x axis) for a
+    ratio or a difference to the reference run, under the main plot."""
+    layout["yaxis"] = {**layout.get("yaxis", {}), "domain": [0.32, 1.0]}
+    layout["yaxis2"] = {"domain": [0.0, 0.24], "anchor": "x", "title": {"text": ytitle}}
+    layout["xaxis"] = {**layout.get("xaxis", {}), "anchor": "y2"}
 
 
 def _bad_channel_table(data: Any, reference: Any | None) -> Figure:

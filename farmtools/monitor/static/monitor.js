@@ -120,25 +120,27 @@ function stepEvent(delta) {
   refreshPlot();
 }
 
-function fillSelect(sel, runs, first) {
+function fillSelect(sel, runs, fixed) {
+  // the fixed choices first ("latest"; "pinned" and "none"), then the runs, newest first
   const keep = sel.value;
+  const values = [...fixed, ...runs.map(String)];
   const have = Array.from(sel.options).map((o) => o.value).join(",");
-  const want = [first, ...runs.map(String)].join(",");
-  if (have === want) return;
+  if (have === values.join(",")) return;
   sel.textContent = "";
-  for (const v of [first, ...runs.map(String)]) {
+  for (const v of values) {
     const o = document.createElement("option");
     o.value = v;
     o.textContent = v;
     sel.appendChild(o);
   }
-  sel.value = want.split(",").includes(keep) ? keep : first;
+  sel.value = values.includes(keep) ? keep : fixed[0];
 }
 
 async function refreshRuns() {
   const runs = await getJSON("/api/runs");
-  fillSelect(document.getElementById("run"), runs, "latest");
-  fillSelect(document.getElementById("ref"), runs, "none");
+  fillSelect(document.getElementById("run"), runs, ["latest"]);
+  // "pinned": each plot overlays its item's pinned reference run (farm.toml or the CLI)
+  fillSelect(document.getElementById("ref"), runs, ["pinned", "none"]);
 }
 
 async function refreshAlarms() {

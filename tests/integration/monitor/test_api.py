@@ -374,3 +374,34 @@ def test_event_display_api(client: tuple[Monitor, TestClient], farm: Farm) -> No
     gone = c.get("/api/event/views?run=1").json()
     assert gone["event"] is None
     assert "not on the farm storage" in gone["figure"]["layout"]["annotations"][0]["text"]
+
+
+def test_plots_overlay_the_pinned_reference_with_a_difference_or_ratio(
+    client: tuple[Monitor, TestClient], farm: Farm
+) -> None:
+    m, c = client
+    write_reco(farm.home, 3, dead=[5, *range(384, 416)], noisy=[])  # a dead card in run 3
+    m.references.pin("pedestals", 1)
+    fig = _fig(c, "/api/plot/pedestals/noise?run=3&ref=pinned")
+    assert "reference run 1" in [t["name"] for t in fig["data"]]
+    diff = next(t for t in fig["data"] if t["name"] == "run 3 - reference run 1")
+    assert diff["yaxis"] == "y2" and fig["layout"]["yaxis2"]["domain"][1] < 0.3
+    # run 1: dead 5 and 700, noisy 10, 11, 1000 (9 ADC); run 3: dead 5 and the card; else 1.5
+    assert diff["y"][400] == -1.5 and diff["y"][700] == 1.5 and diff["y"][10] == -7.5
+    assert diff["y"][5] == 0.0 and diff["y"][100] == 0.0
+    none = _fig(c, "/api/plot/pedestals/noise?run=3&ref=none")
+    assert not any("reference" in t["name"] for t in none["data"])
+    assert "yaxis2" not in none["layout"]
+    # charge per LEM: the ratio to the reference (run 2's LEM 3 at 80 / 120 fC/cm, run 1's 100)
+    m.references.pin("charge", 1)
+    ch = _fig(c, "/api/plot/charge/per_lem?run=2&ref=pinned")
+    r0 = next(t for t in ch["data"] if t["name"] == "view 0 / reference run 1")
+    r1 = next(t for t in ch["data"] if t["name"] == "view 1 / reference run 1")
+    assert r0["x"][2] == 3 and r0["y"][2] == pytest.approx(0.8) and r1["y"][2] == pytest.approx(1.2)
+    assert r0["y"][0] == pytest.approx(1.0)
+    # the gain map says the ratio in each cell
+    gm = _fig(c, "/api/plot/lem_gain/map?run=2&ref=1")
+    assert "ref 20.00 (x1.00)" in gm["data"][0]["text"][0][0]
+    # nothing pinned for an item: no overlay
+    purity = _fig(c, "/api/plot/purity/vs_time?run=2&ref=pinned")
+    assert not any("reference" in (t.get("name") or "") for t in purity["data"])

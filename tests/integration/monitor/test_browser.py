@@ -234,3 +234,30 @@ def test_a_trend_of_one_point_reads_in_hours(
         ctx.close()
         srv.stop()
         farm.bk.close()
+
+
+def test_pinned_reference_overlaid_with_the_difference(
+    page: Any, served: tuple[Farm, MonitorServer], screenshot_dir: Path
+) -> None:
+    farm, srv = served
+    write_reco(farm.home, 2, dead=[5, *range(384, 416)], noisy=[])  # a dead card in run 2
+    srv.monitor.references.pin("pedestals", 1)
+    page.wait_for_selector("#tree a[data-task=pedestals]", timeout=WAIT_MS)
+    page.click("#tree a[data-task=pedestals][data-item=noise]")
+    page.select_option("#run", "2")
+    assert page.input_value("#ref") == "pinned"  # by default: each plot's pinned reference
+    _plot(
+        page,
+        "d.some(t => t.name === 'reference run 1')"
+        " && d.some(t => t.name === 'run 2 - reference run 1' && t.yaxis === 'y2')",
+    )
+    page.wait_for_selector("#plot .y2tick", timeout=WAIT_MS)  # the lower panel is drawn
+    diff = page.evaluate(
+        "document.getElementById('plot').data.find(t => t.yaxis === 'y2').y.slice(384, 416)"
+    )
+    assert diff == [-1.5] * 32
+    page.screenshot(path=str(screenshot_dir / "monitor-reference-overlay.png"))
+    # "none" takes the overlay away
+    page.select_option("#ref", "none")
+    _plot(page, "!d.some(t => (t.name || '').includes('reference'))")
+    assert page.errors_seen == []
