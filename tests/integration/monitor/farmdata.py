@@ -96,6 +96,24 @@ def write_reco(
     return path
 
 
+def fail_attempts(bk: Bookkeeping, name: str, tries: range, failure: str) -> None:
+    """Failed reconstruction attempts ``tries`` of file ``name`` (jobs through the JobStore)."""
+    from farmtools.processing.jobs import JobStore
+
+    jobs = JobStore(bk)
+    for attempt in tries:
+        j = jobs.add(
+            file=name,
+            try_number=attempt,
+            backend="local",
+            name=f"reco_{name.removesuffix('.dat')}_{attempt}",
+            queue="prod",
+            memory_mb=1500,
+            walltime_s=3600,
+        )
+        jobs.update(j.id, state="failed", failure=failure)
+
+
 def make_farm(home: Path, **kw: object) -> Farm:
     from farmtools.processing.jobs import JobStore
 

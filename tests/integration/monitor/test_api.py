@@ -18,6 +18,7 @@ from tests.integration.monitor.farmdata import (
     DEAD,
     NOISY,
     Farm,
+    fail_attempts,
     make_farm,
     write_reco,
     write_summary,
@@ -134,21 +135,9 @@ def test_dead_and_noisy_channels_listed_by_view_and_channel(
 def test_failed_files_told_apart_from_failed_attempts(
     client: tuple[Monitor, TestClient], farm: Farm
 ) -> None:
-    from farmtools.processing.jobs import JobStore
-
     m, c = client
-    jobs = JobStore(farm.bk)
-    for attempt in range(2, 8):  # run1-seq1 failed once already: 7 failed attempts of 1 file
-        j = jobs.add(
-            file="run1-seq1.dat",
-            try_number=attempt,
-            backend="local",
-            name=f"reco_run1-seq1-{attempt}",
-            queue="prod",
-            memory_mb=1500,
-            walltime_s=3600,
-        )
-        jobs.update(j.id, state="failed", failure="out_of_memory")
+    # run1-seq1 failed once already (make_farm): 7 failed attempts of 1 file
+    fail_attempts(farm.bk, "run1-seq1.dat", range(2, 8), "out_of_memory")
     m.totals.refresh()  # type: ignore[union-attr]
     fig = _fig(c, "/api/plot/dataflow/jobs")
     title = fig["layout"]["title"]["text"]
