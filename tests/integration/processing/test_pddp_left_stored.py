@@ -9,6 +9,7 @@ from farmtools.bookkeeping import Bookkeeping, Event, FileState
 from farmtools.processing.jobs import JobStore
 from farmtools.processing.manager import Manager, PassSummary
 from tests.processing_farm import make_cfg, state_of, store
+from tests.states import walk
 
 
 def test_claim_takes_the_311_file_and_leaves_the_6x6x6_file_stored(tmp_path: Path) -> None:
@@ -18,7 +19,7 @@ def test_claim_takes_the_311_file_and_leaves_the_6x6x6_file_stored(tmp_path: Pat
     bk.register_file(
         name, source_path=f"/evb/{name}", run=12, seq=0, size=10, daq_write_time=datetime.now(UTC)
     )
-    bk.transition(name, FileState.DETECTED, FileState.STORED, Event.VERIFIED)
+    walk(bk, name, FileState.STORED, Event.VERIFIED)
     raw = store(bk, cfg, 12, 1)
     manager = Manager(cfg, bk=bk)
     summary = PassSummary()
