@@ -112,7 +112,7 @@ def fail_attempts(bk: Bookkeeping, name: str, tries: range, failure: str) -> Non
             memory_mb=1500,
             walltime_s=3600,
         )
-        jobs.update(j.id, state="failed", failure=failure)
+        walk_job(jobs, j.id, "failed", failure=failure)
 
 
 def make_farm(home: Path, **kw: object) -> Farm:

@@ -23,6 +23,7 @@ from tests.integration.monitor.farmdata import (
     write_reco,
     write_summary,
 )
+from tests.states import walk
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -149,7 +150,7 @@ def test_failed_files_not_attempts_and_a_clean_farm_is_green(tmp_path: Path) -> 
 
     # one file failed after 7 attempts: ONE failed file, a warning, no alarm
     fail_attempts(bk, "run7-seq0.dat", range(1, 8), "exit")
-    bk.transition("run7-seq0.dat", FileState.STORED, FileState.FAILED, Event.ERROR)
+    walk(bk, "run7-seq0.dat", FileState.FAILED, Event.ERROR)
     assert _check(m) == set()
     jobs_cell = _cells(m)["dataflow/jobs"]
     assert jobs_cell["state"] == "warning"
@@ -158,11 +159,11 @@ def test_failed_files_not_attempts_and_a_clean_farm_is_green(tmp_path: Path) -> 
 
     # four files failed: more than failed_files_max, an alarm of its own; cleared once fixed
     for seq in (1, 2, 3):
-        bk.transition(f"run7-seq{seq}.dat", FileState.STORED, FileState.FAILED, Event.ERROR)
+        walk(bk, f"run7-seq{seq}.dat", FileState.FAILED, Event.ERROR)
     assert _check(m) == {"check:dataflow/jobs"}
     assert _cells(m)["dataflow/jobs"]["state"] == "error"
     for seq in (0, 1, 2, 3):
-        bk.transition(f"run7-seq{seq}.dat", FileState.FAILED, FileState.ANALYSED, Event.ANALYSED)
+        walk(bk, f"run7-seq{seq}.dat", FileState.ANALYSED, Event.ANALYSED)
     assert _check(m) == set()
     assert _cells(m)["dataflow/jobs"]["state"] == "good"
     assert _open(bk) == set()  # cleared by the check itself
