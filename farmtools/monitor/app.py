@@ -143,6 +143,14 @@ class Monitor:
             self._stop.clear()
             self._thread = threading.Thread(target=self._loop, name="monitor-checker", daemon=True)
             self._thread.start()
+            threading.Thread(target=self._warm_up, name="monitor-warm-up", daemon=True).start()
+
+    @staticmethod
+    def _warm_up() -> None:
+        try:
+            eventdisplay.warm_up()
+        except Exception:  # a warm-up that fails only costs the first request its time
+            log.exception("event display warm-up failed")
 
     def stop(self) -> None:
         self._stop.set()

@@ -21,6 +21,7 @@ uproot is imported when a reco file is read.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import math
@@ -483,6 +484,24 @@ def show_event(
     except EventNotFound as exc:
         digest = hashlib.blake2b(str(exc).encode(), digest_size=12).hexdigest()
         return {"figure": empty_figure("Event display", str(exc)), "digest": digest, "event": None}
+
+
+def warm_up() -> None:
+    """Import and compile what the first event display needs (uproot, the decoders).
+
+    Run in a daemon thread when the page is served: otherwise the first shifter to open the
+    event display pays the imports and the decoders' first calls (0.4-3 s on a loaded machine).
+    """
+    import uproot  # noqa: F401
+
+    from farmtools.rawdata import huffman
+    from farmtools.rawdata.packing import unpack12
+
+    unpack12(bytes(3), 2)
+    with contextlib.suppress(huffman.DecodeError):  # an empty stream: compiled all the same
+        huffman.decode(b"", 1, 2)
+    view_pixels(np.zeros((2, 6), dtype=np.uint16))
+    indexed_png(np.zeros((1, 1), dtype=np.uint8), _PALETTE)
 
 
 #: The JSON bodies of the newest figures, by digest: a page polling "newest" is sent bytes.
