@@ -214,7 +214,7 @@ class Monitor:
         """The event display of one event (None: the newest) as JSON; KeyError: unknown item."""
         if item not in {i.id for i in self.tasks[eventdisplay.EventDisplay.name].items(self.ctx)}:
             raise KeyError(item)
-        return eventdisplay.show_event_json(self.cfg, run, seq, event)
+        return eventdisplay.show_event_json(self.cfg, run, seq, event, item)
 
     def overview(self, run: int | None = None) -> dict[str, Any]:
         """The overview (:func:`farmtools.monitor.overview.overview`); a run never judged is

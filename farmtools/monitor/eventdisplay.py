@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from farmtools.monitor.builtin import reco_files
+from farmtools.monitor.builtin import RecoIndex, reco_files
 from farmtools.monitor.png import indexed_png
 from farmtools.monitor.tasks import Context, Figure, Item, MonTask, empty_figure, register
 from farmtools.rawdata.naming import RawName, parse_raw_name
@@ -151,14 +151,40 @@ def raw_path(cfg: FarmConfig, name: RawName) -> Path:
     return cfg.path(cfg.storage.input) / name.run_dir / name.filename
 
 
-def _raw_seqs(cfg: FarmConfig, run: int) -> list[int]:
+def _raw_names(cfg: FarmConfig, run: int, pddp: bool) -> list[RawName]:
+    """The run's raw files on the farm storage (3x1x1 or 6x6x6 ones), by seq (and L2 builder)."""
     d = cfg.path(cfg.storage.input) / f"run{run}"
     try:
         with os.scandir(d) as it:
             names = [parse_raw_name(e.name) for e in it]
     except OSError:
         return []
-    return sorted(n.seq for n in names if n is not None and n.run == run and not n.pddp)
+    return sorted(n for n in names if n is not None and n.run == run and n.pddp == pddp)
+
+
+def _raw_seqs(cfg: FarmConfig, run: int) -> list[int]:
+    return [n.seq for n in _raw_names(cfg, run, pddp=False)]
+
+
+#: Run folders of the raw files (the 6x6x6's "newest"), listed again when the folder's mtime moves.
+_INPUT_INDEX = RecoIndex()
+
+
+def _locate_pddp(cfg: FarmConfig, run: int | None, seq: int | None) -> EventRef:
+    """A 6x6x6 event file ``<run>_<seq>_<L2>.dat``: the newest of the run (or of its ``seq``).
+
+    Its reconstruction's hits and tracks are not overlaid yet (``reco`` None).  Of a sequence
+    written by several L2 builders, the last builder's file is shown.
+    """
+    runs = [run] if run is not None else _INPUT_INDEX.runs(cfg.path(cfg.storage.input))
+    for r in runs:
+        names = [n for n in _raw_names(cfg, r, pddp=True) if seq is None or n.seq == seq]
+        if names:
+            return EventRef(r, names[-1].seq, raw_path(cfg, names[-1]), None)
+    if run is None:
+        raise EventNotFound("no 6x6x6 event file on the farm storage yet")
+    what = f"run {run}" + (f" seq {seq}" if seq is not None else "")
+    raise EventNotFound(f"{what}: no 6x6x6 event file on the farm storage")
 
 
 def locate(cfg: FarmConfig, run: int | None, seq: int | None) -> EventRef:
@@ -167,6 +193,8 @@ def locate(cfg: FarmConfig, run: int | None, seq: int | None) -> EventRef:
     ``run`` None: the newest run with a reco output.  ``seq`` None: the run's newest reco output,
     or its newest raw file while nothing is reconstructed yet.
     """
+    if cfg.geometry.n_crps > 1:
+        return _locate_pddp(cfg, run, seq)
     if run is None:
         found = reco_files(cfg, None)
         if not found:
@@ -310,18 +338,24 @@ def _png_uri(pixels: npt.NDArray[np.uint8]) -> str:
     return "data:image/png;base64," + base64.b64encode(indexed_png(pixels, _PALETTE)).decode()
 
 
-def event_figure(cfg: FarmConfig, ref: EventRef, event: int | None) -> dict[str, Any]:
-    """``{"figure", "digest", "event"}`` of one event (``event`` None: the file's last), cached by mtimes."""
-    from farmtools.rawdata import RawFile
+def _crp(item: str) -> int | None:
+    """The CRP of an item id (``crp2`` -> 2; ``views``, the 3x1x1's single CRP: None)."""
+    return int(item[3:]) if item.startswith("crp") and item[3:].isdigit() else None
 
-    geometry = cfg.geometry
-    if geometry.n_crps > 1:
-        raise EventNotFound(f"the event display does not draw the {geometry.name} yet")
-    key = (str(ref.raw), _mtime(ref.raw), str(ref.reco), _mtime(ref.reco), event)
-    hit = _FIGURE_CACHE.get(key)
-    if hit is not None:
-        return hit
-    with RawFile.open(ref.raw, geometry) as f:
+
+def _read_event(
+    ref: EventRef, event: int | None, geometry: Geometry, crp: int | None
+) -> tuple[int, int, tuple[npt.NDArray[np.uint16], ...], int, float]:
+    """(index, events in the file, the two views' samples, trigger number, time) of one event.
+
+    The 3x1x1's reader decodes the event alone; the 6x6x6's decodes it whole (its fragments
+    split the CRPs between two L1 builders) and the CRP's two views are sliced out of it.
+    """
+    from farmtools.rawdata import RawFile
+    from farmtools.rawdata.pddp_reader import PDDPFile
+
+    opener = PDDPFile.open if geometry.n_crps > 1 else RawFile.open
+    with opener(ref.raw, geometry) as f:
         n = f.n_events
         if n == 0:
             raise EventNotFound(f"{ref.raw} holds no event")
@@ -329,20 +363,53 @@ def event_figure(cfg: FarmConfig, ref: EventRef, event: int | None) -> dict[str,
         if not 0 <= index < n:
             raise EventNotFound(f"{ref.raw} holds events 0..{n - 1}, not {event}")
         ev = f.event(index)
+        per_crp = sum(geometry.channels_per_view)
+        first = (crp or 0) * per_crp
+        n0 = geometry.channels_per_view[0]
+        # copies: the 6x6x6 reader's event buffer is reused by its next event
+        views = (
+            ev.adc[first : first + n0].copy(),
+            ev.adc[first + n0 : first + per_crp].copy(),
+        )
+        if not hasattr(ev, "fragments"):  # a 3x1x1 event: one header
+            h = ev.header
+            return index, n, views, h.trigger_number, h.seconds + h.nanoseconds * 1e-9
+        frag = ev.fragments[0]
+        when = frag.seconds + frag.nanoseconds * 1e-9
+        return index, n, views, frag.trigger_number, when
+
+
+def event_figure(
+    cfg: FarmConfig,
+    ref: EventRef,
+    event: int | None,
+    crp: int | None = None,
+    geometry: Geometry | None = None,
+) -> dict[str, Any]:
+    """``{"figure", "digest", "event"}`` of one event (``event`` None: the file's last) of one
+    CRP (None: the 3x1x1's), cached by the files' mtimes.  ``geometry``: the configuration's
+    by default (tests give a 6x6x6 of few samples)."""
+    geometry = geometry or cfg.geometry
+    if (crp is None) != (geometry.n_crps == 1) or (crp is not None and crp >= geometry.n_crps):
+        raise EventNotFound(f"the {geometry.name} has no CRP {crp}")
+    key = (str(ref.raw), _mtime(ref.raw), str(ref.reco), _mtime(ref.reco), event, crp)
+    hit = _FIGURE_CACHE.get(key)
+    if hit is not None:
+        return hit
+    index, n, views, trigger, when = _read_event(ref, event, geometry, crp)
     problem = None
     try:
         reco = event_reco(ref.reco, index, geometry)
     except (RecoUnreadable, OSError, ValueError) as exc:  # show the waveforms all the same
         reco, problem = None, str(exc)
-    n0 = geometry.channels_per_view[0]
-    views = (ev.adc[:n0], ev.adc[n0:])
     meta = {
         "run": ref.run,
         "seq": ref.seq,
         "event": index,
         "n_events": n,
-        "trigger": ev.header.trigger_number,
-        "time": ev.header.seconds + ev.header.nanoseconds * 1e-9,
+        "crp": crp,
+        "trigger": trigger,
+        "time": when,
         "raw": ref.raw.name,
         "reco": ref.reco.name if ref.reco else None,
         "hits": [len(h["channel"]) for h in reco["hits"]] if reco else None,
@@ -351,7 +418,10 @@ def event_figure(cfg: FarmConfig, ref: EventRef, event: int | None) -> dict[str,
     }
     # what the page compares to redraw only a changed event: the files' versions and the event
     digest = hashlib.blake2b(repr((key, index)).encode(), digest_size=12).hexdigest()
-    out = {"figure": _figure(views, reco, meta, geometry.samples), "digest": digest, "event": meta}
+    # about one pixel row per screen pixel (~550): 3 ticks on the 3x1x1, 18 on the 6x6x6
+    time_bin = max(TIME_BIN, -(-geometry.samples // 556))
+    fig = _figure(views, reco, meta, geometry.samples, time_bin, pddp=geometry.n_crps > 1)
+    out = {"figure": fig, "digest": digest, "event": meta}
     _FIGURE_CACHE.put(key, out)
     return out
 
@@ -361,6 +431,8 @@ def _figure(
     reco: dict[str, Any] | None,
     meta: dict[str, Any],
     ticks: int,
+    time_bin: int = TIME_BIN,
+    pddp: bool = False,
 ) -> Figure:
     from datetime import UTC, datetime
 
@@ -374,7 +446,7 @@ def _figure(
     for v, adc in enumerate(views):
         ax = "" if v == 0 else str(v + 1)
         xref, yref = f"x{ax}", f"y{ax}"
-        pixels = view_pixels(adc, TIME_BIN)
+        pixels = view_pixels(adc, time_bin)
         images.append(
             {
                 "source": _png_uri(pixels),
@@ -382,9 +454,9 @@ def _figure(
                 "yref": yref,
                 "x": -0.5,
                 # every row is TIME_BIN ticks, the last one partly past the window
-                "y": pixels.shape[0] * TIME_BIN - 0.5,
+                "y": pixels.shape[0] * time_bin - 0.5,
                 "sizex": widths[v],
-                "sizey": pixels.shape[0] * TIME_BIN,
+                "sizey": pixels.shape[0] * time_bin,
                 "sizing": "stretch",
                 "xanchor": "left",
                 "yanchor": "top",
@@ -442,7 +514,11 @@ def _figure(
         f"Run {meta['run']} seq {meta['seq']} event {meta['event']} "
         f"(of {meta['n_events']}), trigger {meta['trigger']}, {when}"
     )
-    if meta["reco_error"]:
+    if meta["crp"] is not None:
+        title = f"CRP {meta['crp']}: {title}"
+    if pddp:
+        title += ": raw waveforms (the 6x6x6's hits and tracks are not overlaid yet)"
+    elif meta["reco_error"]:
         title += f"<br>no hits or tracks: {meta['reco_error']}"
     elif reco is None:
         title += ": not reconstructed yet (raw waveforms only)"
@@ -476,11 +552,17 @@ def _figure(
 
 
 def show_event(
-    cfg: FarmConfig, run: int | None, seq: int | None, event: int | None
+    cfg: FarmConfig,
+    run: int | None,
+    seq: int | None,
+    event: int | None,
+    item: str = VIEWS_ITEM,
+    geometry: Geometry | None = None,
 ) -> dict[str, Any]:
-    """The event display of ``run``/``seq``/``event`` (None: the newest), or a message figure."""
+    """The event display of ``run``/``seq``/``event`` (None: the newest) of ``item`` (the
+    3x1x1's ``views`` or a 6x6x6 ``crpK``), or a message figure."""
     try:
-        return event_figure(cfg, locate(cfg, run, seq), event)
+        return event_figure(cfg, locate(cfg, run, seq), event, _crp(item), geometry)
     except EventNotFound as exc:
         digest = hashlib.blake2b(str(exc).encode(), digest_size=12).hexdigest()
         return {"figure": empty_figure("Event display", str(exc)), "digest": digest, "event": None}
@@ -508,9 +590,11 @@ def warm_up() -> None:
 _BODY_CACHE = _LRU(8)
 
 
-def show_event_json(cfg: FarmConfig, run: int | None, seq: int | None, event: int | None) -> bytes:
+def show_event_json(
+    cfg: FarmConfig, run: int | None, seq: int | None, event: int | None, item: str = VIEWS_ITEM
+) -> bytes:
     """:func:`show_event` as the JSON body of ``/api/event`` (serialised once per figure)."""
-    out = show_event(cfg, run, seq, event)
+    out = show_event(cfg, run, seq, event, item)
     body = _BODY_CACHE.get(out["digest"])
     if body is None:
         body = json.dumps(out, separators=(",", ":"), allow_nan=False).encode()
@@ -526,10 +610,13 @@ class EventDisplay(MonTask):
     title = "Event display"
 
     def items(self, ctx: Context) -> list[Item]:
+        n = ctx.cfg.geometry.n_crps
+        if n > 1:
+            return [Item(f"crp{k}", f"CRP {k} waveforms") for k in range(n)]
         return [Item(VIEWS_ITEM, "Waveforms, hits and tracks")]
 
     def read(self, ctx: Context, item: str, run: int | None) -> Any:
-        return show_event(ctx.cfg, run, None, None)
+        return show_event(ctx.cfg, run, None, None, item)
 
     def draw(self, item: str, data: Any, reference: Any | None) -> Figure:
         return data["figure"]

@@ -205,3 +205,61 @@ def test_caches_are_bounded() -> None:
     assert lru.get(0) is None and lru.get(9) == 9
     assert len(lru._d) == 3
     assert ed._FIGURE_CACHE.size <= 8 and ed._RECO_CACHE.size <= 4
+
+
+def test_6x6x6_event_drawn_per_crp(tmp_path: Path) -> None:
+    """A 6x6x6 event file (two L1 fragments, the farm's writer) shown CRP by CRP, raw waveforms."""
+    from farmtools.config import FarmConfig, FarmSection
+    from farmtools.detector import geometry
+    from farmtools.rawdata.pddp_writer import make_fragment, write_pddp_file
+
+    ed._FIGURE_CACHE.clear()
+    g = geometry("6x6x6").with_samples(
+        60
+    )  # a 6x6x6 of few samples: 115 MB events are for benchmarks
+    cfg = FarmConfig(farm=FarmSection(home=tmp_path, detector="6x6x6"), base_dir=tmp_path)
+    per_crp, n0 = sum(g.channels_per_view), g.channels_per_view[0]
+    rng = np.random.default_rng(3)
+    events = []
+    for trigger in (40, 41):
+        view = rng.integers(398, 403, size=(g.n_channels, g.samples), dtype=np.uint16)
+        view[2 * per_crp + n0 + 5, 30] += 600  # CRP 2, view 1, channel 5, tick 30
+        daq = np.empty_like(view)
+        daq[g.view_to_daq] = view
+        fc = g.fragment_channels
+        events.append(
+            [
+                make_fragment(
+                    daq[k * fc : (k + 1) * fc],
+                    run=9,
+                    trigger_type=1,
+                    trigger_number=trigger,
+                    time_ns=1_796_675_593_000_000_000 + trigger,
+                    event_number=trigger,
+                    missing_cards=g.missing_cards(k),
+                )
+                for k in range(2)
+            ]
+        )
+    d = tmp_path / "storage" / "input" / "run9"
+    d.mkdir(parents=True)
+    write_pddp_file(d / "9_0_a.dat", 9, events)
+    out = ed.show_event(cfg, None, None, None, "crp2", geometry=g)  # the newest: its last event
+    ev = out["event"]
+    assert (ev["run"], ev["seq"], ev["event"], ev["crp"], ev["trigger"]) == (9, 0, 1, 2, 41)
+    fig = out["figure"]
+    assert fig["layout"]["title"]["text"].startswith("CRP 2: Run 9 seq 0 event 1 (of 2)")
+    assert fig["data"] == []  # no hits or tracks of the 6x6x6 yet
+    img = _image(fig, 1)
+    rows = -(-g.samples // ed.TIME_BIN)
+    assert img.shape == (rows, g.channels_per_view[1])
+    quiet = ed._LUT[ed._SHIFT]
+    assert img[rows - 1 - 30 // ed.TIME_BIN, 5] > quiet + 100
+    assert (np.delete(img, 5, axis=1) < quiet + 60).all()  # nothing else lit
+    other = ed.show_event(cfg, 9, 0, 0, "crp1", geometry=g)
+    assert other["event"]["crp"] == 1 and other["digest"] != out["digest"]
+    assert (_image(other["figure"], 1) < quiet + 60).all()  # the pulse is in CRP 2, not 1
+    missing = ed.show_event(cfg, 9, 3, None, "crp0", geometry=g)
+    assert (
+        "run 9 seq 3: no 6x6x6 event file" in missing["figure"]["layout"]["annotations"][0]["text"]
+    )
