@@ -10,7 +10,7 @@ ack``): a run of bad results gives one message, not one per result.
 The data-quality checks (:mod:`farmtools.monitor.overview`) run in the same pass: a check that
 turns ``error`` raises ``check:TASK/ITEM`` (unless a threshold alarm above already names that
 fault: :attr:`~farmtools.monitor.checks.CheckResult.covers`); when it is judged good (or
-warning, too few) again, its open alarms are cleared (acknowledged by the checker, with a log
+warning) again, its open alarms are cleared (acknowledged by the checker, with a log
 line), so the banner shows what is wrong now.
 
 Imports the monitor's summary/queries modules, the bookkeeping and farmtools.notify.
@@ -147,6 +147,8 @@ class AlarmChecker:
         #: breaches raised by this process when there is no database (shown on the page)
         self.local: dict[str, Breach] = {}
         self.notify_errors: list[str] = []
+        #: the run each check alarm was last raised for, by kind (None: the farm-wide window)
+        self._alarmed: dict[str, int | None] = {}
 
     def check(self) -> list[Breach]:
         """One pass: returns the breaches that were NEW (raised and notified now)."""
@@ -173,26 +175,49 @@ class AlarmChecker:
             count, _ = self.queries.stuck_files(self.cfg.monitor.stuck_after_s, limit=1)
             breaches.extend(evaluate_stuck(count, self.cfg.monitor))
         if self.runner is not None:
-            _, changed = self.runner.run()
-            for r in changed:
-                breaches.extend(evaluate_check(r))
-                if r.state < State.ERROR:
-                    self._clear((check_kind(r), *r.covers), r.reason)
+            breaches.extend(self._judge_checks())
         return [b for b in breaches if self._raise(b)]
 
-    def _clear(self, prefixes: tuple[str, ...], why: str) -> None:
-        """Clear the open alarms whose kind starts with one of ``prefixes``: the check behind
-        them is no longer an error."""
-        if self.bk is not None and self.queries is not None:
-            kinds = [k for k in self.queries.open_alarm_kinds(SOURCE) if _matches(k, prefixes)]
-            for kind in kinds:
+    def _judge_checks(self) -> list[Breach]:
+        """The checks of the current run and the window: an error this checker has not alarmed
+        yet for that run (or since the window was last fine) is a breach, so an acknowledged
+        alarm comes back with the next bad run, not every pass; a good verdict (or a warning)
+        clears the open alarms it stands for, "too few" and "none" clear nothing.
+
+        Judged on the verdicts themselves, not on what the store found changed: a verdict stored
+        by someone else first (the page judging a run on demand, a cron ``monitor check``) is
+        still alarmed here.
+        """
+        assert self.runner is not None
+        results, _ = self.runner.run()
+        open_kinds = (
+            self.queries.open_alarm_kinds(SOURCE) if self.queries is not None else set(self.local)
+        )
+        out: list[Breach] = []
+        for r in results:
+            kind = check_kind(r)
+            if r.state >= State.ERROR:
+                if kind not in self._alarmed or self._alarmed[kind] != r.run:
+                    self._alarmed[kind] = r.run
+                    out.extend(evaluate_check(r))
+                continue
+            self._alarmed.pop(kind, None)
+            if r.state < State.GOOD or r.state == State.TOO_FEW:
+                continue  # nothing judged yet (a new run's first minutes): no reason to clear
+            stale = sorted(k for k in open_kinds if _matches(k, (kind, *r.covers)))
+            if stale:
+                self._clear(stale, r.reason)
+        return out
+
+    def _clear(self, kinds: list[str], why: str) -> None:
+        """Acknowledge the open alarms of ``kinds``: the check behind them is no longer an error."""
+        for kind in kinds:
+            if self.bk is not None and self.queries is not None:
                 for alarm_id in self.queries.open_alarm_ids(SOURCE, kind):
                     self.bk.acknowledge_alarm(alarm_id)
-                log.info("alarm %s cleared: %s", kind, why)
-        else:
-            for kind in [k for k in self.local if _matches(k, prefixes)]:
-                del self.local[kind]
-                log.info("alarm %s cleared: %s", kind, why)
+            else:
+                self.local.pop(kind, None)
+            log.info("alarm %s cleared: %s", kind, why)
 
     def _check_channels(self) -> list[Breach]:
         """Dead/noisy channels of the newest reconstruction output, once per file."""

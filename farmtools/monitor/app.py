@@ -356,7 +356,13 @@ def build_app(monitor: Monitor) -> Starlette:
             run = _int_param(request, "run")
         except ValueError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
-        return JSONResponse(monitor.overview(run))
+        try:
+            return JSONResponse(monitor.overview(run))
+        except Exception as exc:  # e.g. the database away: say so on the page, keep serving
+            log.exception("overview failed")
+            return JSONResponse(
+                {"error": f"overview: {type(exc).__name__}: {exc}"}, status_code=500
+            )
 
     def alarms(request: Request) -> Response:
         return JSONResponse(monitor.alarms())

@@ -12,6 +12,8 @@ Imports SQLAlchemy, the bookkeeping's schema and :mod:`farmtools.monitor.checks`
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -22,10 +24,20 @@ from farmtools.bookkeeping.schema import dqm_checks, now
 from farmtools.monitor.checks import CheckResult, State, worst
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
+    from sqlalchemy import Connection, Engine
 
 RUN = "run"
 WINDOW = "window"
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A write transaction as the bookkeeping opens them (``BEGIN IMMEDIATE`` on SQLite: it
+    waits for another process's write lock instead of failing with "database is locked")."""
+    with engine.connect() as conn:
+        conn.execution_options(farmtools_write=True)
+        with conn.begin():
+            yield conn
 
 
 @dataclass(frozen=True)
@@ -56,6 +68,7 @@ class StoredCheck:
         )
 
     def as_dict(self) -> dict[str, Any]:
+        """The fields of ``monitor checks --json`` (the time as a datetime: the listing formats it)."""
         return {
             "task": self.task,
             "item": self.item,
@@ -65,7 +78,7 @@ class StoredCheck:
             "reason": self.reason,
             "reference": self.reference,
             "details": self.details,
-            "time": self.time.isoformat(timespec="seconds") if self.time else None,
+            "time": self.time,
         }
 
 
@@ -111,7 +124,7 @@ class CheckStore:
                 old = {r.key: r for r in self._read(self._keys_filter(results))}
                 changed = [r for r in results if not r.same_verdict(old.get(r.key))]
                 if changed:
-                    with self.engine.begin() as conn:
+                    with write_transaction(self.engine) as conn:
                         for r in changed:
                             conn.execute(delete(dqm_checks).where(self._key_filter(r)))
                         conn.execute(insert(dqm_checks), [self._row(r) for r in changed])

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 
 from farmtools.cliopts import LogJson
+from farmtools.listing import JSON_OPTION, emit, emit_json
 
 if TYPE_CHECKING:
     from farmtools.config import FarmConfig
@@ -138,6 +139,40 @@ def tasks(config: Path | None = _CONFIG) -> None:
         typer.echo(f"{t['name']}: {t['title']}")
         for i in t["items"]:
             typer.echo(f"  {i['id']}: {i['title']}")
+
+
+@monitor_app.command("checks")
+def checks_(
+    run: int | None = typer.Option(None, "--run", help="the run (default: the newest judged)"),
+    json_out: bool = JSON_OPTION,
+    config: Path | None = _CONFIG,
+) -> None:
+    """The stored data-quality verdicts of a run and of the farm-wide window (read-only)."""
+    from farmtools.bookkeeping import Bookkeeping
+    from farmtools.monitor.checks import worst
+    from farmtools.monitor.checkstore import CheckStore
+
+    bk = Bookkeeping.from_config(_load(config), create=False)
+    store = CheckStore(bk.engine)
+    run = run if run is not None else store.latest_run()
+    rows = (store.for_run(run) if run is not None else []) + store.window()
+    if json_out:
+        emit_json([r.as_dict() for r in rows])
+        return
+    emit(
+        f"checks of run {run}: worst {worst(r.state for r in rows).label}",
+        ["check", "run", "state", "reason", "reference"],
+        [
+            [
+                f"{r.task}/{r.item}",
+                "window" if r.run is None else str(r.run),
+                r.state.label,
+                r.reason,
+                "" if r.reference is None else str(r.reference),
+            ]
+            for r in rows
+        ],
+    )
 
 
 @monitor_app.command("reference")

@@ -6,7 +6,7 @@ declared good).  The reference is pinned per *spec*: ``"task/item"`` (one item),
 CLI live in the bookkeeping's ``dqm_references`` table and win over ``monitor.references`` of
 farm.toml (the file is the farm's default, the CLI what the shift decided since).
 
-Imports SQLAlchemy and the bookkeeping's schema.
+Imports SQLAlchemy, the bookkeeping's schema and :mod:`farmtools.monitor.checkstore` (its write transaction).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import delete, insert, select
 
 from farmtools.bookkeeping.schema import dqm_references, now
+from farmtools.monitor.checkstore import write_transaction
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -77,7 +78,7 @@ class References:
         """Pin ``run`` as the reference of ``spec`` (replacing an earlier pin of that spec)."""
         self._need_db()
         assert self.engine is not None
-        with self.engine.begin() as conn:
+        with write_transaction(self.engine) as conn:
             conn.execute(delete(dqm_references).where(dqm_references.c.spec == spec))
             conn.execute(insert(dqm_references).values(spec=spec, run=run, pinned=now()))
         self._cache = None
@@ -86,7 +87,7 @@ class References:
         """Remove the CLI's pin of ``spec``; False when there was none."""
         self._need_db()
         assert self.engine is not None
-        with self.engine.begin() as conn:
+        with write_transaction(self.engine) as conn:
             n = conn.execute(delete(dqm_references).where(dqm_references.c.spec == spec)).rowcount
         self._cache = None
         return bool(n)

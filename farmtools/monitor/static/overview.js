@@ -37,7 +37,16 @@ function el(tag, cls, text) {
 async function refreshOverview() {
   if (!state.overview) return;
   const run = document.getElementById("run").value;
-  const ov = await getJSON(`/api/overview?run=${encodeURIComponent(run)}`);
+  const err = document.getElementById("error");
+  let ov;
+  try {
+    ov = await getJSON(`/api/overview?run=${encodeURIComponent(run)}`);
+  } catch (e) {  // the database away, say: named above the last overview shown
+    err.textContent = e.message;
+    err.hidden = false;
+    return;
+  }
+  err.hidden = true;
   const box = document.getElementById("overview");
   const digest = JSON.stringify(ov);
   if (box.dataset.digest === digest) return;

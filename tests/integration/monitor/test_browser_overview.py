@@ -46,7 +46,7 @@ def test_faults_turn_their_cells_red_with_a_reason(
     try:
         page.goto(srv.url + "/")
         # the clean run: green, and nothing red anywhere
-        for item in ("purity/vs_time", "lem_gain/map", "pedestals/noise"):
+        for item in ("purity/vs_time", "lem_gain/map", "pedestals/noise", "pedestals/pedestal"):
             page.wait_for_selector(f"{_cell(item)}[data-state=good]", timeout=WAIT_MS)
         assert page.locator("#overview a.ov-cell[data-state=error]").count() == 0
         assert "run 1, reference run 1" in page.inner_text("#ov-worst")

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from farmtools.bookkeeping import Bookkeeping, Event, FileState
@@ -83,9 +84,15 @@ def test_faults_of_known_content_each_raise_their_state_and_alarm(tmp_path: Path
     assert "LEM 5 12.0 (-40% vs run 1)" in cells["lem_gain/map"]["reason"]
     assert _open(bk) == {"check:lem_gain/map"}
 
-    # run 4: gains back; a noisy card (64 channels in a row)
+    # run 4 starts: reconstructed, not analysed yet: too few to judge, the alarm stays open
+    write_reco(home, 4, dead=[], noisy=[])
+    assert _check(m) == set()
+    assert _cells(m)["lem_gain/map"]["state"] == "too_few"
+    assert _open(bk) == {"check:lem_gain/map"}
+
+    # run 4 analysed: gains back; a noisy card (64 channels in a row)
     write_summary(summaries, 4, NOW, (7000.0, 6900.0))
-    write_reco(home, 4, dead=[], noisy=list(range(64, 128)))
+    write_reco(home, 4, seq=1, dead=[], noisy=list(range(64, 128)))
     assert _check(m) == {"bad_channels"}
     cells = _cells(m)
     assert cells["lem_gain/map"]["state"] == "good"
@@ -226,3 +233,25 @@ def test_reference_cli_pins_lists_and_clears(tmp_path: Path) -> None:
         app, ["monitor", "reference", "--clear", "lem_gain/map", "-c", str(cfg_file)]
     )
     assert again.exit_code == 1
+
+
+def test_overview_api_names_a_failure_and_a_bad_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from starlette.testclient import TestClient
+
+    from farmtools.monitor.app import build_app
+
+    m, bk, _ = _fresh(tmp_path)
+    with TestClient(build_app(m)) as c:
+        assert c.get("/api/overview").json()["run"] is None  # nothing judged yet: no run
+        assert c.get("/api/overview?run=x").status_code == 400
+
+        def away() -> None:
+            raise OSError("database is away")
+
+        monkeypatch.setattr(m.checks, "latest_run", away)
+        r = c.get("/api/overview")
+        assert r.status_code == 500 and r.json()["error"] == "overview: OSError: database is away"
+        assert c.post("/api/overview").status_code == 405  # read-only
+    bk.close()

@@ -30,6 +30,21 @@ def test_tasks_check_and_ack(tmp_path: Path) -> None:
     assert "1 new alarms" in out.output
     assert "checks of run 5: worst error" in out.output
     assert "purity/vs_time: run 5: lifetime view 0 = 900 us, below 2000 us" in out.output
+    listed = runner.invoke(app, ["monitor", "checks", "-c", str(cfg_file)])
+    assert listed.exit_code == 0, listed.output
+    lines = listed.output.splitlines()
+    assert lines[0] == "checks of run 5: worst error"
+    assert any(
+        line.split()[:3] == ["purity/vs_time", "5", "error"] and "900 us" in line for line in lines
+    )
+    import json
+
+    doc = json.loads(
+        runner.invoke(app, ["monitor", "checks", "--json", "-c", str(cfg_file)]).output
+    )
+    by = {(d["task"], d["item"]): d for d in doc}
+    assert by[("purity", "vs_time")]["state"] == "error" and by[("purity", "vs_time")]["run"] == 5
+    assert by[("dataflow", "stuck")]["scope"] == "window"
     again = runner.invoke(app, ["monitor", "check", "-c", str(cfg_file)])
     assert "0 new alarms" in again.output  # still open: not raised twice
 

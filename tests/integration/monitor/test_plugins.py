@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 import textwrap
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from farmtools.cli import app
 from farmtools.config import load_config
 from farmtools.monitor import tasks as tasks_module
 from farmtools.monitor.app import Monitor, MonitorError, build_app
+from farmtools.monitor.checks import State
 
 PLUGIN = "ft_test_trigger_rate"
 
@@ -64,20 +66,32 @@ PLUGIN_SOURCE = textwrap.dedent(
 )
 
 
-@pytest.fixture
-def farm_toml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A farm.toml naming the plugin module, with the module importable (and forgotten after)."""
+@contextmanager
+def plugin_farm(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, module: str, source: str, extra: str = ""
+) -> Iterator[Path]:
+    """A farm.toml naming ``module`` (``extra`` lines added to ``[monitor]``), the module
+    importable from a site folder; its tasks are forgotten afterwards."""
     site = tmp_path / "site"
     site.mkdir()
-    (site / f"{PLUGIN}.py").write_text(PLUGIN_SOURCE)
+    (site / f"{module}.py").write_text(source)
     monkeypatch.syspath_prepend(str(site))
     before = dict(tasks_module.TASKS)
     cfg = tmp_path / "farm.toml"
-    cfg.write_text(f'[farm]\nhome = "farm"\n[monitor]\nplugins = ["{PLUGIN}"]\n')
-    yield cfg
-    tasks_module.TASKS.clear()
-    tasks_module.TASKS.update(before)
-    sys.modules.pop(PLUGIN, None)
+    cfg.write_text(f'[farm]\nhome = "farm"\n[monitor]\nplugins = ["{module}"]\n{extra}')
+    try:
+        yield cfg
+    finally:
+        tasks_module.TASKS.clear()
+        tasks_module.TASKS.update(before)
+        sys.modules.pop(module, None)
+
+
+@pytest.fixture
+def farm_toml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A farm.toml naming the plugin module, with the module importable (and forgotten after)."""
+    with plugin_farm(tmp_path, monkeypatch, PLUGIN, PLUGIN_SOURCE) as cfg:
+        yield cfg
 
 
 def test_plugin_named_in_config_appears_in_tree_and_draws_its_file(farm_toml: Path) -> None:
@@ -126,3 +140,92 @@ def test_missing_plugin_module_is_named(tmp_path: Path) -> None:
         Monitor(load_config(cfg), use_db=False)
     out = CliRunner().invoke(app, ["monitor", "serve", "-c", str(cfg)])
     assert out.exit_code == 2 and "ft_no_such_plugin" in out.output
+
+
+#: A farm's task with checks: PMT triggers against the reference run's, and a check that breaks.
+CHECKED_PLUGIN = "ft_test_checked_rate"
+CHECKED_SOURCE = textwrap.dedent(
+    """
+    import csv
+
+    from farmtools.monitor.checks import CheckResult, State
+    from farmtools.monitor.tasks import Item, MonTask, empty_figure, register
+
+
+    @register
+    class CheckedRate(MonTask):
+        name = "checked_rate"
+        title = "Checked trigger rate"
+
+        def items(self, ctx):
+            return [Item("pmt", "PMT triggers"), Item("broken", "A check that fails")]
+
+        def read(self, ctx, item, run):
+            path = ctx.cfg.home / "triggers" / f"run{run}.csv"
+            if not path.exists():
+                return None
+            with path.open() as f:
+                return {"run": run, "pmt": int(next(csv.reader(f))[1])}
+
+        def draw(self, item, data, reference):
+            return empty_figure(self.title, "")
+
+        def check(self, ctx, item, data, reference):
+            if item == "broken":
+                raise RuntimeError("no trigger map")
+            if data is None:
+                return CheckResult(State.TOO_FEW, "no trigger file yet")
+            if reference is not None and data["pmt"] < 0.5 * reference["pmt"]:
+                return CheckResult(
+                    State.ERROR,
+                    f"run {data['run']}: {data['pmt']} PMT triggers, "
+                    f"less than half of run {reference['run']}'s",
+                )
+            return CheckResult(State.GOOD, f"run {data['run']}: {data['pmt']} PMT triggers")
+    """
+)
+
+
+def test_a_plugins_checks_are_judged_stored_and_alarmed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A check in a farm's own task: judged against the reference pinned in farm.toml, stored,
+    an error alarmed; a check that raises is a warning naming the error, the others go on."""
+    extra = 'references = {"checked_rate" = 7}\n'
+    with plugin_farm(tmp_path, monkeypatch, CHECKED_PLUGIN, CHECKED_SOURCE, extra) as toml:
+        cfg = load_config(toml)
+        folder = cfg.home / "triggers"
+        folder.mkdir(parents=True)
+        (folder / "run7.csv").write_text("PMT,120\n")
+        (folder / "run8.csv").write_text("PMT,110\n")
+        (folder / "run9.csv").write_text("PMT,40\n")
+        monitor = Monitor(cfg)
+        for run in (8, 9):
+            monitor.runner.run(run)
+        cells = {
+            c["item"]: c
+            for t in monitor.overview(9)["tasks"]
+            if t["name"] == "checked_rate"
+            for c in t["cells"]
+        }
+        assert cells["pmt"]["state"] == "error" and cells["pmt"]["reference"] == 7
+        assert cells["pmt"]["reason"] == "run 9: 40 PMT triggers, less than half of run 7's"
+        assert cells["broken"]["state"] == "warning"
+        assert cells["broken"]["reason"] == "check failed: RuntimeError: no trigger map"
+        assert monitor.checks.run_state(8) == (
+            State.WARNING,
+            ["checked_rate/broken: check failed: RuntimeError: no trigger map"],
+        )
+        # the checker's pass over the current run (9, the newest the bookkeeping knows) alarms
+        assert monitor.bk is not None
+        name = "run9-seq0.dat"
+        monitor.bk.register_file(
+            name, source_path=f"/evb/{name}", run=9, seq=0, size=1, daq_write_time=None
+        )
+        kinds = {b.kind for b in monitor.checker.check()}
+        assert "check:checked_rate/pmt" in kinds
+        assert "check:checked_rate/broken" not in kinds  # a warning: no alarm
+        (alarm,) = [a for a in monitor.bk.alarms() if a.kind == "check:checked_rate/pmt"]
+        monitor.bk.acknowledge_alarm(alarm.id)
+        assert monitor.checker.check() == []  # acknowledged: not raised again for the same run
+        monitor.bk.close()
