@@ -69,7 +69,7 @@ def build_pddp(home: Path, events: int) -> Path:
     import numpy as np
 
     from farmtools.detector import geometry
-    from farmtools.rawdata.pddp_writer import make_fragment, write_pddp_file
+    from farmtools.rawdata.pddp_writer import event_fragments, write_pddp_file
 
     raw = home / "storage" / "input" / "run1" / "1_0_a.dat"
     if raw.is_file():
@@ -87,23 +87,7 @@ def build_pddp(home: Path, events: int) -> Path:
                 ch = crp * per_crp + first + np.arange(n // 2)
                 ticks = (500 + 8 * np.arange(n // 2) + 300 * e) % (g.samples - 2)
                 view[ch, ticks] += 300
-        daq = np.empty_like(view)
-        daq[g.view_to_daq] = view
-        fc = g.fragment_channels
-        written.append(
-            [
-                make_fragment(
-                    daq[k * fc : (k + 1) * fc],
-                    run=1,
-                    trigger_type=1,
-                    trigger_number=e,
-                    time_ns=time.time_ns(),
-                    event_number=e,
-                    missing_cards=g.missing_cards(k),
-                )
-                for k in range(g.l1_builders)
-            ]
-        )
+        written.append(event_fragments(view, g, run=1, trigger_number=e, time_ns=time.time_ns()))
     write_pddp_file(raw, 1, written)
     print(
         f"built a 6x6x6 file of {events} events ({raw.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.1f} s"

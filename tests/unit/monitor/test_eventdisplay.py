@@ -211,7 +211,7 @@ def test_6x6x6_event_drawn_per_crp(tmp_path: Path) -> None:
     """A 6x6x6 event file (two L1 fragments, the farm's writer) shown CRP by CRP, raw waveforms."""
     from farmtools.config import FarmConfig, FarmSection
     from farmtools.detector import geometry
-    from farmtools.rawdata.pddp_writer import make_fragment, write_pddp_file
+    from farmtools.rawdata.pddp_writer import event_fragments, write_pddp_file
 
     ed._FIGURE_CACHE.clear()
     g = geometry("6x6x6").with_samples(
@@ -224,22 +224,10 @@ def test_6x6x6_event_drawn_per_crp(tmp_path: Path) -> None:
     for trigger in (40, 41):
         view = rng.integers(398, 403, size=(g.n_channels, g.samples), dtype=np.uint16)
         view[2 * per_crp + n0 + 5, 30] += 600  # CRP 2, view 1, channel 5, tick 30
-        daq = np.empty_like(view)
-        daq[g.view_to_daq] = view
-        fc = g.fragment_channels
         events.append(
-            [
-                make_fragment(
-                    daq[k * fc : (k + 1) * fc],
-                    run=9,
-                    trigger_type=1,
-                    trigger_number=trigger,
-                    time_ns=1_796_675_593_000_000_000 + trigger,
-                    event_number=trigger,
-                    missing_cards=g.missing_cards(k),
-                )
-                for k in range(2)
-            ]
+            event_fragments(
+                view, g, run=9, trigger_number=trigger, time_ns=1_796_675_593_000_000_000 + trigger
+            )
         )
     d = tmp_path / "storage" / "input" / "run9"
     d.mkdir(parents=True)
