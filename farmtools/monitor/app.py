@@ -8,6 +8,8 @@ Routes (all GET: the page is read-only, any other method is 405):
 ``/api/runs``                      run numbers known to the bookkeeping or the analyses
 ``/api/plot/{task}/{item}``        ``?run=N&ref=M``: a plotly figure and a digest of it
                                    (``ref=pinned``: the item's pinned reference run)
+``/api/event/{item}``              ``?run=N&seq=M&event=K`` (each optional: the newest): the event
+                                   display's figure, a digest and what the event is
 ``/api/overview``                  ``?run=N``: every task item's check state, the worst on top
 ``/api/alarms``                    unacknowledged alarms
 ``/shift``                         what needs attention now: ``farmtools status`` as a page
@@ -45,6 +47,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from farmtools.monitor import (
     builtin,  # noqa: F401  (registers the built-in tasks)
     evbtask,  # noqa: F401  (registers the 6x6x6 event-building task)
+    eventdisplay,  # registers the event display
 )
 from farmtools.monitor.alarms import AlarmChecker
 from farmtools.monitor.checkstore import CheckStore
@@ -143,6 +146,14 @@ class Monitor:
             self._stop.clear()
             self._thread = threading.Thread(target=self._loop, name="monitor-checker", daemon=True)
             self._thread.start()
+            threading.Thread(target=self._warm_up, name="monitor-warm-up", daemon=True).start()
+
+    @staticmethod
+    def _warm_up() -> None:
+        try:
+            eventdisplay.warm_up()
+        except Exception:  # a warm-up that fails only costs the first request its time
+            log.exception("event display warm-up failed")
 
     def stop(self) -> None:
         self._stop.set()
@@ -207,6 +218,12 @@ class Monitor:
         body = json.dumps(fig, separators=(",", ":"), allow_nan=False, default=str)
         digest = hashlib.blake2b(body.encode(), digest_size=12).hexdigest()
         return {"figure": json.loads(body), "digest": digest}
+
+    def event(self, item: str, run: int | None, seq: int | None, event: int | None) -> bytes:
+        """The event display of one event (None: the newest) as JSON; KeyError: unknown item."""
+        if item not in {i.id for i in self.tasks[eventdisplay.EventDisplay.name].items(self.ctx)}:
+            raise KeyError(item)
+        return eventdisplay.show_event_json(self.cfg, run, seq, event, item)
 
     def overview(self, run: int | None = None) -> dict[str, Any]:
         """The overview (:func:`farmtools.monitor.overview.overview`); a run never judged is
@@ -333,6 +350,22 @@ def build_app(monitor: Monitor) -> Starlette:
                 {"error": f"{task}/{item}: {type(exc).__name__}: {exc}"}, status_code=500
             )
 
+    def event(request: Request) -> Response:
+        item = request.path_params["item"]
+        try:
+            run, seq = _int_param(request, "run"), _int_param(request, "seq")
+            index = _int_param(request, "event")
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        try:
+            body = monitor.event(item, run, seq, index)
+            return Response(body, media_type="application/json")
+        except KeyError:
+            return JSONResponse({"error": f"no event display item {item}"}, status_code=404)
+        except Exception as exc:  # a raw file that cannot be read: say which, keep serving
+            log.exception("event display %s failed", item)
+            return JSONResponse({"error": f"event display: {exc}"}, status_code=500)
+
     def overview_route(request: Request) -> Response:
         try:
             run = _int_param(request, "run")
@@ -382,6 +415,7 @@ def build_app(monitor: Monitor) -> Starlette:
             Route("/api/tree", tree, methods=get),
             Route("/api/runs", runs, methods=get),
             Route("/api/plot/{task}/{item}", plot, methods=get),
+            Route("/api/event/{item}", event, methods=get),
             Route("/api/overview", overview_route, methods=get),
             Route("/api/alarms", alarms, methods=get),
             Route("/shift", shift_page, methods=get),

@@ -25,6 +25,7 @@ from farmtools.monitor import builtin_checks as checks
 from farmtools.monitor.checks import CheckResult
 from farmtools.monitor.summary import INFINITE_US, AnalysisResult
 from farmtools.monitor.tasks import Context, Figure, Item, MonTask, empty_figure, finite, register
+from farmtools.monitor.trends import error_bars, marker_size, run_axis, time_axis
 
 if TYPE_CHECKING:
     from farmtools.config import FarmConfig
@@ -102,6 +103,7 @@ class Purity(MonTask):
         if data is None:
             return empty_figure(title, "no purity result yet")
         traces: list[dict[str, Any]] = []
+        n = len(data["x"])
         for v in (0, 1):
             traces.append(
                 {
@@ -110,8 +112,8 @@ class Purity(MonTask):
                     "name": f"view {v}",
                     "x": data["x"],
                     "y": finite(data["tau"][v]),
-                    "error_y": {"type": "data", "array": finite(data["err"][v]), "visible": True},
-                    "marker": {"color": VIEW_COLOURS[v]},
+                    "error_y": error_bars(finite(data["err"][v]), n),
+                    "marker": {"color": VIEW_COLOURS[v], "size": marker_size(n)},
                 }
             )
         if data.get("combined"):
@@ -122,7 +124,7 @@ class Purity(MonTask):
                     "name": "views combined",
                     "x": data["x"],
                     "y": finite(data["combined"]),
-                    "marker": {"color": "#2ca02c", "symbol": "diamond", "size": 5},
+                    "marker": {"color": "#2ca02c", "symbol": "diamond", "size": marker_size(n)},
                 }
             )
         if data.get("picked"):
@@ -160,11 +162,7 @@ class Purity(MonTask):
                 "time" if item == "vs_time" else "run",
                 "lifetime (us)",
                 shapes=shapes,
-                **(
-                    {"xaxis": {"type": "category", "title": {"text": "run"}}}
-                    if item == "vs_run"
-                    else {}
-                ),
+                xaxis=run_axis() if item == "vs_run" else time_axis(data["x"], "time"),
             ),
         }
 
@@ -236,8 +234,11 @@ class LemGain(MonTask):
                     lem = 1 + ix + 2 * iy
                     g = data["z"][ix][iy]
                     s = f"LEM {lem}<br>G = {g:.2f}" if g is not None else f"LEM {lem}<br>-"
-                    if reference is not None and reference["z"][ix][iy] is not None:
-                        s += f"<br>ref {reference['z'][ix][iy]:.2f}"
+                    r = reference["z"][ix][iy] if reference is not None else None
+                    if r is not None:
+                        s += f"<br>ref {r:.2f}"
+                        if g is not None and r:
+                            s += f" (x{g / r:.2f})"  # the ratio: a LEM that dropped reads at once
                     row.append(s)
                 text.append(row)
             title += f", run {data['run']}"
@@ -271,7 +272,8 @@ class LemGain(MonTask):
                 "y": finite(data["gain"]),
                 "customdata": data["runs"],
                 "hovertemplate": "run %{customdata}<br>G = %{y:.2f}<extra></extra>",
-                "error_y": {"type": "data", "array": finite(data["err"]), "visible": True},
+                "error_y": error_bars(finite(data["err"]), len(data["x"])),
+                "marker": {"size": marker_size(len(data["x"]))},
             }
         ]
         shapes = [_hline(b, "#ff7f0e", "dot") for b in data["band"]]
@@ -287,7 +289,10 @@ class LemGain(MonTask):
                     "line": REF_STYLE,
                 }
             )
-        return {"data": traces, "layout": _layout(title, "time", "effective gain", shapes=shapes)}
+        layout = _layout(
+            title, "time", "effective gain", shapes=shapes, xaxis=time_axis(data["x"], "time")
+        )
+        return {"data": traces, "layout": layout}
 
     def check(
         self, ctx: Context, item: str, data: Any, reference: Any | None
@@ -393,12 +398,14 @@ class Asymmetry(MonTask):
                 "name": "mean over LEMs",
                 "x": data["runs"],
                 "y": finite(data["mean"]),
+                "marker": {"size": marker_size(len(data["runs"]))},
             }
         ]
         shapes = [_hline(s * data["max"], "#ff7f0e", "dot") for s in (-1, 1)]
         if reference is not None and reference.get("selected") is not None:
             shapes.append(_hline(reference["selected"], "#555", "dash"))
-        return {"data": traces, "layout": _layout(title, "run", "asymmetry", shapes=shapes)}
+        layout = _layout(title, "run", "asymmetry", shapes=shapes, xaxis=run_axis())
+        return {"data": traces, "layout": layout}
 
     def check(
         self, ctx: Context, item: str, data: Any, reference: Any | None
@@ -446,12 +453,44 @@ class ChargePerLem(MonTask):
                         "marker": {"symbol": "diamond-open", "size": 10, "color": VIEW_COLOURS[v]},
                     }
                 )
-        return {
-            "data": traces,
-            "layout": _layout(
-                f"{title}, run {data['run']}", "LEM", "dQ/ds (fC/cm)", barmode="group"
-            ),
-        }
+        layout = _layout(f"{title}, run {data['run']}", "LEM", "dQ/ds (fC/cm)", barmode="group")
+        if reference is not None:
+            # ratio to the reference per LEM and view: a LEM whose gain dropped stands out
+            ref = {
+                v: dict(zip(reference["lems"], reference["dqds"][v], strict=True)) for v in (0, 1)
+            }
+            for v in (0, 1):
+                ratio = [
+                    q / ref[v][k] if ref[v].get(k) else None
+                    for k, q in zip(data["lems"], data["dqds"][v], strict=True)
+                ]
+                traces.append(
+                    {
+                        "type": "scatter",
+                        "mode": "markers",
+                        "name": f"view {v} / reference run {reference['run']}",
+                        "x": data["lems"],
+                        "y": finite(ratio),
+                        "marker": {"color": VIEW_COLOURS[v], "size": 8},
+                        "xaxis": "x",
+                        "yaxis": "y2",
+                    }
+                )
+            _with_lower_panel(layout, "run / ref")
+            layout["title"]["text"] += f"; ratio to reference run {reference['run']}"
+            layout["shapes"] = [
+                {
+                    "type": "line",
+                    "xref": "paper",
+                    "yref": "y2",
+                    "x0": 0,
+                    "x1": 1,
+                    "y0": 1,
+                    "y1": 1,
+                    "line": {"color": "#555", "dash": "dot", "width": 1},
+                }
+            ]
+        return {"data": traces, "layout": layout}
 
 
 # -- pedestals and noise -----------------------------------------------------------------------
@@ -569,6 +608,47 @@ def read_channels(path: Path, run: int) -> ChannelReading:
     return reading
 
 
+def channel_place(c: int, geometry: Any) -> tuple[int, int, int]:
+    """(CRP, view, channel within the view) of view-order channel ``c`` (CRP after CRP)."""
+    n0 = geometry.channels_per_view[0]
+    crp, within = divmod(int(c), sum(geometry.channels_per_view))
+    return (crp, 0, within) if within < n0 else (crp, 1, within - n0)
+
+
+def _where(crp: int, view: int, geometry: Any) -> str:
+    return f"CRP {crp} view {view}" if geometry.n_crps > 1 else f"view {view}"
+
+
+def channel_label(c: int, geometry: Any) -> str:
+    """``view 1 channel 60`` (``CRP 2 view 1 channel 60`` on a detector of several CRPs)."""
+    crp, view, ch = channel_place(c, geometry)
+    return f"{_where(crp, view, geometry)} channel {ch}"
+
+
+def channel_ranges(channels: Iterable[int], geometry: Any) -> list[dict[str, Any]]:
+    """View-order channels as runs of neighbours within one CRP and view, in channel order.
+
+    Each is ``{"where", "first", "last", "count", "members", "text"}`` (``members``: the
+    view-order channels), channels numbered within their view as the shift crew and the
+    cabling tables name them: a dead card is one line, ``view 1: 384-415``, not 32 indices of
+    a 1280-long axis.
+    """
+    out: list[dict[str, Any]] = []
+    for c in sorted({int(c) for c in channels}):
+        crp, view, ch = channel_place(c, geometry)
+        where = _where(crp, view, geometry)
+        if out and out[-1]["where"] == where and out[-1]["last"] == ch - 1:
+            out[-1]["last"] = ch
+        else:
+            out.append({"where": where, "first": ch, "last": ch, "count": 0, "members": []})
+        out[-1]["count"] += 1
+        out[-1]["members"].append(c)
+    for r in out:
+        span = str(r["first"]) if r["count"] == 1 else f"{r['first']}-{r['last']}"
+        r["text"] = f"{r['where']}: {span}"
+    return out
+
+
 @register
 class Pedestals(MonTask):
     """Channel pedestals and noise RMS from the reconstruction, dead and noisy channels flagged."""
@@ -577,7 +657,11 @@ class Pedestals(MonTask):
     title = "Channel pedestals and noise"
 
     def items(self, ctx: Context) -> list[Item]:
-        return [Item("pedestal", "Pedestal per channel"), Item("noise", "Noise RMS per channel")]
+        return [
+            Item("pedestal", "Pedestal per channel"),
+            Item("noise", "Noise RMS per channel"),
+            Item("bad_channels", "Dead and noisy channels"),
+        ]
 
     def read(self, ctx: Context, item: str, run: int | None) -> Any:
         paths = reco_files(ctx.cfg, run)
@@ -588,21 +672,38 @@ class Pedestals(MonTask):
         reading = read_channels(path, run_n)
         rms = np.asarray(reading.rms)
         m = ctx.cfg.monitor
-        return {
+        geometry = ctx.cfg.geometry
+        dead = [int(i) for i in np.flatnonzero(rms < m.dead_rms_adc)]
+        noisy = [int(i) for i in np.flatnonzero(rms > m.noisy_rms_adc)]
+        out = {
             "run": run_n,
             "file": path.name,
             "values": reading.pedestal if item == "pedestal" else reading.rms,
-            "dead": [int(i) for i in np.flatnonzero(rms < m.dead_rms_adc)],
-            "noisy": [int(i) for i in np.flatnonzero(rms > m.noisy_rms_adc)],
-            "view0": ctx.cfg.geometry.channels_per_view[0],
+            "dead": dead,
+            "noisy": noisy,
+            "view0": geometry.channels_per_view[0],
+            # (view, channel within the view) of every point, for the hover
+            "labels": [channel_label(c, geometry) for c in range(len(reading.rms))],
         }
+        if item == "bad_channels":
+            out["pedestal"] = reading.pedestal
+            out["ranges"] = {
+                "dead": channel_ranges(dead, geometry),
+                "noisy": channel_ranges(noisy, geometry),
+            }
+            out["limits"] = {"dead": m.dead_rms_adc, "noisy": m.noisy_rms_adc}
+        return out
 
     def draw(self, item: str, data: Any, reference: Any | None) -> Figure:
+        if item == "bad_channels":
+            return _bad_channel_table(data, reference)
         what = "Pedestal" if item == "pedestal" else "Noise RMS"
         if data is None:
             return empty_figure(f"{what} per channel", "no reconstructed file yet")
         vals = data["values"]
         x = list(range(len(vals)))
+        labels = data["labels"]
+        hover = "%{text}<br>%{y:.2f} ADC<extra>%{fullData.name}</extra>"
         traces: list[dict[str, Any]] = [
             {
                 "type": "scattergl",
@@ -610,6 +711,8 @@ class Pedestals(MonTask):
                 "name": f"run {data['run']}",
                 "x": x,
                 "y": finite(vals),
+                "text": labels,
+                "hovertemplate": hover,
                 "line": {"width": 1},
             }
         ]
@@ -622,6 +725,8 @@ class Pedestals(MonTask):
                     "name": f"{flag} ({len(idx)})",
                     "x": idx,
                     "y": finite([vals[i] for i in idx]),
+                    "text": [labels[i] for i in idx],
+                    "hovertemplate": hover,
                     "marker": {"color": colour, "size": 7, "symbol": "x"},
                 }
             )
@@ -648,15 +753,85 @@ class Pedestals(MonTask):
             }
         ]
         title = f"{what} per channel, run {data['run']} ({data['file']}): {len(data['dead'])} dead, {len(data['noisy'])} noisy"
-        return {
-            "data": traces,
-            "layout": _layout(title, "channel (view order: view 0 | view 1)", "ADC", shapes=shapes),
-        }
+        layout = _layout(title, "channel (view order: view 0 | view 1)", "ADC", shapes=shapes)
+        if reference is not None and len(reference["values"]) == len(vals):
+            # the difference says at once which channels moved: a dead card is a block at -RMS
+            diff = [a - b for a, b in zip(vals, reference["values"], strict=True)]
+            traces.append(
+                {
+                    "type": "scattergl",
+                    "mode": "lines",
+                    "name": f"run {data['run']} - reference run {reference['run']}",
+                    "x": x,
+                    "y": finite(diff),
+                    "text": labels,
+                    "hovertemplate": "%{text}<br>%{y:+.2f} ADC<extra>difference</extra>",
+                    "line": {"width": 1, "color": "#6a3d9a"},
+                    "xaxis": "x",
+                    "yaxis": "y2",
+                }
+            )
+            _with_lower_panel(layout, "run - ref (ADC)")
+            layout["title"]["text"] += f"; reference run {reference['run']} and the difference"
+        return {"data": traces, "layout": layout}
 
-    def check(self, ctx: Context, item: str, data: Any, reference: Any | None) -> CheckResult:
+    def check(
+        self, ctx: Context, item: str, data: Any, reference: Any | None
+    ) -> CheckResult | None:
         if item == "pedestal":
             return checks.pedestal_shift(data, reference, ctx.cfg.monitor)
+        if item == "bad_channels":  # the list of what the noise item judges: one cell, not two
+            return None
         return checks.noise(data, reference, ctx.cfg.monitor)
+
+
+def _with_lower_panel(layout: dict[str, Any], ytitle: str) -> None:
+    """Give ``layout`` a lower panel (``yaxis2``, a quarter of the height, the same x axis) for a
+    ratio or a difference to the reference run, under the main plot."""
+    layout["yaxis"] = {**layout.get("yaxis", {}), "domain": [0.32, 1.0]}
+    layout["yaxis2"] = {"domain": [0.0, 0.24], "anchor": "x", "title": {"text": ytitle}}
+    layout["xaxis"] = {**layout.get("xaxis", {}), "anchor": "y2"}
+
+
+def _bad_channel_table(data: Any, reference: Any | None) -> Figure:
+    """Dead and noisy channels by view and channel number, one line per run of neighbours.
+
+    With a reference run, each line says whether its channels were already flagged there
+    (a known dead card) or are new in this run (what the shift should report).
+    """
+    title = "Dead and noisy channels"
+    if data is None:
+        return empty_figure(title, "no reconstructed file yet")
+    rms = data["values"]
+    cols: list[list[Any]] = [[], [], [], [], [], []]
+    for flag in ("dead", "noisy"):
+        known = set(reference[flag]) if reference is not None else set()
+        for r in data["ranges"][flag]:
+            vals = [rms[c] for c in r["members"]]
+            cols[0].append(flag)
+            cols[1].append(r["where"])
+            cols[2].append(r["text"].split(": ")[1])
+            cols[3].append(r["count"])
+            cols[4].append(
+                f"{min(vals):.2f}" if min(vals) == max(vals) else f"{min(vals):.2f}-{max(vals):.2f}"
+            )
+            cols[5].append(
+                "-" if reference is None else ("yes" if set(r["members"]) <= known else "new")
+            )
+    lim = data["limits"]
+    head = (
+        f"{title}, run {data['run']} ({data['file']}): {len(data['dead'])} dead "
+        f"(RMS < {lim['dead']} ADC), {len(data['noisy'])} noisy (RMS > {lim['noisy']} ADC)"
+    )
+    if reference is not None:
+        head += f", against reference run {reference['run']}"
+    if not cols[0]:
+        return empty_figure(head, "no dead or noisy channel")
+    header = ["flag", "where", "channels", "count", "RMS (ADC)", "also in the reference run"]
+    return {
+        "data": [{"type": "table", "header": {"values": header}, "cells": {"values": cols}}],
+        "layout": {"title": {"text": head}, "margin": {"l": 20, "r": 20, "t": 50, "b": 20}},
+    }
 
 
 # -- data flow ---------------------------------------------------------------------------------
@@ -718,6 +893,9 @@ class DataFlow(MonTask):
             return {
                 "states": totals,
                 "failures": dict(snap.failures_by_class) if snap else {},
+                "failed_files": dict(snap.failed_files_by_class) if snap else {},
+                "files_with_failures": snap.files_with_failures if snap else 0,
+                "files_given_up": snap.files_by_state.get("failed", 0) if snap else 0,
                 "files": q.active_counts(),
                 "taken": _taken(snap),
             }
@@ -788,9 +966,12 @@ class DataFlow(MonTask):
                         "y": s,
                         "text": data["names"],
                         "name": "file",
+                        "marker": {"size": marker_size(len(s))},
                     }
                 ],
-                "layout": _layout(title, "verified at", "seconds"),
+                "layout": _layout(
+                    title, "verified at", "seconds", xaxis=time_axis(data["t"], "verified at")
+                ),
             }
         if item == "jobs":
             st = data["states"]
@@ -805,20 +986,38 @@ class DataFlow(MonTask):
                 },
                 {
                     "type": "bar",
-                    "name": "failures by class",
+                    "name": "failed attempts by class",
                     "x": list(data["failures"]),
                     "y": list(data["failures"].values()),
+                    "xaxis": "x2",
+                    "yaxis": "y2",
+                    "marker": {"color": "#f4a3a8"},
+                },
+                {
+                    "type": "bar",
+                    "name": "files with a failed attempt, by class",
+                    "x": list(data["failures"]),
+                    "y": [data["failed_files"].get(k, 0) for k in data["failures"]],
                     "xaxis": "x2",
                     "yaxis": "y2",
                     "marker": {"color": "#d62728"},
                 },
             ]
-            layout = _layout(f"Batch jobs by state (totals of {data['taken']})", "", "jobs")
+            # files first: 7 failed attempts of 1 file is one file to look at, not 7
+            attempts = sum(data["failures"].values())
+            title = (
+                f"Batch jobs by state (totals of {data['taken']})<br>"
+                f"failed: {_plural(data['files_given_up'], 'file')} given up, "
+                f"{_plural(data['files_with_failures'], 'file')} with failed attempts "
+                f"({_plural(attempts, 'failed attempt')})"
+            )
+            layout = _layout(title, "", "jobs", barmode="group")
+            layout["margin"]["t"] = 70
             layout.update(
                 {
                     "xaxis": {"domain": [0, 0.55]},
                     "xaxis2": {"domain": [0.65, 1], "anchor": "y2"},
-                    "yaxis2": {"anchor": "x2", "title": {"text": "failed jobs"}},
+                    "yaxis2": {"anchor": "x2", "title": {"text": "failed attempts / files"}},
                 }
             )
             return {"data": jtraces, "layout": layout}
@@ -887,6 +1086,10 @@ class DataFlow(MonTask):
         if item == "stuck":
             return checks.backlog(data, ctx.queries, m)
         return None
+
+
+def _plural(n: int, what: str) -> str:
+    return f"{n} {what}" if n == 1 else f"{n} {what}s"
 
 
 def _taken(snap: Any) -> str:

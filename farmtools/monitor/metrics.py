@@ -75,12 +75,13 @@ class FarmCollector(Collector):
             return
         snap = self.totals.snapshot if self.totals is not None else None
         if snap is not None and snap.taken is not None:
-            files = GaugeMetricFamily(
-                "farmtools_files", "Raw files per bookkeeping state", labels=["state"]
+            yield _labelled(
+                GaugeMetricFamily,
+                "farmtools_files",
+                "Raw files per bookkeeping state",
+                "state",
+                snap.files_by_state,
             )
-            for state, n in sorted(snap.files_by_state.items()):
-                files.add_metric([state], n)
-            yield files
             yield CounterMetricFamily(
                 "farmtools_ingested_files",
                 "Raw files ingested (verified on farm storage)",
@@ -89,16 +90,27 @@ class FarmCollector(Collector):
             yield CounterMetricFamily(
                 "farmtools_ingested_bytes", "Bytes of raw data ingested", value=snap.bytes_ingested
             )
-            jobs = GaugeMetricFamily("farmtools_jobs", "Batch jobs per state", labels=["state"])
-            for state, n in sorted(snap.jobs_by_state.items()):
-                jobs.add_metric([state], n)
-            yield jobs
-            fail = CounterMetricFamily(
-                "farmtools_job_failures", "Failed batch jobs per failure class", labels=["failure"]
+            yield _labelled(
+                GaugeMetricFamily,
+                "farmtools_jobs",
+                "Batch jobs per state",
+                "state",
+                snap.jobs_by_state,
             )
-            for failure, n in sorted(snap.failures_by_class.items()):
-                fail.add_metric([failure], n)
-            yield fail
+            yield _labelled(
+                CounterMetricFamily,
+                "farmtools_job_failures",
+                "Failed batch job attempts per failure class",
+                "failure",
+                snap.failures_by_class,
+            )
+            yield _labelled(
+                GaugeMetricFamily,
+                "farmtools_failed_files",
+                "Files with at least one failed job attempt, per failure class",
+                "failure",
+                snap.failed_files_by_class,
+            )
             arch = GaugeMetricFamily("farmtools_archives", "Archives per state", labels=["state"])
             for state, (n, _) in sorted(snap.archives_by_state.items()):
                 arch.add_metric([state], n)
@@ -197,6 +209,20 @@ class FarmCollector(Collector):
         )
         if run is not None:
             yield GaugeMetricFamily("farmtools_check_run", "The newest judged run", value=run)
+
+
+def _labelled(
+    family: type[GaugeMetricFamily] | type[CounterMetricFamily],
+    name: str,
+    doc: str,
+    label: str,
+    values: dict[str, int],
+) -> GaugeMetricFamily | CounterMetricFamily:
+    """A family of one label, a sample per key of ``values`` (sorted)."""
+    out = family(name, doc, labels=[label])
+    for key, n in sorted(values.items()):
+        out.add_metric([key], n)
+    return out
 
 
 def _age(t: datetime) -> float:

@@ -83,7 +83,11 @@ class TotalsSnapshot:
     files_by_state: dict[str, int] = field(default_factory=dict)
     bytes_by_state: dict[str, int] = field(default_factory=dict)
     jobs_by_state: dict[str, int] = field(default_factory=dict)
+    #: failed job attempts per failure class, and the distinct files they were attempts of
     failures_by_class: dict[str, int] = field(default_factory=dict)
+    failed_files_by_class: dict[str, int] = field(default_factory=dict)
+    #: distinct files with at least one failed attempt (retried or given up)
+    files_with_failures: int = 0
     archives_by_state: dict[str, tuple[int, int]] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -329,12 +333,17 @@ class FarmQueries:
                 snap.bytes_by_state[state] = int(b)
             for state, n in conn.execute(select(jobs.c.state, func.count()).group_by(jobs.c.state)):
                 snap.jobs_by_state[state] = int(n)
-            for failure, n in conn.execute(
-                select(jobs.c.failure, func.count())
+            # one scan for attempts and files: 7 failed attempts of one file are 1 failed file
+            failed: set[str] = set()
+            for failure, file, n in conn.execute(
+                select(jobs.c.failure, jobs.c.file, func.count())
                 .where(jobs.c.failure.is_not(None))
-                .group_by(jobs.c.failure)
+                .group_by(jobs.c.failure, jobs.c.file)
             ):
-                snap.failures_by_class[failure] = int(n)
+                snap.failures_by_class[failure] = snap.failures_by_class.get(failure, 0) + int(n)
+                snap.failed_files_by_class[failure] = snap.failed_files_by_class.get(failure, 0) + 1
+                failed.add(file)
+            snap.files_with_failures = len(failed)
             for state, n, b in conn.execute(
                 select(
                     archives.c.state, func.count(), func.coalesce(func.sum(archives.c.size), 0)

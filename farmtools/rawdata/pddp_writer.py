@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from farmtools.detector import Geometry
 from farmtools.rawdata import huffman
 from farmtools.rawdata.packing import pack12
 from farmtools.rawdata.pddp_format import (
@@ -79,6 +80,38 @@ def make_fragment(
         cro_size=len(cro),
     )
     return Fragment(header, lro + cro + TRAILER)
+
+
+def event_fragments(
+    view: npt.NDArray[np.uint16],
+    geometry: Geometry,
+    *,
+    run: int,
+    trigger_number: int,
+    time_ns: int,
+    trigger_type: int = 1,
+    compress: bool = False,
+) -> list[Fragment]:
+    """The L1 builders' fragments of one event given in VIEW order (for tests and benchmarks).
+
+    Each builder gets its channels in DAQ order and says the cards it misses when all is well.
+    """
+    daq = np.empty_like(view)
+    daq[geometry.view_to_daq] = view
+    fc = geometry.fragment_channels
+    return [
+        make_fragment(
+            daq[k * fc : (k + 1) * fc],
+            run=run,
+            trigger_type=trigger_type,
+            trigger_number=trigger_number,
+            time_ns=time_ns,
+            event_number=trigger_number,
+            missing_cards=geometry.missing_cards(k),
+            compress=compress,
+        )
+        for k in range(geometry.l1_builders)
+    ]
 
 
 def event_entry(fragments: Sequence[Fragment], incomplete: bool = False) -> EventEntry:

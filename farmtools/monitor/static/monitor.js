@@ -3,13 +3,26 @@
 "use strict";
 
 const pollMs = Number(document.body.dataset.pollMs) || 5000;
-const state = { task: null, item: null, perRun: true, digest: null, tasks: {} };
+const state = { task: null, item: null, perRun: true, digest: null, tasks: {}, event: null };
+const EVENT_TASK = "event";  // the event display: its own API and controls
+
+function evInput(id) {
+  return document.getElementById(id);
+}
 
 function qs() {
   const p = new URLSearchParams();
   p.set("run", document.getElementById("run").value);
-  if (state.perRun) p.set("ref", document.getElementById("ref").value);
+  if (state.task === EVENT_TASK) {
+    // empty inputs: the newest file of the run and its last event
+    if (evInput("ev-seq").value !== "") p.set("seq", evInput("ev-seq").value);
+    if (evInput("ev-event").value !== "") p.set("event", evInput("ev-event").value);
+  } else if (state.perRun) p.set("ref", document.getElementById("ref").value);
   return p.toString();
+}
+
+function plotUrl(want) {
+  return state.task === EVENT_TASK ? `/api/event/${state.item}?${qs()}` : `/api/plot/${want}?${qs()}`;
 }
 
 async function getJSON(url) {
@@ -61,7 +74,8 @@ function select(task, item) {
   for (const a of document.querySelectorAll("#tree a")) {
     a.classList.toggle("active", a.dataset.task === task && a.dataset.item === item);
   }
-  document.getElementById("ref").disabled = !state.perRun;
+  document.getElementById("ref").disabled = !state.perRun || task === EVENT_TASK;
+  document.getElementById("evctl").hidden = task !== EVENT_TASK;
   refreshPlot();
 }
 
@@ -70,9 +84,10 @@ async function refreshPlot() {
   const want = `${state.task}/${state.item}`;
   const err = document.getElementById("error");
   try {
-    const res = await getJSON(`/api/plot/${want}?${qs()}`);
+    const res = await getJSON(plotUrl(want));
     if (want !== `${state.task}/${state.item}`) return;  // the user moved on meanwhile
     err.hidden = true;
+    if (state.task === EVENT_TASK) showEvent(res.event);
     if (res.digest !== state.digest) {
       state.digest = res.digest;
       const fig = res.figure;
@@ -86,25 +101,46 @@ async function refreshPlot() {
   }
 }
 
-function fillSelect(sel, runs, first) {
+function showEvent(ev) {
+  // what is shown, as placeholders: the inputs stay empty while following the newest event
+  state.event = ev;
+  evInput("ev-seq").placeholder = ev ? `${ev.seq}` : "newest";
+  evInput("ev-event").placeholder = ev ? `${ev.event} of ${ev.n_events}` : "last";
+  document.getElementById("plot").dataset.event = ev ? `${ev.run}/${ev.seq}/${ev.event}` : "";
+}
+
+function stepEvent(delta) {
+  const ev = state.event;
+  if (!ev) return;
+  const next = ev.event + delta;
+  if (next < 0 || next >= ev.n_events) return;
+  evInput("ev-seq").value = ev.seq;
+  evInput("ev-event").value = next;
+  state.digest = null;
+  refreshPlot();
+}
+
+function fillSelect(sel, runs, fixed) {
+  // the fixed choices first ("latest"; "pinned" and "none"), then the runs, newest first
   const keep = sel.value;
+  const values = [...fixed, ...runs.map(String)];
   const have = Array.from(sel.options).map((o) => o.value).join(",");
-  const want = [first, ...runs.map(String)].join(",");
-  if (have === want) return;
+  if (have === values.join(",")) return;
   sel.textContent = "";
-  for (const v of [first, ...runs.map(String)]) {
+  for (const v of values) {
     const o = document.createElement("option");
     o.value = v;
     o.textContent = v;
     sel.appendChild(o);
   }
-  sel.value = want.split(",").includes(keep) ? keep : first;
+  sel.value = values.includes(keep) ? keep : fixed[0];
 }
 
 async function refreshRuns() {
   const runs = await getJSON("/api/runs");
-  fillSelect(document.getElementById("run"), runs, "latest");
-  fillSelect(document.getElementById("ref"), runs, "none");
+  fillSelect(document.getElementById("run"), runs, ["latest"]);
+  // "pinned": each plot overlays its item's pinned reference run (farm.toml or the CLI)
+  fillSelect(document.getElementById("ref"), runs, ["pinned", "none"]);
 }
 
 async function refreshAlarms() {
@@ -155,6 +191,8 @@ async function tick() {
 }
 
 document.getElementById("run").addEventListener("change", () => {
+  evInput("ev-seq").value = "";  // another run: its newest file's last event
+  evInput("ev-event").value = "";
   state.digest = null;
   refreshPlot();
   refreshOverview();
@@ -164,5 +202,16 @@ document.getElementById("overview-link").addEventListener("click", (ev) => {
   showOverview();
 });
 document.getElementById("ref").addEventListener("change", () => { state.digest = null; refreshPlot(); });
+for (const id of ["ev-seq", "ev-event"]) {
+  evInput(id).addEventListener("change", () => { state.digest = null; refreshPlot(); });
+}
+evInput("ev-prev").addEventListener("click", () => stepEvent(-1));
+evInput("ev-next").addEventListener("click", () => stepEvent(1));
+evInput("ev-latest").addEventListener("click", () => {
+  evInput("ev-seq").value = "";
+  evInput("ev-event").value = "";
+  state.digest = null;
+  refreshPlot();
+});
 
 loadTree().then(tick);

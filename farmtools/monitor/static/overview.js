@@ -16,6 +16,7 @@ function showOverview() {
   document.getElementById("plot").hidden = true;
   document.getElementById("overview").hidden = false;
   document.getElementById("ref").disabled = true;
+  document.getElementById("evctl").hidden = true;
   refreshOverview();
 }
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -96,6 +97,24 @@ def write_reco(
     return path
 
 
+def fail_attempts(bk: Bookkeeping, name: str, tries: range, failure: str) -> None:
+    """Failed reconstruction attempts ``tries`` of file ``name`` (jobs through the JobStore)."""
+    from farmtools.processing.jobs import JobStore
+
+    jobs = JobStore(bk)
+    for attempt in tries:
+        j = jobs.add(
+            file=name,
+            try_number=attempt,
+            backend="local",
+            name=f"reco_{name.removesuffix('.dat')}_{attempt}",
+            queue="prod",
+            memory_mb=1500,
+            walltime_s=3600,
+        )
+        walk_job(jobs, j.id, "failed", failure=failure)
+
+
 def make_farm(home: Path, **kw: object) -> Farm:
     from farmtools.processing.jobs import JobStore
 
@@ -134,3 +153,95 @@ def make_farm(home: Path, **kw: object) -> Farm:
         )
         walk_job(jobs, j.id, state, failure="out_of_memory" if state == "failed" else None)
     return Farm(cfg, bk, home)
+
+
+#: The tracks of :func:`write_event_files`' event ``i``: (view, first channel, first tick, last
+#: channel, last tick), shifted by ``EVENT_SHIFT * i`` channels.
+EVENT_TRACKS = ((0, 40, 200, 280, 1400), (1, 300, 300, 700, 900))
+EVENT_SHIFT = 10
+PULSE_ADC = 300
+
+
+def event_hits(i: int) -> list[tuple[int, int, int]]:
+    """(view, channel, tick) of the hits of event ``i``: one per channel crossed."""
+    out = []
+    for view, c0, t0, c1, t1 in EVENT_TRACKS:
+        for ch in range(c0, c1 + 1):
+            tick = round(t0 + (t1 - t0) * (ch - c0) / (c1 - c0))
+            out.append((view, ch + EVENT_SHIFT * i, tick))
+    return out
+
+
+def write_event_files(
+    home: Path, run: int, seq: int = 0, n_events: int = 3, *, reco: bool = True
+) -> tuple[Path, Path | None]:
+    """A 3x1x1 raw file whose events hold two straight tracks, and its reco output.
+
+    The raw file goes where ingest stores it, the reco output where the jobs publish it; the
+    reco's hits and tracks are the tracks as drawn (one hit a channel at the pulse's tick),
+    written through the reconstruction's own :class:`~farmtools.reco.output.RecoWriter`.
+    """
+    from farmtools.detector import WA105_3X1X1 as G
+    from farmtools.rawdata import RawFileWriter
+    from farmtools.reco.event import HIT_COLUMNS, TRACK_COLUMNS, EventReco
+
+    rng = np.random.default_rng(run * 1000 + seq)
+    raw_dir = home / "storage" / "input" / f"run{run}"
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    raw = raw_dir / f"run{run}-seq{seq}.dat"
+    n0 = G.channels_per_view[0]
+    recos = []
+    with RawFileWriter(raw, run, geometry=G) as w:
+        for i in range(n_events):
+            adc = np.rint(400 + rng.normal(0, 2.0, (G.n_channels, G.samples))).astype(np.uint16)
+            hits = event_hits(i)
+            for view, ch, tick in hits:
+                adc[ch + (n0 if view else 0), tick - 1 : tick + 2] += PULSE_ADC
+            h: dict[str, Any] = {k: np.zeros(len(hits), dtype=t) for k, t in HIT_COLUMNS.items()}
+            h["view"][:] = [v for v, _, _ in hits]
+            h["channel"][:] = [c for _, c, _ in hits]
+            h["tick"][:] = [t for _, _, t in hits]
+            h["amplitude"][:] = PULSE_ADC
+            h["track"][:] = [v for v, _, _ in hits]  # track k is in view k
+            t: dict[str, Any] = {k: np.zeros(2, dtype=tp) for k, tp in TRACK_COLUMNS.items()}
+            for k, (view, c0, t0, c1, t1) in enumerate(EVENT_TRACKS):
+                u = (np.array([c0, c1]) + EVENT_SHIFT * i + 0.5) * G.pitch_cm
+                z = np.array([t0, t1]) * G.drift_velocity_cm_per_tick
+                d = np.array([u[1] - u[0], z[1] - z[0]])
+                d /= np.hypot(*d)
+                t["view"][k], t["id"][k], t["n_hits"][k] = view, k, c1 - c0 + 1
+                t["u0"][k], t["z0"][k], t["du"][k], t["dz"][k] = u[0], z[0], d[0], d[1]
+                t["partner"][k] = -1
+            header = w.write_event(
+                adc, trigger_number=100 + i, seconds=1796675593 + i, nanoseconds=0
+            )
+            ped = np.full(G.n_channels, 400.0, dtype=np.float32)
+            rms = np.full(G.n_channels, 2.0, dtype=np.float32)
+            recos.append((i, header, EventReco(ped, rms, h, t)))
+    if not reco:
+        return raw, None
+    from farmtools.reco.output import RecoWriter
+
+    out_dir = home / "storage" / "output" / f"run{run}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"recotask_run{run}-seq{seq}.root"
+    with RecoWriter(out, G.n_channels) as rw:
+        for i, hd, r in recos:
+            rw.add(
+                {
+                    "event": i,
+                    "run": run,
+                    "event_number": hd.event_number,
+                    "trigger_number": hd.trigger_number,
+                    "trigger_type": hd.trigger_type,
+                    "seconds": hd.seconds,
+                    "nanoseconds": hd.nanoseconds,
+                    "trigger_time": hd.seconds + hd.nanoseconds * 1e-9,
+                    "dq_flag": hd.dq_flag,
+                    "compressed": False,
+                    "bad_cards": 0,
+                    "offset": 0,
+                },
+                r,
+            )
+    return raw, out

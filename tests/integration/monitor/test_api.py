@@ -18,6 +18,7 @@ from tests.integration.monitor.farmdata import (
     DEAD,
     NOISY,
     Farm,
+    fail_attempts,
     make_farm,
     write_reco,
     write_summary,
@@ -97,8 +98,56 @@ def test_pedestals_flag_dead_and_noisy_channels(client: tuple[Monitor, TestClien
     traces = {t["name"].split(" ")[0]: t for t in fig["data"]}
     assert traces["dead"]["x"] == DEAD and traces["noisy"]["x"] == NOISY
     assert len(traces["run"]["y"]) == 1280
+    assert traces["dead"]["text"] == ["view 0 channel 5", "view 1 channel 380"]
     empty = _fig(c, "/api/plot/pedestals/pedestal?run=2")
     assert "no reconstructed file" in empty["layout"]["annotations"][0]["text"]
+
+
+def test_dead_and_noisy_channels_listed_by_view_and_channel(
+    client: tuple[Monitor, TestClient], farm: Farm
+) -> None:
+    _, c = client
+    table = _fig(c, "/api/plot/pedestals/bad_channels?run=1")
+    rows = list(zip(*table["data"][0]["cells"]["values"], strict=True))
+    # DEAD = [5, 700], NOISY = [10, 11, 1000]: view 1 starts at view-order channel 320
+    assert [r[:4] for r in rows] == [
+        ("dead", "view 0", "5", 1),
+        ("dead", "view 1", "380", 1),
+        ("noisy", "view 0", "10-11", 2),
+        ("noisy", "view 1", "680", 1),
+    ]
+    assert [r[4] for r in rows] == ["0.00", "0.00", "9.00", "9.00"]
+    assert "2 dead (RMS < " in table["layout"]["title"]["text"]
+    # a dead card in run 3 (view 1 channels 64-95), against run 1 as the reference
+    write_reco(farm.home, 3, dead=[5, *range(384, 416)], noisy=[])
+    table = _fig(c, "/api/plot/pedestals/bad_channels?run=3&ref=1")
+    rows = list(zip(*table["data"][0]["cells"]["values"], strict=True))
+    assert [(r[0], r[1], r[2], r[3], r[5]) for r in rows] == [
+        ("dead", "view 0", "5", 1, "yes"),
+        ("dead", "view 1", "64-95", 32, "new"),
+    ]
+    assert "against reference run 1" in table["layout"]["title"]["text"]
+    write_reco(farm.home, 4, dead=[], noisy=[])
+    clean = _fig(c, "/api/plot/pedestals/bad_channels?run=4")
+    assert clean["layout"]["annotations"][0]["text"] == "no dead or noisy channel"
+
+
+def test_failed_files_told_apart_from_failed_attempts(
+    client: tuple[Monitor, TestClient], farm: Farm
+) -> None:
+    m, c = client
+    # run1-seq1 failed once already (make_farm): 7 failed attempts of 1 file
+    fail_attempts(farm.bk, "run1-seq1.dat", range(2, 8), "out_of_memory")
+    m.totals.refresh()  # type: ignore[union-attr]
+    fig = _fig(c, "/api/plot/dataflow/jobs")
+    title = fig["layout"]["title"]["text"]
+    assert "failed: 0 files given up, 1 file with failed attempts (7 failed attempts)" in title
+    by_name = {t["name"]: dict(zip(t["x"], t["y"], strict=True)) for t in fig["data"]}
+    assert by_name["failed attempts by class"] == {"out_of_memory": 7}
+    assert by_name["files with a failed attempt, by class"] == {"out_of_memory": 1}
+    metrics = c.get("/metrics").text
+    assert 'farmtools_failed_files{failure="out_of_memory"} 1.0' in metrics
+    assert 'farmtools_job_failures_total{failure="out_of_memory"} 7.0' in metrics
 
 
 def test_dataflow_matches_the_bookkeeping(client: tuple[Monitor, TestClient], farm: Farm) -> None:
@@ -123,6 +172,7 @@ def test_dataflow_matches_the_bookkeeping(client: tuple[Monitor, TestClient], fa
     jobs = _fig(c, "/api/plot/dataflow/jobs")
     assert dict(zip(jobs["data"][0]["x"], jobs["data"][0]["y"], strict=True))["running"] == 1
     assert jobs["data"][1]["x"] == ["out_of_memory"] and jobs["data"][1]["y"] == [1]
+    assert jobs["data"][2]["y"] == [1]  # one file
     storage = _fig(c, "/api/plot/dataflow/storage")
     assert storage["data"][0]["y"] == pytest.approx([(3 * 10**9 + 3) / 1e9, (3 * 10**9 + 3) / 1e9])
 
@@ -300,3 +350,60 @@ def test_combined_lifetime_from_the_json_twin(
     assert fig["data"][0]["x"] == [1, 2]  # the twin merged with its seed file: still 2 points
     combined = next(t for t in fig["data"] if t["name"] == "views combined")
     assert combined["y"] == [None, 6100.0]
+
+
+def test_event_display_api(client: tuple[Monitor, TestClient], farm: Farm) -> None:
+    from tests.integration.monitor.farmdata import write_event_files
+
+    _, c = client
+    write_event_files(farm.home, 3, n_events=2)
+    r = c.get("/api/event/views")  # the newest reconstructed file's last event
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["event"]["run"] == 3 and body["event"]["event"] == 1
+    assert len(body["figure"]["layout"]["images"]) == 2
+    r0 = c.get("/api/event/views?run=3&seq=0&event=0").json()
+    assert r0["event"]["event"] == 0 and r0["digest"] != body["digest"]
+    # the tree entry draws the same newest event through the generic plot route
+    assert (
+        _fig(c, "/api/plot/event/views?run=3")["layout"]["title"]
+        == body["figure"]["layout"]["title"]
+    )
+    assert c.get("/api/event/views?event=x").status_code == 400
+    assert c.get("/api/event/crp9").status_code == 404
+    assert c.post("/api/event/views").status_code == 405
+    # run 1 has a reco output but its raw file is not on the storage: said, not a failure
+    gone = c.get("/api/event/views?run=1").json()
+    assert gone["event"] is None
+    assert "not on the farm storage" in gone["figure"]["layout"]["annotations"][0]["text"]
+
+
+def test_plots_overlay_the_pinned_reference_with_a_difference_or_ratio(
+    client: tuple[Monitor, TestClient], farm: Farm
+) -> None:
+    m, c = client
+    write_reco(farm.home, 3, dead=[5, *range(384, 416)], noisy=[])  # a dead card in run 3
+    m.references.pin("pedestals", 1)
+    fig = _fig(c, "/api/plot/pedestals/noise?run=3&ref=pinned")
+    assert "reference run 1" in [t["name"] for t in fig["data"]]
+    diff = next(t for t in fig["data"] if t["name"] == "run 3 - reference run 1")
+    assert diff["yaxis"] == "y2" and fig["layout"]["yaxis2"]["domain"][1] < 0.3
+    # run 1: dead 5 and 700, noisy 10, 11, 1000 (9 ADC); run 3: dead 5 and the card; else 1.5
+    assert diff["y"][400] == -1.5 and diff["y"][700] == 1.5 and diff["y"][10] == -7.5
+    assert diff["y"][5] == 0.0 and diff["y"][100] == 0.0
+    none = _fig(c, "/api/plot/pedestals/noise?run=3&ref=none")
+    assert not any("reference" in t["name"] for t in none["data"])
+    assert "yaxis2" not in none["layout"]
+    # charge per LEM: the ratio to the reference (run 2's LEM 3 at 80 / 120 fC/cm, run 1's 100)
+    m.references.pin("charge", 1)
+    ch = _fig(c, "/api/plot/charge/per_lem?run=2&ref=pinned")
+    r0 = next(t for t in ch["data"] if t["name"] == "view 0 / reference run 1")
+    r1 = next(t for t in ch["data"] if t["name"] == "view 1 / reference run 1")
+    assert r0["x"][2] == 3 and r0["y"][2] == pytest.approx(0.8) and r1["y"][2] == pytest.approx(1.2)
+    assert r0["y"][0] == pytest.approx(1.0)
+    # the gain map says the ratio in each cell
+    gm = _fig(c, "/api/plot/lem_gain/map?run=2&ref=1")
+    assert "ref 20.00 (x1.00)" in gm["data"][0]["text"][0][0]
+    # nothing pinned for an item: no overlay
+    purity = _fig(c, "/api/plot/purity/vs_time?run=2&ref=pinned")
+    assert not any("reference" in (t.get("name") or "") for t in purity["data"])

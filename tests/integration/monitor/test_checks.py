@@ -18,8 +18,13 @@ from farmtools.bookkeeping import Bookkeeping, Event, FileState
 from farmtools.cli import app
 from farmtools.monitor.app import Monitor
 from farmtools.monitor.checks import State
-from tests.integration.monitor.farmdata import make_config, write_reco, write_summary
-from tests.states import walk, walk_job
+from tests.integration.monitor.farmdata import (
+    fail_attempts,
+    make_config,
+    write_reco,
+    write_summary,
+)
+from tests.states import walk
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -133,8 +138,6 @@ def test_faults_of_known_content_each_raise_their_state_and_alarm(tmp_path: Path
 
 
 def test_failed_files_not_attempts_and_a_clean_farm_is_green(tmp_path: Path) -> None:
-    from farmtools.processing.jobs import JobStore
-
     m, bk, summaries = _fresh(tmp_path, failed_files_max=3)
     write_summary(summaries, 7, NOW, (7000.0, 6900.0))
     t0 = NOW - timedelta(minutes=5)
@@ -153,18 +156,7 @@ def test_failed_files_not_attempts_and_a_clean_farm_is_green(tmp_path: Path) -> 
     assert _open(bk) == set()
 
     # one file failed after 7 attempts: ONE failed file, a warning, no alarm
-    jobs = JobStore(bk)
-    for attempt in range(1, 8):
-        j = jobs.add(
-            file="run7-seq0.dat",
-            try_number=attempt,
-            backend="local",
-            name=f"reco_run7-seq0_{attempt}",
-            queue="prod",
-            memory_mb=100,
-            walltime_s=60,
-        )
-        walk_job(jobs, j.id, "failed", failure="exit")
+    fail_attempts(bk, "run7-seq0.dat", range(1, 8), "exit")
     walk(bk, "run7-seq0.dat", FileState.FAILED, Event.ERROR)
     assert _check(m) == set()
     jobs_cell = _cells(m)["dataflow/jobs"]
