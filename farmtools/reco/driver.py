@@ -23,6 +23,7 @@ import numpy.typing as npt
 from farmtools.detector import Geometry
 from farmtools.rawdata import RawFile
 from farmtools.reco.event import EventReco, reconstruct_event
+from farmtools.reco.multicrp import reconstruct_detector_event
 from farmtools.reco.output import RecoWriter
 
 #: One event for the driver: the header fields of EVENT_COLUMNS and the view-order ADC array.
@@ -87,7 +88,10 @@ def reconstruct_stream(
 ) -> RecoStats:
     """Reconstruct ``events`` and write them, in their order, to ``out_path``.
 
-    With ``threads`` > 1, up to ``threads`` events are reconstructed at once on a thread pool
+    A detector of several CRPs (the 6x6x6) is reconstructed one event at a time, the event's
+    CRPs on ``threads`` threads (an event is 115 MB: several at once would cost memory for
+    nothing), its tracks timed with the LRO segments the header carries as ``lro``.
+    With ``threads`` > 1, up to ``threads`` 3x1x1 events are reconstructed at once on a thread pool
     (the numba kernels release the GIL) while this thread reads the next events and writes the
     finished ones in order; each event's reconstruction is the same function of its ADC
     array, so the file is the same whatever ``threads`` is.  The output is written to
@@ -127,6 +131,13 @@ def reconstruct_stream(
                 if item is None:
                     break
                 header, adc = item
+                if geometry.n_crps > 1:  # one event at a time, its CRPs on the pool
+                    finish(
+                        writer,
+                        header,
+                        reconstruct_detector_event(adc, geometry, header.get("lro", []), pool=pool),
+                    )
+                    continue
                 if pool is None:
                     finish(writer, header, reconstruct_event(adc, geometry))
                     continue
@@ -154,11 +165,60 @@ def reconstruct_stream(
     return stats
 
 
+def input_geometry(path: str | os.PathLike[str], geometry: Geometry) -> Geometry:
+    """The geometry to read ``path`` with: a 6x6x6 file (by name or content) is read as a 6x6x6
+    even when the configuration names the 3x1x1 (a farm handles both kinds of files)."""
+    from farmtools.detector import geometry as by_name
+    from farmtools.rawdata.sniff import raw_format
+
+    if geometry.channel_map != "pddp" and raw_format(path) == "pddp":
+        return by_name("6x6x6")
+    return geometry
+
+
+def pddp_events(
+    path: str | os.PathLike[str], geometry: Geometry
+) -> tuple[int, Iterator[EventInput]]:
+    """(events, lazy iterator of driver inputs) of a 6x6x6 file; the header carries ``lro``."""
+    from farmtools.rawdata.pddp_reader import PDDPFile
+
+    raw = PDDPFile.open(path, geometry)
+
+    def gen() -> Iterator[EventInput]:
+        try:
+            for i in range(raw.n_events):
+                ev = raw.event(i)  # RawDataError names file, event, offset
+                h = ev.fragments[0]
+                header = {
+                    "event": i,
+                    "run": h.run,
+                    "event_number": h.event_number,
+                    "trigger_number": h.trigger_number,
+                    "trigger_type": h.trigger_type,
+                    "seconds": h.seconds,
+                    "nanoseconds": h.nanoseconds,
+                    "trigger_time": h.time_ns * 1e-9,
+                    "dq_flag": h.dq_flag,
+                    "compressed": h.compressed,
+                    "bad_cards": sum(f.missing_cards for f in ev.fragments),
+                    "offset": ev.offset,
+                    "lro": ev.lro,
+                }
+                yield header, ev.adc
+        finally:
+            raw.close()
+
+    return raw.n_events, gen()
+
+
 def raw_events(
     path: str | os.PathLike[str], geometry: Geometry
 ) -> tuple[int, Iterator[EventInput]]:
     """(number of events, lazy iterator of driver inputs) of a raw file, via the rawdata reader."""
     from farmtools.rawdata.naming import parse_raw_name
+
+    if geometry.channel_map == "pddp":
+        return pddp_events(path, geometry)
 
     name = parse_raw_name(path)
     run_hint = name.run if name is not None else -1
@@ -204,5 +264,6 @@ def reconstruct_file(
 
     ``threads``: events reconstructed at once (see :func:`reconstruct_stream`).
     """
+    geometry = input_geometry(raw_path, geometry)
     _n, events = raw_events(raw_path, geometry)
     return reconstruct_stream(events, out_path, geometry, progress, threads)
