@@ -8,11 +8,14 @@ did: run number, run flags (compression), the White-Rabbit trigger record (type,
 the wall clock, strictly increasing), the data-quality flag with the builder's count of
 non-instrumented cards, the event number (= trigger number), LRO and CRO sizes.
 
-Physics: each CRP is emulated as a 3x1x1 CRP is, by the same :class:`EventGenerator` with the
-CRP's geometry (:meth:`Geometry.crp_geometry`), one independent generator per CRP; muons do not
-cross from one CRP to the next [choice: issue 15 brings the beam and CRP-crossing tracks].
-``physics=False`` writes one pedestal event's bytes under every header (replays, benchmarks).
-The LRO segment (builder 0 only) holds one pulse per PMT for the trigger's flash [choice].
+Physics (:mod:`farmtools.emulator.pddp_event`): the whole drift volume under its four CRPs,
+beam triggers during SPS spills and cosmic triggers outside (:mod:`farmtools.emulator.beam`),
+beam particles and the cosmic muons overlapping each event, tracks crossing CRP boundaries; the
+LRO segment (builder 0 only) carries a flash per particle at its t0 and the PMTs' dark counts.
+The header's trigger time is the run's start (wall clock) plus the trigger's schedule time, so
+the spills show in the data; the physics truth goes to ``<run>_<seq>_physics.json`` beside the
+streams (:mod:`farmtools.emulator.pddp_truth`).  ``physics=False`` writes one pedestal event's
+bytes under every header at wall-clock times (replays, benchmarks), with one pulse per PMT.
 
 Faults (:class:`Faults`), each recorded in the truth ``<run>_l1truth.json``: a fragment missing
 from one stream, a stream late by seconds, two fragments out of order, a duplicated trigger
@@ -35,7 +38,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from farmtools import pddp_layout
 from farmtools.detector import Geometry
+from farmtools.emulator.beam import BeamSettings, TriggerSchedule
+from farmtools.emulator.pddp_truth import jsonable, physics_truth_path, write_physics_truth
 from farmtools.emulator.settings import EmulatorSettings
 from farmtools.rawdata.format import TriggerType
 from farmtools.rawdata.pddp_format import LRO_PMTS, FragmentHeader, LroPulse, pack_lro
@@ -125,29 +131,6 @@ def truth_path(out_dir: str | os.PathLike[str], run: int) -> Path:
     return Path(out_dir) / f"{run}_l1truth.json"
 
 
-class _Physics:
-    """View-order ADC of whole events, one EventGenerator per CRP."""
-
-    def __init__(self, geometry: Geometry, settings: EmulatorSettings, seed: int) -> None:
-        from farmtools.emulator.event import EventGenerator
-
-        crp = geometry.crp_geometry()
-        self.geometry = geometry
-        self.gens = [
-            EventGenerator(crp, settings, np.random.default_rng([seed, c]))
-            for c in range(geometry.n_crps)
-        ]
-
-    def next_event(self) -> tuple[npt.NDArray[np.uint16], int]:
-        blocks = []
-        crt = False
-        for c, gen in enumerate(self.gens):
-            adc, truth = gen.next_event()
-            blocks.append(adc)
-            crt = crt or (c == 0 and truth.crt)
-        return np.concatenate(blocks), int(TriggerType.CRT if crt else TriggerType.PMT)
-
-
 def daq_order(geometry: Geometry, view_adc: npt.NDArray[np.uint16]) -> npt.NDArray[np.uint16]:
     """An event in DAQ order, non-instrumented channels zero (what the L1 builders send)."""
     daq = np.empty_like(view_adc)
@@ -209,17 +192,19 @@ def emulate_l1_run(
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
     on_event: Callable[[int], None] | None = None,
+    beam: BeamSettings | None = None,
 ) -> dict[str, Any]:
     """Write the run's two L1 streams into ``out_dir``; returns (and writes) the truth."""
     if geometry.l1_builders != 2:
         raise ValueError(f"the {geometry.name} has no two L1 event builders")
     settings = settings or EmulatorSettings(seed=seed)
+    beam = beam or BeamSettings()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     faults = plan.faults
     faults.check()
     rng = np.random.default_rng([seed, plan.run])
-    physics = _Physics(geometry, settings, seed) if plan.physics else None
+    physics = _PhysicsRun(out, geometry, settings, beam, plan, seed) if plan.physics else None
     fc = geometry.fragment_channels
     streams = [
         _StreamFile(
@@ -247,12 +232,14 @@ def emulate_l1_run(
         due = start + (i / plan.rate_hz if plan.rate_hz > 0 else 0.0)
         if due > clock():
             sleep(due - clock())
-        if physics is not None:
-            view, ttype = physics.next_event()
-            daq = daq_order(geometry, view)
         now_ns = max(int(clock() * 1e9), last_ns + 1)
+        if physics is not None:
+            event = physics.next_event(i, trigger, start)
+            daq = daq_order(geometry, event.adc)
+            ttype, lro, now_ns = event.trigger_type, event.lro, max(event.time_ns, last_ns + 1)
+        else:
+            lro = flash_lro(rng)
         last_ns = now_ns
-        lro = flash_lro(rng)
         for k in (0, 1):
             if (k, trigger) in faults.missing:
                 continue
@@ -296,6 +283,8 @@ def emulate_l1_run(
         streams[late_stream].write(frag)
     for s in streams:
         s.close()
+    if physics is not None:
+        physics.flush()
     truth = _truth(
         plan, geometry, emitted, [s.truncated_triggers for s in streams], [s.files for s in streams]
     )
@@ -303,6 +292,81 @@ def emulate_l1_run(
     tmp.write_text(json.dumps(truth, indent=1))
     os.replace(tmp, truth_path(out, plan.run))
     return truth
+
+
+@dataclass
+class _Emitted:
+    adc: npt.NDArray[np.uint16]
+    lro: bytes
+    trigger_type: int
+    time_ns: int
+
+
+class _PhysicsRun:
+    """The run's trigger schedule, 6x6x6 events and their truth sidecars (one per sequence)."""
+
+    def __init__(
+        self,
+        out: Path,
+        geometry: Geometry,
+        settings: EmulatorSettings,
+        beam: BeamSettings,
+        plan: L1Plan,
+        seed: int,
+    ) -> None:
+        from farmtools.emulator.pddp_event import PddpEventGenerator
+
+        self.gen = PddpEventGenerator(geometry, settings, beam, seed)
+        self.schedule = TriggerSchedule(beam, np.random.default_rng([seed, plan.run, 0x5B]))
+        self.out, self.plan = out, plan
+        g = self.gen
+        self.head: dict[str, Any] = {
+            "run": plan.run,
+            "geometry": geometry.name,
+            "samples": geometry.samples,
+            "seed": seed,
+            "constants": {
+                "tick_us": geometry.tick_us,
+                "drift_velocity_mm_per_us": geometry.drift_velocity_mm_per_us,
+                "drift_length_cm": geometry.drift_length_cm,
+                "window_us": g.window_us,
+                "full_drift_us": round(g.drift_us, 4),
+                "lro_window_ns": list(g.lro_window),
+                "mean_cosmics": round(g.mean_cosmics, 4),
+            },
+            "injected": {
+                **jsonable(settings),
+                **jsonable(beam),
+                "lem_gains": [[gains[lem] for lem in sorted(gains)] for gains in g.gains],
+            },
+            "pmts_cm": pddp_layout.pmt_positions_cm().tolist(),
+        }
+        self.events: list[dict[str, Any]] = []
+        self.seq = 0
+        self.start_ns = 0
+
+    def next_event(self, i: int, trigger_number: int, start_s: float) -> _Emitted:
+        if i == 0:
+            self.start_ns = int(start_s * 1e9)
+        trig = self.schedule.next()
+        ev = self.gen.event(trig)
+        time_ns = self.start_ns + round(trig.time_s * 1e9)
+        self.events.append(
+            {"trigger_number": trigger_number, "event_number": trigger_number,
+             "time_ns": time_ns, **ev.truth}
+        )  # fmt: skip
+        if len(self.events) == self.plan.fragments_per_file:
+            self.flush()
+        return _Emitted(ev.adc, ev.lro, ev.trigger_type, time_ns)
+
+    def flush(self) -> None:
+        """Write the current sequence's sidecar (nothing when it has no event)."""
+        if not self.events:
+            return
+        path = physics_truth_path(self.out, self.plan.run, self.seq)
+        write_physics_truth(path, {**self.head, "seq": self.seq, "events": self.events})
+        self.events = []
+        self.seq += 1
 
 
 def _reheader(

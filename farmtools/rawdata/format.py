@@ -36,6 +36,8 @@ class TriggerType(enum.IntEnum):
     PMT = 0
     CRT = 1
     PED = 2
+    #: The 6x6x6's beam trigger during an SPS spill (issue 15) [choice].
+    BEAM = 3
 
 
 @dataclass(frozen=True)
