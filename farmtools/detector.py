@@ -78,11 +78,6 @@ class Geometry:
     cards_per_crate: tuple[int, ...] = ()
     #: L1 event builders, each sending one fragment of every event (half the crates each).
     l1_builders: int = 1
-    #: Light-readout PMTs under the cathode (a square number: a square grid), their pitch and
-    #: how far below the cathode they sit [choice: docs/protodune-dp.md].
-    n_pmts: int = 0
-    pmt_pitch_cm: float = 100.0
-    pmt_depth_cm: float = 100.0
     extra: dict[str, float] = field(default_factory=dict, compare=False, hash=False)
 
     # --- derived sizes -------------------------------------------------------------------
@@ -128,39 +123,7 @@ class Geometry:
             channel_map="identity",
             cards_per_crate=(),
             l1_builders=1,
-            n_pmts=0,
         )
-
-    def crp_origin_cm(self, crp: int) -> tuple[float, float]:
-        """(x, y) of CRP ``crp``'s corner: the CRPs tile the anode plane in rows of two [choice].
-
-        CRP ``c`` covers ``x0 .. x0 + extent_x`` and ``y0 .. y0 + extent_y`` with
-        ``x0 = extent_x * (c % 2)``, ``y0 = extent_y * (c // 2)`` (docs/protodune-dp.md); its
-        view 0 measures x - x0 and view 1 y - y0, as on one 3x1x1 CRP.
-        """
-        if not 0 <= crp < self.n_crps:
-            raise ValueError(f"CRP {crp} is outside 0..{self.n_crps - 1}")
-        ex, ey = self.extent_cm
-        return (ex * (crp % 2), ey * (crp // 2)) if self.n_crps > 1 else (0.0, 0.0)
-
-    def pmt_positions_cm(self) -> npt.NDArray[np.float64]:
-        """(n_pmts, 3) x, y, z of the light-readout PMTs under the cathode [choice].
-
-        A square grid ``pmt_pitch_cm`` apart, centred on the anode plane, ``pmt_depth_cm``
-        below the cathode; empty when the detector has no PMTs (the 3x1x1's are not read).
-        """
-        n = self.n_pmts
-        if n == 0:
-            return np.zeros((0, 3))
-        side = round(n**0.5)
-        ex, ey = self.extent_cm
-        width_x = ex * (2 if self.n_crps > 1 else 1)
-        width_y = ey * ((self.n_crps + 1) // 2)
-        p = np.arange(n)
-        x = width_x / 2 + (p % side - (side - 1) / 2) * self.pmt_pitch_cm
-        y = width_y / 2 + (p // side - (side - 1) / 2) * self.pmt_pitch_cm
-        z = np.full(n, self.drift_length_cm + self.pmt_depth_cm)
-        return np.stack([x, y, z], axis=1)
 
     def with_samples(self, samples: int) -> Geometry:
         """The same detector with fewer samples per channel (small events for tests and replays)."""
@@ -339,7 +302,6 @@ PDDP_6X6X6 = Geometry(
     n_crps=pddp_channels.N_CRPS,
     cards_per_crate=pddp_channels.CARDS_2019,
     l1_builders=2,
-    n_pmts=36,
 )
 #: The 6x6x6 with every card instrumented, as designed.
 PDDP_6X6X6_FULL = replace(PDDP_6X6X6, name="6x6x6-full", cards_per_crate=pddp_channels.CARDS_FULL)

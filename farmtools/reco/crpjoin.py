@@ -3,13 +3,14 @@
 Every CRP is reconstructed as a 3x1x1 CRP is (:func:`farmtools.reco.event.reconstruct_event`):
 its 2D tracks per view, the two views paired.  A pair is a 3D segment: view 0's line gives
 x(z), view 1's y(z), over the pair's drift-time range, placed on the anode plane by the CRP's
-corner (:meth:`farmtools.detector.Geometry.crp_origin_cm`).  A muon that crosses from one CRP
+corner (:func:`farmtools.pddp_layout.crp_origin_cm`).  A muon that crosses from one CRP
 to the next leaves a segment in each, meeting at the boundary with the same direction: two
 segments of different CRPs whose ends are within ``join_cm`` and whose directions agree
 (``min_cos``) are one track.  ``z`` here is the drift time from the trigger times the drift
 velocity: the same clock for every CRP, so joining needs no t0.
 
-Pure numpy over the track columns of :mod:`.event`; may import :mod:`farmtools.detector`.
+Pure numpy over the track columns of :mod:`.event`; may import :mod:`farmtools.detector` and
+:mod:`farmtools.pddp_layout`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from farmtools import pddp_layout
 from farmtools.detector import Geometry
 
 
@@ -74,7 +76,7 @@ def segments(tracks: dict[str, npt.NDArray[Any]], geometry: Geometry) -> list[Se
     for k0 in np.flatnonzero((tracks["view"] == 0) & (tracks["partner"] >= 0)):
         k1 = int(tracks["partner"][k0])
         crp = int(tracks["crp"][k0])
-        x0, y0 = geometry.crp_origin_cm(crp)
+        x0, y0 = pddp_layout.crp_origin_cm(crp) if geometry.n_crps > 1 else (0.0, 0.0)
         lo = float(min(tracks["tick_min"][k0], tracks["tick_min"][k1]))
         hi = float(max(tracks["tick_max"][k0], tracks["tick_max"][k1]))
         ends = []

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from farmtools import pddp_layout
 from farmtools.detector import Geometry
 from farmtools.reco import crpjoin, flashes, t0match
 from farmtools.reco.event import EventReco, reconstruct_event
@@ -82,7 +83,7 @@ def reconstruct_detector_event(
     groups: list[list[crpjoin.Segment]] = [[] for _ in range(n3d)]
     for seg, lab in zip(segs, labels, strict=True):
         groups[lab].append(seg)
-    found = flashes.find_flashes(flashes.lro_pulses(lro), geometry.n_pmts, flash_params)
+    found = flashes.find_flashes(flashes.lro_pulses(lro), pddp_layout.N_PMTS, flash_params)
     timed = t0match.match_tracks(groups, found, geometry, match_params)
     v = geometry.drift_velocity_mm_per_us * 0.1
     for seg, lab in zip(segs, labels, strict=True):

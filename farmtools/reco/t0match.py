@@ -17,7 +17,8 @@ time of the flash it made.  Two constraints pick the flash:
 A track matched to a flash within ``beam_time_us`` of the trigger that passes within
 ``beam_radius_cm`` of the beam line is *beam*; every other matched track is *cosmic*.
 
-Pure numpy; may import :mod:`farmtools.detector` and :mod:`.crpjoin`, :mod:`.flashes`.
+Pure numpy; may import :mod:`farmtools.detector`, :mod:`farmtools.pddp_layout` (PMTs, beam) and
+:mod:`.crpjoin`, :mod:`.flashes`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from farmtools import pddp_layout
 from farmtools.detector import Geometry
 from farmtools.reco.crpjoin import Segment
 from farmtools.reco.flashes import Flashes
@@ -45,10 +47,9 @@ class MatchParams:
     attenuation_cm: float = 1000.0
     points_per_segment: int = 8
     beam_time_us: float = 2.0
-    #: Where the beam enters (cm) and its direction: the upstream face's beam window, +y
-    #: with an 11 degree dip and a 10 degree yaw (docs/protodune-dp.md, "The volume").
-    beam_entry_cm: tuple[float, float, float] = (150.0, 0.0, 200.0)
-    beam_direction: tuple[float, float, float] = (0.1705, 0.9667, 0.1908)
+    #: Where the beam enters (cm) and its direction (:mod:`farmtools.pddp_layout`).
+    beam_entry_cm: tuple[float, float, float] = pddp_layout.BEAM_WINDOW_CM
+    beam_direction: tuple[float, float, float] = pddp_layout.beam_direction()
     beam_radius_cm: float = 50.0
 
 
@@ -82,7 +83,7 @@ def predicted_light(
     attenuation_cm: float = MatchParams.attenuation_cm,
 ) -> npt.NDArray[np.float64]:
     """Normalised PE per PMT of a track whose points (x, y, tick, weight) crossed at ``t0_us``."""
-    pmts = geometry.pmt_positions_cm()
+    pmts = pddp_layout.pmt_positions_cm()
     v = geometry.drift_velocity_mm_per_us * 0.1
     z = np.clip((points[:, 2] * geometry.tick_us - t0_us) * v, 0.0, geometry.drift_length_cm)
     xyz = np.column_stack([points[:, 0], points[:, 1], z])

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from farmtools import pddp_layout
 from farmtools.detector import Geometry
 from farmtools.emulator.event import EventGenerator
 from farmtools.emulator.muons import Track
@@ -50,7 +51,7 @@ def event_adc(
     ex, ey = crp.extent_cm
     blocks = []
     for c in range(geometry.n_crps):
-        x0, y0 = geometry.crp_origin_cm(c)
+        x0, y0 = pddp_layout.crp_origin_cm(c)
         mine = [t for t in (clip(t, (x0, y0), (x0 + ex, y0 + ey)) for t in tracks) if t]
         gen = EventGenerator(crp, settings, np.random.default_rng([seed, c]))
         blocks.append(gen.event_from_tracks(False, mine)[0])
@@ -65,7 +66,7 @@ def light(
     dark_pulses: int = 200,
 ) -> bytes:
     """The LRO segment of ``tracks``: a flash per track at its t0 and random dark counts."""
-    pmts = geometry.pmt_positions_cm()
+    pmts = pddp_layout.pmt_positions_cm()
     area = math.pi * 10.2**2
     pulses = []
     for t in tracks:
@@ -84,9 +85,9 @@ def light(
     drift_us = geometry.full_drift_ticks * geometry.tick_us
     for _ in range(dark_pulses):
         t_ns = round(rng.uniform(-drift_us, window_us) * 1000)
-        pulses.append(LroPulse(int(rng.integers(geometry.n_pmts)), t_ns, 1.0))
+        pulses.append(LroPulse(int(rng.integers(pddp_layout.N_PMTS)), t_ns, 1.0))
     pulses.sort(key=lambda p: p.time_ns)
-    return pack_lro(pulses, geometry.n_pmts)
+    return pack_lro(pulses, pddp_layout.N_PMTS)
 
 
 def write_file(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from farmtools import pddp_layout
 from farmtools.detector import geometry
 from farmtools.emulator.muons import Track
 from farmtools.rawdata.pddp_format import LroPulse, pack_lro
@@ -99,13 +100,13 @@ def test_each_track_gets_the_flash_it_made_and_the_beam_its_tag() -> None:
         Track((300.0, 300.0, 100.0), (320.0, 330.0, 300.0), 1.0, False),  # at the trigger
     ]
     tracks = [beam, *cosmics]
-    found = find_flashes(lro_pulses([pddp_synth.light(G, tracks, rng)]), G.n_pmts)
+    found = find_flashes(lro_pulses([pddp_synth.light(G, tracks, rng)]), pddp_layout.N_PMTS)
     assert found.n == len(tracks)
     timed = t0match.match_tracks([[_segment(t)] for t in tracks], found, G)
     assert np.allclose(timed.t0_us, [t.t0_us for t in tracks], atol=0.01)
     assert list(timed.tag) == [t0match.TAG_BEAM] + [t0match.TAG_COSMIC] * 4
     assert np.all(timed.quality < 2.0)
     # without its flash a track is unmatched, never given another one that does not fit
-    alone = find_flashes(lro_pulses([pddp_synth.light(G, cosmics[1:2], rng)]), G.n_pmts)
+    alone = find_flashes(lro_pulses([pddp_synth.light(G, cosmics[1:2], rng)]), pddp_layout.N_PMTS)
     timed = t0match.match_tracks([[_segment(cosmics[2])]], alone, G)
     assert timed.flash[0] == -1 and timed.tag[0] == t0match.TAG_UNMATCHED
