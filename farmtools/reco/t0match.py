@@ -7,15 +7,20 @@ time of the flash it made.  Two constraints pick the flash:
 * **drift extent**: the track's charge arrives between t0 (at the anode) and t0 + the full drift
   time (from the cathode), so t0 must lie in ``[t_last - drift, t_first]`` (``tolerance_us``
   either side for the pulse shape): a track spanning most of the drift leaves a narrow window;
-* **position**: the light a track gives each PMT falls as cos(alpha) exp(-d/L) / d^2 (d from
-  the track's points, put at their depth for that t0, to the PMT facing up, alpha the angle to
-  its axis, L the attenuation length); with its scale fitted to the flash's PE, the Poisson
-  deviance of the flash's pattern per degree of freedom (about 1 for the right flash, several
-  for a wrong one: tested) is the match quality, and the candidate with the lowest is taken.
-  Above ``max_deviance`` the track is unmatched.
+* **light**: for each candidate t0 the track is placed at its absolute depth and, as a straight
+  line, extended through the whole volume (the part outside the readout window gave light
+  too); the photo-electrons it gives each PMT are the emulator's model of the detector
+  (:func:`farmtools.emulator.light.expected_pe`: yield, solid angle, cos(alpha),
+  attenuation).  The Poisson deviance per PMT of the flash against that prediction (its scale
+  let free within ``scale_range`` for the model's uncertainty) is the match quality: about 1
+  for the right flash, several for a wrong one (a wrong t0 puts the track at the wrong depth,
+  so its light is too much or too little and falls on other PMTs).  The candidate with the
+  lowest is taken; above ``max_deviance`` the track is unmatched.
 
-A track matched to a flash within ``beam_time_us`` of the trigger that passes within
-``beam_radius_cm`` of the beam line is *beam*; every other matched track is *cosmic*.
+A matched track that runs along the beam (``beam_min_cos``) within ``beam_radius_cm`` of the beam
+line (its points at their absolute depth) is *beam*, whatever its time (the beam's pile-up comes
+at any time of the window); every other matched track is *cosmic*: cosmics come from above,
+and the few that run along the beam line are the impurity the benchmark measures.
 
 Pure numpy; may import :mod:`farmtools.detector`, :mod:`farmtools.pddp_layout` (PMTs, beam) and
 :mod:`.crpjoin`, :mod:`.flashes`.
@@ -44,9 +49,11 @@ class MatchParams:
 
     tolerance_us: float = 10.0
     max_deviance: float = 4.0
+    #: The detector's light model (the emulator's defaults: BeamSettings).
+    light_yield_per_cm: float = 1000.0
     attenuation_cm: float = 1000.0
-    points_per_segment: int = 8
-    beam_time_us: float = 2.0
+    scale_range: tuple[float, float] = (0.7, 1.4)
+    beam_min_cos: float = 0.95
     #: Where the beam enters (cm) and its direction (:mod:`farmtools.pddp_layout`).
     beam_entry_cm: tuple[float, float, float] = pddp_layout.BEAM_WINDOW_CM
     beam_direction: tuple[float, float, float] = pddp_layout.beam_direction()
@@ -63,54 +70,68 @@ class TrackT0:
     tag: npt.NDArray[np.int8]
 
 
-def _points(segs: list[Segment], n: int) -> npt.NDArray[np.float64]:
-    """(m, 4) x, y, tick, weight (cm of track) of points spread along the segments."""
-    rows = []
-    f = (np.arange(n) + 0.5) / n
-    for s in segs:
-        a = np.array([*s.start[:2], s.tick_min])
-        b = np.array([*s.end[:2], s.tick_max])
-        p = a[None, :] + f[:, None] * (b - a)[None, :]
-        w = np.full((n, 1), s.length_cm / n)
-        rows.append(np.hstack([p, w]))
-    return np.vstack(rows)
+def _line(segs: list[Segment]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """(centre, unit direction) of the straight line through the segments' ends (z from the trigger)."""
+    pts = np.array([p for s in segs for p in (s.start, s.end)], dtype=np.float64)
+    centre = pts.mean(axis=0)
+    _, _, vt = np.linalg.svd(pts - centre, full_matrices=False)
+    return centre, vt[0]
 
 
 def predicted_light(
-    points: npt.NDArray[np.float64],
+    centre: npt.NDArray[np.float64],
+    direction: npt.NDArray[np.float64],
     t0_us: float,
     geometry: Geometry,
-    attenuation_cm: float = MatchParams.attenuation_cm,
+    params: MatchParams = MatchParams(),
 ) -> npt.NDArray[np.float64]:
-    """Normalised PE per PMT of a track whose points (x, y, tick, weight) crossed at ``t0_us``."""
-    pmts = pddp_layout.pmt_positions_cm()
+    """Expected PE per PMT of the whole straight track through the volume, crossed at ``t0_us``."""
+    from farmtools.emulator.box_muons import segment_in_box
+    from farmtools.emulator.light import expected_pe
+    from farmtools.emulator.muons import Track
+
     v = geometry.drift_velocity_mm_per_us * 0.1
-    z = np.clip((points[:, 2] * geometry.tick_us - t0_us) * v, 0.0, geometry.drift_length_cm)
-    xyz = np.column_stack([points[:, 0], points[:, 1], z])
-    delta = pmts[None, :, :] - xyz[:, None, :]
-    d2 = np.maximum((delta**2).sum(axis=2), 1.0)
-    cos_a = np.clip(delta[:, :, 2] / np.sqrt(d2), 0.0, None)
-    light = (points[:, 3:4] * cos_a * np.exp(-np.sqrt(d2) / attenuation_cm) / d2).sum(axis=0)
-    total = light.sum()
-    return light / total if total > 0 else light
+    point = (float(centre[0]), float(centre[1]), float(centre[2] - t0_us * v))
+    d = (float(direction[0]), float(direction[1]), float(direction[2]))
+    seg = segment_in_box(point, d, pddp_layout.VOLUME_CM)
+    if seg is None:
+        return np.zeros(pddp_layout.N_PMTS)
+    return expected_pe(
+        Track(seg[0], seg[1], t0_us, False),
+        pddp_layout.pmt_positions_cm(),
+        params.light_yield_per_cm,
+        params.attenuation_cm,
+    )
 
 
-def deviance(predicted: npt.NDArray[np.float64], observed: npt.NDArray[np.float64]) -> float:
-    """Poisson deviance per degree of freedom of ``observed`` PE against ``predicted`` scaled to them."""
-    mu = observed.sum() * predicted + 1e-9
+def deviance(
+    predicted: npt.NDArray[np.float64],
+    observed: npt.NDArray[np.float64],
+    scale_range: tuple[float, float] = (1.0, 1.0),
+) -> float:
+    """Poisson deviance per PMT of ``observed`` PE against ``predicted``, its scale fitted in range."""
+    total = float(predicted.sum())
+    scale = float(np.clip(observed.sum() / total, *scale_range)) if total > 0 else 1.0
+    mu = scale * predicted + 1e-3
     logs = np.where(observed > 0, observed * np.log(np.maximum(observed, 1e-9) / mu), 0.0)
-    return float(2.0 * np.sum(mu - observed + logs) / max(observed.size - 1, 1))
+    return float(2.0 * np.sum(mu - observed + logs) / max(observed.size, 1))
 
 
-def _beam_distance(segs: list[Segment], params: MatchParams) -> float:
-    """Closest approach (cm) of the track's segment ends and middles to the beam line."""
-    entry = np.asarray(params.beam_entry_cm)
+def beam_like(segs: list[Segment], t0_us: float, geometry: Geometry, params: MatchParams) -> bool:
+    """Whether the track (segments, crossed at ``t0_us``) runs along the beam line."""
+    entry = np.asarray(params.beam_entry_cm, dtype=np.float64)
     d = np.asarray(params.beam_direction, dtype=np.float64)
     d = d / np.linalg.norm(d)
-    pts = np.array([p for s in segs for p in (s.start, s.end)])
+    v = geometry.drift_velocity_mm_per_us * 0.1
+    pts = np.array([p for s in segs for p in (s.start, s.end)], dtype=np.float64)
+    pts[:, 2] -= t0_us * v  # z from the trigger -> absolute depth
+    axis = pts[np.argmax(pts @ d)] - pts[np.argmin(pts @ d)]
+    length = float(np.linalg.norm(axis))
+    if length == 0.0 or abs(float(axis @ d)) / length < params.beam_min_cos:
+        return False
     rel = pts - entry
     perp = rel - (rel @ d)[:, None] * d[None, :]
-    return float(np.linalg.norm(perp, axis=1).min())
+    return float(np.linalg.norm(perp, axis=1).max()) <= params.beam_radius_cm
 
 
 def match_tracks(
@@ -139,11 +160,12 @@ def match_tracks(
         )
         if cand.size == 0:
             continue
-        pts = _points(segs, params.points_per_segment)
+        centre, direction = _line(segs)
         best, best_q = -1, np.inf
         for f in cand:
-            pred = predicted_light(pts, float(flashes.time_us[f]), geometry, params.attenuation_cm)
-            q = deviance(pred, flashes.pmt_pe[f])
+            t0 = float(flashes.time_us[f])
+            pred = predicted_light(centre, direction, t0, geometry, params)
+            q = deviance(pred, flashes.pmt_pe[f], params.scale_range)
             if q < best_q:
                 best, best_q = int(f), q
         out.quality[k] = best_q
@@ -151,8 +173,6 @@ def match_tracks(
             continue
         out.flash[k] = best
         out.t0_us[k] = flashes.time_us[best]
-        beam = abs(out.t0_us[k]) <= params.beam_time_us and (
-            _beam_distance(segs, params) <= params.beam_radius_cm
-        )
+        beam = beam_like(segs, float(out.t0_us[k]), geometry, params)
         out.tag[k] = TAG_BEAM if beam else TAG_COSMIC
     return out

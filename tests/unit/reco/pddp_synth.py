@@ -16,6 +16,7 @@ import numpy.typing as npt
 
 from farmtools import pddp_layout
 from farmtools.detector import Geometry
+from farmtools.emulator.box_muons import segment_in_box
 from farmtools.emulator.event import EventGenerator
 from farmtools.emulator.muons import Track
 from farmtools.emulator.settings import EmulatorSettings
@@ -69,7 +70,11 @@ def light(
     pmts = pddp_layout.pmt_positions_cm()
     area = math.pi * 10.2**2
     pulses = []
-    for t in tracks:
+    for given in tracks:
+        # the light of the whole straight line through the volume, as the emulator gives it
+        whole = segment_in_box(given.entry, given.direction, pddp_layout.VOLUME_CM)
+        assert whole is not None
+        t = Track(whole[0], whole[1], given.t0_us, given.trigger)
         n = max(1, math.ceil(t.length_cm / 5.0))
         s = (np.arange(n) + 0.5) / n
         pts = np.asarray(t.entry)[None, :] + s[:, None] * np.subtract(t.exit, t.entry)[None, :]
