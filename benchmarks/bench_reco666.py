@@ -6,9 +6,9 @@ L2 event file, warms the numba cache on a small event, then reconstructs the fil
 process on ``--threads`` threads (the CRPs of an event in parallel) and prints
 
   * wall seconds per event and the CPU seconds of each step (read, signal, tracks, matching,
-    t0: joining, flashes and their matching, write), the peak RSS of the child;
-  * the baseline from the same child: reading and unpacking every event alone (``PDDPFile.event``,
-    view order), and the ratio of the reconstruction to it;
+    t0: joining, flashes and their matching, write), the peak RSS of the child when it is done;
+  * the baseline from the same child, right after: reading and unpacking every event alone
+    (``PDDPFile.event``, view order), and the ratio of the reconstruction to it;
   * against the emulator's truth: the fraction of the selected cosmics
     (:func:`farmtools.analysis.cosmics.select_cosmics`) whose t0 is within 1 us of the true one,
     and the beam/cosmic tag purity and efficiency of the 3D tracks.
@@ -39,24 +39,25 @@ TARGET_WALL_S = 1.0
 TARGET_RSS_MB = 2000.0
 
 CHILD = r"""
-import json, resource, sys, time
-from concurrent.futures import ThreadPoolExecutor
+import json, sys, time
 from farmtools.detector import geometry
 from farmtools.rawdata.pddp_reader import PDDPFile
 from farmtools.reco.driver import reconstruct_file
-raw, warm, out, threads = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-g = geometry(sys.argv[5])
-reconstruct_file(warm, out + ".warm.root", g.with_samples(1000), threads=threads)
+raw, out, threads, g = sys.argv[1], sys.argv[2], int(sys.argv[3]), geometry(sys.argv[4])
+if sys.argv[5] == "warm":  # numba's cache filled on a small event, in a process of its own
+    reconstruct_file(raw, out, g.with_samples(1000), threads=threads)
+    sys.exit(0)
+c0 = time.process_time(); t0 = time.perf_counter()
+stats = reconstruct_file(raw, out, g, threads=threads)
+wall = time.perf_counter() - t0; cpu = time.process_time() - c0
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so it would be the parent's
+rss = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) / 1024.0
 c0 = time.process_time(); t0 = time.perf_counter()
 with PDDPFile.open(raw, g) as f:
     for i in range(f.n_events):
         f.event(i)
     n = f.n_events
 read_wall = time.perf_counter() - t0; read_cpu = time.process_time() - c0
-c0 = time.process_time(); t0 = time.perf_counter()
-stats = reconstruct_file(raw, out, g, threads=threads)
-wall = time.perf_counter() - t0; cpu = time.process_time() - c0
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 print(json.dumps({"events": n, "read_wall": read_wall, "read_cpu": read_cpu, "wall": wall,
                   "cpu": cpu, "timing": stats.timing, "rss_mb": rss}))
 """
@@ -173,7 +174,12 @@ def main() -> None:
     try:
         raw, warm, out = work / "15_0_a.dat", work / "15_1_a.dat", work / "reco666.root"
         t0 = time.perf_counter()
-        truths = emulate(raw, warm, args.events, args.seed)
+        kept = work / f"truth-{args.events}-{args.seed}.json"
+        if raw.exists() and kept.exists():  # a --dir of an earlier run: the same events
+            truths = json.loads(kept.read_text())
+        else:
+            truths = emulate(raw, warm, args.events, args.seed)
+            kept.write_text(json.dumps(truths))
         n_cos = [sum(p["kind"] == "cosmic" for p in t["particles"]) for t in truths]
         n_beam = [sum(p["kind"] == "beam" for p in t["particles"]) for t in truths]
         print(
@@ -181,11 +187,16 @@ def main() -> None:
             f"{time.perf_counter() - t0:.1f} s: cosmics {n_cos}, beam particles {n_beam}"
         )
         env = {**os.environ, "PYTHONPATH": os.getcwd()}
-        child = [sys.executable, "-c", CHILD, str(raw), str(warm), str(out), str(args.threads)]
-        done = subprocess.run(
-            [*child, GEOMETRY], capture_output=True, text=True, env=env, check=True
-        )
-        m = json.loads(done.stdout.strip().splitlines()[-1])
+
+        def child(path: Path, mode: str) -> str:
+            argv = [sys.executable, "-c", CHILD, str(path), str(out), str(args.threads)]
+            done = subprocess.run(
+                [*argv, GEOMETRY, mode], capture_output=True, text=True, env=env, check=True
+            )
+            return done.stdout
+
+        child(warm, "warm")
+        m = json.loads(child(raw, "measure").strip().splitlines()[-1])
         n = m["events"]
         per = m["wall"] / n
         read = m["read_wall"] / n

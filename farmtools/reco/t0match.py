@@ -17,10 +17,11 @@ time of the flash it made.  Two constraints pick the flash:
   so its light is too much or too little and falls on other PMTs).  The candidate with the
   lowest is taken; above ``max_deviance`` the track is unmatched.
 
-A matched track that runs along the beam (``beam_min_cos``) within ``beam_radius_cm`` of the beam
-line (its points at their absolute depth) is *beam*, whatever its time (the beam's pile-up comes
-at any time of the window); every other matched track is *cosmic*: cosmics come from above,
-and the few that run along the beam line are the impurity the benchmark measures.
+A matched track that runs along the beam (``beam_min_cos``) and whose horizontal projection
+stays within ``beam_radius_cm`` of the beam line's is *beam*, whatever its time (the beam's
+pile-up comes at any time of the window) and its depth (a pile-up particle's flash may be
+taken for another's: they lie on one line); every other matched track is *cosmic*: cosmics come
+from above, and the few that run along the beam line are the impurity the benchmark measures.
 
 Pure numpy; may import :mod:`farmtools.detector`, :mod:`farmtools.pddp_layout` (PMTs, beam) and
 :mod:`.crpjoin`, :mod:`.flashes`.
@@ -117,21 +118,18 @@ def deviance(
     return float(2.0 * np.sum(mu - observed + logs) / max(observed.size, 1))
 
 
-def beam_like(segs: list[Segment], t0_us: float, geometry: Geometry, params: MatchParams) -> bool:
-    """Whether the track (segments, crossed at ``t0_us``) runs along the beam line."""
-    entry = np.asarray(params.beam_entry_cm, dtype=np.float64)
+def beam_like(segs: list[Segment], params: MatchParams) -> bool:
+    """Whether the track runs along the beam line (direction in 3D, position seen from above)."""
     d = np.asarray(params.beam_direction, dtype=np.float64)
     d = d / np.linalg.norm(d)
-    v = geometry.drift_velocity_mm_per_us * 0.1
-    pts = np.array([p for s in segs for p in (s.start, s.end)], dtype=np.float64)
-    pts[:, 2] -= t0_us * v  # z from the trigger -> absolute depth
-    axis = pts[np.argmax(pts @ d)] - pts[np.argmin(pts @ d)]
-    length = float(np.linalg.norm(axis))
-    if length == 0.0 or abs(float(axis @ d)) / length < params.beam_min_cos:
+    _centre, axis = _line(segs)
+    if abs(float(axis @ d)) < params.beam_min_cos:
         return False
-    rel = pts - entry
-    perp = rel - (rel @ d)[:, None] * d[None, :]
-    return float(np.linalg.norm(perp, axis=1).max()) <= params.beam_radius_cm
+    pts = np.array([p[:2] for s in segs for p in (s.start, s.end)], dtype=np.float64)
+    d2 = d[:2] / np.linalg.norm(d[:2])
+    rel = pts - np.asarray(params.beam_entry_cm[:2])
+    perp = rel[:, 0] * d2[1] - rel[:, 1] * d2[0]
+    return float(np.abs(perp).max()) <= params.beam_radius_cm
 
 
 def match_tracks(
@@ -173,6 +171,6 @@ def match_tracks(
             continue
         out.flash[k] = best
         out.t0_us[k] = flashes.time_us[best]
-        beam = beam_like(segs, float(out.t0_us[k]), geometry, params)
+        beam = beam_like(segs, params)
         out.tag[k] = TAG_BEAM if beam else TAG_COSMIC
     return out
