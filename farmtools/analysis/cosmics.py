@@ -10,6 +10,11 @@ selected 3D track, so the hits of the selected tracks are the analyses' subsampl
 Isolation: in every CRP and view the cosmic crosses, the box it covers (strip coordinate x drift
 time, widened by ``isolation_cm``) overlaps no beam-tagged track's box.
 
+:func:`cosmic_subsample` is what the purity and gain analyses read of a 6x6x6 output: the hits
+of the selected cosmics, their drift times absolute (so they count as the 3x1x1's anode-cathode
+crossers, whose t0 the charge gave), their LEM numbered on the whole anode plane
+(:meth:`farmtools.detector.Geometry.anode_geometry`: 144 LEMs).
+
 Pure numpy over the column dictionaries of :mod:`farmtools.analysis.hits`.
 """
 
@@ -21,7 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from farmtools.detector import Geometry
+from farmtools.detector import PDDP_6X6X6, Geometry
 from farmtools.reco.t0match import TAG_BEAM, TAG_COSMIC
 
 Columns = dict[str, npt.NDArray[Any]]
@@ -94,3 +99,33 @@ def select_cosmics(
         if isolated:
             selected[rows] = True
     return selected
+
+
+def anode_lem(lem: npt.NDArray[Any], crp: npt.NDArray[Any], geometry: Geometry) -> npt.NDArray[Any]:
+    """LEM on the whole anode plane of a CRP's own LEM ``lem`` (1..36; 0 unknown stays 0)."""
+    nx, ny = geometry.crp_geometry().lem_grid
+    ax, _ay = geometry.anode_geometry().lem_grid
+    local = lem.astype(np.int64) - 1
+    crp = crp.astype(np.int64)
+    ix = local % nx + nx * (crp % 2)
+    iy = local // nx + ny * (crp // 2)
+    return np.where(lem > 0, 1 + ix + ax * iy, 0).astype(lem.dtype if ax * ax < 128 else np.int16)
+
+
+def cosmic_subsample(
+    hits: Columns,
+    tracks: Columns,
+    geometry: Geometry = PDDP_6X6X6,
+    cuts: CosmicSelection = CosmicSelection(),
+) -> tuple[Columns, Columns]:
+    """(hits, tracks) of the selected cosmics, as the 3x1x1's analyses take them (module doc)."""
+    chosen = select_cosmics(tracks, geometry, cuts)
+    tracks = dict(tracks)
+    tracks["crossing"] = chosen.copy()  # drift times absolute: the flash gave the t0
+    tracks["t0"] = np.where(chosen, 0.0, tracks["t0"]).astype(tracks["t0"].dtype)
+    key = tracks["event"].astype(np.int64) * 65536 + tracks["id"].astype(np.int64)
+    hkey = hits["event"].astype(np.int64) * 65536 + hits["track"].astype(np.int64)
+    keep = (hits["track"] >= 0) & np.isin(hkey, key[chosen])
+    out = {k: v[keep] for k, v in hits.items()}
+    out["lem"] = anode_lem(out["lem"], out["crp"], geometry)
+    return out, tracks

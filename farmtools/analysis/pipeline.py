@@ -34,6 +34,7 @@ from farmtools.analysis.summary import write_root, write_summary
 if TYPE_CHECKING:
     from farmtools.bookkeeping.db import AnalysisRecord, Bookkeeping, FileRecord
     from farmtools.config import FarmConfig
+    from farmtools.detector import Geometry
 
 log = logging.getLogger("farmtools.analysis")
 
@@ -116,6 +117,19 @@ def _record(
     )
 
 
+def group_geometry(cfg: FarmConfig, group: list[FileRecord]) -> Geometry:
+    """The LEM map of a group: the configuration's detector, or the 6x6x6's whole anode plane
+    (144 LEMs) for its event files, whose cosmics' LEMs :mod:`.cosmics` numbers so."""
+    from farmtools.detector import PDDP_6X6X6
+    from farmtools.rawdata.naming import parse_raw_name
+
+    raw = parse_raw_name(group[0].name)
+    if raw is not None and raw.pddp:
+        base = cfg.geometry if cfg.geometry.n_crps > 1 else PDDP_6X6X6
+        return base.anode_geometry()
+    return cfg.geometry
+
+
 def analyse_group(cfg: FarmConfig, bk: Bookkeeping, group: list[FileRecord]) -> Path | None:
     """Analyse one group; the summary's path, or None when a file could not be read."""
     from farmtools.bookkeeping.states import Event, FileState
@@ -142,13 +156,14 @@ def analyse_group(cfg: FarmConfig, bk: Bookkeeping, group: list[FileRecord]) -> 
     hits = concat(parts)
     run = group[0].run or 0
     seqs = [r.seq or 0 for r in group]
+    geo = group_geometry(cfg, group)
     pur = purity_analysis(hits)
-    gain = gain_analysis(hits, pur.combined.tau_us, cfg.geometry)
+    gain = gain_analysis(hits, pur.combined.tau_us, geo)
     out = summary_path(cfg, run, seqs)
     t = datetime.now(UTC)
     write_summary(out, t, run, names, pur, pur.views, gain)
     try:
-        write_root(out.with_suffix(".root"), gain, cfg.geometry)
+        write_root(out.with_suffix(".root"), gain, geo)
     except Exception as exc:  # the histogram file is optional; the summary is what matters
         log.warning("%s: ROOT histogram not written: %s", out, exc)
     details = _results(pur, gain, out)

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import uproot
 
+from farmtools.analysis.cosmics import CosmicSelection, cosmic_subsample
+from farmtools.analysis.hits import read_reco_file
 from farmtools.detector import geometry
 from farmtools.emulator.muons import Track
 from farmtools.emulator.settings import EmulatorSettings
@@ -58,3 +60,18 @@ def test_reco_of_a_6x6x6_file_joins_crps_and_times_tracks(tmp_path: Path) -> Non
     h = np.isin(hits["track"], ids)
     assert np.allclose(hits["drift_us"][h], hits["tick"][h] * G.tick_us + 250.0, atol=0.01)
     assert set(np.unique(hits["crp"][h])) == {2}
+    # the analyses' view of the file: the selected cosmics only (none of these is 150 cm deep)
+    assert read_reco_file(out)["event"].size == 0
+    with uproot.open(out) as f:
+        h = f["hits"].arrays(["event", "track", "lem", "crp"], library="np")
+        t = f["tracks"].arrays(library="np")
+    loose = CosmicSelection(min_length_cm=20.0, min_drift_cm=20.0)
+    sub_hits, sub_tracks = cosmic_subsample(h, t, G, loose)
+    assert set(np.unique(sub_hits["crp"])) == {0, 1, 2, 3}
+    assert sub_tracks["crossing"].sum() == 8  # 4 segments x 2 views, t0 from the flash
+    anode = G.anode_geometry()
+    assert anode.n_lems == 144
+    for crp in range(4):
+        lems = sub_hits["lem"][(sub_hits["crp"] == crp) & (sub_hits["lem"] > 0)]
+        ix, iy = (lems - 1) % 12, (lems - 1) // 12
+        assert np.all(ix // 6 == crp % 2) and np.all(iy // 6 == crp // 2)
