@@ -130,6 +130,15 @@ def group_geometry(cfg: FarmConfig, group: list[FileRecord]) -> Geometry:
     return cfg.geometry
 
 
+def max_drift_us(geometry: Geometry) -> float:
+    """Drift times the purity fit uses: the whole bins below the full drift (594 us on the
+    3x1x1, ``purity.MAX_DRIFT_US``; 3696 us on the 6x6x6)."""
+    from farmtools.analysis.purity import BIN_US
+
+    full = geometry.full_drift_ticks * geometry.tick_us
+    return BIN_US * math.floor(full / BIN_US)
+
+
 def analyse_group(cfg: FarmConfig, bk: Bookkeeping, group: list[FileRecord]) -> Path | None:
     """Analyse one group; the summary's path, or None when a file could not be read."""
     from farmtools.bookkeeping.states import Event, FileState
@@ -157,7 +166,7 @@ def analyse_group(cfg: FarmConfig, bk: Bookkeeping, group: list[FileRecord]) -> 
     run = group[0].run or 0
     seqs = [r.seq or 0 for r in group]
     geo = group_geometry(cfg, group)
-    pur = purity_analysis(hits)
+    pur = purity_analysis(hits, max_drift_us=max_drift_us(geo))
     gain = gain_analysis(hits, pur.combined.tau_us, geo)
     out = summary_path(cfg, run, seqs)
     t = datetime.now(UTC)
