@@ -26,6 +26,13 @@ from farmtools import pddp_layout
 from farmtools.detector import Geometry
 from farmtools.reco import crpjoin, flashes, t0match
 from farmtools.reco.event import EventReco, reconstruct_event
+from farmtools.reco.tracks import TrackParams
+
+#: The 2D track finder on a 6x6x6 CRP: ~25 muons cross it in one 4 ms window, so a cluster of
+#: hits (tracks crossing in a view) may hold many; the 3x1x1's 4 per cluster found 121 of the
+#: ~320 CRP-view pieces of an emulated beam event, 16 finds 176 (80 view pairs instead of 43)
+#: for 10 % more track-finding time [choice: docs/reco.md].
+TRACK_PARAMS = TrackParams(max_tracks_per_cluster=16)
 
 
 def _concat(parts: list[EventReco]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -67,7 +74,9 @@ def reconstruct_detector_event(
     block = sum(crp_geo.channels_per_view)
 
     def one(crp: int) -> EventReco:
-        return reconstruct_event(adc[crp * block : (crp + 1) * block], crp_geo)
+        return reconstruct_event(
+            adc[crp * block : (crp + 1) * block], crp_geo, track_params=TRACK_PARAMS
+        )
 
     crps = range(geometry.n_crps)
     parts = list(pool.map(one, crps)) if pool is not None else [one(c) for c in crps]

@@ -110,3 +110,26 @@ def test_each_track_gets_the_flash_it_made_and_the_beam_its_tag() -> None:
     alone = find_flashes(lro_pulses([pddp_synth.light(G, cosmics[1:2], rng)]), pddp_layout.N_PMTS)
     timed = t0match.match_tracks([[_segment(cosmics[2])]], alone, G)
     assert timed.flash[0] == -1 and timed.tag[0] == t0match.TAG_UNMATCHED
+
+
+def test_the_batched_light_prediction_is_the_emulators_model() -> None:
+    from farmtools.emulator.box_muons import segment_in_box
+    from farmtools.emulator.light import expected_pe
+
+    v = G.drift_velocity_mm_per_us * 0.1
+    centre = np.array([250.0, 320.0, 400.0])  # z from the trigger: depth + t0 v
+    direction = np.array([0.3, -0.2, 0.9])
+    direction /= np.linalg.norm(direction)
+    t0s = np.array([-500.0, 0.0, 900.0])
+    batch = t0match.predicted_light(centre, direction, t0s, G, steps=400)
+    for t0, got in zip(t0s, batch, strict=True):
+        point = (centre[0], centre[1], centre[2] - t0 * v)
+        seg = segment_in_box(
+            point, (direction[0], direction[1], direction[2]), pddp_layout.VOLUME_CM
+        )
+        assert seg is not None
+        want = expected_pe(
+            Track(seg[0], seg[1], t0, False), pddp_layout.pmt_positions_cm(), 1000.0, 1000.0
+        )
+        assert np.allclose(got, want, rtol=0.02)
+        assert want.sum() > 10
