@@ -102,18 +102,17 @@ def join(segs: list[Segment], params: JoinParams = JoinParams()) -> npt.NDArray[
             i = parent[i]
         return i
 
-    ends = [np.array([s.start, s.end]) for s in segs]
-    dirs = [s.direction for s in segs]
-    for i in range(n):
-        for j in range(i + 1, n):
-            if segs[i].crp == segs[j].crp:
-                continue
-            if abs(float(dirs[i] @ dirs[j])) < params.min_cos:
-                continue
-            gap = np.linalg.norm(ends[i][:, None, :] - ends[j][None, :, :], axis=2).min()
-            if gap <= params.join_cm:
-                a, b = find(i), find(j)
-                parent[max(a, b)] = min(a, b)
+    if n > 1:  # every pair at once: ~100-200 segments per 6x6x6 event
+        ends = np.array([[s.start, s.end] for s in segs])  # (n, 2, 3)
+        dirs = np.array([s.direction for s in segs])
+        crp = np.array([s.crp for s in segs])
+        gap = np.linalg.norm(ends[:, None, :, None, :] - ends[None, :, None, :, :], axis=4)
+        close = gap.reshape(n, n, 4).min(axis=2) <= params.join_cm
+        parallel = np.abs(dirs @ dirs.T) >= params.min_cos
+        pairs = np.argwhere(np.triu(close & parallel & (crp[:, None] != crp[None, :]), k=1))
+        for i, j in pairs:
+            a, b = find(int(i)), find(int(j))
+            parent[max(a, b)] = min(a, b)
     roots = [find(i) for i in range(n)]
     _, labels = np.unique(roots, return_inverse=True)
     return labels.astype(np.intp)
