@@ -32,6 +32,7 @@ VOLUME_CM = (600.0, 600.0, 600.0)
 #: Side of one CRP (cm) and their arrangement (2 x 2).
 CRP_SIDE_CM = 300.0
 CRP_GRID = (2, 2)
+N_CRPS = CRP_GRID[0] * CRP_GRID[1]
 #: PMT grid under the cathode: 6 x 6 at 1 m pitch, 1 m below the cathode.
 PMT_GRID = (6, 6)
 PMT_PITCH_CM = 100.0
@@ -45,8 +46,8 @@ BEAM_YAW_DEG = 10.0
 
 def crp_origin_cm(crp: int) -> tuple[float, float]:
     """(x, y) of the corner of CRP ``crp`` where its strips 0 start."""
-    if not 0 <= crp < CRP_GRID[0] * CRP_GRID[1]:
-        raise ValueError(f"CRP {crp} is outside 0..{CRP_GRID[0] * CRP_GRID[1] - 1}")
+    if not 0 <= crp < N_CRPS:
+        raise ValueError(f"CRP {crp} is outside 0..{N_CRPS - 1}")
     return (CRP_SIDE_CM * (crp % CRP_GRID[0]), CRP_SIDE_CM * (crp // CRP_GRID[0]))
 
 

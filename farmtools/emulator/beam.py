@@ -51,6 +51,8 @@ class BeamSettings:
     light_attenuation_cm: float = 1000.0
     #: Relative RMS of the per-LEM gains around ``EmulatorSettings.gain`` (drawn from the seed).
     gain_spread: float = 0.0
+    #: Gain of every LEM, per CRP (4 x 36, ``--gain-map``); empty: ``gain`` and ``gain_spread``.
+    gain_maps: tuple[dict[int, float], ...] = ()
 
     def check(self) -> None:
         """Raise ValueError naming the setting that cannot describe a run."""
@@ -69,6 +71,8 @@ class BeamSettings:
             raise ValueError("beam_rate_hz and cosmic_trigger_hz are both 0: no trigger ever")
         if not self.light_attenuation_cm > 0:
             raise ValueError(f"light_attenuation_cm must be > 0 (got {self.light_attenuation_cm})")
+        if self.gain_maps and len(self.gain_maps) != pddp_layout.N_CRPS:
+            raise ValueError(f"gain_maps must give the LEMs of the {pddp_layout.N_CRPS} CRPs")
         if not self.gain_spread < 0.5:
             raise ValueError(f"gain_spread must be below 0.5 (got {self.gain_spread})")
 

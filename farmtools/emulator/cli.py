@@ -44,7 +44,8 @@ def emulate(
             "--gain-map",
             exists=True,
             dir_okay=False,
-            help='JSON {"1": 20.0, ..., "12": 18.5}: gain per LEM (overrides --gain).',
+            help='JSON {"1": 20.0, ..., "12": 18.5}: gain per LEM (overrides --gain); '
+            '6x6x6: {"0": {"1": 20.0, ..., "36": 19.0}, ..., "3": {...}} per CRP.',
         ),
     ] = None,
     asymmetry: Annotated[
@@ -99,6 +100,47 @@ def emulate(
             "duplicate:S:T, run-mismatch:S:T, truncated:S:SEQ (S stream 0/1, T trigger).",
         ),
     ] = None,
+    spill_s: Annotated[
+        float, typer.Option("--spill-s", min=0.0, help="6x6x6: SPS spill length (s).")
+    ] = 4.8,
+    spill_period_s: Annotated[
+        float, typer.Option("--spill-period-s", min=0.0, help="6x6x6: one spill every (s).")
+    ] = 20.0,
+    beam_rate_hz: Annotated[
+        float, typer.Option("--beam-rate-hz", min=0.0, help="6x6x6: beam triggers in a spill (Hz).")
+    ] = 100.0,
+    cosmic_trigger_hz: Annotated[
+        float,
+        typer.Option("--cosmic-trigger-hz", min=0.0, help="6x6x6: cosmic triggers between spills."),
+    ] = 5.0,
+    beam_pileup: Annotated[
+        float,
+        typer.Option("--beam-pileup", min=0.0, help="6x6x6: mean extra beam particles per event."),
+    ] = 0.3,
+    cosmic_flux: Annotated[
+        float,
+        typer.Option(
+            "--cosmic-flux",
+            min=0.0,
+            help="Cosmic flux per m2 per s (6x6x6: ~92 overlapping muons per event at 166).",
+        ),
+    ] = 166.0,
+    dark_rate_hz: Annotated[
+        float, typer.Option("--dark-rate-hz", min=0.0, help="6x6x6: dark counts per PMT (Hz).")
+    ] = 1000.0,
+    light_yield: Annotated[
+        float,
+        typer.Option("--light-yield", min=0.0, help="6x6x6: detected photons per cm over 4 pi."),
+    ] = 1000.0,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, max=4, help="6x6x6: threads per event (CRPs).")
+    ] = 1,
+    gain_spread: Annotated[
+        float,
+        typer.Option(
+            "--gain-spread", min=0.0, max=0.49, help="6x6x6: relative RMS of the per-LEM gains."
+        ),
+    ] = 0.0,
 ) -> None:
     """Write run<N>-seq<M>.dat files at a set interval, created in place, closed when complete.
 
@@ -113,6 +155,7 @@ def emulate(
         REALISTIC,
         EmulatorSettings,
         GainMapError,
+        load_crp_gain_maps,
         load_gain_map,
     )
     from farmtools.rawdata import RawDataError
@@ -132,10 +175,37 @@ def emulate(
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
     if geometry.l1_builders == 2:
+        from farmtools.emulator.beam import BeamSettings
         from farmtools.emulator.l1streams import L1Plan, emulate_l1_run, parse_faults
 
         try:
             faults = parse_faults(fault or [])
+            beam = BeamSettings(
+                spill_s=spill_s,
+                spill_period_s=spill_period_s,
+                beam_rate_hz=beam_rate_hz,
+                cosmic_trigger_hz=cosmic_trigger_hz,
+                beam_pileup=beam_pileup,
+                dark_rate_hz=dark_rate_hz,
+                light_yield_per_cm=light_yield,
+                gain_spread=gain_spread,
+                gain_maps=tuple(
+                    load_crp_gain_maps(gain_map, geometry.crp_geometry(), geometry.n_crps)
+                    if gain_map is not None
+                    else ()
+                ),
+            )
+            beam.check()
+            l1_settings = EmulatorSettings(
+                lifetime_ms=lifetime_ms,
+                gain=gain,
+                asymmetry=asymmetry,
+                seed=seed,
+                muon_flux_per_m2_s=cosmic_flux,
+            )
+            if realistic:  # the noise and channel switches; the box brings early and side muons
+                l1_settings = dataclasses.replace(l1_settings, **REALISTIC)  # type: ignore[arg-type]
+            l1_settings.check(geometry.crp_geometry())
         except ValueError as exc:
             err.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(2) from None
@@ -148,17 +218,27 @@ def emulate(
             rate_hz=events / interval if interval > 0 else 0.0,
             physics=not no_physics,
             faults=faults,
+            workers=workers,
         )
         truth = emulate_l1_run(
             l1_out,
             geometry,
             l1_plan,
-            EmulatorSettings(lifetime_ms=lifetime_ms, gain=gain, asymmetry=asymmetry, seed=seed),
+            l1_settings,
             seed=seed or 0,
+            beam=beam,
         )
         console.print(
             f"run {run}: L1 streams in {l1_out}: {truth['emitted']} fragments, expected {truth['expected']}"
         )
+        if truth["physics_truth"]:
+            from farmtools.emulator.pddp_event import mean_cosmics
+
+            mean = mean_cosmics(geometry, cosmic_flux)
+            console.print(
+                f"physics truth: {', '.join(truth['physics_truth'])} "
+                f"({mean:.1f} overlapping cosmics per event on average)"
+            )
         return
     out_dir = out if out is not None else cfg.path(cfg.daq.watch_dir)
     plan = RunPlan(
@@ -173,6 +253,7 @@ def emulate(
             asymmetry=asymmetry,
             seed=seed,
             crt_fraction=crt_fraction,
+            muon_flux_per_m2_s=cosmic_flux,
         )
         if realistic:
             settings = dataclasses.replace(settings, **REALISTIC)  # type: ignore[arg-type]

@@ -292,7 +292,7 @@ def _gauss_fraction(lo: float, hi: float, mu: float, sigma: float) -> float:
     return 0.5 * (math.erf((hi - mu) / s) - math.erf((lo - mu) / s))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _spread(
     charge: np.ndarray,
     x: np.ndarray,

@@ -133,8 +133,10 @@ class EventGenerator:
         shape(charge, self.kernel, self.adc_per_fc, out)
         return out
 
-    def digitise(self, signal: npt.NDArray[np.float32]) -> npt.NDArray[np.uint16]:
-        return self.noise.digitise(signal, self.geometry, self.settings, self.rng)
+    def digitise(
+        self, signal: npt.NDArray[np.float32], out: npt.NDArray[np.uint16] | None = None
+    ) -> npt.NDArray[np.uint16]:
+        return self.noise.digitise(signal, self.geometry, self.settings, self.rng, out)
 
     def event_from_tracks(
         self, crt: bool, tracks: list[Track]
@@ -152,9 +154,11 @@ class EventGenerator:
         adc, truths = self.event_of(tracks)
         return adc, EventTruth(crt, truths, self._bad_cards)
 
-    def event_of(self, tracks: list[Track]) -> tuple[npt.NDArray[np.uint16], list[TrackTruth]]:
+    def event_of(
+        self, tracks: list[Track], out: npt.NDArray[np.uint16] | None = None
+    ) -> tuple[npt.NDArray[np.uint16], list[TrackTruth]]:
         """The fast path of :meth:`next_event` for given tracks (the 6x6x6 gives each CRP its
-        pieces of the tracks crossing the whole volume)."""
+        pieces of the tracks crossing the whole volume), the samples into ``out`` if given."""
         g = self.geometry
         truths = []
         for track in tracks:
@@ -172,7 +176,7 @@ class EventGenerator:
             truths.append(TrackTruth(track, track.crosses_anode_cathode(g), deposited))
         rows = np.flatnonzero(self._touched)
         shape_rows(self._charge, self.kernel, self.adc_per_fc, self._signal, rows)
-        adc = self.digitise(self._signal)
+        adc = self.digitise(self._signal, out)
         self._charge[rows] = 0.0
         self._signal[rows] = 0.0
         self._touched[rows] = False

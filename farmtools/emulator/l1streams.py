@@ -88,6 +88,8 @@ class L1Plan:
     physics: bool = True
     first_trigger: int = 0
     faults: Faults = field(default_factory=Faults)
+    #: Threads per physics event (one CRP each; the data are the same for any number).
+    workers: int = 1
 
 
 def parse_faults(specs: list[str]) -> Faults:
@@ -131,9 +133,14 @@ def truth_path(out_dir: str | os.PathLike[str], run: int) -> Path:
     return Path(out_dir) / f"{run}_l1truth.json"
 
 
-def daq_order(geometry: Geometry, view_adc: npt.NDArray[np.uint16]) -> npt.NDArray[np.uint16]:
-    """An event in DAQ order, non-instrumented channels zero (what the L1 builders send)."""
-    daq = np.empty_like(view_adc)
+def daq_order(
+    geometry: Geometry,
+    view_adc: npt.NDArray[np.uint16],
+    out: npt.NDArray[np.uint16] | None = None,
+) -> npt.NDArray[np.uint16]:
+    """An event in DAQ order, non-instrumented channels zero (what the L1 builders send); into
+    ``out`` when given (a reused buffer spares 154 MB of fresh pages per 6x6x6 event)."""
+    daq = np.empty_like(view_adc) if out is None else out
     daq[geometry.view_to_daq] = view_adc
     daq[~geometry.instrumented] = 0
     return daq
@@ -235,7 +242,7 @@ def emulate_l1_run(
         now_ns = max(int(clock() * 1e9), last_ns + 1)
         if physics is not None:
             event = physics.next_event(i, trigger, start)
-            daq = daq_order(geometry, event.adc)
+            daq = daq_order(geometry, event.adc, physics.daq_buffer)
             ttype, lro, now_ns = event.trigger_type, event.lro, max(event.time_ns, last_ns + 1)
         else:
             lro = flash_lro(rng)
@@ -288,6 +295,7 @@ def emulate_l1_run(
     truth = _truth(
         plan, geometry, emitted, [s.truncated_triggers for s in streams], [s.files for s in streams]
     )
+    truth["physics_truth"] = physics.files if physics is not None else []
     tmp = truth_path(out, plan.run).with_suffix(".json.tmp")
     tmp.write_text(json.dumps(truth, indent=1))
     os.replace(tmp, truth_path(out, plan.run))
@@ -316,7 +324,7 @@ class _PhysicsRun:
     ) -> None:
         from farmtools.emulator.pddp_event import PddpEventGenerator
 
-        self.gen = PddpEventGenerator(geometry, settings, beam, seed)
+        self.gen = PddpEventGenerator(geometry, settings, beam, seed, plan.workers)
         self.schedule = TriggerSchedule(beam, np.random.default_rng([seed, plan.run, 0x5B]))
         self.out, self.plan = out, plan
         g = self.gen
@@ -336,12 +344,14 @@ class _PhysicsRun:
             },
             "injected": {
                 **jsonable(settings),
-                **jsonable(beam),
+                **{k: v for k, v in jsonable(beam).items() if k != "gain_maps"},
                 "lem_gains": [[gains[lem] for lem in sorted(gains)] for gains in g.gains],
             },
             "pmts_cm": pddp_layout.pmt_positions_cm().tolist(),
         }
         self.events: list[dict[str, Any]] = []
+        self.daq_buffer = np.empty((geometry.n_channels, geometry.samples), dtype=np.uint16)
+        self.files: list[str] = []
         self.seq = 0
         self.start_ns = 0
 
@@ -365,6 +375,7 @@ class _PhysicsRun:
             return
         path = physics_truth_path(self.out, self.plan.run, self.seq)
         write_physics_truth(path, {**self.head, "seq": self.seq, "events": self.events})
+        self.files.append(path.name)
         self.events = []
         self.seq += 1
 

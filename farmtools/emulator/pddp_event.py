@@ -25,6 +25,7 @@ and the emulator modules.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -35,7 +36,7 @@ from farmtools import pddp_layout
 from farmtools.detector import Geometry
 from farmtools.emulator.beam import BeamSettings, Trigger, beam_particles
 from farmtools.emulator.box_muons import box_rate_hz, muons_through_box
-from farmtools.emulator.event import EventGenerator
+from farmtools.emulator.event import EventGenerator, TrackTruth
 from farmtools.emulator.light import dark_pulses, expected_pe, flash_pulses, lro_window_ns
 from farmtools.emulator.muons import Track
 from farmtools.emulator.settings import EmulatorSettings
@@ -68,7 +69,7 @@ def crp_pieces(
     e = np.asarray(track.entry)
     d = np.asarray(track.exit) - e
     pieces = []
-    for crp in range(pddp_layout.CRP_GRID[0] * pddp_layout.CRP_GRID[1]):
+    for crp in range(pddp_layout.N_CRPS):
         ox, oy = pddp_layout.crp_origin_cm(crp)
         bounds = (
             (ox, ox + pddp_layout.CRP_SIDE_CM),
@@ -78,7 +79,7 @@ def crp_pieces(
         lo, hi = 0.0, 1.0
         for axis, (a, b) in enumerate(bounds):
             if abs(d[axis]) < 1e-12:
-                if not a <= e[axis] < b or (axis < 2 and e[axis] == b):
+                if not a <= e[axis] < b:
                     lo, hi = 1.0, 0.0
                 continue
             s1, s2 = (a - e[axis]) / d[axis], (b - e[axis]) / d[axis]
@@ -102,10 +103,13 @@ def _local(p: npt.NDArray[np.float64], ox: float, oy: float) -> tuple[float, flo
 
 
 def lem_gains(settings: EmulatorSettings, beam: BeamSettings, seed: int) -> list[dict[int, float]]:
-    """Gain of each CRP's LEMs 1..36: ``gain`` spread by ``gain_spread`` (from the seed alone)."""
+    """Gain of each CRP's LEMs 1..36: the given maps, or ``gain`` spread by ``gain_spread``
+    (drawn from the seed alone)."""
+    if beam.gain_maps:
+        return [dict(m) for m in beam.gain_maps]
     rng = np.random.default_rng([seed, 0x6A1])
     out = []
-    for _crp in range(pddp_layout.CRP_GRID[0] * pddp_layout.CRP_GRID[1]):
+    for _crp in range(pddp_layout.N_CRPS):
         g = settings.gain * (1.0 + beam.gain_spread * rng.standard_normal(36))
         out.append({lem: round(float(max(v, 0.0)), 4) for lem, v in enumerate(g, start=1)})
     return out
@@ -113,7 +117,8 @@ def lem_gains(settings: EmulatorSettings, beam: BeamSettings, seed: int) -> list
 
 @dataclass
 class PddpEvent:
-    """One emulated 6x6x6 event: view-order ADC, LRO bytes, header trigger type and truth."""
+    """One emulated 6x6x6 event: view-order ADC (the generator's reused buffer: copy it to keep
+    it past the next event), LRO bytes, header trigger type and truth."""
 
     adc: npt.NDArray[np.uint16]
     lro: bytes
@@ -125,7 +130,12 @@ class PddpEventGenerator:
     """6x6x6 events one after the other from a seed (reproducible)."""
 
     def __init__(
-        self, geometry: Geometry, settings: EmulatorSettings, beam: BeamSettings, seed: int
+        self,
+        geometry: Geometry,
+        settings: EmulatorSettings,
+        beam: BeamSettings,
+        seed: int,
+        workers: int = 1,
     ) -> None:
         if geometry.n_crps != 4:
             raise ValueError(f"the {geometry.name} is not the 4-CRP 6x6x6")
@@ -133,10 +143,19 @@ class PddpEventGenerator:
         self.geometry = geometry
         self.settings = settings
         self.beam = beam
+        #: Threads that emulate the CRPs of an event side by side (the compiled loops release
+        #: the GIL); the events are the same for any number.
+        self.workers = workers
         self.gains = lem_gains(settings, beam, seed)
         crp = geometry.crp_geometry()
+        # each CRP its LEM gains, and its own defective channels (drawn from its settings' seed)
         self.gens = [
-            EventGenerator(crp, replace(settings, gain_map=self.gains[c]), np.random.default_rng([seed, c]))
+            EventGenerator(
+                crp,
+                replace(settings, gain_map=self.gains[c],
+                        seed=None if settings.seed is None else settings.seed * geometry.n_crps + c),
+                np.random.default_rng([seed, c]),
+            )
             for c in range(geometry.n_crps)
         ]  # fmt: skip
         self.rng = np.random.default_rng([seed, 0x666])
@@ -145,6 +164,8 @@ class PddpEventGenerator:
         self.lro_window = lro_window_ns(self.drift_us, self.window_us)
         self.pmts = pddp_layout.pmt_positions_cm()
         self.mean_cosmics = mean_cosmics(geometry, settings.muon_flux_per_m2_s)
+        #: The samples of every event, one reused buffer (PddpEvent.adc): copy it to keep it.
+        self._adc = np.empty((geometry.n_channels, geometry.samples), dtype=np.uint16)
 
     def particles(self, beam: bool) -> list[tuple[str, Track]]:
         """(kind, track) of every particle of the next event; the triggering one first."""
@@ -160,13 +181,19 @@ class PddpEventGenerator:
         out += [("cosmic", t) for t in muons_through_box(self.rng, box, n, t0s, False)]
         return out
 
-    def event(self, trigger: Trigger) -> PddpEvent:
-        """The next event for ``trigger`` (beam or cosmic)."""
+    def event(
+        self, trigger: Trigger, particles: list[tuple[str, Track]] | None = None
+    ) -> PddpEvent:
+        """The next event for ``trigger`` (beam or cosmic); ``particles`` (kind, track) replace
+        the drawn ones (tests place tracks where they want them)."""
         g = self.geometry
         v = g.drift_velocity_mm_per_us * 0.1
         per_crp: list[list[Track]] = [[] for _ in self.gens]
         owner: list[list[int]] = [[] for _ in self.gens]
-        particles = self.particles(trigger.beam)
+        if particles is None:
+            particles = self.particles(trigger.beam)
+        # t0 on the ns grid of the LRO: a flash's time is the particle's t0 exactly
+        particles = [(k, replace(t, t0_us=round(t.t0_us * 1000.0) / 1000.0)) for k, t in particles]
         records: list[dict[str, Any]] = []
         collected = np.zeros((len(particles), 2))
         pulses: list[LroPulse] = []
@@ -185,7 +212,8 @@ class PddpEventGenerator:
                 {
                     "kind": kind,
                     "trigger": bool(track.trigger),
-                    "t0_us": round(track.t0_us, 4),
+                    "t0_us": track.t0_us,
+                    "t0_ns": round(track.t0_us * 1000.0),
                     "entry_cm": [round(c, 4) for c in track.entry],
                     "exit_cm": [round(c, 4) for c in track.exit],
                     "length_cm": round(track.length_cm, 4),
@@ -196,10 +224,18 @@ class PddpEventGenerator:
                     "flash_pe": round(sum(p.charge_pe for p in flash), 3),
                 }
             )
-        blocks = []
-        for c, gen in enumerate(self.gens):
-            adc, truths = gen.event_of(per_crp[c])
-            blocks.append(adc)
+        n_crp = g.n_channels // g.n_crps
+
+        def crp_event(c: int) -> list[TrackTruth]:
+            out = self._adc[c * n_crp : (c + 1) * n_crp]
+            return self.gens[c].event_of(per_crp[c], out)[1]
+
+        if self.workers > 1:  # the CRPs are independent: own random stream, buffers, rows
+            with ThreadPoolExecutor(self.workers) as pool:
+                crp_truths = list(pool.map(crp_event, range(len(self.gens))))
+        else:
+            crp_truths = [crp_event(c) for c in range(len(self.gens))]
+        for c, truths in enumerate(crp_truths):
             for i, t in zip(owner[c], truths, strict=True):
                 collected[i] += t.charge.collected_fc
         for r, q in zip(records, collected, strict=True):
@@ -215,4 +251,4 @@ class PddpEventGenerator:
             "dark_counts": len(dark),
         }
         ttype = int(TriggerType.BEAM if trigger.beam else TriggerType.PMT)
-        return PddpEvent(np.concatenate(blocks), pack_lro(pulses), ttype, truth)
+        return PddpEvent(self._adc, pack_lro(pulses), ttype, truth)

@@ -144,13 +144,37 @@ def load_gain_map(
 ) -> dict[int, float]:
     """Read a gain-map JSON file (see the module docstring); every LEM 1..n_lems must be given."""
     p = Path(path)
+    data = _read_json(p)
+    return _gains_of(data, p, geometry)
+
+
+def load_crp_gain_maps(
+    path: str | os.PathLike[str], geometry: Geometry, n_crps: int
+) -> list[dict[int, float]]:
+    """Read a 6x6x6 gain-map file: ``{"0": {"1": 20.0, ..., "36": 19.0}, ..., "3": {...}}``,
+    every LEM of every CRP (``geometry`` is one CRP's); GainMapError names what is wrong."""
+    p = Path(path)
+    data = _read_json(p)
+    if not isinstance(data, dict) or sorted(data) != [str(c) for c in range(n_crps)]:
+        raise GainMapError(
+            f'{p}: a 6x6x6 gain map is a JSON object {{"0": {{"1": 20.0, ...}}, ...}} '
+            f"with one entry per CRP 0..{n_crps - 1}"
+        )
+    return [_gains_of(data[str(c)], p, geometry, f"CRP {c}: ") for c in range(n_crps)]
+
+
+def _read_json(p: Path) -> object:
     try:
-        data = json.loads(p.read_text())
+        return json.loads(p.read_text())
     except (OSError, ValueError) as exc:
         raise GainMapError(f"{p}: cannot read gain map: {exc}") from None
+
+
+def _gains_of(data: object, p: Path, geometry: Geometry, where: str = "") -> dict[int, float]:
+    """The gain per LEM of one parsed map; every LEM 1..n_lems must be given."""
     if not isinstance(data, dict):
         raise GainMapError(
-            f'{p}: a gain map is a JSON object {{"1": 20.0, ...}}, not {type(data).__name__}'
+            f'{p}: {where}a gain map is a JSON object {{"1": 20.0, ...}}, not {type(data).__name__}'
         )
     gains: dict[int, float] = {}
     for key, value in data.items():
@@ -158,13 +182,17 @@ def load_gain_map(
             lem = int(key)
             g = float(value)
         except (TypeError, ValueError):
-            raise GainMapError(f"{p}: entry {key!r}: {value!r} is not 'LEM number': gain") from None
+            raise GainMapError(
+                f"{p}: {where}entry {key!r}: {value!r} is not 'LEM number': gain"
+            ) from None
         if not 1 <= lem <= geometry.n_lems:
-            raise GainMapError(f"{p}: LEM {lem} is outside 1..{geometry.n_lems}")
+            raise GainMapError(f"{p}: {where}LEM {lem} is outside 1..{geometry.n_lems}")
         if not (g >= 0 and math.isfinite(g)):
-            raise GainMapError(f"{p}: LEM {lem}: gain {value!r} must be a finite number >= 0")
+            raise GainMapError(
+                f"{p}: {where}LEM {lem}: gain {value!r} must be a finite number >= 0"
+            )
         gains[lem] = g
     missing = sorted(set(range(1, geometry.n_lems + 1)) - set(gains))
     if missing:
-        raise GainMapError(f"{p}: gain map lacks LEMs {missing}")
+        raise GainMapError(f"{p}: {where}gain map lacks LEMs {missing}")
     return gains

@@ -76,7 +76,7 @@ def shape(charge: np.ndarray, kernel: np.ndarray, adc_per_fc: np.ndarray, out: n
         _shape_row(charge, kernel, adc_per_fc, out, c)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def shape_rows(
     charge: np.ndarray,
     kernel: np.ndarray,
@@ -105,7 +105,7 @@ def _shape_row(
                 out[c, k + j] += a * kernel[j]
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, nogil=True)
 def digitise(
     signal: np.ndarray,
     pedestal: np.ndarray,
@@ -262,8 +262,10 @@ class NoiseModel:
         geometry: Geometry,
         settings: EmulatorSettings,
         rng: np.random.Generator,
+        out: npt.NDArray[np.uint16] | None = None,
     ) -> npt.NDArray[np.uint16]:
-        """One event's ADC samples (view order) for the shaped ``signal`` in ADC."""
+        """One event's ADC samples (view order) for the shaped ``signal`` in ADC (into ``out``,
+        a C-contiguous (channels, samples) array, when given: no new 154 MB per 6x6x6 event)."""
         n, s = signal.shape
         span = NOISE_BANK_SIZE - s
         offsets = rng.integers(0, span, n)
@@ -285,7 +287,8 @@ class NoiseModel:
         omega = np.asarray(2.0 * math.pi / period_ticks, dtype=np.float64)
         phase = np.asarray(rng.uniform(0.0, 2.0 * math.pi, n), dtype=np.float64)
         amp = np.full(n, settings.baseline_drift_adc, dtype=np.float64)
-        out = np.empty((n, s), dtype=np.uint16)
+        if out is None:
+            out = np.empty((n, s), dtype=np.uint16)
         digitise(
             signal,
             self.pedestal,
