@@ -12,7 +12,7 @@ cannot be reached or read is one line naming it (password masked) and exit code
 
 Exit codes of every command: 0 done; 1 a check failed or the thing asked for does not exist;
 2 wrong usage or configuration (:data:`EXIT_USAGE`); 3 the bookkeeping database is unavailable
-(:data:`EXIT_DATABASE`); 65 corrupt input (``farmtools.batch.exitcodes``).
+(:data:`EXIT_DATABASE`); 65 corrupt input (``farmtools.job.exitcodes``).
 """
 
 from __future__ import annotations

@@ -161,7 +161,7 @@ class ProcessingSection(_Section):
     program: Literal["check", "inspect", "reco"] = Field(
         "reco",
         description="what a job runs: check = read and check the whole raw file "
-        "(python -m farmtools.batch.readcheck), inspect = farmtools raw inspect, reco = farmtools reco",
+        "(python -m farmtools.job.readcheck), inspect = farmtools raw inspect, reco = farmtools reco",
     )
     farmtools: str = Field(
         "", description="farmtools executable on the workers ('' = next to this python)"

@@ -17,6 +17,7 @@ from farmtools.bookkeeping import Bookkeeping, Event, FileRecord, FileState
 from farmtools.config import FarmConfig
 from farmtools.rawdata.format import FOOTER, FOOTER_MAGIC, RUN_HEADER, EventHeader
 from tests.eventually import eventually
+from tests.states import walk
 
 if TYPE_CHECKING:
     from farmtools.batch.base import BatchSystem, JobStatus
@@ -68,13 +69,7 @@ def store(bk: Bookkeeping, cfg: FarmConfig, run: int, seq: int, **raw: Any) -> s
         size=path.stat().st_size,
         daq_write_time=datetime.now(UTC),
     )
-    bk.transition(
-        name,
-        FileState.DETECTED,
-        FileState.STORED,
-        Event.VERIFIED,
-        fields={"storage_path": str(path)},
-    )
+    walk(bk, name, FileState.STORED, Event.VERIFIED, fields={"storage_path": str(path)})
     return name
 
 

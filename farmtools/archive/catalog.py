@@ -22,6 +22,7 @@ from sqlalchemy import Connection, insert, select, update
 
 from farmtools.bookkeeping import Bookkeeping, FileRecord, FileState
 from farmtools.bookkeeping.schema import archive_members, archives, files, now
+from farmtools.statemachine import StateMachine
 
 
 class ArchiveState(StrEnum):
@@ -31,6 +32,25 @@ class ArchiveState(StrEnum):
     TRANSFERRED = "transferred"
     VERIFIED = "verified"
     FAILED = "failed"
+
+
+_A = ArchiveState
+#: The allowed moves of an archive (docs/bookkeeping.md draws it): a failed archive is created
+#: again from its plan, or transferred or verified again; a verified one may be re-verified
+#: (``archive verify --all``), and fail then.
+ARCHIVE_MACHINE = StateMachine.of(
+    "archive",
+    ArchiveState,
+    initial=[_A.PLANNED],
+    moves=[
+        ([_A.PLANNED, _A.FAILED], [_A.PLANNED]),
+        ([_A.PLANNED], [_A.CREATED]),
+        ([_A.CREATED, _A.TRANSFERRING, _A.FAILED], [_A.TRANSFERRING]),
+        ([_A.TRANSFERRING], [_A.TRANSFERRED]),
+        ([_A.TRANSFERRED, _A.VERIFIED, _A.FAILED], [_A.VERIFIED]),
+        (list(ArchiveState), [_A.FAILED]),  # any step can fail, and a re-verification
+    ],
+)
 
 
 #: File states in which the raw file is on the farm storage with a verified checksum.
@@ -204,8 +224,13 @@ class Catalog:
         to_state: ArchiveState,
         **fields: Any,
     ) -> bool:
-        """Compare-and-set the state of ``name``; False if it was not in ``from_states``."""
+        """Compare-and-set the state of ``name``; False if it was not in ``from_states``.
+
+        A move :data:`ARCHIVE_MACHINE` does not allow raises
+        :class:`~farmtools.statemachine.IllegalTransition`.
+        """
         froms = [from_states] if isinstance(from_states, str) else list(from_states)
+        ARCHIVE_MACHINE.check([str(s) for s in froms], str(to_state))
         with self._write() as conn:
             res = conn.execute(
                 update(archives)

@@ -61,9 +61,6 @@ def plan_cmd(
     config: Path = _CONFIG,
 ) -> None:
     """Group stored, unarchived raw files into archives and record the plan."""
-    from rich.console import Console
-    from rich.table import Table
-
     from farmtools.archive.planner import PlanError, format_size, parse_runs, parse_size
 
     arch = _archiver(config)
@@ -78,23 +75,29 @@ def plan_cmd(
     except PlanError as exc:
         typer.echo(f"archive plan: {exc}", err=True)
         raise typer.Exit(2) from None
-    table = Table("archive", "tag", "runs", "files", "size", "note")
-    for a in plan.archives:
-        runs_text = f"{a.runs[0]}-{a.runs[-1]}" if len(a.runs) > 1 else str(a.runs[0])
-        table.add_row(a.name, a.tag, runs_text, str(len(a.files)), format_size(a.size), a.note)
-    console = Console()
-    console.print(table)
+    rows = [
+        [
+            a.name,
+            a.tag,
+            f"{a.runs[0]}-{a.runs[-1]}" if len(a.runs) > 1 else str(a.runs[0]),
+            str(len(a.files)),
+            format_size(a.size),
+            a.note,
+        ]
+        for a in plan.archives
+    ]
+    emit("archive plan", ["archive", "tag", "runs", "files", "size", "note"], rows)
     if plan.waiting:
         waiting = sum(f.size for f in plan.waiting)
-        console.print(
+        typer.echo(
             f"{len(plan.waiting)} files ({format_size(waiting)}) wait for more data "
             "(under the minimum; --force to archive them now)"
         )
     if plan.missing_runs:
-        console.print(f"runs without stored files: {', '.join(map(str, plan.missing_runs))}")
+        typer.echo(f"runs without stored files: {', '.join(map(str, plan.missing_runs))}")
     if not dry_run:
         arch.record_plan(plan)
-        console.print(f"recorded {len(plan.archives)} planned archive(s)")
+        typer.echo(f"recorded {len(plan.archives)} planned archive(s)")
 
 
 @app.command("create")

@@ -9,13 +9,13 @@ counts as done.  On top of that this module
 * compares the checksum the copy measured with the one recorded when the archive was written,
   so an archive damaged while waiting in the work directory is not shipped;
 * retries transient failures (server down, checksum mismatch) with the back-off ingest uses
-  (:class:`farmtools.ingest.retry.Backoff`: doubling, capped, with jitter, so that the archive
+  (:class:`farmtools.retry.Backoff`: doubling, capped, with jitter, so that the archive
   transfer and the ingest daemons do not hit a storage that just came back in the same second).
 
 An interrupted transfer leaves at most the hidden ``.part`` file; the next attempt rewrites it
 from the start (neither backend appends), so no duplicate or half file ever carries the
 archive's name.  Imports :mod:`farmtools.storage` and the archive location helpers,
-and the back-off policy of :mod:`farmtools.ingest.retry` (standard library only).
+and the back-off policy of :mod:`farmtools.retry` (standard library only).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from farmtools.ingest.retry import Backoff
+from farmtools.retry import Backoff
 from farmtools.storage import (
     LocalStorage,
     PutResult,

@@ -2,9 +2,9 @@
 
 Owns :func:`make_batch`, which builds the backend ``[batch] backend`` names.  The interface and
 its value types are in :mod:`farmtools.batch.base`; each backend is a module named after its
-batch system; :mod:`farmtools.batch.exitcodes` holds the exit codes jobs use to say why they
-failed.  Imports only the standard library at module level, because every job imports it and
-must start fast (backends are imported when built), and nothing from the processing manager.
+batch system.  What runs inside a job (its exit codes, the read-only check) is
+:mod:`farmtools.job`.  Imports only the standard library at module level (backends are imported
+when built), and nothing from the processing manager.
 """
 
 from __future__ import annotations

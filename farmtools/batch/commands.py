@@ -13,6 +13,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 
 from farmtools.batch.base import BatchSystem, BatchUnavailable, SubmissionRefused
+from farmtools.batch.jobenv import job_environment
 
 #: stderr phrases of Slurm and TORQUE clients that mean "the server cannot be reached"
 UNREACHABLE = (
@@ -38,14 +39,18 @@ def run_tool(
     timeout: float = 30.0,
     refuse: bool = False,
 ) -> str:
-    """stdout of ``args``; BatchUnavailable or (with ``refuse``) SubmissionRefused on failure."""
+    """stdout of ``args``; BatchUnavailable or (with ``refuse``) SubmissionRefused on failure.
+
+    The tool runs with ``env`` (default: this process's) without secrets
+    (:mod:`farmtools.batch.jobenv`): ``sbatch`` hands its environment to the job it submits.
+    """
     try:
         proc = subprocess.run(
             list(args),
             capture_output=True,
             text=True,
             timeout=timeout,
-            env=dict(env) if env is not None else None,
+            env=job_environment(env),
             stdin=subprocess.DEVNULL,
         )
     except FileNotFoundError as exc:

@@ -46,8 +46,9 @@ from pathlib import Path
 from typing import Any
 
 from farmtools.batch.base import BatchSystem, Ending, JobAccounting, JobSpec, JobStatus
+from farmtools.batch.jobdir import CANCEL_FILE, SUPERVISOR_FILE
+from farmtools.batch.jobenv import job_environment
 from farmtools.batch.statefile import write_atomic, write_json_atomic
-from farmtools.batch.supervisor import CANCEL_FILE, SUPERVISOR_FILE
 
 log = logging.getLogger("farmtools.batch")
 
@@ -265,8 +266,8 @@ class LocalPool:
         """Start the supervisor of ``job_id`` without waiting for it (caller holds the lock).
 
         Only the fork + exec is waited for (milliseconds), not the Python start-up of the
-        supervisor (100-300 ms on a loaded machine), which used to happen with the pool lock
-        held and so delayed every submission behind it.  The process started here forks the
+        supervisor (100-300 ms on a loaded machine): waited for with the pool lock held, it
+        would delay every submission behind it.  The process started here forks the
         real supervisor into a new session and exits (:func:`farmtools.batch.supervisor.main`);
         a thread reaps it, so no zombie is left and the job is never a child of the manager.
         The slot is already held (``run/<id>``) and the queue marker gone, so the job can
@@ -280,7 +281,7 @@ class LocalPool:
                 stdin=subprocess.DEVNULL,
                 close_fds=True,
                 start_new_session=True,  # Ctrl-C / SIGHUP of the manager's group miss it
-                env={**os.environ, "FARMTOOLS_JOB_CPUS": str(self.slot_cpus)},
+                env=job_environment(FARMTOOLS_JOB_CPUS=str(self.slot_cpus)),
             )
         except OSError as exc:
             acc = {

@@ -6,8 +6,9 @@ the script in its own process group, enforces walltime and memory (the process t
 Slurm's jobacct_gather does), reaps the script with ``os.wait4`` for its rusage, writes
 ``accounting.json`` atomically, and finally starts the next pending jobs of the pool.
 
-Imports the standard library, psutil, :mod:`farmtools.batch.statefile`, :mod:`farmtools.faults`
-and :mod:`farmtools.batch.local` (for the pool's lock and scheduler) only.
+Imports the standard library, psutil, :mod:`farmtools.batch.statefile`, ``jobdir``, ``jobenv``,
+:mod:`farmtools.faults` and :mod:`farmtools.batch.local` (for the pool's lock and scheduler) only;
+``local`` does not import this module (it starts it as a program), so they form no circle.
 """
 
 from __future__ import annotations
@@ -24,20 +25,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from farmtools.batch.jobdir import CANCEL_FILE, SUPERVISOR_FILE
+from farmtools.batch.jobenv import job_environment
 from farmtools.batch.statefile import write_atomic, write_json_atomic
 from farmtools.faults import fault_point
 
 #: how often the supervisor looks at its job (walltime, memory, a cancel request)
 TICK_S = 0.1
-#: ``jobs/<id>/cancel``: written by :meth:`farmtools.batch.local.LocalPool.cancel` for a job
-#: that already left the queue.  A signal alone is not enough: between the dispatch and the
-#: supervisor's ``started.json`` nobody knows the supervisor's pid, and a cancel sent then was
-#: lost (the job ran to its end).  The supervisor reads the file before it starts the script and
-#: at every tick after.
-CANCEL_FILE = "cancel"
-#: ``jobs/<id>/supervisor.pid``: the supervisor's pid, which is also the id of the session its
-#: job runs in, written before the script starts
-SUPERVISOR_FILE = "supervisor.pid"
 
 
 def _now() -> str:
@@ -95,7 +89,7 @@ def supervise(jobdir: Path) -> None:
             # ``supervisor.pid`` before this, so a script whose supervisor is killed before
             # ``started.json`` is still found (LocalPool._reap_dead)
             process_group=0,
-            env={**os.environ, "FARMTOOLS_JOB_ID": spec["id"], "FARMTOOLS_JOB_NAME": spec["name"]},
+            env=job_environment(FARMTOOLS_JOB_ID=spec["id"], FARMTOOLS_JOB_NAME=spec["name"]),
         )
     started = time.monotonic()
     fault_point("supervisor-started")

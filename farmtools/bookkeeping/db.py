@@ -51,7 +51,7 @@ from farmtools.bookkeeping.errors import (
     first_line,
 )
 from farmtools.bookkeeping.schema import alarms, events, files, metadata, now, runs
-from farmtools.bookkeeping.states import Event, FileState
+from farmtools.bookkeeping.states import FILE_MACHINE, Event, FileState
 from farmtools.config import masked_url
 
 if TYPE_CHECKING:
@@ -468,6 +468,7 @@ class Bookkeeping:
         PostgreSQL do not fail: the inserts are ``ON CONFLICT DO NOTHING`` and the loser reads the
         winner's row.
         """
+        FILE_MACHINE.check_initial(state)
         with self._write() as conn:
             t = now()
             row = conn.execute(select(files).where(files.c.name == name)).first()
@@ -554,6 +555,7 @@ class Bookkeeping:
         3x1x1 files).  Two callers
         never get the same file, whatever the backend; each claimed file gets story ``event``.
         """
+        FILE_MACHINE.check(from_state, to_state)
         with self._write() as conn:
             t = now()  # taken once the write lock is held: story times follow the commit order
             cond = [
@@ -614,6 +616,7 @@ class Bookkeeping:
         ``alarm`` = (source, kind, message) raises an alarm in the same transaction.
         """
         froms = [str(from_state)] if isinstance(from_state, str) else [str(s) for s in from_state]
+        FILE_MACHINE.check(froms, to_state)
         with self._write() as conn:
             t = now()
             values: dict[str, Any] = {"state": str(to_state), "state_since": t}
@@ -648,6 +651,7 @@ class Bookkeeping:
         analysers on one farm), and a second row or a group split between two analyses would be
         wrong.
         """
+        FILE_MACHINE.check(from_state, to_state)
         names = list(result.files)
         try:
             with self._write() as conn:

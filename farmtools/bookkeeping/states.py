@@ -8,12 +8,15 @@ what happened.  States follow one path::
                    +-> detected (retry after a transient error)         ignored)
 
 Archiving is tracked in its own table, not in ``state``: a file can be archived while it is being
-analysed.  This module imports nothing.
+analysed.  :data:`FILE_MACHINE` declares every allowed move; the bookkeeping checks each one
+against it.  This module imports :mod:`farmtools.statemachine` only.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
+
+from farmtools.statemachine import StateMachine
 
 
 class FileState(StrEnum):
@@ -61,3 +64,30 @@ class Event:
     ERROR = "error"
     ALARM = "alarm"
     FAILED = "failed"
+
+
+_S = FileState
+#: Every move of a file's state, by the stage that makes it; the bookkeeping refuses any other
+#: (:class:`farmtools.statemachine.IllegalTransition`).  docs/bookkeeping.md draws it.
+FILE_MACHINE = StateMachine.of(
+    "file",
+    list(FileState),
+    initial=[_S.DETECTED, _S.IGNORED],
+    moves=[
+        # ingest: claim, copy, verify, publish; transient errors and a dead worker's claim go
+        # back to detected; what can never succeed is quarantined; a person's retry
+        ([_S.DETECTED], [_S.COPYING]),
+        ([_S.COPYING], [_S.STORED]),
+        ([_S.DETECTED, _S.COPYING], [_S.DETECTED, _S.QUARANTINED]),
+        ([_S.QUARANTINED], [_S.DETECTED]),
+        # processing: claim, submit, start, end; a retry queues again; giving up fails the file;
+        # a person's retry of a failed file
+        ([_S.STORED], [_S.QUEUED]),
+        ([_S.QUEUED], [_S.SUBMITTED]),
+        ([_S.SUBMITTED], [_S.RUNNING]),
+        ([_S.QUEUED, _S.SUBMITTED, _S.RUNNING], [_S.RECONSTRUCTED, _S.QUEUED, _S.FAILED]),
+        ([_S.FAILED], [_S.STORED]),
+        # analyses: a group is analysed, or a file's output cannot be read
+        ([_S.RECONSTRUCTED], [_S.ANALYSED, _S.FAILED]),
+    ],
+)

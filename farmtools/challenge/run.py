@@ -65,7 +65,7 @@ BEFORE_RECO = frozenset(
 class ChallengeSettings:
     """Everything ``challenge run`` was asked for (recorded in the report).
 
-    The defaults are issue 9's command line (50 files of 335 events, one every 10 s: the
+    The defaults are a full-size challenge (50 files of 335 events, one every 10 s: the
     seed's cadence and full-size files); the demo and the tests pass their small values.
     """
 

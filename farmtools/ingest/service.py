@@ -48,8 +48,8 @@ from farmtools.bookkeeping.errors import database_unavailable, first_line
 from farmtools.bookkeeping.names import db_text
 from farmtools.bookkeeping.states import Event, FileState
 from farmtools.ingest.openfiles import open_for_writing
-from farmtools.ingest.retry import Backoff
 from farmtools.rawdata import RawDataError, RawFile, RawName, parse_raw_name
+from farmtools.retry import Backoff
 from farmtools.storage.base import (
     ChecksumMismatch,
     DestinationConflict,

@@ -13,7 +13,7 @@ import enum
 from dataclasses import dataclass
 
 from farmtools.batch.base import Ending, JobAccounting
-from farmtools.batch.exitcodes import CORRUPT_INPUT
+from farmtools.job.exitcodes import CORRUPT_INPUT
 
 
 class Failure(enum.StrEnum):

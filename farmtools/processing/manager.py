@@ -63,7 +63,7 @@ from farmtools.notify import notify
 from farmtools.processing.analyser import AnalysisProcess, analyse_ready
 from farmtools.processing.failures import Failure, classify, decide
 from farmtools.processing.joblog import format_job_log, write_job_log
-from farmtools.processing.jobs import JobRecord, JobStore
+from farmtools.processing.jobs import ACTIVE, JobRecord, JobState, JobStore
 from farmtools.processing.script import JobPaths, render_job_script
 from farmtools.rawdata.naming import parse_raw_name
 
@@ -298,10 +298,10 @@ class Manager:
         open_files = self.jobs.files_with_open_jobs()
         for f in self.bk.files(state=FileState.QUEUED):
             last = self._last_job(f.name)
-            if f.name not in open_files and (last is None or last.state != "done"):
+            if f.name not in open_files and (last is None or last.state != JobState.DONE):
                 self._new_job(f)
                 self.bk.record(f.name, Event.RESUMED, {"by": self.worker, "what": "queued file"})
-            elif last is not None and last.state in ("submitted", "running"):
+            elif last is not None and last.state in ACTIVE:
                 self.bk.transition(
                     f.name,
                     FileState.QUEUED,
@@ -314,10 +314,10 @@ class Manager:
                 last = self._last_job(f.name)
                 if f.name in open_files or last is None:
                     continue
-                if last.state == "done":
+                if last.state == JobState.DONE:
                     log.warning("%s: its job %s was done: reconstructed", f.name, last.id)
                     self._reconstructed(last)
-                elif last.state == "failed" and last.failure and state != FileState.QUEUED:
+                elif last.state == JobState.FAILED and last.failure and state != FileState.QUEUED:
                     log.warning("%s: its job %s had failed: deciding now", f.name, last.id)
                     failure = Failure(last.failure)
                     self._failed(
@@ -485,8 +485,8 @@ class Manager:
         if f is None or raw is None:
             self.jobs.set_state(
                 job.id,
-                ["new"],
-                "failed",
+                [JobState.NEW],
+                JobState.FAILED,
                 failure=Failure.REFUSED,
                 reason="not a raw file of the bookkeeping",
             )
@@ -589,7 +589,12 @@ class Manager:
         ``new``: its batch job is cancelled too, or it would run with nobody following it.
         """
         if not self.jobs.set_state(
-            job.id, ["new"], "submitted", batch_id=batch_id, submitted=now(), reason=None
+            job.id,
+            [JobState.NEW],
+            JobState.SUBMITTED,
+            batch_id=batch_id,
+            submitted=now(),
+            reason=None,
         ):
             log.warning(
                 "%s: job %s was cancelled while submitted; cancelling it", job.file, batch_id
@@ -636,7 +641,7 @@ class Manager:
         for job in active:
             status = states.get(job.batch_id or "", JobStatus.UNKNOWN)
             try:
-                if status is JobStatus.RUNNING and job.state == "submitted":
+                if status is JobStatus.RUNNING and job.state == JobState.SUBMITTED:
                     self._started(job, s)
                 elif status in (JobStatus.FINISHED, JobStatus.UNKNOWN):
                     self._ended(job, status, s)
@@ -651,7 +656,7 @@ class Manager:
                 self._claim_and_submit(s)
 
     def _started(self, job: JobRecord, s: PassSummary) -> None:
-        if self.jobs.set_state(job.id, ["submitted"], "running", started=now()):
+        if self.jobs.set_state(job.id, [JobState.SUBMITTED], JobState.RUNNING, started=now()):
             self.bk.transition(
                 job.file,
                 FileState.SUBMITTED,
@@ -699,7 +704,7 @@ class Manager:
             "batch_state": acc.raw_state,
         }
         if failure is None:
-            if not self.jobs.set_state(job.id, ["submitted", "running"], "done", **values):
+            if not self.jobs.set_state(job.id, ACTIVE, JobState.DONE, **values):
                 return
             self.bk.record(job.file, Event.ENDED, details)
             self._reconstructed(job)
@@ -710,7 +715,7 @@ class Manager:
         # failure and reason in the same write: a manager killed right after it leaves what
         # recover() needs to take the decision
         values.update(failure=str(failure), reason=reason)
-        if not self.jobs.set_state(job.id, ["submitted", "running"], "failed", **values):
+        if not self.jobs.set_state(job.id, ACTIVE, JobState.FAILED, **values):
             return
         self.bk.record(job.file, Event.ENDED, details)
         self._failed(job, failure, reason, acc, s, state_done=True)
@@ -820,7 +825,7 @@ class Manager:
             p.walltime_factor,
         )
         if not state_done:
-            self.jobs.set_state(job.id, ["new", "submitted", "running"], "failed")
+            self.jobs.set_state(job.id, [JobState.NEW, *ACTIVE], JobState.FAILED)
         self.jobs.update(job.id, failure=str(failure), reason=reason)
         if not d.retry:
             self._park(job, failure, reason, s)
@@ -907,14 +912,16 @@ class Manager:
         job = self.jobs.get(job_id)
         if job is None:
             raise KeyError(f"no job {job_id}")
-        if job.state == "new":
+        if job.state == JobState.NEW:
             raw = parse_raw_name(job.file)
             if job.submit_key and raw is not None:  # a killed manager may have submitted it
                 spec = self._spec(job, JobPaths.of(self.cfg, raw, job.id), job.submit_key)
                 batch_id = self.batch.find(spec)
                 if batch_id is not None:
                     self.batch.cancel(batch_id)
-            if self.jobs.set_state(job.id, ["new"], "cancelled", reason="cancelled by operator"):
+            if self.jobs.set_state(
+                job.id, [JobState.NEW], JobState.CANCELLED, reason="cancelled by operator"
+            ):
                 self.bk.transition(
                     job.file,
                     FileState.QUEUED,
@@ -924,7 +931,7 @@ class Manager:
                     fields={"last_error": "cancelled by operator"},
                 )
             return "cancelled before submission"
-        if job.state in ("submitted", "running") and job.batch_id:
+        if job.state in ACTIVE and job.batch_id:
             self.batch.cancel(job.batch_id)
             return f"asked {self.batch.name} to cancel {job.batch_id}"
         return f"job {job_id} is {job.state}: nothing to cancel"

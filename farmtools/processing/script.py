@@ -74,7 +74,7 @@ def job_command(cfg: FarmConfig, input_path: str, target: str) -> list[str]:
     farmtools = cfg.processing.farmtools or str(Path(sys.executable).with_name("farmtools"))
     program = cfg.processing.program
     if program == "check":
-        return [python, "-m", "farmtools.batch.readcheck", input_path]
+        return [python, "-m", "farmtools.job.readcheck", input_path]
     if program == "inspect":
         return [farmtools, "raw", "inspect", input_path]
     return [farmtools, "reco", input_path, "-o", target]

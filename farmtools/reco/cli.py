@@ -1,7 +1,7 @@
 """``farmtools reco RAW -o OUT.root`` and ``farmtools verify-output DIR``.
 
 ``reco`` is the program a processing job runs.  Its exit code tells the processing manager why
-it failed (:mod:`farmtools.batch.exitcodes`): 65 for a corrupt raw file (deterministic, never
+it failed (:mod:`farmtools.job.exitcodes`): 65 for a corrupt raw file (deterministic, never
 resubmitted), 66 when the input cannot be opened, 73 when the output cannot be written; the
 message on stderr names the file, the event and the byte offset.  A job may be given several
 files (``farmtools reco A.dat B.dat -o A.root -o B.root --status S.jsonl``): they share the
@@ -9,7 +9,7 @@ process's start-up, and each is classified on its own (a line per file in ``--st
 
 Heavy imports (numba, uproot) happen inside the commands so that ``farmtools --help`` stays
 fast.  May import :mod:`farmtools.reco`, :mod:`farmtools.rawdata`, :mod:`farmtools.config` and
-:mod:`farmtools.batch.exitcodes`.
+:mod:`farmtools.job.exitcodes`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from farmtools.batch.exitcodes import EX_CANTCREAT, EX_DATAERR, EX_NOINPUT
+from farmtools.job.exitcodes import EX_CANTCREAT, EX_DATAERR, EX_NOINPUT
 
 if TYPE_CHECKING:
     from farmtools.detector import Geometry

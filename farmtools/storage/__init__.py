@@ -14,9 +14,9 @@ from farmtools.storage.base import (
     Storage,
     StorageError,
     TransientStorageError,
-    storage_from_config,
 )
 from farmtools.storage.checksum import adler32, adler32_file, adler32_hex
+from farmtools.storage.factory import storage_from_config
 from farmtools.storage.local import LocalStorage
 from farmtools.storage.xrootd import XRootDStorage
 

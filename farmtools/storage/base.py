@@ -3,7 +3,8 @@
 ``put`` is written once here (destination check, conflict rule, verification); backends supply
 the primitives: ``_copy`` (one-pass copy to a temporary name + checksum), ``_verify_remote``,
 ``_publish`` (temporary -> final name without replacing anything), ``checksum``, ``stat``...
-Imports only the standard library, :mod:`farmtools.storage.checksum` and the configuration type.
+Imports only the standard library and :mod:`farmtools.storage.checksum`; the backends import it,
+never the reverse (:mod:`farmtools.storage.factory` chooses one).
 """
 
 from __future__ import annotations
@@ -14,12 +15,8 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from farmtools.storage.checksum import adler32_file, adler32_hex
-
-if TYPE_CHECKING:
-    from farmtools.config import FarmConfig
 
 log = logging.getLogger(__name__)
 
@@ -148,8 +145,8 @@ class Storage(abc.ABC):
         """Remove the temporary file of a failed put, without hiding why it failed.
 
         The storage that just refused the copy (read-only, full, unreachable) often refuses the
-        removal too; raising that would replace the real error (a read-only file system used to
-        reach the ingest as an "unexpected" OSError about the .part file instead of a transient
+        removal too; raising that would replace the real error (on a read-only file system the
+        ingest would see an "unexpected" OSError about the .part file instead of a transient
         storage error).  A temporary file left behind is harmless: it never carries the final
         name, and the next try truncates or replaces it.
         """
@@ -219,17 +216,3 @@ class Storage(abc.ABC):
             f"{adler32_hex(theirs) if theirs is not None else '?'}) than {os.fsdecode(src)!r} "
             f"(size {size}, adler32 {adler32_hex(mine)}); not overwritten",
         )
-
-
-def storage_from_config(cfg: FarmConfig) -> Storage:
-    """The raw-file storage (``storage.input``) of the farm configuration."""
-    from farmtools.storage.local import LocalStorage
-    from farmtools.storage.xrootd import XRootDStorage
-
-    storage: Storage
-    if cfg.storage.backend == "xrootd":
-        storage = XRootDStorage(cfg.storage.url, cfg.storage.input)
-    else:
-        storage = LocalStorage(cfg.path(cfg.storage.input))
-    storage.max_rate = cfg.ingest.max_rate_mb_s * 1e6
-    return storage

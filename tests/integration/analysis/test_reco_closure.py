@@ -28,6 +28,7 @@ from farmtools.config import DatabaseSection, FarmConfig, FarmSection, Processin
 from farmtools.detector import WA105_3X1X1
 from farmtools.emulator.settings import EmulatorSettings
 from tests.processing_farm import state_of
+from tests.states import walk
 
 RUN = 4242
 GAIN_MAP = {lem: 15.0 + 1.0 * lem + (2.0 if lem % 2 else 0.0) for lem in range(1, 13)}
@@ -208,20 +209,14 @@ def test_pipeline_analyses_a_complete_group_once(reco_files: list[Path], tmp_pat
             )
             names.append(name)
             if seq < 3:
-                bk.transition(
-                    name,
-                    FileState.DETECTED,
-                    FileState.RECONSTRUCTED,
-                    Event.RECONSTRUCTED,
-                    {"output": str(out)},
-                )
+                walk(bk, name, FileState.RECONSTRUCTED, Event.RECONSTRUCTED, {"output": str(out)})
         assert run_ready_analyses(cfg, bk) == []  # 3 < group size 4
         check_only = cfg.model_copy(update={"processing": ProcessingSection(program="check")})
         # The 4th file's output is found by the farm layout (no 'output' in its story).
         layout = cfg.path(cfg.storage.output) / f"run{RUN}" / f"recotask_run{RUN}-seq3.root"
         layout.parent.mkdir(parents=True)
         layout.write_bytes(reco_files[3].read_bytes())
-        bk.transition(names[3], FileState.DETECTED, FileState.RECONSTRUCTED, Event.RECONSTRUCTED)
+        walk(bk, names[3], FileState.RECONSTRUCTED, Event.RECONSTRUCTED)
         assert run_ready_analyses(check_only, bk) == []  # program=check: no ROOT output to use
         assert state_of(bk, names[3]) is FileState.RECONSTRUCTED
         written = run_ready_analyses(cfg, bk)
@@ -252,13 +247,7 @@ def test_pipeline_analyses_a_complete_group_once(reco_files: list[Path], tmp_pat
                 name, source_path=f"/daq/{name}", run=RUN, seq=seq, size=1, daq_write_time=None
             )
             out = broken if seq == 10 else reco_files[seq - 10]
-            bk.transition(
-                name,
-                FileState.DETECTED,
-                FileState.RECONSTRUCTED,
-                Event.RECONSTRUCTED,
-                {"output": str(out)},
-            )
+            walk(bk, name, FileState.RECONSTRUCTED, Event.RECONSTRUCTED, {"output": str(out)})
         assert run_ready_analyses(cfg, bk) == []
         assert state_of(bk, f"run{RUN}-seq10.dat") is FileState.FAILED
         assert any(a.source == "analysis" for a in bk.alarms())

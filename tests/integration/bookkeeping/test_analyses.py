@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from farmtools.bookkeeping import AnalysisRecord, Bookkeeping, Event, FileState, schema
 from tests.processing_farm import state_of
+from tests.states import walk
 
 
 def _reconstructed(bk: Bookkeeping, run: int, seqs: range) -> list[str]:
@@ -21,7 +22,7 @@ def _reconstructed(bk: Bookkeeping, run: int, seqs: range) -> list[str]:
         bk.register_file(
             name, source_path=f"/daq/{name}", run=run, seq=seq, size=1, daq_write_time=None
         )
-        bk.transition(name, FileState.DETECTED, FileState.RECONSTRUCTED, Event.RECONSTRUCTED)
+        walk(bk, name, FileState.RECONSTRUCTED, Event.RECONSTRUCTED)
         names.append(name)
     return names
 

@@ -13,6 +13,7 @@ from farmtools.bookkeeping import Bookkeeping, Event, FileState
 from farmtools.bookkeeping.changes import ChangeWatch
 from farmtools.bookkeeping.schema import now
 from tests.eventually import eventually
+from tests.states import walk
 
 
 def _register(bk: Bookkeeping, name: str) -> None:
@@ -23,7 +24,7 @@ def _store(url: str, name: str) -> None:
     """What ingest does when a copy is verified, in a Bookkeeping of its own."""
     other = Bookkeeping(url)
     try:
-        other.transition(name, FileState.DETECTED, FileState.STORED, Event.VERIFIED)
+        walk(other, name, FileState.STORED, Event.VERIFIED)
     finally:
         other.close()
 
@@ -76,7 +77,7 @@ def test_what_counts_as_a_change_per_backend(bk: Bookkeeping, db_url: str) -> No
             time.sleep(0.2)  # a NOTIFY that must not come: the time it would take (what is tested)
             assert not watch.changed()
         # a claim into `stored` (e.g. a retry) notifies as a transition does
-        bk.transition("run1-seq0.dat", FileState.DETECTED, FileState.FAILED, Event.FAILED)
+        walk(bk, "run1-seq0.dat", FileState.FAILED, Event.FAILED)
         watch.changed()
         bk.claim(FileState.FAILED, FileState.STORED, worker="op", event=Event.RETRY)
         assert _changed_soon(watch)

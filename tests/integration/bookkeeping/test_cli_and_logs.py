@@ -164,9 +164,10 @@ def test_logs_export_matches_the_seed_format(farm: Path, db_url: str, tmp_path: 
     bk.register_file(
         "run1016-seq0.dat", source_path="x", run=1016, seq=0, size=7, daq_write_time=None
     )
+    bk.claim("detected", "copying", worker="w", event=Event.COPY_STARTED)
     bk.transition(
         "run1016-seq0.dat",
-        "detected",
+        "copying",
         "stored",
         Event.ALREADY_STORED,
         fields={"storage_path": "/home/prod/storage/input/run1016/run1016-seq0.dat"},

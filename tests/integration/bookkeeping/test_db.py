@@ -11,6 +11,8 @@ from farmtools.bookkeeping import Bookkeeping, Event, FileState, schema
 from farmtools.bookkeeping import db as bkdb
 from farmtools.bookkeeping.db import SchemaError
 from farmtools.bookkeeping.schema import now
+from farmtools.statemachine import IllegalTransition
+from tests.states import walk
 
 
 def _add(bk: Bookkeeping, run: int, seq: int, size: int = 100, **kw: object) -> str:
@@ -210,24 +212,40 @@ def test_transition_is_compare_and_set(bk: Bookkeeping) -> None:
     name = _add(bk, 3, 0)
     assert not bk.transition(name, FileState.COPYING, FileState.STORED, Event.VERIFIED)
     assert [e.event for e in bk.story(name)] == [Event.WRITTEN, Event.DETECTED]  # nothing
-    assert bk.transition(
+    assert bk.transition(  # from one of several states, with fields, in one statement
         name,
         [FileState.DETECTED, FileState.COPYING],
-        FileState.STORED,
-        Event.VERIFIED,
+        FileState.QUARANTINED,
+        Event.QUARANTINED,
         {"adler32": "0a1b2c3d"},
         fields={"adler32": "0a1b2c3d", "storage_path": "/st/run3/run3-seq0.dat", "tries": 1},
     )
     rec = bk.get(name)
     assert rec is not None
     assert (rec.state, rec.adler32, rec.storage_path, rec.tries) == (
-        FileState.STORED,
+        FileState.QUARANTINED,
         "0a1b2c3d",
         "/st/run3/run3-seq0.dat",
         1,
     )
     assert bk.story(name)[-1].details == {"adler32": "0a1b2c3d"}
-    assert not bk.transition("run9-seq9.dat", "detected", "stored", Event.VERIFIED)
+    assert not bk.transition("run9-seq9.dat", "detected", "copying", Event.COPY_STARTED)
+
+
+def test_a_move_the_file_machine_does_not_allow_raises_and_writes_nothing(bk: Bookkeeping) -> None:
+    name = _add(bk, 3, 1)
+    with pytest.raises(IllegalTransition, match="detected -> reconstructed"):
+        bk.transition(name, FileState.DETECTED, FileState.RECONSTRUCTED, Event.RECONSTRUCTED)
+    with pytest.raises(IllegalTransition, match="stored -> analysed"):
+        bk.claim(FileState.STORED, FileState.ANALYSED, worker="w", event=Event.ANALYSED)
+    with pytest.raises(IllegalTransition, match="cannot start in stored"):
+        _ = bk.register_file(
+            "run3-seq2.dat", source_path="x", run=3, seq=2, size=1, daq_write_time=None,
+            state=FileState.STORED,
+        )  # fmt: skip
+    assert bk.get("run3-seq2.dat") is None
+    assert (bk.get(name) or pytest.fail()).state == FileState.DETECTED
+    assert [e.event for e in bk.story(name)] == [Event.WRITTEN, Event.DETECTED]
 
 
 def test_quarantine_raises_an_alarm_in_the_same_transition(bk: Bookkeeping) -> None:
@@ -306,7 +324,7 @@ def test_story_is_in_recording_order(bk: Bookkeeping) -> None:
 def test_files_runs_and_counts(bk: Bookkeeping) -> None:
     for run, seq in [(12, 1), (11, 0), (12, 0), (11, 1), (12, 2)]:
         _add(bk, run, seq, size=1000 * run + seq)
-    bk.transition("run12-seq1.dat", "detected", "stored", Event.VERIFIED)
+    walk(bk, "run12-seq1.dat", FileState.STORED, Event.VERIFIED)
     assert [f.name for f in bk.files()] == [
         "run11-seq0.dat",
         "run11-seq1.dat",

@@ -86,17 +86,10 @@ def test_claims_racing_across_processes(db_url: str, limit: int) -> None:
 def test_transitions_racing_across_processes(db_url: str) -> None:
     bk = Bookkeeping(db_url)
     names = [f"run2-seq{i}.dat" for i in range(40)]
-    for i, n in enumerate(names):
-        bk.register_file(
-            n,
-            source_path=n,
-            run=2,
-            seq=i,
-            size=1,
-            daq_write_time=None,
-            state=FileState.STORED,
-            event=Event.VERIFIED,
-        )
+    for i, n in enumerate(names):  # detected, copied, stored: the path ingest takes
+        bk.register_file(n, source_path=n, run=2, seq=i, size=1, daq_write_time=None)
+        assert bk.transition(n, FileState.DETECTED, FileState.COPYING, Event.COPY_STARTED)
+        assert bk.transition(n, FileState.COPYING, FileState.STORED, Event.VERIFIED)
     results = _race(workers.transition_all, db_url, names)
     won = Counter(n for _, got, _ in results for n in got)
     assert sorted(won) == sorted(names) and max(won.values()) == 1

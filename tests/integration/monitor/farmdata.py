@@ -14,6 +14,7 @@ import numpy as np
 
 from farmtools.bookkeeping import Bookkeeping, Event, FileState
 from farmtools.config import FarmConfig, FarmSection, MonitorSection, NotifySection
+from tests.states import walk, walk_job
 
 DEAD = [5, 700]
 NOISY = [10, 11, 1000]
@@ -111,7 +112,7 @@ def make_farm(home: Path, **kw: object) -> Farm:
             bk.transition(name, FileState.DETECTED, FileState.COPYING, Event.COPY_STARTED)
             bk.transition(name, FileState.COPYING, FileState.STORED, Event.VERIFIED)
             if run == 1:
-                bk.transition(name, FileState.STORED, FileState.ANALYSED, Event.ANALYSED)
+                walk(bk, name, FileState.ANALYSED, Event.ANALYSED)
     jobs = JobStore(bk)
     for seq, state in ((0, "done"), (1, "failed"), (2, "running")):
         j = jobs.add(
@@ -123,5 +124,5 @@ def make_farm(home: Path, **kw: object) -> Farm:
             memory_mb=1500,
             walltime_s=3600,
         )
-        jobs.update(j.id, state=state, failure="out_of_memory" if state == "failed" else None)
+        walk_job(jobs, j.id, state, failure="out_of_memory" if state == "failed" else None)
     return Farm(cfg, bk, home)

@@ -13,6 +13,7 @@ from farmtools.cli import app
 from farmtools.processing.jobs import JobRecord, JobStore
 from tests.eventually import eventually
 from tests.processing_farm import make_cfg, state_of, store
+from tests.states import walk_job
 
 
 def test_process_once_and_jobs_commands(tmp_path: Path) -> None:
@@ -66,7 +67,7 @@ def test_jobs_list_and_show_json_and_piped(tmp_path: Path) -> None:
     )
     log = tmp_path / "job.log"
     log.write_text("exit code        : 65\n")
-    jobs.update(job.id, state="failed", exit_code=65, cpu_s=1.5, job_log=str(log))
+    walk_job(jobs, job.id, "failed", exit_code=65, cpu_s=1.5, job_log=str(log))
     conf = ["--config", str(toml)]
     listed = CliRunner().invoke(app, ["jobs", "list", *conf])
     assert listed.exit_code == 0, listed.output

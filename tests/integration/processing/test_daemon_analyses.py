@@ -21,6 +21,7 @@ from farmtools.config import FarmConfig
 from farmtools.processing.manager import Manager
 from tests.integration.processing.daemon import Daemon, wait_until, write_farm
 from tests.processing_farm import state_of, store
+from tests.states import walk
 
 RUN = 61
 
@@ -44,12 +45,8 @@ def _store_emulated(bk: Bookkeeping, cfg: FarmConfig, run: int, files: int) -> l
             size=f.path.stat().st_size,
             daq_write_time=datetime.now(UTC),
         )
-        bk.transition(
-            f.path.name,
-            FileState.DETECTED,
-            FileState.STORED,
-            Event.VERIFIED,
-            fields={"storage_path": str(f.path)},
+        walk(
+            bk, f.path.name, FileState.STORED, Event.VERIFIED, fields={"storage_path": str(f.path)}
         )
         names.append(f.path.name)
     return names
@@ -65,13 +62,7 @@ def _garbage_group(bk: Bookkeeping, tmp_path: Path, run: int) -> list[str]:
         bk.register_file(
             name, source_path=f"/evb/{name}", run=run, seq=seq, size=1, daq_write_time=None
         )
-        bk.transition(
-            name,
-            FileState.DETECTED,
-            FileState.RECONSTRUCTED,
-            Event.RECONSTRUCTED,
-            {"output": str(bad)},
-        )
+        walk(bk, name, FileState.RECONSTRUCTED, Event.RECONSTRUCTED, {"output": str(bad)})
         names.append(name)
     return names
 

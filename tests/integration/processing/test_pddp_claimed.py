@@ -11,6 +11,7 @@ from farmtools.processing.manager import Manager, PassSummary
 from farmtools.processing.script import JobPaths
 from farmtools.rawdata.naming import parse_raw_name
 from tests.processing_farm import make_cfg, state_of, store
+from tests.states import walk
 
 
 def test_claim_takes_the_311_file_and_the_6x6x6_files_each_with_its_own_paths(
@@ -28,7 +29,7 @@ def test_claim_takes_the_311_file_and_the_6x6x6_files_each_with_its_own_paths(
             size=10,
             daq_write_time=datetime.now(UTC),
         )
-        bk.transition(name, FileState.DETECTED, FileState.STORED, Event.VERIFIED)
+        walk(bk, name, FileState.STORED, Event.VERIFIED)
     raw = store(bk, cfg, 12, 1)
     manager = Manager(cfg, bk=bk)
     summary = PassSummary()

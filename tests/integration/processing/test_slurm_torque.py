@@ -74,6 +74,18 @@ def test_slurm_exit_code_cpu_and_max_rss_from_sacct(
     assert (tmp_path / "reco_run1-seq0.out").read_text() == "hello\n"
 
 
+def test_a_slurm_job_does_not_inherit_the_submitters_secrets(
+    slurm_cluster: SlurmCluster, tmp_path: Path
+) -> None:
+    """sbatch exports its whole environment to the job: the manager's password must not go."""
+    env = {**slurm_cluster.env, "FARMTOOLS_DB_PASSWORD": "s3cret-db", "PLAIN_VAR": "kept"}
+    batch = SlurmBatch(env)
+    job = batch.submit(_spec(tmp_path, "env", "env"))
+    assert _accounting(batch, job).exit_code == 0
+    out = (tmp_path / "env.out").read_text()
+    assert "PLAIN_VAR=kept" in out and "s3cret" not in out
+
+
 def test_slurm_refuses_an_unknown_partition(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:
     from farmtools.batch.base import SubmissionRefused
 

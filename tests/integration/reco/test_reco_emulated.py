@@ -20,11 +20,11 @@ import pytest
 import uproot
 from typer.testing import CliRunner
 
-from farmtools.batch.exitcodes import EX_DATAERR, EX_NOINPUT
 from farmtools.cli import app
 from farmtools.detector import WA105_3X1X1 as G
 from farmtools.emulator.daq import RunPlan, emulate_run
 from farmtools.emulator.settings import EmulatorSettings
+from farmtools.job.exitcodes import EX_DATAERR, EX_NOINPUT
 from farmtools.rawdata import RawFile
 from farmtools.rawdata.format import EVENT_HEADER_SIZE, RUN_HEADER_SIZE
 from farmtools.reco.output import EVENT_COLUMNS, TREES

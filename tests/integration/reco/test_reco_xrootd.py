@@ -9,10 +9,10 @@ import pytest
 import uproot
 from typer.testing import CliRunner
 
-from farmtools.batch.exitcodes import EX_DATAERR, EX_NOINPUT
 from farmtools.cli import app
 from farmtools.emulator.daq import RunPlan, emulate_run
 from farmtools.emulator.settings import EmulatorSettings
+from farmtools.job.exitcodes import EX_DATAERR, EX_NOINPUT
 from farmtools.storage.xrootd import XRootDStorage
 from tests.servers.xrootd import XRootDServer
 

@@ -159,7 +159,7 @@ def test_a_cancel_between_dispatch_and_start_is_not_lost(tmp_path: Path) -> None
 
 def test_a_cancel_request_stops_a_running_job_without_a_signal(tmp_path: Path) -> None:
     # the supervisor reads the request at every tick, whether or not a SIGTERM reached it
-    from farmtools.batch.supervisor import CANCEL_FILE
+    from farmtools.batch.jobdir import CANCEL_FILE
 
     batch = LocalBatch(tmp_path / "pool", slots=1)
     job = batch.submit(_spec(tmp_path, "r", "sleep 30"))
@@ -377,3 +377,18 @@ def test_a_supervisor_killed_before_it_recorded_the_start_leaves_an_orphan_not_a
     acc = batch.accounting(job)
     assert acc is not None and acc.ending is Ending.NODE_FAIL
     assert "ran on and ended" in str(acc.extra["error"])
+
+
+def test_a_job_does_not_inherit_the_daemons_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The manager holds the bookkeeping password in its environment; its jobs must not."""
+    monkeypatch.setenv("FARMTOOLS_DB_PASSWORD", "s3cret-db")
+    monkeypatch.setenv("FARMTOOLS_SMTP_TOKEN", "s3cret-mail")
+    monkeypatch.setenv("FARMTOOLS_TEST_PLAIN", "kept")
+    batch = LocalBatch(tmp_path / "pool", slots=1)
+    job = batch.submit(_spec(tmp_path, "env", "env"))
+    _wait(batch, [job])
+    env = (tmp_path / "env.out").read_text()
+    assert "FARMTOOLS_TEST_PLAIN=kept" in env and "FARMTOOLS_JOB_ID=" in env
+    assert "s3cret" not in env

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from farmtools.bookkeeping.names import db_text
 from farmtools.ingest import openfiles
-from farmtools.ingest.retry import Backoff
+from farmtools.retry import Backoff
 
 
 def test_backoff_doubles_with_jitter_and_is_capped() -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from farmtools.batch.base import Ending, JobAccounting
-from farmtools.batch.exitcodes import EX_DATAERR, EX_NOINPUT
 from farmtools.config import FarmConfig
+from farmtools.job.exitcodes import EX_DATAERR, EX_NOINPUT
 from farmtools.processing.failures import Failure, classify, decide
 from farmtools.processing.joblog import format_job_log
 from farmtools.processing.script import JobPaths, render_job_script
@@ -184,7 +184,7 @@ def test_readcheck_exit_codes(tmp_path: Path) -> None:
 
     def run(p: Path) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "farmtools.batch.readcheck", str(p)],
+            [sys.executable, "-m", "farmtools.job.readcheck", str(p)],
             capture_output=True,
             text=True,
             timeout=60,

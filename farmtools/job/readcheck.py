@@ -1,9 +1,9 @@
-"""``python -m farmtools.batch.readcheck RAW``: read a whole raw file and check its framing.
+"""``python -m farmtools.job.readcheck RAW``: read a whole raw file and check its framing.
 
 The job program used until the reconstruction lands (``processing.program = "check"``): a real
 program that reads every byte of the input from the storage, walks the 311 framing (run header,
 each event header's magic and payload size, the footer's magic and event count) and exits with
-the codes of :mod:`farmtools.batch.exitcodes` (65 for a corrupt file, 66 when it cannot be
+the codes of :mod:`farmtools.job.exitcodes` (65 for a corrupt file, 66 when it cannot be
 opened).  It prints one summary line, which ends up in the job's stdout.
 
 Imports only :mod:`farmtools.rawdata.format` (byte layout) and the standard library, so that a
@@ -16,7 +16,7 @@ import sys
 import zlib
 from pathlib import Path
 
-from farmtools.batch.exitcodes import EX_DATAERR, EX_NOINPUT
+from farmtools.job.exitcodes import EX_DATAERR, EX_NOINPUT
 from farmtools.rawdata.format import (
     EVENT_HEADER_SIZE,
     EVENT_MAGIC,
@@ -76,7 +76,7 @@ def check(path: Path) -> tuple[int, int, int, str]:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m farmtools.batch.readcheck RAW", file=sys.stderr)
+        print("usage: python -m farmtools.job.readcheck RAW", file=sys.stderr)
         return 64
     path = Path(args[0])
     try:

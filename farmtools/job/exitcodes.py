@@ -1,7 +1,7 @@
 """Exit codes a job's program uses to tell the manager *why* it failed.
 
 Owns the codes only; imports nothing.  The reconstruction (``farmtools reco``), the interim
-``farmtools raw inspect`` and :mod:`farmtools.batch.readcheck` all follow them, so the
+``farmtools raw inspect`` and :mod:`farmtools.job.readcheck` all follow them, so the
 processing manager can tell a file that will never reconstruct (corrupt input: do not resubmit)
 from a failure that may go away (anything else).  Values follow BSD ``sysexits.h``.
 """
