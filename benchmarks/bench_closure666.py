@@ -27,7 +27,7 @@ def main() -> None:
     from farmtools.analysis.cosmics import anode_lem
     from farmtools.analysis.gain import gain
     from farmtools.analysis.hits import read_hits
-    from farmtools.analysis.pipeline import max_drift_us
+    from farmtools.analysis.pipeline import max_drift_us, threshold_loss
     from farmtools.analysis.purity import purity
     from farmtools.detector import geometry
     from farmtools.emulator.beam import BeamSettings, Trigger
@@ -91,7 +91,7 @@ def main() -> None:
                 f"{tau:.0f} us: {100 * rel:+.1f} % ({pull:+.1f} sigma; target within 2 sigma and "
                 f"15 %: {'met' if abs(pull) <= 2 and abs(rel) <= 0.15 else 'NOT met'})"
             )
-        res = gain(hits, lt.tau_us, anode)
+        res = gain(hits, lt.tau_us, anode, threshold_loss=threshold_loss(g))  # the pipeline's
         truth = {}
         for crp, lems in enumerate(gen.gains):
             local = np.array(list(lems), dtype=np.int64)

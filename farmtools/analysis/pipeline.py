@@ -139,6 +139,22 @@ def max_drift_us(geometry: Geometry) -> float:
     return BIN_US * math.floor(full / BIN_US)
 
 
+#: Longest drift (cm) the threshold-loss correction was calibrated on: the 3x1x1's.
+THRESHOLD_CALIBRATED_CM = 100.0
+
+
+def threshold_loss(geometry: Geometry) -> tuple[float, float]:
+    """The purity fit's threshold-loss constants: the 3x1x1's, or none beyond its drift.
+
+    The correction is linear in drift time, calibrated on 0.6 ms of drift; on the 6x6x6's
+    3.7 ms it over-corrects (12 emulated beam events at tau = 3 ms: +17 % with it, +8 %
+    without, ``benchmarks/bench_closure666.py``), so it is off there until calibrated.
+    """
+    from farmtools.analysis.purity import THRESHOLD_LOSS
+
+    return THRESHOLD_LOSS if geometry.drift_length_cm <= THRESHOLD_CALIBRATED_CM else (0.0, 0.0)
+
+
 def analyse_group(cfg: FarmConfig, bk: Bookkeeping, group: list[FileRecord]) -> Path | None:
     """Analyse one group; the summary's path, or None when a file could not be read."""
     from farmtools.bookkeeping.states import Event, FileState
@@ -166,8 +182,8 @@ def analyse_group(cfg: FarmConfig, bk: Bookkeeping, group: list[FileRecord]) -> 
     run = group[0].run or 0
     seqs = [r.seq or 0 for r in group]
     geo = group_geometry(cfg, group)
-    pur = purity_analysis(hits, max_drift_us=max_drift_us(geo))
-    gain = gain_analysis(hits, pur.combined.tau_us, geo)
+    pur = purity_analysis(hits, max_drift_us=max_drift_us(geo), threshold_loss=threshold_loss(geo))
+    gain = gain_analysis(hits, pur.combined.tau_us, geo, threshold_loss=threshold_loss(geo))
     out = summary_path(cfg, run, seqs)
     t = datetime.now(UTC)
     write_summary(out, t, run, names, pur, pur.views, gain)
