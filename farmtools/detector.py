@@ -125,6 +125,22 @@ class Geometry:
             l1_builders=1,
         )
 
+    def anode_geometry(self) -> Geometry:
+        """All CRPs' anode plane as one LEM grid: the analyses' LEM numbering on the 6x6x6.
+
+        The CRPs tile the plane in rows of two (:mod:`farmtools.pddp_layout`), so the 6x6x6's
+        plane is 12 x 12 LEMs numbered ``1 + ix + 12 iy`` over 6 x 6 m (CRP ``c``'s local LEM
+        ``(ix, iy)`` is ``(ix + 6 (c % 2), iy + 6 (c // 2))``); one CRP: the geometry itself.
+        """
+        if self.n_crps == 1:
+            return self
+        n0, n1 = self.channels_per_view
+        return replace(
+            self.crp_geometry(),
+            name=f"{self.name}-anode",
+            channels_per_view=(2 * n0, (self.n_crps + 1) // 2 * n1),
+        )
+
     def with_samples(self, samples: int) -> Geometry:
         """The same detector with fewer samples per channel (small events for tests and replays)."""
         return replace(self, samples=samples)

@@ -39,6 +39,22 @@ HIT_BRANCHES: tuple[str, ...] = (
 )
 #: Track columns joined onto the hits.
 TRACK_BRANCHES: tuple[str, ...] = ("event", "id", "crossing", "length3d", "t0", "partner")
+#: Columns of a 6x6x6 output (flash-timed tracks) the cosmic selection needs, read when present.
+PDDP_HIT_BRANCHES: tuple[str, ...] = ("crp",)
+PDDP_TRACK_BRANCHES: tuple[str, ...] = (
+    "view",
+    "crp",
+    "track3d",
+    "tag",
+    "u0",
+    "z0",
+    "du",
+    "dz",
+    "tick_min",
+    "tick_max",
+    "drift_min_cm",
+    "drift_max_cm",
+)
 
 
 class RecoFileError(Exception):
@@ -91,8 +107,11 @@ def read_reco_file(path: str | os.PathLike[str]) -> Columns:
             for tree in ("hits", "tracks"):
                 if tree not in f:
                     raise RecoFileError(f"{name}: no {tree!r} tree (not a farmtools reco file?)")
-            hits = f["hits"].arrays(list(HIT_BRANCHES), library="np")
-            tracks = f["tracks"].arrays(list(TRACK_BRANCHES), library="np")
+            pddp = {"tag"} <= set(f["tracks"].keys()) and {"crp"} <= set(f["hits"].keys())
+            extra_h = PDDP_HIT_BRANCHES if pddp else ()
+            extra_t = PDDP_TRACK_BRANCHES if pddp else ()
+            hits = f["hits"].arrays([*HIT_BRANCHES, *extra_h], library="np")
+            tracks = f["tracks"].arrays([*TRACK_BRANCHES, *extra_t], library="np")
             rms = f["rms"].values() if "rms" in f else None
     except RecoFileError:
         raise
@@ -104,6 +123,11 @@ def read_reco_file(path: str | os.PathLike[str]) -> Columns:
         noise = channel_noise(hits, rms)
         if noise is not None:
             hits["noise_rms"] = noise
+    if pddp and (tracks["tag"] > 0).any():  # a 6x6x6 event file: its selected cosmics only
+        from farmtools.analysis.cosmics import cosmic_subsample
+
+        hits, tracks = cosmic_subsample(hits, tracks)
+    hits.pop("crp", None)  # not in a 3x1x1 file's columns: concat keeps the common ones
     return attach_tracks(hits, tracks)
 
 
@@ -115,12 +139,13 @@ def channel_noise(hits: Columns, rms: npt.NDArray[Any]) -> npt.NDArray[np.float3
     """
     from farmtools.detector import GEOMETRIES
 
-    n0 = next(
-        (g.channels_per_view[0] for g in GEOMETRIES.values() if g.n_channels == rms.size), None
-    )
-    if n0 is None:
+    geo = next((g for g in GEOMETRIES.values() if g.n_channels == rms.size), None)
+    if geo is None:
         return None
+    n0, n1 = geo.channels_per_view
     index = hits["channel"].astype(np.int64) + np.where(hits["view"] == 0, 0, n0)
+    if "crp" in hits:  # view order is CRP-major (docs/protodune-dp.md)
+        index += hits["crp"].astype(np.int64) * (n0 + n1)
     return np.asarray(rms, dtype=np.float32)[np.clip(index, 0, rms.size - 1)]
 
 

@@ -32,8 +32,11 @@ from farmtools.analysis.purity import purity as purity_analysis
 from farmtools.analysis.summary import write_root, write_summary
 
 if TYPE_CHECKING:
+    from farmtools.analysis.gain import GainResult
+    from farmtools.analysis.purity import PurityResult
     from farmtools.bookkeeping.db import AnalysisRecord, Bookkeeping, FileRecord
     from farmtools.config import FarmConfig
+    from farmtools.detector import Geometry
 
 log = logging.getLogger("farmtools.analysis")
 
@@ -121,6 +124,52 @@ def _record(
     )
 
 
+def group_geometry(cfg: FarmConfig, group: list[FileRecord]) -> Geometry:
+    """The LEM map of a group: the configuration's detector, or the 6x6x6's whole anode plane
+    (144 LEMs) for its event files, whose cosmics' LEMs :mod:`.cosmics` numbers so."""
+    from farmtools.detector import PDDP_6X6X6
+    from farmtools.rawdata.naming import parse_raw_name
+
+    raw = parse_raw_name(group[0].name)
+    if raw is not None and raw.pddp:
+        base = cfg.geometry if cfg.geometry.n_crps > 1 else PDDP_6X6X6
+        return base.anode_geometry()
+    return cfg.geometry
+
+
+def max_drift_us(geometry: Geometry) -> float:
+    """Drift times the purity fit uses: the whole bins below the full drift (594 us on the
+    3x1x1, ``purity.MAX_DRIFT_US``; 3696 us on the 6x6x6)."""
+    from farmtools.analysis.purity import BIN_US
+
+    full = geometry.full_drift_ticks * geometry.tick_us
+    return BIN_US * math.floor(full / BIN_US)
+
+
+#: Longest drift (cm) the threshold-loss correction was calibrated on: the 3x1x1's.
+THRESHOLD_CALIBRATED_CM = 100.0
+
+
+def threshold_loss(geometry: Geometry) -> tuple[float, float]:
+    """The purity fit's threshold-loss constants: the 3x1x1's, or none beyond its drift.
+
+    The correction is linear in drift time, calibrated on 0.6 ms of drift; on the 6x6x6's
+    3.7 ms it over-corrects (12 emulated beam events at tau = 3 ms: +17 % with it, +8 %
+    without, ``benchmarks/bench_closure666.py``), so it is off there until calibrated.
+    """
+    from farmtools.analysis.purity import THRESHOLD_LOSS
+
+    return THRESHOLD_LOSS if geometry.drift_length_cm <= THRESHOLD_CALIBRATED_CM else (0.0, 0.0)
+
+
+def _measure(hits: Columns, geo: Geometry) -> tuple[PurityResult, GainResult]:
+    """Lifetime, then gains at that lifetime, with the drift range and threshold-loss
+    constants of ``geo`` (the 3x1x1's, or the 6x6x6's anode plane)."""
+    loss = threshold_loss(geo)
+    pur = purity_analysis(hits, max_drift_us=max_drift_us(geo), threshold_loss=loss)
+    return pur, gain_analysis(hits, pur.combined.tau_us, geo, threshold_loss=loss)
+
+
 def analyse_group(
     cfg: FarmConfig, bk: Bookkeeping, group: list[FileRecord], *, partial: bool = False
 ) -> Path | None:
@@ -153,13 +202,13 @@ def analyse_group(
     hits = concat(parts)
     run = group[0].run or 0
     seqs = [r.seq or 0 for r in group]
-    pur = purity_analysis(hits)
-    gain = gain_analysis(hits, pur.combined.tau_us, cfg.geometry)
+    geo = group_geometry(cfg, group)
+    pur, gain = _measure(hits, geo)
     out = summary_path(cfg, run, seqs)
     t = datetime.now(UTC)
     write_summary(out, t, run, names, pur, pur.views, gain)
     try:
-        write_root(out.with_suffix(".root"), gain, cfg.geometry)
+        write_root(out.with_suffix(".root"), gain, geo)
     except Exception as exc:  # the histogram file is optional; the summary is what matters
         log.warning("%s: ROOT histogram not written: %s", out, exc)
     details = _results(pur, gain, out) | ({"partial": True} if partial else {})
@@ -206,8 +255,7 @@ def analyse_run(cfg: FarmConfig, bk: Bookkeeping, run: int) -> Path | None:
             return None
         names.append(path)
     hits = concat(parts)
-    pur = purity_analysis(hits)
-    gain = gain_analysis(hits, pur.combined.tau_us, cfg.geometry)
+    pur, gain = _measure(hits, group_geometry(cfg, done))
     out = run_summary_path(cfg, run)
     write_summary(out, datetime.now(UTC), run, names, pur, pur.views, gain)
     log.info("run %d summary: %s -> %s", run, pur.combined.describe(), out)

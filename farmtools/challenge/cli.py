@@ -193,6 +193,15 @@ def simulate(
             exists=True, dir_okay=False, help="A challenge report (JSON) to calibrate on."
         ),
     ] = None,
+    reco_s_per_event_6x6x6: Annotated[
+        float | None,
+        typer.Option(
+            "--reco-s-per-event-6x6x6",
+            min=0.0,
+            help="6x6x6: CPU s per uncompressed 6x6x6 event measured (bench_reco666.py);"
+            " replaces the 3x1x1 figure scaled by channels x samples.",
+        ),
+    ] = None,
     size_6x6x6: Annotated[
         bool, typer.Option("--size-6x6x6", help="Print the 6x6x6 sizing table (markdown).")
     ] = False,
@@ -233,6 +242,7 @@ def simulate(
             bandwidth_Bps=bandwidth_gb_s * 1e9,
             job_s=job_s if job_s is not None else sim.DEFAULT_JOB_S,
             reco_s_per_event_compressed_3x1x1=reco_s_per_event_compressed,
+            reco_s_per_event_6x6x6=reco_s_per_event_6x6x6,
         )
     if as_json:
         typer.echo(json.dumps(out, indent=1, default=str))
@@ -256,6 +266,7 @@ def simulate(
                 bandwidth_gb_s,
                 job_s=job_s if job_s is not None else sim.DEFAULT_JOB_S,
                 per_event_compressed_3x1x1=reco_s_per_event_compressed,
+                per_event_6x6x6=reco_s_per_event_6x6x6,
             )
         )
     if "calibration" in out and not out["calibration"]["within_20_percent"]:

@@ -90,6 +90,7 @@ def markdown_sizing(
     bandwidth_gb_s: float,
     job_s: float | None = None,
     per_event_compressed_3x1x1: float | None = None,
+    per_event_6x6x6: float | None = None,
 ) -> str:
     """The 6x6x6 sizing table (markdown) with the assumptions it rests on."""
     ratio = WORK_RATIO_6X6X6
@@ -99,11 +100,22 @@ def markdown_sizing(
         per_event += f" ({per_event_compressed_3x1x1:.4f} s compressed)"
         scaled += f" ({per_event_compressed_3x1x1 * ratio:.2f} s compressed)"
     job = f"; every job {job_s:.2f} s before its first event" if job_s is not None else ""
-    head = (
-        f"6x6x6 sizing: {EVENT_BYTES_6X6X6 / 1e6:.0f} MB events, {cores} cores, "
-        f"{bandwidth_gb_s:g} GB/s storage; reconstruction {per_event} measured here "
-        f"x {ratio:.1f} (channels x samples) = {scaled} per 6x6x6 event on one core{job}.\n"
-    )
+    if per_event_6x6x6 is not None:
+        decode = ""
+        if per_event_compressed_3x1x1 is not None:
+            extra = (per_event_compressed_3x1x1 - per_event_3x1x1) * ratio
+            decode = f", compressed + {extra:.2f} s of decoding (3x1x1's, scaled)"
+        head = (
+            f"6x6x6 sizing: {EVENT_BYTES_6X6X6 / 1e6:.0f} MB events, {cores} cores, "
+            f"{bandwidth_gb_s:g} GB/s storage; reconstruction {per_event_6x6x6:.2f} s CPU per "
+            f"6x6x6 event measured (bench_reco666.py){decode}{job}.\n"
+        )
+    else:
+        head = (
+            f"6x6x6 sizing: {EVENT_BYTES_6X6X6 / 1e6:.0f} MB events, {cores} cores, "
+            f"{bandwidth_gb_s:g} GB/s storage; reconstruction {per_event} measured here "
+            f"x {ratio:.1f} (channels x samples) = {scaled} per 6x6x6 event on one core{job}.\n"
+        )
     lines = [
         head,
         "| case | trigger (Hz) | mean data rate (GB/s) | events/file | a file every (s, mean) | "

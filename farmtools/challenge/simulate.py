@@ -305,6 +305,7 @@ def size_6x6x6(
     minutes: float = 20.0,
     job_s: float = DEFAULT_JOB_S,
     reco_s_per_event_compressed_3x1x1: float | None = None,
+    reco_s_per_event_6x6x6: float | None = None,
 ) -> list[dict[str, Any]]:
     """Run the model for each :data:`SIZING_CASES` entry over ``minutes`` of data taking.
 
@@ -314,6 +315,11 @@ def size_6x6x6(
     given) for compressed ones, whose events are decoded first.  ``job_s`` is what every job
     pays once before its first event (imports, numba's first calls), not scaled: both are
     measured on full-size files by ``bench_challenge.py costs``.
+
+    ``reco_s_per_event_6x6x6`` (CPU s of one uncompressed 6x6x6 event, measured by
+    ``benchmarks/bench_reco666.py``: 70-100 cosmics, CRPs, flashes and all) replaces the scaled
+    figure; compressed events then add the decoding the 3x1x1 measured (compressed minus
+    uncompressed, scaled), since bench_reco666 reads uncompressed events.
     """
     rows = []
     for case in SIZING_CASES:
@@ -323,6 +329,13 @@ def size_6x6x6(
             else reco_s_per_event_3x1x1
         )
         per_event = per_3x1x1 * WORK_RATIO_6X6X6
+        if reco_s_per_event_6x6x6 is not None:
+            decode = (
+                (reco_s_per_event_compressed_3x1x1 - reco_s_per_event_3x1x1) * WORK_RATIO_6X6X6
+                if case.compression > 1.0 and reco_s_per_event_compressed_3x1x1 is not None
+                else 0.0
+            )
+            per_event = reco_s_per_event_6x6x6 + max(decode, 0.0)
         event_bytes = EVENT_BYTES_6X6X6 / case.compression
         events_per_file = max(1, int(file_bytes // event_bytes))
         interval = events_per_file / case.trigger_hz

@@ -364,15 +364,14 @@ class Manager:
 
     def claim(self, s: PassSummary) -> None:
         while True:
-            # 311 files only: a 6x6x6 event file (``<run>_<seq>_<id>.dat``) stays stored, archived
-            # as any raw file, until its reconstruction exists (issue 15)
+            # 311 files and 6x6x6 event files (``<run>_<seq>_<id>.dat``) alike: ``farmtools
+            # reco`` tells them apart (issue 15)
             got = self.bk.claim(
                 FileState.STORED,
                 FileState.QUEUED,
                 limit=self.claim_limit,
                 worker=self.worker,
                 event=Event.QUEUED,
-                name_prefix="run",
             )
             for f in got:
                 self._new_job(f)
@@ -388,7 +387,7 @@ class Manager:
         delay_s: float = 0.0,
     ) -> JobRecord:
         raw = parse_raw_name(f.name)
-        name = f"reco_run{raw.run}-seq{raw.seq}" if raw else f"reco_{f.name}"
+        name = raw.job_name if raw else f"reco_{f.name}"
         self._due_in(delay_s)
         return self.jobs.add(
             file=f.name,

@@ -33,7 +33,7 @@ from farmtools.storage.location import is_url
 class JobPaths:
     """Every path of one try of one file's job (absolute)."""
 
-    name: str  # reco_run<N>-seq<M>
+    name: str  # reco_run<N>-seq<M>, or reco_<run>_<seq>_<id> for a 6x6x6 file
     script: Path
     stdout: Path
     stderr: Path
@@ -47,7 +47,7 @@ class JobPaths:
     @classmethod
     def of(cls, cfg: FarmConfig, raw: RawName, serial: int) -> JobPaths:
         """Paths of the job with database id ``serial`` (unique, unlike a try number)."""
-        name = f"reco_run{raw.run}-seq{raw.seq}"
+        name = raw.job_name
         stem = f"{name}.{serial}"
         scripts = cfg.path(cfg.processing.scripts_dir) / raw.run_dir
         logs = cfg.path(cfg.processing.logs_dir) / raw.run_dir

@@ -44,6 +44,12 @@ class RawName:
         return f"run{self.run}"
 
     @property
+    def job_name(self) -> str:
+        """Name of its processing job: ``reco_run<N>-seq<M>``, ``reco_<run>_<seq>_<id>`` (6x6x6:
+        two L2 builders write the same run and sequence numbers)."""
+        return "reco_" + self.filename.removesuffix(".dat")
+
+    @property
     def reco_filename(self) -> str:
         """Name of the reconstruction output, as the seed named it."""
         if self.builder:

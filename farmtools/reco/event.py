@@ -54,6 +54,7 @@ HIT_COLUMNS: dict[str, type] = {
     "y": np.float32,
     "drift_us": np.float32,
     "lem": np.int8,
+    "crp": np.int8,
 }
 
 TRACK_COLUMNS: dict[str, type] = {
@@ -73,6 +74,24 @@ TRACK_COLUMNS: dict[str, type] = {
     "t0": np.float32,
     "crossing": np.bool_,
     "partner": np.int16,
+    "crp": np.int8,
+    "track3d": np.int16,
+    "flash": np.int16,
+    "t0_us": np.float32,
+    "tag": np.int8,
+    "match_quality": np.float32,
+    "drift_min_cm": np.float32,
+    "drift_max_cm": np.float32,
+}
+
+#: Track columns that say "none" until the light readout matched the track (6x6x6 only).
+UNMATCHED_TRACK: dict[str, float] = {
+    "track3d": -1,
+    "flash": -1,
+    "t0_us": np.nan,
+    "match_quality": np.nan,
+    "drift_min_cm": np.nan,
+    "drift_max_cm": np.nan,
 }
 
 
@@ -87,6 +106,8 @@ class EventReco:
     #: CPU seconds of the calling thread in each step (the benchmark's time shares; exact
     #: whatever else runs, also when events are reconstructed on several threads).
     timing: dict[str, float] = field(default_factory=dict)
+    #: Flashes found in the light readout (6x6x6; 0 where there is none).
+    n_flashes: int = 0
 
     @property
     def n_hits(self) -> int:
@@ -202,6 +223,8 @@ def reconstruct_event(
 
     nt = len(lines)
     trk = _empty(TRACK_COLUMNS, nt)
+    for key, value in UNMATCHED_TRACK.items():
+        trk[key][:] = value
     ranges: list[tuple[float, float]] = []
     for k, line in enumerate(lines):
         mine = mtrack == k

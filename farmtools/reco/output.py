@@ -9,6 +9,11 @@ view-order channel).  Readable by uproot and by ROOT itself.
 Schema contract: the tree and branch names are read by :mod:`farmtools.analysis`; they only
 grow.  Changes, newest first:
 
+* 2026-12-07: the 6x6x6 (issue 15), additive: ``hits.crp``; ``tracks.crp``, ``track3d`` (the
+  joined, view-matched track within the event, -1 none), ``flash`` (-1 none), ``t0_us`` (the
+  flash's time from the trigger, NaN unmatched), ``tag`` (0 unmatched, 1 cosmic, 2 beam),
+  ``match_quality`` (0..1, NaN unmatched), ``drift_min_cm``/``drift_max_cm`` (absolute drift
+  coordinate, NaN unmatched); ``events.n_flashes``.  A 3x1x1 file has crp 0, tag 0, NaN, -1.
 * 2026-12-07: ``events.trigger_type`` and ``events.dq_flag`` are uint8 (were int8): they are
   the raw header's unsigned bytes, and a value of 128 or more (a trigger type >= 128, the dq
   flag's bit 7) made the writer fail.  Values below 128 read the same.
@@ -52,6 +57,7 @@ EVENT_COLUMNS: dict[str, type] = {
     "n_tracks": np.int32,
     "n_matched": np.int32,
     "n_crossing": np.int32,
+    "n_flashes": np.int32,
 }
 
 
@@ -71,7 +77,8 @@ TREE_TITLES: dict[str, str] = {
     "0.4 us ticks; amplitude ADC; charge fC; ds cm; dqds fC/cm; x, y cm on the CRP; "
     "drift_us us; lem 1..n (0 unknown); NaN unless the track is matched",
     "tracks": "one entry per 2D track: slope dz/du (cm/cm); intercept, u0, z0 cm; du, dz unit "
-    "direction; tick_min, tick_max, t0 in 0.4 us ticks; length, length3d cm",
+    "direction; tick_min, tick_max, t0 in 0.4 us ticks; length, length3d cm; t0_us us from "
+    "the trigger (flash); tag 0 unmatched 1 cosmic 2 beam; drift_min_cm, drift_max_cm cm",
 }
 
 
@@ -127,6 +134,7 @@ class RecoWriter:
             row["n_tracks"] = reco.n_tracks
             row["n_matched"] = int((reco.tracks["partner"] >= 0).sum())
             row["n_crossing"] = int(reco.tracks["crossing"].sum() // 2)
+            row["n_flashes"] = reco.n_flashes
             for k in EVENT_COLUMNS:
                 ev[k].append(row[k])
         self._file["events"].extend(

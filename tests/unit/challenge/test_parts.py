@@ -220,6 +220,24 @@ def test_sizing_uses_the_compressed_per_event_cost_and_the_per_job_cost() -> Non
     assert "(0.0200 s compressed)" in table and "every job 0.50 s" in table
 
 
+def test_sizing_takes_the_measured_6x6x6_cost_and_adds_the_decoding() -> None:
+    rows = size_6x6x6(
+        0.01,
+        minutes=2.0,
+        job_s=0.5,
+        reco_s_per_event_compressed_3x1x1=0.02,
+        reco_s_per_event_6x6x6=1.3,
+    )
+    by_case = {r["case"]: r for r in rows}
+    assert by_case["beam, SPS spills, uncompressed"]["reco_s_per_event"] == pytest.approx(1.3)
+    compressed = by_case["beam, SPS spills"]["reco_s_per_event"]
+    assert compressed == pytest.approx(1.3 + 0.01 * WORK_RATIO)
+    table = markdown_sizing(
+        rows, 0.01, 384, 20.0, job_s=0.5, per_event_compressed_3x1x1=0.02, per_event_6x6x6=1.3
+    )
+    assert "1.30 s CPU per 6x6x6 event measured" in table and "x 36" not in table
+
+
 def test_simulate_cli_calibrates_on_a_report_and_prints_the_sizing_table(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 

@@ -1,0 +1,237 @@
+"""Reconstruction of full 6x6x6 beam events (7680 channels x 10,000 samples, ~70-90 cosmics + beam).
+
+Emulates ``--events`` beam events with the 6x6x6 emulator (:mod:`farmtools.emulator.pddp_event`,
+all 120 cards instrumented so that every CRP has both views; fixed seed), writes them as one
+L2 event file, warms the numba cache on a small event, then reconstructs the file in a child
+process on ``--threads`` threads (the CRPs of an event in parallel) and prints
+
+  * wall seconds per event and the CPU seconds of each step (read, signal, tracks, matching,
+    t0: joining, flashes and their matching, write), the peak RSS of the child when it is done;
+  * the baseline from the same child, right after: reading and unpacking every event alone
+    (``PDDPFile.event``, view order), and the ratio of the reconstruction to it;
+  * against the emulator's truth: the fraction of the selected cosmics
+    (:func:`farmtools.analysis.cosmics.select_cosmics`) whose t0 is within 1 us of the true one,
+    and the beam/cosmic tag purity and efficiency of the 3D tracks.
+
+Targets (issue 15): <= 1 s wall per event on 2 cores, <= 2 GB; >= 95 % of selected cosmics
+within 1 us; tag purity >= 99 %.
+
+    .venv/bin/python benchmarks/bench_reco666.py [--events 3] [--threads 2] [--dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+GEOMETRY = "6x6x6-full"
+TARGET_WALL_S = 1.0
+TARGET_RSS_MB = 2000.0
+
+CHILD = r"""
+import json, sys, time
+from farmtools.detector import geometry
+from farmtools.rawdata.pddp_reader import PDDPFile
+from farmtools.reco.driver import reconstruct_file
+raw, out, threads, g = sys.argv[1], sys.argv[2], int(sys.argv[3]), geometry(sys.argv[4])
+if sys.argv[5] == "warm":  # numba's cache filled on a small event, in a process of its own
+    reconstruct_file(raw, out, g.with_samples(1000), threads=threads)
+    sys.exit(0)
+c0 = time.process_time(); t0 = time.perf_counter()
+stats = reconstruct_file(raw, out, g, threads=threads)
+wall = time.perf_counter() - t0; cpu = time.process_time() - c0
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so it would be the parent's
+rss = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) / 1024.0
+c0 = time.process_time(); t0 = time.perf_counter()
+with PDDPFile.open(raw, g) as f:
+    for i in range(f.n_events):
+        f.event(i)
+    n = f.n_events
+read_wall = time.perf_counter() - t0; read_cpu = time.process_time() - c0
+print(json.dumps({"events": n, "read_wall": read_wall, "read_cpu": read_cpu, "wall": wall,
+                  "cpu": cpu, "timing": stats.timing, "rss_mb": rss}))
+"""
+
+
+def emulate(path: Path, warm: Path, n: int, seed: int) -> list[dict[str, Any]]:
+    """Write ``n`` beam events (and a small warm-up file); the truth of each event."""
+    from farmtools.detector import geometry
+    from farmtools.emulator.beam import BeamSettings, Trigger
+    from farmtools.emulator.pddp_event import PddpEventGenerator
+    from farmtools.emulator.settings import EmulatorSettings
+    from tests.unit.reco import pddp_synth
+
+    g = geometry(GEOMETRY)
+    gen = PddpEventGenerator(g, EmulatorSettings(seed=seed), BeamSettings(), seed)
+    events, truths = [], []
+    for i in range(n):
+        ev = gen.event(Trigger(float(i), True, 0))
+        events.append((ev.adc.copy(), ev.lro))
+        truths.append(ev.truth)
+    pddp_synth.write_file(path, g, events)
+    small = g.with_samples(1000)
+    gen = PddpEventGenerator(small, EmulatorSettings(seed=seed), BeamSettings(), seed)
+    ev = gen.event(Trigger(0.0, True, 0))
+    pddp_synth.write_file(warm, small, [(ev.adc, ev.lro)])
+    return truths
+
+
+def _distance(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    """Mean distance of ``points`` to the segment a-b."""
+    d = b - a
+    s = np.clip(((points - a) @ d) / max(float(d @ d), 1e-9), 0.0, 1.0)
+    return float(np.linalg.norm(points - (a + s[:, None] * d), axis=1).mean())
+
+
+def score(out: Path, truths: list[dict[str, Any]]) -> dict[str, Any]:
+    """t0 residuals of the selected cosmics and the tag purity/efficiency against the truth."""
+    import uproot
+
+    from farmtools.analysis.cosmics import select_cosmics
+    from farmtools.detector import geometry
+    from farmtools.reco import crpjoin
+    from farmtools.reco.t0match import TAG_BEAM, TAG_COSMIC
+
+    g = geometry(GEOMETRY)
+    v = g.drift_velocity_mm_per_us * 0.1
+    with uproot.open(out) as f:
+        trk = f["tracks"].arrays(library="np")
+    chosen = select_cosmics(trk, g)
+    res: dict[str, Any] = {"tracks3d": 0, "associated": 0, "selected": 0, "selected_ok": 0}
+    tags = {TAG_BEAM: [0, 0], TAG_COSMIC: [0, 0]}  # [right, all] per reco tag
+    found_kind = {"beam": [0, 0], "cosmic": [0, 0]}  # [tagged right, found] per true kind
+    for e, truth in enumerate(truths):
+        rows = np.flatnonzero(trk["event"] == e)
+        cols = {k: v_[rows] for k, v_ in trk.items()}
+        segs = crpjoin.segments(cols, g)
+        parts = truth["particles"]
+        lines = [
+            (
+                np.array([*p["entry_cm"][:2], p["entry_cm"][2] + p["t0_us"] * v]),
+                np.array([*p["exit_cm"][:2], p["exit_cm"][2] + p["t0_us"] * v]),
+            )
+            for p in parts
+        ]
+        best_tag: dict[int, int] = {}
+        for t3 in np.unique(cols["track3d"][cols["track3d"] >= 0]):
+            mine = [s for s in segs if cols["track3d"][s.track0] == t3]
+            if not mine:
+                continue
+            res["tracks3d"] += 1
+            pts = np.array([p for s in mine for p in (s.start, s.end)])
+            dist = [_distance(pts, a, b) for a, b in lines]
+            i = int(np.argmin(dist))
+            if dist[i] > 10.0:
+                continue
+            res["associated"] += 1
+            row = mine[0].track0
+            tag = int(cols["tag"][row])
+            kind = parts[i]["kind"]
+            if tag in tags:
+                tags[tag][1] += 1
+                tags[tag][0] += int((tag == TAG_BEAM) == (kind == "beam"))
+                right = int((tag == TAG_BEAM) == (kind == "beam"))
+                best_tag[i] = max(best_tag.get(i, 0), right)
+            if chosen[rows[row]]:
+                res["selected"] += 1
+                res["selected_ok"] += int(abs(float(cols["t0_us"][row]) - parts[i]["t0_us"]) <= 1.0)
+        for i, right in best_tag.items():
+            k = parts[i]["kind"]
+            found_kind[k][1] += 1
+            found_kind[k][0] += right
+        res.setdefault("true_particles", 0)
+        res["true_particles"] += len(parts)
+    res["beam_purity"] = tags[TAG_BEAM][0] / max(tags[TAG_BEAM][1], 1)
+    res["cosmic_purity"] = tags[TAG_COSMIC][0] / max(tags[TAG_COSMIC][1], 1)
+    res["beam_efficiency"] = found_kind["beam"][0] / max(found_kind["beam"][1], 1)
+    res["cosmic_efficiency"] = found_kind["cosmic"][0] / max(found_kind["cosmic"][1], 1)
+    res["n_beam_tagged"] = tags[TAG_BEAM][1]
+    res["n_cosmic_tagged"] = tags[TAG_COSMIC][1]
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--events", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=15)
+    ap.add_argument(
+        "--dir", type=Path, default=None, help="work directory (default: a temporary one)"
+    )
+    args = ap.parse_args()
+    work = args.dir or Path(tempfile.mkdtemp(prefix="bench-reco666-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        raw, warm, out = work / "15_0_a.dat", work / "15_1_a.dat", work / "reco666.root"
+        t0 = time.perf_counter()
+        kept = work / f"truth-{args.events}-{args.seed}.json"
+        if raw.exists() and kept.exists():  # a --dir of an earlier run: the same events
+            truths = json.loads(kept.read_text())
+        else:
+            truths = emulate(raw, warm, args.events, args.seed)
+            kept.write_text(json.dumps(truths))
+        n_cos = [sum(p["kind"] == "cosmic" for p in t["particles"]) for t in truths]
+        n_beam = [sum(p["kind"] == "beam" for p in t["particles"]) for t in truths]
+        print(
+            f"emulated {args.events} events ({GEOMETRY}, {raw.stat().st_size / 1e6:.0f} MB) in "
+            f"{time.perf_counter() - t0:.1f} s: cosmics {n_cos}, beam particles {n_beam}"
+        )
+        env = {**os.environ, "PYTHONPATH": os.getcwd()}
+
+        def child(path: Path, mode: str) -> str:
+            argv = [sys.executable, "-c", CHILD, str(path), str(out), str(args.threads)]
+            done = subprocess.run(
+                [*argv, GEOMETRY, mode], capture_output=True, text=True, env=env, check=True
+            )
+            return done.stdout
+
+        child(warm, "warm")
+        m = json.loads(child(raw, "measure").strip().splitlines()[-1])
+        n = m["events"]
+        per = m["wall"] / n
+        read = m["read_wall"] / n
+        steps = ", ".join(f"{k} {v / n:.3f}" for k, v in sorted(m["timing"].items()))
+        print(
+            f"reco: {per:.3f} s wall per event on {args.threads} threads "
+            f"(target <= {TARGET_WALL_S} s: {'met' if per <= TARGET_WALL_S else 'NOT met'}), "
+            f"{m['cpu'] / n:.3f} s CPU per event; CPU s per event per step: {steps}"
+        )
+        print(
+            f"baseline: read + unpack alone {read:.3f} s wall ({m['read_cpu'] / n:.3f} s CPU) "
+            f"per event; reco / read = {per / read:.2f} (wall), "
+            f"{m['cpu'] / max(m['read_cpu'], 1e-9):.2f} (CPU)"
+        )
+        print(
+            f"peak RSS {m['rss_mb']:.0f} MB (target <= {TARGET_RSS_MB:.0f}: "
+            f"{'met' if m['rss_mb'] <= TARGET_RSS_MB else 'NOT met'})"
+        )
+        s = score(out, truths)
+        frac = s["selected_ok"] / max(s["selected"], 1)
+        print(
+            f"t0: {s['selected_ok']}/{s['selected']} selected cosmics within 1 us "
+            f"({100 * frac:.1f} %, target >= 95 %); 3D tracks {s['tracks3d']}, "
+            f"associated to a true particle {s['associated']} of {s['true_particles']} particles"
+        )
+        print(
+            f"tags: beam purity {100 * s['beam_purity']:.1f} % of {s['n_beam_tagged']}, "
+            f"efficiency {100 * s['beam_efficiency']:.1f} %; cosmic purity "
+            f"{100 * s['cosmic_purity']:.1f} % of {s['n_cosmic_tagged']}, efficiency "
+            f"{100 * s['cosmic_efficiency']:.1f} % (target purity >= 99 %)"
+        )
+    finally:
+        if args.dir is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
