@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import tempfile
 import threading
 import time
 import tracemalloc
-from collections.abc import Callable
 from multiprocessing import Process
 from pathlib import Path
 
@@ -66,23 +66,47 @@ def _build(
     L2Builder(_settings(tmp, geo_name, out, bid, ids, fsync)).drain()
 
 
-def _timed_build(tmp: Path, out: str, fsync: bool) -> float:
+class _Clock:
+    """Wall time and CPU time (this process and its children: ``cat``, the builder processes)
+    of one step.  On a loaded machine a step gets a fraction of a core: GB per CPU second is
+    the one-core figure, wall-clock GB/s what the machine gave."""
+
+    def __enter__(self) -> _Clock:
+        self._t, self._c = time.perf_counter(), self._cpu()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.wall = time.perf_counter() - self._t
+        self.cpu = self._cpu() - self._c
+
+    @staticmethod
+    def _cpu() -> float:
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return time.process_time() + kids.ru_utime + kids.ru_stime
+
+    def line(self, label: str, gb: float, extra: str = "") -> str:
+        return (
+            f"{label:22s}: {gb / self.wall:6.2f} GB/s wall ({self.wall:.2f} s), "
+            f"{gb / max(self.cpu, 1e-9):6.2f} GB per CPU s ({self.cpu:.2f} s){extra}"
+        )
+
+
+def _timed_build(tmp: Path, out: str, fsync: bool) -> _Clock:
     os.sync()  # start clean: dirty pages of the step before would throttle this one's writes
-    t = time.perf_counter()
-    _build(tmp, "6x6x6", out, "a", ("a",), fsync)
-    return time.perf_counter() - t
+    with _Clock() as c:
+        _build(tmp, "6x6x6", out, "a", ("a",), fsync)
+    return c
 
 
-def _cat(tmp: Path, fsync: bool) -> float:
+def _cat(tmp: Path, fsync: bool) -> _Clock:
     streams = sorted(str(p) for p in (tmp / "l1").glob("*.frag"))
     (tmp / "cat.out").unlink(missing_ok=True)
     os.sync()
-    t = time.perf_counter()
-    with open(tmp / "cat.out", "wb") as out:
+    with _Clock() as c, open(tmp / "cat.out", "wb") as out:
         subprocess.run(["cat", *streams], stdout=out, check=True)
         if fsync:
             os.fsync(out.fileno())
-    return time.perf_counter() - t
+    return c
 
 
 def throughput(tmp: Path, events: int) -> None:
@@ -93,32 +117,29 @@ def throughput(tmp: Path, events: int) -> None:
     )
     size = sum(p.stat().st_size for p in (tmp / "l1").glob("*.frag"))
     _cat(tmp, False)  # warm the page cache for both
-    t_cat_mem = _cat(tmp, False)
-    t_one_mem = _timed_build(tmp, "l2-mem", fsync=False)
+    cat_mem = _cat(tmp, False)
+    one_mem = _timed_build(tmp, "l2-mem", fsync=False)
     shutil.rmtree(tmp / "l2-mem")
-    t_cat = _cat(tmp, True)
-    t_one = _timed_build(tmp, "l2-one", fsync=True)
+    cat = _cat(tmp, True)
+    one = _timed_build(tmp, "l2-one", fsync=True)
     os.sync()
-    t = time.perf_counter()
-    procs = [Process(target=_build, args=(tmp, "6x6x6", "l2-two", b, ("a", "b"))) for b in "ab"]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join()
-    t_two = time.perf_counter() - t
+    with _Clock() as two:
+        procs = [Process(target=_build, args=(tmp, "6x6x6", "l2-two", b, ("a", "b"))) for b in "ab"]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join()
     gb = size / 1e9
+
+    def ratio(base: _Clock, step: _Clock) -> str:
+        return f"; ratio to cat: wall {base.wall / step.wall:.2f}, CPU {base.cpu / step.cpu:.2f}"
+
     print(f"input: {events} events, two L1 streams, {gb:.2f} GB of fragments")
-    print(f"cat (page cache)  : {gb / t_cat_mem:6.2f} GB/s ({t_cat_mem:.2f} s)")
-    print(
-        f"L2 build, no sync : {gb / t_one_mem:6.2f} GB/s ({t_one_mem:.2f} s)  ratio to cat {t_cat_mem / t_one_mem:.2f}"
-    )
-    print(f"cat + fsync       : {gb / t_cat:6.2f} GB/s ({t_cat:.2f} s)")
-    print(
-        f"L2 build, 1 core  : {gb / t_one:6.2f} GB/s ({t_one:.2f} s)  ratio to cat {t_cat / t_one:.2f}"
-    )
-    print(
-        f"L2 build, 2 builders: {gb / t_two:6.2f} GB/s ({t_two:.2f} s)  scaling x{t_one / t_two:.2f}"
-    )
+    print(cat_mem.line("cat (page cache)", gb))
+    print(one_mem.line("L2 build, no sync", gb, ratio(cat_mem, one_mem)))
+    print(cat.line("cat + fsync", gb))
+    print(one.line("L2 build, 1 builder", gb, ratio(cat, one)))
+    print(two.line("L2 build, 2 builders", gb, f"; wall scaling x{one.wall / two.wall:.2f}"))
     shutil.rmtree(tmp / "l2-two")
     (tmp / "cat.out").unlink()
 
@@ -131,21 +152,24 @@ def throughput(tmp: Path, events: int) -> None:
         f.event_daq(0)
         nbytes = f.entries[1 % f.n_events].size
         # Interleaved, best of five each: a load burst hits both orders alike.
-        t_view = t_daq = float("inf")
+        view: list[_Clock] = []
+        daq: list[_Clock] = []
         for _ in range(5):
-            t_view = min(t_view, _timed(lambda: f.event(1 % f.n_events)))
-            t_daq = min(t_daq, _timed(lambda: f.event_daq(1 % f.n_events)))
+            with _Clock() as c:
+                f.event(1 % f.n_events)
+            view.append(c)
+            with _Clock() as c:
+                f.event_daq(1 % f.n_events)
+            daq.append(c)
+    gb = nbytes / 1e9
+    t_view, t_daq = min(c.wall for c in view), min(c.wall for c in daq)
+    c_view, c_daq = min(c.cpu for c in view), min(c.cpu for c in daq)
     print(
-        f"read one event    : {nbytes / 1e9 / t_view:6.2f} GB/s in view order ({nbytes / 1e6:.0f} MB in "
-        f"{t_view * 1e3:.0f} ms), {nbytes / 1e9 / t_daq:.2f} GB/s in DAQ order; peak allocation "
-        f"{first_peak / 1e6:.0f} MB for the first event (its bytes + its samples), buffers reused after"
+        f"read one event ({nbytes / 1e6:.0f} MB): view order {gb / t_view:.2f} GB/s wall "
+        f"({t_view * 1e3:.0f} ms), {gb / c_view:.2f} GB per CPU s; DAQ order {gb / t_daq:.2f} GB/s "
+        f"wall, {gb / c_daq:.2f} GB per CPU s; peak allocation {first_peak / 1e6:.0f} MB for the "
+        "first event (its bytes + its samples), buffers reused after"
     )
-
-
-def _timed(fn: Callable[[], object]) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
 
 
 def _count_and_remove(out: Path, geo: Geometry, seen: set[int]) -> tuple[int, int]:
