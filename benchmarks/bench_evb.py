@@ -17,7 +17,7 @@ peak memory near one event; a 20-minute stream at 100 Hz (120,000 triggers) repl
 memory give (fsync is a no-op there).  The 20-minute replay, scaled to this machine (2 samples per
 channel, as fast as it goes, built files deleted once counted):
 ``--tmpfs --skip-throughput --replay-events 120000 --replay-rate 0 --replay-samples 2
---replay-per-file 2000``.
+--replay-per-file 2000 --replay-pair-timeout 20``.
 """
 
 from __future__ import annotations
@@ -189,7 +189,14 @@ def _count_and_remove(out: Path, geo: Geometry, seen: set[int]) -> tuple[int, in
     return events, incomplete
 
 
-def replay(tmp: Path, events: int, rate: float, samples: int, per_file: int = 200) -> None:
+def replay(
+    tmp: Path,
+    events: int,
+    rate: float,
+    samples: int,
+    per_file: int = 200,
+    pair_timeout_s: float = 2.0,
+) -> None:
     name = f"6x6x6:{samples}"
     faults = Faults(
         missing=((1, 17),),
@@ -216,7 +223,7 @@ def replay(tmp: Path, events: int, rate: float, samples: int, per_file: int = 20
         out_dir=tmp / "replay-l2",
         setaside_dir=tmp / "replay-aside",
         geometry=geometry(name),
-        pair_timeout_s=2.0,
+        pair_timeout_s=pair_timeout_s,
         roll_bytes=per_file * 2 * geometry(name).fragment_bytes,
         flush_s=1.0,
         fsync=False,
@@ -244,7 +251,8 @@ def replay(tmp: Path, events: int, rate: float, samples: int, per_file: int = 20
     print(
         f"replay: {events} triggers ({events / 100 / 60:.1f} min at 100 Hz), {samples} samples, "
         f"{asked}: {wall:.1f} s = {events / wall:.0f} Hz; emitted {sum(emitted)} fragments; "
-        f"built {c.built} events, incomplete {c.incomplete}, set aside {aside} -> {accounted} "
+        f"built {c.built} events, incomplete {c.incomplete}, set aside {aside} (late {c.late}) "
+        f"-> {accounted} "
         f"accounted, {sum(emitted) - accounted} lost; expected {result['expected']}"
     )
     print(
@@ -260,6 +268,12 @@ def main() -> None:
     ap.add_argument("--replay-events", type=int, default=3000)
     ap.add_argument("--replay-samples", type=int, default=20)
     ap.add_argument("--replay-per-file", type=int, default=200, help="fragments per L1 file")
+    ap.add_argument(
+        "--replay-pair-timeout",
+        type=float,
+        default=2.0,
+        help="evb.pair_timeout_s of the replay's builder (it shares the GIL with the emulator)",
+    )
     ap.add_argument(
         "--replay-rate", type=float, default=300.0, help="triggers/s; 0: as fast as it goes"
     )
@@ -283,7 +297,12 @@ def main() -> None:
             throughput(tmp, args.events)
         if not args.skip_replay:
             replay(
-                tmp, args.replay_events, args.replay_rate, args.replay_samples, args.replay_per_file
+                tmp,
+                args.replay_events,
+                args.replay_rate,
+                args.replay_samples,
+                args.replay_per_file,
+                args.replay_pair_timeout,
             )
 
 
