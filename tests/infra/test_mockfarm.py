@@ -319,10 +319,9 @@ def test_distributed_6x6x6_event_building(mockfarm: MockFarm) -> None:
     def state() -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
         runs = json.loads(l2.check_output(f"runuser -u prod -- {farmtools} runs {conf} --json"))
         row = next((r for r in runs if r["run"] == L2_RUN), None)
-        files = json.loads(
-            l2.check_output(f"runuser -u prod -- {farmtools} files {conf} --run {L2_RUN} --json")
-        )
-        return row, files
+        # All files, not `--run`: that is an error (exit 1) until ingest has recorded one.
+        every = json.loads(l2.check_output(f"runuser -u prod -- {farmtools} files {conf} --json"))
+        return row, [f for f in every if f["run"] == L2_RUN]
 
     # Bounded wait on the daemons (pair time-out 3 s, flush 2 s, ingest settle 10 s).
     deadline = time.monotonic() + 180
