@@ -25,7 +25,7 @@ lint:
 unit: setup
 	$(VENV)/pytest -m "not xrootd and not postgres and not slurm and not browser and not farm and not slow" $(PYTEST_ARGS)
 
-## mockfarm-up: podman containers evb, storage, head, worker1, worker2, provisioned by site.yml
+## mockfarm-up: podman containers evb, storage, head, worker1, worker2, l2, provisioned by site.yml
 mockfarm-up: setup
 	./scripts/mockfarm/up.sh
 	./scripts/mockfarm/provision.sh

@@ -28,7 +28,7 @@ from farmtools.detector import Geometry, geometry
 from farmtools.rawdata import huffman
 from farmtools.rawdata.errors import RawDataError
 from farmtools.rawdata.indexed import IndexedFile
-from farmtools.rawdata.packing import unpack12
+from farmtools.rawdata.packing import _unpack, unpack12
 from farmtools.rawdata.pddp_format import (
     EVENT_ENTRY,
     FILE_HEADER,
@@ -46,18 +46,16 @@ from farmtools.rawdata.reader import ValidationReport
 def _unpack_rows(
     buf: npt.NDArray[np.uint8], out: npt.NDArray[np.uint16], dest: npt.NDArray[np.intp]
 ) -> None:  # pragma: no cover - compiled
-    """12-bit samples of ``len(dest)`` channels (even sample count), channel ``r`` into ``out[dest[r]]``."""
+    """12-bit samples of ``len(dest)`` channels (even sample count), channel ``r`` into ``out[dest[r]]``.
+
+    One call of the flat kernel per channel, on that channel's slice of bytes: numba then sees a
+    contiguous source and destination row and vectorises the loop (x2 over indexing ``buf`` with
+    a row offset inside one loop).
+    """
     ns = out.shape[1]
     row_bytes = ns * 3 // 2
     for r in range(dest.size):
-        o = out[dest[r]]
-        base = r * row_bytes
-        for j in range(ns // 2):
-            b0 = np.uint16(buf[base + 3 * j])
-            b1 = np.uint16(buf[base + 3 * j + 1])
-            b2 = np.uint16(buf[base + 3 * j + 2])
-            o[2 * j] = (b0 << 4) | (b1 >> 4)
-            o[2 * j + 1] = ((b1 & 0xF) << 8) | b2
+        _unpack(buf[r * row_bytes : (r + 1) * row_bytes], out[dest[r]], ns)
 
 
 @dataclass(frozen=True)

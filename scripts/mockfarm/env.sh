@@ -10,10 +10,10 @@ MF_PREFIX=ft-
 MF_NETWORK=${MF_PREFIX}farm
 MF_SUBNET=${MOCKFARM_SUBNET:-10.89.105.0/24}
 MF_IMAGE=localhost/${MF_PREFIX}node:bookworm
-MF_NODES=(evb storage head worker1 worker2)
+MF_NODES=(evb storage head worker1 worker2 l2)
 # Podman here uses the CNI backend without a DNS plugin: nodes get fixed addresses and know each
 # other through /etc/hosts entries (--add-host); the inventory uses the same names.
-declare -A MF_ADDR=([evb]=11 [storage]=12 [head]=13 [worker1]=21 [worker2]=22)
+declare -A MF_ADDR=([evb]=11 [storage]=12 [head]=13 [l2]=14 [worker1]=21 [worker2]=22)
 mf_ip() { echo "${MF_SUBNET%.*}.${MF_ADDR[$1]}"; }
 # The host's own address on the internal network (on the bridge, no gateway, no NAT): Ansible and
 # testinfra reach the nodes over SSH from here; the nodes still have no route off the machine.

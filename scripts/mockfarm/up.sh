@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Bring the mock farm up: host fixes, node image, local apt repository and wheelhouse (all cached
 # under .mockfarm/), an internal podman network (no route out of the machine) and the systemd
-# containers ft-evb, ft-storage, ft-head, ft-worker1, ft-worker2, reachable over SSH from the
-# host (.mockfarm/ssh/config, used by the mockfarm inventory and by testinfra).  Provisioning is
+# containers ft-evb, ft-storage, ft-head, ft-worker1, ft-worker2 and ft-l2 (the 6x6x6 L2 event
+# builder), reachable over SSH from the host (.mockfarm/ssh/config, used by the mockfarm
+# inventory and by testinfra).  Provisioning is
 # separate (provision.sh: ansible-playbook -i inventories/mockfarm site.yml), so each step can be
 # timed.  Running it again on a running farm changes nothing.
 source "$(dirname "$0")/env.sh"
@@ -43,7 +44,7 @@ if ! podman network exists "$MF_NETWORK"; then
 fi
 hosts=()
 for node in "${MF_NODES[@]}"; do hosts+=(--add-host "$node:$(mf_ip "$node")"); done
-# The production home is shared by the event builder, the head and the workers, as a farm's
+# The production home is shared by the event builders, the head and the workers, as a farm's
 # home is (NFS): batch jobs write their logs and status files where the manager reads them.
 # The storage node keeps its own.  down.sh removes it with the containers (it is farm state).
 mkdir -p "$MF_DIR/home-prod"

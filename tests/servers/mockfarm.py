@@ -4,7 +4,7 @@
 under .mockfarm/; testinfra reaches the nodes over SSH with the configuration it writes there),
 ``provision.sh`` runs ``ansible-playbook -i inventories/mockfarm site.yml`` twice (the second run
 must change nothing), and ``down.sh`` removes the ft- containers and network once the module
-that uses them is done.  A module fixture, not a session one: five systemd containers and the
+that uses them is done.  A module fixture, not a session one: six systemd containers and the
 farm they run (Slurm, XRootD, the farmtools daemons) would otherwise stay up, taking CPU, through
 the rest of the suite.  ``MOCKFARM_KEEP=1`` leaves the farm running for a look by hand.  Each
 step's duration is printed (a figure for the report, never an assertion).
@@ -27,7 +27,7 @@ from tests.servers.strict import missing, need_tools
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "scripts" / "mockfarm"
-NODES = ("evb", "storage", "head", "worker1", "worker2")
+NODES = ("evb", "storage", "head", "worker1", "worker2", "l2")
 MOCKFARM_DIR = Path(os.environ.get("MOCKFARM_DIR") or ROOT / ".mockfarm")
 _RECAP = re.compile(
     r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.MULTILINE
