@@ -140,7 +140,9 @@ def test_faults_of_known_content_each_raise_their_state_and_alarm(tmp_path: Path
 def test_failed_files_not_attempts_and_a_clean_farm_is_green(tmp_path: Path) -> None:
     m, bk, summaries = _fresh(tmp_path, failed_files_max=3)
     write_summary(summaries, 7, NOW, (7000.0, 6900.0))
-    t0 = NOW - timedelta(minutes=5)
+    # written 5 min before they are stored: now, not NOW (the module's import time, which in a
+    # whole-suite run lies many minutes back and would make the latency check warn)
+    t0 = datetime.now(UTC) - timedelta(minutes=5)
     for seq in range(6):
         name = f"run7-seq{seq}.dat"
         bk.register_file(
