@@ -15,6 +15,11 @@ statistics allow it.
     .venv/bin/python benchmarks/bench_closure_grid.py --quick
     .venv/bin/python benchmarks/bench_closure_grid.py --events 400 --samples 4
     .venv/bin/python benchmarks/bench_closure_grid.py --taus 3 --gains 3,20 --noise 1 --compress no
+    .venv/bin/python benchmarks/bench_closure_grid.py --taus 7 --gains 3,20 --emulator default
+
+``--emulator baseline`` (the default: every realism switch off, the model the table of
+docs/analysis.md was measured on), ``default`` (the emulator's defaults: delta rays, multiple
+scattering, stopping and side-entering muons, defective channels) or ``realistic``.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import numpy as np
 from farmtools.analysis.gain import gain
 from farmtools.analysis.hits import read_hits
 from farmtools.analysis.purity import purity
-from farmtools.emulator.settings import EmulatorSettings
+from farmtools.emulator.settings import BASELINE, REALISTIC, EmulatorSettings
 
 #: The map cell: gains 5-40 over the 12 LEMs, LEM 6 dead (gain 0).
 MAP_DEAD: dict[int, float] = {
@@ -40,9 +45,20 @@ MAP_DEAD: dict[int, float] = {
 ASYMMETRY = 0.1
 
 
-def settings_of(tau_ms: float, gain_name: str, noise: float, seed: int) -> EmulatorSettings:
+#: ``--emulator``: the realism switches of each choice (docs/emulator.md).
+EMULATORS: dict[str, dict[str, object]] = {
+    "baseline": BASELINE,
+    "default": {},
+    "realistic": REALISTIC,
+}
+
+
+def settings_of(
+    tau_ms: float, gain_name: str, noise: float, seed: int, emulator: str = "baseline"
+) -> EmulatorSettings:
     base = EmulatorSettings()
     kw: dict[str, Any] = dict(
+        EMULATORS[emulator],
         lifetime_ms=tau_ms,
         asymmetry=ASYMMETRY,
         seed=seed,
@@ -67,10 +83,11 @@ FITS: dict[str, dict[str, Any]] = {
 
 
 def one_sample(
-    s: EmulatorSettings, events: int, compress: bool, fits: list[str]
+    s: EmulatorSettings, events: int, compress: bool, fits: list[str], save: Path | None = None
 ) -> list[dict[str, Any]]:
     """One run through the real chain: per purity variant (:data:`FITS`) k and its error, gain
-    and asymmetry deviations."""
+    and asymmetry deviations.  ``save``: also keep the hits there (``.npz``, columns prefixed
+    ``c_``, the true k as ``truth_k``) for ``benchmarks/fit_threshold_loss.py``."""
     from farmtools.detector import WA105_3X1X1
     from farmtools.emulator.daq import RunPlan, emulate_run
     from farmtools.reco.driver import reconstruct_file
@@ -84,6 +101,11 @@ def one_sample(
             reconstruct_file(f.path, out, WA105_3X1X1)
             outs.append(out)
         hits = read_hits(outs)
+    if save is not None:
+        save.parent.mkdir(parents=True, exist_ok=True)
+        columns = {"c_" + k: np.asarray(v) for k, v in hits.items()}
+        columns["truth_k"] = np.array(1e-3 / s.lifetime_ms)
+        np.savez(save, **columns)  # type: ignore[arg-type]
     results = []
     for name in fits:
         p = purity(hits, **FITS[name])
@@ -178,6 +200,13 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=400, help="events per sample")
     ap.add_argument("--samples", type=int, default=3, help="independent samples per cell")
     ap.add_argument(
+        "--emulator",
+        choices=sorted(EMULATORS),
+        default="baseline",
+        help="realism switches: all off (the grid's figures), the defaults, or --realistic's",
+    )
+    ap.add_argument("--save-hits", type=Path, help="keep each sample's hits in this directory")
+    ap.add_argument(
         "--fits",
         default="plain,corr",
         help="purity variants on the same samples: plain, corr (default analysis), thr",
@@ -198,12 +227,14 @@ def main() -> None:
             for noise in (float(x) for x in args.noise.split(",")):
                 for comp in args.compress.split(","):
                     fits = args.fits.split(",")
+                    name = f"tau{tau:g}_g{gname}_n{noise:g}"
                     samples = [
                         one_sample(
-                            settings_of(tau, gname, noise, seed=500 + i),
+                            settings_of(tau, gname, noise, 500 + i, args.emulator),
                             args.events,
                             comp == "yes",
                             fits,
+                            args.save_hits / f"{name}_s{500 + i}.npz" if args.save_hits else None,
                         )
                         for i in range(args.samples)
                     ]

@@ -1,4 +1,8 @@
-"""Re-derive the purity's threshold-loss constant (``purity.THRESHOLD_LOSS``) after a hit-finder change.
+"""Measure the hit finder's threshold loss per hit: one run reconstructed at a low gain and at G = 20.
+
+A cross-check of the loss's shape (the per-hit charge ratio against drift time); the purity's
+constants ``purity.THRESHOLD_LOSS`` = (c, p) are fitted on the grid's samples by
+``benchmarks/fit_threshold_loss.py`` (docs/analysis.md).
 
 The same emulated events (same muons, same noise: one seed) are reconstructed at a low gain and
 at G = 20; every hit of a crossing track found in both is compared.  Everything but the hit
@@ -6,8 +10,9 @@ finder's threshold cancels in the ratio of their G-normalised charges, which fal
 time as ``c (1 - beta rms t (1/a_low - 1/a_20))`` (``a`` the track's median amplitude, ``rms``
 the channel's noise).  Printed: the ratio per drift-time bin, the fitted ``beta`` with its
 error, the median noise, and the corrected purity k of both runs (they agree when the constant
-is right).  Run at noise x1 and x3 and set ``b0 + b1 rms`` through the two betas
-(docs/analysis.md, "Where b0, b1 come from").
+is right).  The first version of the correction set ``beta = b0 + b1 rms`` through the betas
+at noise x1 and x3; the power law that replaced it is fitted with ``fit_threshold_loss.py``.
+The emulator runs with every realism switch off (``settings.BASELINE``), as for the grid.
 
     .venv/bin/python benchmarks/calibrate_threshold_loss.py [--gain 3] [--noise 1] [--events 400]
 """
@@ -23,7 +28,7 @@ import numpy as np
 
 from farmtools.analysis.hits import Columns, read_hits
 from farmtools.analysis.purity import purity, select_crossing, track_keys, track_median
-from farmtools.emulator.settings import EmulatorSettings
+from farmtools.emulator.settings import BASELINE, EmulatorSettings
 
 
 def reconstructed(gain: float, noise: float, events: int, seed: int, d: Path) -> Columns:
@@ -32,6 +37,7 @@ def reconstructed(gain: float, noise: float, events: int, seed: int, d: Path) ->
     from farmtools.reco.driver import reconstruct_file
 
     s = EmulatorSettings(
+        **BASELINE,  # type: ignore[arg-type]
         lifetime_ms=7.0,
         gain=gain,
         asymmetry=0.1,

@@ -6,6 +6,7 @@ names it).  Heavy imports (numpy, uproot) happen inside the commands.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -102,7 +103,13 @@ def purity_cmd(
     else:
         typer.echo(seed_text(t, res.views), nl=False)
     _err.print(
-        f"combined: {res.combined.describe()} ({res.n_tracks} muons, {res.n_hits} hits)",
+        f"combined: {res.combined.describe()} ({res.n_tracks} muons, {res.n_hits} hits)"
+        + (
+            f"; systematic (threshold loss, noise/signal {res.noise_to_signal:.3f}): "
+            f"+- {1e6 * res.k_systematic:.1f} e-6/us on k"
+            if math.isfinite(res.k_systematic)
+            else ""
+        ),
         highlight=False,
     )
 

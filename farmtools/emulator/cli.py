@@ -67,8 +67,8 @@ def emulate(
         bool,
         typer.Option(
             "--realistic",
-            help="Shaped noise, gain spread, dead/noisy channels, early and side muons "
-            "(docs/emulator.md).",
+            help="Shaped noise, dead/noisy channels, early and side muons, delta rays, multiple "
+            "scattering (gain spread and stopping muons are on by default; docs/emulator.md).",
         ),
     ] = False,
     template: Annotated[

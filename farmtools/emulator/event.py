@@ -20,8 +20,14 @@ import numpy as np
 import numpy.typing as npt
 
 from farmtools.detector import Geometry
-from farmtools.emulator.deposit import DriftParams, TrackCharge, deposit_track, landau_loss
-from farmtools.emulator.muons import Track, extra_muons, trigger_muon
+from farmtools.emulator.deposit import (
+    DriftParams,
+    TrackCharge,
+    TrackPhysics,
+    deposit_track,
+    landau_loss,
+)
+from farmtools.emulator.muons import Track, extra_muons, maybe_stopping, trigger_muon
 from farmtools.emulator.settings import EmulatorSettings
 from farmtools.emulator.signal import NoiseModel, shape, shape_rows, shaping_kernel
 
@@ -47,6 +53,10 @@ class TrackTruth:
             "energy_mev": round(self.charge.energy_mev, 4),
             "ionised_fc": round(self.charge.ionised_fc, 4),
             "collected_fc": [round(v, 4) for v in self.charge.collected_fc],
+            "stops": t.stops,
+            "delta_rays": self.charge.delta_rays,
+            "delta_energy_mev": round(self.charge.delta_energy_mev, 4),
+            "delta_collected_fc": [round(v, 4) for v in self.charge.delta_collected_fc],
         }
 
 
@@ -91,6 +101,12 @@ class EventGenerator:
             lifetime_us, settings.diffusion_l_cm2_s, settings.diffusion_t_cm2_s
         )
         self.gains = settings.gains(geometry)
+        # The track physics switches draw from a stream of their own (spawned: the main
+        # stream is not advanced), so that a seed gives the same muons with them on or off.
+        self._physics_rng = rng.spawn(1)[0]
+        self.physics = TrackPhysics(
+            settings.delta_rays, settings.multiple_scattering, self._physics_rng
+        )
         d = self.noise.defects
         self._bad_cards = d.bad_cards if d is not None else 0
         # Work buffers of next_event(), kept zero between events (only touched rows are reset).
@@ -101,11 +117,14 @@ class EventGenerator:
     def tracks(self) -> tuple[bool, list[Track]]:
         """(CRT trigger?, the trigger muon and the extra muons of the next event)."""
         crt = bool(self.rng.random() < self.settings.crt_fraction)
-        tracks = [trigger_muon(self.rng, self.geometry, crt)]
         s = self.settings
-        tracks += extra_muons(
+        first = trigger_muon(self.rng, self.geometry, crt)
+        extra = extra_muons(
             self.rng, self.geometry, s.muon_flux_per_m2_s, s.early_muons, s.side_muons
         )
+        stop_rng = self._physics_rng
+        tracks = [first if crt else maybe_stopping(first, stop_rng, s.stopping_fraction)]
+        tracks += [maybe_stopping(t, stop_rng, s.stopping_fraction) for t in extra]
         return crt, tracks
 
     def charge(self, tracks: list[Track]) -> tuple[npt.NDArray[np.float32], list[TrackTruth]]:
@@ -123,6 +142,7 @@ class EventGenerator:
                 self.gains,
                 self.settings.asymmetry,
                 local_recombination=self.settings.recombination == "local",
+                physics=self.physics,
             )
             truths.append(TrackTruth(track, track.crosses_anode_cathode(g), deposited))
         return charge, truths
@@ -172,6 +192,7 @@ class EventGenerator:
                 self.settings.asymmetry,
                 local_recombination=self.settings.recombination == "local",
                 touched=self._touched,
+                physics=self.physics,
             )
             truths.append(TrackTruth(track, track.crosses_anode_cathode(g), deposited))
         rows = np.flatnonzero(self._touched)

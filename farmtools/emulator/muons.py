@@ -18,7 +18,9 @@ anode-cathode crossers the purity analysis needs); the others are PMT triggers o
 crossing the CRP area (about 1/3 of those cross to the cathode too, the rest leave through a
 side wall).  Extra muons fall in the readout window: a Poisson number with mean
 ``flux x CRP area x window`` (0.33 for the 3x1x1), ``t0`` uniform in the window, crossing the
-CRP area the same way.  Muons entering through the side walls are not generated [choice].
+CRP area the same way.  Muons entering through the side walls and before the trigger, and
+muons stopping in the volume (:func:`maybe_stopping`; not CRT triggers, whose muon reaches
+the CRT below the cathode) are switches of the settings.
 
 Pure functions over numpy; may import :mod:`farmtools.detector` only.
 """
@@ -26,7 +28,7 @@ Pure functions over numpy; may import :mod:`farmtools.detector` only.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -43,6 +45,8 @@ class Track:
     t0_us: float
     #: True for the muon that fired the trigger (t0 = 0).
     trigger: bool
+    #: The muon stops at ``exit`` (inside the volume) instead of leaving through a wall.
+    stops: bool = False
 
     @property
     def length_cm(self) -> float:
@@ -113,6 +117,21 @@ def trigger_muon(rng: np.random.Generator, geometry: Geometry, crt: bool) -> Tra
         track = _muon_at_anode(rng, geometry, 0.0, True)
         if not crt or track.crosses_anode_cathode(geometry):
             return track
+
+
+def maybe_stopping(track: Track, rng: np.random.Generator, fraction: float) -> Track:
+    """``track``, or with probability ``fraction`` the same muon stopping inside the volume.
+
+    Where: uniform along its path.  The cosmic spectrum is about flat in momentum below
+    1 GeV/c and a slow muon's range grows about linearly with its kinetic energy, so the
+    muons that stop within a path of ~1 m stop anywhere along it alike.  No draw at all when
+    ``fraction`` is 0 (a seed then gives the same muons as without the switch).
+    """
+    if fraction <= 0.0 or rng.random() >= fraction:
+        return track
+    f = float(rng.random())
+    exit_ = tuple(a + f * (b - a) for a, b in zip(track.entry, track.exit, strict=True))
+    return replace(track, exit=exit_, stops=True)  # type: ignore[arg-type]
 
 
 def readout_window_us(geometry: Geometry) -> float:

@@ -136,10 +136,14 @@ def test_tracks_agree_with_truth(reconstructed: tuple[Path, Path, dict[str, Any]
                 assert bool(tracks["crossing"][k]) == bool(t["anode_cathode"]), (i, view)
                 assert float(tracks["length3d"][k]) == pytest.approx(t["length_cm"], rel=0.05)
                 # dQ/ds: charge per 3D centimetre; a truncated mean of the non-edge hits is
-                # within 10 % of the true mean charge per cm of this view
+                # within 10 % of the true mean charge per cm of the muon in this view (its
+                # delta rays are other tracks, and the truncation drops where they start; a
+                # stopping muon's Bragg rise raises its mean, not what a MIP's hits show)
                 dq = np.sort(hits["dqds"][mine & ~hits["edge"]])
                 tm = dq[: int(0.8 * dq.size)].mean()
-                assert tm == pytest.approx(t["collected_fc"][view] / t["length_cm"], rel=0.15)
+                muon = t["collected_fc"][view] - t.get("delta_collected_fc", [0.0, 0.0])[view]
+                if not t.get("stops"):
+                    assert tm == pytest.approx(muon / t["length_cm"], rel=0.15)
                 assert np.all(np.isfinite(hits["ds"][mine]) & (hits["ds"][mine] >= G.pitch_cm))
             k0, k1 = partners
             assert tracks["partner"][k0] == tracks["id"][k1]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -50,7 +52,7 @@ def test_track_median_is_per_track() -> None:
 
 
 def test_threshold_correction_undoes_a_loss_of_the_calibrated_form() -> None:
-    """Truth-level hits with the loss the correction assumes (``loss * rms * t / a``, a 4x
+    """Truth-level hits with the loss the correction assumes (``c (rms / a)^p t``, a 4x
     exaggerated noise so that it shows on few events): the plain fit reads it as a shorter
     lifetime, the corrected one does not; without the columns nothing is corrected."""
     from farmtools.analysis.closure import truth_hits
@@ -59,13 +61,13 @@ def test_threshold_correction_undoes_a_loss_of_the_calibrated_form() -> None:
 
     s = EmulatorSettings(lifetime_ms=7.0, gain=3.0, seed=1, crt_fraction=1.0)
     hits = truth_hits(s, 300, seed=11)
-    loss = (1e-3, 2e-4)
+    loss = (3e-3, 1.3)
     hits["noise_rms"] = np.full(hits["view"].size, 6.0, dtype=np.float32)
     keys = hits["event"].astype(np.int64) * 2 + hits["view"]
     amp = track_median(keys, hits["amplitude"].astype(np.float64))
     t = hits["drift_us"].astype(np.float64)
     amp = amp * np.exp(-(t - track_median(keys, t)) / 7000.0)  # the pulses attenuate too
-    kept = 1.0 - (loss[0] + loss[1] * 6.0) * 6.0 * t / amp
+    kept = 1.0 - loss[0] * (6.0 / amp) ** loss[1] * t
     lossy = dict(hits, dqds=(hits["dqds"] * kept).astype(np.float32))
     k_true = 1 / 7000.0
     clean = purity(hits, bootstrap=0, threshold_loss=(0.0, 0.0)).combined
@@ -76,3 +78,31 @@ def test_threshold_correction_undoes_a_loss_of_the_calibrated_form() -> None:
     assert abs(fixed.k_per_us - k_true) < 3 * fixed.k_error
     without = {k: v for k, v in lossy.items() if k != "noise_rms"}
     assert purity(without, bootstrap=0, threshold_loss=loss).combined.k_per_us == plain.k_per_us
+
+
+def test_the_systematic_error_grows_with_the_noise_over_the_pulse_height() -> None:
+    """The output quotes the correction's residual by noise-to-signal band; none when the
+    correction is off or the hits carry no noise."""
+    from farmtools.analysis.closure import truth_hits
+    from farmtools.analysis.purity import (
+        THRESHOLD_SYSTEMATIC,
+        purity,
+        threshold_systematic,
+    )
+    from farmtools.emulator.settings import EmulatorSettings
+
+    errs = [threshold_systematic(x) for x in (0.001, 0.03, 0.07, 0.5)]
+    assert errs == sorted(errs) and errs[0] > 0
+    assert errs[-1] == THRESHOLD_SYSTEMATIC[-1][1]
+    # At short lifetimes the relative part takes over (1 ms: k = 1e-3 /us).
+    assert threshold_systematic(0.07, 1e-3) == pytest.approx(THRESHOLD_SYSTEMATIC[1][2] * 1e-3)
+    assert math.isnan(threshold_systematic(math.nan))
+    hits = truth_hits(EmulatorSettings(lifetime_ms=7.0, gain=3.0, seed=1), 100, seed=3)
+    assert math.isnan(purity(hits, bootstrap=0).k_systematic)  # no noise column: unknown
+    for rms in (1.5, 4.5):
+        hits["noise_rms"] = np.full(hits["view"].size, rms, dtype=np.float32)
+        res = purity(hits, bootstrap=0)
+        assert res.k_systematic == threshold_systematic(res.noise_to_signal, res.combined.k_per_us)
+        assert res.to_json()["k_systematic"] == res.k_systematic
+    assert res.noise_to_signal > 0.02  # 4.5 ADC on a G = 3 pulse
+    assert math.isnan(purity(hits, bootstrap=0, threshold_loss=(0.0, 0.0)).k_systematic)
