@@ -157,9 +157,9 @@ def threshold_loss(geometry: Geometry) -> tuple[float, float]:
     3.7 ms it over-corrects (12 emulated beam events at tau = 3 ms: +17 % with it, +8 %
     without, ``benchmarks/bench_closure666.py``), so it is off there until calibrated.
     """
-    from farmtools.analysis.purity import THRESHOLD_LOSS
+    from farmtools.analysis.purity import NO_THRESHOLD_LOSS, THRESHOLD_LOSS
 
-    return THRESHOLD_LOSS if geometry.drift_length_cm <= THRESHOLD_CALIBRATED_CM else (0.0, 0.0)
+    return THRESHOLD_LOSS if geometry.drift_length_cm <= THRESHOLD_CALIBRATED_CM else NO_THRESHOLD_LOSS
 
 
 def _measure(hits: Columns, geo: Geometry) -> tuple[PurityResult, GainResult]:
