@@ -159,7 +159,9 @@ def threshold_loss(geometry: Geometry) -> tuple[float, float]:
     """
     from farmtools.analysis.purity import NO_THRESHOLD_LOSS, THRESHOLD_LOSS
 
-    return THRESHOLD_LOSS if geometry.drift_length_cm <= THRESHOLD_CALIBRATED_CM else NO_THRESHOLD_LOSS
+    return (
+        THRESHOLD_LOSS if geometry.drift_length_cm <= THRESHOLD_CALIBRATED_CM else NO_THRESHOLD_LOSS
+    )
 
 
 def _measure(hits: Columns, geo: Geometry) -> tuple[PurityResult, GainResult]:
