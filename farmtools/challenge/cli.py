@@ -6,6 +6,7 @@ Heavy imports (the stages, SimPy, plotly) happen inside the commands.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
@@ -91,8 +92,9 @@ def run(
     from farmtools.challenge.run import ChallengeSettings, run_challenge
     from farmtools.config import ConfigError
 
-    console = Console()
-    defaults = ChallengeSettings()  # one place for the defaults: the 50 / 10 s / 335
+    # piped or in a log, a report line is one line (a value cut as "+13.3\n%" defeats grep)
+    console = Console(soft_wrap=not sys.stdout.isatty())
+    defaults = ChallengeSettings()  # one place for the defaults: 50 files / 10 s / 335 events
     base: dict[str, Any] = {
         "files": defaults.files,
         "interval_s": defaults.interval_s,

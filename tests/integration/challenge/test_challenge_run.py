@@ -211,6 +211,9 @@ def _cli(home: Path, *args: str) -> dict[str, Any]:
     )
     assert res.exit_code == 0, res.output
     assert "Data challenge: PASS" in res.output and "report:" in res.output
+    # not a terminal: each line whole (the report's paths are longer than 80 columns)
+    (where,) = [line for line in res.output.splitlines() if line.startswith("report: ")]
+    assert "(JSON " in where and where.endswith(".txt)"), where
     return json.loads((home / "reports" / "challenge-run1.json").read_text())
 
 
