@@ -12,6 +12,7 @@ from farmtools.bookkeeping import db as bkdb
 from farmtools.bookkeeping.db import SchemaError
 from farmtools.bookkeeping.schema import now
 from farmtools.statemachine import IllegalTransition
+from tests.integration.bookkeeping.schemas import as_version, reopened_at
 from tests.states import walk
 
 
@@ -59,15 +60,15 @@ def test_reopening_is_idempotent(db_url: str) -> None:
 
 
 def _drop_triggers(bk: Bookkeeping) -> None:
-    with bk.engine.begin() as conn:
+    def undo(conn: sa.Connection) -> None:
         if bk.dialect == "sqlite":
             conn.exec_driver_sql("DROP TRIGGER events_no_update")
             conn.exec_driver_sql("DROP TRIGGER events_no_delete")
         else:
             conn.exec_driver_sql("DROP TRIGGER events_append_only ON events")
             conn.exec_driver_sql("DROP TRIGGER events_no_truncate ON events")
-        conn.execute(sa.delete(schema.schema_version))
-        conn.execute(sa.insert(schema.schema_version).values(version=1, applied=now()))
+
+    as_version(bk, 1, undo)
 
 
 def test_a_version_1_database_is_upgraded(bk: Bookkeeping, db_url: str) -> None:
@@ -87,13 +88,11 @@ def test_a_version_1_database_is_upgraded(bk: Bookkeeping, db_url: str) -> None:
 
 
 def test_a_version_3_database_gets_the_submission_key_columns(bk: Bookkeeping, db_url: str) -> None:
-    with bk.engine.begin() as conn:  # a jobs table of schema version 3
+    def undo(conn: sa.Connection) -> None:  # a jobs table of schema version 3
         conn.exec_driver_sql("ALTER TABLE jobs DROP COLUMN submit_key")
         conn.exec_driver_sql("ALTER TABLE jobs DROP COLUMN submit_intent")
-        conn.execute(sa.delete(schema.schema_version))
-        conn.execute(sa.insert(schema.schema_version).values(version=3, applied=now()))
-    bk.close()
-    again = Bookkeeping(db_url)
+
+    again = reopened_at(bk, db_url, 3, undo)
     try:
         assert again.schema_version() == schema.SCHEMA_VERSION >= 4
         with again.engine.connect() as conn:
@@ -104,13 +103,11 @@ def test_a_version_3_database_gets_the_submission_key_columns(bk: Bookkeeping, d
 
 
 def test_a_version_4_database_gets_the_monitor_check_tables(bk: Bookkeeping, db_url: str) -> None:
-    with bk.engine.begin() as conn:  # what a database of schema version 4 looked like
+    def undo(conn: sa.Connection) -> None:  # what a database of schema version 4 looked like
         schema.dqm_checks.drop(conn)
         schema.dqm_references.drop(conn)
-        conn.execute(sa.delete(schema.schema_version))
-        conn.execute(sa.insert(schema.schema_version).values(version=4, applied=now()))
-    bk.close()
-    again = Bookkeeping(db_url)
+
+    again = reopened_at(bk, db_url, 4, undo)
     try:
         assert again.schema_version() == schema.SCHEMA_VERSION >= 5
         with again.engine.connect() as conn:

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from farmtools.bookkeeping import Bookkeeping, Event, FileState, schema
 from farmtools.bookkeeping.heartbeat import Heartbeat, silent
 from farmtools.bookkeeping.schema import now
+from tests.integration.bookkeeping.schemas import reopened_at
 from tests.states import walk
 
 
@@ -18,18 +19,16 @@ def _file(bk: Bookkeeping, name: str = "run1-seq0.dat") -> str:
     return name
 
 
-def test_a_version_4_database_gets_the_new_tables_by_its_upgrade_step(
+def test_a_version_5_database_gets_the_new_tables_by_its_upgrade_step(
     bk: Bookkeeping, db_url: str
 ) -> None:
-    with bk.engine.begin() as conn:
+    def undo(conn: sa.Connection) -> None:  # the shift's tables came with schema version 6
         conn.exec_driver_sql("DROP TABLE alarm_closures")
         conn.exec_driver_sql("DROP TABLE heartbeats")
-        conn.execute(sa.delete(schema.schema_version))
-        conn.execute(sa.insert(schema.schema_version).values(version=4, applied=now()))
-    bk.close()
-    again = Bookkeeping(db_url)
+
+    again = reopened_at(bk, db_url, 5, undo)
     try:
-        assert again.schema_version() == schema.SCHEMA_VERSION >= 5
+        assert again.schema_version() == schema.SCHEMA_VERSION >= 6
         with again.engine.connect() as conn:
             tables = set(sa.inspect(conn).get_table_names())
         assert {"heartbeats", "alarm_closures"} <= tables

@@ -32,6 +32,7 @@ from farmtools.bookkeeping.registry import (
     set_flag,
 )
 from farmtools.cli import app
+from tests.integration.bookkeeping.schemas import reopened_at
 from tests.runs_farm import add_file, eor
 
 
@@ -170,14 +171,13 @@ def test_a_version_5_database_gets_the_run_tables_by_its_upgrade_step(
     bk: Bookkeeping, db_url: str
 ) -> None:
     add_file(bk, 2, 0)
-    with bk.engine.begin() as conn:  # what a database of schema version 5 looked like
+
+    def undo(conn: sa.Connection) -> None:  # what a database of schema version 5 looked like
         schema.run_flags.drop(conn)
         schema.run_status.drop(conn)
         conn.execute(sa.text("ALTER TABLE analyses DROP COLUMN partial"))
-        conn.execute(sa.delete(schema.schema_version))
-        conn.execute(sa.insert(schema.schema_version).values(version=5, applied=datetime.now(UTC)))
-    bk.close()
-    new = Bookkeeping(db_url)  # opening upgrades
+
+    new = reopened_at(bk, db_url, 5, undo)  # opening upgrades
     try:
         assert new.schema_version() == schema.SCHEMA_VERSION
         with new.engine.connect() as conn:
