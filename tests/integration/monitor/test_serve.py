@@ -170,3 +170,30 @@ def test_serve_never_prints_the_database_password(tmp_path: Path, postgres_url: 
     finally:
         srv.stop()
     assert password not in srv.output()
+
+
+def test_a_sigterm_stops_the_page_cleanly_and_its_heartbeat_says_stopped(
+    farm_toml: tuple[Path, int],
+) -> None:
+    """systemd and the challenge stop the page with SIGTERM; uvicorn re-raises it after its own
+    shutdown, which without a handler killed the process before its heartbeat said "stopped"
+    (``farmtools status`` then called the monitor silent after every stop)."""
+    import signal
+
+    from farmtools.bookkeeping import Bookkeeping
+
+    cfg, port = farm_toml
+    srv = Served(cfg.parent, ["--config", str(cfg)])
+    try:
+        wait_for_port(port, timeout=60, proc=srv.proc, log=str(srv.log))
+        srv.proc.send_signal(signal.SIGTERM)
+        assert srv.proc.wait(timeout=60) == 0, srv.output()
+    finally:
+        if srv.proc.poll() is None:
+            srv.stop()
+    bk = Bookkeeping.from_config(load_config(cfg))
+    try:
+        (beat,) = [h for h in bk.heartbeats() if h.daemon == "monitor"]
+        assert beat.stopped is not None, beat
+    finally:
+        bk.close()
