@@ -33,8 +33,6 @@ import stat
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -43,9 +41,16 @@ from farmtools.bookkeeping.names import db_text
 from farmtools.bookkeeping.states import Event, FileState
 from farmtools.ingest.entries import entry_kind, permission_problem, utc
 from farmtools.ingest.openfiles import open_for_writing
+from farmtools.ingest.verdicts import (
+    KIND_COLLISION,
+    KIND_MISMATCH,
+    KIND_NOT_REGULAR,
+    WRITER_POLL_S,
+    Outcome,
+    Verdicts,
+)
 from farmtools.rawdata import RawDataError, RawFile, RawName, parse_raw_name
-from farmtools.rawdata.endofrun import EndOfRunError, parse_eor_name, read_end_of_run
-from farmtools.retry import Backoff
+from farmtools.rawdata.endofrun import parse_eor_name
 from farmtools.storage.base import (
     ChecksumMismatch,
     DestinationConflict,
@@ -63,32 +68,6 @@ if TYPE_CHECKING:
     from farmtools.rawdata.pddp_reader import PDDPFile
 
 log = logging.getLogger("farmtools.ingest")
-
-#: ``alarms.source`` of everything this stage raises.
-SOURCE = "ingest"
-#: Story event of a checksum verification failure (an ``error`` with this ``kind``).
-KIND_MISMATCH = "checksum_mismatch"
-#: Alarm kind of a raw file whose normalised name another file already holds.
-KIND_COLLISION = "name_collision"
-#: Alarm (and error) kind of an entry with a raw file name that is not a regular file.
-KIND_NOT_REGULAR = "not_regular_file"
-#: Error kind (and alarm) of a raw file this daemon may not read: waits, retried by itself.
-KIND_UNREADABLE = "permission_denied"
-#: Alarm kind of an end-of-run record (``run<N>.eor.json``) that cannot be read.
-KIND_BAD_EOR = "bad_end_of_run"
-#: How often a file open for writing through another of its names is looked at: its close
-#: happens in another directory, whose close-write this watcher does not see.
-WRITER_POLL_S = 1.0
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What one pass over a file did: its state now, and when to come back (None: nothing to do)."""
-
-    state: FileState | None
-    retry_after: float | None = None
-    #: why the file waits, when retrying at once cannot help (:data:`KIND_UNREADABLE`)
-    waits_for: str | None = None
 
 
 class FilePipeline:
@@ -121,7 +100,6 @@ class FilePipeline:
         self._db = db
         self.storage = storage
         self.watch_dir = cfg.path(cfg.daq.watch_dir)
-        self.backoff = Backoff(cfg.storage.backoff_s, cfg.storage.backoff_max_s)
         self.text_logs = text_logs
         self.worker = worker
         self.host = host
@@ -129,21 +107,35 @@ class FilePipeline:
         #: whether the scheduler saw a writer create ``path`` here and its close-write is due
         self._awaiting_close = awaiting_close
         FilePipeline.live.add(worker)
-        #: monotonic time before which the storage is taken as down (no new attempts)
-        self.down_until = 0.0
         #: names this pipeline holds in "copying" right now (its other claims are leftovers)
         self._copying: set[str] = set()
-        #: paths waiting for read permission, with the number of looks so far (back-off)
-        self._denied: dict[Path, int] = {}
+        #: the failures, waits and refusals written down (and what they teach the next pass)
+        self.verdicts = Verdicts(cfg, db, lock=lock, names=self.names)
 
     def close(self) -> None:
         """Forget this worker (its claims count as stale from now on)."""
         FilePipeline.live.discard(self.worker)
 
+    @property
+    def down_until(self) -> float:
+        """Monotonic time before which the storage is taken as down (no new attempts)."""
+        return self.verdicts.down_until
+
+    @down_until.setter
+    def down_until(self, value: float) -> None:
+        self.verdicts.down_until = value
+
     def waiting_for_permission(self, path: Path) -> bool:
         """Whether ``path`` waits to become readable (a chmod brings it back at once)."""
-        with self._lock:
-            return path in self._denied
+        return self.verdicts.waiting_for_permission(path)
+
+    def vanished(self, path: Path) -> Outcome:
+        """``path`` is gone: an alarm if it was waiting for its copy."""
+        return self.verdicts.vanished(path)
+
+    def give_up(self, path: Path) -> None:
+        """An ``ingest()`` used up its retries: say so; the file stays detected."""
+        self.verdicts.give_up(path)
 
     def names(self, path: Path) -> tuple[str, RawName | None]:
         raw = parse_raw_name(path.name)
@@ -202,7 +194,7 @@ class FilePipeline:
         if not stat.S_ISREG(st.st_mode):
             # a raw name that will never be ingested: a person must look (a DAQ publishing
             # through symbolic links, a FIFO or device node where a raw file should be)
-            return self._ignore(
+            return self.verdicts.ignore(
                 path,
                 name,
                 st,
@@ -210,12 +202,12 @@ class FilePipeline:
                 alarm=KIND_NOT_REGULAR if raw is not None else None,
             )
         if raw is None and parse_eor_name(path.name) is not None:
-            return self._end_of_run(path, name, st)
+            return self.verdicts.end_of_run(path, name, st)
         if raw is None:
-            return self._ignore(path, name, st)
+            return self.verdicts.ignore(path, name, st)
         rec = self._db.get(name)
         if rec is not None and (why := self._collision(path, rec)) is not None:
-            return self._ignore(
+            return self.verdicts.ignore(
                 path, self.collision_name(path, name), st, why=why, alarm=KIND_COLLISION
             )
         if rec is not None and rec.state not in (FileState.DETECTED, FileState.COPYING):
@@ -279,12 +271,11 @@ class FilePipeline:
             rec = self._db.get(name) or rec
         if rec.state != FileState.DETECTED:
             return Outcome(rec.state)
-        if path in self._denied:
+        if self.verdicts.waiting_for_permission(path):
             # waiting for read permission: look without claiming (no story event per look)
             if permission_problem(path) is not None:
-                return self._still_unreadable(path, name)
-            with self._lock:
-                self._denied.pop(path, None)
+                return self.verdicts.still_unreadable(path, name)
+            self.verdicts.readable_again(path)
             log.info("%s: readable now", name)
         if not attempt:
             return Outcome(FileState.DETECTED, max(0.0, self.down_until - time.monotonic()))
@@ -311,7 +302,7 @@ class FilePipeline:
                 self._db.record(name, Event.RETRY, {"attempt": tries, "after": rec.last_error})
             return self._copy_claimed(path, rec, raw, tries)
         except FileNotFoundError as exc:
-            self._release(name, f"source vanished: {exc}", "source_vanished")
+            self.verdicts.release(name, f"source vanished: {exc}", "source_vanished")
             return Outcome(FileState.DETECTED)
         except Exception as exc:
             if database_unavailable(exc):
@@ -320,7 +311,7 @@ class FilePipeline:
                 raise
             # whatever went wrong, the claim must not stay with a live worker that gave up
             log.exception("%s: unexpected error while copying", name)
-            return self._failed(name, rec, tries, exc, "unexpected")
+            return self.verdicts.failed(name, rec, tries, exc, "unexpected")
         finally:
             with self._lock:
                 self._copying.discard(name)
@@ -330,28 +321,30 @@ class FilePipeline:
         name = rec.name
         denied = permission_problem(path)
         if denied is not None:
-            return self._unreadable(path, rec, tries, denied)
+            return self.verdicts.unreadable(path, rec, tries, denied)
         problem = self._check_raw(path, raw)
         if problem is not None:
-            return self._quarantine(name, "corrupt_raw_file", problem)
+            return self.verdicts.quarantine(name, "corrupt_raw_file", problem)
         before = path.stat()
         dest = f"{raw.run_dir}/{name}"
         started = time.monotonic()
         try:
             result = self.storage.put(path, dest)
         except DestinationConflict as exc:
-            return self._quarantine(name, "destination_conflict", str(exc))
+            return self.verdicts.quarantine(name, "destination_conflict", str(exc))
         except SourceChanged as exc:
             # the input's fault, not the storage's: no back-off for the other files
-            return self._quarantine(name, "source_changed", str(exc))
+            return self.verdicts.quarantine(name, "source_changed", str(exc))
         except ChecksumMismatch as exc:
-            return self._failed(name, rec, tries, exc, KIND_MISMATCH)
+            return self.verdicts.failed(name, rec, tries, exc, KIND_MISMATCH)
         except StorageError as exc:
-            return self._failed(name, rec, tries, exc, "transient" if exc.transient else "storage")
+            return self.verdicts.failed(
+                name, rec, tries, exc, "transient" if exc.transient else "storage"
+            )
         seconds = time.monotonic() - started
         after = path.stat()
         if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
-            return self._quarantine(
+            return self.verdicts.quarantine(
                 name,
                 "source_changed",
                 f"{db_text(os.fsdecode(path))}: modified during the copy (size {before.st_size} "
@@ -424,203 +417,6 @@ class FilePipeline:
                     append_transfer(self.cfg.home, rec.run, line)
         except OSError as exc:
             log.warning("%s: transfer log not written: %s", name, exc)
-
-    def _failed(
-        self, name: str, rec: FileRecord, tries: int, exc: BaseException, kind: str
-    ) -> Outcome:
-        """A failed attempt: back to detected with a back-off, or quarantined when it is hopeless."""
-        message = str(exc)
-        if kind == KIND_MISMATCH:
-            mismatches = 1 + sum(
-                1
-                for ev in self._db.story(name)
-                if ev.event == Event.ERROR and (ev.details or {}).get("kind") == KIND_MISMATCH
-            )
-            if mismatches >= max(1, self.cfg.storage.retries):
-                self._db.record(
-                    name, Event.ERROR, {"kind": kind, "error": message, "attempt": tries}
-                )
-                return self._quarantine(
-                    name,
-                    KIND_MISMATCH,
-                    f"verification failed {mismatches} times, last: {message}",
-                )
-        delay = self.backoff.delay(tries)
-        if kind != KIND_MISMATCH:
-            self.down_until = time.monotonic() + delay
-        alarm = None
-        if kind != KIND_MISMATCH and tries == self.cfg.ingest.retry_alarm_after:
-            alarm = (
-                SOURCE,
-                "storage_unavailable",
-                f"{name}: {tries} failed attempts, last: {message}",
-            )
-        self._db.transition(
-            name,
-            FileState.COPYING,
-            FileState.DETECTED,
-            Event.ERROR,
-            {"kind": kind, "error": message, "attempt": tries, "retry_in_s": round(delay, 3)},
-            fields={
-                "claimed_by": None,
-                "last_error": message,
-                "not_before": datetime.now(UTC) + timedelta(seconds=delay),
-            },
-            alarm=alarm,
-        )
-        log.warning("%s: copying -> detected (%s: %s; retry in %.1f s)", name, kind, message, delay)
-        return Outcome(FileState.DETECTED, delay)
-
-    def _unreadable(self, path: Path, rec: FileRecord, tries: int, message: str) -> Outcome:
-        """This daemon may not read the file: not corrupt, a permission problem.
-
-        Back to ``detected`` with the reason; the file is looked at again by itself, at once
-        when its permissions change (IN_ATTRIB) and otherwise with the storage's back-off, and
-        taken as soon as it is readable.  One alarm, when the problem is first seen.
-        """
-        name = rec.name
-        with self._lock:
-            n = self._denied.get(path, 0) + 1
-            self._denied[path] = n
-        delay = self.backoff.delay(n)
-        first = KIND_UNREADABLE.replace("_", " ") not in (rec.last_error or "")
-        self._db.transition(
-            name,
-            FileState.COPYING,
-            FileState.DETECTED,
-            Event.ERROR,
-            {"kind": KIND_UNREADABLE, "error": message, "attempt": tries},
-            fields={
-                "claimed_by": None,
-                "last_error": message,
-                "not_before": datetime.now(UTC) + timedelta(seconds=delay),
-            },
-            alarm=(SOURCE, KIND_UNREADABLE, message) if first else None,
-        )
-        log.error("%s: copying -> detected (%s)", name, message)
-        return Outcome(FileState.DETECTED, delay, KIND_UNREADABLE)
-
-    def _still_unreadable(self, path: Path, name: str) -> Outcome:
-        with self._lock:
-            n = self._denied.get(path, 0) + 1
-            self._denied[path] = n
-        delay = self.backoff.delay(n)
-        log.info("%s: still not readable by this daemon, looking again in %.1f s", name, delay)
-        return Outcome(FileState.DETECTED, delay, KIND_UNREADABLE)
-
-    def give_up(self, path: Path) -> None:
-        """ingest() used up its retries: say so with an alarm; the file stays detected."""
-        name, _ = self.names(path)
-        rec = self._db.get(name)
-        if rec is None or rec.state != FileState.DETECTED:
-            return
-        if rec.tries < self.cfg.ingest.retry_alarm_after:  # else the loop raised it already
-            self._db.raise_alarm(
-                name,
-                SOURCE,
-                "storage_unavailable",
-                f"{name}: {rec.tries} failed attempts, last: {rec.last_error}; "
-                "left detected for a later reconcile or `farmtools ingest retry`",
-            )
-        log.error("%s: giving up for now after %d attempts: %s", name, rec.tries, rec.last_error)
-
-    def _release(self, name: str, message: str, kind: str) -> None:
-        self._db.transition(
-            name,
-            FileState.COPYING,
-            FileState.DETECTED,
-            Event.ERROR,
-            {"kind": kind, "error": message},
-            fields={"claimed_by": None, "last_error": message},
-        )
-        log.warning("%s: copying -> detected (%s)", name, message)
-
-    def _quarantine(self, name: str, kind: str, message: str) -> Outcome:
-        self._db.transition(
-            name,
-            [FileState.COPYING, FileState.DETECTED],
-            FileState.QUARANTINED,
-            Event.QUARANTINED,
-            {"kind": kind, "error": message},
-            fields={"claimed_by": None, "last_error": message, "not_before": None},
-            alarm=(SOURCE, kind, message),
-        )
-        log.error("%s: -> quarantined (%s: %s)", name, kind, message)
-        return Outcome(FileState.QUARANTINED)
-
-    def _ignore(
-        self,
-        path: Path,
-        name: str,
-        st: os.stat_result,
-        *,
-        why: str | None = None,
-        alarm: str | None = None,
-    ) -> Outcome:
-        """Record ``path`` as ignored under ``name`` (once) and leave it alone.
-
-        ``why`` defaults to the reason of a name that is not a raw file (or not a regular file);
-        ``alarm`` (a kind) also raises an alarm, for files a person must look at: they look like
-        raw data, yet will not be ingested.
-        """
-        if stat.S_ISDIR(st.st_mode):
-            return Outcome(None)
-        if self._db.get(name) is None:
-            if why is None:
-                why = "not a raw file name" if stat.S_ISREG(st.st_mode) else "not a regular file"
-            self._db.register_file(
-                name,
-                source_path=db_text(os.fsdecode(path)),
-                run=None,
-                seq=None,
-                size=st.st_size,
-                daq_write_time=utc(st.st_mtime),
-                state=FileState.IGNORED,
-                event=Event.IGNORED,
-                details={"reason": why},
-                alarm=None if alarm is None else (SOURCE, alarm, why),
-            )
-            if alarm is not None:
-                log.error("%s: -> ignored (%s)", name, why)
-            else:
-                log.info("%s: -> ignored (%s)", name, why)
-        return Outcome(FileState.IGNORED)
-
-    def _end_of_run(self, path: Path, name: str, st: os.stat_result) -> Outcome:
-        """Store the DAQ's end-of-run record in the bookkeeping (the processing daemon closes
-        the run); a record that cannot be read is ignored with an alarm naming what is wrong.
-        The record itself stays where it is, recorded as ignored like any other non-raw name."""
-        try:
-            record = read_end_of_run(path)
-        except EndOfRunError as exc:
-            return self._ignore(path, name, st, why=str(exc), alarm=KIND_BAD_EOR)
-        source = db_text(os.fsdecode(path))
-        if self._db.record_end_of_run(record.run, record.to_json(), source=source):
-            log.info(
-                "%s: end of run %d (%d files, %d events)",
-                name,
-                record.run,
-                record.files,
-                record.events,
-            )
-        return self._ignore(path, name, st, why=f"end-of-run record of run {record.run}")
-
-    def vanished(self, path: Path) -> Outcome:
-        name, raw = self.names(path)
-        rec = self._db.get(name) if raw is not None else None
-        if rec is not None and rec.state == FileState.DETECTED and not rec.last_error:
-            message = f"source {db_text(os.fsdecode(path))} vanished before it was copied"
-            self._db.transition(
-                name,
-                FileState.DETECTED,
-                FileState.DETECTED,
-                Event.ERROR,
-                {"kind": "source_vanished", "error": message},
-                fields={"last_error": message},
-                alarm=(SOURCE, "source_vanished", message),
-            )
-            log.error("%s: %s", name, message)
-        return Outcome(rec.state if rec is not None else None)
 
     def stale(self, rec: FileRecord) -> bool:
         """Whether the worker holding ``rec`` is known to be dead (so its copy may be resumed)."""

@@ -11,7 +11,6 @@ per file, records it and carries on.  Imports rawdata, storage, bookkeeping and 
 from __future__ import annotations
 
 import contextlib
-import heapq
 import logging
 import os
 import selectors
@@ -19,16 +18,16 @@ import socket
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from farmtools.bookkeeping.errors import database_unavailable, first_line
 from farmtools.bookkeeping.heartbeat import Heartbeat
 from farmtools.bookkeeping.names import db_text
 from farmtools.bookkeeping.states import Event, FileState
 from farmtools.ingest.entries import current_user, entry_ino, walk_entries, walk_files, written_here
-from farmtools.ingest.pipeline import KIND_COLLISION, SOURCE, FilePipeline, Outcome
+from farmtools.ingest.pipeline import FilePipeline
+from farmtools.ingest.verdicts import KIND_COLLISION, SOURCE, Outcome
+from farmtools.ingest.workqueue import WorkQueue
 from farmtools.rawdata import parse_raw_name
 from farmtools.retry import Backoff
 from farmtools.storage.base import Storage
@@ -98,25 +97,15 @@ class IngestService:
             awaiting_close=self._awaiting_close,
             text_logs=text_logs,
         )
-        #: (monotonic due time, seq, path) of files to look at again: retries, settle waits
-        self._due: list[tuple[float, int, Path]] = []
-        self._due_seq = 0
         self._stop = threading.Event()
-        #: copies running at once in watch(): a close-write is claimed at once even while
-        #: another file's copy (or its fsync) is still going
-        self.workers = max(1, workers)
-        #: paths a watch() worker is busy with, and those that had an event meanwhile
-        self._inflight: set[Path] = set()
-        self._again: set[Path] = set()
-        #: consecutive failures of each path that no file state records (the database itself
-        #: away, a bug): their retries back off like the storage's instead of a fixed delay
-        self._failures: dict[Path, int] = {}
+        #: the copy threads and the retry heap
+        self._queue = WorkQueue(
+            self._handle, workers=workers, lock=self._lock, backoff=self.backoff
+        )
         #: inode of every path (as a string: cheaper to hash than a Path) whose state the
         #: database holds (registered by this service or found known): what the periodic
         #: rescan compares the directory listing with
         self._known: dict[str, int] = {}
-        self._pool: ThreadPoolExecutor | None = None
-        self._wake_w: int | None = None
 
     def close(self) -> None:
         """Forget this worker (its claims count as stale from now on)."""
@@ -164,13 +153,13 @@ class IngestService:
                 # per back-off instead of a connection timeout per file
                 out = self._process(path, attempt=time.monotonic() >= self.pipeline.down_until)
             except Exception as exc:
-                self._retry_later(path, exc, "reconciliation")
+                self._queue.retry_later(path, exc, "reconciliation")
                 continue
-            self._failures.pop(path, None)
+            self._queue.succeeded(path)
             if out.state == FileState.STORED:
                 stored += 1
             if out.retry_after is not None:
-                self._schedule(path, out.retry_after)
+                self._queue.schedule(path, out.retry_after)
         return stored
 
     def retry(self, name: str, *, force: bool = False) -> FileState:
@@ -249,8 +238,7 @@ class IngestService:
         self.watch_dir.mkdir(parents=True, exist_ok=True)
         watcher = DirWatcher(self.watch_dir)
         sel = selectors.DefaultSelector()
-        self._wake_w = wake_w
-        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="ingest-copy")
+        self._queue.start(self._stop, wake_w)
         rescan_s = self.cfg.ingest.rescan_s
         next_rescan = time.monotonic() + rescan_s if rescan_s > 0 else None
         heartbeat = Heartbeat(self._db, "ingest", self.cfg.monitor.heartbeat_s)
@@ -269,7 +257,7 @@ class IngestService:
             while not self._stop.is_set():
                 heartbeat.beat()
                 # an idle directory still beats: the loop wakes at least every heartbeat_s
-                due = self._next_timeout()
+                due = self._queue.next_timeout()
                 timeout = heartbeat.every_s if due is None else min(due, heartbeat.every_s)
                 if next_rescan is not None:
                     timeout = min(timeout, max(0.0, next_rescan - time.monotonic()))
@@ -282,18 +270,14 @@ class IngestService:
                             os.read(wake_r, 4096)
                 if self._stop.is_set():
                     break
-                self._run_due()
+                self._queue.run_due()
                 if next_rescan is not None and time.monotonic() >= next_rescan:
                     self._safe(self.rescan, watcher)
                     next_rescan = time.monotonic() + rescan_s
         finally:
             heartbeat.stop()
             done.set()
-            # copies under way finish (a half copy would only be redone); queued ones wait
-            # for the next start's reconciliation
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
-            self._wake_w = None
+            self._queue.shutdown()
             sel.close()
             watcher.close()
             os.close(wake_r)
@@ -318,7 +302,7 @@ class IngestService:
         elif kind == "dir":
             log.info("new directory %s: watching it", db_text(os.fsdecode(path)))
             for f in walk_files(path):
-                self._submit(f)
+                self._queue.submit(f)
         elif kind == "created":
             try:
                 st = path.lstat()
@@ -331,14 +315,14 @@ class IngestService:
                     self._created.add(path)
                 if st.st_size == 0:
                     return  # just created: looking now would only find it open for writing
-            self._submit(path)
+            self._queue.submit(path)
         elif kind == "attrib":
             if self.pipeline.waiting_for_permission(path):  # chmod, chown, an ACL
-                self._submit(path)
+                self._queue.submit(path)
         else:
             with self._lock:
                 self._created.discard(path)
-            self._submit(path)
+            self._queue.submit(path)
 
     def rescan(self, watcher: DirWatcher | None = None) -> int:
         """The safety net against a lost event: look at every entry nothing announced.
@@ -371,7 +355,7 @@ class IngestService:
             if known == e.inode() or (known is not None and entry_ino(e) == known):
                 continue
             taken += 1
-            self._submit(Path(e.path))
+            self._queue.submit(Path(e.path))
         with self._lock:
             if len(self._known) > len(found):  # else none is gone, or as many came as went
                 self._known = {p: i for p, i in self._known.items() if p in found}
@@ -380,102 +364,19 @@ class IngestService:
             log.info("rescan: %d entr%s not handled yet", taken, "y" if taken == 1 else "ies")
         return taken
 
-    def _submit(self, path: Path) -> None:
-        """Hand ``path`` to a copy worker; one worker per path, a later event re-runs it once."""
-        if self._pool is None:
-            self._handle(path)
-            return
-        with self._lock:
-            if path in self._inflight:
-                self._again.add(path)
-                return
-            self._inflight.add(path)
-        self._pool.submit(self._work, path)
-
-    def _work(self, path: Path) -> None:
-        while True:
-            self._handle(path)
-            with self._lock:
-                if path in self._again and not self._stop.is_set():
-                    self._again.discard(path)
-                    continue
-                self._again.discard(path)
-                self._inflight.discard(path)
-                return
-
     def _handle(self, path: Path) -> None:
         """One file from an event or a due retry; errors become a scheduled look later."""
         try:
             out = self._process(path, attempt=time.monotonic() >= self.pipeline.down_until)
         except FileNotFoundError:
-            self._failures.pop(path, None)
+            self._queue.succeeded(path)
             return
         except Exception as exc:
-            self._retry_later(path, exc, "ingest")
+            self._queue.retry_later(path, exc, "ingest")
             return
-        self._failures.pop(path, None)
+        self._queue.succeeded(path)
         if out.retry_after is not None:
-            self._schedule(path, out.retry_after)
-
-    def _retry_later(self, path: Path, exc: Exception, what: str) -> None:
-        """Schedule another look at ``path`` after an error no file state could record.
-
-        The usual cause is the bookkeeping database being away (restarted, network cut): then
-        nothing about the file can be written, so the file is simply looked at again, with the
-        storage's back-off doubling per consecutive failure (a fixed delay hammered a database
-        that was coming back, and every file wrote a traceback on every try).  A database
-        error is one log line naming the file, the try and the delay; anything else is a bug
-        and gets its traceback the first time.
-        """
-        n = self._failures.get(path, 0) + 1
-        self._failures[path] = n
-        delay = self.backoff.delay(n)
-        name = db_text(os.fsdecode(path))
-        if database_unavailable(exc):
-            log.warning(
-                "%s: %s waits for the bookkeeping database (try %d, again in %.1f s): %s",
-                name,
-                what,
-                n,
-                delay,
-                first_line(exc),
-            )
-        elif n == 1:
-            log.exception("%s: %s failed: %s", name, what, exc)
-        else:
-            log.error(
-                "%s: %s failed again (try %d, again in %.1f s): %s", name, what, n, delay, exc
-            )
-        self._schedule(path, delay)
-
-    def _schedule(self, path: Path, delay: float) -> None:
-        with self._lock:
-            self._due_seq += 1
-            heapq.heappush(self._due, (time.monotonic() + delay, self._due_seq, path))
-            wake = self._wake_w
-        if wake is not None:
-            with contextlib.suppress(OSError):
-                os.write(wake, b"s")  # the loop's select() timeout was computed before this
-
-    def _next_timeout(self) -> float | None:
-        with self._lock:
-            if not self._due:
-                return None
-            return max(0.0, self._due[0][0] - time.monotonic())
-
-    def _run_due(self) -> None:
-        """Retry what is due; while the storage is down, only the first one probes it."""
-        now = time.monotonic()
-        ready: list[Path] = []
-        with self._lock:
-            while self._due and self._due[0][0] <= now:
-                path = heapq.heappop(self._due)[2]
-                if path not in ready:
-                    ready.append(path)
-        for path in ready:
-            if self._stop.is_set():
-                break
-            self._submit(path)
+            self._queue.schedule(path, out.retry_after)
 
     def _awaiting_close(self, path: Path) -> bool:
         with self._lock:
