@@ -1,11 +1,14 @@
-"""The truth sidecar: ``run<N>-seq<M>.truth.json`` next to each emulated raw file.
+"""The truth sidecar: ``run<N>-seq<M>.truth.json`` beside the DAQ directory of each raw file.
+
+For raw files written into ``<dir>``, the sidecars go into ``<dir>-truth/`` next to it, not
+into ``<dir>`` itself: the DAQ directory is what ingest watches, and a sidecar there became an
+``ignored`` row in ``farmtools files`` for every file (the real DAQ writes no such file).
 
 It records what was injected (lifetime, gain per LEM, asymmetry, field, drift velocity,
 diffusion, noise, seed) and, per event, the trigger and the true tracks, so that the
 reconstruction and the purity/gain analyses can be checked against it (the closure test).
 It is written atomically (temporary name, then rename) just *before* the raw file is closed, so
-that whoever sees the closed raw file also finds its complete sidecar.  The watcher only takes
-names matching ``run<N>-seq<M>.dat``, so the sidecar is never mistaken for raw data.
+that whoever sees the closed raw file also finds its complete sidecar.
 
 Format (``"format": "farmtools-emulator-truth/1"``)::
 
@@ -44,10 +47,16 @@ from farmtools.emulator.settings import EmulatorSettings
 TRUTH_FORMAT = "farmtools-emulator-truth/1"
 
 
+def truth_dir(daq_dir: str | os.PathLike[str]) -> Path:
+    """Where the sidecars of the raw files in ``daq_dir`` go: ``<daq_dir>-truth`` beside it."""
+    d = Path(os.path.abspath(daq_dir))
+    return d.with_name(d.name + "-truth")
+
+
 def truth_path(raw_path: str | os.PathLike[str]) -> Path:
-    """``run5-seq0.dat`` -> ``run5-seq0.truth.json`` in the same directory."""
+    """``<dir>/run5-seq0.dat`` -> ``<dir>-truth/run5-seq0.truth.json``."""
     p = Path(raw_path)
-    return p.with_name(p.name.removesuffix(".dat") + ".truth.json")
+    return truth_dir(p.parent) / (p.name.removesuffix(".dat") + ".truth.json")
 
 
 def injected(settings: EmulatorSettings, geometry: Geometry) -> dict[str, Any]:
@@ -70,6 +79,7 @@ def injected(settings: EmulatorSettings, geometry: Geometry) -> dict[str, Any]:
 def write_truth(raw_path: str | os.PathLike[str], document: dict[str, Any]) -> Path:
     """Write the sidecar of ``raw_path`` atomically; returns its path."""
     path = truth_path(raw_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps({"format": TRUTH_FORMAT, **document}, indent=1, allow_nan=False))
     os.replace(tmp, path)

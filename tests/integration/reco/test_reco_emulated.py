@@ -24,6 +24,7 @@ from farmtools.cli import app
 from farmtools.detector import WA105_3X1X1 as G
 from farmtools.emulator.daq import RunPlan, emulate_run
 from farmtools.emulator.settings import EmulatorSettings
+from farmtools.emulator.truth import truth_path
 from farmtools.job.exitcodes import EX_DATAERR, EX_NOINPUT
 from farmtools.rawdata import RawFile
 from farmtools.rawdata.format import EVENT_HEADER_SIZE, RUN_HEADER_SIZE
@@ -46,7 +47,7 @@ def reconstructed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path,
     out = d / "recotask_run7-seq0.root"
     res = _reco(info.path, out)
     assert res.exit_code == 0, res.output
-    truth = json.loads(info.path.with_name("run7-seq0.truth.json").read_text())
+    truth = json.loads(truth_path(info.path).read_text())
     return info.path, out, truth
 
 

@@ -88,7 +88,10 @@ def test_truth_sidecar(tmp_path: Path) -> None:
         seed=9, lifetime_ms=4.5, gain_map=gains, asymmetry=0.1, crt_fraction=1.0
     )
     (f,) = emulate_run(tmp_path, settings, RunPlan(run=2, files=1, events_per_file=3))
-    assert f.truth == tmp_path / "run2-seq0.truth.json"
+    # beside the DAQ directory, not in it: ingest watches that one, and the real DAQ writes no
+    # such file there
+    assert f.truth == tmp_path.with_name(tmp_path.name + "-truth") / "run2-seq0.truth.json"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run2-seq0.dat"]
     doc = json.loads(f.truth.read_text())
     assert doc["format"] == "farmtools-emulator-truth/1"
     assert (doc["file"], doc["run"], doc["seq"], doc["seed"]) == ("run2-seq0.dat", 2, 0, 9)

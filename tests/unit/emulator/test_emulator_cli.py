@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from farmtools.cli import app
 from farmtools.detector import WA105_3X1X1 as G
+from farmtools.emulator.truth import truth_path
 from farmtools.rawdata import RawFile
 from farmtools.rawdata.endofrun import read_end_of_run
 
@@ -47,7 +48,7 @@ def test_emulate_physics_then_template(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     names = sorted(p.name for p in out.glob("*.dat"))
     assert names == ["run3-seq0.dat", "run3-seq1.dat"]
-    truth = json.loads((out / "run3-seq1.truth.json").read_text())
+    truth = json.loads(truth_path(out / "run3-seq1.dat").read_text())
     assert truth["injected"]["gain_map"]["12"] == 27.0 and truth["injected"]["lifetime_ms"] == 5.0
     assert truth["injected"]["asymmetry"] == -0.1 and truth["seed"] == 4
     # the end-of-run record: every file with its real size, adler32 and events (docs/runs.md)

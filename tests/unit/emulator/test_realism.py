@@ -14,6 +14,7 @@ from farmtools.detector import WA105_3X1X1 as G
 from farmtools.emulator.event import EventGenerator
 from farmtools.emulator.muons import extra_muons, mean_extra_tracks, muon_through_box
 from farmtools.emulator.settings import EmulatorSettings
+from farmtools.emulator.truth import truth_path
 
 QUIET = EmulatorSettings(seed=4, coherent_noise_adc=0.0, baseline_drift_adc=0.0)
 
@@ -133,6 +134,6 @@ def test_realistic_switches_from_the_command_line(tmp_path: Path) -> None:
     args = ["daq", "emulate", "--out", str(tmp_path), "--run", "4", "--events", "1"]
     res = CliRunner().invoke(app, [*args, "--seed", "3", "--realistic"])
     assert res.exit_code == 0, res.output
-    truth = json.loads((tmp_path / "run4-seq0.truth.json").read_text())
+    truth = json.loads(truth_path(tmp_path / "run4-seq0.dat").read_text())
     for key, value in REALISTIC.items():
         assert truth["injected"][key] == value, key
