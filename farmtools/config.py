@@ -175,7 +175,8 @@ class ProcessingSection(_Section):
         "",
         description="unix socket of the node's long-lived reconstruction worker (farmtools "
         "reco-worker): a reco job hands its file to it (no start-up per job) and reconstructs "
-        "in-process when none listens; '' = every job reconstructs in-process",
+        "in-process when none listens (relative: below farm.home); '' = every job reconstructs "
+        "in-process; with the local backend the processing daemon runs the worker itself",
     )
     scripts_dir: str = Field(
         "processing/scripts", description="archived job scripts: <dir>/run<N>/"

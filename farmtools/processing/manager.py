@@ -64,6 +64,7 @@ from farmtools.config import FarmConfig
 from farmtools.faults import fault_point
 from farmtools.job.recoclient import read_usage
 from farmtools.notify.digest import Digest, tail_lines
+from farmtools.processing import nodeworker
 from farmtools.processing.analyser import AnalysisProcess, analyse_ready
 from farmtools.processing.failures import Failure, classify, decide
 from farmtools.processing.joblog import format_job_log, write_job_log
@@ -194,7 +195,8 @@ class Manager:
         fallback for a change it was not told about.  Idle at the seed's 10 s cadence, this is
         what keeps the daemon's own CPU far under 1 % of a core, with the claim latency of a
         ``claim_s`` poll.  The analyses run in a second thread (see the module docstring),
-        stopped with the loop.
+        stopped with the loop.  With the local backend and ``processing.reco_worker_socket``
+        the node's reconstruction worker runs beside the loop (:mod:`.nodeworker`).
         """
         self.recover()
         wake = threading.Event()
@@ -207,11 +209,14 @@ class Manager:
             analyser.start()
         self._watch = self.bk.watch(FileState.STORED)
         heartbeat = Heartbeat(self.bk, "processing", self.cfg.monitor.heartbeat_s)
+        node = nodeworker.LocalRecoWorker(self.cfg) if nodeworker.wanted(self.cfg) else None
         next_poll = 0.0
         failures = 0
         try:
             while not stop.is_set():
                 heartbeat.beat("failing passes" if failures else "")
+                if node is not None:
+                    node.keep_running()
                 s = PassSummary()
                 try:
                     self._claim_and_submit(s)
@@ -230,6 +235,8 @@ class Manager:
                 self._notify_errors(self.digest.flush())
                 stop.wait(self._pause(failures))
         finally:
+            if node is not None:
+                node.stop()
             self._notify_errors(self.digest.flush(force=True))
             heartbeat.stop()
             wake.set()

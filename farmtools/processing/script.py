@@ -85,9 +85,9 @@ def job_command(
     if program == "inspect":
         return [farmtools, "raw", "inspect", input_path]
     reco = [input_path, "-o", target]
-    socket_path = cfg.processing.reco_worker_socket
-    if not socket_path:
+    if not cfg.processing.reco_worker_socket:
         return [farmtools, "reco", *reco]
+    socket_path = str(cfg.path(cfg.processing.reco_worker_socket))  # relative: below farm.home
     client = [python, "-m", "farmtools.job.recoclient", "--socket", socket_path]
     if usage:
         client += ["--usage", usage]
