@@ -6,10 +6,11 @@ unix socket ``S``: the ``farmtools reco`` arguments, the job's working directory
 environment, and its stdout and stderr as file descriptors (``SCM_RIGHTS``), so the summary
 line and any error land in the job's own files as with an in-process run.  The worker forks a
 warmed-up child for the job, so the job pays neither the imports nor numba's first calls
-(~0.7-2.5 s, more under load); this module imports only the standard library and the exit codes.
+(~0.7-2.5 s, more under load); this module imports only the standard library.
 
-When no worker listens on ``S`` (no socket, connection refused) the client ``exec``s
-``farmtools reco RECO-ARGS`` in the job itself: the job works exactly as before, only slower.
+When no worker listens on ``S`` (no socket, connection refused, a socket of another account)
+the client ``exec``s ``farmtools reco RECO-ARGS`` in the job itself: the job works exactly as
+before, only slower.
 
 Nothing is lost when the worker fails: the child's exit code is the job's (the same failure
 classes: 65 corrupt input, 66 no input, 73 output not written); a child killed by a signal
@@ -92,9 +93,12 @@ def run(socket_path: str, argv: list[str], usage: str | None, farmtools: list[st
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.connect(socket_path)
-    except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError):
+    except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError, PermissionError) as e:
         sock.close()
-        print(f"no reconstruction worker at {socket_path}: reconstructing in this job", flush=True)
+        print(
+            f"no reconstruction worker at {socket_path} ({e.strerror}): reconstructing in this job",
+            flush=True,
+        )
         sys.stderr.flush()
         os.execv(farmtools[0], [*farmtools, "reco", *argv])  # noqa: S606 (our own program)
     sys.stdout.flush()

@@ -16,6 +16,9 @@ that crashes takes only its file's job with it; a job that goes away (cancelled,
 time) closes the connection and its child is killed; a worker that dies takes its children
 with it (``PR_SET_PDEATHSIG``) and the clients end their jobs with a retryable code.
 
+The socket is the account's alone (mode 0600) and a peer of another uid is refused
+(``SO_PEERCRED``): the worker runs what it is handed as the production account.
+
 One thread, ``selectors`` over the listening socket, the connections and a self-pipe woken by
 SIGCHLD; no thread is ever started in the worker itself, so forking it is safe.  SIGTERM stops
 accepting (the socket is removed: new jobs reconstruct in-process) and lets running jobs end.
@@ -34,6 +37,7 @@ import os
 import selectors
 import signal
 import socket
+import struct
 import sys
 import tempfile
 import time
@@ -112,7 +116,11 @@ class RecoWorker:
             probe.close()
         path.parent.mkdir(parents=True, exist_ok=True)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        listener.bind(str(path))
+        old_umask = os.umask(0o177)  # the socket is the account's alone (srw-------)
+        try:
+            listener.bind(str(path))
+        finally:
+            os.umask(old_umask)
         listener.listen(64)
         listener.setblocking(False)
         return listener
@@ -174,6 +182,7 @@ class RecoWorker:
             return
         conn.settimeout(REQUEST_TIMEOUT_S)
         try:
+            _check_peer(conn)
             request, fds = _read_request(conn)
         except (OSError, ValueError) as exc:
             log.warning("a bad request on %s: %s", self.path, exc)
@@ -243,6 +252,14 @@ class RecoWorker:
                     job.conn.setblocking(True)
                     job.conn.sendall(json.dumps(result).encode() + b"\n")
                 job.conn.close()
+
+
+def _check_peer(conn: socket.socket) -> None:
+    """Only this account's processes may hand the worker a job (it runs it as this account)."""
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    if uid != os.getuid():
+        raise ValueError(f"uid {uid} is not this worker's account ({os.getuid()})")
 
 
 def _read_request(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:

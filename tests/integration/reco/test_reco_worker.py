@@ -114,6 +114,7 @@ def test_a_job_through_the_worker_is_the_in_process_job(
         check=True,
     )
     assert same_output(tmp_path / "out.root", alone)
+    assert worker.stat().st_mode & 0o777 == 0o600  # the account's alone
     usage = read_usage(status)
     assert usage is not None
     assert usage["exit"] == 0 and usage["cpu_s"] > 0 and usage["max_rss_kb"] > 0
