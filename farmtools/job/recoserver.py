@@ -53,9 +53,13 @@ REQUEST_TIMEOUT_S = 10.0
 PR_SET_PDEATHSIG = 1
 
 
-def warm_up(raws: list[Path] | None = None) -> float:
-    """Import the reconstruction and reconstruct ``raws`` (default: two emulated one-event
-    3x1x1 files, compressed and not) in this process; the seconds it took."""
+def warm_up(raws: list[Path] | None = None, detector: str = "3x1x1") -> float:
+    """Import the reconstruction and reconstruct ``raws`` of ``detector`` (default: two
+    emulated one-event 3x1x1 files, compressed and not) in this process; the seconds it took.
+
+    A 6x6x6 farm gives a 6x6x6 file (``--warm RAW --detector 6x6x6``): its kernels are then
+    loaded once here too, not in every job's child.
+    """
     t0 = time.perf_counter()
     import farmtools.cli  # noqa: F401 (the children run the CLI: import it once, here)
     from farmtools.detector import geometry
@@ -64,8 +68,9 @@ def warm_up(raws: list[Path] | None = None) -> float:
     with tempfile.TemporaryDirectory(prefix="farmtools-warm-") as tmp:
         work = Path(tmp)
         files = list(raws) if raws else _emulated(work)
+        geo = geometry(detector if raws else "3x1x1")
         for i, raw in enumerate(files):
-            reconstruct_file(raw, work / f"warm{i}.root", geometry("3x1x1"), threads=1)
+            reconstruct_file(raw, work / f"warm{i}.root", geo, threads=1)
     return time.perf_counter() - t0
 
 
@@ -324,11 +329,13 @@ def _child(conn: socket.socket, request: dict[str, Any], fds: list[int], others:
         os._exit(code)
 
 
-def serve(path: Path, warm: list[Path] | None = None, do_warm: bool = True) -> int:
+def serve(
+    path: Path, warm: list[Path] | None = None, do_warm: bool = True, detector: str = "3x1x1"
+) -> int:
     """Warm up, then serve at ``path`` until stopped; the number of jobs served."""
     if do_warm:
         log.info("warming up (imports, kernels, a reconstruction)")
-        log.info("warm in %.1f s", warm_up(warm))
+        log.info("warm in %.1f s", warm_up(warm, detector))
     worker = RecoWorker(path)
     worker.serve()
     return worker.served

@@ -230,6 +230,9 @@ def reco_worker(
         ),
     ] = None,
     no_warm: Annotated[bool, typer.Option("--no-warm", help="no warm-up reconstruction")] = False,
+    detector: Annotated[
+        str, typer.Option("--detector", help="the geometry of the --warm files")
+    ] = "3x1x1",
 ) -> None:
     """The node's long-lived reconstruction worker: jobs hand it their files (no start-up each).
 
@@ -243,7 +246,7 @@ def reco_worker(
 
     setup_logging()
     try:
-        served = serve(socket_path, warm, do_warm=not no_warm)
+        served = serve(socket_path, warm, do_warm=not no_warm, detector=detector)
     except RuntimeError as exc:
         typer.echo(f"farmtools reco-worker: {exc}", err=True)
         raise typer.Exit(1) from None
