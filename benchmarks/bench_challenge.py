@@ -33,9 +33,14 @@
    335-event files (uncompressed and compressed) and the per-job cost, apart
    (:mod:`farmtools.challenge.recocost`: CPU of real ``farmtools reco`` processes), and the
    ``farmtools challenge simulate --size-6x6x6`` options that use them.  The files are
-   emulated once into ``--reco-dir`` (the same as ``bench_reco.py --dir``) and kept.
+   emulated once into ``--reco-dir`` (the same as ``bench_reco.py --dir``) and kept.  The
+   per-job cost is measured twice: a job in its own process, and a job handed to the node's
+   reconstruction worker (``farmtools reco-worker``, how the farm runs with
+   ``processing.reco_worker_socket``).  ``sizing`` measures the costs and prints the README's
+   6x6x6 sizing table from them (the one command that regenerates it; the per-job cost is the
+   worker's, the 6x6x6 event's cost ``--reco-s-per-event-6x6x6`` from ``bench_reco666.py``).
 
-    .venv/bin/python benchmarks/bench_challenge.py [cpu|rate|calibrate|costs|all]
+    .venv/bin/python benchmarks/bench_challenge.py [cpu|rate|calibrate|costs|sizing|all]
         [--cadence-files 9] [--rate-files 200] [--calib-files 16] [--reco-dir DIR]
 """
 
@@ -53,10 +58,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from farmtools.bookkeeping import Bookkeeping
+from farmtools.challenge import recocost
 from farmtools.challenge.daemons import Daemon, farmtools_argv
 from farmtools.challenge.run import ChallengeSettings, embedded_config, free_port
 from farmtools.config import FarmConfig, load_config
 from farmtools.deploy.farmtoml import render_farm_toml
+
+#: the README's 6x6x6 farm: cores and storage bandwidth (GB/s)
+SIZING_CORES = 384
+SIZING_GB_S = 20.0
 
 
 def _template(dir_: Path, events: int) -> Path:
@@ -297,20 +307,54 @@ def calibrate(work: Path, files: int, events: int = 10, interval_s: float = 5.0)
     return bool(check["within_20_percent"])
 
 
-def reco_costs(reco_dir: Path, work: Path, events: int = 335) -> None:
+def reco_costs(reco_dir: Path, work: Path, events: int = 335) -> recocost.RecoCosts:
     """Per-event (full files) and per-job reconstruction costs, and the sizing options."""
-    from farmtools.challenge import recocost
-
     full, full_c, one = recocost.full_files(reco_dir, events)
     costs = recocost.measure(full, full_c, one, events, work / "costs")
+    worker = (
+        f"; through the node's reconstruction worker {costs.per_job_worker_s:.3f} s per job"
+        if costs.per_job_worker_s is not None
+        else ""
+    )
     print(
         f"== reconstruction costs, CPU of real `farmtools reco` jobs on one core ({events}-event"
         " files; CPU time, the figure the machine's load does not change):\n"
         f"   per event {costs.per_event_s:.4f} s uncompressed, "
         f"{costs.per_event_compressed_s:.4f} s compressed; per job {costs.per_job_s:.2f} s "
-        f"before its first event; per extra file in a job given several "
-        f"{costs.per_extra_file_s:.3f} s\n"
+        f"before its first event in its own process{worker}; per extra file in a job given "
+        f"several {costs.per_extra_file_s:.3f} s\n"
         f"   farmtools challenge simulate --size-6x6x6 {costs.simulate_args()}"
+    )
+    return costs
+
+
+def sizing(costs: recocost.RecoCosts, per_event_6x6x6: float | None) -> None:
+    """The README's 6x6x6 sizing table from these costs (the per-job cost: the node worker's)."""
+    from farmtools.challenge import simulate as sim
+    from farmtools.challenge.simtable import markdown_sizing
+
+    job_s = costs.per_job_worker_s if costs.per_job_worker_s is not None else costs.per_job_s
+    rows = sim.size_6x6x6(
+        costs.per_event_s,
+        cores=SIZING_CORES,
+        bandwidth_Bps=SIZING_GB_S * 1e9,
+        job_s=job_s,
+        reco_s_per_event_compressed_3x1x1=costs.per_event_compressed_s,
+        reco_s_per_event_6x6x6=per_event_6x6x6,
+    )
+    six = f" --reco-s-per-event-6x6x6 {per_event_6x6x6:g}" if per_event_6x6x6 else ""
+    print(f"\n```bash\nfarmtools challenge simulate --size-6x6x6 {costs.simulate_args()}{six}\n```")
+    print()
+    print(
+        markdown_sizing(
+            rows,
+            costs.per_event_s,
+            SIZING_CORES,
+            SIZING_GB_S,
+            job_s=job_s,
+            per_event_compressed_3x1x1=costs.per_event_compressed_s,
+            per_event_6x6x6=per_event_6x6x6,
+        )
     )
 
 
@@ -320,10 +364,18 @@ def main() -> None:
         "mode",
         nargs="?",
         default="all",
-        choices=("all", "cpu", "rate", "calibrate", "costs"),
+        choices=("all", "cpu", "rate", "calibrate", "costs", "sizing"),
         help="cpu: daemon CPU at the 10 s cadence; rate: verified-ingest rate; calibrate: the "
         "simulator against a real challenge; costs: reconstruction per event (full files) and "
-        "per job; all: the four",
+        "per job; sizing: costs, then the README's 6x6x6 sizing table from them; all: the "
+        "first four",
+    )
+    ap.add_argument(
+        "--reco-s-per-event-6x6x6",
+        type=float,
+        default=1.41,
+        help="sizing: CPU s of one 6x6x6 event (bench_reco666.py; default the README's); 0: "
+        "scale the 3x1x1 figure",
     )
     ap.add_argument(
         "--reco-dir",
@@ -348,6 +400,8 @@ def main() -> None:
             ingest_rate(work, max(20, args.rate_files // 5), 10)
         if args.mode in ("all", "costs"):
             reco_costs(args.reco_dir, work)
+        if args.mode == "sizing":
+            sizing(reco_costs(args.reco_dir, work), args.reco_s_per_event_6x6x6 or None)
         if args.mode in ("all", "calibrate") and not calibrate(work, args.calib_files):
             sys.exit(1)
 

@@ -18,6 +18,7 @@ Exit codes of every command: 0 done; 1 a check failed or the thing asked for doe
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import Any
 
 import typer
@@ -34,14 +35,15 @@ class FarmtoolsGroup(TyperGroup):
     """
 
     def invoke(self, ctx: Any) -> Any:
-        from farmtools.config import ConfigError
-
         try:
             return super().invoke(ctx)
-        except ConfigError as exc:
-            typer.echo(str(exc), err=True)
-            raise typer.Exit(EXIT_USAGE) from None
         except Exception as exc:
+            # a ConfigError can only come from farmtools.config once imported: not importing it
+            # here spares a reconstruction job given --detector pydantic's ~0.1-0.2 s
+            config = sys.modules.get("farmtools.config")
+            if config is not None and isinstance(exc, config.ConfigError):
+                typer.echo(str(exc), err=True)
+                raise typer.Exit(EXIT_USAGE) from None
             from farmtools.bookkeeping.errors import database_failure
 
             message = database_failure(exc)

@@ -167,7 +167,16 @@ class ProcessingSection(_Section):
         "", description="farmtools executable on the workers ('' = next to this python)"
     )
     python: str = Field(
-        "", description="python on the workers for program=check ('' = this python)"
+        "",
+        description="python on the workers for program=check and the worker client ('' = this "
+        "python)",
+    )
+    reco_worker_socket: str = Field(
+        "",
+        description="unix socket of the node's long-lived reconstruction worker (farmtools "
+        "reco-worker): a reco job hands its file to it (no start-up per job) and reconstructs "
+        "in-process when none listens (relative: below farm.home); '' = every job reconstructs "
+        "in-process; with the local backend the processing daemon runs the worker itself",
     )
     scripts_dir: str = Field(
         "processing/scripts", description="archived job scripts: <dir>/run<N>/"

@@ -62,7 +62,9 @@ from farmtools.bookkeeping.heartbeat import Heartbeat
 from farmtools.bookkeeping.schema import now
 from farmtools.config import FarmConfig
 from farmtools.faults import fault_point
+from farmtools.job.recoclient import read_usage
 from farmtools.notify.digest import Digest, tail_lines
+from farmtools.processing import nodeworker
 from farmtools.processing.analyser import AnalysisProcess, analyse_ready
 from farmtools.processing.failures import Failure, classify, decide
 from farmtools.processing.joblog import format_job_log, write_job_log
@@ -78,6 +80,26 @@ ACCOUNTING_GRACE_S = 120.0
 #: the daemon looks for complete groups at least this often, even when none of its own jobs
 #: ended: files reconstructed before a restart or by another manager, groups an error left
 ANALYSIS_RESCAN_S = 30.0
+
+
+def with_worker_usage(acc: JobAccounting, usage: dict[str, Any] | None) -> JobAccounting:
+    """The job's accounting with the node worker's figures of its reconstruction added.
+
+    A job that handed its file to the node's reconstruction worker (see
+    :mod:`farmtools.job.recoclient`) used little CPU itself: the batch system counts the
+    client, the worker counts the child that did the work.  CPU adds up; the peak memory is
+    the larger of the two (the failure classes read it: an out-of-memory stays one).
+    """
+    if not usage:
+        return acc
+    cpu = usage.get("cpu_s")
+    rss = usage.get("max_rss_kb")
+    return replace(
+        acc,
+        cpu_s=(acc.cpu_s or 0.0) + float(cpu) if cpu is not None else acc.cpu_s,
+        max_rss_kb=max(acc.max_rss_kb or 0, int(rss)) if rss is not None else acc.max_rss_kb,
+        extra={**acc.extra, "reco_worker": usage},
+    )
 
 
 class LocalJobError(OSError):
@@ -173,7 +195,8 @@ class Manager:
         fallback for a change it was not told about.  Idle at the seed's 10 s cadence, this is
         what keeps the daemon's own CPU far under 1 % of a core, with the claim latency of a
         ``claim_s`` poll.  The analyses run in a second thread (see the module docstring),
-        stopped with the loop.
+        stopped with the loop.  With the local backend and ``processing.reco_worker_socket``
+        the node's reconstruction worker runs beside the loop (:mod:`.nodeworker`).
         """
         self.recover()
         wake = threading.Event()
@@ -186,11 +209,14 @@ class Manager:
             analyser.start()
         self._watch = self.bk.watch(FileState.STORED)
         heartbeat = Heartbeat(self.bk, "processing", self.cfg.monitor.heartbeat_s)
+        node = nodeworker.LocalRecoWorker(self.cfg) if nodeworker.wanted(self.cfg) else None
         next_poll = 0.0
         failures = 0
         try:
             while not stop.is_set():
                 heartbeat.beat("failing passes" if failures else "")
+                if node is not None:
+                    node.keep_running()
                 s = PassSummary()
                 try:
                     self._claim_and_submit(s)
@@ -209,6 +235,8 @@ class Manager:
                 self._notify_errors(self.digest.flush())
                 stop.wait(self._pause(failures))
         finally:
+            if node is not None:
+                node.stop()
             self._notify_errors(self.digest.flush(force=True))
             heartbeat.stop()
             wake.set()
@@ -692,6 +720,7 @@ class Manager:
                 return  # sacct lags behind the end of a job: ask again at the next poll
             acc = self._without_accounting(job, status)
         self._no_accounting_since.pop(job.id, None)
+        acc = with_worker_usage(acc, read_usage(job.status_file))
         acc = self._node_fail_checked(job, acc)
         exit_code = acc.exit_code
         if exit_code is None and acc.ending is Ending.COMPLETED:

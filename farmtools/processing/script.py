@@ -6,8 +6,9 @@ Jinja2 environment has autoescape off (it writes shell) and a ``shquote`` filter
 (``shlex.quote``) through which the template passes every value: a file or directory name with
 ``$(...)``, quotes, spaces or newlines is data, never shell.
 
-Imports Jinja2, :mod:`farmtools.config`, :mod:`farmtools.rawdata.naming` and
-:mod:`farmtools.batch.base`, and the output layout of :mod:`farmtools.storage.derived`.
+Imports Jinja2, :mod:`farmtools.config`, :mod:`farmtools.rawdata.naming`,
+:mod:`farmtools.batch.base`, the worker client's file names (:mod:`farmtools.job.recoclient`)
+and the output layout of :mod:`farmtools.storage.derived`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import jinja2
 
 from farmtools.batch.base import hms
 from farmtools.config import FarmConfig
+from farmtools.job.recoclient import usage_path
 from farmtools.rawdata.naming import RawName
 from farmtools.resources import templates_dir
 from farmtools.storage.derived import output_location
@@ -64,11 +66,16 @@ class JobPaths:
         )
 
 
-def job_command(cfg: FarmConfig, input_path: str, target: str) -> list[str]:
+def job_command(
+    cfg: FarmConfig, input_path: str, target: str, usage: str | None = None
+) -> list[str]:
     """argv of the job's program for ``processing.program`` (see the config's description).
 
     ``target`` is where ``farmtools reco`` writes: the partial name of a local output (the
     script renames it when the job succeeds), or the output URL itself (reco publishes it).
+    With ``processing.reco_worker_socket`` a reco job runs the light client
+    (:mod:`farmtools.job.recoclient`), which hands the same ``reco`` arguments to the node's
+    worker and writes the worker's CPU and memory figures of the job to ``usage``.
     """
     python = cfg.processing.python or sys.executable
     farmtools = cfg.processing.farmtools or str(Path(sys.executable).with_name("farmtools"))
@@ -77,7 +84,14 @@ def job_command(cfg: FarmConfig, input_path: str, target: str) -> list[str]:
         return [python, "-m", "farmtools.job.readcheck", input_path]
     if program == "inspect":
         return [farmtools, "raw", "inspect", input_path]
-    return [farmtools, "reco", input_path, "-o", target]
+    reco = [input_path, "-o", target]
+    if not cfg.processing.reco_worker_socket:
+        return [farmtools, "reco", *reco]
+    socket_path = str(cfg.path(cfg.processing.reco_worker_socket))  # relative: below farm.home
+    client = [python, "-m", "farmtools.job.recoclient", "--socket", socket_path]
+    if usage:
+        client += ["--usage", usage]
+    return [*client, "--farmtools", farmtools, "--", *reco]
 
 
 @functools.cache
@@ -132,8 +146,9 @@ def _command_line(cfg: FarmConfig, input_path: str, paths: JobPaths) -> str:
     The partial name is made unique by the running script (see ``templates/job.sh.j2``), so the
     program is given the variable, not a literal name.
     """
+    usage = str(usage_path(paths.status_file))
     if not paths.partial:
-        return " ".join(map(shlex.quote, job_command(cfg, input_path, paths.output)))
+        return " ".join(map(shlex.quote, job_command(cfg, input_path, paths.output, usage)))
     marker = "\0partial"  # not a path anyone can have: NUL is not allowed in one
-    argv = job_command(cfg, input_path, marker)
+    argv = job_command(cfg, input_path, marker, usage)
     return " ".join('"$partial"' if a == marker else shlex.quote(a) for a in argv)

@@ -213,7 +213,48 @@ def verify_output(
         raise typer.Exit(VERIFY_FAILED)
 
 
+def reco_worker(
+    socket_path: Annotated[
+        Path,
+        typer.Option(
+            "--socket",
+            help="unix socket to serve jobs on (the config's processing.reco_worker_socket)",
+        ),
+    ],
+    warm: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--warm",
+            help="raw file(s) reconstructed once at the start (default: two emulated"
+            " one-event 3x1x1 files, compressed and not)",
+        ),
+    ] = None,
+    no_warm: Annotated[bool, typer.Option("--no-warm", help="no warm-up reconstruction")] = False,
+    detector: Annotated[
+        str, typer.Option("--detector", help="the geometry of the --warm files")
+    ] = "3x1x1",
+) -> None:
+    """The node's long-lived reconstruction worker: jobs hand it their files (no start-up each).
+
+    Imports everything and reconstructs a warm-up file once, then forks a warmed-up child per
+    job that connects (python -m farmtools.job.recoclient, in the job script when
+    processing.reco_worker_socket is set); the child runs `farmtools reco` with the job's
+    arguments, environment, stdout and stderr.  SIGTERM stops accepting and lets jobs end.
+    """
+    from farmtools.job.recoserver import serve
+    from farmtools.logsetup import setup_logging
+
+    setup_logging()
+    try:
+        served = serve(socket_path, warm, do_warm=not no_warm, detector=detector)
+    except RuntimeError as exc:
+        typer.echo(f"farmtools reco-worker: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"farmtools reco-worker: stopped after {served} job(s)")
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``reco`` and ``verify-output`` to the root application."""
+    """Add ``reco``, ``reco-worker`` and ``verify-output`` to the root application."""
     app.command("reco")(reco)
+    app.command("reco-worker")(reco_worker)
     app.command("verify-output")(verify_output)

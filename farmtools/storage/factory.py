@@ -6,10 +6,14 @@ not import its implementations.
 
 from __future__ import annotations
 
-from farmtools.config import FarmConfig
+from typing import TYPE_CHECKING
+
 from farmtools.storage.base import Storage
 from farmtools.storage.local import LocalStorage
 from farmtools.storage.xrootd import XRootDStorage
+
+if TYPE_CHECKING:  # a reconstruction job imports the storage, not the configuration's model
+    from farmtools.config import FarmConfig
 
 
 def storage_from_config(cfg: FarmConfig) -> Storage:

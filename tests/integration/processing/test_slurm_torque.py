@@ -14,13 +14,15 @@ import pytest
 from farmtools.batch.base import BatchUnavailable, Ending, JobSpec, JobStatus
 from farmtools.batch.slurm import SlurmBatch
 from farmtools.batch.torque import TorqueBatch
-from farmtools.bookkeeping import Bookkeeping, FileState
+from farmtools.bookkeeping import Bookkeeping, Event, FileState
+from farmtools.job.recoclient import read_usage
 from farmtools.processing.jobs import JobStore
 from farmtools.processing.manager import Manager
 from tests.eventually import eventually
 from tests.processing_farm import drive, make_cfg, state_of, store, wait_job
 from tests.servers.process import free_port
 from tests.servers.slurm import SlurmCluster
+from tests.states import walk
 
 pytestmark = pytest.mark.slurm
 
@@ -188,3 +190,56 @@ def test_a_job_is_found_again_by_its_idempotency_key(
     _accounting(batch, job)
     assert batch.find(spec) == job.split(".")[0]  # and once it has ended
     assert batch.find(other) is None
+
+
+def test_slurm_jobs_hand_their_files_to_the_node_worker(
+    slurm_cluster: SlurmCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 22: with processing.reco_worker_socket, the reconstruction jobs Slurm runs on a
+    node hand their files to that node's worker; accounting and failure classes stay per file."""
+    from farmtools.challenge.recocost import node_worker
+    from farmtools.emulator.daq import RunPlan, emulate_run
+    from farmtools.emulator.settings import EmulatorSettings
+
+    for k, v in slurm_cluster.env.items():
+        monkeypatch.setenv(k, v)
+    sock = tmp_path / "node" / "reco.sock"
+    cfg = make_cfg(
+        tmp_path / "farm",
+        batch={"backend": "slurm", "queue": "prod"},
+        processing={"program": "reco", "reco_worker_socket": str(sock)},
+    )
+    bk = Bookkeeping.from_config(cfg)
+    (raw,) = emulate_run(
+        cfg.path(cfg.storage.input) / "run23",
+        EmulatorSettings(seed=23),
+        RunPlan(23, 1, events_per_file=2),
+    )
+    bk.register_file(
+        raw.path.name,
+        source_path=f"/evb/{raw.path.name}",
+        run=23,
+        seq=0,
+        size=raw.path.stat().st_size,
+        daq_write_time=None,
+    )
+    good = raw.path.name
+    walk(bk, good, FileState.STORED, Event.VERIFIED, fields={"storage_path": str(raw.path)})
+    bad = store(bk, cfg, 23, 1, corrupt=True)
+    with node_worker(sock, warm=raw.path):
+        drive(
+            Manager(cfg, bk=bk),
+            lambda: (
+                {state_of(bk, good), state_of(bk, bad)}
+                == {FileState.RECONSTRUCTED, FileState.FAILED}
+            ),
+            180,
+            "the emulated file reconstructed, the corrupt one failed",
+        )
+    j_good, j_bad = JobStore(bk).of_file(good)[0], JobStore(bk).of_file(bad)[0]
+    assert j_bad.exit_code == 65 and j_bad.failure == "corrupt_input"
+    assert j_good.exit_code == 0 and j_good.stdout is not None
+    assert "reconstructed by the worker at" in Path(j_good.stdout).read_text()
+    usage = read_usage(j_good.status_file)
+    assert usage is not None and j_good.cpu_s is not None and j_good.max_rss_kb is not None
+    assert j_good.cpu_s >= usage["cpu_s"] and j_good.max_rss_kb >= usage["max_rss_kb"]

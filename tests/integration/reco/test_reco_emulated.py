@@ -282,6 +282,22 @@ def test_missing_input_exits_66(tmp_path: Path) -> None:
     assert "run1-seq0.dat" in res.output
 
 
+def test_a_job_given_its_detector_does_not_load_the_configuration_model(tmp_path: Path) -> None:
+    # the command line's error handling imported farmtools.config (pydantic, ~0.1-0.2 s of
+    # every job's start-up) even when the job names its detector and reads no configuration
+    code = (
+        "import sys\n"
+        "from farmtools.cli import app\n"
+        "try:\n"
+        f"    app(['reco', {str(tmp_path / 'run1-seq0.dat')!r}, '-o', 'x.root', '--detector',"
+        " '3x1x1'])\n"
+        "except SystemExit as exc:\n"
+        "    print(exc.code, 'farmtools.config' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == [str(EX_NOINPUT), "False"], done.stderr
+
+
 def test_compressed_and_uncompressed_copies_give_the_same_reconstruction(tmp_path: Path) -> None:
     """Same seed, both payload encodings: same samples, so the same hits and tracks."""
     outs = []

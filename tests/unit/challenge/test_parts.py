@@ -13,6 +13,7 @@ import pytest
 
 from farmtools.challenge.chaos import BatchPause, drop_corrupt, plan_faults
 from farmtools.challenge.presets import PRESETS, get_preset
+from farmtools.challenge.recocost import RecoCosts
 from farmtools.challenge.simtable import calibration_check, markdown_sizing
 from farmtools.challenge.simulate import WORK_RATIO_6X6X6 as WORK_RATIO
 from farmtools.challenge.simulate import FarmModel, simulate, size_6x6x6
@@ -218,6 +219,15 @@ def test_sizing_uses_the_compressed_per_event_cost_and_the_per_job_cost() -> Non
         assert r["job_s"] == pytest.approx(0.5 + r["events_per_file"] * r["reco_s_per_event"])
     table = markdown_sizing(rows, 0.01, 384, 20.0, job_s=0.5, per_event_compressed_3x1x1=0.02)
     assert "(0.0200 s compressed)" in table and "every job 0.50 s" in table
+
+
+def test_the_sizing_options_take_the_node_worker_s_per_job_cost_when_measured() -> None:
+    costs = RecoCosts(0.015, 0.035, 2.4, 0.01, 335, per_job_worker_s=0.12)
+    assert "--job-s 0.12" in costs.simulate_args()
+    assert "--job-s 2.40" in costs.simulate_args(worker=False)
+    unmeasured = RecoCosts(0.015, 0.035, 2.4, 0.01, 335)
+    assert "--job-s 2.40" in unmeasured.simulate_args()
+    assert "--reco-s-per-event-compressed 0.0350" in unmeasured.simulate_args()
 
 
 def test_sizing_takes_the_measured_6x6x6_cost_and_adds_the_decoding() -> None:

@@ -12,8 +12,10 @@ import pytest
 from farmtools.batch.base import Ending, JobAccounting
 from farmtools.config import FarmConfig
 from farmtools.job.exitcodes import EX_DATAERR, EX_NOINPUT
+from farmtools.job.recoclient import read_usage
 from farmtools.processing.failures import Failure, classify, decide
 from farmtools.processing.joblog import format_job_log
+from farmtools.processing.manager import with_worker_usage
 from farmtools.processing.script import JobPaths, render_job_script
 from farmtools.rawdata.naming import RawName
 from tests.processing_farm import make_cfg, write_raw
@@ -144,6 +146,42 @@ def test_two_runs_of_one_job_script_never_clobber_each_others_output(tmp_path: P
     out = Path(paths.output)
     assert out.read_text().strip().isdigit()  # one run's whole output
     assert not list(out.parent.glob(out.name + ".part*"))  # each run published its own
+
+
+def test_with_a_node_worker_socket_the_job_runs_the_light_client(tmp_path: Path) -> None:
+    # no worker listens at the socket: the client hands the same reco arguments to the
+    # in-process program (here a fake farmtools that writes them to its target), and the
+    # script publishes the output as before
+    fake = tmp_path / "fake-farmtools"
+    fake.write_text('#!/bin/bash\necho "$@" > "$4"\n')  # argv: reco INPUT -o TARGET
+    fake.chmod(0o755)
+    sock = tmp_path / "run/reco.sock"
+    cfg = make_cfg(
+        tmp_path,
+        processing={"program": "reco", "farmtools": str(fake), "reco_worker_socket": str(sock)},
+    )
+    paths = JobPaths.of(cfg, RawName(3, 1), 9)
+    text = _local_script(cfg, RawName(3, 1), "/s/in.dat", paths)
+    assert f"-m farmtools.job.recoclient --socket {sock}" in text
+    assert f"--usage {paths.status_file}.worker.json" in text
+    script = tmp_path / "job.sh"
+    script.write_text(text)
+    paths.status_file.parent.mkdir(parents=True)
+    done = subprocess.run(["/bin/bash", script], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "no reconstruction worker at" in done.stdout
+    assert Path(paths.output).read_text().startswith("reco /s/in.dat -o ")
+    assert read_usage(paths.status_file) is None  # the job's accounting is the batch system's
+
+
+def test_the_worker_s_figures_are_added_to_the_job_s_accounting() -> None:
+    acc = JobAccounting(Ending.COMPLETED, exit_code=0, cpu_s=0.05, max_rss_kb=12_000)
+    assert with_worker_usage(acc, None) is acc
+    usage = {"exit": 0, "cpu_s": 1.25, "max_rss_kb": 180_000, "pid": 4}
+    merged = with_worker_usage(acc, usage)
+    assert merged.cpu_s == pytest.approx(1.30)
+    assert merged.max_rss_kb == 180_000  # the larger: an out-of-memory stays one
+    assert merged.extra["reco_worker"] == usage
 
 
 def test_xrootd_output_is_a_url_that_reco_publishes(tmp_path: Path) -> None:
