@@ -12,6 +12,8 @@ message naming the database (password masked), printed instead of a traceback.
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 
@@ -51,3 +53,16 @@ def database_failure(exc: BaseException) -> str | None:
         where = getattr(exc, DATABASE_ATTR, None) or "(unknown URL)"
         return f"bookkeeping database {where}: unavailable: {first_line(exc)}"
     return None
+
+
+def log_pass_error(log: logging.Logger, what: str, exc: BaseException) -> None:
+    """Log a failed pass of a daemon's background step (``what`` failed; tried again later).
+
+    While the database is away that is one warning line (an outage is expected and long:
+    a traceback per pass would bury the log and fail the "no traceback" checks of a clean
+    outage); anything else is a bug and gets its traceback.
+    """
+    if database_unavailable(exc):
+        log.warning("%s waits for the bookkeeping database: %s", what, first_line(exc))
+    else:
+        log.error("%s failed; tried again at the next pass", what, exc_info=exc)

@@ -34,6 +34,8 @@ import sys
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from farmtools.bookkeeping.errors import log_pass_error
+
 if TYPE_CHECKING:
     from farmtools.bookkeeping import Bookkeeping
     from farmtools.config import FarmConfig
@@ -57,8 +59,8 @@ def analyse_ready(cfg: FarmConfig, bk: Bookkeeping) -> list[Path]:
         from farmtools.analysis.pipeline import run_ready_analyses
 
         written = run_ready_analyses(cfg, bk)
-    except Exception:
-        log.exception("analyses failed; trying again at the next pass")
+    except Exception as exc:
+        log_pass_error(log, "analyses", exc)
     from farmtools.processing.runclose import closing_pass
 
     report = closing_pass(cfg, bk)

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 
 from farmtools.bookkeeping import schema
+from farmtools.bookkeeping.errors import log_pass_error
 from farmtools.bookkeeping.ledger import FAILED, RunLedger, run_ledger
 from farmtools.bookkeeping.registry import BAD, GOOD, set_auto_flag
 from farmtools.bookkeeping.schema import events, files, now, run_status
@@ -288,8 +289,8 @@ def closing_pass(cfg: FarmConfig, bk: Bookkeeping) -> ClosingReport:
         report.closed = close_runs(cfg, bk)
         finish_runs(cfg, bk, report)
         late_remainders(cfg, bk, report)
-    except Exception:
-        log.exception("closing runs failed; tried again at the next pass")
+    except Exception as exc:
+        log_pass_error(log, "closing runs", exc)
     return report
 
 

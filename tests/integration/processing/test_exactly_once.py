@@ -201,7 +201,7 @@ def test_a_kill_between_the_job_row_and_the_file_state_is_finished_at_start(
         def reconstructed(job: object) -> bool:
             raise _Killed
 
-        monkeypatch.setattr(first, "_reconstructed", reconstructed)
+        monkeypatch.setattr(first.poller, "reconstructed", reconstructed)
     with pytest.raises(
         _Killed
     ):  # passes until the injected kill; a wait that ends without it fails

@@ -19,6 +19,7 @@ from farmtools.batch.slurm import SlurmBatch
 from farmtools.bookkeeping import Bookkeeping, FileState
 from farmtools.cli import app
 from farmtools.processing import manager as manager_module
+from farmtools.processing import polling
 from farmtools.processing.jobs import JobRecord, JobStore
 from farmtools.processing.manager import Manager
 from farmtools.processing.script import JobPaths
@@ -221,7 +222,7 @@ class _SlowSacct(SlurmBatch):
 def test_a_completed_job_is_not_resubmitted_when_sacct_lags(
     slurm_cluster: SlurmCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(manager_module, "ACCOUNTING_GRACE_S", 1.0)
+    monkeypatch.setattr(polling, "ACCOUNTING_GRACE_S", 1.0)
     cfg = make_cfg(tmp_path / "farm", batch={"backend": "slurm", "queue": "prod"})
     bk = Bookkeeping.from_config(cfg)
     good, bad = store(bk, cfg, 46, 0), store(bk, cfg, 46, 1, corrupt=True)

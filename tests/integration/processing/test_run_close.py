@@ -9,9 +9,11 @@ flagged partial; the run's summary is written and its files planned into an arch
 from __future__ import annotations
 
 import json
+import logging
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from farmtools.analysis.pipeline import run_ready_analyses
@@ -166,3 +168,29 @@ def test_a_checksum_disagreement_and_a_file_never_seen_are_named_by_alarms(
         ),
     ]
     assert run_flag(bk, 40) == "bad"
+
+
+def test_a_database_outage_during_the_closing_pass_is_one_line_not_a_traceback(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The daemon's analysis thread runs the closing pass; when the database goes away under it
+    (the manager's outage test caught it so), the pass says so in one warning line and is tried
+    again later, as every other step of the daemon does: a traceback per pass buried the log."""
+    import shutil
+
+    cfg = make_cfg(tmp_path)
+    bk = _bk(tmp_path)
+    add_file(bk, 21, 0, FileState.RECONSTRUCTED)
+    bk.engine.dispose()
+    db = tmp_path / "bk.sqlite"
+    db.unlink()
+    db.mkdir()  # SQLite cannot open a directory: "unable to open database file"
+    try:
+        with caplog.at_level(logging.WARNING, logger="farmtools.processing"):
+            report = closing_pass(cfg, bk)
+    finally:
+        shutil.rmtree(db)
+    assert report.closed == [] and report.finished == []
+    (rec,) = [r for r in caplog.records if "closing runs" in r.getMessage()]
+    assert rec.levelno == logging.WARNING and rec.exc_info is None, rec.getMessage()
+    assert "waits for the bookkeeping database" in rec.getMessage()

@@ -15,7 +15,7 @@ from farmtools.job.exitcodes import EX_DATAERR, EX_NOINPUT
 from farmtools.job.recoclient import read_usage
 from farmtools.processing.failures import Failure, classify, decide
 from farmtools.processing.joblog import format_job_log
-from farmtools.processing.manager import with_worker_usage
+from farmtools.processing.polling import with_worker_usage
 from farmtools.processing.script import JobPaths, render_job_script
 from farmtools.rawdata.naming import RawName
 from tests.processing_farm import make_cfg, write_raw
