@@ -532,7 +532,7 @@ def _signal_groups(
     rhist = rhists[0]
     acc = np.empty(n_t, dtype=np.float64)
     cnt = np.empty(n_t, dtype=np.int32)
-    bins = np.empty(n_t, dtype=np.int32)
+    bins = np.empty(n_t, dtype=np.uint16)  # unsigned: no negative-index test per sample
     words = mark_words(n_t)
     min_free = 4
     nh = 0
