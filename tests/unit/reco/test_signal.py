@@ -120,7 +120,7 @@ def test_fused_signal_step_equals_the_three_steps_whatever_the_threads(tmp_path:
 def test_block_skip_never_misses_a_sample_just_above_threshold() -> None:
     """A sample a float32 ulp above the float64 threshold is found wherever it sits in a block."""
     n_t = 100
-    # 1.1 rounds *up* to float32: a block test against the rounded threshold would skip the
+    # 1.1 rounds *up* to float32: a mark against the rounded threshold would skip the
     # smallest float32 sample above it
     thr = 1.1
     above = np.float32(thr)
@@ -132,3 +132,28 @@ def test_block_skip_never_misses_a_sample_just_above_threshold() -> None:
         wf[0, pos] = above
         hits = signal.find_hits(wf, rms, params)
         assert hits.shape[0] == 1 and hits[0, COL["tick_peak"]] == pos
+
+
+def test_fused_signal_step_equals_the_three_steps_on_synthetic_edge_cases() -> None:
+    """Codes above 12 bits (counted in the last bin, as the reference does), pulses at both
+    ends of the window, a channel without signal and one saturated: the same bit for bit."""
+    geo = G.with_samples(203)  # not a whole number of 8-tick mark words
+    rng = np.random.default_rng(7)
+    adc = rng.normal(400.0, 1.5, (geo.n_channels, geo.samples))
+    adc += rng.normal(0.0, 2.0, geo.samples)  # coherent noise, the same on every channel
+    for c in range(0, geo.n_channels, 7):
+        adc[c] += _pulse(geo.samples, float(rng.integers(0, geo.samples)), 900.0, 3.0)
+    adc[5, :4] += 300.0  # a pulse cut by the start of the window
+    adc[6, -3:] += 300.0  # and one by its end
+    adc[9, 100] = 5000.0  # not a 12-bit code
+    adc[11, : geo.samples * 3 // 4] = 5000.0  # most of a channel: its median in the last bin
+    adc[10] = 4095.0
+    codes = np.clip(np.rint(adc), 0, 65535).astype(np.uint16)
+    ped, rms_raw = signal.pedestal_and_rms(codes)
+    wf, rms = signal.subtract_noise(codes, geo, ped, rms_raw)
+    hits = signal.find_hits(wf, rms)
+    assert hits.shape[0] > 20
+    fused = signal.process_signal(codes, geo)
+    assert np.array_equal(fused.pedestal, ped)
+    assert np.array_equal(fused.rms, rms)
+    assert np.array_equal(fused.hits, hits)
