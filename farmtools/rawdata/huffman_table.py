@@ -366,7 +366,7 @@ def decode_channels(
         z = 0  # zeros left over from the previous code packet
         last = NO_DIFF
         both = 0
-        while count + ROW < ns:  # (past the payload: zeros, raw samples, see padded())
+        while count + RUN < ns:  # (past the payload: zeros, raw samples, see padded())
             p = (_load_be64(buf, pos >> 3) >> (51 - (pos & 7))) & 0x1FFF
             pos += 13
             if p == 4096:  # an all-zero code packet (never written by an encoder)
@@ -383,6 +383,9 @@ def decode_channels(
             e = RAW if raw else e
             start = p if raw else prev
             n = _field(s, C_N)
+            if (count + n >= ns) | ((n > RUN) & (count + ROW >= ns)):
+                pos -= 13  # the packet that completes the channel: walked code by code
+                break
             # the packet's first difference: its first code (z + lz zeros), or the last one
             dk = _DZ[z + _field(s, C_LZ)]
             rep = -_field(s, C_REP)  # (all ones for a repeat: no branch on it)
