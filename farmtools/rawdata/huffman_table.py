@@ -448,11 +448,13 @@ def channel_starts(
                 continue
             raw = p < 4096
             w = p & 0xFFF
-            s0, s1 = _load_pair(sc, 2 * w)
+            s0 = sc[2 * w]
+            s1 = sc[2 * w + 1]
             s = s1 if z == 0 else s0
             s = S_RAW if raw else s
             n = _field(s, C_N)
-            if _field(s, C_LZ) == BAD_ZEROS:
+            # (a second use of both loads, see decode_channels; NEVER is never set)
+            if (_field(s, C_LZ) == BAD_ZEROS) | ((s0 | s1) & NEVER != 0):
                 return False
             count += n
             last_valid = not raw
