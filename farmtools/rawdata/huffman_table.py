@@ -7,21 +7,26 @@ its *first* code) and, for a packet that starts with repeat codes, the last diff
 table indexed by the packet (and by "no zeros left over", which decides whether a leading ``1``
 is a repeat) gives the whole run of samples a packet encodes as ``prev + v * M[j] + F[j]``:
 ``v`` is the packet's first difference (or the repeated last one), known only at run time, ``M``
-and ``F`` come from the table.  A typical packet (2-4 samples at 1-2 ADC of noise) is then one
-table row and two 64-bit stores of four 16-bit samples each (SWAR: ``M`` and ``F`` are lanes
-of two words, ``prev`` and ``v`` scalars) instead of a branch per code; a packet of more than
-8 samples (repeats, at low noise) loops over its row.
+and ``F`` come from the table.  A packet's first 16 samples (a typical packet holds 2-4 at
+1-2 ADC of noise) are then one vector expression of 16-bit lanes (:func:`_run16`: ``M`` and
+``F`` as 16 bytes each, ``v`` and ``prev`` broadcast), whatever their number, instead of a
+branch per code; a packet of more than 16 (repeats, at low noise) takes two more.
 
-The last packets of a channel (fewer than 49 samples to go: the one that completes the channel
-is cut short by the padding to a byte boundary) are walked code by code, as the reference walk
-does.  Values outside 0..4095 are found by OR-ing every decoded sample into one word checked
-once per channel.  The kernel only says *that* a stream is bad; the reference walk in
+The table loop runs until the packet that completes the channel (it is cut short by the
+padding to a byte boundary, and what follows it is the next channel); that packet is walked
+code by code, as the reference walk does.  Faults are not tested per packet: the samples'
+range is checked once per channel (an OR of the row), and an impossible difference (a repeat
+after a raw sample, more than 7 zeros: ``NO_DIFF``) puts the packet's first sample far out of
+range.  The kernel only says *that* a stream is bad; the reference walk in
 :mod:`farmtools.rawdata.huffman` says where and why.
 
-Measured choices (benchmarks/bench_rawdata.py, 2026-12-07): no helper that takes an array is
-called per packet (numba counts references on every call: it cost 3 x), loads are made before
-the selections that use them (a load under a condition became a mispredicted branch), and the
-packet is one unaligned big-endian 8-byte load from a payload copy with 8 bytes of slack.
+Measured choices (benchmarks/bench_rawdata.py, 2026-12-07/08): no helper that takes an array is
+called per packet (numba counts references on every call: it cost 3 x); the two candidate
+entries of a packet are loaded before "zeros left over" is known and each is used twice
+(LLVM turns a selection between two single-use loads into a load from the selected address,
+which puts the load into the loop's chain of dependencies); few live values, so that nothing
+in the chain is spilled to the stack (the loop was 110 instructions per packet, now ~80); the
+packet is one unaligned big-endian 8-byte load from a payload copy with zeros behind it.
 
 Tables are built on first use by a compiled builder (cached on disk like every kernel here), so
 importing this module costs nothing.  Imports nothing from farmtools.
@@ -335,18 +340,16 @@ def decode_channels(
     the stream is invalid (including one that runs past its end: the padding reads as zeros,
     which is caught by the position).
 
-    Two loops per channel: the table loop while no packet can complete the channel (more than
-    ``ROW`` samples to go), then a code-by-code walk for the last packets.  The table loop is
-    written for the branch predictor and for few instructions per packet (it was 110 with
-    register spills, 3 x fewer samples per second): whether a packet is raw, and whether zeros
-    are left over, are as good as random, so both are selections (cmov), never branches; the
-    two candidate entries of a code packet are loaded before z is known (and each used twice:
-    LLVM turns a selection between two single-use loads into a branch that loads only one);
-    a packet's first 16 samples are one vector expression (:func:`_run16`); and faults are not
-    tested per packet but gathered: the entry's fault bit OR-ed into ``err``, an impossible
-    difference (``NO_DIFF``: a repeat with no difference before it, more than 7 zeros) made to
-    push the packet's last sample out of range, and the samples' range checked once per
-    channel.
+    Two loops per channel: the table loop until the packet that completes the channel, then a
+    code-by-code walk of that packet (:func:`_tail`).  The table loop is written for the
+    branch predictor and for few instructions per packet (it was 110 with register spills):
+    whether a packet is raw, and whether zeros are left over, are as good as random, so both
+    are selections (cmov), never branches; the two candidate entries of a code packet are one
+    16-byte load before z is known (and each used twice, see the module's notes); a packet's
+    first 16 samples are one vector expression (:func:`_run16`); and faults are not tested per
+    packet: an impossible difference (``NO_DIFF``: a repeat with no difference before it, more
+    than 7 zeros, an entry holding an invalid code) puts the packet's first sample out of
+    range, and the samples' range is checked once per channel.
     """
     nbits = nbytes * 8
     ns = out.shape[1]
@@ -479,8 +482,9 @@ def padded(payload: U8, n_samples: int) -> U8:
     return buf
 
 
-#: Counting a channel's samples (:func:`channel_starts`) costs about this share of decoding it.
-SCAN_SHARE = 1 / 3
+#: Counting a channel's samples (:func:`channel_starts`) costs about this share of decoding it
+#: (0.4-0.7 measured on the loaded machine, 2026-12-08, since the decoder got faster).
+SCAN_SHARE = 1 / 2
 
 
 def block_bounds(nch: int, threads: int, scan: float = SCAN_SHARE) -> list[int]:
