@@ -83,32 +83,38 @@ def _encode(adc: U16, out: U8) -> int:  # pragma: no cover
     """
     nch, ns = adc.shape
     dd = np.empty(ns, np.int64)
+    place = np.empty(ns, np.int64)
     rem = np.empty(ns, np.int64)
+    bits = np.empty(ns, np.int64)
     nout = 0
     for ch in range(nch):
         row = adc[ch]
         dd[0] = RAW_BASE + np.int64(row[0])
-        for i in range(1, ns):
+        for i in range(1, ns):  # (vectorised)
             d = np.int64(row[i]) - np.int64(row[i - 1])
             dd[i] = d if -3 <= d <= 3 else RAW_BASE + np.int64(row[i])
-        r = 1
+        t = 0  # the sample's place in its run
+        place[0] = 0
+        for i in range(1, ns):
+            t = (t + 1) & -int((dd[i] == dd[i - 1]) & (dd[i] < RAW_BASE))
+            place[i] = t
+        r = 1  # the samples left in its run, itself included
         rem[ns - 1] = 1
         for i in range(ns - 2, -1, -1):
             r = r + 1 if (dd[i] == dd[i + 1]) & (dd[i] < RAW_BASE) else 1
             rem[i] = r
+        for i in range(ns):  # (vectorised) the code's bits: a code, a repeat (1), nothing (0)
+            d = dd[i]
+            g = (place[i] - 1) & 3
+            lc = 2 * abs(d) + int(d > 0) + int(d == 0) + 1
+            repeats = (place[i] >= 1) & (rem[i] + g >= 5)
+            bits[i] = int(g == 0) if repeats else lc
         acc = 0  # bits not yet stored, left-aligned
         nacc = 0
         left = 0  # bits left in the open code packet
-        t = 0  # the sample's place in its run
-        pd = RAW_BASE
         for i in range(ns):
             d = dd[i]
-            t = (t + 1) & -int(d == pd)
-            pd = d
-            g = (t - 1) & 3
-            lc = 2 * abs(d) + int(d > 0) + int(d == 0) + 1  # the code's bits
-            repeats = (t >= 1) & (rem[i] + g >= 5)  # a repeat (g == 0) or nothing
-            lc = int(g == 0) if repeats else lc
+            lc = bits[i]
             rest = lc - left  # > 0: its first zeros close the packet, then a new one
             nf = int(rest > 0)
             nb = lc + nf
