@@ -74,12 +74,13 @@ def _encode(adc: U16, out: U8) -> int:  # pragma: no cover
     padded with zeros; a channel ends on a byte boundary without completing its code packet.
 
     Written without a branch on the data (runs end and raw samples come at random, and each
-    mispredicted branch cost as much as a sample): three passes per channel, the differences
-    (``RAW_BASE`` + the value for a raw sample), backwards the samples left in each one's run, then a
-    sample at a time what it writes: a raw packet, a code, a repeat (the first of four samples
-    of a run with at least five left, counted from its second sample), or nothing (the three
-    others).  Bits gather left-aligned in a 64-bit word, stored whole after every sample and
-    advanced by the bytes completed (``out`` has 8 bytes of slack).
+    mispredicted branch cost as much as a sample): per channel the differences (``RAW_BASE`` +
+    the value for a raw sample), each sample's place in its run and the samples left in it
+    (the two chains of dependencies in loops of their own: one loop of both ran slower), its
+    code's bits (a code; a repeat, 1, for the first of four samples of a run with at least
+    five left, counted from its second sample; nothing, 0, for the other three), then the
+    packing alone.  Bits gather left-aligned in a 64-bit word, stored whole after every
+    sample and advanced by the bytes completed (``out`` has 8 bytes of slack).
     """
     nch, ns = adc.shape
     dd = np.empty(ns, np.int64)
