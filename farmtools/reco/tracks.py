@@ -296,7 +296,7 @@ def _find_tracks(
                     break
                 line = _fit(u, z, inl)
                 inl = _inliers(u, z, pool, line, inlier_cm)
-            if inl.size < min_hits:
+            if inl.size < max(min_hits, 1):  # at most n // min_hits tracks: the arrays' size
                 break
             lines[n_tracks, 0] = line[0]
             lines[n_tracks, 1] = line[1]
