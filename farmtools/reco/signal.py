@@ -275,47 +275,59 @@ def _emit(
     return nh + 1
 
 
-#: Ticks the hit finder tests at once for a sample above threshold (a vectorised compare).
-_SKIP_BLOCK = 16
+#: Ticks marked per word of :func:`_mark_above`'s marks (one byte each in a uint64).
+_MARK_WORD = 8
+
+
+@numba.njit(cache=True, nogil=True)
+def mark_words(samples: int) -> npt.NDArray[np.uint64]:
+    """Scratch for :func:`_mark_above`: a mark byte per tick, padded to whole words."""
+    return np.zeros((samples + _MARK_WORD - 1) // _MARK_WORD, dtype=np.uint64)
 
 
 @numba.njit(cache=True, nogil=True)
 def _below(thr: float) -> np.float32:
     """A float32 a little below ``thr``: a float32 sample above ``thr`` is above it too, so a
-    block test against it never skips a sample the exact (float64) test would keep."""
+    mark against it never skips a sample the exact (float64) test would keep."""
     return np.float32(thr - abs(thr) * 1e-6 - 1e-30)
 
 
 @numba.njit(cache=True, nogil=True)
-def _any_above(row: npt.NDArray[np.float32], t: int, thr32: np.float32) -> bool:
-    """Whether one of ``row[t : t + _SKIP_BLOCK]`` exceeds ``thr32`` (see :func:`_below`).
+def _mark_above(
+    row: npt.NDArray[np.float32], thr: float, words: npt.NDArray[np.uint64]
+) -> npt.NDArray[np.uint8]:
+    """Mark (byte 1) every tick of ``row`` above :func:`_below` ``(thr)``; the marks, as bytes.
 
-    A float32 compare OR-ed over the block, the form LLVM turns into a few vector instructions
-    (a count of booleans, or a float64 compare, runs 4 x slower here).
+    One straight float32 compare per sample (vectorised; the padding bytes stay 0), so that
+    :func:`_next_above` skips eight unmarked ticks per word test: most ticks are noise, and
+    a test per 16-tick block in the scan loop cost 5 x this pass.
     """
-    above = False
-    for j in range(_SKIP_BLOCK):
-        above |= row[t + j] > thr32
-    return above
+    marks = words.view(np.uint8)
+    thr32 = _below(thr)
+    for t in range(row.shape[0]):
+        marks[t] = row[t] > thr32
+    return marks
 
 
 @numba.njit(cache=True, nogil=True)
-def _next_above(row: npt.NDArray[np.float32], t: int, thr: float, thr32: np.float32) -> int:
+def _next_above(
+    row: npt.NDArray[np.float32],
+    t: int,
+    thr: float,
+    words: npt.NDArray[np.uint64],
+    marks: npt.NDArray[np.uint8],
+) -> int:
     """First tick from ``t`` whose sample is not ``<= thr`` (``row.shape[0]`` if none).
 
-    Most ticks are noise: from a block boundary, whole blocks without a sample above
-    ``thr32`` are skipped in one vector compare; the exact test is the scalar one.
+    Only marked ticks (:func:`_mark_above` with the same ``thr``) can be; the exact test is
+    the scalar float64 one.
     """
     n_t = row.shape[0]
     while t < n_t:
-        if (
-            (t & (_SKIP_BLOCK - 1)) == 0
-            and t + _SKIP_BLOCK <= n_t
-            and not _any_above(row, t, thr32)
-        ):
-            t += _SKIP_BLOCK
+        if words[t // _MARK_WORD] == 0:
+            t = (t // _MARK_WORD + 1) * _MARK_WORD
             continue
-        if not row[t] <= thr:
+        if marks[t] and not row[t] <= thr:
             return t
         t += 1
     return n_t
@@ -329,17 +341,21 @@ def _row_hits(
     knobs: HitKnobs,
     hits: npt.NDArray[np.float64],
     nh: int,
+    words: npt.NDArray[np.uint64],
 ) -> int:
-    """Hits of one channel's waveform ``row`` appended to ``hits`` from ``nh``; new count."""
+    """Hits of one channel's waveform ``row`` appended to ``hits`` from ``nh``; new count.
+
+    ``words`` is scratch (:func:`mark_words`).
+    """
     absolute, nsigma, split_nsigma, min_width, max_extend, tail_tol = knobs
     n_t = row.shape[0]
     thr = max(1.0, min(absolute, nsigma * rms_c))
     deep = split_nsigma * rms_c
-    thr32 = _below(thr)
+    marks = _mark_above(row, thr, words)
     t = 0
     prev_end = -1
     while t < n_t:
-        t = _next_above(row, t, thr, thr32)
+        t = _next_above(row, t, thr, words, marks)
         if t >= n_t:
             break
         s = t
@@ -380,6 +396,8 @@ def _row_hits(
         start = lo
         run_max = row[lo]
         i = lo + 1
+        if hi - lo + 1 < 2 * min_width:
+            i = hi  # too narrow for two pieces of min_width (most pulses are noise spikes)
         while i < hi:
             v = row[i]
             if v > run_max:
@@ -415,37 +433,72 @@ def _find_hits(
     hits: npt.NDArray[np.float64],
 ) -> int:
     nh = 0
+    words = mark_words(wf.shape[1])
     for c in range(wf.shape[0]):
-        nh = _row_hits(
-            wf[c],
-            c,
-            float(rms[c]),
-            knobs,
-            hits,
-            nh,
-        )
+        nh = _row_hits(wf[c], c, float(rms[c]), knobs, hits, nh, words)
     return nh
+
+
+#: Interleaved copies of a histogram filled at once (:func:`_fill_hist`).
+_HIST_WAYS = 4
+
+
+@numba.njit(cache=True, nogil=True)
+def _fill_hist(
+    values: npt.NDArray[np.integer], hists: npt.NDArray[np.int64], lo: int, hi: int
+) -> None:
+    """Histogram ``values``, all in ``lo..hi`` (bins of ``hists``), into ``hists[0]``.
+
+    Consecutive samples of a noise waveform mostly fall in the same few bins, and one
+    histogram makes each increment wait for the previous one to the same bin; four copies
+    filled in turn keep four in flight, and with no clamp per sample (the caller knows the
+    range) the loop runs 2.4 x faster.  The copies are summed over ``lo..hi`` only and
+    ``hists[1:]`` left zero.
+    """
+    n = values.shape[0]
+    n4 = n - n % _HIST_WAYS
+    for t in range(0, n4, _HIST_WAYS):
+        hists[0, values[t]] += 1
+        hists[1, values[t + 1]] += 1
+        hists[2, values[t + 2]] += 1
+        hists[3, values[t + 3]] += 1
+    for t in range(n4, n):
+        hists[0, values[t]] += 1
+    for v in range(lo, hi + 1):
+        hists[0, v] += hists[1, v] + hists[2, v] + hists[3, v]
+        hists[1, v] = 0
+        hists[2, v] = 0
+        hists[3, v] = 0
 
 
 @numba.njit(cache=True, nogil=True)
 def _channel_pedestal(
-    row: npt.NDArray[np.uint16], hist: npt.NDArray[np.int64]
-) -> tuple[float, float]:
-    """(median, interquartile RMS) of one channel, as :func:`_pedestal_rms`; ``hist`` left zero."""
+    row: npt.NDArray[np.uint16], hists: npt.NDArray[np.int64]
+) -> tuple[float, float, int]:
+    """(median, interquartile RMS, highest code) of one channel, as :func:`_pedestal_rms`.
+
+    ``hists`` (``_HIST_WAYS`` x ``_N_CODES``) is left zero.
+    """
     n_t = row.shape[0]
-    lo = _N_CODES - 1
+    lo = 65535
     hi = 0
-    for t in range(n_t):  # min/max first: a vectorised pass, and the histogram loop stays short
-        v = min(int(row[t]), _N_CODES - 1)
+    for t in range(n_t):  # min/max first: a vectorised pass, and the histogram sums stay short
+        v = row[t]
         lo = min(lo, v)
         hi = max(hi, v)
-    for t in range(n_t):
-        hist[min(int(row[t]), _N_CODES - 1)] += 1
+    hist = hists[0]
+    if hi < _N_CODES:
+        _fill_hist(row, hists, lo, hi)
+    else:  # not from a 12-bit reader: codes above the last bin counted in it, as the reference
+        lo = min(lo, _N_CODES - 1)
+        hi = _N_CODES - 1
+        for t in range(n_t):
+            hist[min(int(row[t]), _N_CODES - 1)] += 1
     med = _hist_quantile(hist, lo, n_t, 0.5)
     q1 = _hist_quantile(hist, lo, n_t, 0.25)
     q3 = _hist_quantile(hist, lo, n_t, 0.75)
     hist[lo : hi + 1] = 0
-    return med, (q3 - q1) / 1.349
+    return med, (q3 - q1) / 1.349, hi
 
 
 @numba.njit(cache=True, nogil=True)
@@ -474,20 +527,22 @@ def _signal_groups(
     gsize = groups.shape[1]
     nb = _RMS_BINS
     wf = np.empty((gsize, n_t), dtype=np.float32)
-    hist = np.zeros(_N_CODES, dtype=np.int64)
-    rhist = np.zeros(nb, dtype=np.int64)
+    hists = np.zeros((_HIST_WAYS, _N_CODES), dtype=np.int64)
+    rhists = np.zeros((_HIST_WAYS, nb), dtype=np.int64)
+    rhist = rhists[0]
     acc = np.empty(n_t, dtype=np.float64)
     cnt = np.empty(n_t, dtype=np.int32)
-    bins = np.empty(n_t, dtype=np.int32)
+    bins = np.empty(n_t, dtype=np.uint16)  # unsigned: no negative-index test per sample
+    words = mark_words(n_t)
     min_free = 4
     nh = 0
     for g in range(g_first, g_end):
         acc[:] = 0.0
-        cnt[:] = 0
+        cnt[:] = gsize  # every channel counts, less the samples given back below
         for k in range(gsize):
             c = groups[g, k]
             row = adc[c]
-            med, r = _channel_pedestal(row, hist)
+            med, r, top = _channel_pedestal(row, hists)
             p = np.float32(med)
             ped[c] = p
             thr = mask_nsigma * float(np.float32(r))  # the float32 RMS, as stored
@@ -496,41 +551,38 @@ def _signal_groups(
                 v = np.float32(row[t]) - p
                 w[t] = v
                 acc[t] += v
-                cnt[t] += 1
+            if np.float32(top) - p <= thr:
+                continue  # no sample above threshold (the highest code is not)
             # give back the samples within `dilate` ticks of one above threshold (signal)
+            marks = _mark_above(w, thr, words)
             done = -1  # last tick already given back
-            thr32 = _below(thr)
-            for b0 in range(0, n_t, _SKIP_BLOCK):
-                b1 = min(b0 + _SKIP_BLOCK, n_t)
-                if b1 - b0 == _SKIP_BLOCK and not _any_above(w, b0, thr32):
-                    continue
-                for t in range(b0, b1):
-                    if w[t] > thr:
-                        first = max(t - dilate, done + 1)
-                        last = min(t + dilate, n_t - 1)
-                        for u in range(first, last + 1):
-                            acc[u] -= w[u]
-                            cnt[u] -= 1
-                        done = max(done, last)
+            t = _next_above(w, 0, thr, words, marks)
+            while t < n_t:
+                first = max(t - dilate, done + 1)
+                last = min(t + dilate, n_t - 1)
+                for u in range(first, last + 1):
+                    acc[u] -= w[u]
+                    cnt[u] -= 1
+                done = last
+                t = _next_above(w, t + 1, thr, words, marks)
         # the coherent noise of the group: per tick, the mean of the channels without signal
         for t in range(n_t):
             acc[t] = acc[t] / cnt[t] if cnt[t] >= min_free else 0.0
         for k in range(gsize):
             c = groups[g, k]
             w = wf[k]
+            lo = nb - 1
+            hi = 0
             for t in range(n_t):
                 v = w[t] - acc[t]
                 w[t] = v
                 # clamped as a float, then truncated: the bin of int((v + 50) * 10) clamped to
                 # [0, nb), but a conversion that vectorises
-                bins[t] = np.int32(min(max((v + 50.0) * 10.0, 0.0), nb - 1.0))
-            lo = nb - 1
-            hi = 0
-            for t in range(n_t):
-                lo = min(lo, bins[t])
-                hi = max(hi, bins[t])
-            for t in range(n_t):
-                rhist[bins[t]] += 1
+                b = int(np.int32(min(max((v + 50.0) * 10.0, 0.0), nb - 1.0)))
+                bins[t] = b
+                lo = min(lo, b)
+                hi = max(hi, b)
+            _fill_hist(bins, rhists, lo, hi)
             q1 = _hist_quantile(rhist, lo, n_t, 0.25)
             q3 = _hist_quantile(rhist, lo, n_t, 0.75)
             rhist[lo : hi + 1] = 0
@@ -543,6 +595,7 @@ def _signal_groups(
                 knobs,
                 hits,
                 nh,
+                words,
             )
     return nh
 

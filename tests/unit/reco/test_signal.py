@@ -120,7 +120,7 @@ def test_fused_signal_step_equals_the_three_steps_whatever_the_threads(tmp_path:
 def test_block_skip_never_misses_a_sample_just_above_threshold() -> None:
     """A sample a float32 ulp above the float64 threshold is found wherever it sits in a block."""
     n_t = 100
-    # 1.1 rounds *up* to float32: a block test against the rounded threshold would skip the
+    # 1.1 rounds *up* to float32: a mark against the rounded threshold would skip the
     # smallest float32 sample above it
     thr = 1.1
     above = np.float32(thr)
