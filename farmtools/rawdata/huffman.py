@@ -38,12 +38,15 @@ import numpy as np
 import numpy.typing as npt
 
 from farmtools.rawdata import huffman_table
+from farmtools.rawdata.huffman_table import store_be64 as _store_be64
 
 U8 = npt.NDArray[np.uint8]
 U16 = npt.NDArray[np.uint16]
 
 #: Number of leading zeros of the code of each difference -3..+3 (index d + 3).
 _ZEROS_OF_DIFF = np.array([6, 4, 2, 1, 3, 5, 7], dtype=np.int64)
+#: The encoder's "difference" of a raw sample of value v: ``RAW_BASE + v`` (no run).
+RAW_BASE = 1 << 16
 #: Difference coded by k leading zeros (k = 1..7); index 0 is the repeat code.
 _DIFF_OF_ZEROS = np.array([0, 0, -1, 1, -2, 2, -3, 3], dtype=np.int64)
 
@@ -60,7 +63,7 @@ _MESSAGES = {
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
-def _encode(adc: U16, out: U8, zeros_of_diff: npt.NDArray[np.int64]) -> int:  # pragma: no cover
+def _encode(adc: U16, out: U8) -> int:  # pragma: no cover
     """Compress ``adc`` into ``out`` as the DAQ's ``CompressChData`` does; the bytes written.
 
     The DAQ codes a run of n equal differences as the difference's code, then as many repeat
@@ -70,64 +73,59 @@ def _encode(adc: U16, out: U8, zeros_of_diff: npt.NDArray[np.int64]) -> int:  # 
     may straddle two); a raw packet is a ``0`` and 12 bits, after the open code packet is
     padded with zeros; a channel ends on a byte boundary without completing its code packet.
 
-    Bits gather in a 64-bit accumulator, written out 32 at a time at one place per step (a
-    step adds at most 25 bits); no helper takes an array, as numba counts references of an
-    array passed to a function on every call.
+    Written without a branch on the data (runs end and raw samples come at random, and each
+    mispredicted branch cost as much as a sample): three passes per channel, the differences
+    (``RAW_BASE`` + the value for a raw sample), backwards the samples left in each one's run, then a
+    sample at a time what it writes: a raw packet, a code, a repeat (the first of four samples
+    of a run with at least five left, counted from its second sample), or nothing (the three
+    others).  Bits gather left-aligned in a 64-bit word, stored whole after every sample and
+    advanced by the bytes completed (``out`` has 8 bytes of slack).
     """
     nch, ns = adc.shape
+    dd = np.empty(ns, np.int64)
+    rem = np.empty(ns, np.int64)
     nout = 0
     for ch in range(nch):
         row = adc[ch]
-        acc = np.int64(row[0])  # the first sample, raw
-        nacc = 13
+        dd[0] = RAW_BASE + np.int64(row[0])
+        for i in range(1, ns):
+            d = np.int64(row[i]) - np.int64(row[i - 1])
+            dd[i] = d if -3 <= d <= 3 else RAW_BASE + np.int64(row[i])
+        r = 1
+        rem[ns - 1] = 1
+        for i in range(ns - 2, -1, -1):
+            r = r + 1 if (dd[i] == dd[i + 1]) & (dd[i] < RAW_BASE) else 1
+            rem[i] = r
+        acc = 0  # bits not yet stored, left-aligned
+        nacc = 0
         left = 0  # bits left in the open code packet
-        i = 1
-        codes = 0  # codes left to write of the current run of equal differences
-        c = repeats = length = 0
-        while i < ns or codes:
-            if nacc >= 32:
-                nacc -= 32
-                word = acc >> nacc
-                out[nout] = (word >> 24) & 0xFF
-                out[nout + 1] = (word >> 16) & 0xFF
-                out[nout + 2] = (word >> 8) & 0xFF
-                out[nout + 3] = word & 0xFF
-                nout += 4
-                acc &= (np.int64(1) << nacc) - 1
-            if codes == 0:
-                d = np.int64(row[i]) - np.int64(row[i - 1])
-                if d < -3 or d > 3:  # raw packet, after padding the open code packet
-                    acc = (acc << (left + 13)) | np.int64(row[i])
-                    nacc += left + 13
-                    left = 0
-                    i += 1
-                    continue
-                j = i + 1
-                while j < ns and np.int64(row[j]) - np.int64(row[j - 1]) == d:
-                    j += 1
-                n = j - i
-                repeats = (n - 2) // 4 if n >= 2 else 0
-                codes = n - 3 * repeats  # the first, the repeats, the rest
-                c = 0
-                length = zeros_of_diff[d + 3] + 1
-                i = j
-            code_len = 1 if 1 <= c <= repeats else length
-            c += 1
-            codes -= 1
-            # the code fits in the open packet, or its first zeros close it and a new one
-            # starts (its header, then the rest): selected, not branched on (a coin toss)
-            fits = code_len <= left
-            rest = max(code_len - left, 0)
-            nbits = code_len if fits else code_len + 1
-            acc = (acc << nbits) | (1 if fits else (np.int64(1) << rest) | 1)
-            nacc += nbits
-            left = left - code_len if fits else 12 - rest
-        acc <<= -nacc & 7  # pad to a byte
-        nacc += -nacc & 7
-        while nacc:
-            nacc -= 8
-            out[nout] = (acc >> nacc) & 0xFF
-            nout += 1
+        t = 0  # the sample's place in its run
+        pd = RAW_BASE
+        for i in range(ns):
+            d = dd[i]
+            t = (t + 1) & -int(d == pd)
+            pd = d
+            g = (t - 1) & 3
+            lc = 2 * abs(d) + int(d > 0) + int(d == 0) + 1  # the code's bits
+            repeats = (t >= 1) & (rem[i] + g >= 5)  # a repeat (g == 0) or nothing
+            lc = int(g == 0) if repeats else lc
+            rest = lc - left  # > 0: its first zeros close the packet, then a new one
+            nf = int(rest > 0)
+            nb = lc + nf
+            val = (nf << max(rest, 0)) | int(lc != 0)
+            nleft = left - lc + 12 * nf
+            raw = d >= RAW_BASE  # a raw packet, after padding the open code packet
+            nb = left + 13 if raw else nb
+            val = d - RAW_BASE if raw else val
+            left = 0 if raw else nleft
+            acc |= (val << (32 - nb)) << (32 - nacc)
+            nacc += nb
+            _store_be64(out, nout, acc)
+            k = nacc >> 3
+            nout += k
+            acc <<= 8 * k
+            nacc &= 7
+        nout += (nacc + 7) >> 3  # (its last byte is stored, zero-padded)
     return nout
 
 
@@ -216,8 +214,8 @@ def encode(adc_daq: npt.ArrayLike) -> bytes:
     if adc.size and int(adc.max()) > 0xFFF:
         raise ValueError(f"sample value {int(adc.max())} does not fit in 12 bits")
     nch, ns = adc.shape
-    out = np.empty(nch * ((ns * 13 + 7) // 8 + 1), dtype=np.uint8)
-    n = _encode(adc, out, _ZEROS_OF_DIFF)
+    out = np.empty(nch * ((ns * 13 + 7) // 8 + 1) + 8, dtype=np.uint8)
+    n = _encode(adc, out)
     return out[:n].tobytes()
 
 

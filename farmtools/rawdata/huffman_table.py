@@ -45,7 +45,6 @@ U8 = npt.NDArray[np.uint8]
 U16 = npt.NDArray[np.uint16]
 I8 = npt.NDArray[np.int8]
 I64 = npt.NDArray[np.int64]
-U64 = npt.NDArray[np.uint64]
 
 #: Entries: the 12 code bits of a packet, plus 4096 when no zeros are left over from before;
 #: the last one, ``RAW``, stands for a raw packet.
@@ -53,35 +52,110 @@ N_ENTRIES = (1 << 13) + 1
 RAW = 1 << 13
 #: Samples a table row can hold: a leading repeat and eleven more (4 + 11 * 4).
 ROW = 48
-#: Samples written by the fast path: two 64-bit words of four 16-bit lanes.
-FAST = 8
+#: Samples of a packet written by one vector expression (:func:`_run16`); more are looped.
+RUN = 16
 #: Columns of the scalar table, one byte each, read as one int64 per entry (``_field``).
 C_N, C_LZ, C_REP, C_TZ, C_LV, C_LF, C_EM, C_EF = range(8)
 #: Biases that keep the signed columns (last difference, end offset) non-negative bytes.
 LF_BIAS, EF_BIAS = 8, 128
-#: ``C_N`` of a packet holding an invalid code (more than 7 zeros before a one): walked exactly.
-BAD = 127
+#: ``C_LZ`` of a packet holding an invalid code (more than 7 zeros before a one): its first
+#: difference is then ``NO_DIFF`` (``_DZ``), its ``C_N`` 0 and its ``C_EM`` 1.
+BAD_ZEROS = 32
+#: A bit no entry sets (in the ``C_REP`` byte, a 0 or 1).
+NEVER = 0x40 << (8 * C_REP)
+#: The difference of no difference: a repeat with nothing to repeat, or more than 7 zeros.
+#: A packet that uses it starts on a sample far outside 0..4095 (its first sample is always
+#: ``start + v``, also in 16-bit lanes), which is how it is caught.
+NO_DIFF = 1 << 15
+#: The raw packet's entry (one sample, no difference, none carried over), as a constant.
+S_RAW = (1 << (8 * C_N) | LF_BIAS << (8 * C_LF) | EF_BIAS << (8 * C_EF)) - (1 << 64)
 #: Difference coded by k leading zeros (k = 1..7); index 0 is the repeat code, 8 invalid.
 _DIFF_OF_ZEROS = np.array([0, 0, -1, 1, -2, 2, -3, 3, 0], dtype=np.int64)
-#: Lane bias of the fast path's ``G = F - 3 M + LANE_BIAS`` (keeps every lane non-negative).
-LANE_BIAS = 512
-ONES = np.uint64(0x0001_0001_0001_0001)
+#: The same for any count of zeros the decoder can meet (up to 16 left over + 12).
+_DZ = np.full(64, NO_DIFF, dtype=np.int64)
+_DZ[1:8] = _DIFF_OF_ZEROS[1:8]
 
 
 @intrinsic
-def _store_lanes_intrinsic(typingctx, row, index, word):  # type: ignore[no-untyped-def]  # pragma: no cover
-    """Store the four 16-bit lanes of ``word`` at ``row[index:index + 4]`` (one unaligned store)."""
+def _run16_intrinsic(typingctx, row, index, tab, m_at, f_at, v, start):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """``row[index:index + 16] = start + v * M + F``, ``M`` and ``F`` 16 int8 at ``tab[m_at]``,
+    ``tab[f_at]``.
+
+    One vector expression of 16-bit lanes (two or one SIMD registers): the samples a code packet
+    encodes, whatever their number up to 16, from its first difference ``v`` (or the repeated
+    last one) and the sample before it.  Lanes past the packet's samples are overwritten by the
+    next packet; the caller keeps ``index + 16`` inside the row.
+    """
+    i8, i16, i64 = ir.IntType(8), ir.IntType(16), ir.IntType(64)
+    vec8, vec16 = ir.VectorType(i8, RUN), ir.VectorType(i16, RUN)
+
+    def splat(builder, value):  # type: ignore[no-untyped-def]
+        one = builder.insert_element(ir.Constant(vec16, ir.Undefined), value, ir.Constant(i64, 0))
+        return builder.shuffle_vector(
+            one, one, ir.Constant(ir.VectorType(ir.IntType(32), RUN), None)
+        )
+
+    def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
+        out = context.make_array(sig.args[0])(context, builder, args[0])
+        tab = context.make_array(sig.args[2])(context, builder, args[2])
+        m_ptr = builder.bitcast(builder.gep(tab.data, [args[3]]), vec8.as_pointer())
+        f_ptr = builder.bitcast(builder.gep(tab.data, [args[4]]), vec8.as_pointer())
+        m = builder.sext(builder.load(m_ptr, align=1), vec16)
+        f = builder.sext(builder.load(f_ptr, align=1), vec16)
+        vv = splat(builder, builder.trunc(args[5], i16))
+        ss = splat(builder, builder.trunc(args[6], i16))
+        value = builder.add(builder.add(builder.mul(vv, m), f), ss)
+        dst = builder.bitcast(builder.gep(out.data, [args[1]]), vec16.as_pointer())
+        builder.store(value, dst, align=1)
+        return context.get_dummy_value()
+
+    return types.void(row, index, tab, m_at, f_at, v, start), codegen
+
+
+_run16 = cast("Callable[[U16, int, I8, int, int, int, int], None]", _run16_intrinsic)
+
+
+@intrinsic
+def _load_pair_intrinsic(typingctx, tab, index):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """``(tab[index], tab[index + 1])`` as one 16-byte load.
+
+    The two candidate entries of a code packet, loaded before it is known which one applies:
+    LLVM turns a selection between two loaded values into a load from the selected address,
+    which puts the load's latency into the packet loop's chain of dependencies.
+    """
+    pair = types.UniTuple(types.int64, 2)
 
     def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
         ary = context.make_array(sig.args[0])(context, builder, args[0])
-        ptr = builder.gep(ary.data, [args[1]])
-        builder.store(args[2], builder.bitcast(ptr, ir.IntType(64).as_pointer()), align=1)
+        vec = ir.VectorType(ir.IntType(64), 2)
+        ptr = builder.bitcast(builder.gep(ary.data, [args[1]]), vec.as_pointer())
+        both = builder.load(ptr, align=8)
+        first = builder.extract_element(both, ir.Constant(ir.IntType(32), 0))
+        second = builder.extract_element(both, ir.Constant(ir.IntType(32), 1))
+        return context.make_tuple(builder, pair, [first, second])
+
+    return pair(tab, index), codegen
+
+
+_load_pair = cast("Callable[[I64, int], tuple[int, int]]", _load_pair_intrinsic)
+
+
+@intrinsic
+def _store_be64_intrinsic(typingctx, buf, index, word):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """Store ``word`` big-endian at ``buf[index:index + 8]`` (one unaligned store)."""
+
+    def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
+        ary = context.make_array(sig.args[0])(context, builder, args[0])
+        ptr = builder.bitcast(builder.gep(ary.data, [args[1]]), ir.IntType(64).as_pointer())
+        bswap = builder.module.declare_intrinsic("llvm.bswap", [ir.IntType(64)])
+        builder.store(builder.call(bswap, [args[2]]), ptr, align=1)
         return context.get_dummy_value()
 
-    return types.void(row, index, word), codegen
+    return types.void(buf, index, word), codegen
 
 
-_store_lanes = cast("Callable[[U16, int, np.uint64], None]", _store_lanes_intrinsic)
+#: (for the encoder in :mod:`farmtools.rawdata.huffman`)
+store_be64 = cast("Callable[[U8, int, int], None]", _store_be64_intrinsic)
 
 
 @intrinsic
@@ -142,10 +216,12 @@ def _build(scal: U8, mf: I8, diff_of_zeros: I64) -> None:  # pragma: no cover - 
                 mf[e, ROW + n] = fsum
                 n += 1
             zeros = 0
-        scal[e, C_LZ] = lz
+        scal[e, C_LZ] = BAD_ZEROS if bad else lz
         scal[e, C_REP] = 1 if rep else 0
-        scal[e, C_N] = BAD if bad else n
+        scal[e, C_EM] = 1
+        scal[e, C_EF] = EF_BIAS
         if not bad:
+            scal[e, C_N] = n
             scal[e, C_TZ] = zeros
             scal[e, C_LV] = 1 if cur_is_v else 0
             scal[e, C_LF] = cur + LF_BIAS
@@ -154,21 +230,22 @@ def _build(scal: U8, mf: I8, diff_of_zeros: I64) -> None:  # pragma: no cover - 
 
 
 @functools.cache
-def tables() -> tuple[I64, U64, I8]:
+def tables() -> tuple[I64, I8, I8]:
     """The tables of the kernel, built once per process (a few ms).
 
-    * the scalar columns of each entry packed in one int64 (``_field`` reads one);
-    * the fast path's lanes: ``M[0:8]`` and ``G[0:8] = F - 3 M + LANE_BIAS`` as four uint64
-      words of four 16-bit lanes (lane i = sample i, little-endian like the store);
-    * ``M`` and ``F`` of all 48 samples as bytes, for the packets that encode more than 8.
+    * the scalar columns of each entry packed in one int64 (``_field`` reads one), the two
+      entries of a packet's 12 bits side by side (``w`` at ``2 w``, ``w | 4096`` at
+      ``2 w + 1``), ``RAW`` last;
+    * ``M[0:16]`` and ``F[0:16]`` of each entry as 32 bytes, for :func:`_run16`;
+    * ``M`` and ``F`` of all 48 samples as bytes, for the packets that encode more than 16.
     """
     scal = np.zeros((N_ENTRIES, 8), np.uint8)
     mf = np.zeros((N_ENTRIES, 2 * ROW), np.int8)
     _build(scal, mf, _DIFF_OF_ZEROS)
-    m = mf[:, :FAST].astype(np.int64)
-    g = mf[:, ROW : ROW + FAST].astype(np.int64) - 3 * m + LANE_BIAS
-    lanes = np.concatenate([m, g], axis=1).astype("<u2").view("<u8")
-    return scal.view("<i8")[:, 0].copy(), np.ascontiguousarray(lanes, np.uint64).ravel(), mf.ravel()
+    runs = np.concatenate([mf[:, :RUN], mf[:, ROW : ROW + RUN]], axis=1)
+    sc = scal.view("<i8")[:, 0]
+    pairs = np.concatenate([np.stack([sc[:4096], sc[4096:RAW]], axis=1).ravel(), sc[RAW:]])
+    return pairs, np.ascontiguousarray(runs).ravel(), mf.ravel()
 
 
 @numba.njit(inline="always")
@@ -249,7 +326,7 @@ def _tail(
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
 def decode_channels(
-    buf: U8, nbytes: int, out: U16, ch0: int, ch1: int, pos: int, sc: I64, lanes: U64, mf: I8
+    buf: U8, nbytes: int, out: U16, ch0: int, ch1: int, pos: int, sc: I64, runs: I8, mf: I8
 ) -> int:  # pragma: no cover - compiled
     """Decode channels ``ch0 .. ch1-1`` of ``out`` from bit ``pos`` of a payload of ``nbytes``.
 
@@ -260,15 +337,19 @@ def decode_channels(
 
     Two loops per channel: the table loop while no packet can complete the channel (more than
     ``ROW`` samples to go), then a code-by-code walk for the last packets.  The table loop is
-    written for the branch predictor: whether a packet is raw, and whether zeros are left over,
-    are as good as random, so both are selections (cmov), never branches.  The two candidate
-    rows of a code packet are loaded before z is known, and each is used twice: LLVM turns a
-    selection between two single-use loads into a branch that loads only one.
+    written for the branch predictor and for few instructions per packet (it was 110 with
+    register spills, 3 x fewer samples per second): whether a packet is raw, and whether zeros
+    are left over, are as good as random, so both are selections (cmov), never branches; the
+    two candidate entries of a code packet are loaded before z is known (and each used twice:
+    LLVM turns a selection between two single-use loads into a branch that loads only one);
+    a packet's first 16 samples are one vector expression (:func:`_run16`); and faults are not
+    tested per packet but gathered: the entry's fault bit OR-ed into ``err``, an impossible
+    difference (``NO_DIFF``: a repeat with no difference before it, more than 7 zeros) made to
+    push the packet's last sample out of range, and the samples' range checked once per
+    channel.
     """
     nbits = nbytes * 8
     ns = out.shape[1]
-    bias = np.uint64(LANE_BIAS) * ONES
-    s_raw = sc[RAW]
     for ch in range(ch0, ch1):
         row = out[ch]
         if ns == 0:
@@ -283,11 +364,9 @@ def decode_channels(
         count = 1
         pos += 13
         z = 0  # zeros left over from the previous code packet
-        last = 0
-        last_valid = False
-        chk = 0  # OR of the samples: a bit above 11 (or the sign) means out of range
-        chk_lanes = np.uint64(0)  # the same for the fast path's 16-bit lanes
-        while count + ROW < ns and pos < nbits:
+        last = NO_DIFF
+        both = 0
+        while count + ROW < ns:  # (past the payload: zeros, raw samples, see padded())
             p = (_load_be64(buf, pos >> 3) >> (51 - (pos & 7))) & 0x1FFF
             pos += 13
             if p == 4096:  # an all-zero code packet (never written by an encoder)
@@ -295,46 +374,37 @@ def decode_channels(
                 continue
             raw = p < 4096  # a raw packet: zeros left over were padding
             w = p & 0xFFF
-            s0 = sc[w]
-            s1 = sc[w | 4096]
+            s0, s1 = _load_pair(sc, 2 * w)
+            both |= s0 | s1  # (the loads' second use, see above)
             zf = z == 0
             s = s1 if zf else s0
-            s = s_raw if raw else s
+            s = S_RAW if raw else s
             e = w | 4096 if zf else w
             e = RAW if raw else e
             start = p if raw else prev
             n = _field(s, C_N)
-            k = z + _field(s, C_LZ)  # zeros of the packet's first code
-            k = 1 if raw else k  # (the raw entry's rep is 0: nothing to check for it)
-            rep = _field(s, C_REP) != 0
-            dk = _diff(k)
-            v = last if rep else dk
-            # (s0 | s1) < 128 always holds: it is the loads' second use, see above; a packet
-            # with an invalid code (BAD) here is followed by more: the stream is invalid
-            if (rep & (not last_valid)) | (k > 7) | (n == BAD) | ((s0 | s1) & 0x80 != 0):
-                return -1
-            if n <= FAST:
-                a = np.uint64(v + 3)
-                base = np.uint64(start) * ONES - bias
-                for j in range(2):
-                    word = a * lanes[4 * e + j] + lanes[4 * e + 2 + j] + base
-                    _store_lanes(row, count + 4 * j, word)
-                    chk_lanes |= word
-            else:
-                for j in range(n):
-                    r = 2 * ROW * e + j
-                    val = prev + v * int(mf[r]) + int(mf[r + ROW])
-                    row[count + j] = val
-                    chk |= val
+            # the packet's first difference: its first code (z + lz zeros), or the last one
+            dk = _DZ[z + _field(s, C_LZ)]
+            rep = -_field(s, C_REP)  # (all ones for a repeat: no branch on it)
+            v = dk ^ ((dk ^ last) & rep)
+            _run16(row, count, runs, 2 * RUN * e, 2 * RUN * e + RUN, v, start)
+            if n > RUN:  # (repeats: at most 48 samples, written 16 by 16)
+                r = 2 * ROW * e
+                _run16(row, count + RUN, mf, r + RUN, r + ROW + RUN, v, start)
+                _run16(row, count + 2 * RUN, mf, r + 2 * RUN, r + ROW + 2 * RUN, v, start)
             prev = start + v * _field(s, C_EM) + _field(s, C_EF) - EF_BIAS
             count += n
             last = v if _field(s, C_LV) else _field(s, C_LF) - LF_BIAS
-            last_valid = not raw
+            last = NO_DIFF if raw else last
             z = _field(s, C_TZ)
-        pos, chk = _tail(buf, nbits, row, count, pos, z, last, last_valid, prev, chk)
+        if pos > nbits or both & NEVER:
+            return -1
+        pos, chk = _tail(buf, nbits, row, count, pos, z, last, last != NO_DIFF, prev, 0)
         if pos < 0:
             return -1
-        if chk >> 12 != 0 or chk_lanes & np.uint64(0xF000_F000_F000_F000):
+        for j in range(count):  # (vectorised: the range of every sample of the table loop)
+            chk |= row[j]
+        if chk >> 12 != 0:
             return -1
         pos = (pos + 7) & ~7
         if pos > nbits:
@@ -355,7 +425,6 @@ def channel_starts(
     ends where the next one starts.
     """
     nbits = nbytes * 8
-    s_raw = sc[RAW]
     scratch = np.empty(ns, np.uint16)
     pos = starts[ch0]
     for ch in range(ch0, ch1):
@@ -376,12 +445,11 @@ def channel_starts(
                 continue
             raw = p < 4096
             w = p & 0xFFF
-            s0 = sc[w]
-            s1 = sc[w | 4096]
+            s0, s1 = _load_pair(sc, 2 * w)
             s = s1 if z == 0 else s0
-            s = s_raw if raw else s
+            s = S_RAW if raw else s
             n = _field(s, C_N)
-            if (n == BAD) | ((s0 | s1) & 0x80 != 0):
+            if _field(s, C_LZ) == BAD_ZEROS:
                 return False
             count += n
             last_valid = not raw
@@ -394,9 +462,14 @@ def channel_starts(
     return pos <= nbits
 
 
-def padded(payload: U8) -> U8:
-    """A copy of the payload followed by 8 zero bytes, as :func:`decode_channels` reads it."""
-    buf = np.zeros(payload.size + 8, np.uint8)
+def padded(payload: U8, n_samples: int) -> U8:
+    """A copy of the payload followed by zeros, as :func:`decode_channels` reads it.
+
+    8 bytes for the last packet's 8-byte load, and a channel's worth of raw packets: the table
+    loop does not test for the payload's end, it reads zeros (raw samples) past it until its
+    channel is full, and the position says afterwards that the stream was short.
+    """
+    buf = np.zeros(payload.size + 16 + n_samples * 13 // 8, np.uint8)
     buf[: payload.size] = payload
     return buf
 
@@ -434,19 +507,19 @@ def decode(payload: U8, out: U16, threads: int = 1) -> bool:
     thread as soon as its start is known (the kernels release the GIL).  Each block must end
     where the next starts, and the last where the payload does.
     """
-    sc, lanes, mf = tables()
-    buf = padded(payload)
+    sc, runs, mf = tables()
+    buf = padded(payload, out.shape[1])
     nbytes = payload.size
     nch, ns = out.shape
     if threads <= 1 or nch < 2 * threads:
-        return bool(decode_channels(buf, nbytes, out, 0, nch, 0, sc, lanes, mf) == nbytes * 8)
+        return bool(decode_channels(buf, nbytes, out, 0, nch, 0, sc, runs, mf) == nbytes * 8)
     bounds = block_bounds(nch, threads)
     starts = np.zeros(nch + 1, np.int64)
     starts[nch] = nbytes * 8
 
     def block(k: int) -> int:
         c0, c1 = bounds[k], bounds[k + 1]
-        return int(decode_channels(buf, nbytes, out, c0, c1, int(starts[c0]), sc, lanes, mf))
+        return int(decode_channels(buf, nbytes, out, c0, c1, int(starts[c0]), sc, runs, mf))
 
     with ThreadPoolExecutor(threads) as pool:  # (leaving it waits for the blocks running)
         blocks = [pool.submit(block, 0)]

@@ -184,3 +184,38 @@ def test_out_must_be_rows_of_uint16_in_one_piece() -> None:
     for wrong in bad:
         with pytest.raises(ValueError, match="C-contiguous uint16"):
             huffman.decode(payload, 4, 60, out=wrong)
+
+
+def _channel(bits: str) -> bytes:
+    """One channel's stream from its packets' bits, padded to a byte."""
+    bits += "0" * (-len(bits) % 8)
+    return int(bits, 2).to_bytes(len(bits) // 8, "big")
+
+
+@pytest.mark.parametrize(
+    ("faulty", "n_t", "reason"),
+    [
+        ("0" + "0" * 12 + "1" + "1" * 12, 321, "repeat code without a previous difference"),
+        ("1" + "000000001" + "000", 272, "invalid difference code"),
+        ("1" + "0" * 12 + "1" + "0000000" + "1" + "0001", 274, "invalid difference code"),
+    ],
+)
+def test_faults_deep_in_a_channel_are_caught_by_the_table_loop(
+    faulty: str, n_t: int, reason: str
+) -> None:
+    """A repeat right after a raw packet, more than 7 zeros inside a packet or across two: in
+    the table loop's reach (the channel's first 80 samples), followed by a raw sample (the
+    fault must be caught in its own packet), refused like the reference.  ``n_t`` is the
+    channel's length were the faulty packet read as its table entry says (a repeat of 48, none,
+    two samples): the fault, not the length, is what must be found."""
+    good = "0" + format(2000, "012b") + ("1" + "01" * 6) * 5  # 31 samples
+    rest = "0" + format(1000, "012b") + ("1" + "01" * 6) * 40  # a raw sample, 240 more
+    payload = _channel(good + faulty + rest)
+    assert _fast(payload, 1, n_t) is None
+    with pytest.raises(huffman.DecodeError, match=reason):
+        huffman.decode(payload, 1, n_t)
+
+
+def test_the_raw_entry_constant_is_the_table_s() -> None:
+    pairs, _runs, _mf = huffman_table.tables()
+    assert pairs[-1] == huffman_table.S_RAW
