@@ -373,7 +373,7 @@ def main() -> None:
     ap.add_argument(
         "--reco-s-per-event-6x6x6",
         type=float,
-        default=1.41,
+        default=1.18,
         help="sizing: CPU s of one 6x6x6 event (bench_reco666.py; default the README's); 0: "
         "scale the 3x1x1 figure",
     )

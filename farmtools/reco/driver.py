@@ -14,6 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +24,7 @@ import numpy.typing as npt
 from farmtools.detector import Geometry
 from farmtools.rawdata import RawFile
 from farmtools.reco.event import EventReco, reconstruct_event
-from farmtools.reco.multicrp import reconstruct_detector_event
+from farmtools.reco.multicrp import finish_detector_event, reconstruct_crps
 from farmtools.reco.output import RecoWriter
 
 #: One event for the driver: the header fields of EVENT_COLUMNS and the view-order ADC array.
@@ -90,7 +91,9 @@ def reconstruct_stream(
 
     A detector of several CRPs (the 6x6x6) is reconstructed one event at a time, the event's
     CRPs on ``threads`` threads (an event is 115 MB: several at once would cost memory for
-    nothing), its tracks timed with the LRO segments the header carries as ``lro``.
+    nothing), its tracks timed with the LRO segments the header carries as ``lro``; with
+    ``threads`` > 1 that serial tail (joining, flashes, t0, write: ~0.15 s CPU) runs on a
+    thread of its own, in event order, while the next event's CRPs run on the pool.
     With ``threads`` > 1, up to ``threads`` 3x1x1 events are reconstructed at once on a thread pool
     (the numba kernels release the GIL) while this thread reads the next events and writes the
     finished ones in order; each event's reconstruction is the same function of its ADC
@@ -105,14 +108,34 @@ def reconstruct_stream(
     c_all = time.process_time()
     pool = ThreadPoolExecutor(threads, thread_name_prefix="reco") if threads > 1 else None
     pending: deque[tuple[dict[str, Any], Future[EventReco]]] = deque()
+    # the 6x6x6's serial tail of each event, one at a time in order (the writer is not shared)
+    tail = (
+        ThreadPoolExecutor(1, thread_name_prefix="reco-tail")
+        if pool is not None and geometry.n_crps > 1
+        else None
+    )
+    tails: deque[Future[tuple[EventReco, float]]] = deque()
 
     def add(timing: dict[str, float], key: str, seconds: float) -> None:
         timing[key] = timing.get(key, 0.0) + seconds
 
-    def finish(writer: RecoWriter, header: dict[str, Any], reco: EventReco) -> None:
+    def write(writer: RecoWriter, header: dict[str, Any], reco: EventReco) -> float:
+        """Add ``reco`` to the output; the CPU seconds it took (on the calling thread)."""
         t_w = time.thread_time()
         writer.add(header, reco)
-        add(stats.timing, "write", time.thread_time() - t_w)
+        return time.thread_time() - t_w
+
+    def finish(writer: RecoWriter, header: dict[str, Any], reco: EventReco) -> None:
+        account(reco, write(writer, header, reco))
+
+    def detector_tail(
+        writer: RecoWriter, header: dict[str, Any], parts: list[EventReco]
+    ) -> tuple[EventReco, float]:
+        reco = finish_detector_event(parts, geometry, header.get("lro", []))
+        return reco, write(writer, header, reco)
+
+    def account(reco: EventReco, write_cpu: float) -> None:
+        add(stats.timing, "write", write_cpu)
         for k, v in reco.timing.items():
             add(stats.timing, k, v)
         stats.n_events += 1
@@ -122,7 +145,7 @@ def reconstruct_stream(
             progress(stats.n_events)
 
     try:
-        with RecoWriter(part, geometry.n_channels) as writer:
+        with RecoWriter(part, geometry.n_channels) as writer, _shut_down_first(tail):
             it = iter(events)
             while True:
                 t_read = time.thread_time()
@@ -135,11 +158,14 @@ def reconstruct_stream(
                 # a prefetched read ran on another thread: its own CPU, not this wait
                 add(stats.timing, "read", header.get("read_cpu", t_read))
                 if geometry.n_crps > 1:  # one event at a time, its CRPs on the pool
-                    finish(
-                        writer,
-                        header,
-                        reconstruct_detector_event(adc, geometry, header.get("lro", []), pool=pool),
-                    )
+                    parts = reconstruct_crps(adc, geometry, pool)  # adc free again after it
+                    if tail is None:
+                        lro = header.get("lro", [])
+                        finish(writer, header, finish_detector_event(parts, geometry, lro))
+                        continue
+                    tails.append(tail.submit(detector_tail, writer, header, parts))
+                    while len(tails) > 1 or (tails and tails[0].done()):  # one event behind
+                        account(*tails.popleft().result())
                     continue
                 if pool is None:
                     finish(writer, header, reconstruct_event(adc, geometry))
@@ -151,12 +177,16 @@ def reconstruct_stream(
             while pending:
                 done_header, future = pending.popleft()
                 finish(writer, done_header, future.result())
+            while tails:
+                account(*tails.popleft().result())
             t_w = time.thread_time()
         add(stats.timing, "write", time.thread_time() - t_w)
         os.replace(part, out)
     except BaseException:
         for _header, future in pending:
             future.cancel()
+        for pending_tail in tails:
+            pending_tail.cancel()
         if os.path.exists(part):
             os.unlink(part)
         raise
@@ -166,6 +196,17 @@ def reconstruct_stream(
     stats.seconds = time.perf_counter() - t_all
     stats.cpu_seconds = time.process_time() - c_all
     return stats
+
+
+@contextmanager
+def _shut_down_first(executor: ThreadPoolExecutor | None) -> Iterator[None]:
+    """Leaving the block waits for ``executor``'s running task and cancels the queued ones,
+    so that nothing writes to the output after the writer closes (it closes after this)."""
+    try:
+        yield
+    finally:
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
 
 
 def input_geometry(path: str | os.PathLike[str], geometry: Geometry) -> Geometry:

@@ -29,8 +29,10 @@ Pure numpy; may import :mod:`farmtools.detector`, :mod:`farmtools.pddp_layout` (
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import numpy.typing as npt
 
@@ -42,6 +44,9 @@ from farmtools.reco.flashes import Flashes
 TAG_UNMATCHED = 0
 TAG_COSMIC = 1
 TAG_BEAM = 2
+
+#: The PMTs' positions (cm), as the light kernel takes them.
+_PMTS = np.ascontiguousarray(pddp_layout.pmt_positions_cm(), dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,40 @@ def _line(segs: list[Segment]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.
     return centre, vt[0]
 
 
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _light_sum(
+    start: npt.NDArray[np.float64],
+    d: npt.NDArray[np.float64],
+    s_in: npt.NDArray[np.float64],
+    length: npt.NDArray[np.float64],
+    pmts: npt.NDArray[np.float64],
+    steps: int,
+    attenuation_cm: float,
+) -> npt.NDArray[np.float64]:
+    """``sum over the steps of cos(alpha) / (4 pi r^2) * exp(-r / L)`` per (candidate, PMT).
+
+    The inner loop of :func:`predicted_light`: one pass without the ``(m, steps, pmts, 3)``
+    temporaries numpy needs (0.2 s of the 6x6x6 event's serial t0 step), GIL released.
+    """
+    m = start.shape[0]
+    n_pmts = pmts.shape[0]
+    out = np.zeros((m, n_pmts))
+    for i in range(m):
+        for k in range(steps):
+            s = s_in[i] + (k + 0.5) / steps * length[i]
+            px = start[i, 0] + s * d[0]
+            py = start[i, 1] + s * d[1]
+            pz = start[i, 2] + s * d[2]
+            for p in range(n_pmts):
+                dx = pmts[p, 0] - px
+                dy = pmts[p, 1] - py
+                dz = pmts[p, 2] - pz
+                r = math.sqrt(dx * dx + dy * dy + dz * dz)
+                cos_a = max(dz / r, 0.0)
+                out[i, p] += cos_a / (4 * math.pi * r * r) * math.exp(-r / attenuation_cm)
+    return out
+
+
 def predicted_light(
     centre: npt.NDArray[np.float64],
     direction: npt.NDArray[np.float64],
@@ -95,23 +134,18 @@ def predicted_light(
 
     t0 = np.atleast_1d(np.asarray(t0_us, dtype=np.float64))
     v = geometry.drift_velocity_mm_per_us * 0.1
-    start = np.repeat(centre[None, :], t0.size, axis=0)
+    start = np.repeat(np.asarray(centre, dtype=np.float64)[None, :], t0.size, axis=0)
     start[:, 2] -= t0 * v
     hi = np.asarray(pddp_layout.VOLUME_CM)
-    d = np.where(np.abs(direction) < 1e-12, 1e-12, direction)
+    d = np.where(np.abs(direction) < 1e-12, 1e-12, direction).astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         a = (0.0 - start) / d
         b = (hi - start) / d
     s_in = np.minimum(a, b).max(axis=1)
     s_out = np.maximum(a, b).min(axis=1)
     length = np.clip(s_out - s_in, 0.0, None)
-    s = s_in[:, None] + (np.arange(steps) + 0.5)[None, :] / steps * length[:, None]
-    pts = start[:, None, :] + s[:, :, None] * d[None, None, :]  # (m, steps, 3)
-    delta = pddp_layout.pmt_positions_cm()[None, None, :, :] - pts[:, :, None, :]
-    r = np.sqrt((delta**2).sum(axis=3))
-    cos_a = np.clip(delta[:, :, :, 2] / r, 0.0, None)
-    w = PMT_AREA_CM2 * cos_a / (4 * np.pi * r**2) * np.exp(-r / params.attenuation_cm)
-    return params.light_yield_per_cm * (length / steps)[:, None] * w.sum(axis=1)
+    w = _light_sum(start, d, s_in, length, _PMTS, steps, float(params.attenuation_cm))
+    return params.light_yield_per_cm * PMT_AREA_CM2 * (length / steps)[:, None] * w
 
 
 def deviance(
@@ -130,11 +164,15 @@ def deviance(
     return 2.0 * np.sum(mu - obs + logs, axis=1) / max(obs.shape[1], 1)
 
 
-def beam_like(segs: list[Segment], params: MatchParams) -> bool:
-    """Whether the track runs along the beam line (direction in 3D, position seen from above)."""
+def beam_like(
+    segs: list[Segment], params: MatchParams, axis: npt.NDArray[np.float64] | None = None
+) -> bool:
+    """Whether the track runs along the beam line (direction in 3D, position seen from above);
+    ``axis``: the track's direction if known (:func:`_line`), so it is not fitted twice."""
     d = np.asarray(params.beam_direction, dtype=np.float64)
     d = d / np.linalg.norm(d)
-    _centre, axis = _line(segs)
+    if axis is None:
+        _centre, axis = _line(segs)
     if abs(float(axis @ d)) < params.beam_min_cos:
         return False
     pts = np.array([p[:2] for s in segs for p in (s.start, s.end)], dtype=np.float64)
@@ -180,6 +218,6 @@ def match_tracks(
             continue
         out.flash[k] = best
         out.t0_us[k] = flashes.time_us[best]
-        beam = beam_like(segs, params)
+        beam = beam_like(segs, params, direction)
         out.tag[k] = TAG_BEAM if beam else TAG_COSMIC
     return out

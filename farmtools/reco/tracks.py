@@ -209,35 +209,140 @@ def fit_line(
     return _oriented(uc, zc, float(d[0]), float(d[1]))
 
 
+@numba.njit(cache=True, nogil=True)
+def _oriented_tuple(
+    u0: float, z0: float, du: float, dz: float
+) -> tuple[float, float, float, float]:
+    if dz < 0 or (dz == 0 and du < 0):
+        du, dz = -du, -dz
+    return u0, z0, du, dz
+
+
+@numba.njit(cache=True, nogil=True)
+def _inliers(
+    u: npt.NDArray[np.float64],
+    z: npt.NDArray[np.float64],
+    pool: npt.NDArray[np.intp],
+    line: tuple[float, float, float, float],
+    tol: float,
+) -> npt.NDArray[np.intp]:
+    u0, z0, du, dz = line
+    keep = np.empty(pool.size, dtype=np.bool_)
+    for k in range(pool.size):
+        i = pool[k]
+        keep[k] = abs((u[i] - u0) * dz - (z[i] - z0) * du) < tol
+    return pool[keep]
+
+
+@numba.njit(cache=True, nogil=True)
+def _fit(
+    u: npt.NDArray[np.float64], z: npt.NDArray[np.float64], idx: npt.NDArray[np.intp]
+) -> tuple[float, float, float, float]:
+    """:func:`fit_line` of the points ``idx`` (unit weights)."""
+    uu = u[idx]
+    zz = z[idx]
+    sw = float(idx.size)
+    uc = uu.sum() / sw
+    zc = zz.sum() / sw
+    du = uu - uc
+    dz = zz - zc
+    cov = np.empty((2, 2))
+    cov[0, 0] = (du * du).sum()
+    cov[0, 1] = (du * dz).sum()
+    cov[1, 0] = cov[0, 1]
+    cov[1, 1] = (dz * dz).sum()
+    vals, vecs = np.linalg.eigh(cov)
+    k = int(np.argmax(vals))
+    return _oriented_tuple(uc, zc, vecs[0, k], vecs[1, k])
+
+
+@numba.njit(cache=True, nogil=True)
+def _find_tracks(
+    u: npt.NDArray[np.float64],
+    z: npt.NDArray[np.float64],
+    labels: npt.NDArray[np.intp],
+    min_hits: int,
+    max_tracks: int,
+    inlier_cm: float,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """:func:`find_tracks` in one call without the GIL: (lines (k, 4) as u0, z0, du, dz; the
+    tracks' hit indices one after the other; where each track's start, k + 1 entries)."""
+    n = labels.size
+    order = np.argsort(labels, kind="mergesort")  # stable: a cluster's hits stay in order
+    lines = np.empty((n // max(min_hits, 1) + 1, 4))
+    hits = np.empty(n, dtype=np.intp)
+    starts = np.zeros(n // max(min_hits, 1) + 2, dtype=np.intp)
+    n_tracks = 0
+    n_hits = 0
+    first = 0
+    while first < n:
+        last = first
+        while last < n and labels[order[last]] == labels[order[first]]:
+            last += 1
+        pool = order[first:last].copy()
+        first = last
+        if pool.size < min_hits:
+            continue
+        for _ in range(max_tracks):
+            if pool.size < min_hits:
+                break
+            theta, rho = _hough(u[pool], z[pool], 180, 0.6)
+            nu = math.cos(theta)
+            nz = math.sin(theta)
+            line = _oriented_tuple(rho * nu, rho * nz, -nz, nu)
+            inl = _inliers(u, z, pool, line, 2.0 * inlier_cm)
+            for _it in range(3):
+                if inl.size < 2:
+                    break
+                line = _fit(u, z, inl)
+                inl = _inliers(u, z, pool, line, inlier_cm)
+            if inl.size < max(min_hits, 1):  # at most n // min_hits tracks: the arrays' size
+                break
+            lines[n_tracks, 0] = line[0]
+            lines[n_tracks, 1] = line[1]
+            lines[n_tracks, 2] = line[2]
+            lines[n_tracks, 3] = line[3]
+            hits[n_hits : n_hits + inl.size] = inl
+            n_hits += inl.size
+            n_tracks += 1
+            starts[n_tracks] = n_hits
+            taken = np.zeros(n, dtype=np.bool_)
+            taken[inl] = True
+            rest = np.empty(pool.size, dtype=np.bool_)
+            for k in range(pool.size):
+                rest[k] = not taken[pool[k]]
+            pool = pool[rest]
+    return lines[:n_tracks], hits[:n_hits], starts[: n_tracks + 1]
+
+
 def find_tracks(
     u: npt.NDArray[np.float64],
     z: npt.NDArray[np.float64],
     labels: npt.NDArray[np.intp],
     params: TrackParams = TrackParams(),
 ) -> list[Track2D]:
-    """Tracks of one view from its hits' positions and cluster labels (see the module doc)."""
-    tracks: list[Track2D] = []
+    """Tracks of one view from its hits' positions and cluster labels (see the module doc).
+
+    Clusters in label order; in each, up to ``max_tracks_per_cluster`` times: the Hough line
+    (:func:`hough_line`) of the hits left, its hits within ``2 inlier_cm``, three
+    total-least-squares refits (:func:`fit_line`) each taking the hits within ``inlier_cm``;
+    a track if ``min_hits`` remain, its hits removed.  One numba call (GIL released: the
+    CRPs of a 6x6x6 event find their tracks on several threads at once).
+    """
     if labels.size == 0:
-        return tracks
-    uniq, counts = np.unique(labels, return_counts=True)
-    for lab in uniq[counts >= params.min_hits]:
-        pool = np.flatnonzero(labels == lab)
-        for _ in range(params.max_tracks_per_cluster):
-            if pool.size < params.min_hits:
-                break
-            line = hough_line(u[pool], z[pool])
-            tol = 2.0 * params.inlier_cm
-            inl = pool[line.distance(u[pool], z[pool]) < tol]
-            for _it in range(3):
-                if inl.size < 2:
-                    break
-                line = fit_line(u[inl], z[inl])
-                inl = pool[line.distance(u[pool], z[pool]) < params.inlier_cm]
-            if inl.size < params.min_hits:
-                break
-            tracks.append(Track2D(line, inl))
-            pool = np.setdiff1d(pool, inl, assume_unique=True)
-    return tracks
+        return []
+    lines, hits, starts = _find_tracks(
+        np.ascontiguousarray(u, dtype=np.float64),
+        np.ascontiguousarray(z, dtype=np.float64),
+        np.ascontiguousarray(labels, dtype=np.intp),
+        params.min_hits,
+        params.max_tracks_per_cluster,
+        params.inlier_cm,
+    )
+    return [
+        Track2D(Line2D(*(float(x) for x in lines[k])), hits[starts[k] : starts[k + 1]])
+        for k in range(lines.shape[0])
+    ]
 
 
 # --- view matching -----------------------------------------------------------------------------

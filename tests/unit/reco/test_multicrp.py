@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import uproot
 
 from farmtools.analysis.cosmics import CosmicSelection, cosmic_subsample
@@ -12,6 +13,7 @@ from farmtools.analysis.hits import read_reco_file
 from farmtools.detector import geometry
 from farmtools.emulator.muons import Track
 from farmtools.emulator.settings import EmulatorSettings
+from farmtools.reco import driver
 from farmtools.reco.driver import reconstruct_file
 from farmtools.reco.t0match import TAG_COSMIC
 from tests.unit.reco import pddp_synth
@@ -83,3 +85,51 @@ def test_reco_of_a_6x6x6_file_joins_crps_and_times_tracks(tmp_path: Path) -> Non
         lems = sub_hits["lem"][(sub_hits["crp"] == crp) & (sub_hits["lem"] > 0)]
         ix, iy = (lems - 1) % 12, (lems - 1) // 12
         assert np.all(ix // 6 == crp % 2) and np.all(iy // 6 == crp // 2)
+
+
+def test_threads_change_nothing_and_a_failed_event_leaves_no_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # three different events: on 2 threads each event's joining, t0 and write run beside the
+    # next event's CRPs while the readers refill their buffers, so a mix-up would show
+    muons = [
+        Track((200.0, 120.0, 0.0), (420.0, 180.0, 45.0), 20.0, False),
+        Track((100.0, 450.0, 40.0), (160.0, 520.0, 110.0), -250.0, False),
+        Track((450.0, 350.0, 5.0), (520.0, 500.0, 60.0), 150.0, False),
+    ]
+    rng = np.random.default_rng(5)
+    events = [
+        (
+            pddp_synth.event_adc(G, muons[k:], EmulatorSettings(seed=1), seed=10 + k),
+            pddp_synth.light(G, muons[k:], rng),
+        )
+        for k in range(3)
+    ]
+    raw = pddp_synth.write_file(tmp_path / "8_0_a.dat", G, events)
+    trees = []
+    for threads in (1, 2):
+        out = tmp_path / f"reco{threads}.root"
+        assert reconstruct_file(raw, out, G, threads=threads).n_events == 3
+        with uproot.open(out) as f:
+            trees.append({k: f[k].arrays(library="np") for k in ("events", "hits", "tracks")})
+    one, two = trees
+    assert [int((one["tracks"]["event"] == e).sum()) for e in range(3)] != [0, 0, 0]
+    assert list(one["events"]["n_flashes"]) == [3, 2, 1]
+    for tree, columns in one.items():
+        for name, values in columns.items():
+            assert np.array_equal(values, two[tree][name], equal_nan=True), (tree, name)
+
+    calls: list[int] = []
+    real = driver.finish_detector_event
+
+    def fails_on_the_second(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("t0 step failed")
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(driver, "finish_detector_event", fails_on_the_second)
+    out = tmp_path / "failed.root"
+    with pytest.raises(RuntimeError, match="t0 step failed"):
+        reconstruct_file(raw, out, G, threads=2)
+    assert not out.exists() and not (tmp_path / "failed.root.part").exists()
