@@ -1084,12 +1084,9 @@ class IngestService:
 
 def _open_raw(path: Path, raw: RawName, geometry: Geometry) -> RawFile | PDDPFile:
     """The file opened by the reader of its format (a 6x6x6 event file by the ProtoDUNE-DP one)."""
-    if raw.pddp:
-        from farmtools.detector import geometry as lookup
-        from farmtools.rawdata.pddp_reader import PDDPFile
+    from farmtools.rawdata.pddp_reader import open_raw
 
-        return PDDPFile.open(path, geometry if geometry.l1_builders == 2 else lookup("6x6x6"))
-    return RawFile.open(path, geometry)
+    return open_raw(path, raw, geometry)
 
 
 class _Serialized:

@@ -81,3 +81,53 @@ def test_output_without_raw_file_is_unchecked(farm: tuple[Path, Path], tmp_path:
 def test_not_a_directory(tmp_path: Path) -> None:
     code, text = _verify(tmp_path / "absent", tmp_path)
     assert code == 1 and "not a directory" in text
+
+
+def test_6x6x6_outputs_pair_with_their_event_files(tmp_path: Path) -> None:
+    """``<run>_<seq>_<id>.dat`` pairs with ``recotask_<run>_<seq>_<id>.root`` (the name
+    processing gives it), the two L2 builders' files of one sequence apart."""
+    import numpy as np
+
+    from farmtools.detector import geometry
+    from tests.unit.reco import pddp_synth
+
+    g = geometry("6x6x6-full:200")
+    raw = tmp_path / "raw" / "run12"
+    out = tmp_path / "out" / "run12"
+    raw.mkdir(parents=True)
+    out.mkdir(parents=True)
+    empty = (np.full((g.n_channels, g.samples), 400, dtype=np.uint16), b"")
+    for builder, n in (("a", 2), ("b", 1)):
+        path = pddp_synth.write_file(raw / f"12_3_{builder}.dat", g, [empty] * n, run=12)
+        reconstruct_file(path, out / f"recotask_12_3_{builder}.root", g)
+    res = runner.invoke(
+        app,
+        [
+            "verify-output",
+            str(out.parent),
+            "--raw",
+            str(raw.parent),
+            "--detector",
+            "6x6x6-full:200",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert "(2 entries, raw file 2 events)" in res.output
+    assert "(1 entries, raw file 1 events)" in res.output
+    assert "OK: 2 files checked (2 ok)" in res.output
+    # builder b's output gone: its event file is missing an output, a's still pairs
+    (out / "recotask_12_3_b.root").unlink()
+    res = runner.invoke(
+        app,
+        [
+            "verify-output",
+            str(out.parent),
+            "--raw",
+            str(raw.parent),
+            "--detector",
+            "6x6x6-full:200",
+        ],
+    )
+    assert res.exit_code == 1
+    assert f"missing {raw / '12_3_b.dat'}" in res.output
+    assert "FAILED: 2 files checked (1 missing, 1 ok)" in res.output
