@@ -37,7 +37,7 @@ def main() -> None:
     from farmtools.analysis.gain import gain
     from farmtools.analysis.hits import read_hits
     from farmtools.analysis.pipeline import max_drift_us, threshold_loss
-    from farmtools.analysis.purity import purity
+    from farmtools.analysis.purity import THRESHOLD_LOSS, purity
     from farmtools.analysis.truth666 import T0Figures
     from farmtools.detector import geometry
     from farmtools.emulator.beam import BeamSettings, Trigger
@@ -130,8 +130,10 @@ def main() -> None:
             f"{hits['event'].size} hits of {n_tracks} selected cosmic 2D tracks"
         )
         tau = args.lifetime_ms * 1e3
+        loss = threshold_loss(g)
         fits: list[tuple[str, dict[str, Any], Any]] = [
-            ("3x1x1 threshold correction", {}, hits),
+            (f"6x6x6 threshold correction c = {loss[0]:g}", {"threshold_loss": loss}, hits),
+            ("3x1x1 threshold correction", {"threshold_loss": THRESHOLD_LOSS}, hits),
             ("no threshold correction", {"threshold_loss": (0.0, 0.0)}, hits),
         ]
         if args.diagnose:
@@ -142,13 +144,11 @@ def main() -> None:
                 dtype=bool,
             )  # fmt: skip
             right = {k: v[ok] for k, v in hits.items()}
-            fits.append(
-                ("right t0 only, no threshold correction", {"threshold_loss": (0.0, 0.0)}, right)
-            )
+            fits.append(("right t0 only, 6x6x6 correction", {"threshold_loss": loss}, right))
         plain = None
         for label, kw, sample in fits:
             lt = purity(sample, max_drift_us=max_drift_us(g), **kw).combined
-            plain = lt if plain is None or label.startswith("no ") else plain
+            plain = lt if plain is None else plain  # the pipeline's
             rel = lt.tau_us / tau - 1.0
             pull = (lt.tau_us - tau) / lt.error_us if lt.error_us else float("nan")
             print(

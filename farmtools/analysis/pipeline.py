@@ -151,16 +151,19 @@ THRESHOLD_CALIBRATED_CM = 100.0
 
 
 def threshold_loss(geometry: Geometry) -> tuple[float, float]:
-    """The purity fit's threshold-loss constants: the 3x1x1's, or none beyond its drift.
+    """The purity fit's threshold-loss constants: the 3x1x1's up to its 1 m of drift, the
+    6x6x6's (:data:`farmtools.analysis.purity.THRESHOLD_LOSS_6X6X6`) beyond.
 
-    The correction is linear in drift time, calibrated on 0.6 ms of drift; on the 6x6x6's
-    3.7 ms it over-corrects (12 emulated beam events at tau = 3 ms: +17 % with it, +8 %
-    without, ``benchmarks/bench_closure666.py``), so it is off there until calibrated.
+    The 3x1x1's correction was calibrated on 0.6 ms of drift; on the 6x6x6's 3.7 ms it
+    over-corrects (24 emulated beam events at tau = 3 ms: +4 % with it, -1.1 % without,
+    ``benchmarks/bench_closure666.py``), so the 6x6x6 has its own constant.
     """
-    from farmtools.analysis.purity import NO_THRESHOLD_LOSS, THRESHOLD_LOSS
+    from farmtools.analysis.purity import THRESHOLD_LOSS, THRESHOLD_LOSS_6X6X6
 
     return (
-        THRESHOLD_LOSS if geometry.drift_length_cm <= THRESHOLD_CALIBRATED_CM else NO_THRESHOLD_LOSS
+        THRESHOLD_LOSS
+        if geometry.drift_length_cm <= THRESHOLD_CALIBRATED_CM
+        else THRESHOLD_LOSS_6X6X6
     )
 
 

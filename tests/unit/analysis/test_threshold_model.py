@@ -106,3 +106,14 @@ def test_the_systematic_error_grows_with_the_noise_over_the_pulse_height() -> No
         assert res.to_json()["k_systematic"] == res.k_systematic
     assert res.noise_to_signal > 0.02  # 4.5 ADC on a G = 3 pulse
     assert math.isnan(purity(hits, bootstrap=0, threshold_loss=(0.0, 0.0)).k_systematic)
+
+
+def test_each_detector_gets_the_threshold_loss_calibrated_on_its_drift() -> None:
+    from farmtools.analysis.pipeline import threshold_loss
+    from farmtools.analysis.purity import THRESHOLD_LOSS, THRESHOLD_LOSS_6X6X6
+    from farmtools.detector import geometry
+
+    assert threshold_loss(geometry("3x1x1")) == THRESHOLD_LOSS
+    assert threshold_loss(geometry("6x6x6-full")) == THRESHOLD_LOSS_6X6X6
+    # the 6x6x6's is smaller: the 3x1x1's over-corrected its 3.7 ms by +4 % on tau
+    assert 0 < THRESHOLD_LOSS_6X6X6[0] < THRESHOLD_LOSS[0]
