@@ -36,7 +36,7 @@ def main() -> None:
     from farmtools.analysis.cosmics import anode_lem, select_cosmics
     from farmtools.analysis.gain import gain
     from farmtools.analysis.hits import read_hits
-    from farmtools.analysis.pipeline import max_drift_us, threshold_loss
+    from farmtools.analysis.pipeline import gain_refs, max_drift_us, threshold_loss
     from farmtools.analysis.purity import THRESHOLD_LOSS, purity
     from farmtools.analysis.truth666 import T0Figures
     from farmtools.detector import geometry
@@ -157,27 +157,35 @@ def main() -> None:
                 f"15 %: {'met' if abs(pull) <= 2 and abs(rel) <= 0.15 else 'NOT met'})"
             )
         assert plain is not None
-        res = gain(hits, plain.tau_us, anode, threshold_loss=threshold_loss(g))  # the pipeline's
+        tm_ref, mpv_ref = gain_refs(g)
+        res = gain(  # as the pipeline measures them
+            hits, plain.tau_us, anode, tm_ref=tm_ref, mpv_ref=mpv_ref, threshold_loss=loss
+        )
         truth = {}
         for crp, lems in enumerate(gen.gains):
             local = np.array(list(lems), dtype=np.int64)
             glob = anode_lem(local, np.full(local.size, crp), g)
             truth.update({int(a): lems[int(b)] for a, b in zip(glob, local, strict=True)})
-        resid = [
-            (r.gain / truth[r.lem] - 1.0, r.n_hits)
-            for r in res.lems
-            if np.isfinite(r.gain) and r.lem in truth
-        ]
-        if resid:
-            d = np.array([x for x, _ in resid])
+        for label, field in (("gains (truncated mean)", "gain"), ("gains (MPV)", "gain_mpv")):
+            resid = [
+                (getattr(r, field) / truth[r.lem] - 1.0, r.lem, sum(r.n_hits))
+                for r in res.lems
+                if np.isfinite(getattr(r, field)) and r.lem in truth
+            ]
+            if not resid:
+                print(f"{label}: no LEM measured")
+                continue
+            d = np.array([x for x, _, _ in resid])
             within = float(np.mean(np.abs(d) <= 0.05))
-            print(
-                f"gains: {len(resid)} of {anode.n_lems} LEMs measured; residual median "
-                f"{100 * np.median(d):+.1f} %, RMS {100 * np.sqrt(np.mean(d**2)):.1f} %, "
-                f"{100 * within:.0f} % within 5 % (target: all)"
+            out_of = ", ".join(
+                f"LEM {lem} {100 * x:+.1f} % ({n} hits)" for x, lem, n in resid if abs(x) > 0.05
             )
-        else:
-            print("gains: no LEM measured")
+            print(
+                f"{label}: {len(resid)} of {anode.n_lems} LEMs measured; residual median "
+                f"{100 * np.median(d):+.1f} %, mean {100 * d.mean():+.1f} %, RMS "
+                f"{100 * np.sqrt(np.mean(d**2)):.1f} %, {100 * within:.0f} % within 5 % "
+                f"(target: all){'; beyond: ' + out_of if out_of else ''}"
+            )
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)

@@ -167,12 +167,30 @@ def threshold_loss(geometry: Geometry) -> tuple[float, float]:
     )
 
 
+def gain_refs(geometry: Geometry) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The gain-1 (truncated mean, MPV) references per view of the detector's drift: the 3x1x1's
+    up to its 1 m, the 6x6x6's beyond (more diffusion, :data:`.gain.MIP_TM_REF_6X6X6`)."""
+    from farmtools.analysis.gain import (
+        MIP_MPV_REF,
+        MIP_MPV_REF_6X6X6,
+        MIP_TM_REF,
+        MIP_TM_REF_6X6X6,
+    )
+
+    if geometry.drift_length_cm <= THRESHOLD_CALIBRATED_CM:
+        return MIP_TM_REF, MIP_MPV_REF
+    return MIP_TM_REF_6X6X6, MIP_MPV_REF_6X6X6
+
+
 def _measure(hits: Columns, geo: Geometry) -> tuple[PurityResult, GainResult]:
-    """Lifetime, then gains at that lifetime, with the drift range and threshold-loss
-    constants of ``geo`` (the 3x1x1's, or the 6x6x6's anode plane)."""
+    """Lifetime, then gains at that lifetime, with the drift range, threshold-loss constants
+    and gain references of ``geo`` (the 3x1x1's, or the 6x6x6's anode plane)."""
     loss = threshold_loss(geo)
     pur = purity_analysis(hits, max_drift_us=max_drift_us(geo), threshold_loss=loss)
-    return pur, gain_analysis(hits, pur.combined.tau_us, geo, threshold_loss=loss)
+    tm, mp = gain_refs(geo)
+    return pur, gain_analysis(
+        hits, pur.combined.tau_us, geo, tm_ref=tm, mpv_ref=mp, threshold_loss=loss
+    )
 
 
 def analyse_group(

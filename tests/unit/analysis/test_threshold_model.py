@@ -109,7 +109,8 @@ def test_the_systematic_error_grows_with_the_noise_over_the_pulse_height() -> No
 
 
 def test_each_detector_gets_the_threshold_loss_calibrated_on_its_drift() -> None:
-    from farmtools.analysis.pipeline import threshold_loss
+    from farmtools.analysis.gain import MIP_MPV_REF, MIP_TM_REF
+    from farmtools.analysis.pipeline import gain_refs, threshold_loss
     from farmtools.analysis.purity import THRESHOLD_LOSS, THRESHOLD_LOSS_6X6X6
     from farmtools.detector import geometry
 
@@ -117,3 +118,9 @@ def test_each_detector_gets_the_threshold_loss_calibrated_on_its_drift() -> None
     assert threshold_loss(geometry("6x6x6-full")) == THRESHOLD_LOSS_6X6X6
     # the 6x6x6's is smaller: the 3x1x1's over-corrected its 3.7 ms by +4 % on tau
     assert 0 < THRESHOLD_LOSS_6X6X6[0] < THRESHOLD_LOSS[0]
+    # and its gain references: the 3x1x1's raised by the 6x6x6's longer diffusion
+    assert gain_refs(geometry("3x1x1")) == (MIP_TM_REF, MIP_MPV_REF)
+    tm, mp = gain_refs(geometry("6x6x6-full"))
+    assert all(
+        1.0 < a / b < 1.05 for a, b in zip((*tm, *mp), (*MIP_TM_REF, *MIP_MPV_REF), strict=True)
+    )
