@@ -31,8 +31,8 @@ def farm(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return base / "raw", base / "out"
 
 
-def _verify(out: Path, raw: Path) -> tuple[int, str]:
-    res = runner.invoke(app, ["verify-output", str(out), "--raw", str(raw)])
+def _verify(out: Path, raw: Path, *options: str) -> tuple[int, str]:
+    res = runner.invoke(app, ["verify-output", str(out), "--raw", str(raw), *options])
     return res.exit_code, res.output
 
 
@@ -100,34 +100,14 @@ def test_6x6x6_outputs_pair_with_their_event_files(tmp_path: Path) -> None:
     for builder, n in (("a", 2), ("b", 1)):
         path = pddp_synth.write_file(raw / f"12_3_{builder}.dat", g, [empty] * n, run=12)
         reconstruct_file(path, out / f"recotask_12_3_{builder}.root", g)
-    res = runner.invoke(
-        app,
-        [
-            "verify-output",
-            str(out.parent),
-            "--raw",
-            str(raw.parent),
-            "--detector",
-            "6x6x6-full:200",
-        ],
-    )
-    assert res.exit_code == 0, res.output
-    assert "(2 entries, raw file 2 events)" in res.output
-    assert "(1 entries, raw file 1 events)" in res.output
-    assert "OK: 2 files checked (2 ok)" in res.output
+    code, text = _verify(out.parent, raw.parent, "--detector", "6x6x6-full:200")
+    assert code == 0, text
+    assert "(2 entries, raw file 2 events)" in text
+    assert "(1 entries, raw file 1 events)" in text
+    assert "OK: 2 files checked (2 ok)" in text
     # builder b's output gone: its event file is missing an output, a's still pairs
     (out / "recotask_12_3_b.root").unlink()
-    res = runner.invoke(
-        app,
-        [
-            "verify-output",
-            str(out.parent),
-            "--raw",
-            str(raw.parent),
-            "--detector",
-            "6x6x6-full:200",
-        ],
-    )
-    assert res.exit_code == 1
-    assert f"missing {raw / '12_3_b.dat'}" in res.output
-    assert "FAILED: 2 files checked (1 missing, 1 ok)" in res.output
+    code, text = _verify(out.parent, raw.parent, "--detector", "6x6x6-full:200")
+    assert code == 1
+    assert f"missing {raw / '12_3_b.dat'}" in text
+    assert "FAILED: 2 files checked (1 missing, 1 ok)" in text
