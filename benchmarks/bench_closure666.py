@@ -36,7 +36,7 @@ def main() -> None:
     from farmtools.analysis.cosmics import anode_lem, select_cosmics
     from farmtools.analysis.gain import gain
     from farmtools.analysis.hits import read_hits
-    from farmtools.analysis.pipeline import gain_refs, max_drift_us, threshold_loss
+    from farmtools.analysis.pipeline import gain_refs, max_drift_us, muon_offset, threshold_loss
     from farmtools.analysis.purity import THRESHOLD_LOSS, purity
     from farmtools.analysis.truth666 import T0Figures
     from farmtools.detector import geometry
@@ -131,7 +131,13 @@ def main() -> None:
         )
         tau = args.lifetime_ms * 1e3
         loss = threshold_loss(g)
+        cut = muon_offset(g)
         fits: list[tuple[str, dict[str, Any], Any]] = [
+            (
+                f"the pipeline's: 6x6x6 threshold correction c = {loss[0]:g}, muon offset cut {cut}",
+                {"threshold_loss": loss, "max_muon_offset": cut},
+                hits,
+            ),
             (f"6x6x6 threshold correction c = {loss[0]:g}", {"threshold_loss": loss}, hits),
             ("3x1x1 threshold correction", {"threshold_loss": THRESHOLD_LOSS}, hits),
             ("no threshold correction", {"threshold_loss": (0.0, 0.0)}, hits),

@@ -182,11 +182,24 @@ def gain_refs(geometry: Geometry) -> tuple[tuple[float, float], tuple[float, flo
     return MIP_TM_REF_6X6X6, MIP_MPV_REF_6X6X6
 
 
+def muon_offset(geometry: Geometry) -> float | None:
+    """The purity fit's cut on muons off the others' charge (:data:`.purity.MAX_MUON_OFFSET`):
+    the 6x6x6's, whose cosmics a wrong flash may time; none on the 3x1x1 (t0 from the charge)."""
+    from farmtools.analysis.purity import MAX_MUON_OFFSET
+
+    return None if geometry.drift_length_cm <= THRESHOLD_CALIBRATED_CM else MAX_MUON_OFFSET
+
+
 def _measure(hits: Columns, geo: Geometry) -> tuple[PurityResult, GainResult]:
     """Lifetime, then gains at that lifetime, with the drift range, threshold-loss constants
     and gain references of ``geo`` (the 3x1x1's, or the 6x6x6's anode plane)."""
     loss = threshold_loss(geo)
-    pur = purity_analysis(hits, max_drift_us=max_drift_us(geo), threshold_loss=loss)
+    pur = purity_analysis(
+        hits,
+        max_drift_us=max_drift_us(geo),
+        threshold_loss=loss,
+        max_muon_offset=muon_offset(geo),
+    )
     tm, mp = gain_refs(geo)
     return pur, gain_analysis(
         hits, pur.combined.tau_us, geo, tm_ref=tm, mpv_ref=mp, threshold_loss=loss

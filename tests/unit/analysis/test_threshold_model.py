@@ -124,3 +124,43 @@ def test_each_detector_gets_the_threshold_loss_calibrated_on_its_drift() -> None
     assert all(
         1.0 < a / b < 1.05 for a, b in zip((*tm, *mp), (*MIP_TM_REF, *MIP_MPV_REF), strict=True)
     )
+
+
+def _muons(n: int, wrong: int, shift_us: float, tau_us: float = 3000.0) -> dict[str, np.ndarray]:
+    """Hits of ``n`` muons crossing 0..3600 us of drift, the last ``wrong`` with their drift
+    times shifted by ``shift_us`` (timed by another particle's flash)."""
+    rng = np.random.default_rng(7)
+    per = 240
+    t = np.tile(np.linspace(10.0, 3590.0, per), n)
+    muon = np.repeat(np.arange(n), per)
+    q = 10.0 * np.exp(-t / tau_us) * rng.gamma(20.0, 1 / 20.0, t.size)
+    drift = np.where(muon >= n - wrong, t + shift_us, t)
+    return {
+        "event": muon.astype(np.int32),
+        "track": np.zeros(t.size, dtype=np.int16),
+        "view": (np.arange(t.size) % 2).astype(np.int8),
+        "channel": np.tile(np.arange(per) // 2, n).astype(np.int16),
+        "drift_us": drift.astype(np.float32),
+        "dqds": q.astype(np.float32),
+        "ds": np.full(t.size, 0.4, dtype=np.float32),
+        "edge": np.zeros(t.size, dtype=bool),
+        "lem": np.ones(t.size, dtype=np.int8),
+        "trk_crossing": np.ones(t.size, dtype=bool),
+        "trk_matched": np.ones(t.size, dtype=bool),
+        "trk_length3d": np.full(t.size, 300.0, dtype=np.float32),
+    }
+
+
+def test_muons_with_a_wrong_t0_are_left_out_by_their_charge() -> None:
+    from farmtools.analysis.purity import MAX_MUON_OFFSET, muon_offsets, purity
+
+    kw = {"max_drift_us": 3696.0, "threshold_loss": (0.0, 0.0), "bootstrap": 0}
+    hits = _muons(200, 8, 1200.0)
+    plain = purity(hits, **kw).combined  # type: ignore[arg-type]
+    cut = purity(hits, max_muon_offset=MAX_MUON_OFFSET, **kw).combined  # type: ignore[arg-type]
+    clean = purity(_muons(192, 0, 0.0), **kw).combined  # type: ignore[arg-type]
+    assert plain.tau_us > 1.008 * clean.tau_us  # 4 % of the muons 1.2 ms off: tau too long
+    assert abs(cut.tau_us / clean.tau_us - 1) < 0.005
+    offsets = muon_offsets(hits, 1 / 3000.0)
+    assert np.all(offsets[hits["event"] >= 192] > 0.3)
+    assert np.all(np.abs(offsets[hits["event"] < 192]) < 0.1)
