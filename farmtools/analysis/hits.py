@@ -54,6 +54,7 @@ PDDP_TRACK_BRANCHES: tuple[str, ...] = (
     "tick_max",
     "drift_min_cm",
     "drift_max_cm",
+    "match_quality",
 )
 
 

@@ -151,25 +151,59 @@ THRESHOLD_CALIBRATED_CM = 100.0
 
 
 def threshold_loss(geometry: Geometry) -> tuple[float, float]:
-    """The purity fit's threshold-loss constants: the 3x1x1's, or none beyond its drift.
+    """The purity fit's threshold-loss constants: the 3x1x1's up to its 1 m of drift, the
+    6x6x6's (:data:`farmtools.analysis.purity.THRESHOLD_LOSS_6X6X6`) beyond.
 
-    The correction is linear in drift time, calibrated on 0.6 ms of drift; on the 6x6x6's
-    3.7 ms it over-corrects (12 emulated beam events at tau = 3 ms: +17 % with it, +8 %
-    without, ``benchmarks/bench_closure666.py``), so it is off there until calibrated.
+    The 3x1x1's correction was calibrated on 0.6 ms of drift; on the 6x6x6's 3.7 ms it
+    over-corrects (24 emulated beam events at tau = 3 ms: +4 % with it, -1.1 % without,
+    ``benchmarks/bench_closure666.py``), so the 6x6x6 has its own constant.
     """
-    from farmtools.analysis.purity import NO_THRESHOLD_LOSS, THRESHOLD_LOSS
+    from farmtools.analysis.purity import THRESHOLD_LOSS, THRESHOLD_LOSS_6X6X6
 
     return (
-        THRESHOLD_LOSS if geometry.drift_length_cm <= THRESHOLD_CALIBRATED_CM else NO_THRESHOLD_LOSS
+        THRESHOLD_LOSS
+        if geometry.drift_length_cm <= THRESHOLD_CALIBRATED_CM
+        else THRESHOLD_LOSS_6X6X6
     )
 
 
+def gain_refs(geometry: Geometry) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The gain-1 (truncated mean, MPV) references per view of the detector's drift: the 3x1x1's
+    up to its 1 m, the 6x6x6's beyond (more diffusion, :data:`.gain.MIP_TM_REF_6X6X6`)."""
+    from farmtools.analysis.gain import (
+        MIP_MPV_REF,
+        MIP_MPV_REF_6X6X6,
+        MIP_TM_REF,
+        MIP_TM_REF_6X6X6,
+    )
+
+    if geometry.drift_length_cm <= THRESHOLD_CALIBRATED_CM:
+        return MIP_TM_REF, MIP_MPV_REF
+    return MIP_TM_REF_6X6X6, MIP_MPV_REF_6X6X6
+
+
+def muon_offset(geometry: Geometry) -> float | None:
+    """The purity fit's cut on muons off the others' charge (:data:`.purity.MAX_MUON_OFFSET`):
+    the 6x6x6's, whose cosmics a wrong flash may time; none on the 3x1x1 (t0 from the charge)."""
+    from farmtools.analysis.purity import MAX_MUON_OFFSET
+
+    return None if geometry.drift_length_cm <= THRESHOLD_CALIBRATED_CM else MAX_MUON_OFFSET
+
+
 def _measure(hits: Columns, geo: Geometry) -> tuple[PurityResult, GainResult]:
-    """Lifetime, then gains at that lifetime, with the drift range and threshold-loss
-    constants of ``geo`` (the 3x1x1's, or the 6x6x6's anode plane)."""
+    """Lifetime, then gains at that lifetime, with the drift range, threshold-loss constants
+    and gain references of ``geo`` (the 3x1x1's, or the 6x6x6's anode plane)."""
     loss = threshold_loss(geo)
-    pur = purity_analysis(hits, max_drift_us=max_drift_us(geo), threshold_loss=loss)
-    return pur, gain_analysis(hits, pur.combined.tau_us, geo, threshold_loss=loss)
+    pur = purity_analysis(
+        hits,
+        max_drift_us=max_drift_us(geo),
+        threshold_loss=loss,
+        max_muon_offset=muon_offset(geo),
+    )
+    tm, mp = gain_refs(geo)
+    return pur, gain_analysis(
+        hits, pur.combined.tau_us, geo, tm_ref=tm, mpv_ref=mp, threshold_loss=loss
+    )
 
 
 def analyse_group(

@@ -382,6 +382,14 @@ def fit_exponential(points: list[dict[str, list[float]]]) -> tuple[float, float,
 #: and checked on the grid's other, independent samples (docs/analysis.md).  It belongs to the
 #: hit finder's rule and the pulse shape, not to the gain: re-derive it when either changes.
 THRESHOLD_LOSS: tuple[float, float] = (4.0e-3, 1.5)
+#: The same for the 6x6x6's 6 m drift (3.7 ms; :func:`farmtools.analysis.pipeline.threshold_loss`
+#: picks it), same power ``p``: the 3x1x1's ``c`` over-corrected there (+4 % on tau at 3 ms, -1.1 %
+#: uncorrected).  ``c`` minimised the bias of the corrected tau on 24 emulated beam events through
+#: the whole chain (seed 666, tau 3 ms, G 20 +- 10 %, ``benchmarks/bench_closure666.py``, the
+#: cosmic selection of :mod:`.cosmics`; 0.97e-3, rounded) and was checked on 24 independent
+#: ones (seed 667; docs/analysis.md).  One calibration point (tau, gain, noise): re-derive it
+#: with the bench when the hit finder, the pulse shape or the 6x6x6's noise changes.
+THRESHOLD_LOSS_6X6X6: tuple[float, float] = (1.0e-3, 1.5)
 NO_THRESHOLD_LOSS: tuple[float, float] = (0.0, 0.0)
 
 
@@ -538,6 +546,33 @@ def lem_factors(
     return factors
 
 
+#: Largest ``ln`` offset of a muon's corrected dQ/ds from the others' that the 6x6x6's purity
+#: fit keeps (:func:`muon_offsets`).  A cosmic timed by another particle's flash has its drift
+#: times shifted by the difference, and its charge looks exp(dt / tau) too high or too low:
+#: dt = 750 us is 0.25 at tau 3 ms.  The right muons' offsets had an RMS of 0.09 (Landau, the
+#: 10 % LEM gain spread, angles) on 48 emulated beam events (seed 668); the 2.6 % of selected
+#: cosmics with a wrong t0 (most off by 800-2500 us) moved tau by +1.4 % there.
+MAX_MUON_OFFSET = 0.25
+
+
+def muon_offsets(hits: Columns, k_per_us: float) -> npt.NDArray[np.float64]:
+    """Per hit: ``ln`` of its muon's median dQ/ds times ``exp(k t)`` over the median of all
+    muons' (0 for hits with no finite positive dQ/ds or drift time)."""
+    out = np.zeros(hits["view"].size)
+    ok = (hits["track"] >= 0) & np.isfinite(hits["dqds"]) & (hits["dqds"] > 0)
+    ok &= np.isfinite(hits["drift_us"])
+    if not ok.any():
+        return out
+    corrected = hits["dqds"][ok].astype(np.float64) * np.exp(
+        k_per_us * hits["drift_us"][ok].astype(np.float64)
+    )
+    keys = muon_keys(hits)[ok]
+    med = track_median(keys, corrected)
+    _, first = np.unique(keys, return_index=True)
+    out[ok] = np.log(med / float(np.median(med[first])))
+    return out
+
+
 #: Muon resamplings for the errors (see :func:`purity`); about 10 ms each per 10^5 hits.
 BOOTSTRAP = 30
 
@@ -602,8 +637,13 @@ def purity(
     end_strips: int = END_STRIPS,
     threshold_model: bool = False,
     threshold_loss: tuple[float, float] = THRESHOLD_LOSS,
+    max_muon_offset: float | None = None,
 ) -> PurityResult:
     """Electron lifetime per view and combined from the hits of one or more reconstructed files.
+
+    ``max_muon_offset`` (the 6x6x6's :data:`MAX_MUON_OFFSET`) leaves out the muons whose
+    attenuation-corrected dQ/ds is off the others' by more than that (in ``ln``), at the
+    lifetime of a first fit: their drift times are wrong (:func:`muon_offsets`).
 
     The hits are summed in segments of ``segment_strips`` strips before binning (1: per hit;
     the module doc says why).
@@ -627,6 +667,14 @@ def purity(
     ``bootstrap`` > 0 the muons (both views together) are resampled that many times and each
     error is the larger of the fit's and the bootstrap's.
     """
+    if max_muon_offset is not None:
+        first = purity(
+            hits, estimator, bin_us, min_length_cm, max_drift_us, equalise, 0,
+            segment_strips, end_strips, threshold_model, threshold_loss,
+        )  # fmt: skip
+        if math.isfinite(first.combined.k_per_us):
+            offsets = muon_offsets(hits, first.combined.k_per_us)
+            hits = {k: v[~(np.abs(offsets) > max_muon_offset)] for k, v in hits.items()}
     sel = select_crossing(hits, min_length_cm, max_drift_us, end_strips)
     drift = hits["drift_us"][sel].astype(np.float64)
     dqds = hits["dqds"][sel].astype(np.float64)

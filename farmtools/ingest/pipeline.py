@@ -49,8 +49,9 @@ from farmtools.ingest.verdicts import (
     Outcome,
     Verdicts,
 )
-from farmtools.rawdata import RawDataError, RawFile, RawName, parse_raw_name
+from farmtools.rawdata import RawDataError, RawName, parse_raw_name
 from farmtools.rawdata.endofrun import parse_eor_name
+from farmtools.rawdata.pddp_reader import open_raw
 from farmtools.storage.base import (
     ChecksumMismatch,
     DestinationConflict,
@@ -64,8 +65,6 @@ from farmtools.storage.checksum import adler32_file, adler32_hex
 if TYPE_CHECKING:
     from farmtools.bookkeeping.db import Bookkeeping, FileRecord
     from farmtools.config import FarmConfig
-    from farmtools.detector import Geometry
-    from farmtools.rawdata.pddp_reader import PDDPFile
 
 log = logging.getLogger("farmtools.ingest")
 
@@ -440,13 +439,3 @@ class FilePipeline:
             return int(psutil.Process(pid).create_time() * 100) != start
         except Exception:
             return True
-
-
-def open_raw(path: Path, raw: RawName, geometry: Geometry) -> RawFile | PDDPFile:
-    """The file opened by the reader of its format (a 6x6x6 event file by the ProtoDUNE-DP one)."""
-    if raw.pddp:
-        from farmtools.detector import geometry as lookup
-        from farmtools.rawdata.pddp_reader import PDDPFile
-
-        return PDDPFile.open(path, geometry if geometry.l1_builders == 2 else lookup("6x6x6"))
-    return RawFile.open(path, geometry)

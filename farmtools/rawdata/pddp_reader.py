@@ -28,6 +28,7 @@ from farmtools.detector import Geometry, geometry
 from farmtools.rawdata import huffman
 from farmtools.rawdata.errors import RawDataError
 from farmtools.rawdata.indexed import IndexedFile
+from farmtools.rawdata.naming import RawName
 from farmtools.rawdata.packing import _unpack, unpack12
 from farmtools.rawdata.pddp_format import (
     EVENT_ENTRY,
@@ -39,7 +40,7 @@ from farmtools.rawdata.pddp_format import (
     table_size,
     unpack_lro,
 )
-from farmtools.rawdata.reader import ValidationReport
+from farmtools.rawdata.reader import RawFile, ValidationReport
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
@@ -354,3 +355,13 @@ class PDDPFile(IndexedFile):
             if callable(progress):
                 progress(i + 1)
         return report
+
+
+def open_raw(path: str | os.PathLike[str], name: RawName, geo: Geometry) -> RawFile | PDDPFile:
+    """A raw file opened by the reader of its format: a 6x6x6 event file (``name.pddp``) by
+    the ProtoDUNE-DP one (with ``geo`` if it is a 6x6x6 geometry, else the 6x6x6's), a 311
+    file by the 3x1x1 one; the farm's configured geometry names one detector, its directories
+    may hold the other's files."""
+    if name.pddp:
+        return PDDPFile.open(path, geo if geo.l1_builders == 2 else geometry("6x6x6"))
+    return RawFile.open(path, geo)

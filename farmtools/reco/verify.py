@@ -1,9 +1,12 @@
 """``farmtools verify-output DIR``: every reconstruction output opens and has all its events.
 
 The seed checked this by hand after every data challenge (open each ROOT file, count its
-entries, compare with the raw file).  Here each raw file ``run<N>-seq<M>.dat`` under the raw
-directory is paired with ``recotask_run<N>-seq<M>.root`` under the output directory (any depth,
-so both the ``<dir>/run<N>/`` layout of the storage and a flat directory work), and:
+entries, compare with the raw file).  Here each raw file under the raw directory is paired with
+its output under the output directory (any depth, so both the ``<dir>/run<N>/`` layout of the
+storage and a flat directory work): ``run<N>-seq<M>.dat`` with ``recotask_run<N>-seq<M>.root``,
+a 6x6x6 event file ``<run>_<seq>_<id>.dat`` with ``recotask_<run>_<seq>_<id>.root``
+(:attr:`farmtools.rawdata.naming.RawName.reco_filename`, the name processing gives it; the
+L2 builder id keeps the two builders' files of one sequence apart), and:
 
 * a raw file without its ROOT file is *missing*;
 * a ROOT file that does not open, or lacks one of the trees, is *unreadable*;
@@ -25,11 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from farmtools.detector import Geometry
-from farmtools.rawdata import RawDataError, RawFile
+from farmtools.rawdata import RawDataError
 from farmtools.rawdata.naming import RawName, parse_raw_name
+from farmtools.rawdata.pddp_reader import open_raw
 from farmtools.reco.output import TREES
 
-_RECO_NAME = re.compile(r"recotask_run(\d{1,9})-seq(\d{1,9})\.root")
+_RECO_NAME = re.compile(r"recotask_(.+)\.root")
 
 #: Statuses that do not make the verification fail.
 GOOD = frozenset({"ok", "skipped"})
@@ -81,9 +85,10 @@ class VerifyReport:
 
 
 def parse_reco_name(name: str | os.PathLike[str]) -> RawName | None:
-    """Run and sequence of ``recotask_run<N>-seq<M>.root`` (a base name or a path), else None."""
+    """The raw name whose output is ``name`` (a base name or a path): ``recotask_`` + the raw
+    file's name with ``.root`` for ``.dat`` (both detectors' conventions), else None."""
     m = _RECO_NAME.fullmatch(os.path.basename(os.fspath(name)))
-    return RawName(int(m.group(1)), int(m.group(2))) if m else None
+    return parse_raw_name(m.group(1) + ".dat") if m else None
 
 
 def root_entries(path: str | os.PathLike[str]) -> int:
@@ -135,7 +140,7 @@ def check_pair(
     raw_events: int | None = None
     if raw is not None:
         try:
-            with RawFile.open(raw, geometry) as f:
+            with open_raw(raw, name, geometry) as f:
                 raw_events = f.n_events
         except RawDataError as exc:
             if root is None:
@@ -161,8 +166,8 @@ def check_pair(
 
 def verify_tree(out_dir: Path, raw_dir: Path, geometry: Geometry) -> VerifyReport:
     """Pair every raw file under ``raw_dir`` with its ROOT file under ``out_dir`` and check them."""
-    roots = _index(out_dir, parse_reco_name, "recotask_run*-seq*.root")
-    raws = _index(raw_dir, parse_raw_name, "run*-seq*.dat")
+    roots = _index(out_dir, parse_reco_name, "recotask_*.root")
+    raws = _index(raw_dir, parse_raw_name, "*.dat")
     report = VerifyReport()
     for name in sorted(set(roots) | set(raws)):
         report.checks.append(check_pair(name, roots.get(name), raws.get(name), geometry))

@@ -31,8 +31,8 @@ def farm(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return base / "raw", base / "out"
 
 
-def _verify(out: Path, raw: Path) -> tuple[int, str]:
-    res = runner.invoke(app, ["verify-output", str(out), "--raw", str(raw)])
+def _verify(out: Path, raw: Path, *options: str) -> tuple[int, str]:
+    res = runner.invoke(app, ["verify-output", str(out), "--raw", str(raw), *options])
     return res.exit_code, res.output
 
 
@@ -81,3 +81,33 @@ def test_output_without_raw_file_is_unchecked(farm: tuple[Path, Path], tmp_path:
 def test_not_a_directory(tmp_path: Path) -> None:
     code, text = _verify(tmp_path / "absent", tmp_path)
     assert code == 1 and "not a directory" in text
+
+
+def test_6x6x6_outputs_pair_with_their_event_files(tmp_path: Path) -> None:
+    """``<run>_<seq>_<id>.dat`` pairs with ``recotask_<run>_<seq>_<id>.root`` (the name
+    processing gives it), the two L2 builders' files of one sequence apart."""
+    import numpy as np
+
+    from farmtools.detector import geometry
+    from tests.unit.reco import pddp_synth
+
+    g = geometry("6x6x6-full:200")
+    raw = tmp_path / "raw" / "run12"
+    out = tmp_path / "out" / "run12"
+    raw.mkdir(parents=True)
+    out.mkdir(parents=True)
+    empty = (np.full((g.n_channels, g.samples), 400, dtype=np.uint16), b"")
+    for builder, n in (("a", 2), ("b", 1)):
+        path = pddp_synth.write_file(raw / f"12_3_{builder}.dat", g, [empty] * n, run=12)
+        reconstruct_file(path, out / f"recotask_12_3_{builder}.root", g)
+    code, text = _verify(out.parent, raw.parent, "--detector", "6x6x6-full:200")
+    assert code == 0, text
+    assert "(2 entries, raw file 2 events)" in text
+    assert "(1 entries, raw file 1 events)" in text
+    assert "OK: 2 files checked (2 ok)" in text
+    # builder b's output gone: its event file is missing an output, a's still pairs
+    (out / "recotask_12_3_b.root").unlink()
+    code, text = _verify(out.parent, raw.parent, "--detector", "6x6x6-full:200")
+    assert code == 1
+    assert f"missing {raw / '12_3_b.dat'}" in text
+    assert "FAILED: 2 files checked (1 missing, 1 ok)" in text

@@ -34,6 +34,7 @@ def _tracks(rows: list[tuple[int, int, int, float, float, float, float]]) -> dic
                 "drift_min_cm": z_a,
                 "drift_max_cm": z_b,
                 "t0": 0.0,
+                "match_quality": 1.0,
             }
             for k, v in row.items():
                 cols.setdefault(k, []).append(v)
@@ -56,3 +57,21 @@ def test_selection_keeps_long_deep_isolated_cosmics() -> None:
     assert set(t["track3d"][near]) == {0, 2}  # 10 cm from the beam's box: isolated at 5 cm
     shallow = select_cosmics(t, G, CosmicSelection(min_drift_cm=50.0))
     assert set(t["track3d"][shallow]) == {0, 1}
+
+
+def test_views_of_two_muons_or_a_poor_flash_match_are_not_selected() -> None:
+    rows = [
+        (0, 0, TAG_COSMIC, 10.0, 60.0, 50.0, 450.0),
+        (1, 2, TAG_COSMIC, 10.0, 60.0, 50.0, 450.0),
+        (2, 3, TAG_COSMIC, 10.0, 60.0, 50.0, 450.0),
+    ]
+    t = _tracks(rows)
+    assert set(t["track3d"][select_cosmics(t, G)]) == {0, 1, 2}
+    # track 1's view 1 ends 40 us earlier than its view 0: another muon's view paired with it
+    late = np.flatnonzero((t["track3d"] == 1) & (t["view"] == 1))
+    t["tick_max"][late] -= 40.0 / G.tick_us
+    # track 2's flash fits its light badly
+    t["match_quality"][t["track3d"] == 2] = 3.0
+    assert set(t["track3d"][select_cosmics(t, G)]) == {0}
+    loose = CosmicSelection(max_view_mismatch_us=50.0, max_match_quality=4.0)
+    assert set(t["track3d"][select_cosmics(t, G, loose)]) == {0, 1, 2}

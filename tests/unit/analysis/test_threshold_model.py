@@ -106,3 +106,61 @@ def test_the_systematic_error_grows_with_the_noise_over_the_pulse_height() -> No
         assert res.to_json()["k_systematic"] == res.k_systematic
     assert res.noise_to_signal > 0.02  # 4.5 ADC on a G = 3 pulse
     assert math.isnan(purity(hits, bootstrap=0, threshold_loss=(0.0, 0.0)).k_systematic)
+
+
+def test_each_detector_gets_the_threshold_loss_calibrated_on_its_drift() -> None:
+    from farmtools.analysis.gain import MIP_MPV_REF, MIP_TM_REF
+    from farmtools.analysis.pipeline import gain_refs, threshold_loss
+    from farmtools.analysis.purity import THRESHOLD_LOSS, THRESHOLD_LOSS_6X6X6
+    from farmtools.detector import geometry
+
+    assert threshold_loss(geometry("3x1x1")) == THRESHOLD_LOSS
+    assert threshold_loss(geometry("6x6x6-full")) == THRESHOLD_LOSS_6X6X6
+    # the 6x6x6's is smaller: the 3x1x1's over-corrected its 3.7 ms by +4 % on tau
+    assert 0 < THRESHOLD_LOSS_6X6X6[0] < THRESHOLD_LOSS[0]
+    # and its gain references: the 3x1x1's raised by the 6x6x6's longer diffusion
+    assert gain_refs(geometry("3x1x1")) == (MIP_TM_REF, MIP_MPV_REF)
+    tm, mp = gain_refs(geometry("6x6x6-full"))
+    assert all(
+        1.0 < a / b < 1.05 for a, b in zip((*tm, *mp), (*MIP_TM_REF, *MIP_MPV_REF), strict=True)
+    )
+
+
+def _muons(n: int, wrong: int, shift_us: float, tau_us: float = 3000.0) -> dict[str, np.ndarray]:
+    """Hits of ``n`` muons crossing 0..3600 us of drift, the last ``wrong`` with their drift
+    times shifted by ``shift_us`` (timed by another particle's flash)."""
+    rng = np.random.default_rng(7)
+    per = 240
+    t = np.tile(np.linspace(10.0, 3590.0, per), n)
+    muon = np.repeat(np.arange(n), per)
+    q = 10.0 * np.exp(-t / tau_us) * rng.gamma(20.0, 1 / 20.0, t.size)
+    drift = np.where(muon >= n - wrong, t + shift_us, t)
+    return {
+        "event": muon.astype(np.int32),
+        "track": np.zeros(t.size, dtype=np.int16),
+        "view": (np.arange(t.size) % 2).astype(np.int8),
+        "channel": np.tile(np.arange(per) // 2, n).astype(np.int16),
+        "drift_us": drift.astype(np.float32),
+        "dqds": q.astype(np.float32),
+        "ds": np.full(t.size, 0.4, dtype=np.float32),
+        "edge": np.zeros(t.size, dtype=bool),
+        "lem": np.ones(t.size, dtype=np.int8),
+        "trk_crossing": np.ones(t.size, dtype=bool),
+        "trk_matched": np.ones(t.size, dtype=bool),
+        "trk_length3d": np.full(t.size, 300.0, dtype=np.float32),
+    }
+
+
+def test_muons_with_a_wrong_t0_are_left_out_by_their_charge() -> None:
+    from farmtools.analysis.purity import MAX_MUON_OFFSET, muon_offsets, purity
+
+    kw = {"max_drift_us": 3696.0, "threshold_loss": (0.0, 0.0), "bootstrap": 0}
+    hits = _muons(200, 8, 1200.0)
+    plain = purity(hits, **kw).combined  # type: ignore[arg-type]
+    cut = purity(hits, max_muon_offset=MAX_MUON_OFFSET, **kw).combined  # type: ignore[arg-type]
+    clean = purity(_muons(192, 0, 0.0), **kw).combined  # type: ignore[arg-type]
+    assert plain.tau_us > 1.008 * clean.tau_us  # 4 % of the muons 1.2 ms off: tau too long
+    assert abs(cut.tau_us / clean.tau_us - 1) < 0.005
+    offsets = muon_offsets(hits, 1 / 3000.0)
+    assert np.all(offsets[hits["event"] >= 192] > 0.3)
+    assert np.all(np.abs(offsets[hits["event"] < 192]) < 0.1)
