@@ -11,9 +11,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from farmtools.bookkeeping import Bookkeeping, Event, FileState
-from farmtools.config import FarmConfig
+from farmtools.cli import app
+from farmtools.config import FarmConfig, load_config
 from farmtools.final.catalog import FinalCatalog, FinalState
 from farmtools.final.policy import Decision
 from farmtools.final.stages import (
@@ -41,14 +43,14 @@ EXPECTED = {"beam": 4, "cosmic": 7, "empty": 2, "noisy": 2, "incomplete": 1}
 def _farm(
     tmp_path: Path, destination: str = "central/final", **final: str
 ) -> tuple[FarmConfig, Bookkeeping]:
-    cfg = FarmConfig.model_validate(
-        {
-            "farm": {"home": str(tmp_path), "detector": f"6x6x6:{GEO.samples}"},
-            "final": {"destination": destination, "cosmic": "prescale:3", "empty": "drop", **final},
-            "storage": {"retries": 1, "backoff_s": 0.01},
-            "base_dir": tmp_path,
-        }
+    settings = {"destination": destination, "cosmic": "prescale:3", "empty": "drop", **final}
+    toml = tmp_path / "farm.toml"
+    toml.write_text(
+        f'[farm]\nhome = "{tmp_path}"\ndetector = "6x6x6:{GEO.samples}"\n'
+        "[storage]\nretries = 1\nbackoff_s = 0.01\n[final]\n"
+        + "".join(f'{k} = "{v}"\n' for k, v in settings.items())
     )
+    cfg = load_config(toml)
     bk = Bookkeeping(cfg.database_url)
     for n, (name, kinds) in enumerate(KINDS.items()):
         stored = cfg.path(cfg.storage.input) / f"run{RUN}" / name
@@ -179,3 +181,35 @@ def test_transfer_and_verify_on_xrootd(tmp_path: Path, xrootd_server) -> None:  
     results = verify_run(cfg, bk, RUN)
     assert all(r.ok for _f, r in results) and len(results) == len(finals)
     assert all(d.allowed for d in deletable_run(cfg, bk, RUN))
+
+
+def test_cli_runs_the_chain_and_lists_deletable_files_with_their_proof(tmp_path: Path) -> None:
+    _cfg, bk = _farm(tmp_path)
+    runner = CliRunner()
+    conf = ["-c", str(tmp_path / "farm.toml")]
+
+    def run(*args: str) -> str:
+        res = runner.invoke(app, ["final", *args, str(RUN), *conf])
+        assert res.exit_code == 0, res.output
+        return res.output
+
+    assert "2 files, 16 events classified" in run("classify")
+    counts = json.loads(run("filter", "--json"))["counts"]
+    assert counts["cosmic"] == {"kept": 3, "prescaled_out": 4, "dropped": 0}
+    before = json.loads(run("deletable", "--json"))
+    assert [d["deletable"] for d in before] == [False, False]
+    assert "5_1_B.dat" in run("pack") and "5_1_C.dat" in run("status")
+    run("transfer")
+    run("verify")
+    after = json.loads(run("deletable", "--json"))
+    assert [d["deletable"] for d in after] == [True, True]
+    assert all("dropped by policy 1" in d["proof"] for d in after)
+    status = json.loads(run("status", "--json"))
+    assert {f["state"] for f in status["files"]} == {"verified"}
+    assert sum(f["events"] for f in status["files"]) == 10
+    # a policy value that is not keep, drop or prescale:N is refused naming the key
+    toml = tmp_path / "farm.toml"
+    toml.write_text(toml.read_text().replace('empty = "drop"', 'empty = "sometimes"'))
+    res = runner.invoke(app, ["final", "filter", str(RUN), *conf])
+    assert res.exit_code == 2 and "final.empty" in res.output
+    bk.close()
