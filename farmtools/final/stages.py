@@ -39,8 +39,7 @@ from farmtools.final.writer import (
     OpenFiles,
     PackItem,
     final_name,
-    groups,
-    write_final,
+    pack_stream,
 )
 from farmtools.rawdata.errors import RawDataError
 from farmtools.rawdata.pddp_naming import parse_l2_name
@@ -193,6 +192,15 @@ def pack_run(
     target = target_bytes if target_bytes is not None else parse_size(cfg.final.target_size)
     paths = {r.name: r.storage_path for r in raw_files(bk, run)}
     todo = [e for e in cat.events(run) if e.decision == Decision.KEPT and e.final_file is None]
+    gone = sorted({e.file for e in todo if e.file not in paths})
+    if gone:  # re-filtered after its raw files left the buffer: said, never silently skipped
+        bk.raise_alarm(
+            None,
+            ALARM_SOURCE,
+            "raw_gone",
+            f"run {run}: kept events of raw files no longer in the buffer: {', '.join(gone)}",
+        )
+        todo = [e for e in todo if e.file in paths]
     workdir = _workdir(cfg, run)
     workdir.mkdir(parents=True, exist_ok=True)
     out: list[FinalFile] = []
@@ -206,7 +214,6 @@ def pack_run(
             for f in existing
             if f.stream == stream and (m := _SEQ.fullmatch(f.name)) is not None
         ]
-        seq = max(seqs, default=0)
         with ExitStack() as stack:
             fetched = {
                 name: stack.enter_context(local_copy(paths[name] or "", workdir))
@@ -214,16 +221,13 @@ def pack_run(
             }
             items = [PackItem(e.file, fetched[e.file], e.idx, e.klass) for e in mine]
             opened = OpenFiles(cfg.geometry, stack)
-            for group in groups(items, opened, target):
-                seq += 1
-                name = final_name(run, seq, stream)
-                (workdir / name).unlink(missing_ok=True)  # an unrecorded one of a crashed pack
-                w = write_final(
-                    workdir, name, run, stream, [it for it, _s in group], opened, flt.policy_version
-                )
+            names = _names(workdir, run, stream, max(seqs, default=0) + 1)
+            for w in pack_stream(
+                workdir, names, run, stream, items, opened, flt.policy_version, target
+            ):
                 out.append(
                     cat.add_final(
-                        name=name,
+                        name=w.path.name,
                         run=run,
                         stream=stream,
                         size=w.size,
@@ -233,6 +237,15 @@ def pack_run(
                     )
                 )
     return out
+
+
+def _names(workdir: Path, run: int, stream: str, seq: int) -> Iterator[str]:
+    """Final file names from ``seq`` on; an unrecorded file of a crashed pack is removed first."""
+    while True:
+        name = final_name(run, seq, stream)
+        (workdir / name).unlink(missing_ok=True)
+        yield name
+        seq += 1
 
 
 def transfer_run(cfg: FarmConfig, bk: Bookkeeping, run: int) -> list[FinalFile]:
