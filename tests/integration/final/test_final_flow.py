@@ -27,6 +27,7 @@ from farmtools.final.stages import (
     verify_run,
 )
 from farmtools.rawdata.pddp_reader import PDDPFile
+from farmtools.storage import XRootDStorage
 from farmtools.storage.checksum import adler32_hex
 from tests.states import walk
 from tests.unit.final.synth import GEO, write_run
@@ -169,9 +170,19 @@ def test_transfer_and_verify_on_xrootd(tmp_path: Path, xrootd_server) -> None:  
         pw = pwd.getpwnam("xrootd")
         os.chown(top, pw.pw_uid, pw.pw_gid)
     cfg, bk = _farm(tmp_path, destination=dest)
-    classify_run(cfg, bk, RUN)
+    # the raw buffer on XRootD too (the farm storage is EOS in production): read over the wire
+    buffer = XRootDStorage(xrootd_server.url, "/final/buffer")
+    for name in KINDS:
+        rec = bk.get(name)
+        assert rec is not None and rec.storage_path is not None
+        put = buffer.put(rec.storage_path, f"run{RUN}/{name}")
+        Path(rec.storage_path).unlink()
+        bk.update_fields(name, storage_path=put.url)
+    assert classify_run(cfg, bk, RUN).events == 16
     filter_run(cfg, bk, RUN)
     finals = pack_run(cfg, bk, RUN)
+    work = tmp_path / "final" / f"run{RUN}"
+    assert not [p for p in work.iterdir() if p.name.startswith(".")]  # fetched copies gone
     moved = transfer_run(cfg, bk, RUN)
     assert [f.destination for f in moved] == [f"{dest}/run{RUN}"] * len(finals)
     on_server = sorted(p.name for p in (top / "f16" / f"run{RUN}").iterdir())
