@@ -224,3 +224,25 @@ def test_cli_runs_the_chain_and_lists_deletable_files_with_their_proof(tmp_path:
     res = runner.invoke(app, ["final", "filter", str(RUN), *conf])
     assert res.exit_code == 2 and "final.empty" in res.output
     bk.close()
+
+
+def test_a_failed_transfer_is_recorded_and_tried_again(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the destination directory should be")
+    cfg, bk = _farm(tmp_path, destination=str(blocker), cosmic="drop", noisy="drop")
+    classify_run(cfg, bk, RUN)
+    filter_run(cfg, bk, RUN)
+    finals = pack_run(cfg, bk, RUN)
+    assert transfer_run(cfg, bk, RUN) == []
+    cat = FinalCatalog(bk)
+    failed = cat.finals(RUN, FinalState.FAILED)
+    assert [f.name for f in failed] == [f.name for f in finals]
+    assert all(f.last_error and "not-a-dir" in f.last_error for f in failed)
+    assert any(a.kind == "final_failed" for a in bk.alarms())
+    assert verify_run(cfg, bk, RUN) == []  # nothing transferred, nothing to verify
+    good = cfg.model_copy(
+        update={"final": cfg.final.model_copy(update={"destination": str(tmp_path / "eos")})}
+    )
+    assert len(transfer_run(good, bk, RUN)) == len(finals)
+    assert all(r.ok for _f, r in verify_run(good, bk, RUN))
+    assert all(d.allowed for d in deletable_run(good, bk, RUN))
