@@ -30,6 +30,7 @@ from farmtools.rawdata.pddp_reader import PDDPFile
 from farmtools.storage import XRootDStorage
 from farmtools.storage.checksum import adler32_hex
 from tests.states import walk
+from tests.unit.evb.pddp_oracle import read_file
 from tests.unit.final.synth import GEO, write_run
 
 RUN = 5
@@ -103,6 +104,13 @@ def test_every_event_classified_filtered_packed_and_accounted(tmp_path: Path) ->
             assert all(h.compressed for frags in pf.fragments for _p, h in frags)
             if f.stream != "other":  # (a corrupt event is kept as it came, bad LRO included)
                 pf.validate()
+            triggers = [e.trigger_number for e in pf.entries]
+        # the public decoder's rules (an independent, literal reading) split it the same way
+        oracle = read_file(str(work / f.name))
+        assert [e.fragments[0].trigger_number for e in oracle] == triggers
+        assert all(fr.run_flags & 1 for e in oracle for fr in e.fragments)
+        if f.stream == "beam":
+            assert all(e.good and len(e.fragments) == 2 for e in oracle)
         manifest = json.loads((work / (f.name + ".manifest.json")).read_text())
         assert manifest["adler32"] == f.adler32 and len(manifest["events"]) == f.events
         assert (work / (f.name + ".log")).read_text().rstrip().endswith(f"adler32 {f.adler32}")
