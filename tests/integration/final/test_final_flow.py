@@ -26,6 +26,7 @@ from farmtools.final.stages import (
     transfer_run,
     verify_run,
 )
+from farmtools.monitor.attention import resolve_command
 from farmtools.rawdata.pddp_reader import PDDPFile
 from farmtools.storage import XRootDStorage
 from farmtools.storage.checksum import adler32_hex
@@ -246,7 +247,10 @@ def test_a_failed_transfer_is_recorded_and_tried_again(tmp_path: Path) -> None:
     failed = cat.finals(RUN, FinalState.FAILED)
     assert [f.name for f in failed] == [f.name for f in finals]
     assert all(f.last_error and "not-a-dir" in f.last_error for f in failed)
-    assert any(a.kind == "final_failed" for a in bk.alarms())
+    alarms = [a for a in bk.alarms() if a.kind == "final_failed"]
+    assert len(alarms) == len(finals)  # one per file, each naming it
+    for a in alarms:
+        assert resolve_command("final", a.kind, message=a.message) == f"farmtools final all {RUN}"
     assert verify_run(cfg, bk, RUN) == []  # nothing transferred, nothing to verify
     good = cfg.model_copy(
         update={"final": cfg.final.model_copy(update={"destination": str(tmp_path / "eos")})}
