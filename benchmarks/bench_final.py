@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -128,8 +127,7 @@ def main() -> None:
 
         final_dir = work / "final"
         final_dir.mkdir()
-        with ExitStack() as stack:
-            opened = OpenFiles(geo, stack)
+        with OpenFiles(geo) as opened:
             items = [PackItem(raw.name, str(raw), i, EventClass.BEAM) for i in range(args.events)]
             opened.get(str(raw))
             with Step() as w:

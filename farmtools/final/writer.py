@@ -23,8 +23,8 @@ from __future__ import annotations
 import json
 import os
 import zlib
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -136,18 +136,40 @@ def compress_event(f: PDDPFile, i: int) -> tuple[list[tuple[FragmentHeader, byte
 
 
 class OpenFiles:
-    """Raw files open for reading, one at a time per path (a pack reads files in order)."""
+    """Raw files open for reading: each fetched (a copy of one on XRootD) and opened once, and
+    closed (the copy removed) as soon as its last event to pack is packed."""
 
-    def __init__(self, geo: Geometry, stack: ExitStack) -> None:
+    def __init__(
+        self, geo: Geometry, fetch: Callable[[str], AbstractContextManager[str]] | None = None
+    ) -> None:
         self.geo = geo
-        self.stack = stack
-        self.files: dict[str, PDDPFile] = {}
+        self.fetch = fetch
+        self._open: dict[str, tuple[ExitStack, PDDPFile]] = {}
 
-    def get(self, path: str) -> PDDPFile:
-        f = self.files.get(path)
-        if f is None:
-            f = self.files[path] = self.stack.enter_context(PDDPFile(path, self.geo))
-        return f
+    def get(self, location: str) -> PDDPFile:
+        got = self._open.get(location)
+        if got is None:
+            stack = ExitStack()
+            try:
+                path = stack.enter_context(self.fetch(location)) if self.fetch else location
+                got = (stack, stack.enter_context(PDDPFile(path, self.geo)))
+            except BaseException:
+                stack.close()
+                raise
+            self._open[location] = got
+        return got[1]
+
+    def release(self, location: str) -> None:
+        got = self._open.pop(location, None)
+        if got is not None:
+            got[0].close()
+
+    def __enter__(self) -> OpenFiles:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        for location in list(self._open):
+            self.release(location)
 
 
 class _Spool:
@@ -194,38 +216,44 @@ class _Spool:
         self.path.unlink(missing_ok=True)
 
 
-def pack_stream(
+def pack_events(
     workdir: Path,
-    names: Iterator[str],
+    names: Callable[[str], str],
     run: int,
-    stream: str,
     items: Sequence[PackItem],
     opened: OpenFiles,
     policy_version: str,
     target: int,
+    stream_of: Callable[[PackItem], str] = lambda it: STREAM_OF[it.klass],
 ) -> Iterator[Written]:
-    """Final files of ``items`` (in order), each under ``target`` bytes once compressed.
+    """Final files of ``items`` (in order; one series per stream, ``names(stream)`` naming the
+    next file of a stream), each under ``target`` bytes once compressed.
 
-    An event that would take the file past ``target`` starts the next one (an event bigger than
-    ``target`` gets a file alone).  Each file is yielded as soon as it is under its name, so the
-    caller records it before the next is written.
+    One pass over the items, so each raw file is read (fetched) once whatever its events'
+    streams, and closed after its last item.  An event that would take its stream's file past
+    ``target`` starts the next one (an event bigger than ``target`` gets a file alone).  Each
+    file is yielded as soon as it is under its name, so the caller records it at once.
     """
-    spool: _Spool | None = None
+    last = {it.path: i for i, it in enumerate(items)}
+    spools: dict[str, _Spool] = {}
     try:
-        for it in items:
+        for i, it in enumerate(items):
+            stream = stream_of(it)
             f = opened.get(it.path)
             frags, size = compress_event(f, it.index)
-            if spool is not None and spool.packed and spool.size + EVENT_ENTRY.size + size > target:
+            spool = spools.get(stream)
+            if spool is not None and spool.size + EVENT_ENTRY.size + size > target:
+                del spools[stream]
                 yield _finish(workdir, spool, run, stream, opened, policy_version)
-                spool = None
-            if spool is None:
-                spool = _Spool(workdir, next(names))
-            spool.add(it, f, frags)
-        if spool is not None and spool.packed:
-            yield _finish(workdir, spool, run, stream, opened, policy_version)
-            spool = None
+            if stream not in spools:
+                spools[stream] = _Spool(workdir, names(stream))
+            spools[stream].add(it, f, frags)
+            if last[it.path] == i:
+                opened.release(it.path)
+        for stream in list(spools):
+            yield _finish(workdir, spools.pop(stream), run, stream, opened, policy_version)
     finally:
-        if spool is not None:
+        for spool in spools.values():
             spool.close()
 
 
@@ -239,8 +267,8 @@ def write_final(
     policy_version: str,
 ) -> Written:
     """One final file of all ``items`` (with manifest and log) in ``workdir``."""
-    (written,) = pack_stream(
-        workdir, iter([name]), run, stream, items, opened, policy_version, 1 << 62
+    (written,) = pack_events(
+        workdir, lambda _s: name, run, items, opened, policy_version, 1 << 62, lambda _i: stream
     )
     return written
 
