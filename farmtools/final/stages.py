@@ -27,7 +27,7 @@ from farmtools.archive.transfer import TransferError, transfer
 from farmtools.bookkeeping import Bookkeeping, FileRecord
 from farmtools.bookkeeping.schema import now
 from farmtools.config import FarmConfig
-from farmtools.final.catalog import FinalCatalog, FinalFile, FinalState
+from farmtools.final.catalog import EventRecord, FinalCatalog, FinalFile, FinalState
 from farmtools.final.classify import Classifier, Thresholds
 from farmtools.final.policy import Decision, Policy, count
 from farmtools.final.verify import ExpectedEvent, FinalVerifyResult, verify_final
@@ -298,6 +298,10 @@ def verify_run(
     states = [FinalState.TRANSFERRED, FinalState.FAILED]
     if again:
         states.append(FinalState.VERIFIED)
+    in_file: dict[str, list[int]] = {}
+    for e in cat.events(run):
+        if e.final_file is not None:
+            in_file.setdefault(e.final_file, []).append(e.trigger)
     out = []
     for f in cat.finals(run, states):
         if f.destination is None or f.transferred is None:
@@ -308,7 +312,7 @@ def verify_run(
         except (LocationError, OSError, ValueError, KeyError) as exc:
             res = FinalVerifyResult(where, problems=[f"{where}: manifest unreadable: {exc}"])
         else:
-            triggers = [e.trigger for e in cat.events(run) if e.final_file == f.name]
+            triggers = in_file.get(f.name, [])
             res = verify_final(where, expected, f.size, parse_adler32(f.adler32))
             if sorted(triggers) != sorted(e.trigger for e in expected):
                 res.problems.append(
@@ -339,11 +343,13 @@ def deletable_run(cfg: FarmConfig, bk: Bookkeeping, run: int) -> list[Deletable]
     sources = cat.sources(run)
     flt = cat.filter_record(run)
     verified = {f.name for f in cat.finals(run, FinalState.VERIFIED)}
-    events = cat.events(run)
+    by_file: dict[str, list[EventRecord]] = {}
+    for e in cat.events(run):
+        by_file.setdefault(e.file, []).append(e)
     out = []
     for rec in raw_files(bk, run):
         src = sources.get(rec.name)
-        mine = [e for e in events if e.file == rec.name]
+        mine = by_file.get(rec.name, [])
         if src is None:
             out.append(Deletable(rec.name, rec.storage_path, False, "not classified"))
             continue
@@ -368,7 +374,8 @@ def deletable_run(cfg: FarmConfig, bk: Bookkeeping, run: int) -> list[Deletable]
             if e.final_file not in verified
             and e.decision in (Decision.PRESCALED_OUT, Decision.DROPPED)
         ]
-        left = [e for e in mine if e not in in_final and e not in not_kept]
+        accounted = {e.idx for e in in_final} | {e.idx for e in not_kept}
+        left = [e for e in mine if e.idx not in accounted]
         if left:
             e = left[0]
             why = (
