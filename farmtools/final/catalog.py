@@ -18,7 +18,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, insert, select, tuple_, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from farmtools.bookkeeping import Bookkeeping
 from farmtools.bookkeeping.schema import (
@@ -211,15 +211,16 @@ class FinalCatalog:
     ) -> None:
         """Every event's decision and the run's counts, in one transaction (replacing earlier ones)."""
         with self._write() as conn:
-            for d in Decision:
-                keys = [(f, i) for f, i, dec in decisions if dec == d]
-                for chunk in range(0, len(keys), 500):
-                    part = keys[chunk : chunk + 500]
-                    conn.execute(
-                        update(final_events)
-                        .where(tuple_(final_events.c.file, final_events.c.idx).in_(part))
-                        .values(decision=str(d), policy_version=version)
+            if decisions:
+                conn.execute(
+                    update(final_events)
+                    .where(
+                        final_events.c.file == bindparam("b_file"),
+                        final_events.c.idx == bindparam("b_idx"),
                     )
+                    .values(decision=bindparam("b_decision"), policy_version=version),
+                    [{"b_file": f, "b_idx": i, "b_decision": str(d)} for f, i, d in decisions],
+                )
             conn.execute(delete(final_filters).where(final_filters.c.run == run))
             conn.execute(
                 insert(final_filters).values(
@@ -266,18 +267,16 @@ class FinalCatalog:
                     written=now(),
                 )
             )
-            for chunk in range(0, len(events), 500):
+            if events:
                 conn.execute(
                     update(final_events)
                     .where(
-                        and_(
-                            tuple_(final_events.c.file, final_events.c.idx).in_(
-                                list(events[chunk : chunk + 500])
-                            ),
-                            final_events.c.final_file.is_(None),
-                        )
+                        final_events.c.file == bindparam("b_file"),
+                        final_events.c.idx == bindparam("b_idx"),
+                        final_events.c.final_file.is_(None),
                     )
-                    .values(final_file=name)
+                    .values(final_file=name),
+                    [{"b_file": f, "b_idx": i} for f, i in events],
                 )
         rec = self.get(name)
         assert rec is not None
