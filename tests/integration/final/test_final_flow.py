@@ -44,13 +44,15 @@ EXPECTED = {"beam": 4, "cosmic": 7, "empty": 2, "noisy": 2, "incomplete": 1}
 
 
 def _farm(
-    tmp_path: Path, destination: str = "central/final", **final: str
+    tmp_path: Path, destination: str = "central/final", db: str = "", **final: str
 ) -> tuple[FarmConfig, Bookkeeping]:
     settings = {"destination": destination, "cosmic": "prescale:3", "empty": "drop", **final}
     toml = tmp_path / "farm.toml"
     toml.write_text(
         f'[farm]\nhome = "{tmp_path}"\ndetector = "6x6x6:{GEO.samples}"\n'
-        "[storage]\nretries = 1\nbackoff_s = 0.01\n[final]\n"
+        "[storage]\nretries = 1\nbackoff_s = 0.01\n"
+        + (f'[database]\nurl = "{db}"\n' if db else "")
+        + "[final]\n"
         + "".join(f'{k} = "{v}"\n' for k, v in settings.items())
     )
     cfg = load_config(toml)
@@ -74,8 +76,17 @@ def _farm(
     return cfg, bk
 
 
-def test_every_event_classified_filtered_packed_and_accounted(tmp_path: Path) -> None:
-    cfg, bk = _farm(tmp_path, target_size="700kB")
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db(request: pytest.FixtureRequest) -> str:
+    """The bookkeeping of each backend: "" (SQLite below farm.home) or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return ""
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+def test_every_event_classified_filtered_packed_and_accounted(tmp_path: Path, db: str) -> None:
+    cfg, bk = _farm(tmp_path, target_size="700kB", db=db)
     rep = classify_run(cfg, bk, RUN)
     assert (rep.files, rep.events, rep.failed) == (2, 16, [])
     assert rep.by_class == EXPECTED
