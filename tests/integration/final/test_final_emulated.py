@@ -4,11 +4,9 @@ emulator's truth."""
 
 from __future__ import annotations
 
-import zlib
-from datetime import UTC, datetime
 from pathlib import Path
 
-from farmtools.bookkeeping import Bookkeeping, Event, FileState
+from farmtools.bookkeeping import Bookkeeping
 from farmtools.config import FarmConfig
 from farmtools.detector import geometry
 from farmtools.emulator.beam import BeamSettings
@@ -26,8 +24,7 @@ from farmtools.final.stages import (
     verify_run,
 )
 from farmtools.rawdata.pddp_reader import PDDPFile
-from farmtools.storage.checksum import adler32_hex
-from tests.states import walk
+from tests.states import stored
 
 GEO = geometry("6x6x6:200")
 RUN = 21
@@ -54,11 +51,7 @@ def test_emulated_run_through_the_builder_is_classified_by_its_truth(tmp_path: P
     bk = Bookkeeping(cfg.database_url)
     built = sorted((tmp_path / "storage" / f"run{RUN}").iterdir())
     for path in built:
-        data = path.read_bytes()
-        bk.register_file(path.name, source_path=path.name, run=RUN, seq=0, size=len(data),
-                         daq_write_time=datetime.now(UTC))  # fmt: skip
-        walk(bk, path.name, FileState.STORED, Event.VERIFIED,
-             fields={"adler32": adler32_hex(zlib.adler32(data)), "storage_path": str(path)})  # fmt: skip
+        stored(bk, path, RUN)
 
     rep = classify_run(cfg, bk, RUN)
     assert rep.events == 8 and not rep.failed

@@ -6,14 +6,12 @@ from __future__ import annotations
 import json
 import os
 import pwd
-import zlib
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from farmtools.bookkeeping import Bookkeeping, Event, FileState
+from farmtools.bookkeeping import Bookkeeping
 from farmtools.cli import app
 from farmtools.config import FarmConfig, load_config
 from farmtools.final.catalog import FinalCatalog, FinalState
@@ -29,8 +27,7 @@ from farmtools.final.stages import (
 from farmtools.monitor.attention import resolve_command
 from farmtools.rawdata.pddp_reader import PDDPFile
 from farmtools.storage import XRootDStorage
-from farmtools.storage.checksum import adler32_hex
-from tests.states import walk
+from tests.states import stored
 from tests.unit.evb.pddp_oracle import read_file
 from tests.unit.final.synth import GEO, write_run
 
@@ -58,21 +55,11 @@ def _farm(
     cfg = load_config(toml)
     bk = Bookkeeping(cfg.database_url)
     for n, (name, kinds) in enumerate(KINDS.items()):
-        stored = cfg.path(cfg.storage.input) / f"run{RUN}" / name
-        stored.parent.mkdir(parents=True, exist_ok=True)
+        path = cfg.path(cfg.storage.input) / f"run{RUN}" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
         # the two builders take alternate triggers
-        write_run(stored, kinds, run=RUN, first_trigger=100 * n, seed=n)
-        data = stored.read_bytes()
-        bk.register_file(
-            name, source_path=name, run=RUN, seq=0, size=len(data), daq_write_time=datetime.now(UTC)
-        )
-        walk(
-            bk,
-            name,
-            FileState.STORED,
-            Event.VERIFIED,
-            fields={"adler32": adler32_hex(zlib.adler32(data)), "storage_path": str(stored)},
-        )
+        write_run(path, kinds, run=RUN, first_trigger=100 * n, seed=n)
+        stored(bk, path, RUN)
     return cfg, bk
 
 
