@@ -266,3 +266,23 @@ def test_a_failed_transfer_is_recorded_and_tried_again(tmp_path: Path) -> None:
     assert len(transfer_run(good, bk, RUN)) == len(finals)
     assert all(r.ok for _f, r in verify_run(good, bk, RUN))
     assert all(d.allowed for d in deletable_run(good, bk, RUN))
+
+
+def test_an_unreadable_raw_file_is_named_and_never_deletable(tmp_path: Path) -> None:
+    cfg, bk = _farm(tmp_path)
+    broken = cfg.path(cfg.storage.input) / f"run{RUN}" / "5_0_b.dat"
+    with open(broken, "r+b") as f:  # damaged in the buffer after ingest verified it
+        f.truncate(broken.stat().st_size - 1000)
+    rep = classify_run(cfg, bk, RUN)
+    assert rep.files == 1 and rep.events == 8
+    [(name, why)] = rep.failed
+    assert name == "5_0_b.dat" and "truncated" in why
+    [alarm] = [a for a in bk.alarms() if a.kind == "classify_failed"]
+    assert "5_0_b.dat" in alarm.message
+    filter_run(cfg, bk, RUN)
+    pack_run(cfg, bk, RUN)
+    transfer_run(cfg, bk, RUN)
+    verify_run(cfg, bk, RUN)
+    dels = {d.file: d for d in deletable_run(cfg, bk, RUN)}
+    assert dels["5_0_a.dat"].allowed
+    assert not dels["5_0_b.dat"].allowed and dels["5_0_b.dat"].proof == "not classified"
