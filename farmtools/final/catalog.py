@@ -233,11 +233,19 @@ class FinalCatalog:
             )
 
     def filter_record(self, run: int) -> FilterRecord | None:
+        got = self.filter_records(run)
+        return got[0] if got else None
+
+    def filter_records(self, run: int | None = None) -> list[FilterRecord]:
+        """The filtering of ``run``, or of every filtered run (run order)."""
+        q = select(final_filters).order_by(final_filters.c.run)
+        if run is not None:
+            q = q.where(final_filters.c.run == run)
         with self._read() as conn:
-            r = conn.execute(select(final_filters).where(final_filters.c.run == run)).first()
-        if r is None:
-            return None
-        return FilterRecord(r.run, r.policy_version, dict(r.policy), dict(r.counts), r.filtered)
+            return [
+                FilterRecord(r.run, r.policy_version, dict(r.policy), dict(r.counts), r.filtered)
+                for r in conn.execute(q)
+            ]
 
     # -- final files -----------------------------------------------------------------------
     def add_final(

@@ -18,7 +18,7 @@ from farmtools.listing import JSON_OPTION, emit, emit_json
 if TYPE_CHECKING:
     from farmtools.bookkeeping import Bookkeeping
     from farmtools.config import FarmConfig
-    from farmtools.final.catalog import FinalFile
+    from farmtools.final.catalog import FinalCatalog, FinalFile
 
 app = typer.Typer(
     help="6x6x6 event filtering and final-storage files (classify, filter, pack, transfer, "
@@ -161,12 +161,19 @@ def deletable_cmd(run: int = _RUN, json_out: bool = JSON_OPTION, config: Path = 
 
 
 @app.command("status")
-def status_cmd(run: int = _RUN, json_out: bool = JSON_OPTION, config: Path = _CONFIG) -> None:
+def status_cmd(
+    run: int | None = typer.Argument(None, help="run number (default: a line per filtered run)"),
+    json_out: bool = JSON_OPTION,
+    config: Path = _CONFIG,
+) -> None:
     """What the filter decided for the run and where its final files are."""
     from farmtools.final.catalog import FinalCatalog
 
     _cfg, bk = _open(config)
     cat = FinalCatalog(bk)
+    if run is None:
+        _runs(cat, json_out)
+        return
     flt = cat.filter_record(run)
     finals = cat.finals(run)
     if json_out:
@@ -201,6 +208,34 @@ def status_cmd(run: int = _RUN, json_out: bool = JSON_OPTION, config: Path = _CO
     else:
         _counts(run, flt.policy_version, flt.counts)
     _files(f"run {run}: final files", finals)
+
+
+def _runs(cat: FinalCatalog, json_out: bool) -> None:
+    """One line per filtered run: policy, decisions, final files and how many are verified."""
+    from farmtools.final.catalog import FinalState
+
+    rows = []
+    for flt in cat.filter_records():
+        finals = cat.finals(flt.run)
+        total = {
+            d: sum(c[d] for c in flt.counts.values()) for d in ("kept", "prescaled_out", "dropped")
+        }
+        verified = [f for f in finals if f.state == FinalState.VERIFIED]
+        rows.append(
+            {
+                "run": flt.run,
+                "policy_version": flt.policy_version,
+                **total,
+                "final_files": len(finals),
+                "verified_files": len(verified),
+                "events_in_verified_files": sum(f.events for f in verified),
+            }
+        )
+    if json_out:
+        emit_json(rows)
+        return
+    cols = list(rows[0]) if rows else ["run"]
+    emit("final stage per run", cols, [[str(r[c]) for c in cols] for r in rows])
 
 
 @app.command("all")

@@ -235,6 +235,13 @@ def test_cli_runs_the_chain_and_lists_deletable_files_with_their_proof(tmp_path:
     status = json.loads(run("status", "--json"))
     assert {f["state"] for f in status["files"]} == {"verified"}
     assert sum(f["events"] for f in status["files"]) == 10
+    res = runner.invoke(app, ["final", "status", "--json", *conf])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output) == [
+        {"run": RUN, "policy_version": "1", "kept": 10, "prescaled_out": 4, "dropped": 2,
+         "final_files": len(status["files"]), "verified_files": len(status["files"]),
+         "events_in_verified_files": 10}
+    ]  # fmt: skip
     # a policy value that is not keep, drop or prescale:N is refused naming the key
     toml = tmp_path / "farm.toml"
     toml.write_text(toml.read_text().replace('empty = "drop"', 'empty = "sometimes"'))
