@@ -429,6 +429,7 @@ final_sources = Table(
     Column("size", BigInteger, nullable=False),
     Column("adler32", String(8), nullable=True),
     Column("classified", UTCDateTime, nullable=False),
+    Column("thresholds", JSON, nullable=False),  # the cuts of the classification (Thresholds)
 )
 
 # One row per event of a classified raw file: its class (from the header, the light and a cheap

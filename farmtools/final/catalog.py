@@ -153,7 +153,13 @@ class FinalCatalog:
             }
 
     def add_source(
-        self, file: str, run: int, size: int, adler32: str | None, events: Sequence[Classified]
+        self,
+        file: str,
+        run: int,
+        size: int,
+        adler32: str | None,
+        events: Sequence[Classified],
+        thresholds: Mapping[str, Any],
     ) -> bool:
         """Record a classified raw file and its events at once; False if it was already there."""
         with self._write() as conn:
@@ -169,6 +175,7 @@ class FinalCatalog:
                     size=size,
                     adler32=adler32,
                     classified=now(),
+                    thresholds=dict(thresholds),
                 )
             )
             if events:

@@ -11,6 +11,7 @@ and the storage location helpers.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -146,7 +147,9 @@ def classify_run(
             report.failed.append((rec.name, str(exc)))
             bk.raise_alarm(rec.name, ALARM_SOURCE, "classify_failed", f"{rec.name}: {exc}")
             continue
-        if cat.add_source(rec.name, run, rec.size, rec.adler32, events):
+        if cat.add_source(
+            rec.name, run, rec.size, rec.adler32, events, dataclasses.asdict(classifier.th)
+        ):
             report.files += 1
             report.events += len(events)
             for e in events:

@@ -3,18 +3,22 @@ verify, deletable, to a local directory and to a real XRootD server, on tiny 6x6
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pwd
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from farmtools.bookkeeping import Bookkeeping
+from farmtools.bookkeeping.schema import final_sources
 from farmtools.cli import app
 from farmtools.config import FarmConfig, load_config
 from farmtools.final.catalog import FinalCatalog, FinalState
+from farmtools.final.classify import Thresholds
 from farmtools.final.policy import Decision
 from farmtools.final.stages import (
     classify_run,
@@ -78,6 +82,9 @@ def test_every_event_classified_filtered_packed_and_accounted(tmp_path: Path, db
     assert (rep.files, rep.events, rep.failed) == (2, 16, [])
     assert rep.by_class == EXPECTED
     assert classify_run(cfg, bk, RUN).files == 0  # done once
+    with bk.reading() as conn:  # the cuts each file was classified with are recorded
+        cuts = conn.execute(sa.select(final_sources.c.thresholds)).scalars().all()
+    assert cuts == [dataclasses.asdict(Thresholds())] * 2
     # nothing is deletable before the filter and the verified files
     assert [d.allowed for d in deletable_run(cfg, bk, RUN)] == [False, False]
 
