@@ -8,14 +8,18 @@ reconstructed), one allowed move and one story event at a time.
 
 from __future__ import annotations
 
+import zlib
 from collections import deque
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from farmtools.bookkeeping import Bookkeeping, FileState
+from farmtools.bookkeeping import Bookkeeping, Event, FileState
+from farmtools.bookkeeping.schema import now
 from farmtools.bookkeeping.states import FILE_MACHINE
 from farmtools.processing.jobs import JOB_MACHINE, JobStore
 from farmtools.statemachine import StateMachine
+from farmtools.storage.checksum import adler32_hex
 
 
 def path_to(machine: StateMachine, start: str, goal: str) -> list[str]:
@@ -81,3 +85,19 @@ def walk_job(jobs: JobStore, job_id: int, goal: str, **values: Any) -> None:
             f"job {job_id}: {state} -> {nxt} refused"
         )
         state = nxt
+
+
+def stored(bk: Bookkeeping, path: Path, run: int, seq: int = 0) -> None:
+    """Record the raw file ``path`` as ingest leaves it: on the farm storage at ``path``, its
+    adler32 verified (walked to ``stored``)."""
+    data = path.read_bytes()
+    bk.register_file(
+        path.name, source_path=path.name, run=run, seq=seq, size=len(data), daq_write_time=now()
+    )
+    walk(
+        bk,
+        path.name,
+        FileState.STORED,
+        Event.VERIFIED,
+        fields={"adler32": adler32_hex(zlib.adler32(data)), "storage_path": str(path)},
+    )
