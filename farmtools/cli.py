@@ -68,6 +68,7 @@ STAGES: tuple[str, ...] = (
     "farmtools.emulator.cli",
     "farmtools.evb.cli",
     "farmtools.archive.cli",
+    "farmtools.final.cli",
     "farmtools.bookkeeping.cli",
     "farmtools.ingest.cli",
     "farmtools.processing.cli",

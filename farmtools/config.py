@@ -218,6 +218,26 @@ class ArchiveSection(_Section):
     workdir: str = "archive"
 
 
+class FinalSection(_Section):
+    """6x6x6 filtering and final-storage files (docs/final.md): the filter policy and the files.
+
+    Each event class is ``keep``, ``drop`` or ``prescale:N`` (keep 1 in N of the class in the
+    run, in trigger order); change ``policy_version`` with the policy, it is recorded per run.
+    """
+
+    policy_version: str = Field("1", description="name of the policy below, recorded per run")
+    beam: str = Field("keep", description="beam trigger with activity")
+    cosmic: str = Field("prescale:10", description="cosmic-only event (not a beam trigger)")
+    empty: str = Field("prescale:100", description="no charge and no light at the trigger")
+    noisy: str = Field("keep", description="noisy or corrupt event (kept for diagnosis)")
+    incomplete: str = Field("keep", description="an L1 fragment missing")
+    target_size: str = Field("5GB", description="size of a final-storage file")
+    destination: str = Field(
+        "central/final", description="local directory or root:// URL of central storage"
+    )
+    workdir: str = Field("final", description="where final files are written before transfer")
+
+
 class MonitorSection(_Section):
     host: str = Field("127.0.0.1", description="bind address; loopback unless exposed on purpose")
     port: int = Field(8050, ge=1, le=65535)
@@ -366,6 +386,7 @@ class FarmConfig(_Section):
     analysis: AnalysisSection = AnalysisSection()
     runs: RunsSection = RunsSection()
     archive: ArchiveSection = ArchiveSection()
+    final: FinalSection = FinalSection()
     monitor: MonitorSection = MonitorSection()
     notify: NotifySection = NotifySection()
     #: Directory of the configuration file (not a key of the file).

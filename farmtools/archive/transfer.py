@@ -21,7 +21,7 @@ and the back-off policy of :mod:`farmtools.retry` (standard library only).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,8 +91,12 @@ def transfer(
     backoff_s: float = 1.0,
     backoff_max_s: float = 300.0,
     on_retry: Callable[[int, Exception], None] | None = None,
+    extra: Sequence[Path] = (),
 ) -> Transferred:
-    """Copy ``tar`` (whose recorded adler32 is ``adler32``) and ``log`` to ``destination``."""
+    """Copy ``tar`` (whose recorded adler32 is ``adler32``) and ``log`` to ``destination``.
+
+    ``extra`` files (a final file's manifest) are copied after the log, the same verified way.
+    """
     storage = storage_for(destination)
     backoff = Backoff(backoff_s, backoff_max_s)
     result = _put_with_retries(storage, tar, tar.name, retries, backoff, on_retry)
@@ -102,4 +106,6 @@ def transfer(
             f"{adler32_hex(adler32)}; the archive in the work directory is damaged"
         )
     log_result = _put_with_retries(storage, log, log.name, retries, backoff, on_retry)
+    for path in extra:
+        _put_with_retries(storage, path, path.name, retries, backoff, on_retry)
     return Transferred(result.url, log_result.url, result.copied)

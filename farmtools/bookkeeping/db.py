@@ -285,6 +285,12 @@ def _schema_6(conn: Connection) -> None:
     _add_heartbeats_and_closures(conn)
 
 
+def _add_final_tables(conn: Connection) -> None:
+    """Upgrade 6 -> 7: the tables of the 6x6x6 filter and final-storage files (idempotent)."""
+    for table in schema.TABLES_SINCE[7]:
+        table.create(conn, checkfirst=True)
+
+
 #: Upgrade steps: ``_UPGRADES[v]`` brings a database from version ``v`` to ``v + 1``.
 _UPGRADES: dict[int, Callable[[Connection], None]] = {
     1: _make_events_append_only,
@@ -292,6 +298,7 @@ _UPGRADES: dict[int, Callable[[Connection], None]] = {
     3: _add_submit_key,
     4: _add_dqm_tables,
     5: _schema_6,
+    6: _add_final_tables,
 }
 
 #: Key of the PostgreSQL advisory lock that serialises schema creation/upgrade between processes.

@@ -44,8 +44,10 @@ from sqlalchemy import (
 #: 5: ``dqm_checks`` / ``dqm_references`` (the monitor's check results and pinned reference runs);
 #: 6: ``run_status`` and ``run_flags`` (end of run, run registry), ``analyses.partial``;
 #: ``heartbeats`` (when each daemon last worked) and ``alarm_closures`` (who or what closed an
-#: alarm, when and why).
-SCHEMA_VERSION = 6
+#: alarm, when and why);
+#: 7: ``final_sources``, ``final_events``, ``final_filters``, ``final_files`` (6x6x6 filtering
+#: and final-storage files, farmtools.final).
+SCHEMA_VERSION = 7
 
 metadata = MetaData()
 
@@ -413,3 +415,72 @@ dqm_references = Table(
 )
 
 TABLES_SINCE[5] = (dqm_checks, dqm_references)
+
+
+# -- 6x6x6 filtering and final-storage files (farmtools.final, docs/final.md); schema 7 ---------
+# One row per raw L2 event file classified: how many events it held (the proof that every event
+# of it has a row in ``final_events``) and its size and adler32 then.
+final_sources = Table(
+    "final_sources",
+    metadata,
+    Column("file", Text, ForeignKey("files.name"), primary_key=True),
+    Column("run", Integer, nullable=False, index=True),
+    Column("events", Integer, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("adler32", String(8), nullable=True),
+    Column("classified", UTCDateTime, nullable=False),
+)
+
+# One row per event of a classified raw file: its class (from the header, the light and a cheap
+# charge scan), the filter's decision (kept | prescaled_out | dropped, NULL until filtered) under
+# ``policy_version``, and the final file that holds it once packed.
+final_events = Table(
+    "final_events",
+    metadata,
+    Column("file", Text, ForeignKey("final_sources.file"), primary_key=True),
+    Column("idx", Integer, primary_key=True, autoincrement=False),  # index in the raw file
+    Column("run", Integer, nullable=False),
+    Column("trigger", BigInteger, nullable=False),
+    Column("event", BigInteger, nullable=False),
+    Column("trigger_type", Integer, nullable=False),
+    Column("size", BigInteger, nullable=False),  # bytes in the raw file
+    Column("klass", String(16), nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+    Column("decision", String(16), nullable=True),
+    Column("policy_version", String(64), nullable=True),
+    Column("final_file", String(255), nullable=True, index=True),
+    Index("ix_final_events_run", "run", "trigger"),
+)
+
+# One row per filtered run: the policy applied (as configured), its version and the counts of
+# every decision per class, replaced when the run is filtered again.
+final_filters = Table(
+    "final_filters",
+    metadata,
+    Column("run", Integer, primary_key=True, autoincrement=False),
+    Column("policy_version", String(64), nullable=False),
+    Column("policy", JSON, nullable=False),
+    Column("counts", JSON, nullable=False),  # {class: {kept, prescaled_out, dropped}}
+    Column("filtered", UTCDateTime, nullable=False),
+)
+
+# One row per final-storage file: written -> transferring -> transferred -> verified (or
+# failed, with last_error); like an archive (farmtools.final.catalog.FINAL_MACHINE).
+final_files = Table(
+    "final_files",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("run", Integer, nullable=False, index=True),
+    Column("stream", String(16), nullable=False),
+    Column("events", Integer, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("adler32", String(8), nullable=False),
+    Column("policy_version", String(64), nullable=False),
+    Column("state", String(32), nullable=False, index=True),
+    Column("written", UTCDateTime, nullable=False),
+    Column("transferred", UTCDateTime, nullable=True),
+    Column("verified", UTCDateTime, nullable=True),
+    Column("destination", Text, nullable=True),
+    Column("last_error", Text, nullable=True),
+)
+TABLES_SINCE[7] = (final_sources, final_events, final_filters, final_files)

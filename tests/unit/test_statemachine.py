@@ -9,11 +9,12 @@ import pytest
 from farmtools.archive.catalog import ARCHIVE_MACHINE, ArchiveState
 from farmtools.bookkeeping import Bookkeeping
 from farmtools.bookkeeping.states import FILE_MACHINE
+from farmtools.final.catalog import FINAL_MACHINE
 from farmtools.processing.jobs import JOB_MACHINE, JobState, JobStore
 from farmtools.statemachine import IllegalTransition, StateMachine
 from tests.states import path_to
 
-MACHINES = [FILE_MACHINE, JOB_MACHINE, ARCHIVE_MACHINE]
+MACHINES = [FILE_MACHINE, JOB_MACHINE, ARCHIVE_MACHINE, FINAL_MACHINE]
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "bookkeeping.md"
 
 
