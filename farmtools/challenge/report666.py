@@ -338,7 +338,8 @@ def chain_lines(chain: Mapping[str, Any] | None) -> list[str]:
         lines.append(
             f"    link to central storage down {o.get('duration_s')} s "
             f"({'injected' if o.get('injected') else 'NOT injected'}: {o.get('details')}); "
-            f"transfer failures {chain['transfer_failures']}, all retried"
+            f"final files verified after it: {sum(f['state'] == 'verified' for f in chain['final_files'])}"
+            f"/{len(chain['final_files'])}; the final stage's alarms: {chain['transfer_failures']}"
         )
     if b["samples"]:
         last = b["samples"][-1]
