@@ -163,6 +163,27 @@ class Challenge666(Challenge):
             "runs.quiet_s": 30.0,
         }
 
+    def prepare(self) -> None:
+        super().prepare()
+        # a challenge killed with -9 during its outage left the central storage read-only
+        if self._remote_central():
+            return
+        left = StorageOutage.leftover(self._central(), self._link_marker())
+        if left is not None:
+            self.console.print(f"[yellow]{left}[/yellow]")
+
+    def _central(self) -> Path:
+        """The central storage of the embedded farm: the parent of ``final.destination``."""
+        return self.cfg.path(self.cfg.final.destination).parent
+
+    def _remote_central(self) -> bool:
+        from farmtools.storage.location import is_url
+
+        return is_url(self.cfg.final.destination)
+
+    def _link_marker(self) -> Path:
+        return self.cfg.home / "challenge" / "link-outage.mounted"
+
     def start_daemons(self) -> None:
         super().start_daemons()
         if self.s.daemons:
@@ -270,12 +291,15 @@ class Challenge666(Challenge):
     def _outage(self) -> None:
         """The link to central storage down from the start until the data taking is over
         (plus ``outage_after_s``): the central directory read-only."""
-        central = self.cfg.path(self.cfg.final.destination).parent
+        central = self._central()
         f = Fault(at_s=round(self.elapsed(), 2), kind="link_outage", target=str(central))
         f.done_at_s = f.at_s
         self.outage_fault = f
-        outage = StorageOutage(central, self.cfg.home / "challenge" / "link-outage.mounted")
+        outage = StorageOutage(central, self._link_marker())
         try:
+            if self._remote_central():
+                f.details = "not injected: central storage is XRootD, not this challenge's to cut"
+                return
             if not start_outage(outage, f):
                 return
             f.extra["down_at_s"] = round(self.elapsed(), 2)
