@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -453,6 +453,14 @@ class Bookkeeping:
     def _read(self) -> Iterator[Connection]:
         with self.engine.connect() as conn, conn.begin():
             yield conn
+
+    def writing(self) -> AbstractContextManager[Connection]:
+        """A write transaction for a stage's own tables (on SQLite it takes the write lock first)."""
+        return self._write()
+
+    def reading(self) -> AbstractContextManager[Connection]:
+        """A read transaction for a stage's own tables."""
+        return self._read()
 
     def _wake(self, conn: Connection, state: FileState | str) -> None:
         """On PostgreSQL, ``NOTIFY`` the listeners of ``state`` (one of :data:`WAKE_STATES`).

@@ -11,8 +11,8 @@ classes only.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -137,17 +137,11 @@ class FinalCatalog:
     def __init__(self, bk: Bookkeeping) -> None:
         self.bk = bk
 
-    @contextmanager
-    def _write(self) -> Iterator[Connection]:
-        with self.bk.engine.connect() as conn:
-            conn.execution_options(farmtools_write=True)
-            with conn.begin():
-                yield conn
+    def _write(self) -> AbstractContextManager[Connection]:
+        return self.bk.writing()
 
-    @contextmanager
-    def _read(self) -> Iterator[Connection]:
-        with self.bk.engine.connect() as conn, conn.begin():
-            yield conn
+    def _read(self) -> AbstractContextManager[Connection]:
+        return self.bk.reading()
 
     # -- sources and events ----------------------------------------------------------------
     def sources(self, run: int) -> dict[str, SourceRecord]:

@@ -17,7 +17,7 @@ import os
 import re
 import tempfile
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,12 +35,10 @@ from farmtools.final.writer import (
     LETTER_OF,
     LOG_SUFFIX,
     MANIFEST_SUFFIX,
-    STREAM_OF,
     OpenFiles,
     PackItem,
     final_name,
-    groups,
-    write_final,
+    pack_events,
 )
 from farmtools.rawdata.errors import RawDataError
 from farmtools.rawdata.pddp_naming import parse_l2_name
@@ -193,45 +191,44 @@ def pack_run(
     target = target_bytes if target_bytes is not None else parse_size(cfg.final.target_size)
     paths = {r.name: r.storage_path for r in raw_files(bk, run)}
     todo = [e for e in cat.events(run) if e.decision == Decision.KEPT and e.final_file is None]
+    gone = sorted({e.file for e in todo if e.file not in paths})
+    if gone:  # re-filtered after its raw files left the buffer: said, never silently skipped
+        bk.raise_alarm(
+            None,
+            ALARM_SOURCE,
+            "raw_gone",
+            f"run {run}: kept events of raw files no longer in the buffer: {', '.join(gone)}",
+        )
+        todo = [e for e in todo if e.file in paths]
     workdir = _workdir(cfg, run)
     workdir.mkdir(parents=True, exist_ok=True)
     out: list[FinalFile] = []
-    existing = cat.finals(run)
-    for stream in LETTER_OF:
-        mine = [e for e in todo if STREAM_OF[e.klass] == stream]
-        if not mine:
-            continue
-        seqs = [
-            int(m.group(1))
-            for f in existing
-            if f.stream == stream and (m := _SEQ.fullmatch(f.name)) is not None
-        ]
-        seq = max(seqs, default=0)
-        with ExitStack() as stack:
-            fetched = {
-                name: stack.enter_context(local_copy(paths[name] or "", workdir))
-                for name in sorted({e.file for e in mine})
-            }
-            items = [PackItem(e.file, fetched[e.file], e.idx, e.klass) for e in mine]
-            opened = OpenFiles(cfg.geometry, stack)
-            for group in groups(items, opened, target):
-                seq += 1
-                name = final_name(run, seq, stream)
-                (workdir / name).unlink(missing_ok=True)  # an unrecorded one of a crashed pack
-                w = write_final(
-                    workdir, name, run, stream, [it for it, _s in group], opened, flt.policy_version
+    seqs = {stream: 0 for stream in LETTER_OF}
+    for f in cat.finals(run):
+        if (m := _SEQ.fullmatch(f.name)) is not None:
+            seqs[f.stream] = max(seqs[f.stream], int(m.group(1)))
+
+    def names(stream: str) -> str:
+        """The stream's next name; an unrecorded file of a crashed pack there is removed."""
+        seqs[stream] += 1
+        name = final_name(run, seqs[stream], stream)
+        (workdir / name).unlink(missing_ok=True)
+        return name
+
+    items = [PackItem(e.file, paths[e.file] or "", e.idx, e.klass) for e in todo]
+    with OpenFiles(cfg.geometry, lambda loc: local_copy(loc, workdir)) as opened:
+        for w in pack_events(workdir, names, run, items, opened, flt.policy_version, target):
+            out.append(
+                cat.add_final(
+                    name=w.path.name,
+                    run=run,
+                    stream=w.stream,
+                    size=w.size,
+                    adler32=adler32_hex(w.adler32),
+                    policy_version=flt.policy_version,
+                    events=[(p.source, p.index) for p in w.events],
                 )
-                out.append(
-                    cat.add_final(
-                        name=name,
-                        run=run,
-                        stream=stream,
-                        size=w.size,
-                        adler32=adler32_hex(w.adler32),
-                        policy_version=flt.policy_version,
-                        events=[(p.source, p.index) for p in w.events],
-                    )
-                )
+            )
     return out
 
 

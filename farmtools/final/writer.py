@@ -23,8 +23,8 @@ from __future__ import annotations
 import json
 import os
 import zlib
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +36,7 @@ from farmtools.rawdata import huffman
 from farmtools.rawdata.errors import RawDataError
 from farmtools.rawdata.packing import unpack12
 from farmtools.rawdata.pddp_format import (
+    EVENT_ENTRY,
     FRAGMENT_HEADER_SIZE,
     RUN_FLAG_HUFFMAN,
     FragmentHeader,
@@ -135,36 +136,125 @@ def compress_event(f: PDDPFile, i: int) -> tuple[list[tuple[FragmentHeader, byte
 
 
 class OpenFiles:
-    """Raw files open for reading, one at a time per path (a pack reads files in order)."""
+    """Raw files open for reading: each fetched (a copy of one on XRootD) and opened once, and
+    closed (the copy removed) as soon as its last event to pack is packed."""
 
-    def __init__(self, geo: Geometry, stack: ExitStack) -> None:
+    def __init__(
+        self, geo: Geometry, fetch: Callable[[str], AbstractContextManager[str]] | None = None
+    ) -> None:
         self.geo = geo
-        self.stack = stack
-        self.files: dict[str, PDDPFile] = {}
+        self.fetch = fetch
+        self._open: dict[str, tuple[ExitStack, PDDPFile]] = {}
 
-    def get(self, path: str) -> PDDPFile:
-        f = self.files.get(path)
-        if f is None:
-            f = self.files[path] = self.stack.enter_context(PDDPFile(path, self.geo))
-        return f
+    def get(self, location: str) -> PDDPFile:
+        got = self._open.get(location)
+        if got is None:
+            stack = ExitStack()
+            try:
+                path = stack.enter_context(self.fetch(location)) if self.fetch else location
+                got = (stack, stack.enter_context(PDDPFile(path, self.geo)))
+            except BaseException:
+                stack.close()
+                raise
+            self._open[location] = got
+        return got[1]
+
+    def release(self, location: str) -> None:
+        got = self._open.pop(location, None)
+        if got is not None:
+            got[0].close()
+
+    def __enter__(self) -> OpenFiles:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        for location in list(self._open):
+            self.release(location)
 
 
-def groups(
-    items: Sequence[PackItem], opened: OpenFiles, target: int
-) -> Iterator[list[tuple[PackItem, int]]]:
-    """Items cut into files of at most ``target`` bytes (a bigger event gets a file alone)."""
-    group: list[tuple[PackItem, int]] = []
-    size = 0
-    for it in items:
-        f = opened.get(it.path)
-        raw = f.entries[it.index].size  # an upper bound: compression only shrinks it
-        if group and table_size(len(group) + 1) + size + raw > target:
-            yield group
-            group, size = [], 0
-        group.append((it, raw))
-        size += raw
-    if group:
-        yield group
+class _Spool:
+    """The compressed events of one final file in the making: bodies in a hidden spool file."""
+
+    def __init__(self, workdir: Path, name: str) -> None:
+        self.name = name
+        self.path = workdir / f".{name}.spool"
+        self.path.unlink(missing_ok=True)
+        self._f = open(self.path, "xb")  # noqa: SIM115 - closed by close()
+        self.events: list[list[Fragment]] = []
+        self.packed: list[PackedEvent] = []
+        self.size = table_size(0)
+
+    def add(self, it: PackItem, f: PDDPFile, frags: list[tuple[FragmentHeader, bytes]]) -> None:
+        ev: list[Fragment] = []
+        adler = zlib.adler32(b"")
+        for h, body in frags:
+            ev.append(Fragment(h, source=str(self.path), body_offset=self._f.tell()))
+            self._f.write(body)
+            adler = zlib.adler32(body, zlib.adler32(h.pack(), adler))
+        entry = f.entries[it.index]
+        size = sum(h.size for h, _b in frags)
+        self.events.append(ev)
+        self.packed.append(
+            PackedEvent(
+                it.source,
+                it.index,
+                entry.event_number,
+                entry.trigger_number,
+                it.klass,
+                size,
+                adler,
+                entry.incomplete,
+            )
+        )
+        self.size += EVENT_ENTRY.size + size
+
+    def flush(self) -> None:
+        self._f.flush()
+
+    def close(self) -> None:
+        self._f.close()
+        self.path.unlink(missing_ok=True)
+
+
+def pack_events(
+    workdir: Path,
+    names: Callable[[str], str],
+    run: int,
+    items: Sequence[PackItem],
+    opened: OpenFiles,
+    policy_version: str,
+    target: int,
+    stream_of: Callable[[PackItem], str] = lambda it: STREAM_OF[it.klass],
+) -> Iterator[Written]:
+    """Final files of ``items`` (in order; one series per stream, ``names(stream)`` naming the
+    next file of a stream), each under ``target`` bytes once compressed.
+
+    One pass over the items, so each raw file is read (fetched) once whatever its events'
+    streams, and closed after its last item.  An event that would take its stream's file past
+    ``target`` starts the next one (an event bigger than ``target`` gets a file alone).  Each
+    file is yielded as soon as it is under its name, so the caller records it at once.
+    """
+    last = {it.path: i for i, it in enumerate(items)}
+    spools: dict[str, _Spool] = {}
+    try:
+        for i, it in enumerate(items):
+            stream = stream_of(it)
+            f = opened.get(it.path)
+            frags, size = compress_event(f, it.index)
+            spool = spools.get(stream)
+            if spool is not None and spool.size + EVENT_ENTRY.size + size > target:
+                del spools[stream]
+                yield _finish(workdir, spool, run, stream, opened, policy_version)
+            if stream not in spools:
+                spools[stream] = _Spool(workdir, names(stream))
+            spools[stream].add(it, f, frags)
+            if last[it.path] == i:
+                opened.release(it.path)
+        for stream in list(spools):
+            yield _finish(workdir, spools.pop(stream), run, stream, opened, policy_version)
+    finally:
+        for spool in spools.values():
+            spool.close()
 
 
 def write_final(
@@ -176,42 +266,26 @@ def write_final(
     opened: OpenFiles,
     policy_version: str,
 ) -> Written:
-    """Write one final file of ``items`` (with manifest and log) in ``workdir``."""
+    """One final file of all ``items`` (with manifest and log) in ``workdir``."""
+    (written,) = pack_events(
+        workdir, lambda _s: name, run, items, opened, policy_version, 1 << 62, lambda _i: stream
+    )
+    return written
+
+
+def _finish(
+    workdir: Path, spool: _Spool, run: int, stream: str, opened: OpenFiles, policy_version: str
+) -> Written:
+    """Write the spooled events as the final file, verified, with its manifest and log."""
+    name, packed = spool.name, spool.packed
     path = workdir / name
     tmp = workdir / f".{name}.tmp"
-    spool = workdir / f".{name}.spool"
-    for stale in (tmp, spool):
-        stale.unlink(missing_ok=True)
-    events: list[list[Fragment]] = []
-    packed: list[PackedEvent] = []
+    tmp.unlink(missing_ok=True)
     try:
-        with open(spool, "xb") as sp:
-            for it in items:
-                f = opened.get(it.path)
-                frags, size = compress_event(f, it.index)
-                ev: list[Fragment] = []
-                adler = zlib.adler32(b"")
-                for h, body in frags:
-                    offset = sp.tell()
-                    sp.write(body)
-                    ev.append(Fragment(h, source=str(spool), body_offset=offset))
-                    adler = zlib.adler32(body, zlib.adler32(h.pack(), adler))
-                entry = f.entries[it.index]
-                events.append(ev)
-                packed.append(
-                    PackedEvent(
-                        it.source,
-                        it.index,
-                        entry.event_number,
-                        entry.trigger_number,
-                        it.klass,
-                        size,
-                        adler,
-                        entry.incomplete,
-                    )
-                )
-            sp.flush()
-        write_pddp_file(tmp, run, events, incomplete=[p.incomplete for p in packed], fsync=True)
+        spool.flush()
+        write_pddp_file(
+            tmp, run, spool.events, incomplete=[p.incomplete for p in packed], fsync=True
+        )
         with PDDPFile(tmp, opened.geo) as check:
             got = [(e.trigger_number, e.size) for e in check.entries]
         if got != [(p.trigger, p.size) for p in packed]:
@@ -219,7 +293,7 @@ def write_final(
         size = tmp.stat().st_size
         adler = adler32_file(tmp)
     finally:
-        spool.unlink(missing_ok=True)
+        spool.close()
     created = datetime.now(UTC).isoformat(timespec="seconds")
     manifest = {
         "format": FORMAT,

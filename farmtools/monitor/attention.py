@@ -78,6 +78,10 @@ def resolve_command(
         return "farmtools analyse ready"
     if source == "archive":
         return "farmtools archive create && farmtools archive transfer && farmtools archive verify"
+    if source == "final":  # docs/final.md: every step skips what is done
+        found = re.search(r"\brun (\d+)|\b(\d+)_\d+_[A-Za-z0-9]\.dat", message)
+        run = next((g for g in found.groups() if g), "N") if found else "N"
+        return f"farmtools final all {run}"
     if source == "monitor" and kind.startswith("daemon_silent:"):
         daemon, _, host = kind.split(":", 1)[1].partition("@")
         return f"ssh {host} sudo systemctl restart {daemon_unit(daemon)}"

@@ -26,9 +26,12 @@ from farmtools.final.stages import (
     transfer_run,
     verify_run,
 )
+from farmtools.monitor.attention import resolve_command
 from farmtools.rawdata.pddp_reader import PDDPFile
+from farmtools.storage import XRootDStorage
 from farmtools.storage.checksum import adler32_hex
 from tests.states import walk
+from tests.unit.evb.pddp_oracle import read_file
 from tests.unit.final.synth import GEO, write_run
 
 RUN = 5
@@ -72,7 +75,7 @@ def _farm(
 
 
 def test_every_event_classified_filtered_packed_and_accounted(tmp_path: Path) -> None:
-    cfg, bk = _farm(tmp_path, target_size="2MB")
+    cfg, bk = _farm(tmp_path, target_size="700kB")
     rep = classify_run(cfg, bk, RUN)
     assert (rep.files, rep.events, rep.failed) == (2, 16, [])
     assert rep.by_class == EXPECTED
@@ -88,20 +91,27 @@ def test_every_event_classified_filtered_packed_and_accounted(tmp_path: Path) ->
     assert rec is not None and rec.policy["cosmic"] == "prescale:3" and rec.counts == flt.counts
 
     finals = pack_run(cfg, bk, RUN)
-    # beam (4 events) fits 2 MB compressed; raw events are ~0.74 MB each, so the bound splits
-    by_stream = {f.stream: [x.name for x in finals if x.stream == f.stream] for f in finals}
-    assert set(by_stream) == {"beam", "cosmic", "other"}
+    # compressed events are ~0.3 MB (0.74 MB raw): two fit under 700 kB, a third starts a file
+    by_stream = {f.stream: [x.events for x in finals if x.stream == f.stream] for f in finals}
+    assert by_stream == {"beam": [2, 2], "cosmic": [2, 1], "other": [2, 1]}
     assert sum(f.events for f in finals) == flt.kept
     assert all(f.name.endswith(("_B.dat", "_C.dat", "_X.dat")) for f in finals)
     assert pack_run(cfg, bk, RUN) == []  # packed once
     work = tmp_path / "final" / f"run{RUN}"
     for f in finals:
-        assert f.size <= 2_000_000 or f.events == 1
+        assert f.size <= 700_000
         with PDDPFile(work / f.name, GEO) as pf:  # the project's own reader takes it
             assert pf.n_events == f.events
             assert all(h.compressed for frags in pf.fragments for _p, h in frags)
             if f.stream != "other":  # (a corrupt event is kept as it came, bad LRO included)
                 pf.validate()
+            triggers = [e.trigger_number for e in pf.entries]
+        # the public decoder's rules (an independent, literal reading) split it the same way
+        oracle = read_file(str(work / f.name))
+        assert [e.fragments[0].trigger_number for e in oracle] == triggers
+        assert all(fr.run_flags & 1 for e in oracle for fr in e.fragments)
+        if f.stream == "beam":
+            assert all(e.good and len(e.fragments) == 2 for e in oracle)
         manifest = json.loads((work / (f.name + ".manifest.json")).read_text())
         assert manifest["adler32"] == f.adler32 and len(manifest["events"]) == f.events
         assert (work / (f.name + ".log")).read_text().rstrip().endswith(f"adler32 {f.adler32}")
@@ -141,6 +151,16 @@ def test_refilter_keeps_more_and_packs_only_the_new_events(tmp_path: Path) -> No
     cosmics = [e for e in events if e.klass == "cosmic"]
     assert all(e.final_file is not None and e.decision == Decision.KEPT for e in cosmics)
     assert len({e.final_file for e in cosmics}) == 2 and first
+    # once a raw file has left the buffer, its newly kept events cannot be packed: said, not lost
+    bk.update_fields("5_0_b.dat", storage_path=None)
+    cfg3 = cfg.model_copy(
+        update={"final": cfg.final.model_copy(update={"empty": "keep", "policy_version": "3"})}
+    )
+    filter_run(cfg3, bk, RUN)
+    [other] = pack_run(cfg3, bk, RUN)
+    assert other.events == 1  # the empty event of 5_0_a.dat; 5_0_b.dat's is left
+    [gone] = [a for a in bk.alarms() if a.kind == "raw_gone"]
+    assert "5_0_b.dat" in gone.message
 
 
 def test_a_damaged_final_file_at_the_destination_fails_verification(tmp_path: Path) -> None:
@@ -169,9 +189,19 @@ def test_transfer_and_verify_on_xrootd(tmp_path: Path, xrootd_server) -> None:  
         pw = pwd.getpwnam("xrootd")
         os.chown(top, pw.pw_uid, pw.pw_gid)
     cfg, bk = _farm(tmp_path, destination=dest)
-    classify_run(cfg, bk, RUN)
+    # the raw buffer on XRootD too (the farm storage is EOS in production): read over the wire
+    buffer = XRootDStorage(xrootd_server.url, "/final/buffer")
+    for name in KINDS:
+        rec = bk.get(name)
+        assert rec is not None and rec.storage_path is not None
+        put = buffer.put(rec.storage_path, f"run{RUN}/{name}")
+        Path(rec.storage_path).unlink()
+        bk.update_fields(name, storage_path=put.url)
+    assert classify_run(cfg, bk, RUN).events == 16
     filter_run(cfg, bk, RUN)
     finals = pack_run(cfg, bk, RUN)
+    work = tmp_path / "final" / f"run{RUN}"
+    assert not [p for p in work.iterdir() if p.name.startswith(".")]  # fetched copies gone
     moved = transfer_run(cfg, bk, RUN)
     assert [f.destination for f in moved] == [f"{dest}/run{RUN}"] * len(finals)
     on_server = sorted(p.name for p in (top / "f16" / f"run{RUN}").iterdir())
@@ -213,3 +243,28 @@ def test_cli_runs_the_chain_and_lists_deletable_files_with_their_proof(tmp_path:
     res = runner.invoke(app, ["final", "filter", str(RUN), *conf])
     assert res.exit_code == 2 and "final.empty" in res.output
     bk.close()
+
+
+def test_a_failed_transfer_is_recorded_and_tried_again(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the destination directory should be")
+    cfg, bk = _farm(tmp_path, destination=str(blocker), cosmic="drop", noisy="drop")
+    classify_run(cfg, bk, RUN)
+    filter_run(cfg, bk, RUN)
+    finals = pack_run(cfg, bk, RUN)
+    assert transfer_run(cfg, bk, RUN) == []
+    cat = FinalCatalog(bk)
+    failed = cat.finals(RUN, FinalState.FAILED)
+    assert sorted(f.name for f in failed) == sorted(f.name for f in finals)
+    assert all(f.last_error and "not-a-dir" in f.last_error for f in failed)
+    alarms = [a for a in bk.alarms() if a.kind == "final_failed"]
+    assert len(alarms) == len(finals)  # one per file, each naming it
+    for a in alarms:
+        assert resolve_command("final", a.kind, message=a.message) == f"farmtools final all {RUN}"
+    assert verify_run(cfg, bk, RUN) == []  # nothing transferred, nothing to verify
+    good = cfg.model_copy(
+        update={"final": cfg.final.model_copy(update={"destination": str(tmp_path / "eos")})}
+    )
+    assert len(transfer_run(good, bk, RUN)) == len(finals)
+    assert all(r.ok for _f, r in verify_run(good, bk, RUN))
+    assert all(d.allowed for d in deletable_run(good, bk, RUN))
