@@ -247,6 +247,8 @@ def chain_report(ch: Challenge666, report: Mapping[str, Any]) -> dict[str, Any]:
     buffer = ch.final.buffer
     down = [b for b in buffer if b["link_down"]]
     to_full = [b["seconds_to_full"] for b in down if b["seconds_to_full"] is not None]
+    to_full_any = [b["seconds_to_full"] for b in buffer if b["seconds_to_full"] is not None]
+    worst_h = round(min(to_full_any) / 3600, 2) if to_full_any else None
     outage = ch.outage_fault.to_json() if ch.outage_fault is not None else None
     final_alarms = [
         a.message for a in ch.bk.alarms(include_acknowledged=True) if a.source == "final"
@@ -265,6 +267,10 @@ def chain_report(ch: Challenge666, report: Mapping[str, Any]) -> dict[str, Any]:
         "buffer": {
             "samples": buffer[-200:],
             "min_hours_to_full_link_down": round(min(to_full) / 3600, 2) if to_full else None,
+            "min_hours_to_full": worst_h,
+            # the design's question: does the buffer cover the outage it must (warn_h) at the
+            # highest rate seen? (None: nothing came in, it fills never)
+            "covers_warn_h": None if worst_h is None else worst_h >= ch.cfg.monitor.buffer_warn_h,
             "peak_used_bytes": max((b["used_bytes"] or 0 for b in buffer), default=None),
             "warn_h": ch.cfg.monitor.buffer_warn_h,
         },
@@ -343,11 +349,13 @@ def chain_lines(chain: Mapping[str, Any] | None) -> list[str]:
         )
     if b["samples"]:
         last = b["samples"][-1]
-        h = b["min_hours_to_full_link_down"]
+        h, hd = b["min_hours_to_full"], b["min_hours_to_full_link_down"]
+        covers = {True: "covers", False: "does NOT cover", None: "covers"}[b["covers_warn_h"]]
         lines.append(
-            "    buffer: "
-            + (f"while the link was down, full in {h} h at the worst " if h is not None else "")
-            + f"(alarm below {b['warn_h']:g} h); now used {(last['used_bytes'] or 0) / 1e9:.1f} GB"
+            f"    buffer: full in {h} h at the highest rate seen"
+            + (f" ({hd} h while the link was down)" if hd is not None else "")
+            + f": it {covers} the {b['warn_h']:g} h outage it must (alarm below); "
+            f"now used {(last['used_bytes'] or 0) / 1e9:.1f} GB"
         )
     for e in chain["errors"]:
         lines.append(f"    ERROR {e.splitlines()[-1] if e else e}")

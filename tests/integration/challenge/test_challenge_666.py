@@ -82,6 +82,7 @@ def test_beam_with_an_outage_accounts_for_every_fragment_and_event(tmp_path: Pat
         assert not outage["injected"] and "root" in outage["details"]
     text = result.text_path.read_text()
     assert "kept = in verified final files" in text and "lost: 0" in text
+    assert "the 72 h outage it must" in text
     saved = json.loads(result.json_path.read_text())
     assert saved["chain_6x6x6"]["accounting"]["lost_total"] == 0
 
