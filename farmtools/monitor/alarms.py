@@ -280,7 +280,7 @@ class AlarmChecker:
 
     def _check_channels(self) -> list[Breach]:
         """Dead/noisy channels of the newest reconstruction output, once per file."""
-        from farmtools.monitor.builtin import read_channels, reco_files
+        from farmtools.monitor.recofiles import read_channels, reco_files
 
         paths = reco_files(self.cfg, None)
         if not paths:

@@ -100,17 +100,22 @@ def serve(
             host,
         )
     app = build_app(monitor)
-    sock = _listen(host, port)
-    monitor.start()
-    log.info(
-        "farmtools monitor on http://%s:%d (summaries: %s, database: %s)",
-        *(host, port, monitor.results.directory, masked_url(cfg.database_url)),
-    )
     # uvicorn stops on SIGTERM/SIGINT and then raises the signal again with the handler it found
     # at start: the default one would kill the process before ``finally`` (the monitor's last
-    # alarm pass and its "stopped" heartbeat).  This handler turns it into a clean exit.
+    # alarm pass and its "stopped" heartbeat).  This handler turns it into a clean exit.  It is
+    # in place before the port listens: a stop sent as soon as the page answers (systemd, the
+    # challenge, a test) must not find the default handler.
     signal.signal(signal.SIGTERM, _exit_cleanly)
+    sock: socket.socket | None = None
     try:
+        # started before the port listens: whoever sees the page answer may stop it at once,
+        # and the stop must find the checker (and its heartbeat) running
+        monitor.start()
+        sock = _listen(host, port)
+        log.info(
+            "farmtools monitor on http://%s:%d (summaries: %s, database: %s)",
+            *(host, port, monitor.results.directory, masked_url(cfg.database_url)),
+        )
         # log_config=None: uvicorn's own warnings go through the set-up above, not its format
         uvicorn.Server(
             uvicorn.Config(
@@ -119,7 +124,8 @@ def serve(
         ).run(sockets=[sock])
     finally:
         monitor.stop()
-        sock.close()
+        if sock is not None:
+            sock.close()
 
 
 def _exit_cleanly(signum: int, _frame: object) -> None:

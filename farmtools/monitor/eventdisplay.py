@@ -35,8 +35,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from farmtools.monitor.builtin import RecoIndex, reco_files
 from farmtools.monitor.png import indexed_png
+from farmtools.monitor.recofiles import RecoIndex, reco_files
 from farmtools.monitor.tasks import Context, Figure, Item, MonTask, empty_figure, register
 from farmtools.rawdata.naming import RawName, parse_raw_name
 

@@ -47,7 +47,7 @@ class CheckRunner:
 
     def current_run(self) -> int | None:
         """The newest run the farm knows: in the bookkeeping, the analyses or the reco outputs."""
-        from farmtools.monitor.builtin import reco_files
+        from farmtools.monitor.recofiles import reco_files
 
         known: list[int] = []
         if self.ctx.queries is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from farmtools.detector import WA105_3X1X1, geometry
-from farmtools.monitor.builtin import channel_label, channel_ranges
+from farmtools.monitor.recofiles import channel_label, channel_ranges
 
 
 def test_neighbours_become_one_line_per_view() -> None:
