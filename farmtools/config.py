@@ -336,8 +336,9 @@ class MonitorSection(_Section):
     buffer_warn_h: float = Field(
         24.0,
         ge=0,
-        description="farmtools status asks for a person when the storage is full sooner than "
-        "this at the current incoming rate (hours)",
+        description="farmtools status asks for a person, and the monitor raises buffer_full, "
+        "when the storage is full sooner than this at the current incoming rate (hours; the "
+        "6x6x6 design: 72, a 3-day outage of the link to the computing centre)",
     )
     rate_window_s: float = Field(
         3600.0, gt=0, description="the incoming rate of the buffer forecast is taken over this"

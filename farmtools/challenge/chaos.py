@@ -136,6 +136,17 @@ def _mount(*args: str) -> str | None:
     return None
 
 
+def start_outage(outage: StorageOutage, f: Fault) -> bool:
+    """Start ``outage`` as fault ``f``: its details say how, or why it could not be injected."""
+    try:
+        f.details = outage.start()
+    except RuntimeError as exc:
+        f.details = f"not injected: {exc}"
+        return False
+    f.injected = True
+    return True
+
+
 class StorageOutage:
     """The local storage directory made read-only for a while (see the module docstring)."""
 

@@ -83,17 +83,45 @@ def run(
     gain: Annotated[float, typer.Option(help="Injected gain of every LEM.")] = 20.0,
     seed: Annotated[int, typer.Option(help="Emulator seed.")] = 2016,
     progress: Annotated[bool, typer.Option(help="Progress bars.")] = True,
+    detector: Annotated[
+        str | None,
+        typer.Option(
+            help="6x6x6 or 6x6x6:SAMPLES: the 6x6x6 chain (L1 streams, L2 building, ingest, "
+            "filtering, reconstruction, purity/gain, formatting, transfer); presets "
+            "cosmics, beam, beam-outage.",
+        ),
+    ] = None,
 ) -> None:
     """Run the whole chain on emulated data until every file is done; write the report."""
     from rich.console import Console
 
     from farmtools.challenge.presets import get_preset
-    from farmtools.challenge.report import render_text
     from farmtools.challenge.run import ChallengeSettings, run_challenge
-    from farmtools.config import ConfigError
 
     # piped or in a log, a report line is one line (a value cut as "+13.3\n%" defeats grep)
     console = Console(soft_wrap=not sys.stdout.isatty())
+    if detector is not None and detector != "3x1x1":
+        from farmtools.challenge.run666 import get_preset_666, run_challenge_666, settings_for
+
+        if not detector.startswith("6x6x6"):
+            console.print(f"[red]no data challenge for the detector {detector!r}[/red]")
+            raise typer.Exit(2)
+        if chaos or time_scale != 1.0:
+            console.print("[red]--chaos and --time-scale are the 3x1x1 challenge's[/red]")
+            raise typer.Exit(2)
+        try:
+            p666 = get_preset_666(preset or "beam")
+        except ValueError as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from None
+        s666 = settings_for(
+            p666, files=files, events=events, interval_s=interval, compress=compress,
+            workers=workers, run=run_number, runs=runs, config=config, home=home, seed=seed,
+            lifetime_ms=lifetime_ms, gain=gain, timeout_s=timeout, monitor=monitor,
+            daemons=daemons, progress=progress, detector=detector,
+        )  # fmt: skip
+        _finish(console, _run_or_exit(console, run_challenge_666, s666))
+        return
     defaults = ChallengeSettings()  # one place for the defaults: 50 files / 10 s / 335 events
     base: dict[str, Any] = {
         "files": defaults.files,
@@ -141,11 +169,24 @@ def run(
         preset=preset,
         progress=progress,
     )
+    _finish(console, _run_or_exit(console, run_challenge, settings))
+
+
+def _run_or_exit(console: Any, run: Any, settings: Any) -> Any:
+    """``run(settings, console)``; a configuration error is exit 2 with its message."""
+    from farmtools.config import ConfigError
+
     try:
-        result = run_challenge(settings, console)
+        return run(settings, console)
     except ConfigError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
+
+
+def _finish(console: Any, result: Any) -> None:
+    """Print the report and where it is; exit 1 unless the verdict is PASS."""
+    from farmtools.challenge.report import render_text
+
     console.print(render_text(result.report), highlight=False, markup=False)
     console.print(f"report: {result.html_path}  (JSON {result.json_path}, text {result.text_path})")
     if result.monitor_url:
@@ -161,11 +202,17 @@ def run(
 def presets() -> None:
     """List the presets (the seed's four tests and the demo)."""
     from farmtools.challenge.presets import PRESETS
+    from farmtools.challenge.run666 import PRESETS_666
 
     for p in PRESETS.values():
         typer.echo(
             f"{p.name:<22} {p.files:>4} files x {p.events} events every {p.interval_s:g} s, "
             f"{'compressed' if p.compress else 'uncompressed'}: {p.description}"
+        )
+    for q in PRESETS_666.values():
+        typer.echo(
+            f"{q.name:<22} {q.files:>4} files x {q.events} events every {q.interval_s:g} s "
+            f"(--detector 6x6x6): {q.description}"
         )
 
 

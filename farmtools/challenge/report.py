@@ -23,6 +23,7 @@ from typing import Any
 
 from farmtools.bookkeeping import Event, FileState
 from farmtools.bookkeeping.db import FileRecord, StoryEvent
+from farmtools.challenge.report666 import chain_lines
 
 #: Report stages and the story events that mark them (the first occurrence counts).
 STAGE_EVENTS: dict[str, tuple[str, ...]] = {
@@ -364,6 +365,7 @@ def render_text(report: Mapping[str, Any]) -> str:
             f"SIGKILLed {d['sigkills']}x"
         )
     lines.extend(_run_lines(report.get("runs") or []))
+    lines.extend(chain_lines(report.get("chain_6x6x6")))
     for name in report["incomplete"][:20]:
         o = next(o for o in report["files"] if o["name"] == name)
         lines.append(f"  INCOMPLETE {name!r}: missing {', '.join(o['missing'])}")

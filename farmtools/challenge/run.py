@@ -44,7 +44,14 @@ from farmtools.analysis.pipeline import run_ready_analyses
 from farmtools.archive.service import Archiver
 from farmtools.bookkeeping import Bookkeeping, Event, FileState
 from farmtools.bookkeeping.states import BEFORE_RECO
-from farmtools.challenge.chaos import BatchPause, Fault, StorageOutage, drop_corrupt, plan_faults
+from farmtools.challenge.chaos import (
+    BatchPause,
+    Fault,
+    StorageOutage,
+    drop_corrupt,
+    plan_faults,
+    start_outage,
+)
 from farmtools.challenge.daemons import Daemon, farmtools_argv
 from farmtools.config import FarmConfig, load_config
 from farmtools.processing.runclose import closing_pass
@@ -110,9 +117,10 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def embedded_config(
-    settings: ChallengeSettings, program: str, port: int
+    settings: ChallengeSettings, program: str, port: int, extra: dict[str, Any] | None = None
 ) -> tuple[FarmConfig, Path]:
-    """Write ``<home>/farm.toml`` for a one-machine farm tuned for a challenge, and load it."""
+    """Write ``<home>/farm.toml`` for a one-machine farm tuned for a challenge, and load it
+    (``extra``: more template overrides, e.g. the 6x6x6 challenge's detector and builder)."""
     from farmtools.deploy.farmtoml import render_farm_toml
 
     home = settings.home.resolve()
@@ -138,6 +146,7 @@ def embedded_config(
         "monitor.host": "127.0.0.1",
         "monitor.port": port,
         "monitor.poll_s": 2.0,
+        **(extra or {}),
     }
     path = home / "farm.toml"
     path.write_text(render_farm_toml(overrides, rendered_by="farmtools challenge run"))
@@ -185,7 +194,7 @@ class Challenge:
     def prepare(self) -> None:
         port = free_port()
         if self.s.config is None:
-            self.cfg, self.config_path = embedded_config(self.s, "reco", port)
+            self.cfg, self.config_path = embedded_config(self.s, "reco", port, self.overrides())
             self.embedded = True
         else:
             self.cfg, self.config_path = load_config(self.s.config), self.s.config.resolve()
@@ -207,6 +216,10 @@ class Challenge:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.group_size = self.cfg.analysis.group_size
         self.program = self.cfg.processing.program
+
+    def overrides(self) -> dict[str, Any]:
+        """What this kind of challenge changes in the embedded ``farm.toml`` (none here)."""
+        return {}
 
     def _next_run(self) -> int:
         from farmtools.emulator.daq import run_files
@@ -344,12 +357,8 @@ class Challenge:
                     f.details = "storage is XRootD: not this challenge's to stop"
                     return
                 outage = StorageOutage(self.input_dir, self._outage_marker())
-                try:
-                    f.details = outage.start()
-                except RuntimeError as exc:
-                    f.details = f"not injected: {exc}"
+                if not start_outage(outage, f):
                     return
-                f.injected = True
                 f.extra["read_only_at_s"] = round(self.elapsed(), 2)
                 try:
                     self.stop.wait(f.duration_s)
@@ -633,7 +642,9 @@ class Challenge:
                 t.join(timeout=60)
             if self.interrupted or self.timed_out:
                 self._cancel_jobs()
-            for name in ("processing", "ingest", "monitor"):
+            # the chain's head first (a subclass's own daemons, e.g. an event builder, after)
+            first = ("processing", "ingest", "monitor")
+            for name in [*first, *(n for n in self.daemons if n not in first)]:
                 d = self.daemons.get(name)
                 if d is not None:
                     d.stop()
@@ -655,11 +666,10 @@ class Challenge:
 
     # -- report -----------------------------------------------------------------------------
     def finish(self, started: datetime) -> ChallengeResult:
-        from farmtools.challenge.gather import gather_report
         from farmtools.challenge.report import render_html, render_text
 
         finished = datetime.now(UTC)
-        report = gather_report(self, started, finished)
+        report = self.gather(started, finished)
         stem = self.report_dir / f"challenge-run{self.run_number}"
         json_path = stem.with_suffix(".json")
         json_path.write_text(json.dumps(report, indent=1, default=str))
@@ -676,6 +686,12 @@ class Challenge:
         return ChallengeResult(
             report, json_path, html_path, text_path, self.monitor_url, self.config_path
         )
+
+    def gather(self, started: datetime, finished: datetime) -> dict[str, Any]:
+        """The report dictionary (:func:`~.gather.gather_report`; a subclass adds its part)."""
+        from farmtools.challenge.gather import gather_report
+
+        return gather_report(self, started, finished)
 
     def settings_json(self) -> dict[str, Any]:
         out = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self.s).items()}

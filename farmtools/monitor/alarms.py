@@ -26,6 +26,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from farmtools.monitor.attention import BufferForecast, BufferSampler, buffer_breach_message
 from farmtools.monitor.checks import State
 from farmtools.monitor.summary import INFINITE_US, AnalysisResult
 from farmtools.notify.digest import Digest
@@ -129,6 +130,12 @@ def evaluate_stuck(count: int, m: MonitorSection) -> list[Breach]:
     return []
 
 
+def evaluate_buffer(b: BufferForecast, m: MonitorSection) -> list[Breach]:
+    """The buffer full sooner than ``buffer_warn_h`` at the current incoming rate."""
+    why = buffer_breach_message(b, m.buffer_warn_h)
+    return [Breach("buffer_full", why)] if why else []
+
+
 class AlarmChecker:
     """Checks new analysis results and the farm counts; raises and notifies each new breach."""
 
@@ -154,6 +161,8 @@ class AlarmChecker:
         #: the run each check alarm was last raised for, by kind (None: the farm-wide window)
         self._alarmed: dict[str, int | None] = {}
         self.digest = Digest(cfg, SOURCE)
+        #: the buffer's used bytes at each pass: its measured rate of change (page and alarm)
+        self.buffer_sampler = BufferSampler(cfg.monitor.rate_window_s)
 
     def check(self) -> list[Breach]:
         """One pass: returns the breaches that were NEW (raised and notified now)."""
@@ -185,12 +194,13 @@ class AlarmChecker:
 
     def _check_farm(self) -> list[Breach]:
         """Conditions of the farm whose alarm closes by itself once they clear: stuck files,
-        silent daemons (``daemon_silent:<daemon>@<host>``)."""
+        the buffer full too soon (``buffer_full``), silent daemons
+        (``daemon_silent:<daemon>@<host>``)."""
         if self.bk is None or self.queries is None:
             return []
         from farmtools.bookkeeping.db import CLEARED_BY
         from farmtools.bookkeeping.heartbeat import silent
-        from farmtools.monitor.attention import daemon_unit
+        from farmtools.monitor.attention import buffer_of, daemon_unit
 
         m = self.cfg.monitor
         count, _ = self.queries.stuck_files(m.stuck_after_s, limit=1)
@@ -198,6 +208,14 @@ class AlarmChecker:
         clear: dict[str, str] = {}
         if not breaches:
             clear["stuck_files"] = f"{count} file(s) stuck now"
+        buffer = buffer_of(self.cfg, self.queries, self.buffer_sampler)
+        full = evaluate_buffer(buffer, m)
+        breaches.extend(full)
+        if not full:
+            left = buffer.seconds_to_full
+            clear["buffer_full"] = (
+                "nothing coming in" if left is None else f"full in {left / 3600:.1f} h now"
+            )
         for hb in self.bk.heartbeats():
             kind = f"daemon_silent:{hb.daemon}@{hb.host}"
             if silent(hb, m.daemon_silent_s):

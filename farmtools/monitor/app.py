@@ -255,7 +255,9 @@ class Monitor:
         """What needs attention now (``farmtools status``), None without a database."""
         from farmtools.monitor.attention import collect
 
-        return collect(self.cfg, self.bk) if self.bk is not None else None
+        if self.bk is None:
+            return None
+        return collect(self.cfg, self.bk, self.checker.buffer_sampler)
 
     def status(self) -> dict[str, Any]:
         snap = self.totals.snapshot if self.totals else None

@@ -9,7 +9,8 @@ Every query is bounded by an index (open alarms, the failed/active states, the n
 primary key, the run ledger of the runs that can be incomplete only), so the view costs about
 the same with a year of data as with a day.
 What needs a person (:attr:`ShiftStatus.attention`): an open alarm, a silent daemon, more stuck
-files than ``monitor.stuck_max``, a buffer full within ``monitor.buffer_warn_h`` hours.  Failed
+files than ``monitor.stuck_max``, a buffer full within ``monitor.buffer_warn_h`` hours (the
+monitor also raises it as the alarm ``buffer_full``, which clears by itself).  Failed
 files whose alarm was acknowledged, incomplete runs and the jobs are shown, not counted: someone
 took note, or they are the farm's normal work in progress.
 
@@ -20,8 +21,10 @@ from __future__ import annotations
 
 import re
 import shutil
+import threading
+import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -82,6 +85,8 @@ def resolve_command(
     if source == "monitor" and kind.startswith("daemon_silent:"):
         daemon, _, host = kind.split(":", 1)[1].partition("@")
         return f"ssh {host} sudo systemctl restart {daemon_unit(daemon)}"
+    if source == "monitor" and kind == "buffer_full":
+        return "farmtools status (storage), then farmtools archive transfer, or free the storage"
     if source == "monitor" and kind == "stuck_files":
         return "farmtools status (stuck files), then farmtools story FILE"
     return ack
@@ -131,6 +136,9 @@ class BufferForecast:
     rate_bytes_s: float
     rate_window_s: float
     seconds_to_full: float | None
+    #: the measured rate of change of the used bytes (what came in minus what was freed, by
+    #: anyone) between the samples of a :class:`BufferSampler`; None without two samples
+    change_bytes_s: float | None = None
 
     @property
     def used_fraction(self) -> float | None:
@@ -189,6 +197,53 @@ def buffer_forecast(
     total, used, free = usage if usage is not None else (None, None, None)
     to_full = free / rate_bytes_s if free is not None and rate_bytes_s > 0 else None
     return BufferForecast(path, total, used, free, rate_bytes_s, rate_window_s, to_full)
+
+
+class BufferSampler:
+    """The used bytes of a storage sampled over time: its measured rate of change.
+
+    A long-running process (the monitor) keeps one and samples at each pass; the rate is taken
+    between the oldest sample within ``window_s`` and the newest, so one busy minute does not
+    make the forecast.  Bounded: samples older than the window are dropped.
+    """
+
+    def __init__(self, window_s: float) -> None:
+        self.window_s = window_s
+        self._samples: list[tuple[float, int]] = []
+        self._lock = threading.Lock()  # the page and the alarm pass sample from two threads
+
+    def add(self, t: float, used_bytes: int) -> float | None:
+        """Record ``used_bytes`` at monotonic time ``t``; the rate of change (bytes/s) or None."""
+        with self._lock:
+            self._samples.append((t, used_bytes))
+            self._samples = [s for s in self._samples if t - s[0] <= self.window_s]
+            t0, u0 = self._samples[0]
+        return (used_bytes - u0) / (t - t0) if t > t0 else None
+
+
+def buffer_of(
+    cfg: FarmConfig, queries: FarmQueries, sampler: BufferSampler | None = None
+) -> BufferForecast:
+    """The forecast of the farm's buffer (``storage.input``) at the current incoming rate;
+    with a ``sampler``, also its measured rate of change."""
+    rate, span = incoming_rate(queries, cfg.monitor.rate_window_s)
+    local = cfg.storage.backend == "local"
+    where = cfg.path(cfg.storage.input)
+    usage = disk_usage(where) if local else None
+    b = buffer_forecast(str(where) if local else cfg.storage.url, usage, rate, span)
+    if sampler is not None and usage is not None:
+        b = replace(b, change_bytes_s=sampler.add(time.monotonic(), usage[1]))
+    return b
+
+
+def buffer_breach_message(b: BufferForecast, warn_h: float) -> str | None:
+    """Why the buffer needs a person: full sooner than ``warn_h`` hours (None: it does not)."""
+    if b.seconds_to_full is None or b.seconds_to_full >= warn_h * 3600:
+        return None
+    return (
+        f"storage {b.path} full in {b.seconds_to_full / 3600:.1f} h at the current rate "
+        f"({b.rate_bytes_s / 1e6:.2f} MB/s in), below the {warn_h:g} h it must cover"
+    )
 
 
 def incoming_rate(queries: FarmQueries, window_s: float, newest: int = 5000) -> tuple[float, float]:
@@ -304,8 +359,9 @@ def incomplete_runs(
     return out
 
 
-def collect(cfg: FarmConfig, bk: Bookkeeping) -> ShiftStatus:
-    """Everything the shift needs to see now (see the module docstring)."""
+def collect(cfg: FarmConfig, bk: Bookkeeping, sampler: BufferSampler | None = None) -> ShiftStatus:
+    """Everything the shift needs to see now (see the module docstring); ``sampler``: the
+    monitor's, for the buffer's measured rate of change."""
     m = cfg.monitor
     queries = FarmQueries(bk.engine)
     st = ShiftStatus(time=now())
@@ -314,12 +370,7 @@ def collect(cfg: FarmConfig, bk: Bookkeeping) -> ShiftStatus:
     st.stuck_count, st.stuck = queries.stuck_files(m.stuck_after_s, limit=SHOWN)
     st.incomplete_runs = incomplete_runs(bk, queries, m.stuck_after_s, m.runs_shown)
     st.daemons = daemon_beats(bk.heartbeats(), m.daemon_silent_s)
-    rate, span = incoming_rate(queries, m.rate_window_s)
-    where = cfg.path(cfg.storage.input)
-    usage = disk_usage(where) if cfg.storage.backend == "local" else None
-    st.buffer = buffer_forecast(
-        str(where) if cfg.storage.backend == "local" else cfg.storage.url, usage, rate, span
-    )
+    st.buffer = buffer_of(cfg, queries, sampler)
     st.jobs = queries.active_jobs()
     st.attention = attention(st, cfg)
     return st
@@ -337,11 +388,6 @@ def attention(st: ShiftStatus, cfg: FarmConfig) -> list[str]:
             out.append(f"daemon {d.daemon} on {d.host} silent for {d.age_s:.0f} s")
     if st.stuck_count > m.stuck_max:
         out.append(f"{st.stuck_count} file(s) stuck more than {m.stuck_after_s:.0f} s")
-    b = st.buffer
-    if (
-        b is not None
-        and b.seconds_to_full is not None
-        and b.seconds_to_full < m.buffer_warn_h * 3600
-    ):
-        out.append(f"storage {b.path} full in {b.seconds_to_full / 3600:.1f} h at the current rate")
+    if st.buffer is not None and (why := buffer_breach_message(st.buffer, m.buffer_warn_h)):
+        out.append(why)
     return out

@@ -345,8 +345,13 @@ def _print_status(st: ShiftStatus) -> None:
                 f"({100 * b.used_bytes / b.total_bytes:.0f} %), {b.free_bytes / 1e9:.1f} GB free"
             )
         typer.echo(f"storage {b.path}: {used}")
+        change = (
+            f"; used bytes changing {b.change_bytes_s / 1e6:+.2f} MB/s"
+            if b.change_bytes_s is not None
+            else ""
+        )
         typer.echo(
-            f"  incoming {b.rate_bytes_s / 1e6:.2f} MB/s (over {b.rate_window_s:.0f} s); "
+            f"  incoming {b.rate_bytes_s / 1e6:.2f} MB/s (over {b.rate_window_s:.0f} s){change}; "
             f"full in {_duration(b.seconds_to_full) if b.total_bytes is not None else 'unknown'}"
         )
     typer.echo("jobs in the batch system: " + ", ".join(f"{k} {v}" for k, v in st.jobs.items()))

@@ -20,6 +20,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from farmtools.monitor.attention import BufferForecast, buffer_of
+
 if TYPE_CHECKING:
     from farmtools.config import FarmConfig
     from farmtools.monitor.checkstore import CheckStore
@@ -146,6 +148,7 @@ class FarmCollector(Collector):
         yield GaugeMetricFamily(
             "farmtools_stuck_files", "Files in an active state for too long", value=stuck
         )
+        yield from _buffer_metrics(buffer_of(self.cfg, q))
         evb = q.evb_counts(self.cfg.monitor.runs_shown)
         if evb:
             frag = GaugeMetricFamily(
@@ -237,3 +240,22 @@ def make_registry(collector: FarmCollector) -> CollectorRegistry:
 
 def render(registry: CollectorRegistry) -> bytes:
     return generate_latest(registry)
+
+
+def _buffer_metrics(b: BufferForecast) -> Iterator[GaugeMetricFamily]:
+    """The buffer's occupancy and forecast (``farmtools status``'s), where they are known."""
+    if b.used_bytes is not None:
+        yield GaugeMetricFamily(
+            "farmtools_buffer_used_bytes", "Bytes used on the farm storage's file system",
+            value=b.used_bytes,
+        )  # fmt: skip
+    yield GaugeMetricFamily(
+        "farmtools_buffer_incoming_bytes_per_second",
+        "Raw data written by the DAQ per second (monitor.rate_window_s)",
+        value=b.rate_bytes_s,
+    )
+    if b.seconds_to_full is not None:
+        yield GaugeMetricFamily(
+            "farmtools_buffer_seconds_to_full", "Time until the buffer is full at that rate",
+            value=b.seconds_to_full,
+        )  # fmt: skip

@@ -25,7 +25,7 @@ import jinja2
 from farmtools.batch.base import hms
 from farmtools.config import FarmConfig
 from farmtools.job.recoclient import usage_path
-from farmtools.rawdata.naming import RawName
+from farmtools.rawdata.naming import RawName, parse_raw_name
 from farmtools.resources import templates_dir
 from farmtools.storage.derived import output_location
 from farmtools.storage.location import is_url
@@ -85,6 +85,11 @@ def job_command(
     if program == "inspect":
         return [farmtools, "raw", "inspect", input_path]
     reco = [input_path, "-o", target]
+    raw = parse_raw_name(input_path.rsplit("/", 1)[-1])
+    if raw is not None and raw.pddp and ":" in cfg.farm.detector:
+        # a 6x6x6 event file of a shortened drift window (6x6x6:SAMPLES): the job has no
+        # farm.toml to read it from, and the name alone says the full 6x6x6
+        reco += ["--detector", cfg.farm.detector]
     if not cfg.processing.reco_worker_socket:
         return [farmtools, "reco", *reco]
     socket_path = str(cfg.path(cfg.processing.reco_worker_socket))  # relative: below farm.home

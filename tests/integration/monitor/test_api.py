@@ -196,6 +196,19 @@ def test_metrics_report_the_farm(client: tuple[Monitor, TestClient], farm: Farm)
     assert samples[("farmtools_jobs_active", (("state", "running"),))] == 1
     assert samples[("farmtools_job_failures_total", (("failure", "out_of_memory"),))] == 1
     assert samples[("farmtools_stuck_files", ())] == 1
+    # the buffer: what the DAQ wrote within the hour, per second
+    hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    recent = [
+        f.size or 0
+        for f in farm.bk.files()
+        if f.daq_write_time is not None and f.daq_write_time > hour_ago
+    ]
+    assert sum(recent) > 0
+    assert samples[("farmtools_buffer_incoming_bytes_per_second", ())] == pytest.approx(
+        sum(recent) / 3600, rel=1e-3
+    )
+    assert samples[("farmtools_buffer_used_bytes", ())] > 0
+    assert samples[("farmtools_buffer_seconds_to_full", ())] > 0
     assert samples[("farmtools_alarms_open", (("source", "monitor"),))] == 1
     beats = {k: v for k, v in samples.items() if k[0] == "farmtools_daemon_beat_age_seconds"}
     assert list(beats) == [

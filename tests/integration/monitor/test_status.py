@@ -21,8 +21,13 @@ from farmtools.bookkeeping import Bookkeeping, Event, FileState, schema
 from farmtools.bookkeeping.schema import now
 from farmtools.cli import app
 from farmtools.config import load_config
-from farmtools.monitor.alarms import AlarmChecker
-from farmtools.monitor.attention import buffer_forecast, resolve_command
+from farmtools.monitor.alarms import AlarmChecker, evaluate_buffer
+from farmtools.monitor.attention import (
+    BufferSampler,
+    buffer_forecast,
+    buffer_of,
+    resolve_command,
+)
 from farmtools.monitor.queries import FarmQueries
 from farmtools.monitor.store import SummaryStore
 from farmtools.processing.jobs import JobStore
@@ -196,6 +201,48 @@ def test_the_buffer_forecast_follows_the_incoming_rate(farm: tuple[Path, Bookkee
     assert code == 1 and b["rate_bytes_s"] == pytest.approx(10 * free / 3600)
     assert 0 < b["seconds_to_full"] < 3600
     assert doc["attention"][0].startswith("storage ")
+
+
+def test_the_buffer_alarm_is_raised_below_the_threshold_and_clears_by_itself(
+    farm: tuple[Path, Bookkeeping],
+) -> None:
+    cfg_file, bk = farm
+    cfg = load_config(cfg_file)
+    checker = AlarmChecker(
+        cfg, bk, FarmQueries(bk.engine), SummaryStore(cfg.path(cfg.analysis.summary_dir))
+    )
+    assert checker.check() == []
+    free = shutil.disk_usage(cfg_file.parent).free
+    # full in about 5 h: above a 3-hour threshold, below the default 24 h
+    name = _file(bk, 8, 0, size=free // 5)
+    relaxed = cfg.model_copy(
+        update={"monitor": cfg.monitor.model_copy(update={"buffer_warn_h": 3.0})}
+    )
+    assert evaluate_buffer(buffer_of(relaxed, FarmQueries(bk.engine)), relaxed.monitor) == []
+    (new,) = checker.check()
+    assert new.kind == "buffer_full" and "below the 24 h it must cover" in new.message
+    assert checker.check() == []  # one open alarm, not one per pass
+    code, doc = _status(cfg_file, "--json")
+    (group,) = doc["alarms"]
+    assert code == 1 and group["command"].startswith("farmtools status (storage)")
+    assert doc["buffer"]["change_bytes_s"] is None  # a one-shot status has no samples
+    with bk.engine.begin() as conn:  # the file was written two hours ago: nothing comes in now
+        conn.execute(
+            sa.update(schema.files)
+            .where(schema.files.c.name == name)
+            .values(daq_write_time=now() - timedelta(hours=2))
+        )
+    assert checker.check() == []
+    (closed,) = bk.alarms(include_acknowledged=True)
+    assert (closed.closed_how, closed.close_reason) == ("cleared", "nothing coming in")
+
+
+def test_the_sampler_measures_the_rate_of_change_over_its_window() -> None:
+    s = BufferSampler(window_s=100.0)
+    assert s.add(0.0, 1000) is None  # one sample: no rate
+    assert s.add(10.0, 3000) == 200.0
+    assert s.add(20.0, 2000) == 50.0  # freed meanwhile: the net change since the first sample
+    assert s.add(110.0, 2000) == -10.0  # the first fell out of the window: since the second
 
 
 def test_buffer_forecast_without_a_capacity_or_a_rate() -> None:

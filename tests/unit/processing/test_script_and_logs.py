@@ -16,7 +16,7 @@ from farmtools.job.recoclient import read_usage
 from farmtools.processing.failures import Failure, classify, decide
 from farmtools.processing.joblog import format_job_log
 from farmtools.processing.polling import with_worker_usage
-from farmtools.processing.script import JobPaths, render_job_script
+from farmtools.processing.script import JobPaths, job_command, render_job_script
 from farmtools.rawdata.naming import RawName
 from tests.processing_farm import make_cfg, write_raw
 
@@ -311,3 +311,23 @@ def test_job_log_has_the_seed_layout() -> None:
         "Resources Used   : cput=00:05:10,mem=108876kb,vmem=342436kb,walltime=00:05:14\n"
         "Queue Name       : prod\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("detector", "name", "extra"),
+    [
+        ("6x6x6:100", "12_1_a.dat", ["--detector", "6x6x6:100"]),  # the job cannot know it
+        ("6x6x6", "12_1_a.dat", []),  # the name says the full 6x6x6
+        ("6x6x6:100", "run12-seq1.dat", []),  # a 3x1x1 file keeps its own geometry
+        ("3x1x1", "run12-seq1.dat", []),
+    ],
+)
+def test_a_shortened_6x6x6_geometry_is_given_to_the_reco_job(
+    tmp_path: Path, detector: str, name: str, extra: list[str]
+) -> None:
+    cfg = FarmConfig.model_validate(
+        {"farm": {"home": str(tmp_path), "detector": detector}, "base_dir": tmp_path}
+    )
+    argv = job_command(cfg, f"/farm/storage/input/run12/{name}", "out.root.part1")
+    assert argv[1:5] == ["reco", f"/farm/storage/input/run12/{name}", "-o", "out.root.part1"]
+    assert argv[5:] == extra
