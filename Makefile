@@ -25,11 +25,17 @@ lint:
 unit: setup
 	$(VENV)/pytest -m "not xrootd and not postgres and not slurm and not browser and not farm and not slow" $(PYTEST_ARGS)
 
-## mockfarm-up: podman containers evb, storage, head, worker1, worker2, l2, provisioned by site.yml
+## mockfarm-up: the mock farm's six nodes through the Vagrantfile (podman containers by default,
+## MOCKFARM_PROVIDER=libvirt or virtualbox with a hypervisor), provisioned by site.yml; the host's
+## side first (scripts/mockfarm/host.sh); up without provisioning, then provision (no race)
+MOCKFARM_PROVIDER ?= docker
+export VAGRANT_CHECKPOINT_DISABLE := 1
 mockfarm-up: setup
-	./scripts/mockfarm/up.sh
-	./scripts/mockfarm/provision.sh
+	./scripts/mockfarm/host.sh $(MOCKFARM_PROVIDER)
+	vagrant up --no-provision --provider=$(MOCKFARM_PROVIDER)
+	vagrant provision
 
-## mockfarm-down: remove the mock farm's ft- containers and network (caches in .mockfarm/ stay)
+## mockfarm-down: vagrant destroy, then the host's side (ft-farm network; caches in .mockfarm/ stay)
 mockfarm-down:
+	vagrant destroy -f
 	./scripts/mockfarm/down.sh

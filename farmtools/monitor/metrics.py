@@ -4,7 +4,7 @@ Owns :class:`FarmCollector`, a prometheus_client custom collector on its own reg
 process-global state, so several monitors can live in one test process).  Counters that need
 full-table scans come from the :class:`~farmtools.monitor.queries.Totals` snapshot (refreshed
 every ``monitor.totals_s``); queue depths and latencies are read live through indexed queries.
-The Grafana dashboard that plots these series is ``ansible/files/grafana/farmtools.json``.
+The Grafana dashboard that plots these series is ``roles/monitoring/files/farmtools.json``.
 
 Imports prometheus_client and the monitor's queries/summary modules.
 """

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Tear the mock farm down: the ft- containers and network that up.sh made, nothing else.  The
+# Tear the mock farm down: the ft- containers and network that up.sh or Vagrant and host.sh
+# made, nothing else (after `vagrant destroy -f`, the containers are gone already).  The
 # caches under .mockfarm/ stay (remove the directory by hand for a cold start); the shared
 # production home goes with the containers.
 source "$(dirname "$0")/env.sh"
@@ -15,7 +16,12 @@ for node in "${MF_NODES[@]}"; do
   fi
 done
 if podman network exists "$MF_NETWORK"; then
+  bridge=$(podman network inspect "$MF_NETWORK" --format '{{.NetworkInterface}}')
   podman network rm "$MF_NETWORK" >/dev/null
+  # host.sh made the bridge before any node: remove it if podman left it.
+  if [ -n "$bridge" ] && ip link show dev "$bridge" >/dev/null 2>&1; then
+    ip link delete "$bridge"
+  fi
 fi
 # The shared production home is farm state, like the containers' own disks.
 rm -rf "$MF_DIR/home-prod"

@@ -10,10 +10,15 @@ MF_PREFIX=ft-
 MF_NETWORK=${MF_PREFIX}farm
 MF_SUBNET=${MOCKFARM_SUBNET:-10.89.105.0/24}
 MF_IMAGE=localhost/${MF_PREFIX}node:bookworm
-MF_NODES=(evb storage head worker1 worker2 l2)
 # Podman here uses the CNI backend without a DNS plugin: nodes get fixed addresses and know each
-# other through /etc/hosts entries (--add-host); the inventory uses the same names.
-declare -A MF_ADDR=([evb]=11 [storage]=12 [head]=13 [l2]=14 [worker1]=21 [worker2]=22)
+# other through /etc/hosts entries (--add-host); the inventory uses the same names.  The table is
+# shared with the Vagrantfile (scripts/mockfarm/nodes.txt).
+MF_NODES=()
+declare -A MF_ADDR=()
+while read -r _name _byte _; do
+  MF_NODES+=("$_name")
+  MF_ADDR[$_name]=$_byte
+done < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$MF_ROOT/scripts/mockfarm/nodes.txt")
 mf_ip() { echo "${MF_SUBNET%.*}.${MF_ADDR[$1]}"; }
 # The host's own address on the internal network (on the bridge, no gateway, no NAT): Ansible and
 # testinfra reach the nodes over SSH from here; the nodes still have no route off the machine.
@@ -52,4 +57,23 @@ CONF
       fi
     done
   fi
+}
+
+# One random value per secret of the mock farm, made once into .mockfarm/secrets.env (gitignored)
+# and kept (the database and the page's shift login); exported for Ansible's env lookups.
+mf_secrets() {
+  local secrets=$MF_DIR/secrets.env key
+  mkdir -p "$MF_DIR"
+  (
+    umask 077
+    touch "$secrets"
+    for key in FARMTOOLS_DB_PASSWORD FARMTOOLS_MONITOR_PASSWORD; do
+      grep -q "^$key=" "$secrets" ||
+        printf '%s=%s\n' "$key" "$(head -c 24 /dev/urandom | base64 | tr -d '/+=')" >> "$secrets"
+    done
+  )
+  set -a
+  # shellcheck source=/dev/null
+  source "$secrets"
+  set +a
 }

@@ -1,12 +1,15 @@
 """The mock farm as a pytest module fixture: podman containers, provisioned twice by Ansible.
 
-``scripts/mockfarm/up.sh`` starts the nodes (image, apt repository and wheelhouse are cached
-under .mockfarm/; testinfra reaches the nodes over SSH with the configuration it writes there),
-``provision.sh`` runs ``ansible-playbook -i inventories/mockfarm site.yml`` twice (the second run
-must change nothing), and ``down.sh`` removes the ft- containers and network once the module
-that uses them is done.  A module fixture, not a session one: six systemd containers and the
-farm they run (Slurm, XRootD, the farmtools daemons) would otherwise stay up, taking CPU, through
-the rest of the suite.  ``MOCKFARM_KEEP=1`` leaves the farm running for a look by hand.  Each
+As ``make mockfarm-up`` does, through the Vagrantfile: ``scripts/mockfarm/host.sh`` prepares the
+host (image, apt repository and wheelhouse cached under .mockfarm/, the internal network, the SSH
+configuration testinfra uses), ``vagrant up --no-provision`` starts the nodes with the docker
+provider on podman, ``vagrant provision`` runs the Ansible provisioner (site.yml on
+inventories/mockfarm) twice (the second run must change nothing), and ``vagrant destroy -f``
+then ``down.sh`` remove the ft- containers and network once the module that uses them is done
+(``MOCKFARM_VAGRANT=0``: the podman scripts alone, ``up.sh`` and ``provision.sh``).
+A module fixture, not a session one: six systemd containers and the farm they run (Slurm,
+XRootD, the farmtools daemons) would otherwise stay up, taking CPU, through the rest of the
+suite.  ``MOCKFARM_KEEP=1`` leaves the farm running for a look by hand.  Each
 step's duration is printed (a figure for the report, never an assertion).
 """
 
@@ -75,7 +78,7 @@ class MockFarm:
     timings: dict[str, float]
 
     def host(self, node: str) -> Any:
-        """testinfra host of a node, over SSH with the client configuration up.sh wrote."""
+        """testinfra host of a node, over SSH with the client configuration host.sh wrote."""
         import testinfra
 
         return testinfra.get_host(f"ssh://{node}", ssh_config=str(MOCKFARM_DIR / "ssh" / "config"))
@@ -94,12 +97,36 @@ def _run(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str
     )
 
 
+def _steps() -> dict[str, list[str]]:
+    """The commands of each step: through the Vagrantfile (the default, as ``make mockfarm-up``),
+    or the podman scripts alone with ``MOCKFARM_VAGRANT=0`` (the path before issue 20)."""
+    if os.environ.get("MOCKFARM_VAGRANT", "1") == "0":
+        return {
+            "up": [str(SCRIPTS / "up.sh")],
+            "provision": [str(SCRIPTS / "provision.sh")],
+            "down": [str(SCRIPTS / "down.sh")],
+        }
+    # host.sh, then `vagrant up --no-provision` in one shell: each step is timed as a whole.
+    return {
+        "up": [
+            "sh",
+            "-c",
+            f"{SCRIPTS / 'host.sh'} docker && vagrant up --no-provision --provider=docker",
+        ],
+        "provision": ["vagrant", "provision"],
+        "down": ["sh", "-c", f"vagrant destroy -f; {SCRIPTS / 'down.sh'}"],
+    }
+
+
 @pytest.fixture(scope="module")
 def mockfarm() -> Iterator[MockFarm]:
     """Bring the farm up, provision it twice, yield it, tear it down."""
     need_tools("podman", package="podman")
     need_tools("mmdebstrap", package="mmdebstrap")
     need_tools("dpkg-scanpackages", package="dpkg-dev")
+    steps = _steps()
+    if steps["provision"][0] == "vagrant":
+        need_tools("vagrant", package="vagrant")
     if os.geteuid() != 0:
         missing(
             "the mock farm needs root (rootful podman, cgroup mounts)",
@@ -107,16 +134,17 @@ def mockfarm() -> Iterator[MockFarm]:
         )
     env = dict(os.environ)
     env["CONTAINERS_CONF"] = str(MOCKFARM_DIR / "containers.conf")
+    env["VAGRANT_CHECKPOINT_DISABLE"] = "1"
     timings: dict[str, float] = {}
     try:
         t0 = time.monotonic()
-        up = _run([str(SCRIPTS / "up.sh")], env)
+        up = _run(steps["up"], env)
         timings["up"] = time.monotonic() - t0
-        assert up.returncode == 0, f"up.sh failed:\n{up.stdout}\n{up.stderr}"
+        assert up.returncode == 0, f"bringing the farm up failed:\n{up.stdout}\n{up.stderr}"
         runs = []
         for label in ("provision-1", "provision-2"):
             t0 = time.monotonic()
-            proc = _run([str(SCRIPTS / "provision.sh")], env)
+            proc = _run(steps["provision"], env)
             timings[label] = time.monotonic() - t0
             runs.append(PlaybookRun.parse(proc.returncode, proc.stdout + proc.stderr))
             # Kept for a look (task times of profile_tasks at the end): .mockfarm/<label>.log
@@ -126,5 +154,5 @@ def mockfarm() -> Iterator[MockFarm]:
     finally:
         if os.environ.get("MOCKFARM_KEEP") != "1":
             t0 = time.monotonic()
-            _run([str(SCRIPTS / "down.sh")], env)
+            _run(steps["down"], env)
             print(f"\nmock farm down in {time.monotonic() - t0:.0f} s")

@@ -330,7 +330,7 @@ def test_grafana_dashboard_plots_only_series_that_exist(client: tuple[Monitor, T
     m, c = client
     m.checker.check()
     dash = json.loads(
-        (Path(__file__).parents[3] / "ansible/files/grafana/farmtools.json").read_text()
+        (Path(__file__).parents[3] / "roles/monitoring/files/farmtools.json").read_text()
     )
     exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
     wanted = {n for e in exprs for n in re.findall(r"farmtools_\w+", e)}
