@@ -14,8 +14,11 @@ from tests.integration.monitor.farmdata import make_farm, write_summary
 def test_tasks_check_and_ack(tmp_path: Path) -> None:
     farm = make_farm(tmp_path / "farm")
     cfg_file = tmp_path / "farm.toml"
+    # buffer_warn_h 0: make_farm's hour of files would forecast this machine's disk full within
+    # a day and add a buffer_full alarm, whatever the disk (that alarm is tested in test_status)
     cfg_file.write_text(
         '[farm]\nhome = "farm"\n[monitor]\nlifetime_min_us = 2000.0\nstuck_max = 5\n'
+        "buffer_warn_h = 0.0\n"
     )
     runner = CliRunner()
     out = runner.invoke(app, ["monitor", "tasks", "-c", str(cfg_file)])
