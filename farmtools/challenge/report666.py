@@ -295,18 +295,24 @@ def model_inputs(
     started = datetime.fromisoformat(report["started"])
     stories = {f["name"]: f.get("stages", {}) for f in report["files"]}
     files = []
+
+    def trigger_s(run: int, k: int) -> float | None:
+        emitted = ch.emitted_at.get(run, [])
+        return round(emitted[k], 4) if 0 <= k < len(emitted) else None
+
     for w in ch.shared.written:
-        emitted = ch.emitted_at.get(w.run, [])
         wt = stories.get(w.path.name, {}).get("written")
+        last_of_run = not any(o.run == w.run and o.seq > w.seq for o in ch.shared.written)
         files.append(
             {
                 "name": w.path.name,
                 "run": w.run,
                 "events": w.events,
                 "bytes": w.size,
-                "last_trigger_s": (
-                    round(emitted[w.last_trigger], 4) if w.last_trigger < len(emitted) else None
-                ),
+                "first_trigger_s": trigger_s(w.run, w.first_trigger),
+                "last_trigger_s": trigger_s(w.run, w.last_trigger),
+                # the event after the file's last: the builder writes a full file when it comes
+                "next_trigger_s": None if last_of_run else trigger_s(w.run, w.last_trigger + 1),
                 "written_s": (
                     round((datetime.fromisoformat(wt) - started).total_seconds(), 4) if wt else None
                 ),
@@ -315,6 +321,7 @@ def model_inputs(
     return {
         "samples": ch.cfg.geometry.samples,
         "event_bytes": 2 * ch.cfg.geometry.fragment_bytes,
+        "flush_s": ch.cfg.evb.flush_s,
         "first_trigger_s": round(triggers[0], 4) if triggers else None,
         "last_written_s": round(max(written_at), 4) if written_at else None,
         "files": files,

@@ -6,7 +6,7 @@ once a run's files are stored the final stage filters (classifies) its events, f
 ones into Huffman-compressed final files, transfers them to central storage and verifies them.
 :class:`ChainCosts` holds each stage's cost per event or per byte; :func:`calibrate_chain` reads
 them from the ``chain_6x6x6`` part of a challenge report (its ``model_inputs`` block and the
-``measured`` medians); :func:`simulate_chain` replays the same input (the files' last triggers,
+``measured`` medians); :func:`simulate_chain` replays the same input (each file's triggers,
 events and bytes, the workers) through a SimPy model of the chain and returns each stage's
 latency and throughput as the report measures them; :func:`compare_chain` sets them side by side
 (the model is fit for sizing when every stage is within 20 %).
@@ -55,6 +55,11 @@ class ChainCosts:
 
     samples: int
     event_bytes: float
+    #: the builder writes a file once it holds ``roll_events`` events (when the next event
+    #: arrives that would not fit) or once its first event is ``flush_s`` old, ``build_delay_s``
+    #: later (its pass every half second, the write and sync)
+    roll_events: int
+    flush_s: float
     build_delay_s: float
     detect_delay_s: float
     ingest_Bps: float
@@ -76,12 +81,33 @@ class ChainCosts:
 
 
 @dataclass(frozen=True)
-class ChainInput:
-    """What the chain was fed: per event file (last trigger s, events, bytes), the workers."""
+class FileIn:
+    """One event file as the triggers made it: its first and last trigger and the next file's
+    first (None: the run's last file), seconds since the start; its events and bytes."""
 
-    files: tuple[tuple[float, int, int], ...]
+    first_trigger_s: float
+    last_trigger_s: float
+    next_trigger_s: float | None
+    events: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class ChainInput:
+    """What the chain was fed: the event files, the workers."""
+
+    files: tuple[FileIn, ...]
     workers: int
     first_trigger_s: float = 0.0
+
+
+def build_due_s(f: FileIn, roll_events: int, flush_s: float) -> float:
+    """When the builder's rule makes it write ``f`` (before its own delay): the next event
+    arriving once it is full, or its first event ``flush_s`` old, whichever comes first."""
+    due = f.first_trigger_s + flush_s
+    if f.events >= roll_events and f.next_trigger_s is not None:
+        due = min(due, f.next_trigger_s)
+    return max(due, f.last_trigger_s)
 
 
 @dataclass
@@ -106,7 +132,7 @@ def simulate_chain(costs: ChainCosts, feed: ChainInput) -> ChainResult:
     cores = simpy.Resource(env, capacity=feed.workers)
     analyser = simpy.Resource(env, capacity=1)
     n = len(feed.files)
-    res = ChainResult(times=[{} for _ in range(n)], events=sum(f[1] for f in feed.files))
+    res = ChainResult(times=[{} for _ in range(n)], events=sum(f.events for f in feed.files))
     ended: list[int] = []
     stored: list[int] = []
     c = costs
@@ -121,7 +147,7 @@ def simulate_chain(costs: ChainCosts, feed: ChainInput) -> ChainResult:
     def final_stage() -> simpy.events.ProcessGenerator:
         yield env.timeout(c.final_poll_s / 2)
         res.stored_all_s = env.now  # the report counts from the stage's look, as here
-        total = sum(f[2] for f in feed.files)
+        total = sum(f.bytes for f in feed.files)
         kept_bytes = c.keep_fraction * total
         final_bytes = kept_bytes * c.final_ratio
         res.kept = c.keep_fraction * res.events
@@ -135,10 +161,11 @@ def simulate_chain(costs: ChainCosts, feed: ChainInput) -> ChainResult:
         res.verified_s = env.now
 
     def one_file(i: int) -> simpy.events.ProcessGenerator:
-        last_trigger, events, nbytes = feed.files[i]
+        f = feed.files[i]
+        events, nbytes = f.events, f.bytes
         t = res.times[i]
-        t["trigger"] = last_trigger
-        yield env.timeout(last_trigger + c.build_delay_s)
+        t["trigger"] = f.last_trigger_s
+        yield env.timeout(build_due_s(f, c.roll_events, c.flush_s) + c.build_delay_s)
         t["written"] = env.now
         yield env.timeout(c.detect_delay_s)
         with copier.request() as req:
@@ -234,7 +261,8 @@ def calibrate_chain(report: Mapping[str, Any]) -> tuple[ChainCosts, ChainInput]:
     """The costs and the input of the 6x6x6 challenge in ``report`` (its ``chain_6x6x6``'s
     ``model_inputs`` and the 3x1x1 part's ``measured`` medians).
 
-    * L2 building: the median of (file written - its last trigger) over the files;
+    * L2 building: the roll (the most events a file got), the flush age, and the median of
+      (file written - when the builder's rule made it due) over the files;
     * ingest: the detection delay, and the verified copy's bandwidth (median file bytes over
       the median detected -> stored);
     * reconstruction: the submission delay, the least submitted -> started (a core free), the
@@ -249,13 +277,28 @@ def calibrate_chain(report: Mapping[str, Any]) -> tuple[ChainCosts, ChainInput]:
     m = report.get("measured", {})
     files = [f for f in mi["files"] if f.get("last_trigger_s") is not None]
     feed = ChainInput(
-        files=tuple((f["last_trigger_s"], int(f["events"]), int(f["bytes"])) for f in files),
+        files=tuple(
+            FileIn(
+                f.get("first_trigger_s", f["last_trigger_s"]),
+                f["last_trigger_s"],
+                f.get("next_trigger_s"),
+                int(f["events"]),
+                int(f["bytes"]),
+            )
+            for f in files
+        ),
         workers=int(m.get("workers") or report["settings"]["workers"]),
         first_trigger_s=float(mi.get("first_trigger_s") or 0.0),
     )
     stories = {f["name"]: f.get("stages", {}) for f in report["files"]}
     by_name = {f["name"]: f for f in files}
-    build = [f["written_s"] - f["last_trigger_s"] for f in files if f.get("written_s") is not None]
+    roll = max(f.events for f in feed.files)
+    flush = float(mi["flush_s"]) if mi.get("flush_s") is not None else math.inf
+    build = [
+        f["written_s"] - build_due_s(fi, roll, flush)
+        for f, fi in zip(files, feed.files, strict=True)
+        if f.get("written_s") is not None
+    ]
     start_waits, runs = [], []
 
     def at(st: Mapping[str, str], k: str) -> datetime | None:
@@ -278,6 +321,8 @@ def calibrate_chain(report: Mapping[str, Any]) -> tuple[ChainCosts, ChainInput]:
     costs = ChainCosts(
         samples=int(mi["samples"]),
         event_bytes=float(mi["event_bytes"]),
+        roll_events=roll,
+        flush_s=flush,
         build_delay_s=statistics.median(build) if build else 0.0,
         detect_delay_s=float(m.get("detect_delay_median_s") or 0.0),
         ingest_Bps=float(m["file_bytes_median"]) / max(float(m["copy_median_s"]), 1e-6),

@@ -2,26 +2,33 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from farmtools.challenge.sim666 import (
     ChainCase,
     ChainCosts,
     ChainInput,
+    FileIn,
     FullSizeCosts,
     chain_figures,
     compare_chain,
     simulate_chain,
     size_chain,
 )
+from farmtools.cli import app
 
 COSTS = ChainCosts(
     samples=100,
     event_bytes=5e5,
+    roll_events=100,
+    flush_s=0.0,  # every file due at its last trigger
     build_delay_s=1.0,
     detect_delay_s=0.0,
     ingest_Bps=1e6,
@@ -42,7 +49,8 @@ COSTS = ChainCosts(
 
 def test_the_chain_queues_jobs_for_cores_and_runs_the_final_stage_once_all_is_stored() -> None:
     # two files of 2 events and 1 MB, last triggers at 0 and 1 s, one core
-    res = simulate_chain(COSTS, ChainInput(files=((0.0, 2, 10**6), (1.0, 2, 10**6)), workers=1))
+    files = (FileIn(0.0, 0.0, 1.0, 2, 10**6), FileIn(1.0, 1.0, None, 2, 10**6))
+    res = simulate_chain(COSTS, ChainInput(files=files, workers=1))
     a, b = res.times
     assert (a["written"], a["stored"], a["reconstructed"]) == (1.0, 2.0, 6.0)  # job 2 + 2 x 1
     # the second file's copy waits for nothing (written at 2), its job for the core until 6
@@ -60,9 +68,20 @@ def test_the_chain_queues_jobs_for_cores_and_runs_the_final_stage_once_all_is_st
 
 
 def test_a_last_partial_analysis_group_is_analysed_once_every_file_is_reconstructed() -> None:
-    three = ChainInput(files=((0.0, 1, 10**5), (0.0, 1, 10**5), (0.0, 1, 10**5)), workers=3)
+    three = ChainInput(files=(FileIn(0.0, 0.0, None, 1, 10**5),) * 3, workers=3)
     res = simulate_chain(COSTS, three)
     assert all("analysed" in t for t in res.times)
+
+
+def _files(n: int) -> tuple[FileIn, ...]:
+    """``n`` files of 5 events, one a second, the last of 3 events."""
+    out = []
+    for i in range(n):
+        events = 5 if i < n - 1 else 3
+        out.append(
+            FileIn(5.0 * i, 5.0 * i + events - 1, 5.0 * i + 5 if i < n - 1 else None, events, 10**6)
+        )
+    return tuple(out)
 
 
 def _report(costs: ChainCosts, feed: ChainInput) -> dict[str, Any]:
@@ -88,7 +107,7 @@ def _report(costs: ChainCosts, feed: ChainInput) -> dict[str, Any]:
     fig = chain_figures(
         res.times, res.events, res.kept, res.busy, feed.first_trigger_s, sum(res.busy.values())
     )
-    total = sum(f[2] for f in feed.files)
+    total = sum(f.bytes for f in feed.files)
     kept = costs.keep_fraction * total
     return {
         "started": iso(0),
@@ -97,8 +116,8 @@ def _report(costs: ChainCosts, feed: ChainInput) -> dict[str, Any]:
             "workers": feed.workers,
             "group_size": costs.group_size,
             "detect_delay_median_s": costs.detect_delay_s,
-            "copy_median_s": feed.files[0][2] / costs.ingest_Bps,
-            "file_bytes_median": feed.files[0][2],
+            "copy_median_s": feed.files[0].bytes / costs.ingest_Bps,
+            "file_bytes_median": feed.files[0].bytes,
             "submit_delay_median_s": costs.submit_delay_s,
             "reco_s_per_event_median": costs.reco_s_per_event,
             "analysis_median_s": costs.analysis_s,
@@ -117,12 +136,15 @@ def _report(costs: ChainCosts, feed: ChainInput) -> dict[str, Any]:
                 "samples": 100,
                 "event_bytes": costs.event_bytes,
                 "first_trigger_s": feed.first_trigger_s,
+                "flush_s": costs.flush_s,
                 "files": [
                     {
                         "name": n,
-                        "events": f[1],
-                        "bytes": f[2],
-                        "last_trigger_s": f[0],
+                        "events": f.events,
+                        "bytes": f.bytes,
+                        "first_trigger_s": f.first_trigger_s,
+                        "last_trigger_s": f.last_trigger_s,
+                        "next_trigger_s": f.next_trigger_s,
                         "written_s": t["written"],
                     }
                     for n, f, t in zip(names, feed.files, res.times, strict=True)
@@ -141,11 +163,12 @@ def _report(costs: ChainCosts, feed: ChainInput) -> dict[str, Any]:
 
 
 def test_the_model_calibrated_on_a_report_replays_it_and_a_far_off_stage_fails() -> None:
-    # six files of 5 events every 5 s on 2 cores, 4 s per event: the jobs queue
-    feed = ChainInput(
-        files=tuple((5.0 * i, 5, 6 * 10**6) for i in range(6)), workers=2, first_trigger_s=0.0
+    # six files of 5 events every 5 s on 2 cores, 4 s per event: the jobs queue; the builder
+    # writes a full file (5 events) when the next event comes, the last one 6 s after its first
+    feed = ChainInput(files=_files(6), workers=2, first_trigger_s=0.0)
+    costs = replace(
+        COSTS, reco_s_per_event=4.0, group_size=4, keep_fraction=0.5, roll_events=5, flush_s=6.0
     )
-    costs = replace(COSTS, reco_s_per_event=4.0, group_size=4, keep_fraction=0.5)
     report = _report(costs, feed)
     check = compare_chain(report)
     assert check["within_20_percent"], check["rows"]
@@ -154,6 +177,7 @@ def test_the_model_calibrated_on_a_report_replays_it_and_a_far_off_stage_fails()
     assert got.job_startup_s == pytest.approx(2.0)
     assert got.filter_s_per_B == pytest.approx(costs.filter_s_per_B)
     assert got.final_ratio == pytest.approx(0.5)
+    assert (got.roll_events, got.flush_s, got.build_delay_s) == (5, 6.0, pytest.approx(1.0))
     stages = {r["stage"] for r in check["rows"]}
     assert {"L2 building", "ingest", "reconstruction (t0)", "purity/gain", "verification"} <= stages
     # a reconstruction measured twice as slow as its jobs' own costs is not reproduced
@@ -194,3 +218,18 @@ def test_sizing_counts_cores_per_stage_local_bandwidth_buffer_and_catch_up_by_ha
     (raw,) = size_chain(costs, [ChainCase("raw", 10.0, compressed=False)], event_bytes=2e6)
     assert raw["cpu_s_per_event"]["formatting"] == pytest.approx(0.2)
     assert raw["local_GBps"] == pytest.approx(10 * (2e6 * 5 + 2e6 + 2e6) / 1e9)
+
+
+def test_simulate_calibrate_on_a_6x6x6_report_compares_the_chain(tmp_path: Path) -> None:
+    feed = ChainInput(files=_files(4), workers=2)
+    report = _report(replace(COSTS, reco_s_per_event=2.0), feed)
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(report))
+    res = CliRunner().invoke(app, ["challenge", "simulate", "--calibrate", str(path)])
+    assert res.exit_code == 0, res.output
+    assert "| reconstruction (t0) | latency median (s) |" in res.output
+    report["chain_6x6x6"]["stages"]["purity/gain"]["events_per_s"] *= 2
+    path.write_text(json.dumps(report))
+    res = CliRunner().invoke(app, ["challenge", "simulate", "--calibrate", str(path), "--json"])
+    assert res.exit_code == 1
+    assert json.loads(res.output)["calibration_6x6x6"]["within_20_percent"] is False
