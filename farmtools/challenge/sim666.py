@@ -23,23 +23,16 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 import simpy
 
-#: The stages the chain report shows and the model predicts, in order.
-CHAIN_STAGES = (
-    "L2 building",
-    "ingest",
-    "filtering",
-    "reconstruction (t0)",
-    "purity/gain",
-    "formatting",
-    "transfer",
-    "verification",
-)
+from farmtools.challenge.report666 import STAGES as REPORT_STAGES
+
+#: The stages the chain report shows and the model predicts, in order (the emulator is input).
+CHAIN_STAGES = tuple(s for s in REPORT_STAGES if s != "L1 emulation")
 TOLERANCE = 0.20
 
 
@@ -345,10 +338,26 @@ def calibrate_chain(report: Mapping[str, Any]) -> tuple[ChainCosts, ChainInput]:
     return costs, feed
 
 
-def compare_chain(report: Mapping[str, Any], tolerance: float = TOLERANCE) -> dict[str, Any]:
+def compare_chain(
+    report: Mapping[str, Any], tolerance: float = TOLERANCE, costs: ChainCosts | None = None
+) -> dict[str, Any]:
     """Calibrate on ``report``, replay its input, set every stage's measured and simulated
-    latency and throughput side by side (ratio simulated / measured)."""
-    costs, feed = calibrate_chain(report)
+    latency and throughput side by side (ratio simulated / measured).
+
+    ``costs`` calibrated on another run make it a prediction: that run's costs per event and
+    per byte, this run's input (triggers, files, workers) and its own settings (the filter's
+    kept fraction, the builder's roll and flush, the analysis groups)."""
+    own, feed = calibrate_chain(report)
+    if costs is None:
+        costs = own
+    else:
+        costs = replace(
+            costs,
+            keep_fraction=own.keep_fraction,
+            roll_events=own.roll_events,
+            flush_s=own.flush_s,
+            group_size=own.group_size,
+        )
     res = simulate_chain(costs, feed)
     final_latency = res.verified_s - res.stored_all_s
     sim = chain_figures(
@@ -440,16 +449,8 @@ CHAIN_CASES: tuple[ChainCase, ...] = (
     ChainCase("100 Hz continuous (upper bound)", 100.0, True),
     ChainCase("beam, SPS spills, uncompressed", 100.0, False, 4.8, 20.0),
 )
-#: The stages that take cores, in the chain's order.
-CORE_STAGES = (
-    "L2 building",
-    "ingest",
-    "filtering",
-    "reconstruction (t0)",
-    "purity/gain",
-    "formatting",
-    "transfer",
-)
+#: The stages that take cores, in the chain's order (verification is the destination's read).
+CORE_STAGES = CHAIN_STAGES[:-1]
 
 
 def size_chain(

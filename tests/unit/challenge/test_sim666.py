@@ -180,6 +180,13 @@ def test_the_model_calibrated_on_a_report_replays_it_and_a_far_off_stage_fails()
     assert (got.roll_events, got.flush_s, got.build_delay_s) == (5, 6.0, pytest.approx(1.0))
     stages = {r["stage"] for r in check["rows"]}
     assert {"L2 building", "ingest", "reconstruction (t0)", "purity/gain", "verification"} <= stages
+    # costs calibrated on this run predict another one with other triggers and workers
+    other = ChainInput(files=_files(9), workers=3)
+    predicted = compare_chain(_report(costs, other), costs=got)
+    assert predicted["within_20_percent"], predicted["rows"]
+    assert not compare_chain(_report(costs, other), costs=replace(got, reco_s_per_event=8.0))[
+        "within_20_percent"
+    ]
     # a reconstruction measured twice as slow as its jobs' own costs is not reproduced
     report["chain_6x6x6"]["stages"]["reconstruction (t0)"]["latency"]["median_s"] *= 2
     assert not compare_chain(report)["within_20_percent"]
