@@ -367,14 +367,6 @@ def sizing(costs: recocost.RecoCosts, per_event_6x6x6: float | None) -> None:
     )
 
 
-#: Full-size figures measured by the other benchmarks (CPU per byte or per event; README's
-#: benchmark table): the floor under the chain's own per-byte costs, which a small-sample
-#: challenge measures with its per-event overheads but without the cache misses of 115 MB events.
-BUILD_GB_PER_CPU_S = 1.45  # bench_evb.py: L2 building 1.42-1.49 GB per CPU s
-CLASSIFY_GB_PER_CPU_S = 0.94  # bench_final.py: classification 0.91-0.97 GB per CPU s
-FORMAT_GB_PER_CPU_S = 0.10  # bench_final.py: formatting (Huffman coding) 0.098-0.107
-
-
 def verified_copy_cpu(work: Path, mb: int = 256) -> float:
     """CPU seconds per byte of the farm's verified copy (``LocalStorage.put``: copy, adler32,
     fsync, read back, rename), the copy ingest and transfer make, on a ``mb`` MB file (least
@@ -483,25 +475,23 @@ def chain666(
     c, mi = calibrated[top]
     per_event_files = statistics.mean(f["events"] for f in mi["files"])
     copy = verified_copy_cpu(work)
-    full = sim666.FullSizeCosts(
-        build_s_per_B=1 / (BUILD_GB_PER_CPU_S * 1e9),
-        copy_s_per_B=copy,
-        filter_s_per_B=max(c.filter_cpu_s_per_B or 0.0, 1 / (CLASSIFY_GB_PER_CPU_S * 1e9)),
-        decode_s_per_event=decode_s_6x6x6,
+    full = sim666.full_size_costs(
+        c,
+        per_event_files,
         reco_s_per_event=reco_s_6x6x6,
+        decode_s_per_event=decode_s_6x6x6,
         job_s=job_s,
-        analysis_s_per_event=c.analysis_s / (c.group_size * per_event_files),
-        encode_s_per_B=max(c.format_cpu_s_per_B or 0.0, 1 / (FORMAT_GB_PER_CPU_S * 1e9)),
+        copy_s_per_B=copy,
     )
     print(
         f"\n== full-size costs (10,000 samples, 115.2 MB events): building "
-        f"{BUILD_GB_PER_CPU_S} GB per CPU s (bench_evb); verified copy "
+        f"{sim666.BUILD_GB_PER_CPU_S} GB per CPU s (bench_evb); verified copy "
         f"{1 / full.copy_s_per_B / 1e9:.2f} GB per CPU s (LocalStorage.put of 256 MB here); "
         f"classification {1 / full.filter_s_per_B / 1e9:.2f} GB per CPU s (the slower of the "
         f"chain's {1 / (c.filter_cpu_s_per_B or 1) / 1e9:.2f} and bench_final's "
-        f"{CLASSIFY_GB_PER_CPU_S}); Huffman coding {1 / full.encode_s_per_B / 1e9:.3f} GB per CPU s "
+        f"{sim666.CLASSIFY_GB_PER_CPU_S}); Huffman coding {1 / full.encode_s_per_B / 1e9:.3f} GB per CPU s "
         f"(the slower of the chain's {1 / (c.format_cpu_s_per_B or 1) / 1e9:.3f} and bench_final's "
-        f"{FORMAT_GB_PER_CPU_S}); decoding {decode_s_6x6x6} s per event; reconstruction "
+        f"{sim666.FORMAT_GB_PER_CPU_S}); decoding {decode_s_6x6x6} s per event; reconstruction "
         f"{reco_s_6x6x6} s per event (bench_reco666) + {job_s} s per job; purity/gain "
         f"{full.analysis_s_per_event:.3f} s per event (the chain's {c.analysis_s:.2f} s per group "
         f"of {c.group_size} files, wall)"
@@ -534,7 +524,7 @@ def main() -> None:
     ap.add_argument(
         "--decode-s-per-event-6x6x6",
         type=float,
-        default=0.35,
+        default=0.35,  # sim666.DECODE_S_PER_EVENT_6X6X6
         help="chain666: CPU s to decode one compressed 6x6x6 event (the 3x1x1's compressed "
         "minus uncompressed per-event cost, 0.0294 - 0.0197 s, x36 channels x samples)",
     )

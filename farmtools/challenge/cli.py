@@ -279,7 +279,8 @@ def simulate(
     if calibrate is not None:
         report = json.loads(calibrate.read_text())
         if (report.get("chain_6x6x6") or {}).get("model_inputs"):
-            _calibrate_chain(report, as_json)  # a 6x6x6 challenge: the chain's model
+            # a 6x6x6 challenge: the chain's model, and its sizing at full size
+            _calibrate_chain(report, as_json, size_6x6x6, reco_s_per_event_6x6x6, job_s)
             return
         check = calibration_check(report)
         out["calibration"] = check
@@ -325,20 +326,46 @@ def simulate(
         raise typer.Exit(1)
 
 
-def _calibrate_chain(report: dict[str, Any], as_json: bool) -> None:
+def _calibrate_chain(
+    report: dict[str, Any],
+    as_json: bool,
+    size: bool = False,
+    reco_s_per_event: float | None = None,
+    job_s: float | None = None,
+) -> None:
     """The 6x6x6 chain's model calibrated on a 6x6x6 challenge's report and compared with it
-    stage by stage (:mod:`farmtools.challenge.sim666`); exit 1 when a stage is > 20 % off."""
+    stage by stage (:mod:`farmtools.challenge.sim666`), with ``size`` the chain's sizing from
+    its costs at full size (the benchmarks' defaults for what it cannot measure); exit 1 when
+    a stage is > 20 % off."""
     from dataclasses import asdict
 
-    from farmtools.challenge.sim666 import compare_chain, markdown_comparison
+    from farmtools.challenge import sim666
 
-    check = compare_chain(report)
+    check = sim666.compare_chain(report)
+    out: dict[str, Any] = {
+        "calibration_6x6x6": {k: v for k, v in check.items() if k not in ("costs", "input")},
+        "costs": asdict(check["costs"]),
+    }
+    rows: list[dict[str, Any]] = []
+    if size:
+        files = report["chain_6x6x6"]["model_inputs"]["files"]
+        full = sim666.full_size_costs(
+            check["costs"],
+            sum(f["events"] for f in files) / max(len(files), 1),
+            reco_s_per_event=reco_s_per_event or sim666.RECO_S_PER_EVENT_6X6X6,
+            job_s=job_s if job_s is not None else sim666.JOB_S,
+        )
+        rows = sim666.size_chain(full)
+        out["full_size_costs"] = asdict(full)
+        out["sizing_6x6x6_chain"] = rows
     if as_json:
-        out = {k: v for k, v in check.items() if k not in ("costs", "input")}
-        typer.echo(json.dumps({"calibration_6x6x6": out, "costs": asdict(check["costs"])}))
+        typer.echo(json.dumps(out, default=str))
     else:
-        typer.echo(markdown_comparison(check))
+        typer.echo(sim666.markdown_comparison(check))
         typer.echo(f"costs: {check['costs']}")
+        if rows:
+            typer.echo("")
+            typer.echo(sim666.markdown_chain_sizing(rows))
     if not check["within_20_percent"]:
         raise typer.Exit(1)
 

@@ -9,9 +9,12 @@ them from the ``chain_6x6x6`` part of a challenge report (its ``model_inputs`` b
 ``measured`` medians); :func:`simulate_chain` replays the same input (each file's triggers,
 events and bytes, the workers) through a SimPy model of the chain and returns each stage's
 latency and throughput as the report measures them; :func:`compare_chain` sets them side by side
-(the model is fit for sizing when every stage is within 20 %).
+(the model is fit for sizing when every stage is within 20 %), or, given the costs calibrated
+on another run, predicts this one.
 
-:func:`size_chain` is the sizing arithmetic at full size (10,000 samples, 115 MB events): the
+:func:`full_size_costs` turns a calibrated chain into costs of full-size events (its CPU per
+byte, floored by the full-size benchmarks' figures); :func:`size_chain` is the sizing
+arithmetic at full size (10,000 samples, 115 MB events): the
 cores each stage needs at a trigger rate (its CPU seconds per event times the rate), the local
 bandwidth the chain's reads and writes take, how long the local buffer holds the data when the
 link to central storage is down, and the link rate that catches up after an outage.  Pure: no
@@ -109,6 +112,7 @@ class ChainResult:
 
     times: list[dict[str, float]] = field(default_factory=list)
     busy: dict[str, float] = field(default_factory=dict)
+    #: when the final stage started on the run (its look after the last file stored)
     stored_all_s: float = math.nan
     verified_s: float = math.nan
     events: int = 0
@@ -422,6 +426,46 @@ class FullSizeCosts:
     job_s: float  # what a reconstruction job pays once, before its first event
     analysis_s_per_event: float  # purity/gain
     encode_s_per_B: float  # formatting an uncompressed event: Huffman coding, per raw byte
+
+
+#: Full-size figures measured by the other benchmarks (GB per CPU s; the README's benchmark
+#: table): the floor under the chain's own per-byte costs, which a small-sample challenge
+#: measures with its per-event overheads but without the cache misses of 115 MB events.
+BUILD_GB_PER_CPU_S = 1.45  # bench_evb.py: L2 building 1.42-1.49
+CLASSIFY_GB_PER_CPU_S = 0.94  # bench_final.py: classification 0.91-0.97
+FORMAT_GB_PER_CPU_S = 0.10  # bench_final.py: formatting (Huffman coding) 0.098-0.107
+COPY_GB_PER_CPU_S = 1.38  # bench_challenge.py chain666: LocalStorage.put of 256 MB
+#: the 6x6x6 event measured on full events (bench_reco666.py), its decoding (the 3x1x1's
+#: compressed - uncompressed per event, 0.0294 - 0.0197 s, x36 channels x samples), and what
+#: a job pays through the node worker (bench_challenge.py costs)
+RECO_S_PER_EVENT_6X6X6 = 1.18
+DECODE_S_PER_EVENT_6X6X6 = 0.35
+JOB_S = 0.26
+
+
+def full_size_costs(
+    c: ChainCosts,
+    events_per_file: float,
+    *,
+    reco_s_per_event: float = RECO_S_PER_EVENT_6X6X6,
+    decode_s_per_event: float = DECODE_S_PER_EVENT_6X6X6,
+    job_s: float = JOB_S,
+    copy_s_per_B: float = 1 / (COPY_GB_PER_CPU_S * 1e9),
+) -> FullSizeCosts:
+    """Full-size costs from a calibrated chain: its CPU per byte for filtering and formatting,
+    never below the full-size benchmarks' (a floor, so that a small-sample challenge does not
+    undersize), its analysis seconds per event; building from bench_evb; the reconstruction of
+    a full event as measured on full events (not extrapolated from a few hundred samples)."""
+    return FullSizeCosts(
+        build_s_per_B=1 / (BUILD_GB_PER_CPU_S * 1e9),
+        copy_s_per_B=copy_s_per_B,
+        filter_s_per_B=max(c.filter_cpu_s_per_B or 0.0, 1 / (CLASSIFY_GB_PER_CPU_S * 1e9)),
+        decode_s_per_event=decode_s_per_event,
+        reco_s_per_event=reco_s_per_event,
+        job_s=job_s,
+        analysis_s_per_event=c.analysis_s / (c.group_size * max(events_per_file, 1e-9)),
+        encode_s_per_B=max(c.format_cpu_s_per_B or 0.0, 1 / (FORMAT_GB_PER_CPU_S * 1e9)),
+    )
 
 
 @dataclass(frozen=True)

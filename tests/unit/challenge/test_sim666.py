@@ -12,6 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from farmtools.challenge.sim666 import (
+    CLASSIFY_GB_PER_CPU_S,
+    FORMAT_GB_PER_CPU_S,
     ChainCase,
     ChainCosts,
     ChainInput,
@@ -19,6 +21,7 @@ from farmtools.challenge.sim666 import (
     FullSizeCosts,
     chain_figures,
     compare_chain,
+    full_size_costs,
     simulate_chain,
     size_chain,
 )
@@ -232,11 +235,24 @@ def test_simulate_calibrate_on_a_6x6x6_report_compares_the_chain(tmp_path: Path)
     report = _report(replace(COSTS, reco_s_per_event=2.0), feed)
     path = tmp_path / "report.json"
     path.write_text(json.dumps(report))
-    res = CliRunner().invoke(app, ["challenge", "simulate", "--calibrate", str(path)])
+    res = CliRunner().invoke(
+        app, ["challenge", "simulate", "--calibrate", str(path), "--size-6x6x6"]
+    )
     assert res.exit_code == 0, res.output
     assert "| reconstruction (t0) | latency median (s) |" in res.output
+    assert "| 100 Hz continuous (upper bound) | 100 |" in res.output  # the chain's sizing
     report["chain_6x6x6"]["stages"]["purity/gain"]["events_per_s"] *= 2
     path.write_text(json.dumps(report))
     res = CliRunner().invoke(app, ["challenge", "simulate", "--calibrate", str(path), "--json"])
     assert res.exit_code == 1
     assert json.loads(res.output)["calibration_6x6x6"]["within_20_percent"] is False
+
+
+def test_full_size_costs_never_go_below_the_full_size_benchmarks() -> None:
+    fast = replace(COSTS, filter_cpu_s_per_B=1e-12, format_cpu_s_per_B=1e-12, analysis_s=2.0)
+    full = full_size_costs(fast, events_per_file=5)
+    assert full.filter_s_per_B == pytest.approx(1 / (CLASSIFY_GB_PER_CPU_S * 1e9))
+    assert full.encode_s_per_B == pytest.approx(1 / (FORMAT_GB_PER_CPU_S * 1e9))
+    assert full.analysis_s_per_event == pytest.approx(2.0 / (2 * 5))  # groups of 2 files
+    slow = full_size_costs(replace(fast, filter_cpu_s_per_B=1e-8), events_per_file=5)
+    assert slow.filter_s_per_B == 1e-8  # the chain's own when it is the slower
