@@ -280,7 +280,11 @@ def simulate(
         report = json.loads(calibrate.read_text())
         if (report.get("chain_6x6x6") or {}).get("model_inputs"):
             # a 6x6x6 challenge: the chain's model, and its sizing at full size
-            _calibrate_chain(report, as_json, size_6x6x6, reco_s_per_event_6x6x6, job_s)
+            try:
+                _calibrate_chain(report, as_json, size_6x6x6, reco_s_per_event_6x6x6, job_s)
+            except ValueError as exc:
+                typer.echo(f"{calibrate}: {exc}", err=True)
+                raise typer.Exit(2) from None
             return
         check = calibration_check(report)
         out["calibration"] = check

@@ -254,6 +254,10 @@ def _sum(values: Mapping[str, float], *keys: str) -> float:
     return sum(float(values.get(k, 0.0)) for k in keys)
 
 
+#: what the model needs of each event file in ``model_inputs``
+_FILE_KEYS = ("events", "bytes", "first_trigger_s", "last_trigger_s", "next_trigger_s")
+
+
 def calibrate_chain(report: Mapping[str, Any]) -> tuple[ChainCosts, ChainInput]:
     """The costs and the input of the 6x6x6 challenge in ``report`` (its ``chain_6x6x6``'s
     ``model_inputs`` and the 3x1x1 part's ``measured`` medians).
@@ -271,12 +275,21 @@ def calibrate_chain(report: Mapping[str, Any]) -> tuple[ChainCosts, ChainInput]:
     """
     chain = report["chain_6x6x6"]
     mi = chain["model_inputs"]
+    lacks = [k for k in ("flush_s", "files") if mi.get(k) in (None, [])]
+    lacks += sorted(
+        {f"files[].{k}" for f in mi.get("files") or [] for k in _FILE_KEYS if k not in f}
+    )
+    if lacks:
+        raise ValueError(
+            f"chain_6x6x6.model_inputs lacks {', '.join(lacks)} (a report written before the "
+            "chain model, or a run that built no file): run the 6x6x6 challenge again"
+        )
     m = report.get("measured", {})
     files = [f for f in mi["files"] if f.get("last_trigger_s") is not None]
     feed = ChainInput(
         files=tuple(
             FileIn(
-                f.get("first_trigger_s", f["last_trigger_s"]),
+                f["first_trigger_s"],
                 f["last_trigger_s"],
                 f.get("next_trigger_s"),
                 int(f["events"]),
@@ -290,7 +303,7 @@ def calibrate_chain(report: Mapping[str, Any]) -> tuple[ChainCosts, ChainInput]:
     stories = {f["name"]: f.get("stages", {}) for f in report["files"]}
     by_name = {f["name"]: f for f in files}
     roll = max(f.events for f in feed.files)
-    flush = float(mi["flush_s"]) if mi.get("flush_s") is not None else math.inf
+    flush = float(mi["flush_s"])
     build = [
         f["written_s"] - build_due_s(fi, roll, flush)
         for f, fi in zip(files, feed.files, strict=True)

@@ -246,6 +246,12 @@ def test_simulate_calibrate_on_a_6x6x6_report_compares_the_chain(tmp_path: Path)
     res = CliRunner().invoke(app, ["challenge", "simulate", "--calibrate", str(path), "--json"])
     assert res.exit_code == 1
     assert json.loads(res.output)["calibration_6x6x6"]["within_20_percent"] is False
+    # a report without what the model needs is refused by name, not calibrated on guesses
+    del report["chain_6x6x6"]["model_inputs"]["files"][0]["first_trigger_s"]
+    path.write_text(json.dumps(report))
+    res = CliRunner().invoke(app, ["challenge", "simulate", "--calibrate", str(path)])
+    assert res.exit_code == 2
+    assert "report.json" in res.output and "files[].first_trigger_s" in res.output
 
 
 def test_full_size_costs_never_go_below_the_full_size_benchmarks() -> None:
