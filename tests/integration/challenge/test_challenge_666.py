@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from farmtools.challenge.report666 import accounting
 from farmtools.challenge.run666 import PRESETS_666, run_challenge_666, settings_for
+from farmtools.challenge.sim666 import calibrate_chain
 from farmtools.cli import app
 from farmtools.final.catalog import FinalCatalog, FinalState
 
@@ -68,6 +69,14 @@ def test_beam_with_an_outage_accounts_for_every_fragment_and_event(tmp_path: Pat
         assert stages[name]["latency"]["n"] > 0 and stages[name]["events_per_s"] > 0, name
     for name in ("filtering", "formatting", "transfer", "verification"):
         assert stages[name]["events_per_s"] is not None and not stages[name].get("not_run")
+    # what the chain's capacity model is calibrated on: every event file with its triggers
+    mi = chain["model_inputs"]
+    assert sum(f["events"] for f in mi["files"]) == c["in_event_files"]
+    assert all(f["first_trigger_s"] <= f["last_trigger_s"] <= f["written_s"] for f in mi["files"])
+    assert mi["final_bytes"] == sum(f["bytes"] for f in chain["final_files"]) > 0
+    assert {"classify", "format", "transfer", "verify"} <= set(mi["final_cpu_s"])
+    costs, feed = calibrate_chain(rep)
+    assert len(feed.files) == len(mi["files"]) and costs.reco_s_per_event > 0
     # the outage: the buffer forecast sampled while the link was down, finals verified after
     outage = chain["outage"]
     down = [b for b in chain["buffer"]["samples"] if b["link_down"]]
