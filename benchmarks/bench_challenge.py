@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import shutil
 import statistics
 import subprocess
 import sys
@@ -401,6 +402,7 @@ def chain666(
     decode_s_6x6x6: float,
     job_s: float,
     predict: str | None = None,
+    keep_reports: Path | None = None,
 ) -> bool:
     """6x6x6 challenges at each drift window, the chain model calibrated on each and compared
     with it stage by stage; with ``predict``, one more challenge of that preset at the largest
@@ -429,6 +431,9 @@ def chain666(
         load0, t, c0 = os.getloadavg()[0], time.monotonic(), time.process_time()
         result = run_challenge_666(settings, Console(quiet=True))
         rep = result.report
+        if keep_reports is not None:  # the work directory goes at the end
+            keep_reports.mkdir(parents=True, exist_ok=True)
+            shutil.copy(result.json_path, keep_reports / f"chain{n}-{pre}.json")
         given = calibrated[costs_of][0] if costs_of is not None else None
         check = sim666.compare_chain(rep, costs=given)
         ok = ok and rep["verdict"] == "PASS"
@@ -540,6 +545,9 @@ def main() -> None:
     )
     ap.add_argument("--chain-preset", default="beam", help="chain666: the 6x6x6 preset")
     ap.add_argument(
+        "--chain-reports", type=Path, help="chain666: keep the challenges' JSON reports here"
+    )
+    ap.add_argument(
         "--chain-predict",
         default="cosmics",
         help="chain666: a further challenge of this preset predicted with the costs calibrated "
@@ -580,6 +588,7 @@ def main() -> None:
             args.decode_s_per_event_6x6x6,
             args.job_s,
             args.chain_predict or None,
+            args.chain_reports,
         ):
             sys.exit(1)
 

@@ -264,8 +264,9 @@ def calibrate_chain(report: Mapping[str, Any]) -> tuple[ChainCosts, ChainInput]:
 
     * L2 building: the roll (the most events a file got), the flush age, and the median of
       (file written - when the builder's rule made it due) over the files;
-    * ingest: the detection delay, and the verified copy's bandwidth (median file bytes over
-      the median detected -> stored);
+    * ingest: the detection delay, and the verified copy's bandwidth: median file bytes over
+      the median written -> stored less that delay (the median of the sum the report shows,
+      not the sum of two medians, which drift apart when a loaded machine slows both at once);
     * reconstruction: the submission delay, the least submitted -> started (a core free), the
       jobs' own seconds per event (``farmtools reco``'s stdout) and, as start-up, the median of
       each job's run time minus its events' time (event files hold different numbers of events);
@@ -315,12 +316,18 @@ def calibrate_chain(report: Mapping[str, Any]) -> tuple[ChainCosts, ChainInput]:
         return datetime.fromisoformat(st[k]) if k in st else None
 
     per_event = float(m.get("reco_s_per_event_median") or 0.0)
+    detect = float(m.get("detect_delay_median_s") or 0.0)
+    ingest_s = []
     for name, st in stories.items():
+        wr, sd = at(st, "written"), at(st, "stored")
+        if wr and sd and name in by_name:
+            ingest_s.append((sd - wr).total_seconds())
         sub, sta, end = at(st, "submitted"), at(st, "started"), at(st, "ended")
         if sub and sta:
             start_waits.append((sta - sub).total_seconds())
         if sta and end and name in by_name:
             runs.append((end - sta).total_seconds() - per_event * by_name[name]["events"])
+    copy_s = statistics.median(ingest_s) - detect if ingest_s else float(m["copy_median_s"])
     total_events = sum(f["events"] for f in files) or 1
     total_bytes = sum(f["bytes"] for f in files) or 1
     counts = chain["counts"]
@@ -334,8 +341,8 @@ def calibrate_chain(report: Mapping[str, Any]) -> tuple[ChainCosts, ChainInput]:
         roll_events=roll,
         flush_s=flush,
         build_delay_s=statistics.median(build) if build else 0.0,
-        detect_delay_s=float(m.get("detect_delay_median_s") or 0.0),
-        ingest_Bps=float(m["file_bytes_median"]) / max(float(m["copy_median_s"]), 1e-6),
+        detect_delay_s=detect,
+        ingest_Bps=statistics.median(f["bytes"] for f in files) / max(copy_s, 1e-6),
         submit_delay_s=float(m.get("submit_delay_median_s") or 0.0),
         start_delay_s=min(start_waits) if start_waits else 0.0,
         reco_s_per_event=per_event,

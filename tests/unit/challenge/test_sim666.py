@@ -101,7 +101,7 @@ def _report(costs: ChainCosts, feed: ChainInput) -> dict[str, Any]:
             "name": n,
             "stages": {
                 k: iso(t[k])
-                for k in ("written", "submitted", "started", "reconstructed", "analysed")
+                for k in ("written", "stored", "submitted", "started", "reconstructed", "analysed")
             }
             | {"ended": iso(t["reconstructed"])},
         }
