@@ -348,7 +348,7 @@ class Manager:
     def claim(self, s: PassSummary) -> None:
         while True:
             # 311 files and 6x6x6 event files (``<run>_<seq>_<id>.dat``) alike: ``farmtools
-            # reco`` tells them apart (issue 15)
+            # reco`` tells them apart
             got = self.bk.claim(
                 FileState.STORED,
                 FileState.QUEUED,
