@@ -23,7 +23,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -191,6 +191,19 @@ class Daemon:
             "sigkills": self.kills,
             "log": str(self.log_path),
         }
+
+
+def restart_crashed(daemons: Iterable[Daemon], at_s: float) -> list[dict[str, Any]]:
+    """Sample every daemon's CPU and restart those that died by themselves; returns the crashes
+    (daemon, exit, at_s, the log's tail), which the report lists as findings."""
+    crashes = []
+    for d in daemons:
+        d.sample()
+        code = d.crashed()
+        if code is not None:
+            crashes.append({"daemon": d.name, "exit": code, "at_s": at_s, "log": d.tail(15)})
+            d.start()
+    return crashes
 
 
 def wait_healthz(daemon: Daemon, url: str, timeout: float = 30.0) -> str | None:

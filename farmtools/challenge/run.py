@@ -30,7 +30,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,7 +41,7 @@ from rich.console import Console
 from farmtools.bookkeeping import Bookkeeping, FileState
 from farmtools.challenge.assemble import Observations, gather_report
 from farmtools.challenge.chaos import Fault, StorageOutage, plan_faults
-from farmtools.challenge.daemons import Daemon, farm_daemons, wait_healthz
+from farmtools.challenge.daemons import Daemon, farm_daemons, restart_crashed, wait_healthz
 from farmtools.challenge.inject import FaultContext, run_faults
 from farmtools.challenge.progress import Bars, past_reconstruction, snapshot
 from farmtools.challenge.render import write_report
@@ -242,14 +242,7 @@ class Challenge:
     def _watch_daemons(self) -> None:
         """Restart a daemon that died by itself (a crash is a finding: the report lists it)."""
         with self._lock:  # the chaos thread kills and restarts under the same lock
-            for d in self.daemons.values():
-                d.sample()
-                code = d.crashed()
-                if code is not None:
-                    self.shared.crashes.append(
-                        {"daemon": d.name, "exit": code, "at_s": self.elapsed(), "log": d.tail(15)}
-                    )
-                    d.start()
+            self.shared.crashes += restart_crashed(self.daemons.values(), self.elapsed())
 
     def elapsed(self) -> float:
         return time.monotonic() - self.t0
@@ -337,37 +330,28 @@ class Challenge:
         self.t0 = time.monotonic()
         timeout = self.s.timeout_s or self.s.default_timeout()
         self._banner()
-        old_term = old_int = None
-        if _main_thread():
-            # SIGTERM (a CI timeout, systemd) stops as cleanly as Ctrl-C; and Ctrl-C works even
-            # when the shell started us in the background with SIGINT ignored
-            old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
-            old_int = signal.signal(signal.SIGINT, signal.default_int_handler)
-        try:
-            self.start_daemons()
-            self._spawn(self._emulate, "emulator")
-            if self.s.chaos:
-                faults = plan_faults(
-                    self.s.chaos_seed,
-                    self.s.files * self.s.interval_s,
-                    list(self.daemons),
-                    corrupt=self.s.corrupt_files,
-                    storage=self.cfg.storage.backend == "local",
-                    batch=self.cfg.batch.backend == "local",
-                )
-                self.shared.chaos_done = False
-                self._spawn(lambda: self._chaos(faults), "chaos")
-            self._spawn(lambda: self.timers.loop(self.stop), "stages")
-            self._loop(timeout)
-        except KeyboardInterrupt:
-            self.interrupted = True
-            self.console.print("[yellow]interrupted: stopping everything cleanly[/yellow]")
-        finally:
-            self.shutdown()
-            if old_term is not None:
-                signal.signal(signal.SIGTERM, old_term)
-            if old_int is not None:
-                signal.signal(signal.SIGINT, old_int)
+        with interrupts_stop():
+            try:
+                self.start_daemons()
+                self._spawn(self._emulate, "emulator")
+                if self.s.chaos:
+                    faults = plan_faults(
+                        self.s.chaos_seed,
+                        self.s.files * self.s.interval_s,
+                        list(self.daemons),
+                        corrupt=self.s.corrupt_files,
+                        storage=self.cfg.storage.backend == "local",
+                        batch=self.cfg.batch.backend == "local",
+                    )
+                    self.shared.chaos_done = False
+                    self._spawn(lambda: self._chaos(faults), "chaos")
+                self._spawn(lambda: self.timers.loop(self.stop), "stages")
+                self._loop(timeout)
+            except KeyboardInterrupt:
+                self.interrupted = True
+                self.console.print("[yellow]interrupted: stopping everything cleanly[/yellow]")
+            finally:
+                self.shutdown()
         return self.finish(started)
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:
@@ -494,6 +478,23 @@ def cancel_local_jobs(cfg: FarmConfig, bk: Bookkeeping) -> None:
         if job.batch_id:
             with contextlib.suppress(Exception):
                 batch.cancel(job.batch_id)
+
+
+@contextlib.contextmanager
+def interrupts_stop() -> Iterator[None]:
+    """While inside: SIGTERM (a CI timeout, systemd) stops as cleanly as Ctrl-C, and Ctrl-C
+    works even when the shell started us in the background with SIGINT ignored (both raise
+    KeyboardInterrupt; main thread only, the handlers restored after)."""
+    if not _main_thread():
+        yield
+        return
+    old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
+    old_int = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
+        signal.signal(signal.SIGINT, old_int)
 
 
 def _raise_interrupt(_sig: int, _frame: Any) -> None:
