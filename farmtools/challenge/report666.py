@@ -244,6 +244,7 @@ def chain_report(ch: Challenge666, report: Mapping[str, Any]) -> dict[str, Any]:
         for name in ("filtering", "formatting", "transfer", "verification"):
             stages[name]["not_run"] = True
 
+    inputs = model_inputs(ch, report, build_at, times, finals)
     buffer = ch.final.buffer
     down = [b for b in buffer if b["link_down"]]
     to_full = [b["seconds_to_full"] for b in down if b["seconds_to_full"] is not None]
@@ -275,6 +276,61 @@ def chain_report(ch: Challenge666, report: Mapping[str, Any]) -> dict[str, Any]:
             "warn_h": ch.cfg.monitor.buffer_warn_h,
         },
         "errors": ch.final.errors[-10:],
+        "model_inputs": inputs,
+    }
+
+
+def model_inputs(
+    ch: Challenge666,
+    report: Mapping[str, Any],
+    written_at: Sequence[float],
+    triggers: Sequence[float],
+    finals: Sequence[Mapping[str, Any]],
+) -> dict[str, Any]:
+    """What the chain's capacity model (:mod:`.sim666`) is fed and calibrated on: each event
+    file's events, bytes, last trigger and written time (seconds since the start), the final
+    stage's wall and thread-CPU seconds per step, and the event/kept/final bytes."""
+    from farmtools.challenge.run666 import FINAL_POLL_S
+
+    started = datetime.fromisoformat(report["started"])
+    stories = {f["name"]: f.get("stages", {}) for f in report["files"]}
+    files = []
+
+    def trigger_s(run: int, k: int) -> float | None:
+        emitted = ch.emitted_at.get(run, [])
+        return round(emitted[k], 4) if 0 <= k < len(emitted) else None
+
+    for w in ch.shared.written:
+        wt = stories.get(w.path.name, {}).get("written")
+        last_of_run = not any(o.run == w.run and o.seq > w.seq for o in ch.shared.written)
+        files.append(
+            {
+                "name": w.path.name,
+                "run": w.run,
+                "events": w.events,
+                "bytes": w.size,
+                "first_trigger_s": trigger_s(w.run, w.first_trigger),
+                "last_trigger_s": trigger_s(w.run, w.last_trigger),
+                # the event after the file's last: the builder writes a full file when it comes
+                "next_trigger_s": None if last_of_run else trigger_s(w.run, w.last_trigger + 1),
+                "written_s": (
+                    round((datetime.fromisoformat(wt) - started).total_seconds(), 4) if wt else None
+                ),
+            }
+        )
+    return {
+        "samples": ch.cfg.geometry.samples,
+        "event_bytes": 2 * ch.cfg.geometry.fragment_bytes,
+        "flush_s": ch.cfg.evb.flush_s,
+        "first_trigger_s": round(triggers[0], 4) if triggers else None,
+        "last_written_s": round(max(written_at), 4) if written_at else None,
+        "files": files,
+        "final_files": len(finals),
+        "final_bytes": sum(f["bytes"] for f in finals),
+        "final_wall_s": {k: round(sum(v), 4) for k, v in ch.final.calls.items()},
+        "final_cpu_s": {k: round(sum(v), 4) for k, v in ch.final.cpu.items()},
+        "final_poll_s": FINAL_POLL_S,
+        "builder_cpu_s": (report.get("daemons") or {}).get("evb", {}).get("cpu_s"),
     }
 
 
