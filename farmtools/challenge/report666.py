@@ -12,7 +12,8 @@ and :func:`accounting` (pure) checks the 6x6x6 chain's accounting identities:
   destination; and the event files stored and reconstructed whole.
 
 Each shortfall is named (``lost``) and fails the verdict (:func:`judge`);
-:func:`~farmtools.challenge.render.chain_lines` prints it.  Imports the bookkeeping and the final stage's catalog.
+:func:`~farmtools.challenge.render.chain_lines` prints it.  Imports the bookkeeping and the
+final stage's catalog.
 """
 
 from __future__ import annotations
