@@ -40,7 +40,16 @@
    6x6x6 sizing table from them (the one command that regenerates it; the per-job cost is the
    worker's, the 6x6x6 event's cost ``--reco-s-per-event-6x6x6`` from ``bench_reco666.py``).
 
-    .venv/bin/python benchmarks/bench_challenge.py [cpu|rate|calibrate|costs|sizing|all]
+5. **The 6x6x6 chain model** (issue 16): ``chain666`` runs ``challenge run --detector
+   6x6x6:N --preset beam`` for each ``--chain-samples`` N (100 and 400: a few minutes each on a
+   loaded machine), calibrates :mod:`farmtools.challenge.sim666` on each report, replays the
+   same input and prints every stage's measured and simulated latency and throughput with the
+   ratio (exit 1 if one is more than 20 % off); then the per-stage costs of each run, the
+   full-size costs (the chain's per-byte costs of the largest run, floored by the full-size
+   benchmarks' figures; the 6x6x6 event's reconstruction from bench_reco666; the verified
+   copy's CPU measured here) and the README's 6x6x6 chain sizing tables.
+
+    .venv/bin/python benchmarks/bench_challenge.py [cpu|rate|calibrate|costs|sizing|chain666|all]
         [--cadence-files 9] [--rate-files 200] [--calib-files 16] [--reco-dir DIR]
 """
 
@@ -358,17 +367,162 @@ def sizing(costs: recocost.RecoCosts, per_event_6x6x6: float | None) -> None:
     )
 
 
+#: Full-size figures measured by the other benchmarks (CPU per byte or per event; README's
+#: benchmark table): the floor under the chain's own per-byte costs, which a small-sample
+#: challenge measures with its per-event overheads but without the cache misses of 115 MB events.
+BUILD_GB_PER_CPU_S = 1.45  # bench_evb.py: L2 building 1.42-1.49 GB per CPU s
+CLASSIFY_GB_PER_CPU_S = 0.94  # bench_final.py: classification 0.91-0.97 GB per CPU s
+FORMAT_GB_PER_CPU_S = 0.10  # bench_final.py: formatting (Huffman coding) 0.098-0.107
+
+
+def verified_copy_cpu(work: Path, mb: int = 256) -> float:
+    """CPU seconds per byte of the farm's verified copy (``LocalStorage.put``: copy, adler32,
+    fsync, read back, rename), the copy ingest and transfer make, on a ``mb`` MB file (least
+    of three); the file is deleted after."""
+    import os
+
+    from farmtools.storage.local import LocalStorage
+
+    src = work / "copy-src.dat"
+    block = os.urandom(1 << 20)
+    with src.open("wb") as f:
+        for _ in range(mb):
+            f.write(block)
+    store = LocalStorage(work / "copy-dst")
+    best = float("inf")
+    try:
+        for i in range(3):
+            c = time.process_time()
+            store.put(src, f"copy{i}.dat")
+            best = min(best, time.process_time() - c)
+            (work / "copy-dst" / f"copy{i}.dat").unlink()
+    finally:
+        src.unlink()
+    return best / (mb << 20)
+
+
+def chain666(
+    work: Path,
+    samples: list[int],
+    preset: str,
+    reco_s_6x6x6: float,
+    decode_s_6x6x6: float,
+    job_s: float,
+    predict: str | None = None,
+) -> bool:
+    """6x6x6 challenges at each drift window, the chain model calibrated on each and compared
+    with it stage by stage; with ``predict``, one more challenge of that preset at the largest
+    window, predicted with the costs calibrated there (its own input); then the README's 6x6x6
+    sizing from the largest one's costs."""
+    import os
+
+    from rich.console import Console
+
+    from farmtools.challenge import sim666
+    from farmtools.challenge.run666 import get_preset_666, run_challenge_666, settings_for
+
+    ok = True
+    calibrated: dict[int, tuple[sim666.ChainCosts, dict]] = {}
+    runs: list[tuple[int, str, int | None]] = [(n, preset, None) for n in samples]
+    if predict:
+        runs.append((max(samples), predict, max(samples)))
+    for n, pre, costs_of in runs:
+        settings = settings_for(
+            get_preset_666(pre),
+            home=work / f"chain{n}-{pre}",
+            detector=f"6x6x6:{n}",
+            progress=False,
+            monitor=False,
+        )
+        load0, t, c0 = os.getloadavg()[0], time.monotonic(), time.process_time()
+        result = run_challenge_666(settings, Console(quiet=True))
+        rep = result.report
+        given = calibrated[costs_of][0] if costs_of is not None else None
+        check = sim666.compare_chain(rep, costs=given)
+        ok = ok and rep["verdict"] == "PASS"
+        if given is None:  # the prediction is information: the calibration must hold
+            ok = ok and bool(check["within_20_percent"])
+        mi = rep["chain_6x6x6"]["model_inputs"]
+        how = (
+            f"PREDICTED with the costs calibrated on the {preset} run above"
+            if given is not None
+            else "calibrated on it"
+        )
+        print(
+            f"\n== 6x6x6 chain model {how}: --detector 6x6x6:{n} --preset {pre} "
+            f"({len(mi['files'])} event files, {sum(f['events'] for f in mi['files'])} events of "
+            f"{mi['event_bytes'] / 1e6:.2f} MB, {rep['settings']['workers']} workers): "
+            f"{rep['verdict']} in {time.monotonic() - t:.0f} s (load {load0:.1f} -> "
+            f"{os.getloadavg()[0]:.1f}; report {result.json_path})"
+        )
+        print(sim666.markdown_comparison(check))
+        worst = max((abs(r["ratio"] - 1) for r in check["rows"]), default=float("nan"))
+        print(
+            f"   within 20 % at every stage: {'yes' if check['within_20_percent'] else 'NO'} "
+            f"(worst {100 * worst:.1f} % off); the challenge's own process "
+            f"{time.process_time() - c0:.1f} s CPU"
+        )
+        if given is None:
+            calibrated[n] = (check["costs"], mi)
+    print("\n== per-stage costs measured in the chain (wall on this loaded machine; CPU: thread)")
+    print(
+        "| samples | event MB | build delay (s) | ingest MB/s | reco s/event (jobs) | job "
+        "start-up (s) | analysis s/group | filter CPU s/GB | format CPU s/GB (coding) | "
+        "transfer CPU s/GB | final/kept bytes |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for n, (c, mi) in calibrated.items():
+        tr = mi["final_cpu_s"].get("transfer", 0.0) / max(mi["final_bytes"], 1) * 1e9
+        print(
+            f"| {n} | {c.event_bytes / 1e6:.2f} | {c.build_delay_s:.2f} | {c.ingest_Bps / 1e6:.0f} "
+            f"| {c.reco_s_per_event:.3f} | {c.job_startup_s:.2f} | {c.analysis_s:.2f} | "
+            f"{(c.filter_cpu_s_per_B or 0) * 1e9:.2f} | {(c.format_cpu_s_per_B or 0) * 1e9:.2f} "
+            f"| {tr:.2f} | {c.final_ratio:.2f} |"
+        )
+    top = max(calibrated)
+    c, mi = calibrated[top]
+    per_event_files = statistics.mean(f["events"] for f in mi["files"])
+    copy = verified_copy_cpu(work)
+    full = sim666.FullSizeCosts(
+        build_s_per_B=1 / (BUILD_GB_PER_CPU_S * 1e9),
+        copy_s_per_B=copy,
+        filter_s_per_B=max(c.filter_cpu_s_per_B or 0.0, 1 / (CLASSIFY_GB_PER_CPU_S * 1e9)),
+        decode_s_per_event=decode_s_6x6x6,
+        reco_s_per_event=reco_s_6x6x6,
+        job_s=job_s,
+        analysis_s_per_event=c.analysis_s / (c.group_size * per_event_files),
+        encode_s_per_B=max(c.format_cpu_s_per_B or 0.0, 1 / (FORMAT_GB_PER_CPU_S * 1e9)),
+    )
+    print(
+        f"\n== full-size costs (10,000 samples, 115.2 MB events): building "
+        f"{BUILD_GB_PER_CPU_S} GB per CPU s (bench_evb); verified copy "
+        f"{1 / full.copy_s_per_B / 1e9:.2f} GB per CPU s (LocalStorage.put of 256 MB here); "
+        f"classification {1 / full.filter_s_per_B / 1e9:.2f} GB per CPU s (the slower of the "
+        f"chain's {1 / (c.filter_cpu_s_per_B or 1) / 1e9:.2f} and bench_final's "
+        f"{CLASSIFY_GB_PER_CPU_S}); Huffman coding {1 / full.encode_s_per_B / 1e9:.3f} GB per CPU s "
+        f"(the slower of the chain's {1 / (c.format_cpu_s_per_B or 1) / 1e9:.3f} and bench_final's "
+        f"{FORMAT_GB_PER_CPU_S}); decoding {decode_s_6x6x6} s per event; reconstruction "
+        f"{reco_s_6x6x6} s per event (bench_reco666) + {job_s} s per job; purity/gain "
+        f"{full.analysis_s_per_event:.3f} s per event (the chain's {c.analysis_s:.2f} s per group "
+        f"of {c.group_size} files, wall)"
+    )
+    print()
+    print(sim666.markdown_chain_sizing(sim666.size_chain(full), SIZING_CORES, SIZING_GB_S))
+    return ok
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument(
         "mode",
         nargs="?",
         default="all",
-        choices=("all", "cpu", "rate", "calibrate", "costs", "sizing"),
+        choices=("all", "cpu", "rate", "calibrate", "costs", "sizing", "chain666"),
         help="cpu: daemon CPU at the 10 s cadence; rate: verified-ingest rate; calibrate: the "
         "simulator against a real challenge; costs: reconstruction per event (full files) and "
-        "per job; sizing: costs, then the README's 6x6x6 sizing table from them; all: the "
-        "first four",
+        "per job; sizing: costs, then the README's 6x6x6 sizing table from them; chain666: "
+        "6x6x6 challenges, the chain model calibrated on each and compared stage by stage, "
+        "the README's 6x6x6 chain sizing; all: the first four",
     )
     ap.add_argument(
         "--reco-s-per-event-6x6x6",
@@ -376,6 +530,30 @@ def main() -> None:
         default=1.18,
         help="sizing: CPU s of one 6x6x6 event (bench_reco666.py; default the README's); 0: "
         "scale the 3x1x1 figure",
+    )
+    ap.add_argument(
+        "--decode-s-per-event-6x6x6",
+        type=float,
+        default=0.35,
+        help="chain666: CPU s to decode one compressed 6x6x6 event (the 3x1x1's compressed "
+        "minus uncompressed per-event cost, 0.0294 - 0.0197 s, x36 channels x samples)",
+    )
+    ap.add_argument(
+        "--job-s", type=float, default=0.26, help="chain666: per job (node worker; `costs`)"
+    )
+    ap.add_argument(
+        "--chain-samples",
+        type=int,
+        nargs="+",
+        default=[100, 400],
+        help="chain666: drift windows of the challenges (6x6x6:N)",
+    )
+    ap.add_argument("--chain-preset", default="beam", help="chain666: the 6x6x6 preset")
+    ap.add_argument(
+        "--chain-predict",
+        default="cosmics",
+        help="chain666: a further challenge of this preset predicted with the costs calibrated "
+        "at the largest window ('' : none)",
     )
     ap.add_argument(
         "--reco-dir",
@@ -403,6 +581,16 @@ def main() -> None:
         if args.mode == "sizing":
             sizing(reco_costs(args.reco_dir, work), args.reco_s_per_event_6x6x6 or None)
         if args.mode in ("all", "calibrate") and not calibrate(work, args.calib_files):
+            sys.exit(1)
+        if args.mode == "chain666" and not chain666(
+            work,
+            args.chain_samples,
+            args.chain_preset,
+            args.reco_s_per_event_6x6x6,
+            args.decode_s_per_event_6x6x6,
+            args.job_s,
+            args.chain_predict or None,
+        ):
             sys.exit(1)
 
 

@@ -185,7 +185,7 @@ def _run_or_exit(console: Any, run: Any, settings: Any) -> Any:
 
 def _finish(console: Any, result: Any) -> None:
     """Print the report and where it is; exit 1 unless the verdict is PASS."""
-    from farmtools.challenge.report import render_text
+    from farmtools.challenge.render import render_text
 
     console.print(render_text(result.report), highlight=False, markup=False)
     console.print(f"report: {result.html_path}  (JSON {result.json_path}, text {result.text_path})")
@@ -278,6 +278,9 @@ def simulate(
     per_event = reco_s_per_event
     if calibrate is not None:
         report = json.loads(calibrate.read_text())
+        if (report.get("chain_6x6x6") or {}).get("model_inputs"):
+            _calibrate_chain(report, as_json)  # a 6x6x6 challenge: the chain's model
+            return
         check = calibration_check(report)
         out["calibration"] = check
         model = sim.FarmModel(**check["model"])
@@ -319,6 +322,24 @@ def simulate(
             )
         )
     if "calibration" in out and not out["calibration"]["within_20_percent"]:
+        raise typer.Exit(1)
+
+
+def _calibrate_chain(report: dict[str, Any], as_json: bool) -> None:
+    """The 6x6x6 chain's model calibrated on a 6x6x6 challenge's report and compared with it
+    stage by stage (:mod:`farmtools.challenge.sim666`); exit 1 when a stage is > 20 % off."""
+    from dataclasses import asdict
+
+    from farmtools.challenge.sim666 import compare_chain, markdown_comparison
+
+    check = compare_chain(report)
+    if as_json:
+        out = {k: v for k, v in check.items() if k not in ("costs", "input")}
+        typer.echo(json.dumps({"calibration_6x6x6": out, "costs": asdict(check["costs"])}))
+    else:
+        typer.echo(markdown_comparison(check))
+        typer.echo(f"costs: {check['costs']}")
+    if not check["within_20_percent"]:
         raise typer.Exit(1)
 
 

@@ -3,7 +3,7 @@ stage's latency and throughput, the buffer forecast.
 
 :func:`chain_report` reads the evidence of a finished :class:`~.run666.Challenge666` (the L1
 truth, the builder's counts in the bookkeeping, the event files, the final stage's catalog)
-and :func:`accounting` (pure) checks the identities of issue 16:
+and :func:`accounting` (pure) checks the 6x6x6 chain's accounting identities:
 
 * fragments: emitted per L1 stream = read by the builder; read = 2 x built + incomplete + set
   aside;
@@ -11,8 +11,9 @@ and :func:`accounting` (pure) checks the identities of issue 16:
   classified; classified = kept + prescaled out + dropped; kept = in final files verified at the
   destination; and the event files stored and reconstructed whole.
 
-Each shortfall is named (``lost``) and fails the verdict (:func:`judge`); :func:`chain_lines`
-prints it.  Imports the bookkeeping and the final stage's catalog.
+Each shortfall is named (``lost``) and fails the verdict (:func:`judge`);
+:func:`~farmtools.challenge.render.chain_lines` prints it.  Imports the bookkeeping and the
+final stage's catalog.
 """
 
 from __future__ import annotations
@@ -244,6 +245,7 @@ def chain_report(ch: Challenge666, report: Mapping[str, Any]) -> dict[str, Any]:
         for name in ("filtering", "formatting", "transfer", "verification"):
             stages[name]["not_run"] = True
 
+    inputs = model_inputs(ch, report, build_at, times, finals)
     buffer = ch.final.buffer
     down = [b for b in buffer if b["link_down"]]
     to_full = [b["seconds_to_full"] for b in down if b["seconds_to_full"] is not None]
@@ -275,6 +277,61 @@ def chain_report(ch: Challenge666, report: Mapping[str, Any]) -> dict[str, Any]:
             "warn_h": ch.cfg.monitor.buffer_warn_h,
         },
         "errors": ch.final.errors[-10:],
+        "model_inputs": inputs,
+    }
+
+
+def model_inputs(
+    ch: Challenge666,
+    report: Mapping[str, Any],
+    written_at: Sequence[float],
+    triggers: Sequence[float],
+    finals: Sequence[Mapping[str, Any]],
+) -> dict[str, Any]:
+    """What the chain's capacity model (:mod:`.sim666`) is fed and calibrated on: each event
+    file's events, bytes, last trigger and written time (seconds since the start), the final
+    stage's wall and thread-CPU seconds per step, and the event/kept/final bytes."""
+    from farmtools.challenge.run666 import FINAL_POLL_S
+
+    started = datetime.fromisoformat(report["started"])
+    stories = {f["name"]: f.get("stages", {}) for f in report["files"]}
+    files = []
+
+    def trigger_s(run: int, k: int) -> float | None:
+        emitted = ch.emitted_at.get(run, [])
+        return round(emitted[k], 4) if 0 <= k < len(emitted) else None
+
+    for w in ch.shared.written:
+        wt = stories.get(w.path.name, {}).get("written")
+        last_of_run = not any(o.run == w.run and o.seq > w.seq for o in ch.shared.written)
+        files.append(
+            {
+                "name": w.path.name,
+                "run": w.run,
+                "events": w.events,
+                "bytes": w.size,
+                "first_trigger_s": trigger_s(w.run, w.first_trigger),
+                "last_trigger_s": trigger_s(w.run, w.last_trigger),
+                # the event after the file's last: the builder writes a full file when it comes
+                "next_trigger_s": None if last_of_run else trigger_s(w.run, w.last_trigger + 1),
+                "written_s": (
+                    round((datetime.fromisoformat(wt) - started).total_seconds(), 4) if wt else None
+                ),
+            }
+        )
+    return {
+        "samples": ch.cfg.geometry.samples,
+        "event_bytes": 2 * ch.cfg.geometry.fragment_bytes,
+        "flush_s": ch.cfg.evb.flush_s,
+        "first_trigger_s": round(triggers[0], 4) if triggers else None,
+        "last_written_s": round(max(written_at), 4) if written_at else None,
+        "files": files,
+        "final_files": len(finals),
+        "final_bytes": sum(f["bytes"] for f in finals),
+        "final_wall_s": {k: round(sum(v), 4) for k, v in ch.final.calls.items()},
+        "final_cpu_s": {k: round(sum(v), 4) for k, v in ch.final.cpu.items()},
+        "final_poll_s": FINAL_POLL_S,
+        "builder_cpu_s": (report.get("daemons") or {}).get("evb", {}).get("cpu_s"),
     }
 
 
@@ -294,69 +351,3 @@ def judge(report: dict[str, Any]) -> dict[str, Any]:
         v = report["verdict"]
         report["verdict"] = (v if v != "PASS" else "FAIL") + f" ({', '.join(problems)})"
     return report
-
-
-def chain_lines(chain: Mapping[str, Any] | None) -> list[str]:
-    """The 6x6x6 part of the terminal summary."""
-    if not chain:
-        return []
-    c = chain["counts"]
-    lines = [
-        f"  6x6x6 chain ({chain['detector']}, preset {chain['preset']}):",
-        f"    fragments: emitted {c['fragments_emitted']}, read {c['fragments_read']}, "
-        f"set aside {c['set_aside']}",
-        f"    events: emitted {c['emitted']}, built {c['built']}, incomplete {c['incomplete']}, "
-        f"in event files {c['in_event_files']}, stored {c['stored']}, "
-        f"reconstructed {c['reconstructed']}",
-    ]
-    if c["classified"] is None:
-        lines.append("    filtering, formatting, transfer: not run")
-    else:
-        lines.append(
-            f"    filter: classified {c['classified']} = kept {c['kept']} + prescaled out "
-            f"{c['prescaled_out']} + dropped {c['dropped']}; kept in verified final files "
-            f"{c['in_verified_finals']} ({len(chain['final_files'])} final files)"
-        )
-        classes = ", ".join(
-            f"{k} " + "/".join(str(v.get(d, 0)) for d in ("kept", "prescaled_out", "dropped"))
-            for k, v in sorted(chain["by_class"].items())
-        )
-        lines.append(f"    by class (kept/prescaled out/dropped): {classes}")
-    acc = chain["accounting"]
-    for name, v in acc["identities"].items():
-        lines.append(f"    {'ok  ' if v['holds'] else 'FAIL'} {name}: {v['left']} = {v['right']}")
-    lines.append(f"    lost: {acc['lost_total']}")
-    lines.append("    stage                   latency median / max (s)   events/s     MB/s")
-    for name, s in chain["stages"].items():
-        lat = s["latency"]
-        la = (
-            f"{lat['median_s']:>8.2f} / {lat['max_s']:<8.2f}"
-            if lat.get("median_s") is not None
-            else f"{'-':>8} / {'-':<8}"
-        )
-        eps = f"{s['events_per_s']:>10.2f}" if s.get("events_per_s") is not None else f"{'-':>10}"
-        mbs = f"{s['MB_per_s']:>8.2f}" if s.get("MB_per_s") is not None else f"{'-':>8}"
-        note = " (not run)" if s.get("not_run") else " (busy time)" if s.get("busy") else ""
-        lines.append(f"    {name:<22} {la:>26} {eps} {mbs}{note}")
-    b = chain["buffer"]
-    if chain.get("outage"):
-        o = chain["outage"]
-        lines.append(
-            f"    link to central storage down {o.get('duration_s')} s "
-            f"({'injected' if o.get('injected') else 'NOT injected'}: {o.get('details')}); "
-            f"final files verified after it: {sum(f['state'] == 'verified' for f in chain['final_files'])}"
-            f"/{len(chain['final_files'])}; the final stage's alarms: {chain['transfer_failures']}"
-        )
-    if b["samples"]:
-        last = b["samples"][-1]
-        h, hd = b["min_hours_to_full"], b["min_hours_to_full_link_down"]
-        covers = {True: "covers", False: "does NOT cover", None: "covers"}[b["covers_warn_h"]]
-        lines.append(
-            f"    buffer: full in {h} h at the highest rate seen"
-            + (f" ({hd} h while the link was down)" if hd is not None else "")
-            + f": it {covers} the {b['warn_h']:g} h outage it must (alarm below); "
-            f"now used {(last['used_bytes'] or 0) / 1e9:.1f} GB"
-        )
-    for e in chain["errors"]:
-        lines.append(f"    ERROR {e.splitlines()[-1] if e else e}")
-    return lines

@@ -45,6 +45,9 @@ STORED_OR_LATER = frozenset(
     | {FileState.RECONSTRUCTED, FileState.ANALYSED}
 )
 
+#: the final stage looks at the runs this often (seconds)
+FINAL_POLL_S = 1.0
+
 
 @dataclass(frozen=True)
 class Preset666:
@@ -122,6 +125,8 @@ class _Final:
     """The final stage's progress and timings (written by its thread)."""
 
     calls: dict[str, list[float]] = field(default_factory=dict)  # stage -> seconds per call
+    #: stage -> CPU seconds of this thread per call (the cost the capacity model scales)
+    cpu: dict[str, list[float]] = field(default_factory=dict)
     bytes: dict[str, int] = field(default_factory=dict)
     done_runs: set[int] = field(default_factory=set)
     stored_at: dict[int, float] = field(default_factory=dict)  # run -> all files stored (s)
@@ -316,9 +321,10 @@ class Challenge666(Challenge):
             self.outage_over = True
 
     def _timed(self, stage: str, fn: Any, *args: Any) -> Any:
-        t = time.monotonic()
+        t, c = time.monotonic(), time.thread_time()
         out = fn(*args)
         self.final.calls.setdefault(stage, []).append(time.monotonic() - t)
+        self.final.cpu.setdefault(stage, []).append(time.thread_time() - c)
         return out
 
     def _run_stored(self, run: int) -> bool:
@@ -386,7 +392,7 @@ class Challenge666(Challenge):
                         self.final.verified_at[run] = self.elapsed()
                 except Exception:
                     self.final.errors.append(f"run {run}: " + traceback.format_exc(limit=3))
-            self.stop.wait(1.0)
+            self.stop.wait(FINAL_POLL_S)
 
     def settled(self, snap: dict[str, Any]) -> bool:
         base = super().settled(snap)
