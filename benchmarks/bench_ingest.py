@@ -219,7 +219,7 @@ def rescan_cost(base: Path, n: int) -> None:
     watcher = DirWatcher(daq)
     watcher.start()
     # what the service knows after handling every file (its reconciliation fills the same map)
-    svc._known = {str(p): os.lstat(p).st_ino for p in daq.rglob("*.dat")}
+    svc.dirview.known = {str(p): os.lstat(p).st_ino for p in daq.rglob("*.dat")}
     try:
 
         def best(fn: Callable[[], object]) -> float:

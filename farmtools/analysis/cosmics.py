@@ -1,4 +1,4 @@
-"""The cosmics of beam events that purity and gain can use (6x6x6, issue 15 section 3).
+"""The cosmics of beam events that purity and gain can use (6x6x6; docs/analysis.md).
 
 At the surface ~70 cosmic muons overlap each 6x6x6 event.  A cosmic serves the lifetime and
 gain measurements when its drift times are absolute (a flash gave it its t0), it is long enough

@@ -2,7 +2,7 @@
 
 The t0 matching (:mod:`farmtools.reco.t0match`) must be proved on events whose truth is known:
 the fraction of the selected cosmics whose t0 is right (within 1 us), the purity and efficiency
-of the beam and cosmic tags, and how many particles become a 3D track at all (issue 15).  This
+of the beam and cosmic tags, and how many particles become a 3D track at all.  This
 module compares the ``tracks`` columns of one event (:mod:`farmtools.reco.event`, as the ROOT
 output or :func:`farmtools.reco.multicrp.reconstruct_detector_event` gives them) with the
 event's particles (the truth dictionaries of :mod:`farmtools.emulator.pddp_event`: ``t0_us``,
@@ -36,7 +36,7 @@ MAX_CM = 6.0
 #: A particle counts as visible (expected to become a 3D track) when this much of it (cm)
 #: drifts into the readout window.
 VISIBLE_CM = 30.0
-#: The t0 target of issue 15: within this of the truth (us).
+#: The 6x6x6 t0 target: a cosmic's t0 is right within this of the truth (us).
 T0_WITHIN_US = 1.0
 
 
@@ -103,7 +103,7 @@ def associate(
 
 @dataclass
 class T0Figures:
-    """Counts behind the t0 figures of issue 15, summed over events (:meth:`add`)."""
+    """Counts behind the t0 figures (right t0, tag purity and efficiency), summed over events (:meth:`add`)."""
 
     #: Selected cosmics (3D tracks) and those whose t0 is within T0_WITHIN_US of their particle's.
     selected: int = 0

@@ -4,7 +4,7 @@ Four kinds of fault, each recorded as a :class:`Fault` that the report names:
 
 ``kill``
     SIGKILL of a daemon (ingest watcher, processing manager, monitor) at a random moment, then a
-    restart after a short while (done by the orchestrator through :class:`~.daemons.Daemon`).
+    restart after a short while (:func:`~.inject.kill`, through :class:`~.daemons.Daemon`).
 ``storage_outage``
     The farm storage refuses writes for a while.  On the embedded default (a local directory)
     the input directory is bind-mounted read-only on itself (``mount --bind`` then
@@ -21,7 +21,7 @@ Four kinds of fault, each recorded as a :class:`Fault` that the report names:
     a valid name: ``truncated`` (the first half of a good file) or ``garbage`` (random bytes).
     The report expects it quarantined or failed with a reason, and never reconstructed.
 
-:func:`plan_faults` draws a schedule from a seed (reproducible); the orchestrator carries it
+:func:`plan_faults` draws a schedule from a seed (reproducible); :mod:`.inject` carries it
 out.  Imports the standard library and :mod:`farmtools.batch.statefile` (and psutil and
 :mod:`farmtools.batch.local` lazily).
 """
@@ -106,9 +106,9 @@ def plan_faults(
 
 # --- the storage outage ----------------------------------------------------------------------
 #: How long one mount command may take, and how often the whole read-only sequence is tried.
-#: A challenge must not hang on a stuck mount, and one refusal should not cost it its outage
-#: (once, on CI, the outage was not injected and the reason was lost: every attempt is now
-#: named in the fault's details).
+#: A challenge must not hang on a stuck mount, and one refusal should not cost it its outage;
+#: every failed attempt is named in the fault's details, so that an outage not injected says
+#: why.
 MOUNT_TIMEOUT_S = 20.0
 MOUNT_ATTEMPTS = 3
 
@@ -217,7 +217,7 @@ class StorageOutage:
         """Undo :meth:`start` (lazy unmount: a process inside the directory does not block it).
 
         Returns None when the storage is writable again, else why not: then ``mounted`` stays
-        True, so that a later call tries again (the orchestrator's next start does as well).
+        True, so that a later call tries again (the next challenge's start does as well).
         """
         why = None
         for attempt in range(MOUNT_ATTEMPTS):

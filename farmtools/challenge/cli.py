@@ -185,7 +185,7 @@ def _run_or_exit(console: Any, run: Any, settings: Any) -> Any:
 
 def _finish(console: Any, result: Any) -> None:
     """Print the report and where it is; exit 1 unless the verdict is PASS."""
-    from farmtools.challenge.report import render_text
+    from farmtools.challenge.render import render_text
 
     console.print(render_text(result.report), highlight=False, markup=False)
     console.print(f"report: {result.html_path}  (JSON {result.json_path}, text {result.text_path})")

@@ -23,13 +23,33 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 
 def farmtools_argv() -> list[str]:
     """How to run ``farmtools`` with this interpreter (works without the console script)."""
     return [sys.executable, "-m", "farmtools"]
+
+
+def farm_daemons(
+    config: Path, log_dir: Path, monitor_at: tuple[str, int] | None
+) -> dict[str, Daemon]:
+    """The farm's daemons on ``config``, not started: ingest, processing, and the monitor on
+    ``monitor_at`` (host, port) unless None."""
+    cfg = ["--config", str(config)]
+    ft = farmtools_argv()
+    daemons = {
+        "ingest": Daemon("ingest", [*ft, "ingest", "watch", *cfg], log_dir),
+        "processing": Daemon("processing", [*ft, "process", "run", *cfg], log_dir),
+    }
+    if monitor_at is not None:
+        host, port = monitor_at
+        daemons["monitor"] = Daemon(
+            "monitor", [*ft, "monitor", "serve", "--host", host, "--port", str(port), *cfg], log_dir
+        )
+    return daemons
 
 
 class Daemon:
@@ -158,3 +178,44 @@ class Daemon:
         except OSError:
             return ""
         return "\n".join(text.splitlines()[-lines:])
+
+    def stats(self) -> dict[str, Any]:
+        """The report's line for this daemon: CPU over its life, starts, SIGKILLs, its log."""
+        return {
+            "cpu_s": round(self.cpu_s, 3),
+            "alive_s": round(self.alive_s, 3),
+            "cpu_percent_of_one_core": (
+                round(100 * self.cpu_s / self.alive_s, 3) if self.alive_s else None
+            ),
+            "starts": self.starts,
+            "sigkills": self.kills,
+            "log": str(self.log_path),
+        }
+
+
+def restart_crashed(daemons: Iterable[Daemon], at_s: float) -> list[dict[str, Any]]:
+    """Sample every daemon's CPU and restart those that died by themselves; returns the crashes
+    (daemon, exit, at_s, the log's tail), which the report lists as findings."""
+    crashes = []
+    for d in daemons:
+        d.sample()
+        code = d.crashed()
+        if code is not None:
+            crashes.append({"daemon": d.name, "exit": code, "at_s": at_s, "log": d.tail(15)})
+            d.start()
+    return crashes
+
+
+def wait_healthz(daemon: Daemon, url: str, timeout: float = 30.0) -> str | None:
+    """Wait until ``url``/healthz answers; None when it did, else why not (the log's tail)."""
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not daemon.alive:
+            break
+        with contextlib.suppress(OSError):
+            urllib.request.urlopen(f"{url}/healthz", timeout=1).close()  # noqa: S310
+            return None
+        time.sleep(0.2)
+    return f"{daemon.name} did not answer /healthz: " + daemon.tail(5)

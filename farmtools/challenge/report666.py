@@ -3,7 +3,7 @@ stage's latency and throughput, the buffer forecast.
 
 :func:`chain_report` reads the evidence of a finished :class:`~.run666.Challenge666` (the L1
 truth, the builder's counts in the bookkeeping, the event files, the final stage's catalog)
-and :func:`accounting` (pure) checks the identities of issue 16:
+and :func:`accounting` (pure) checks the 6x6x6 chain's accounting identities:
 
 * fragments: emitted per L1 stream = read by the builder; read = 2 x built + incomplete + set
   aside;
@@ -11,8 +11,9 @@ and :func:`accounting` (pure) checks the identities of issue 16:
   classified; classified = kept + prescaled out + dropped; kept = in final files verified at the
   destination; and the event files stored and reconstructed whole.
 
-Each shortfall is named (``lost``) and fails the verdict (:func:`judge`); :func:`chain_lines`
-prints it.  Imports the bookkeeping and the final stage's catalog.
+Each shortfall is named (``lost``) and fails the verdict (:func:`judge`);
+:func:`~farmtools.challenge.render.chain_lines` prints it.  Imports the bookkeeping and the
+final stage's catalog.
 """
 
 from __future__ import annotations
@@ -350,69 +351,3 @@ def judge(report: dict[str, Any]) -> dict[str, Any]:
         v = report["verdict"]
         report["verdict"] = (v if v != "PASS" else "FAIL") + f" ({', '.join(problems)})"
     return report
-
-
-def chain_lines(chain: Mapping[str, Any] | None) -> list[str]:
-    """The 6x6x6 part of the terminal summary."""
-    if not chain:
-        return []
-    c = chain["counts"]
-    lines = [
-        f"  6x6x6 chain ({chain['detector']}, preset {chain['preset']}):",
-        f"    fragments: emitted {c['fragments_emitted']}, read {c['fragments_read']}, "
-        f"set aside {c['set_aside']}",
-        f"    events: emitted {c['emitted']}, built {c['built']}, incomplete {c['incomplete']}, "
-        f"in event files {c['in_event_files']}, stored {c['stored']}, "
-        f"reconstructed {c['reconstructed']}",
-    ]
-    if c["classified"] is None:
-        lines.append("    filtering, formatting, transfer: not run")
-    else:
-        lines.append(
-            f"    filter: classified {c['classified']} = kept {c['kept']} + prescaled out "
-            f"{c['prescaled_out']} + dropped {c['dropped']}; kept in verified final files "
-            f"{c['in_verified_finals']} ({len(chain['final_files'])} final files)"
-        )
-        classes = ", ".join(
-            f"{k} " + "/".join(str(v.get(d, 0)) for d in ("kept", "prescaled_out", "dropped"))
-            for k, v in sorted(chain["by_class"].items())
-        )
-        lines.append(f"    by class (kept/prescaled out/dropped): {classes}")
-    acc = chain["accounting"]
-    for name, v in acc["identities"].items():
-        lines.append(f"    {'ok  ' if v['holds'] else 'FAIL'} {name}: {v['left']} = {v['right']}")
-    lines.append(f"    lost: {acc['lost_total']}")
-    lines.append("    stage                   latency median / max (s)   events/s     MB/s")
-    for name, s in chain["stages"].items():
-        lat = s["latency"]
-        la = (
-            f"{lat['median_s']:>8.2f} / {lat['max_s']:<8.2f}"
-            if lat.get("median_s") is not None
-            else f"{'-':>8} / {'-':<8}"
-        )
-        eps = f"{s['events_per_s']:>10.2f}" if s.get("events_per_s") is not None else f"{'-':>10}"
-        mbs = f"{s['MB_per_s']:>8.2f}" if s.get("MB_per_s") is not None else f"{'-':>8}"
-        note = " (not run)" if s.get("not_run") else " (busy time)" if s.get("busy") else ""
-        lines.append(f"    {name:<22} {la:>26} {eps} {mbs}{note}")
-    b = chain["buffer"]
-    if chain.get("outage"):
-        o = chain["outage"]
-        lines.append(
-            f"    link to central storage down {o.get('duration_s')} s "
-            f"({'injected' if o.get('injected') else 'NOT injected'}: {o.get('details')}); "
-            f"final files verified after it: {sum(f['state'] == 'verified' for f in chain['final_files'])}"
-            f"/{len(chain['final_files'])}; the final stage's alarms: {chain['transfer_failures']}"
-        )
-    if b["samples"]:
-        last = b["samples"][-1]
-        h, hd = b["min_hours_to_full"], b["min_hours_to_full_link_down"]
-        covers = {True: "covers", False: "does NOT cover", None: "covers"}[b["covers_warn_h"]]
-        lines.append(
-            f"    buffer: full in {h} h at the highest rate seen"
-            + (f" ({hd} h while the link was down)" if hd is not None else "")
-            + f": it {covers} the {b['warn_h']:g} h outage it must (alarm below); "
-            f"now used {(last['used_bytes'] or 0) / 1e9:.1f} GB"
-        )
-    for e in chain["errors"]:
-        lines.append(f"    ERROR {e.splitlines()[-1] if e else e}")
-    return lines

@@ -26,13 +26,11 @@ May import every stage (it sits on top of them).
 from __future__ import annotations
 
 import contextlib
-import json
 import signal
 import socket
 import threading
 import time
-import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,21 +38,15 @@ from typing import Any
 
 from rich.console import Console
 
-from farmtools.analysis.pipeline import run_ready_analyses
-from farmtools.archive.service import Archiver
-from farmtools.bookkeeping import Bookkeeping, Event, FileState
-from farmtools.bookkeeping.states import BEFORE_RECO
-from farmtools.challenge.chaos import (
-    BatchPause,
-    Fault,
-    StorageOutage,
-    drop_corrupt,
-    plan_faults,
-    start_outage,
-)
-from farmtools.challenge.daemons import Daemon, farmtools_argv
+from farmtools.bookkeeping import Bookkeeping, FileState
+from farmtools.challenge.assemble import Observations, gather_report
+from farmtools.challenge.chaos import Fault, StorageOutage, plan_faults
+from farmtools.challenge.daemons import Daemon, farm_daemons, restart_crashed, wait_healthz
+from farmtools.challenge.inject import FaultContext, run_faults
+from farmtools.challenge.progress import Bars, past_reconstruction, snapshot
+from farmtools.challenge.render import write_report
+from farmtools.challenge.timers import FarmTimers
 from farmtools.config import FarmConfig, load_config
-from farmtools.processing.runclose import closing_pass
 
 #: States after which nothing more happens to a file by itself.
 FINAL_BAD = frozenset({FileState.FAILED, FileState.QUARANTINED, FileState.IGNORED})
@@ -164,18 +156,17 @@ class _Shared:
     chaos_done: bool = True
     faults: list[Fault] = field(default_factory=list)
     bad_files: dict[str, str] = field(default_factory=dict)
-    processing_done: bool = False
-    analysis_settled: bool = False
-    archive_settled: bool = False
-    analysis_outputs: list[Path] = field(default_factory=list)
-    analysis_calls: list[float] = field(default_factory=list)
     stage_errors: list[str] = field(default_factory=list)
     crashes: list[dict[str, Any]] = field(default_factory=list)
-    archive_reports: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Challenge:
-    """One data challenge; see the module docstring.  ``run()`` does everything."""
+    """One data challenge; see the module docstring.  ``run()`` does everything.
+
+    The parts live beside it: the daemons (:mod:`.daemons`), the faults (:mod:`.inject`),
+    the archive and analyses (:mod:`.timers`), the progress (:mod:`.progress`), the report
+    (:mod:`.assemble` from :meth:`observations`, :mod:`.render`).
+    """
 
     def __init__(self, settings: ChallengeSettings, console: Console | None = None) -> None:
         self.s = settings
@@ -216,6 +207,9 @@ class Challenge:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.group_size = self.cfg.analysis.group_size
         self.program = self.cfg.processing.program
+        self.timers = FarmTimers(
+            self.cfg, self.bk, self.run_numbers, self.s.archive, self.shared.stage_errors
+        )
 
     def overrides(self) -> dict[str, Any]:
         """What this kind of challenge changes in the embedded ``farm.toml`` (none here)."""
@@ -234,51 +228,21 @@ class Challenge:
     def start_daemons(self) -> None:
         if not self.s.daemons:
             return
-        cfg = ["--config", str(self.config_path)]
-        ft = farmtools_argv()
-        self.daemons["ingest"] = Daemon("ingest", [*ft, "ingest", "watch", *cfg], self.log_dir)
-        self.daemons["processing"] = Daemon(
-            "processing", [*ft, "process", "run", *cfg], self.log_dir
-        )
-        if self.s.monitor:
-            host, port = self.cfg.monitor.host, self.cfg.monitor.port
-            self.daemons["monitor"] = Daemon(
-                "monitor",
-                [*ft, "monitor", "serve", "--host", host, "--port", str(port), *cfg],
-                self.log_dir,
-            )
-            self.monitor_url = f"http://{host}:{port}"
+        at = (self.cfg.monitor.host, self.cfg.monitor.port) if self.s.monitor else None
+        self.daemons.update(farm_daemons(self.config_path, self.log_dir, at))
+        if at is not None:
+            self.monitor_url = f"http://{at[0]}:{at[1]}"
         for d in self.daemons.values():
             d.start()
-        if "monitor" in self.daemons:
-            self._wait_monitor()
-
-    def _wait_monitor(self, timeout: float = 30.0) -> None:
-        import urllib.request
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.daemons["monitor"].alive:
-                break
-            with contextlib.suppress(OSError):
-                urllib.request.urlopen(f"{self.monitor_url}/healthz", timeout=1).close()  # noqa: S310
-                return
-            time.sleep(0.2)
-        self.shared.stage_errors.append(
-            "monitor did not answer /healthz: " + self.daemons["monitor"].tail(5)
-        )
+        if "monitor" in self.daemons and self.monitor_url is not None:
+            why = wait_healthz(self.daemons["monitor"], self.monitor_url)
+            if why is not None:
+                self.shared.stage_errors.append(why)
 
     def _watch_daemons(self) -> None:
         """Restart a daemon that died by itself (a crash is a finding: the report lists it)."""
         with self._lock:  # the chaos thread kills and restarts under the same lock
-            for d in self.daemons.values():
-                d.sample()
-                code = d.crashed()
-                if code is not None:
-                    self.shared.crashes.append(
-                        {"daemon": d.name, "exit": code, "at_s": self.elapsed(), "log": d.tail(15)}
-                    )
-                    d.start()
+            self.shared.crashes += restart_crashed(self.daemons.values(), self.elapsed())
 
     def elapsed(self) -> float:
         return time.monotonic() - self.t0
@@ -320,152 +284,26 @@ class Challenge:
         return self.cfg.home / "challenge" / "storage-outage.mounted"
 
     def _chaos(self, faults: list[Fault]) -> None:
+        ctx = FaultContext(
+            cfg=self.cfg,
+            stop=self.stop,
+            elapsed=self.elapsed,
+            daemons=self.daemons,
+            lock=self._lock,
+            input_dir=self.input_dir,
+            outage_marker=self._outage_marker(),
+            watch_dir=self.watch_dir,
+            written=self.shared.written,
+            bad_files=self.shared.bad_files,
+            done=self.shared.faults,
+            run_number=self.run_number,
+            files=self.s.files,
+            seed=self.s.chaos_seed,
+        )
         try:
-            for k, fault in enumerate(faults):
-                if self.stop.wait(max(0.0, fault.at_s - self.elapsed())):
-                    break
-                self._inject(fault, k)
-                self.shared.faults.append(fault)
+            run_faults(ctx, faults)
         finally:
             self.shared.chaos_done = True
-
-    def _inject(self, f: Fault, k: int) -> None:
-        import random
-
-        rng = random.Random(self.s.chaos_seed * 1000 + k)
-        f.done_at_s = round(self.elapsed(), 2)
-        try:
-            if f.kind == "kill":
-                d = self.daemons.get(f.target)
-                if d is None or not d.alive:
-                    f.details = f"{f.target} is not running here: nothing to kill"
-                    return
-                with self._lock:
-                    pid = d.pid
-                    d.kill()
-                pause = round(rng.uniform(0.5, 3.0), 2)
-                f.injected = True
-                f.duration_s = pause
-                if self.stop.wait(pause):
-                    f.details = f"SIGKILL pid {pid}; not restarted: the challenge was stopping"
-                    return
-                with self._lock:
-                    d.start()
-                f.details = f"SIGKILL pid {pid}; restarted after {pause} s as pid {d.pid}"
-            elif f.kind == "storage_outage":
-                if self.cfg.storage.backend != "local":
-                    f.details = "storage is XRootD: not this challenge's to stop"
-                    return
-                outage = StorageOutage(self.input_dir, self._outage_marker())
-                if not start_outage(outage, f):
-                    return
-                f.extra["read_only_at_s"] = round(self.elapsed(), 2)
-                try:
-                    self.stop.wait(f.duration_s)
-                finally:
-                    if (why := outage.end()) is not None:
-                        f.details += f"; NOT undone: {why}"
-                    f.extra["writable_at_s"] = round(self.elapsed(), 2)
-            elif f.kind == "batch_pause":
-                if self.cfg.batch.backend != "local":
-                    f.details = f"batch is {self.cfg.batch.backend}: not this challenge's to stop"
-                    return
-                pool = BatchPause(self.cfg.path(self.cfg.batch.local_dir))
-                for _ in range(50):  # up to 10 s for a running job, so that there is one to stop
-                    if pool.running_groups():
-                        break
-                    if self.stop.wait(0.2):
-                        return
-                try:
-                    f.details = pool.start()
-                except RuntimeError as exc:
-                    f.details = f"not injected: {exc}"
-                    return
-                f.injected = True
-                # the effect, for the report: which running jobs were stopped, and when exactly
-                # (done_at_s is when the fault was taken up: it may wait for a running job)
-                f.extra.update(
-                    stopped_jobs=list(pool.stopped_jobs), paused_at_s=round(self.elapsed(), 2)
-                )
-                try:
-                    self.stop.wait(f.duration_s)
-                finally:
-                    pool.end()
-                    f.extra["resumed_at_s"] = round(self.elapsed(), 2)
-            elif f.kind == "corrupt_file":
-                seq = self.s.files + sum(1 for x in self.shared.faults if x.kind == "corrupt_file")
-                name = f"run{self.run_number}-seq{seq}.dat"
-                while f.target == "truncated" and not self.shared.written:
-                    if self.stop.wait(0.2):  # a truncated copy needs a good file first
-                        return
-                good = self.shared.written[0].path if self.shared.written else None
-                what = drop_corrupt(self.watch_dir / name, f.target, good, seed=k)
-                self.shared.bad_files[name] = f.target
-                f.injected = True
-                f.target = f"{name} ({f.target})"
-                f.details = what
-        except Exception as exc:
-            f.details = f"injection failed: {type(exc).__name__}: {exc}"
-        finally:
-            f.ended_at_s = round(self.elapsed(), 2)
-
-    def _pending_analysis(self) -> bool:
-        """Whether a complete group still waits for the daemon's analysis pass, or a run for
-        its end-of-run step (closed, remainder analysed, summary written, archives planned)."""
-        for run in self.run_numbers:
-            waiting = len(self.bk.files(run=run, state=FileState.RECONSTRUCTED))
-            if waiting >= self.group_size:
-                return True
-        return not self._runs_finished()
-
-    def _runs_finished(self) -> bool:
-        from farmtools.bookkeeping.ledger import FINISHED, run_ledger
-
-        for run in self.run_numbers:
-            led = run_ledger(self.bk, run)
-            if led is None or led.status != FINISHED:
-                return False
-        return True
-
-    def _stages(self) -> None:
-        """Archives every few seconds (and analyses, if the daemon does not), as timers would."""
-        in_process = not self.cfg.analysis.auto  # else `process run` analyses, as on the farm
-        archiver = Archiver(self.cfg, self.bk) if self.s.archive else None
-        last_archive = 0.0
-        while not self.stop.is_set():
-            processing_done = self.shared.processing_done
-            new: list[Path] = []
-            if in_process:
-                t = time.monotonic()
-                try:
-                    new = run_ready_analyses(self.cfg, self.bk)
-                    report = closing_pass(self.cfg, self.bk)
-                    new += report.partial + report.summaries
-                except Exception:
-                    self.shared.stage_errors.append("analysis: " + traceback.format_exc(limit=3))
-                if new:
-                    self.shared.analysis_outputs.extend(new)
-                    self.shared.analysis_calls.append(time.monotonic() - t)
-            if processing_done and not new and not self._pending_analysis():
-                self.shared.analysis_settled = True
-            if archiver is not None and (
-                time.monotonic() - last_archive > 5.0
-                or (self.shared.analysis_settled and not self.shared.archive_settled)
-            ):
-                force = self.shared.analysis_settled
-                try:
-                    rep = archiver.run_ready(force=force)
-                    self.shared.archive_reports.append(
-                        {k: {"done": v.done, "failed": v.failed} for k, v in rep.items()}
-                    )
-                except Exception:
-                    self.shared.stage_errors.append("archive: " + traceback.format_exc(limit=3))
-                last_archive = time.monotonic()
-                if force:
-                    self.shared.archive_settled = True
-            elif archiver is None and self.shared.analysis_settled:
-                self.shared.archive_settled = True
-            self.stop.wait(1.0)
 
     # -- progress ---------------------------------------------------------------------------
     def names(self) -> tuple[list[str], list[str]]:
@@ -473,66 +311,17 @@ class Challenge:
         return good, list(self.shared.bad_files)
 
     def snapshot(self) -> dict[str, Any]:
-        """Files of this run per state, and per story stage (one query each)."""
-        from sqlalchemy import func, select
-
-        from farmtools.bookkeeping.schema import events, files
-
-        good, bad = self.names()
-        goodset = set(good)
-        states: dict[str, str] = {}
-        for run in self.run_numbers:
-            for rec in self.bk.files(run=run):
-                states[rec.name] = str(rec.state)
-        q = (
-            select(events.c.event, func.count(func.distinct(events.c.file_id)))
-            .join(files, files.c.id == events.c.file_id)
-            .where(
-                files.c.run.in_(self.run_numbers),
-                files.c.name.in_(good),
-                events.c.event.in_(
-                    [
-                        Event.VERIFIED,
-                        Event.ALREADY_STORED,
-                        Event.RECONSTRUCTED,
-                        Event.ANALYSED,
-                        "archived",
-                    ]
-                ),
-            )
-            .group_by(events.c.event)
-        )
-        with self.bk.engine.connect() as conn:
-            per_event = {e: int(n) for e, n in conn.execute(q)}
-        archived_q = (
-            select(files.c.name)
-            .join(events, files.c.id == events.c.file_id)
-            .where(files.c.run.in_(self.run_numbers), events.c.event == "archived")
-            .distinct()
-        )
-        with self.bk.engine.connect() as conn:
-            archived = {r[0] for r in conn.execute(archived_q)} & goodset
-        return {
-            "states": states,
-            "good": good,
-            "bad": bad,
-            "stored": per_event.get(Event.VERIFIED, 0),
-            "reconstructed": per_event.get(Event.RECONSTRUCTED, 0),
-            "analysed": per_event.get(Event.ANALYSED, 0),
-            "archived": archived,
-        }
+        """Files of this challenge per state, and per story stage (:func:`~.progress.snapshot`)."""
+        return snapshot(self.bk, self.run_numbers, *self.names())
 
     def settled(self, snap: dict[str, Any]) -> bool:
         """True when nothing more will happen by itself (see the module docstring)."""
         if not (self.shared.emulator_done and self.shared.chaos_done):
             return False
-        states = snap["states"]
-        names = snap["good"] + snap["bad"]
-        if any(states.get(n) is None or states[n] in BEFORE_RECO for n in names):
-            self.shared.processing_done = False
+        self.timers.processing_done = past_reconstruction(snap)
+        if not self.timers.processing_done:
             return False
-        self.shared.processing_done = True
-        return self.shared.analysis_settled and self.shared.archive_settled
+        return self.timers.analysis_settled and self.timers.archive_settled
 
     def run(self) -> ChallengeResult:
         """Set up, run to completion (or timeout / Ctrl-C), stop, report."""
@@ -541,37 +330,28 @@ class Challenge:
         self.t0 = time.monotonic()
         timeout = self.s.timeout_s or self.s.default_timeout()
         self._banner()
-        old_term = old_int = None
-        if _main_thread():
-            # SIGTERM (a CI timeout, systemd) stops as cleanly as Ctrl-C; and Ctrl-C works even
-            # when the shell started us in the background with SIGINT ignored
-            old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
-            old_int = signal.signal(signal.SIGINT, signal.default_int_handler)
-        try:
-            self.start_daemons()
-            self._spawn(self._emulate, "emulator")
-            if self.s.chaos:
-                faults = plan_faults(
-                    self.s.chaos_seed,
-                    self.s.files * self.s.interval_s,
-                    list(self.daemons),
-                    corrupt=self.s.corrupt_files,
-                    storage=self.cfg.storage.backend == "local",
-                    batch=self.cfg.batch.backend == "local",
-                )
-                self.shared.chaos_done = False
-                self._spawn(lambda: self._chaos(faults), "chaos")
-            self._spawn(self._stages, "stages")
-            self._loop(timeout)
-        except KeyboardInterrupt:
-            self.interrupted = True
-            self.console.print("[yellow]interrupted: stopping everything cleanly[/yellow]")
-        finally:
-            self.shutdown()
-            if old_term is not None:
-                signal.signal(signal.SIGTERM, old_term)
-            if old_int is not None:
-                signal.signal(signal.SIGINT, old_int)
+        with interrupts_stop():
+            try:
+                self.start_daemons()
+                self._spawn(self._emulate, "emulator")
+                if self.s.chaos:
+                    faults = plan_faults(
+                        self.s.chaos_seed,
+                        self.s.files * self.s.interval_s,
+                        list(self.daemons),
+                        corrupt=self.s.corrupt_files,
+                        storage=self.cfg.storage.backend == "local",
+                        batch=self.cfg.batch.backend == "local",
+                    )
+                    self.shared.chaos_done = False
+                    self._spawn(lambda: self._chaos(faults), "chaos")
+                self._spawn(lambda: self.timers.loop(self.stop), "stages")
+                self._loop(timeout)
+            except KeyboardInterrupt:
+                self.interrupted = True
+                self.console.print("[yellow]interrupted: stopping everything cleanly[/yellow]")
+            finally:
+                self.shutdown()
         return self.finish(started)
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:
@@ -580,55 +360,24 @@ class Challenge:
         self.threads.append(t)
 
     def _banner(self) -> None:
-        s = self.s
         self.console.print(
-            f"[bold]data challenge[/bold] run {self.run_number}"
-            + (f"-{self.run_numbers[-1]}: {s.runs} runs of" if s.runs > 1 else ":")
-            + f" {s.files} files x {s.events} "
-            f"events, one every {s.interval_s:g} s, {'compressed' if s.compress else 'uncompressed'}"
-            f", {s.workers} workers{', CHAOS' if s.chaos else ''}\n"
-            f"  farm: {self.cfg.home} (config {self.config_path}); jobs run program={self.program}"
+            banner(self.s, self.run_numbers)
+            + f"\n  farm: {self.cfg.home} (config {self.config_path}); jobs run "
+            f"program={self.program}"
         )
 
     def _loop(self, timeout: float) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        columns = (
-            TextColumn("{task.description:<14}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-        )
-        with Progress(*columns, console=self.console, disable=not self.s.progress) as bar:
-            tasks = {
-                k: bar.add_task(k, total=self.s.files * self.s.runs)
-                for k in ("written", "stored", "reconstructed", "analysed", "archived")
-            }
-            reported_faults = 0
+        total = self.s.files * self.s.runs
+        with Bars(self.console, total, enabled=self.s.progress) as bars:
             while True:
                 self._watch_daemons()
                 snap = self.snapshot()
-                bar.update(tasks["written"], completed=len(snap["good"]))
-                for k in ("stored", "reconstructed", "analysed"):
-                    bar.update(tasks[k], completed=snap[k])
-                bar.update(tasks["archived"], completed=len(snap["archived"]))
-                for f in self.shared.faults[reported_faults:]:
-                    bar.console.print(
-                        f"  [magenta]fault[/magenta] {f.done_at_s:.1f} s {f.kind} {f.target}: "
-                        f"{f.details}"
-                    )
-                reported_faults = len(self.shared.faults)
+                bars.show(snap, self.shared.faults)
                 if self.settled(snap):
                     return
                 if self.elapsed() > timeout:
                     self.timed_out = True
-                    bar.console.print(f"[red]timeout after {timeout:.0f} s[/red]")
+                    bars.print(f"[red]timeout after {timeout:.0f} s[/red]")
                     return
                 time.sleep(0.5)
 
@@ -641,7 +390,7 @@ class Challenge:
             for t in self.threads:
                 t.join(timeout=60)
             if self.interrupted or self.timed_out:
-                self._cancel_jobs()
+                cancel_local_jobs(self.cfg, self.bk)
             # the chain's head first (a subclass's own daemons, e.g. an event builder, after)
             first = ("processing", "ingest", "monitor")
             for name in [*first, *(n for n in self.daemons if n not in first)]:
@@ -652,46 +401,41 @@ class Challenge:
             if old is not None:
                 signal.signal(signal.SIGINT, old)
 
-    def _cancel_jobs(self) -> None:
-        if self.cfg.batch.backend != "local":
-            return
-        from farmtools.batch.local import LocalBatch
-        from farmtools.processing.jobs import JobStore
-
-        batch = LocalBatch(self.cfg.path(self.cfg.batch.local_dir), self.cfg.batch.slots)
-        for job in JobStore(self.bk).active():
-            if job.batch_id:
-                with contextlib.suppress(Exception):
-                    batch.cancel(job.batch_id)
-
     # -- report -----------------------------------------------------------------------------
     def finish(self, started: datetime) -> ChallengeResult:
-        from farmtools.challenge.report import render_html, render_text
-
-        finished = datetime.now(UTC)
-        report = self.gather(started, finished)
-        stem = self.report_dir / f"challenge-run{self.run_number}"
-        json_path = stem.with_suffix(".json")
-        json_path.write_text(json.dumps(report, indent=1, default=str))
-        text_path = stem.with_suffix(".txt")
-        text = render_text(report)
-        text_path.write_text(text + "\n")
-        html_path = stem.with_suffix(".html")
-        html_path.write_text(render_html(report))
-        latest = self.report_dir / "latest.html"
-        with contextlib.suppress(OSError):
-            latest.unlink()
-        with contextlib.suppress(OSError):
-            latest.symlink_to(html_path.name)
+        report = self.gather(started, datetime.now(UTC))
+        paths = write_report(report, self.report_dir / f"challenge-run{self.run_number}")
+        json_path, text_path, html_path = paths
         return ChallengeResult(
             report, json_path, html_path, text_path, self.monitor_url, self.config_path
         )
 
     def gather(self, started: datetime, finished: datetime) -> dict[str, Any]:
-        """The report dictionary (:func:`~.gather.gather_report`; a subclass adds its part)."""
-        from farmtools.challenge.gather import gather_report
+        """The report dictionary (:func:`~.assemble.gather_report`; a subclass adds its part)."""
+        return gather_report(self.cfg, self.bk, self.observations(), started, finished)
 
-        return gather_report(self, started, finished)
+    def observations(self) -> Observations:
+        """What this challenge saw, as plain data for its report."""
+        return Observations(
+            settings=self.settings_json(),
+            run_numbers=list(self.run_numbers),
+            events_per_file=self.s.events,
+            interval_s=self.s.interval_s,
+            group_size=self.group_size,
+            archive=self.s.archive,
+            written=list(self.shared.written),
+            bad_files=list(self.shared.bad_files),
+            faults=[f.to_json() for f in self.shared.faults],
+            crashes=list(self.shared.crashes),
+            daemons={name: d.stats() for name, d in self.daemons.items()},
+            analysis_outputs=list(self.timers.analysis_outputs),
+            archive_reports=list(self.timers.archive_reports),
+            emulator_error=self.shared.emulator_error,
+            stage_errors=list(self.shared.stage_errors),
+            monitor_url=self.monitor_url,
+            interrupted=self.interrupted,
+            timed_out=self.timed_out,
+        )
 
     def settings_json(self) -> dict[str, Any]:
         out = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self.s).items()}
@@ -709,6 +453,48 @@ class Challenge:
             timed_out=self.timed_out,
         )
         return out
+
+
+def banner(s: ChallengeSettings, run_numbers: list[int]) -> str:
+    """The challenge's first line: its runs, files, cadence and workers."""
+    return (
+        f"[bold]data challenge[/bold] run {run_numbers[0]}"
+        + (f"-{run_numbers[-1]}: {s.runs} runs of" if s.runs > 1 else ":")
+        + f" {s.files} files x {s.events} "
+        f"events, one every {s.interval_s:g} s, {'compressed' if s.compress else 'uncompressed'}"
+        f", {s.workers} workers{', CHAOS' if s.chaos else ''}"
+    )
+
+
+def cancel_local_jobs(cfg: FarmConfig, bk: Bookkeeping) -> None:
+    """Cancel the active jobs of a local batch pool (a challenge that did not run through)."""
+    if cfg.batch.backend != "local":
+        return
+    from farmtools.batch.local import LocalBatch
+    from farmtools.processing.jobs import JobStore
+
+    batch = LocalBatch(cfg.path(cfg.batch.local_dir), cfg.batch.slots)
+    for job in JobStore(bk).active():
+        if job.batch_id:
+            with contextlib.suppress(Exception):
+                batch.cancel(job.batch_id)
+
+
+@contextlib.contextmanager
+def interrupts_stop() -> Iterator[None]:
+    """While inside: SIGTERM (a CI timeout, systemd) stops as cleanly as Ctrl-C, and Ctrl-C
+    works even when the shell started us in the background with SIGINT ignored (both raise
+    KeyboardInterrupt; main thread only, the handlers restored after)."""
+    if not _main_thread():
+        yield
+        return
+    old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
+    old_int = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
+        signal.signal(signal.SIGINT, old_int)
 
 
 def _raise_interrupt(_sig: int, _frame: Any) -> None:

@@ -1,4 +1,4 @@
-"""The 6x6x6 chain's capacity model: every stage of issue 16, calibrated on a 6x6x6 challenge.
+"""The 6x6x6 chain's capacity model, L2 building to verification, calibrated on a 6x6x6 challenge.
 
 :mod:`.simulate` models one raw file from ``written`` to ``analysed`` (the 3x1x1 chain).  The
 6x6x6 chain has a head and a tail more: the L2 builder turns the triggers into event files, and

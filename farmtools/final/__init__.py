@@ -1,4 +1,4 @@
-"""6x6x6 event filtering and final-storage files (issue 16; docs/final.md).
+"""6x6x6 event filtering and final-storage files (docs/final.md).
 
 classify (cheap class of every built event) -> filter (the policy of farm.toml ``[final]``:
 keep, prescale, drop; counted per run) -> pack (kept events, Huffman-compressed, into

@@ -34,13 +34,15 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
 from farmtools.bookkeeping.errors import database_unavailable
 from farmtools.bookkeeping.names import db_text
 from farmtools.bookkeeping.states import Event, FileState
+from farmtools.ingest.claims import Claims
 from farmtools.ingest.entries import entry_kind, permission_problem, utc
 from farmtools.ingest.openfiles import open_for_writing
+from farmtools.ingest.sourcenames import SourceNames
 from farmtools.ingest.verdicts import (
     KIND_COLLISION,
     KIND_MISMATCH,
@@ -49,7 +51,7 @@ from farmtools.ingest.verdicts import (
     Outcome,
     Verdicts,
 )
-from farmtools.rawdata import RawDataError, RawName, parse_raw_name
+from farmtools.rawdata import RawDataError, RawName
 from farmtools.rawdata.endofrun import parse_eor_name
 from farmtools.rawdata.pddp_reader import open_raw
 from farmtools.storage.base import (
@@ -60,7 +62,6 @@ from farmtools.storage.base import (
     Storage,
     StorageError,
 )
-from farmtools.storage.checksum import adler32_file, adler32_hex
 
 if TYPE_CHECKING:
     from farmtools.bookkeeping.db import Bookkeeping, FileRecord
@@ -72,13 +73,11 @@ log = logging.getLogger("farmtools.ingest")
 class FilePipeline:
     """The per-file half of an ingest service: everything one pass over a path decides.
 
-    Holds what the passes of one service share: the claims it holds (``copying``), the files
+    Holds what the passes of one service share: the claims it holds (``copying``,
+    :class:`~.claims.Claims`), the names (:class:`~.sourcenames.SourceNames`), the files
     waiting for read permission, and the time until which the storage is taken as down.  Its
     caller (the scheduler) serialises the database calls and shares ``lock`` with it.
     """
-
-    #: Worker ids of the pipelines alive in this process (a claim by one of them is not stale).
-    live: ClassVar[set[str]] = set()
 
     def __init__(
         self,
@@ -105,15 +104,19 @@ class FilePipeline:
         self._lock = lock
         #: whether the scheduler saw a writer create ``path`` here and its close-write is due
         self._awaiting_close = awaiting_close
-        FilePipeline.live.add(worker)
-        #: names this pipeline holds in "copying" right now (its other claims are leftovers)
-        self._copying: set[str] = set()
+        #: the claims this worker holds, and whether another's are stale
+        self.claims = Claims(worker, host, lock)
+        #: the names paths are recorded under
+        self.naming = SourceNames(self.watch_dir)
+        self.names = self.naming.names
+        self.collision_name = self.naming.collision_name
+        self.stale = self.claims.stale
         #: the failures, waits and refusals written down (and what they teach the next pass)
         self.verdicts = Verdicts(cfg, db, lock=lock, names=self.names)
 
     def close(self) -> None:
         """Forget this worker (its claims count as stale from now on)."""
-        FilePipeline.live.discard(self.worker)
+        self.claims.close()
 
     @property
     def down_until(self) -> float:
@@ -136,56 +139,6 @@ class FilePipeline:
         """An ``ingest()`` used up its retries: say so; the file stays detected."""
         self.verdicts.give_up(path)
 
-    def names(self, path: Path) -> tuple[str, RawName | None]:
-        raw = parse_raw_name(path.name)
-        if raw is not None:
-            return raw.filename, raw
-        return self._rel_name(path), None
-
-    def _rel_name(self, path: Path) -> str:
-        """``path`` relative to the DAQ directory, as the database stores it."""
-        try:
-            rel = os.fsdecode(path.relative_to(self.watch_dir))
-        except ValueError:
-            rel = os.fsdecode(path)
-        return db_text(rel)
-
-    def collision_name(self, path: Path, taken: str) -> str:
-        """The name a raw file is recorded under when its normalised name ``taken`` is held by
-        another file: its own path below the DAQ directory (``./`` in front if that is
-        ``taken`` itself, i.e. the other file sits in a subdirectory)."""
-        rel = self._rel_name(path)
-        return f"./{rel}" if rel == taken else rel
-
-    def _collision(self, path: Path, rec: FileRecord) -> str | None:
-        """Why ``path`` may not be ingested as ``rec.name``, or None when it is ``rec``'s file.
-
-        Two files normalise to one name when they differ only in leading zeros
-        (``run01-seq2.dat``, ``run1-seq2.dat``) or sit in two directories.  The first one
-        registered keeps the name; copying the second would store other bytes under it (or be
-        quarantined as a destination conflict, blaming the wrong file).  A path that is not the
-        recorded source may still be the same file: a hard link, or the file moved after it was
-        registered (the recorded path is gone): then the bytes decide once it is stored.
-        """
-        here = db_text(os.fsdecode(path))
-        if rec.source_path == here:
-            return None
-        try:
-            if os.path.samefile(rec.source_path, path):
-                return None
-            gone = False
-        except OSError:
-            gone = True
-        if gone:
-            if rec.state in (FileState.DETECTED, FileState.COPYING) or rec.adler32 is None:
-                return None  # moved before its copy: the same file, under its new path
-            if adler32_hex(adler32_file(path)) == rec.adler32:
-                return None  # moved after its copy: the same bytes
-        return (
-            f"{here}: its raw name is {rec.name}, which already belongs to {rec.source_path} "
-            f"({rec.state}); a second file of that name is not ingested"
-        )
-
     def process_entry(self, path: Path, st: os.stat_result, *, attempt: bool) -> Outcome:
         if stat.S_ISDIR(st.st_mode):
             return Outcome(None)
@@ -205,7 +158,7 @@ class FilePipeline:
         if raw is None:
             return self.verdicts.ignore(path, name, st)
         rec = self._db.get(name)
-        if rec is not None and (why := self._collision(path, rec)) is not None:
+        if rec is not None and (why := self.naming.collision(path, rec)) is not None:
             return self.verdicts.ignore(
                 path, self.collision_name(path, name), st, why=why, alarm=KIND_COLLISION
             )
@@ -294,8 +247,12 @@ class FilePipeline:
             now = self._db.get(name)
             return Outcome(now.state if now is not None else None)
         log.info("%s: detected -> copying (attempt %d)", name, tries)
-        with self._lock:
-            self._copying.add(name)
+        with self.claims.copying(name):
+            return self._copy_attempt(path, rec, raw, tries)
+
+    def _copy_attempt(self, path: Path, rec: FileRecord, raw: RawName, tries: int) -> Outcome:
+        """The claimed copy of ``rec``; whatever goes wrong leaves the claim released."""
+        name = rec.name
         try:
             if rec.tries > 0:
                 self._db.record(name, Event.RETRY, {"attempt": tries, "after": rec.last_error})
@@ -306,14 +263,11 @@ class FilePipeline:
         except Exception as exc:
             if database_unavailable(exc):
                 # nothing can be recorded now; the caller looks again later, and this claim,
-                # ours and no longer in _copying, is then taken as stale and resumed
+                # ours with no copy under way, is then taken as stale and resumed
                 raise
             # whatever went wrong, the claim must not stay with a live worker that gave up
             log.exception("%s: unexpected error while copying", name)
             return self.verdicts.failed(name, rec, tries, exc, "unexpected")
-        finally:
-            with self._lock:
-                self._copying.discard(name)
 
     def _copy_claimed(self, path: Path, rec: FileRecord, raw: RawName, tries: int) -> Outcome:
         """Check, copy and record a file this worker holds in ``copying``."""
@@ -416,26 +370,3 @@ class FilePipeline:
                     append_transfer(self.cfg.home, rec.run, line)
         except OSError as exc:
             log.warning("%s: transfer log not written: %s", name, exc)
-
-    def stale(self, rec: FileRecord) -> bool:
-        """Whether the worker holding ``rec`` is known to be dead (so its copy may be resumed)."""
-        who = rec.claimed_by or ""
-        parts = who.split(":")
-        if who == self.worker:
-            # ours: stale only if no copy of ours is under way (a release that failed)
-            with self._lock:
-                return rec.name not in self._copying
-        if len(parts) != 4:
-            return not who
-        host, pid_s, start_s, _ = parts
-        if host != self.host:
-            return False  # another host: we cannot tell; an operator's retry decides
-        pid, start = int(pid_s), int(start_s)
-        if pid == os.getpid():
-            return who not in FilePipeline.live
-        try:
-            import psutil
-
-            return int(psutil.Process(pid).create_time() * 100) != start
-        except Exception:
-            return True

@@ -1,7 +1,8 @@
 """The ingest service: DAQ raw files to the farm storage, verified, recorded; see docs/ingest.md.
 
-This module is the scheduler: inotify, the wake-up pipe, the copy threads, the retry heap, the
-safety-net rescan and reconciliation.  What one pass over one file does is
+This module is the scheduler: inotify, the wake-up pipe, the copy threads and the retry heap
+(:mod:`.workqueue`), reconciliation; what it knows of the DAQ directory, for the safety-net
+rescan, is :class:`farmtools.ingest.dirview.DirView`.  What one pass over one file does is
 :class:`farmtools.ingest.pipeline.FilePipeline`, whose docstring tells one file's whole path.
 
 The source is only ever read.  The daemon loop (:meth:`IngestService.watch`) catches every error
@@ -24,11 +25,11 @@ from typing import TYPE_CHECKING, Any
 from farmtools.bookkeeping.heartbeat import Heartbeat
 from farmtools.bookkeeping.names import db_text
 from farmtools.bookkeeping.states import Event, FileState
-from farmtools.ingest.entries import current_user, entry_ino, walk_entries, walk_files, written_here
+from farmtools.ingest.dirview import DirView
+from farmtools.ingest.entries import current_user, walk_files, written_here
 from farmtools.ingest.pipeline import FilePipeline
 from farmtools.ingest.verdicts import KIND_COLLISION, SOURCE, Outcome
 from farmtools.ingest.workqueue import WorkQueue
-from farmtools.rawdata import parse_raw_name
 from farmtools.retry import Backoff
 from farmtools.storage.base import Storage
 
@@ -82,9 +83,8 @@ class IngestService:
             worker or f"{self.host}:{os.getpid()}:{_process_start()}:{uuid.uuid4().hex[:6]}"
         )
         self._lock = threading.Lock()
-        #: files created empty in a watched directory whose close-write has not come yet: a
-        #: writer of this host holds them, whatever the open-for-writing probes can tell
-        self._created: set[Path] = set()
+        #: what this service knows of the DAQ directory (handled paths, files being written)
+        self.dirview = DirView(self.watch_dir, self._lock)
         #: what one pass over one file does; shares this service's lock and database proxy
         self.pipeline = FilePipeline(
             cfg,
@@ -94,7 +94,7 @@ class IngestService:
             worker=self.worker,
             host=self.host,
             lock=self._lock,
-            awaiting_close=self._awaiting_close,
+            awaiting_close=self.dirview.awaiting_close,
             text_logs=text_logs,
         )
         self._stop = threading.Event()
@@ -102,10 +102,6 @@ class IngestService:
         self._queue = WorkQueue(
             self._handle, workers=workers, lock=self._lock, backoff=self.backoff
         )
-        #: inode of every path (as a string: cheaper to hash than a Path) whose state the
-        #: database holds (registered by this service or found known): what the periodic
-        #: rescan compares the directory listing with
-        self._known: dict[str, int] = {}
 
     def close(self) -> None:
         """Forget this worker (its claims count as stale from now on)."""
@@ -147,7 +143,7 @@ class IngestService:
         """
         stored = 0
         self.pipeline.down_until = 0.0  # each pass probes the storage at least once
-        for path in self._candidates():
+        for path in self.dirview.candidates(self._db, self.pipeline):
             try:
                 # once the storage failed in this pass, the rest is only scheduled: one probe
                 # per back-off instead of a connection timeout per file
@@ -295,8 +291,7 @@ class IngestService:
     def _on_event(self, kind: str, path: Path, watcher: DirWatcher) -> None:
         if kind == "overflow":
             log.warning("inotify queue overflowed: rescanning and reconciling")
-            with self._lock:
-                self._created.clear()  # their close-writes may be among the lost events
+            self.dirview.forget_created()  # their close-writes may be among the lost events
             self._safe(self.rescan, watcher)
             self._safe(self.reconcile)
         elif kind == "dir":
@@ -311,8 +306,7 @@ class IngestService:
             if written_here(st):
                 # a writer created it here: its close-write will come; until then a look
                 # (a rescan's) whose writers are unknown does not take it by settle time
-                with self._lock:
-                    self._created.add(path)
+                self.dirview.created_here(path)
                 if st.st_size == 0:
                     return  # just created: looking now would only find it open for writing
             self._queue.submit(path)
@@ -320,49 +314,13 @@ class IngestService:
             if self.pipeline.waiting_for_permission(path):  # chmod, chown, an ACL
                 self._queue.submit(path)
         else:
-            with self._lock:
-                self._created.discard(path)
+            self.dirview.closed(path)
             self._queue.submit(path)
 
     def rescan(self, watcher: DirWatcher | None = None) -> int:
-        """The safety net against a lost event: look at every entry nothing announced.
-
-        Lists the DAQ directory tree (``scandir``: names and inode numbers, no file is opened
-        or stat-ed) and compares it with the paths this service already handled
-        (:attr:`_known`, path -> inode): an entry not among them, or with another inode, is
-        handed to a worker like an event's.  A directory whose watch is missing (refused,
-        lost with a queue overflow, the directory replaced or mounted over: one ``stat`` per
-        directory) is watched again.  Returns the entries handed over.
-        """
-        found: set[str] = set()
-        taken = 0
-
-        def watch_again(d: Path) -> None:
-            try:
-                st = os.stat(d, follow_symlinks=False)
-            except OSError:
-                return
-            if watcher is not None and not watcher.watched(d, st):
-                watcher.rewatch(d)
-
-        for e in walk_entries(
-            self.watch_dir, on_dir=watch_again if watcher else None, ordered=False
-        ):
-            found.add(e.path)
-            known = self._known.get(e.path)
-            # the directory's inode number is the file's on local file systems; where it is
-            # not (overlayfs), one lstat decides
-            if known == e.inode() or (known is not None and entry_ino(e) == known):
-                continue
-            taken += 1
-            self._queue.submit(Path(e.path))
-        with self._lock:
-            if len(self._known) > len(found):  # else none is gone, or as many came as went
-                self._known = {p: i for p, i in self._known.items() if p in found}
-            self._created = {p for p in self._created if os.fspath(p) in found}
-        if taken:
-            log.info("rescan: %d entr%s not handled yet", taken, "y" if taken == 1 else "ies")
-        return taken
+        """The safety net against a lost event (:meth:`~.dirview.DirView.rescan`): every entry
+        nothing announced is handed to a worker; returns how many."""
+        return self.dirview.rescan(self._queue.submit, watcher)
 
     def _handle(self, path: Path) -> None:
         """One file from an event or a due retry; errors become a scheduled look later."""
@@ -378,10 +336,6 @@ class IngestService:
         if out.retry_after is not None:
             self._queue.schedule(path, out.retry_after)
 
-    def _awaiting_close(self, path: Path) -> bool:
-        with self._lock:
-            return path in self._created
-
     def _process(self, path: Path, *, attempt: bool) -> Outcome:
         """One pass over ``path``; ``attempt=False`` registers and schedules without copying."""
         try:
@@ -390,46 +344,8 @@ class IngestService:
             return self.pipeline.vanished(path)
         out = self.pipeline.process_entry(path, st, attempt=attempt)
         if out.state is not None:
-            with self._lock:
-                self._known[os.fspath(path)] = st.st_ino
+            self.dirview.handled(os.fspath(path), st.st_ino)
         return out
-
-    # ------------------------------------------------------------------ reconciliation ------
-    def _candidates(self) -> list[Path]:
-        """Paths to look at, the database's unfinished files first, then the DAQ directory."""
-        from farmtools.bookkeeping.states import FileState as S
-
-        seen: dict[str, Path] = {}
-        for state in (S.COPYING, S.DETECTED):
-            for rec in self._db.files(state=state):
-                seen.setdefault(rec.name, Path(rec.source_path))
-        if self.watch_dir.is_dir():
-            for entry in walk_entries(self.watch_dir):
-                path = Path(entry.path)
-                name, _ = self.pipeline.names(path)
-                known = self._db.get(name)
-                ino = entry_ino(entry)
-                if known is not None and known.source_path == db_text(entry.path) and ino:
-                    with self._lock:  # the rescan need not look at it again
-                        self._known[entry.path] = ino
-                taken = seen.get(name)
-                if (known is not None and known.source_path != db_text(os.fsdecode(path))) or (
-                    taken is not None and taken != path
-                ):
-                    # another path of the same raw name: _process judges it, under its own
-                    # name (ignored as a collision, or the same file moved)
-                    name = self.pipeline.collision_name(path, name)
-                    known = self._db.get(name)
-                if name in seen:
-                    continue
-                if known is None or known.state in (S.DETECTED, S.COPYING):
-                    seen[name] = path
-
-        def order(item: tuple[str, Path]) -> tuple[int, int, str]:
-            raw = parse_raw_name(item[0])
-            return (raw.run, raw.seq, item[0]) if raw else (-1, -1, item[0])
-
-        return [p for _, p in sorted(seen.items(), key=order)]
 
 
 class _Serialized:

@@ -15,6 +15,11 @@ fault: :attr:`~farmtools.monitor.checks.CheckResult.covers`); when it is judged 
 warning) again, its open alarms are cleared (closed as "cleared" by farmtools, with a log
 line), so the banner shows what is wrong now.
 
+The other stages (ingest, archive, final, runs) raise their alarms in the bookkeeping only: the
+checker also mails every alarm they raised since it started (:meth:`AlarmChecker.relay`, one
+digest per source, by kind), so a quarantined file or a failed transfer reaches the shift by mail
+like the monitor's own alarms.  Run one monitor per farm with mail on (two would mail twice).
+
 Imports the monitor's summary/queries modules, the bookkeeping and farmtools.notify (each new
 alarm through a :class:`~farmtools.notify.digest.Digest`: one mail per family and interval).
 """
@@ -161,6 +166,10 @@ class AlarmChecker:
         #: the run each check alarm was last raised for, by kind (None: the farm-wide window)
         self._alarmed: dict[str, int | None] = {}
         self.digest = Digest(cfg, SOURCE)
+        #: the other stages' alarms: one digest per source, and the last alarm id mailed (None
+        #: before the first pass, which takes the newest id: a restart mails nothing of the past)
+        self._relays: dict[str, Digest] = {}
+        self._relayed: int | None = None
         #: the buffer's used bytes at each pass: its measured rate of change (page and alarm)
         self.buffer_sampler = BufferSampler(cfg.monitor.rate_window_s)
 
@@ -189,8 +198,36 @@ class AlarmChecker:
         if self.runner is not None:
             breaches.extend(self._judge_checks())
         new = [b for b in breaches if self._raise(b)]
+        self.relay()
         self.flush()
         return new
+
+    def relay(self) -> int:
+        """Mail the alarms the other stages raised since the last pass; how many.
+
+        They write their alarms only to the bookkeeping (a daemon per node, several without a
+        mail set-up); the monitor, which watches the whole farm, sends them on, digested per
+        source and kind like its own.
+        """
+        if self.queries is None:
+            return 0
+        if self._relayed is None:
+            self._relayed = self.queries.last_alarm_id()
+            return 0
+        found = self.queries.alarms_after(self._relayed, not_from=SOURCE)
+        for a in found:
+            self._relayed = a["id"]
+            digest = self._relays.setdefault(a["source"], Digest(self.cfg, a["source"]))
+            about = f" ({a['name']})" if a["name"] else ""
+            self._notify_errors(
+                digest.add(
+                    a["kind"].split(":", 1)[0],
+                    f"[farmtools {a['source']}] {a['kind']}{about}",
+                    a["message"],
+                    {"source": a["source"], "kind": a["kind"], "message": a["message"]},
+                )
+            )
+        return len(found)
 
     def _check_farm(self) -> list[Breach]:
         """Conditions of the farm whose alarm closes by itself once they clear: stuck files,
@@ -328,4 +365,5 @@ class AlarmChecker:
 
     def flush(self, force: bool = False) -> None:
         """Send the digests that are due (all of them with ``force``: the monitor stops)."""
-        self._notify_errors(self.digest.flush(force))
+        for digest in (self.digest, *self._relays.values()):
+            self._notify_errors(digest.flush(force))

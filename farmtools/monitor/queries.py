@@ -284,6 +284,21 @@ class FarmQueries:
             for m in (r._mapping for r in self._rows(q))
         ]
 
+    def alarms_after(self, alarm_id: int, *, not_from: str) -> list[dict[str, Any]]:
+        """Alarms with an id above ``alarm_id`` raised by any source but ``not_from``, oldest
+        first: what the other stages raised since the monitor last looked."""
+        q = (
+            select(alarms, files.c.name)
+            .join(files, files.c.id == alarms.c.file_id, isouter=True)
+            .where(alarms.c.id > alarm_id, alarms.c.source != not_from)
+            .order_by(alarms.c.id)
+        )
+        return [dict(r._mapping) for r in self._rows(q)]
+
+    def last_alarm_id(self) -> int:
+        """The newest alarm's id (0 without alarms)."""
+        return int(self._rows(select(func.coalesce(func.max(alarms.c.id), 0)))[0][0])
+
     def running_daemons(self) -> list[tuple[str, str, datetime]]:
         """(daemon, host, last beat) of every daemon that did not say it stopped."""
         h = heartbeats

@@ -27,8 +27,8 @@ Owns :class:`Manager`, the loop behind ``farmtools process run`` (daemon) and ``
 
 The steps live in their own modules: :mod:`.submission` (job rows, scripts, exactly-once
 submission), :mod:`.polling` (following jobs, accounting, job logs), :mod:`.resubmission` (the
-decision after a failed try); this one runs the loops, claims files, recovers after a kill and
-takes the operator's actions.  Every transition goes into the file's story.  Errors about one file are recorded and never stop
+decision after a failed try); :mod:`.recovery` (what a kill between two writes left half done); this
+one runs the loops, claims files and takes the operator's actions.  Every transition goes into the file's story.  Errors about one file are recorded and never stop
 the loop.  Imports the bookkeeping, the batch backends, notify, config and rawdata naming (and
 the analysis pipeline lazily, when it runs: it loads uproot and the fitting libraries).
 """
@@ -51,10 +51,10 @@ from farmtools.config import FarmConfig
 from farmtools.notify.digest import Digest
 from farmtools.processing import nodeworker
 from farmtools.processing.analyser import AnalysisProcess, analyse_ready
-from farmtools.processing.failures import Failure
-from farmtools.processing.jobs import ACTIVE, JobRecord, JobState, JobStore
+from farmtools.processing.jobs import ACTIVE, JobState, JobStore
 from farmtools.processing.passes import PassSummary
 from farmtools.processing.polling import ACCOUNTING_GRACE_S, Poller, with_worker_usage
+from farmtools.processing.recovery import recover
 from farmtools.processing.resubmission import FailedJobs
 from farmtools.processing.script import JobPaths
 from farmtools.processing.submission import LocalJobError, Submitter
@@ -296,59 +296,14 @@ class Manager:
 
     # -- claim and recovery -----------------------------------------------------------------
     def recover(self) -> None:
-        """Finish what a manager killed between two writes left half done (at start).
-
-        A job's row and its file's state are written in two transactions; a SIGKILL between
-        them leaves them apart, and a file left so would wait for ever or be processed again:
-
-        - a queued file without a job row gets one (story ``resumed``);
-        - a queued file whose job is already on the batch system (killed after recording the
-          batch id, before moving the file) moves to ``submitted``;
-        - a file in flight whose last job is ``done`` is ``reconstructed``; one whose last job
-          ``failed`` gets the failure decision (retry or park) it never got.
-        """
-        open_files = self.jobs.files_with_open_jobs()
-        for f in self.bk.files(state=FileState.QUEUED):
-            last = self._last_job(f.name)
-            if f.name not in open_files and (last is None or last.state != JobState.DONE):
-                self.submitter.new_job(f)
-                self.bk.record(f.name, Event.RESUMED, {"by": self.worker, "what": "queued file"})
-            elif last is not None and last.state in ACTIVE:
-                self.bk.transition(
-                    f.name,
-                    FileState.QUEUED,
-                    FileState.SUBMITTED,
-                    Event.SUBMITTED,
-                    {"job": last.id, "batch_id": last.batch_id, "resumed": True},
-                )
-        for state in (FileState.QUEUED, FileState.SUBMITTED, FileState.RUNNING):
-            for f in self.bk.files(state=state):
-                last = self._last_job(f.name)
-                if f.name in open_files or last is None:
-                    continue
-                if last.state == JobState.DONE:
-                    log.warning("%s: its job %s was done: reconstructed", f.name, last.id)
-                    self.poller.reconstructed(last)
-                elif last.state == JobState.FAILED and last.failure and state != FileState.QUEUED:
-                    log.warning("%s: its job %s had failed: deciding now", f.name, last.id)
-                    failure = Failure(last.failure)
-                    self.failed_jobs.failed(
-                        last,
-                        failure,
-                        last.reason or str(failure),
-                        None,
-                        PassSummary(),
-                        state_done=True,
-                    )
-
-    def _last_job(self, file: str) -> JobRecord | None:
-        jobs = self.jobs.of_file(file)
-        return jobs[-1] if jobs else None
+        """Finish what a manager killed between two writes left half done (at start; see
+        :func:`~.recovery.recover`)."""
+        recover(self.bk, self.jobs, self.submitter, self.poller, self.failed_jobs, self.worker)
 
     def claim(self, s: PassSummary) -> None:
         while True:
             # 311 files and 6x6x6 event files (``<run>_<seq>_<id>.dat``) alike: ``farmtools
-            # reco`` tells them apart (issue 15)
+            # reco`` tells them apart
             got = self.bk.claim(
                 FileState.STORED,
                 FileState.QUEUED,

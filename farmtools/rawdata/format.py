@@ -36,7 +36,7 @@ class TriggerType(enum.IntEnum):
     PMT = 0
     CRT = 1
     PED = 2
-    #: The 6x6x6's beam trigger during an SPS spill (issue 15) [choice].
+    #: The 6x6x6's beam trigger during an SPS spill [choice].
     BEAM = 3
 
 

@@ -80,7 +80,7 @@ def _reco_one(
 
 
 def _summary(raw: str, output: str, stats: RecoStats) -> str:
-    """The job's summary line; challenge.collect parses "<raw>: N events, ... in S s (..."."""
+    """The job's summary line; challenge.evidence parses "<raw>: N events, ... in S s (..."."""
     cpu = sum(stats.timing.values()) or 1.0
     shares = ", ".join(f"{k} {100 * v / cpu:.0f}%" for k, v in sorted(stats.timing.items()))
     return (

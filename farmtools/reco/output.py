@@ -9,7 +9,7 @@ view-order channel).  Readable by uproot and by ROOT itself.
 Schema contract: the tree and branch names are read by :mod:`farmtools.analysis`; they only
 grow.  Changes, newest first:
 
-* 2026-12-07: the 6x6x6 (issue 15), additive: ``hits.crp``; ``tracks.crp``, ``track3d`` (the
+* 2026-12-07: the 6x6x6, additive: ``hits.crp``; ``tracks.crp``, ``track3d`` (the
   joined, view-matched track within the event, -1 none), ``flash`` (-1 none), ``t0_us`` (the
   flash's time from the trigger, NaN unmatched), ``tag`` (0 unmatched, 1 cosmic, 2 beam),
   ``match_quality`` (0..1, NaN unmatched), ``drift_min_cm``/``drift_max_cm`` (absolute drift

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from farmtools.challenge.collect import expected_workers
+from farmtools.challenge.evidence import expected_workers
 from farmtools.config import BatchSection, FarmConfig
 from tests.servers.slurm import HOST, PARTITION
 

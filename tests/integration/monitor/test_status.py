@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from farmtools.bookkeeping import Bookkeeping, Event, FileState, schema
 from farmtools.bookkeeping.schema import now
 from farmtools.cli import app
-from farmtools.config import load_config
+from farmtools.config import NotifySection, load_config
 from farmtools.monitor.alarms import AlarmChecker, evaluate_buffer
 from farmtools.monitor.attention import (
     BufferSampler,
@@ -31,6 +31,7 @@ from farmtools.monitor.attention import (
 from farmtools.monitor.queries import FarmQueries
 from farmtools.monitor.store import SummaryStore
 from farmtools.processing.jobs import JobStore
+from tests.servers.smtp import SmtpServer
 from tests.states import walk, walk_job
 
 
@@ -356,3 +357,32 @@ def test_the_bounded_incomplete_runs_are_the_ledgers(farm: tuple[Path, Bookkeepi
     assert [r["run"] for r in incomplete_runs(bk, FarmQueries(bk.engine), 600.0, 2)] == [
         r["run"] for r in expected[:2]
     ]
+
+
+@pytest.mark.smtp
+def test_the_other_stages_alarms_are_mailed_once_by_the_monitor(
+    farm: tuple[Path, Bookkeeping], smtp_server: SmtpServer
+) -> None:
+    """Ingest, archive, final and run closing write alarms to the bookkeeping only: the
+    monitor mails each one once, and nothing raised before it started."""
+    cfg_file, bk = farm
+    base = load_config(cfg_file)
+    notify = NotifySection(email_to=["shift@localhost"], smtp_port=smtp_server.port)
+    cfg = base.model_copy(update={"notify": notify})
+    bk.raise_alarm(None, "archive", "archive_failed", "archive a0: raised before the monitor")
+    checker = AlarmChecker(
+        cfg, bk, FarmQueries(bk.engine), SummaryStore(cfg.path(cfg.analysis.summary_dir))
+    )
+    assert checker.check() == [] and checker.relay() == 0
+    name = _file(bk, 8, 0)
+    bk.raise_alarm(name, "ingest", "quarantined", "header truncated at byte 12")
+    bk.raise_alarm(None, "archive", "archive_failed", "archive a1: server down")
+    assert checker.relay() == 2
+    mails = smtp_server.wait_for(2)
+    assert sorted(m["Subject"] for m in mails) == [
+        "[farmtools archive] archive_failed",
+        f"[farmtools ingest] quarantined ({name})",
+    ]
+    assert any("header truncated at byte 12" in m.get_payload() for m in mails)
+    checker.check()  # a later pass mails nothing again
+    assert checker.relay() == 0 and len(smtp_server.messages) == 2

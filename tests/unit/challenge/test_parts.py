@@ -64,6 +64,41 @@ def test_corrupt_files_cannot_be_read(tmp_path: Path) -> None:
     assert (tmp_path / "run3-seq5.dat").stat().st_size == good.size // 2
 
 
+def test_every_planned_fault_kind_has_its_injector(tmp_path: Path) -> None:
+    import threading
+
+    from farmtools.challenge.chaos import KINDS, Fault
+    from farmtools.challenge.inject import INJECTORS, FaultContext, run_faults
+    from farmtools.config import FarmConfig
+
+    assert set(INJECTORS) == set(KINDS)
+    written: list[Any] = []
+    ctx = FaultContext(
+        cfg=FarmConfig(base_dir=tmp_path),
+        stop=threading.Event(),
+        elapsed=lambda: 5.0,
+        daemons={},
+        lock=threading.Lock(),
+        input_dir=tmp_path / "input",
+        outage_marker=tmp_path / "marker",
+        watch_dir=tmp_path,
+        written=written,
+        bad_files={},
+        done=[],
+        run_number=3,
+        files=4,
+        seed=1,
+    )
+    faults = [Fault(0.0, "kill", "ingest"), Fault(0.0, "corrupt_file", "garbage")]
+    run_faults(ctx, faults)
+    assert ctx.done == faults
+    assert not faults[0].injected and "nothing to kill" in faults[0].details
+    assert faults[1].injected and faults[1].target == "run3-seq4.dat (garbage)"
+    assert ctx.bad_files == {"run3-seq4.dat": "garbage"}
+    assert (tmp_path / "run3-seq4.dat").stat().st_size == 200_000
+    assert faults[1].done_at_s == faults[1].ended_at_s == 5.0
+
+
 def test_batch_pause_stops_and_resumes_a_running_job(tmp_path: Path) -> None:
     """A real process group standing in for a running job of the local pool's layout."""
     pool = tmp_path / "pool"

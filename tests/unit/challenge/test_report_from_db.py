@@ -11,9 +11,10 @@ import pytest
 
 from farmtools.bookkeeping import Bookkeeping, Event, FileState
 from farmtools.bookkeeping.schema import now
-from farmtools.challenge import collect
-from farmtools.challenge.gather import expected_stages
-from farmtools.challenge.report import build_report, render_html, render_text
+from farmtools.challenge import evidence
+from farmtools.challenge.assemble import expected_stages
+from farmtools.challenge.render import render_html, render_text
+from farmtools.challenge.report import build_report
 
 T0 = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
 
@@ -73,8 +74,8 @@ def bk(tmp_path: Path) -> Bookkeeping:
 def _report(bk: Bookkeeping, archive: bool = False) -> dict[str, Any]:
     good = [f"run7-seq{i}.dat" for i in range(5)]
     names = [*good, "run7-seq5.dat", "run7-seq6.dat"]  # seq6: written, never seen: lost
-    story_map = collect.stories(bk, names)
-    recs = collect.records(bk, names)
+    story_map = evidence.stories(bk, names)
+    recs = evidence.records(bk, names)
     states = {r.name: str(r.state) for r in recs}
     stages = expected_stages(
         [*names[:5], "run7-seq6.dat"], states, set(), analysis=False, archive=archive, group_size=4
@@ -86,7 +87,7 @@ def _report(bk: Bookkeeping, archive: bool = False) -> dict[str, Any]:
         stories=story_map,
         expected_stages=stages,
         bad_files=["run7-seq5.dat"],
-        failures_by_class=collect.story_failures(story_map),
+        failures_by_class=evidence.story_failures(story_map),
         integrity={"lost": ["run7-seq6.dat"], "duplicated": [], "corrupt": []},
         started=T0,
         finished=T0 + timedelta(seconds=60),
@@ -132,8 +133,8 @@ def test_every_worker_ran_a_job_names_the_idle_ones(bk: Bookkeeping) -> None:
     kw: dict[str, Any] = dict(
         settings={"files": 5},
         expected_files=good,
-        records=collect.records(bk, good),
-        stories=collect.stories(bk, good),
+        records=evidence.records(bk, good),
+        stories=evidence.stories(bk, good),
         expected_stages=["written", "stored"],
         integrity={"lost": [], "duplicated": [], "corrupt": []},
         started=T0,
@@ -178,20 +179,20 @@ def test_expected_workers_of_the_local_batch_is_this_host(tmp_path: Path) -> Non
     from farmtools.config import BatchSection, FarmConfig
 
     cfg = FarmConfig(batch=BatchSection(slots=3), base_dir=tmp_path)
-    assert collect.expected_workers(cfg) == {
+    assert evidence.expected_workers(cfg) == {
         "nodes": [socket.gethostname()],
         "source": "local batch: this host, 3 slots",
     }
     torque = FarmConfig(batch=BatchSection(backend="torque"), base_dir=tmp_path)
-    assert collect.expected_workers(torque)["nodes"] is None
+    assert evidence.expected_workers(torque)["nodes"] is None
 
 
 def test_measured_medians_for_the_simulator(bk: Bookkeeping) -> None:
     good = [f"run7-seq{i}.dat" for i in range(4)]
-    m = collect.measured(
-        collect.stories(bk, good),
+    m = evidence.measured(
+        evidence.stories(bk, good),
         good,
-        collect.records(bk, good),
+        evidence.records(bk, good),
         files=4,
         interval_s=1.0,
         events_per_file=3,
@@ -213,6 +214,43 @@ def test_leftover_files_of_an_incomplete_group_are_excused_from_analysis() -> No
     states = {n: "reconstructed" for n in good}
     st = expected_stages(good, states, set(), analysis=True, archive=False, group_size=4)
     assert all("analysed" in v for v in st.values())
+
+
+def test_the_report_is_gathered_from_plain_observations(bk: Bookkeeping, tmp_path: Path) -> None:
+    from farmtools.challenge.assemble import Observations, gather_report
+    from farmtools.config import FarmConfig
+    from farmtools.emulator.daq import EmulatedFile
+
+    written = [EmulatedFile(tmp_path / f"run7-seq{i}.dat", 7, i, events=3) for i in range(5)]
+    daemons = {"ingest": {"cpu_s": 1.0, "alive_s": 60.0, "starts": 2, "sigkills": 1}}
+    obs = Observations(
+        settings={"files": 5},
+        run_numbers=[7],
+        events_per_file=3,
+        interval_s=1.0,
+        group_size=4,
+        archive=False,
+        written=written,
+        bad_files=["run7-seq5.dat"],
+        faults=[{"at_s": 1.0, "kind": "kill", "target": "ingest", "injected": True}],
+        crashes=[{"daemon": "processing", "exit": -9, "at_s": 2.0, "log": "boom"}],
+        daemons=daemons,
+        stage_errors=["archive: failed"],
+        interrupted=True,
+    )
+    cfg = FarmConfig(base_dir=tmp_path)
+    rep = gather_report(cfg, bk, obs, T0, T0 + timedelta(seconds=60))
+    assert rep["settings"] == {"files": 5}
+    assert rep["counts"]["written"] == 5
+    files = {o["name"]: o for o in rep["files"]}
+    assert files["run7-seq0.dat"]["missing"] == ["analysed"]  # every good file: analysed too
+    assert files["run7-seq5.dat"]["complete"]  # quarantined on purpose
+    assert [f["kind"] for f in rep["faults"]] == ["kill", "crash (not injected)"]
+    assert rep["faults"][1]["details"] == "exit -9: boom"
+    assert rep["daemons"] == daemons
+    assert rep["errors"] == {"emulator": None, "stages": ["archive: failed"]}
+    assert [e["name"] for e in rep["emulator_files"]] == [w.path.name for w in written]
+    assert rep["verdict"].startswith("FAIL") and "interrupted" in rep["verdict"]
 
 
 def test_now_is_timezone_aware() -> None:

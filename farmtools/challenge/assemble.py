@@ -1,25 +1,65 @@
-"""From a finished :class:`~farmtools.challenge.run.Challenge` to the report dictionary.
+"""From what a challenge observed (plain data) and the farm's evidence to the report dictionary.
 
-Reads the evidence (:mod:`.collect`), decides what each file was expected to go through (a good
-file: every stage; analysed only when its analysis group filled up; archived when the archive
-stage ran), compares the analyses with the emulator's truth (:mod:`.truth`), and calls
-:func:`~farmtools.challenge.report.build_report`.  Imports the challenge modules only.
+:class:`Observations` is what the challenge saw on its side (the files the emulator wrote,
+the faults, the daemons' statistics, its settings); :func:`gather_report` reads the rest from
+the farm (:mod:`.evidence`), decides what each file was expected to go through (a good file:
+every stage; archived when the archive stage ran), compares the analyses with the emulator's
+truth (:mod:`.truth`), and calls :func:`~farmtools.challenge.report.build_report`.  Nothing here
+knows the challenge's threads or daemons.  Imports the challenge's report modules only (the
+ledger lazily).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from farmtools.bookkeeping import Event, FileState
-from farmtools.challenge import collect
+from farmtools.bookkeeping import Bookkeeping, Event, FileState
+from farmtools.challenge import evidence
 from farmtools.challenge.report import build_report
 from farmtools.challenge.truth import analyses_vs_truth
+from farmtools.config import FarmConfig
 
 if TYPE_CHECKING:
-    from farmtools.challenge.run import Challenge
+    from farmtools.emulator.daq import EmulatedFile
+
+
+@dataclass
+class Observations:
+    """What a challenge saw on its side, for its report (plain data, copied at the end)."""
+
+    #: the report's ``settings`` (what was asked for and the farm it ran on)
+    settings: dict[str, Any]
+    run_numbers: list[int]
+    events_per_file: int
+    interval_s: float
+    group_size: int
+    #: whether the archive stage ran (then every good file is expected archived)
+    archive: bool
+    written: list[EmulatedFile] = field(default_factory=list)
+    #: names of the files corrupted on purpose
+    bad_files: list[str] = field(default_factory=list)
+    #: each fault as :meth:`~.chaos.Fault.to_json` gives it
+    faults: list[dict[str, Any]] = field(default_factory=list)
+    #: daemons that died by themselves: daemon, exit, at_s, log
+    crashes: list[dict[str, Any]] = field(default_factory=list)
+    #: daemon name -> :meth:`~.daemons.Daemon.stats`
+    daemons: dict[str, dict[str, Any]] = field(default_factory=dict)
+    analysis_outputs: list[Path] = field(default_factory=list)
+    archive_reports: list[dict[str, Any]] = field(default_factory=list)
+    emulator_error: str | None = None
+    stage_errors: list[str] = field(default_factory=list)
+    monitor_url: str | None = None
+    interrupted: bool = False
+    timed_out: bool = False
+
+    @property
+    def good(self) -> list[str]:
+        return [w.path.name for w in self.written]
+
 
 BASE_STAGES = ("written", "detected", "stored", "submitted", "started", "ended", "reconstructed")
 
@@ -38,7 +78,7 @@ def expected_stages(
 
     With ``excuse_leftover``, reconstructed files that were not analysed are excused from
     ``analysed`` when there are fewer of them than one analysis group (a run's last, incomplete
-    group, for a farm that does not close its runs).  The challenge itself no longer excuses
+    group, for a farm that does not close its runs).  The challenge itself does not excuse
     them: each of its runs ends with an end-of-run record, and the close analyses the remainder.
     """
     leftover = [n for n in good if n not in analysed and states.get(n) == FileState.RECONSTRUCTED]
@@ -71,26 +111,27 @@ def analysis_summaries(story_map: dict[str, list[Any]], outputs: Sequence[Path] 
     return list(seen.values())
 
 
-def run_ledgers(ch: Challenge) -> list[dict[str, Any]]:
+def run_ledgers(cfg: FarmConfig, bk: Bookkeeping, runs: Sequence[int]) -> list[dict[str, Any]]:
     """The ledger of each run of the challenge (``farmtools run N --json`` without the files)."""
     from farmtools.bookkeeping.ledger import run_ledger
     from farmtools.listing import jsonable
 
     out = []
-    for run in getattr(ch, "run_numbers", []):
-        led = run_ledger(ch.bk, run, stuck_after_s=ch.cfg.monitor.stuck_after_s)
+    for run in runs:
+        led = run_ledger(bk, run, stuck_after_s=cfg.monitor.stuck_after_s)
         if led is not None:
             out.append(jsonable(led.to_json()))
     return out
 
 
-def gather_report(ch: Challenge, started: datetime, finished: datetime) -> dict[str, Any]:
-    """The report of challenge ``ch`` (see the module docstring)."""
-    good, bad = ch.names() if hasattr(ch, "shared") else ([], [])
-    bk = ch.bk
+def gather_report(
+    cfg: FarmConfig, bk: Bookkeeping, obs: Observations, started: datetime, finished: datetime
+) -> dict[str, Any]:
+    """The report of a challenge on farm ``cfg`` (see the module docstring)."""
+    good, bad = obs.good, list(obs.bad_files)
     names = good + bad
-    story_map = collect.stories(bk, names)
-    recs = collect.records(bk, names)
+    story_map = evidence.stories(bk, names)
+    recs = evidence.records(bk, names)
     states = {r.name: str(r.state) for r in recs}
     analysed = {n for n, st in story_map.items() if any(ev.event == "analysed" for ev in st)}
     stages = expected_stages(
@@ -98,15 +139,15 @@ def gather_report(ch: Challenge, started: datetime, finished: datetime) -> dict[
         states,
         analysed,
         analysis=True,
-        archive=ch.s.archive,
-        group_size=ch.group_size,
+        archive=obs.archive,
+        group_size=obs.group_size,
         excuse_leftover=False,
     )
-    jobs = collect.jobs_summary(bk, names)
-    written = {w.path.name: w for w in ch.shared.written}
-    outputs = collect.root_outputs(jobs["jobs"], {n: w.events for n, w in written.items()})
-    integrity = collect.integrity(
-        ch.cfg,
+    jobs = evidence.jobs_summary(bk, names)
+    written = {w.path.name: w for w in obs.written}
+    outputs = evidence.root_outputs(jobs["jobs"], {n: w.events for n, w in written.items()})
+    integrity = evidence.integrity(
+        cfg,
         good,
         {n: w.path for n, w in written.items()},
         recs,
@@ -114,15 +155,13 @@ def gather_report(ch: Challenge, started: datetime, finished: datetime) -> dict[
         outputs,
     )
     failures: dict[str, int] = {}
-    for part in (jobs["job_failures"], collect.story_failures(story_map)):
+    for part in (jobs["job_failures"], evidence.story_failures(story_map)):
         for k, v in part.items():
             failures[k] = failures.get(k, 0) + v
-    truth_paths = [w.truth for w in ch.shared.written if w.truth is not None]
-    analyses = analyses_vs_truth(
-        analysis_summaries(story_map, ch.shared.analysis_outputs), truth_paths
-    )
-    faults = [f.to_json() for f in ch.shared.faults]
-    for c in ch.shared.crashes:
+    truth_paths = [w.truth for w in obs.written if w.truth is not None]
+    analyses = analyses_vs_truth(analysis_summaries(story_map, obs.analysis_outputs), truth_paths)
+    faults = list(obs.faults)
+    for c in obs.crashes:
         faults.append(
             {
                 "at_s": c["at_s"],
@@ -132,37 +171,26 @@ def gather_report(ch: Challenge, started: datetime, finished: datetime) -> dict[
                 "injected": False,
             }
         )
-    measured = collect.measured(
+    measured = evidence.measured(
         story_map,
         good,
         recs,
         jobs=jobs["jobs"],
         files=len(good),
-        interval_s=ch.s.interval_s,
-        events_per_file=ch.s.events,
-        workers=ch.cfg.batch.slots,
-        group_size=ch.group_size,
+        interval_s=obs.interval_s,
+        events_per_file=obs.events_per_file,
+        workers=cfg.batch.slots,
+        group_size=obs.group_size,
     )
-    daemons = {
-        name: {
-            "cpu_s": round(d.cpu_s, 3),
-            "alive_s": round(d.alive_s, 3),
-            "cpu_percent_of_one_core": round(100 * d.cpu_s / d.alive_s, 3) if d.alive_s else None,
-            "starts": d.starts,
-            "sigkills": d.kills,
-            "log": str(d.log_path),
-        }
-        for name, d in ch.daemons.items()
-    }
     report = build_report(
-        settings=ch.settings_json(),
+        settings=obs.settings,
         expected_files=names,
         records=recs,
         stories=story_map,
         expected_stages=stages,
         bad_files=bad,
         jobs_per_worker=jobs["jobs_per_worker"],
-        expected_workers=collect.expected_workers(ch.cfg),
+        expected_workers=evidence.expected_workers(cfg),
         failures_by_class=failures,
         root_outputs=outputs,
         integrity=integrity,
@@ -171,31 +199,33 @@ def gather_report(ch: Challenge, started: datetime, finished: datetime) -> dict[
         measured=measured,
         started=started,
         finished=finished,
-        events_per_group=ch.s.events * ch.group_size,
+        events_per_group=obs.events_per_file * obs.group_size,
     )
-    report["daemons"] = daemons
-    report["errors"] = {
-        "emulator": ch.shared.emulator_error,
-        "stages": ch.shared.stage_errors[-10:],
-    }
-    report["archives"] = ch.shared.archive_reports[-3:]
-    report["monitor_url"] = ch.monitor_url
+    report["daemons"] = dict(obs.daemons)
+    report["errors"] = {"emulator": obs.emulator_error, "stages": obs.stage_errors[-10:]}
+    report["archives"] = obs.archive_reports[-3:]
+    report["monitor_url"] = obs.monitor_url
     report["emulator_files"] = [
         {"name": w.path.name, "events": w.events, "bytes": w.size, "truth": str(w.truth)}
-        for w in ch.shared.written
+        for w in obs.written
     ]
-    report["analysis_outputs"] = [str(p) for p in ch.shared.analysis_outputs]
+    report["analysis_outputs"] = [str(p) for p in obs.analysis_outputs]
     report["analysis_summaries"] = [a["summary"] for a in analyses]
-    report["runs"] = run_ledgers(ch)
+    report["runs"] = run_ledgers(cfg, bk, obs.run_numbers)
+    return _problems(report, obs)
+
+
+def _problems(report: dict[str, Any], obs: Observations) -> dict[str, Any]:
+    """A PASS turns FAIL, with the reasons, when the challenge itself did not run through."""
     problems = []
-    if ch.interrupted:
+    if obs.interrupted:
         problems.append("interrupted")
-    if ch.timed_out:
+    if obs.timed_out:
         problems.append("timed out")
-    if ch.shared.emulator_error:
+    if obs.emulator_error:
         problems.append("emulator failed")
     unfinished = [r["run"] for r in report["runs"] if r["status"] != "finished"]
-    if unfinished and not ch.shared.emulator_error:
+    if unfinished and not obs.emulator_error:
         problems.append(f"runs not closed and finished: {', '.join(map(str, unfinished))}")
     if problems:
         report["verdict"] = (
