@@ -3,11 +3,14 @@
 Prints, all in one process so that the machine's load hits baselines and measurements alike:
   * the cheap classification (:class:`farmtools.final.classify.Classifier`) of every event of a
     raw L2 file: GB of event data per second, wall clock and per CPU second (the one-core
-    figure; issue 16 asks >= 1 GB/s per core: it must see every event);
+    figure; issue 16 asks >= 1 GB/s per core: it must see every event), beside main's
+    classification before 2026-12-08 (whole-event read, the row-offset kernel), reading the
+    events alone and both scan kernels alone;
   * formatting the same events into one final file (Huffman-compressed ProtoDUNE-DP file with
     manifest and log, fsynced and re-read: :func:`farmtools.final.writer.write_final`) beside
     ``tar cf`` of the raw file and beside compressing it with the fastest general-purpose codecs
-    installed (``lz4 -1``, ``zstd -1``, one thread each), with the output sizes.
+    installed (``lz4 -1``, ``zstd -1``, one thread each), with the output sizes, and beside the
+    DAQ's Huffman encoder alone on the same samples (its share of the formatting).
 Events: pedestal 400 ADC with white noise (RMS 2 ADC) on the instrumented channels, a block of
 charge on two CRPs and a flash (the synthetic events of the tests), ``--samples`` per channel
 (10,000 = the full 115 MB event).  ``--tmpfs`` works in /dev/shm (no disk under any step).
@@ -34,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from farmtools.detector import Geometry, geometry
 from farmtools.final.classify import Classifier, EventClass, _scan_even, flash_pe
 from farmtools.final.writer import OpenFiles, PackItem, write_final
+from farmtools.rawdata import huffman
 from farmtools.rawdata.pddp_format import FRAGMENT_HEADER_SIZE
 from farmtools.rawdata.pddp_reader import PDDPFile
 from farmtools.rawdata.pddp_writer import make_fragment, write_pddp_file
@@ -206,6 +210,19 @@ def main() -> None:
             "final file (Huffman, verified)",
             gb,
             f", {written.size / 1e9:.3f} GB out; CPU x{w.cpu / max(tar.cpu, 1e-9):.1f} of tar",
+        )
+        with PDDPFile(raw, geo) as f:  # the DAQ's encoder alone on the same samples
+            rows = f.event_daq(0).adc.copy()
+        fc = geo.fragment_channels
+        huffman.encode(rows[:fc])
+        with Step() as enc:
+            for _ in range(args.events):
+                for k in range(geo.l1_builders):
+                    huffman.encode(rows[k * fc : (k + 1) * fc])
+        enc.say(
+            "Huffman encoder alone",
+            gb,
+            f"; {100 * enc.cpu / max(w.cpu, 1e-9):.0f} % of the final file",
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)
