@@ -95,23 +95,4 @@ class IndexedFile:
         self, offset: int, n: int, what: str, event: int | None, fragment: int | None = None
     ) -> bytes:
         """Exactly ``n`` bytes at ``offset``; a short read says which part of the file is cut."""
-        try:
-            self._file.seek(offset)
-            data = self._file.read(n)
-        except OSError as exc:
-            raise RawDataError(
-                self.path,
-                f"I/O error reading {what}: {exc}",
-                event=event,
-                offset=offset,
-                fragment=fragment,
-            ) from None
-        if len(data) != n:
-            raise RawDataError(
-                self.path,
-                f"file truncated in {what} ({len(data)} of {n} bytes)",
-                event=event,
-                offset=offset,
-                fragment=fragment,
-            )
-        return data
+        return bytes(self._read_into(offset, memoryview(bytearray(n)), what, event, fragment))
