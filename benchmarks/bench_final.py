@@ -137,6 +137,39 @@ def classify_figures(raw: Path, geo: Geometry, n: int, gb: float) -> None:
     )
 
 
+def compressed_figures(final: Path, geo: Geometry, n: int, gb: float) -> None:
+    """Classifying the same events Huffman-coded (the final file): beside decoding them alone
+    and beside main's way (a new array per decode, numpy's mean/std/max over a float64 copy)."""
+    fc = geo.fragment_channels
+    c = Classifier(geo)
+    with PDDPFile(final, geo) as f:
+        c.classify(f, 0)
+        cros = []
+        for i in range(n):
+            ev = bytes(f.read_raw_event(i))
+            for p, h in f.fragments[i]:
+                body = p - f.event_offsets[i] + FRAGMENT_HEADER_SIZE + h.lro_size
+                cros.append(ev[body : body + h.cro_size])
+        out = np.empty((fc, geo.samples), dtype=np.uint16)
+        with Step() as dec:
+            for cro in cros:
+                huffman.decode(cro, fc, geo.samples, out)
+        dec.say("decode alone (compressed)", gb)
+        with Step() as before:
+            for cro in cros:
+                a = huffman.decode(cro, fc, geo.samples).astype(np.float64)
+                np.stack([a.mean(axis=1), a.std(axis=1), a.max(axis=1)], axis=1)
+        before.say("decode + scan, main's (baseline)", gb)
+        with Step() as s:
+            got = [c.classify(f, i).klass for i in range(n)]
+    assert set(got) == {EventClass.BEAM}, got
+    s.say(
+        "classify compressed events",
+        gb,
+        f" (of decoded data); x{before.cpu / max(s.cpu, 1e-9):.2f} of main's decode + scan alone",
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=4)
@@ -211,6 +244,7 @@ def main() -> None:
             gb,
             f", {written.size / 1e9:.3f} GB out; CPU x{w.cpu / max(tar.cpu, 1e-9):.1f} of tar",
         )
+        compressed_figures(written.path, geo, args.events, gb)
         with PDDPFile(raw, geo) as f:  # the DAQ's encoder alone on the same samples
             rows = f.event_daq(0).adc.copy()
         fc = geo.fragment_channels

@@ -140,10 +140,36 @@ def scan_packed(
     return stats
 
 
-def scan_samples(adc: npt.NDArray[np.uint16]) -> npt.NDArray[np.float64]:
-    """The same figures from decoded samples (a Huffman-coded CRO segment)."""
-    a = adc.astype(np.float64)
-    return np.stack([a.mean(axis=1), a.std(axis=1), a.max(axis=1)], axis=1)
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _scan_rows(
+    adc: npt.NDArray[np.uint16], stats: npt.NDArray[np.float64]
+) -> None:  # pragma: no cover - compiled
+    """:func:`_scan_even` on decoded samples: the same integer sums, so the same figures."""
+    ns = adc.shape[1]
+    for c in range(adc.shape[0]):
+        r = adc[c]
+        s = np.int64(0)
+        s2 = np.int64(0)
+        mx = np.int64(0)
+        for k in range(ns):
+            v = np.int64(r[k])
+            s += v
+            s2 += v * v
+            mx = max(mx, v)
+        mean = s / ns
+        stats[c, 0] = mean
+        stats[c, 1] = np.sqrt(max(s2 / ns - mean * mean, 0.0))
+        stats[c, 2] = mx
+
+
+def scan_samples(
+    adc: npt.NDArray[np.uint16], out: npt.NDArray[np.float64] | None = None
+) -> npt.NDArray[np.float64]:
+    """The same figures from decoded samples (a Huffman-coded CRO segment), in one compiled
+    pass (numpy's mean, std and max took three, over a float64 copy of 300 MB per fragment)."""
+    stats = out if out is not None else np.empty((adc.shape[0], 3), dtype=np.float64)
+    _scan_rows(np.ascontiguousarray(adc), stats)
+    return stats
 
 
 def flash_pe(lro: bytes, th: Thresholds) -> float:
@@ -167,6 +193,7 @@ class Classifier:
         self._crp_of_daq = (geo.daq_to_view // per_crp).astype(np.intp)
         self._instrumented = geo.instrumented
         self._stats = np.empty((geo.n_channels, 3), dtype=np.float64)
+        self._decoded: npt.NDArray[np.uint16] | None = None  # a compressed fragment's samples
         # channels per piece read and scanned while in the CPU cache (~1 MB; an even count, so
         # that a piece starts on a byte whatever the sample count)
         row = geo.samples * 3 / 2
@@ -227,8 +254,10 @@ class Classifier:
             rows = stats[k * fc : (k + 1) * fc]
             if h.compressed:
                 cro = f.read_into(i, body + h.lro_size, memoryview(bytearray(h.cro_size)), k)
+                if self._decoded is None:
+                    self._decoded = np.empty((fc, g.samples), dtype=np.uint16)
                 try:
-                    rows[:] = scan_samples(huffman.decode(cro, fc, g.samples))
+                    scan_samples(huffman.decode(cro, fc, g.samples, self._decoded), rows)
                 except huffman.DecodeError as exc:
                     return out(EventClass.NOISY, f"corrupt CRO data in fragment {k}: {exc}")
             elif h.cro_size == 0:  # no samples (the reader decodes zeros): nothing on the CRP
