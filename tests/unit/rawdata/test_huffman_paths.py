@@ -137,20 +137,21 @@ def test_invalid_streams_are_refused_by_both_and_explained() -> None:
     assert refused > 0
 
 
-@pytest.mark.parametrize("threads", [2, 3])
-def test_channel_blocks_in_parallel_read_alike(threads: int) -> None:
+@pytest.mark.parametrize(("threads", "n_t", "step"), [(2, 300, 211), (3, 300, 211), (2, 900, 701)])
+def test_channel_blocks_in_parallel_read_alike(threads: int, n_t: int, step: int) -> None:
     """Channel starts found first, blocks decoded on threads: the same samples, the same
-    refusals, also of streams whose counting goes wrong (flipped bytes)."""
+    refusals, also of streams whose counting goes wrong (flipped bytes); at ``n_t`` 900 the
+    counting runs 8 packets at a time too."""
     rng = np.random.default_rng(threads)
-    adc = _event(rng, 40, 300, 1.5)
+    adc = _event(rng, 40, n_t, 1.5)
     payload = huffman.encode(adc)
-    fast = _fast(payload, 40, 300, threads=threads)
+    fast = _fast(payload, 40, n_t, threads=threads)
     assert fast is not None and np.array_equal(fast, adc)
     assert np.array_equal(huffman.decode(payload, *adc.shape, threads=threads), adc)
-    for k in range(0, len(payload), 211):
+    for k in range(0, len(payload), step):
         flipped = bytearray(payload)
         flipped[k] ^= 0x5A
-        one, many = _fast(bytes(flipped), 40, 300), _fast(bytes(flipped), 40, 300, threads)
+        one, many = _fast(bytes(flipped), 40, n_t), _fast(bytes(flipped), 40, n_t, threads)
         assert (one is None) == (many is None)
         assert one is None or many is None or np.array_equal(one, many)
 
