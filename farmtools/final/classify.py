@@ -74,6 +74,17 @@ class Classified:
     flash_pe: float = 0.0
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _store(
+    stats: npt.NDArray[np.float64], c: int, s: np.int64, s2: np.int64, mx: np.int64, ns: int
+) -> None:  # pragma: no cover - compiled
+    """Channel ``c``'s mean, RMS and maximum from its sum, sum of squares and maximum."""
+    mean = s / ns
+    stats[c, 0] = mean
+    stats[c, 1] = np.sqrt(max(s2 / ns - mean * mean, 0.0))
+    stats[c, 2] = mx
+
+
 @numba.njit(cache=True, nogil=True, boundscheck=False)
 def _scan_even(
     buf: npt.NDArray[np.uint8], n_channels: int, ns: int, stats: npt.NDArray[np.float64]
@@ -99,10 +110,7 @@ def _scan_even(
             s += a + b
             s2 += a * a + b * b
             mx = max(mx, max(a, b))
-        mean = s / ns
-        stats[c, 0] = mean
-        stats[c, 1] = np.sqrt(max(s2 / ns - mean * mean, 0.0))
-        stats[c, 2] = mx
+        _store(stats, c, s, s2, mx, ns)
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
@@ -124,10 +132,7 @@ def _scan_any(
             s += v
             s2 += v * v
             mx = max(mx, v)
-        mean = s / ns
-        stats[c, 0] = mean
-        stats[c, 1] = np.sqrt(max(s2 / ns - mean * mean, 0.0))
-        stats[c, 2] = mx
+        _store(stats, c, s, s2, mx, ns)
 
 
 def scan_packed(
@@ -156,10 +161,7 @@ def _scan_rows(
             s += v
             s2 += v * v
             mx = max(mx, v)
-        mean = s / ns
-        stats[c, 0] = mean
-        stats[c, 1] = np.sqrt(max(s2 / ns - mean * mean, 0.0))
-        stats[c, 2] = mx
+        _store(stats, c, s, s2, mx, ns)
 
 
 def scan_samples(
