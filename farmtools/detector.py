@@ -142,8 +142,17 @@ class Geometry:
         )
 
     def with_samples(self, samples: int) -> Geometry:
-        """The same detector with fewer samples per channel (small events for tests and replays)."""
-        return replace(self, samples=samples)
+        """The same detector with fewer samples per channel (small events for tests and replays).
+
+        Its name is the string :func:`geometry` turns back into it (``6x6x6:200``; the plain
+        name at the named detector's own sample count), so that a name written into a
+        configuration or a truth file (``farm.detector``) round-trips: a bare ``6x6x6`` would
+        silently mean 10,000 samples.
+        """
+        base = self.name.partition(":")[0]
+        named = GEOMETRIES.get(base)
+        name = base if named is not None and named.samples == samples else f"{base}:{samples}"
+        return replace(self, samples=samples, name=name)
 
     @property
     def view_offsets(self) -> tuple[int, int]:

@@ -10,9 +10,13 @@ import math
 import re
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from farmtools.detector import Geometry
 
 analyse_app = typer.Typer(
     help="Online analyses of reconstructed files: electron lifetime and LEM gain.",
@@ -31,6 +35,11 @@ _CONFIG = typer.Option(
     None, "--config", "-c", help="farm.toml (default: $FARMTOOLS_CONFIG, ./farm.toml)"
 )
 _RUN = typer.Option(None, help="run number for the JSON (default: from the file names)")
+_DETECTOR = typer.Option(
+    None,
+    "--detector",
+    help="detector of the files, e.g. 6x6x6 (default: from the files' channel count)",
+)
 
 
 def _run_of(files: list[Path], run: int | None) -> int | None:
@@ -43,6 +52,20 @@ def _run_of(files: list[Path], run: int | None) -> int | None:
 def _fail(message: str) -> typer.Exit:
     _err.print(f"[red]{message}[/red]", highlight=False)
     return typer.Exit(2)
+
+
+def _geometry(files: list[Path], detector: str | None) -> Geometry:
+    """The detector whose settings analyse ``files`` (said on stderr: the pipeline's choice)."""
+    from farmtools.analysis.hits import RecoFileError
+    from farmtools.analysis.pipeline import output_geometry
+
+    try:
+        geo = output_geometry(files, detector)
+    except (RecoFileError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    how = "--detector" if detector is not None else "the files' channel count"
+    _err.print(f"detector: {geo.name} ({geo.n_lems} LEMs, {how})", highlight=False)
+    return geo
 
 
 def _pair(text: str | None, option: str) -> tuple[float, float] | None:
@@ -72,26 +95,29 @@ def purity_cmd(
         "--threshold-correction/--no-threshold-correction",
         help="correct each hit for the charge the hit finder's threshold loses (default)",
     ),
+    detector: str | None = _DETECTOR,
 ) -> None:
     """Electron lifetime per view and combined (anode-cathode crossing tracks)."""
     from farmtools.analysis.hits import RecoFileError, read_hits
-    from farmtools.analysis.purity import purity
+    from farmtools.analysis.pipeline import max_drift_us, muon_offset, threshold_loss
+    from farmtools.analysis.purity import NO_THRESHOLD_LOSS, purity
     from farmtools.analysis.summary import dumps, seed_text, summary_json, write_summary
 
     if estimator not in ("tm", "mpv"):
         raise _fail(f"--estimator: expected tm or mpv, got {estimator!r}")
+    geo = _geometry(files, detector)
     try:
         hits = read_hits(files)
     except RecoFileError as exc:
         raise _fail(str(exc)) from None
-    from farmtools.analysis.purity import NO_THRESHOLD_LOSS, THRESHOLD_LOSS
-
     correct = threshold_correction and not threshold_model
     res = purity(
         hits,
         estimator="tm" if estimator == "tm" else "mpv",
+        max_drift_us=max_drift_us(geo),
         threshold_model=threshold_model,
-        threshold_loss=THRESHOLD_LOSS if correct else NO_THRESHOLD_LOSS,
+        threshold_loss=threshold_loss(geo) if correct else NO_THRESHOLD_LOSS,
+        max_muon_offset=muon_offset(geo),
     )
     t = datetime.now(UTC)
     names = [str(f) for f in files]
@@ -108,7 +134,7 @@ def purity_cmd(
             f"; systematic (threshold loss, noise/signal {res.noise_to_signal:.3f}): "
             f"+- {1e6 * res.k_systematic:.1f} e-6/us on k"
             if math.isfinite(res.k_systematic)
-            else ""
+            else f"; systematic (threshold loss): {res.systematic}"
         ),
         highlight=False,
     )
@@ -126,10 +152,12 @@ def gain_cmd(
     mpv_ref: str | None = typer.Option(None, help="gain-1 MPV per view 'v0,v1' (fC/cm)"),
     run: int | None = _RUN,
     as_json: bool = typer.Option(False, "--json", help="print the JSON instead of the text"),
+    detector: str | None = _DETECTOR,
 ) -> None:
     """Per-LEM dQ/ds per view, effective gain and view asymmetry, lifetime-corrected."""
-    from farmtools.analysis.gain import MIP_MPV_REF, MIP_TM_REF, gain
+    from farmtools.analysis.gain import gain
     from farmtools.analysis.hits import RecoFileError, read_hits
+    from farmtools.analysis.pipeline import gain_refs, threshold_loss
     from farmtools.analysis.summary import (
         SummaryFileError,
         dumps,
@@ -140,21 +168,25 @@ def gain_cmd(
         write_summary,
     )
 
-    tm = _pair(tm_ref, "--tm-ref") or MIP_TM_REF
-    mp = _pair(mpv_ref, "--mpv-ref") or MIP_MPV_REF
+    geo = _geometry(files, detector)
+    tm_geo, mp_geo = gain_refs(geo)
+    tm = _pair(tm_ref, "--tm-ref") or tm_geo
+    mp = _pair(mpv_ref, "--mpv-ref") or mp_geo
     try:
         pur = read_purity_summary(purity_summary)
         hits = read_hits(files)
     except (SummaryFileError, RecoFileError) as exc:
         raise _fail(str(exc)) from None
-    res = gain(hits, pur.combined.tau_us, tm_ref=tm, mpv_ref=mp)
+    res = gain(
+        hits, pur.combined.tau_us, geo, tm_ref=tm, mpv_ref=mp, threshold_loss=threshold_loss(geo)
+    )
     t = datetime.now(UTC)
     names = [str(f) for f in files]
     r = _run_of(files, run)
     if output is not None:
         write_summary(output, t, r, names, pur.block, pur.views, res)
     if root is not None:
-        write_root(root, res)
+        write_root(root, res, geo)
     if as_json:
         typer.echo(dumps(summary_json(t, r, names, pur.block, pur.views, res)))
     else:

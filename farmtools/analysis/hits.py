@@ -132,6 +132,21 @@ def read_reco_file(path: str | os.PathLike[str]) -> Columns:
     return attach_tracks(hits, tracks)
 
 
+def output_channels(path: str | os.PathLike[str]) -> int | None:
+    """Channels of the detector that made a reconstructed file: the bins of its ``rms``
+    histogram (one per view-order channel); None without one.  RecoFileError names the file."""
+    from farmtools.storage.location import open_root
+
+    name = os.fspath(path)
+    try:
+        with open_root(name) as f:
+            return len(f["rms"].values()) if "rms" in f else None
+    except FileNotFoundError:
+        raise RecoFileError(f"{name}: no such file") from None
+    except Exception as exc:  # uproot raises many types for a damaged file; name the file
+        raise RecoFileError(f"{name}: cannot read reconstruction output: {exc}") from exc
+
+
 def channel_noise(hits: Columns, rms: npt.NDArray[Any]) -> npt.NDArray[np.float32] | None:
     """Per hit: the noise RMS (ADC) of its channel from the file's ``rms`` histogram.
 

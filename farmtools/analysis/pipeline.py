@@ -22,12 +22,20 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from farmtools.analysis.gain import gain as gain_analysis
-from farmtools.analysis.hits import Columns, RecoFileError, concat, read_reco_file
+from farmtools.analysis.hits import (
+    Columns,
+    RecoFileError,
+    concat,
+    output_channels,
+    read_reco_file,
+)
 from farmtools.analysis.purity import purity as purity_analysis
 from farmtools.analysis.summary import write_root, write_summary
 
@@ -135,6 +143,29 @@ def group_geometry(cfg: FarmConfig, group: list[FileRecord]) -> Geometry:
         base = cfg.geometry if cfg.geometry.n_crps > 1 else PDDP_6X6X6
         return base.anode_geometry()
     return cfg.geometry
+
+
+def output_geometry(
+    paths: Sequence[str | os.PathLike[str]], detector: str | None = None
+) -> Geometry:
+    """The LEM map and drift of reconstructed files analysed by hand (``farmtools analyse``).
+
+    ``detector`` (a :func:`farmtools.detector.geometry` name) when given; else the detector
+    whose channel count the files' ``rms`` histograms have: the 6x6x6's whole anode plane for
+    its outputs (as :func:`group_geometry` gives the pipeline), the 3x1x1 otherwise (also for
+    files without the histogram, older than it).  RecoFileError when the files are of both.
+    """
+    from farmtools.detector import PDDP_6X6X6, WA105_3X1X1, geometry
+
+    if detector is not None:
+        g = geometry(detector)
+        return g.anode_geometry() if g.n_crps > 1 else g
+    found = {os.fspath(p): output_channels(p) for p in paths}
+    pddp = {p for p, n in found.items() if n == PDDP_6X6X6.n_channels}
+    if pddp and len(pddp) < len(found):
+        other = next(p for p in found if p not in pddp)
+        raise RecoFileError(f"{other}: not a 6x6x6 output like {min(pddp)}: analyse them apart")
+    return PDDP_6X6X6.anode_geometry() if pddp else WA105_3X1X1
 
 
 def max_drift_us(geometry: Geometry) -> float:

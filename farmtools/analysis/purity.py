@@ -177,6 +177,11 @@ class PurityResult:
     #: correction's residual at this noise-to-signal (:func:`threshold_systematic`); 0 when
     #: the correction is off (the plain fit's bias is then not covered: run with it on).
     k_systematic: float = math.nan
+    #: Why ``k_systematic`` is what it is: ``"calibrated"`` (the 3x1x1's constants, the closure
+    #: grid's table), ``"not calibrated"`` (other constants, e.g. the 6x6x6's: the table does not
+    #: apply to them and nothing else was measured: NaN, never the 3x1x1's figure),
+    #: ``"correction off"``, or ``"noise unknown"`` (no noise column).
+    systematic: str = "noise unknown"
 
     def to_json(self) -> dict[str, Any]:
         doc = asdict(self)
@@ -444,6 +449,20 @@ def threshold_systematic(nts: float, k_per_us: float = 0.0) -> float:
         return math.nan
     k = abs(k_per_us) if math.isfinite(k_per_us) else 0.0
     return next(max(err, rel * k) for edge, err, rel in THRESHOLD_SYSTEMATIC if nts <= edge)
+
+
+def systematic_status(threshold_loss: tuple[float, float], nts: float) -> str:
+    """What the purity result says of its systematic error (:attr:`PurityResult.systematic`).
+
+    :data:`THRESHOLD_SYSTEMATIC` was measured on the 3x1x1's closure grid with the 3x1x1's
+    constants; the 6x6x6's (:data:`THRESHOLD_LOSS_6X6X6`) were set on one calibration point
+    and have no such table yet, so their fit quotes none rather than the 3x1x1's.
+    """
+    if not threshold_loss[0]:
+        return "correction off"
+    if threshold_loss != THRESHOLD_LOSS:
+        return "not calibrated"
+    return "calibrated" if math.isfinite(nts) else "noise unknown"
 
 
 def noise_to_signal(
@@ -726,6 +745,9 @@ def purity(
         points=points,
         noise_to_signal=nts,
         k_systematic=(
-            threshold_systematic(nts, combined.k_per_us) if threshold_loss[0] else math.nan
+            threshold_systematic(nts, combined.k_per_us)
+            if threshold_loss == THRESHOLD_LOSS
+            else math.nan
         ),
+        systematic=systematic_status(threshold_loss, nts),
     )

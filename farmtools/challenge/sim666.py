@@ -452,8 +452,8 @@ class FullSizeCosts:
 #: table): the floor under the chain's own per-byte costs, which a small-sample challenge
 #: measures with its per-event overheads but without the cache misses of 115 MB events.
 BUILD_GB_PER_CPU_S = 1.45  # bench_evb.py: L2 building 1.42-1.49
-CLASSIFY_GB_PER_CPU_S = 0.94  # bench_final.py: classification 0.91-0.97
-FORMAT_GB_PER_CPU_S = 0.10  # bench_final.py: formatting (Huffman coding) 0.098-0.107
+CLASSIFY_GB_PER_CPU_S = 2.3  # bench_final.py: classification 2.28-2.59 (uncompressed events)
+FORMAT_GB_PER_CPU_S = 0.16  # bench_final.py: formatting (Huffman coding) 0.148-0.181
 COPY_GB_PER_CPU_S = 1.38  # bench_challenge.py chain666: LocalStorage.put of 256 MB
 #: the 6x6x6 event measured on full events (bench_reco666.py), its decoding (the 3x1x1's
 #: compressed - uncompressed per event, 0.0294 - 0.0197 s, x36 channels x samples), and what

@@ -9,7 +9,7 @@ events up by trigger number over all sequences of the run: :func:`load_physics_t
 
 Format ``"farmtools-6x6x6-physics/1"``::
 
-    {"format", "run", "seq", "geometry": "6x6x6", "samples", "seed",
+    {"format", "run", "seq", "geometry": "6x6x6" or "6x6x6:SAMPLES", "samples", "seed",
      "constants": {"tick_us", "drift_velocity_mm_per_us", "drift_length_cm", "window_us",
                    "full_drift_us", "lro_window_ns": [lo, hi], "mean_cosmics"},
      "injected": {every EmulatorSettings field (lifetime_ms null = infinite, ...),

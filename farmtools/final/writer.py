@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import json
 import os
-import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from farmtools.detector import Geometry
 from farmtools.final.classify import EventClass
@@ -44,7 +46,7 @@ from farmtools.rawdata.pddp_format import (
 )
 from farmtools.rawdata.pddp_reader import PDDPFile
 from farmtools.rawdata.pddp_writer import Fragment, write_pddp_file
-from farmtools.storage.checksum import adler32_file, adler32_hex
+from farmtools.storage.checksum import adler32, adler32_file, adler32_hex
 
 FORMAT = "farmtools-final/1"
 MANIFEST_SUFFIX = ".manifest.json"
@@ -112,26 +114,39 @@ class Written:
     events: tuple[PackedEvent, ...]
 
 
-def compress_event(f: PDDPFile, i: int) -> tuple[list[tuple[FragmentHeader, bytes]], int]:
-    """Event ``i`` of ``f`` with its CRO data Huffman-coded: [(header, body)], and its size."""
+#: A fragment as it goes to the final file: its header and its body in parts (written in turn).
+Coded = tuple[FragmentHeader, tuple[bytes | memoryview, ...]]
+
+
+def compress_event(
+    f: PDDPFile, i: int, scratch: npt.NDArray[np.uint16] | None = None
+) -> tuple[list[Coded], int]:
+    """Event ``i`` of ``f`` with its CRO data Huffman-coded: [(header, body parts)], its size.
+
+    A fragment that arrives compressed already (the DAQ's own Huffman code) is copied as it is,
+    never decoded and coded again.  The parts may be views of the reader's reused event buffer:
+    write them before reading the file again.  ``scratch`` (fragment channels x samples) takes
+    the unpacked samples, so that no 77 MB array is allocated (and its pages faulted in) per
+    fragment.
+    """
     g = f.geometry
     raw = f.read_raw_event(i)
     start = f.event_offsets[i]
-    out = []
-    for _k, (pos, h) in enumerate(f.fragments[i]):
+    out: list[Coded] = []
+    for pos, h in f.fragments[i]:
         body = pos - start + FRAGMENT_HEADER_SIZE
         end = body + h.body_size
         if h.compressed or h.cro_size == 0:  # nothing to code; the run flag says Huffman
-            out.append((replace(h, run_flags=h.run_flags | RUN_FLAG_HUFFMAN), bytes(raw[body:end])))
+            out.append((replace(h, run_flags=h.run_flags | RUN_FLAG_HUFFMAN), (raw[body:end],)))
             continue
         lro = raw[body : body + h.lro_size]
         cro = raw[body + h.lro_size : body + h.lro_size + h.cro_size]
-        rows = unpack12(cro, g.fragment_channels * g.samples).reshape(
-            g.fragment_channels, g.samples
-        )
+        n = g.fragment_channels * g.samples
+        flat = scratch.reshape(-1) if scratch is not None and scratch.size == n else None
+        rows = unpack12(cro, n, out=flat).reshape(g.fragment_channels, g.samples)
         coded = huffman.encode(rows)
         new = replace(h, run_flags=h.run_flags | RUN_FLAG_HUFFMAN, cro_size=len(coded))
-        out.append((new, b"".join((lro, coded, raw[end - 1 : end]))))
+        out.append((new, (lro, coded, raw[end - 1 : end])))
     return out, sum(h.size for h, _b in out)
 
 
@@ -184,13 +199,15 @@ class _Spool:
         self.packed: list[PackedEvent] = []
         self.size = table_size(0)
 
-    def add(self, it: PackItem, f: PDDPFile, frags: list[tuple[FragmentHeader, bytes]]) -> None:
+    def add(self, it: PackItem, f: PDDPFile, frags: list[Coded]) -> None:
         ev: list[Fragment] = []
-        adler = zlib.adler32(b"")
-        for h, body in frags:
+        adler = 1  # adler32 of nothing
+        for h, parts in frags:
             ev.append(Fragment(h, source=str(self.path), body_offset=self._f.tell()))
-            self._f.write(body)
-            adler = zlib.adler32(body, zlib.adler32(h.pack(), adler))
+            adler = adler32(h.pack(), adler)
+            for part in parts:
+                self._f.write(part)
+                adler = adler32(part, adler)
         entry = f.entries[it.index]
         size = sum(h.size for h, _b in frags)
         self.events.append(ev)
@@ -236,11 +253,13 @@ def pack_events(
     """
     last = {it.path: i for i, it in enumerate(items)}
     spools: dict[str, _Spool] = {}
+    g = opened.geo
+    scratch = np.empty((g.fragment_channels, g.samples), dtype=np.uint16) if items else None
     try:
         for i, it in enumerate(items):
             stream = stream_of(it)
             f = opened.get(it.path)
-            frags, size = compress_event(f, it.index)
+            frags, size = compress_event(f, it.index, scratch)
             spool = spools.get(stream)
             if spool is not None and spool.size + EVENT_ENTRY.size + size > target:
                 del spools[stream]

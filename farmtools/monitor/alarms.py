@@ -317,7 +317,12 @@ class AlarmChecker:
 
     def _check_channels(self) -> list[Breach]:
         """Dead/noisy channels of the newest reconstruction output, once per file."""
-        from farmtools.monitor.recofiles import read_channels, reco_files
+        from farmtools.monitor.recofiles import (
+            read_channels,
+            read_out,
+            reading_geometry,
+            reco_files,
+        )
 
         paths = reco_files(self.cfg, None)
         if not paths:
@@ -334,8 +339,11 @@ class AlarmChecker:
             log.error("%s: cannot read pedestal/rms histograms: %s", path, exc)
             return []
         m = self.cfg.monitor
-        dead = sum(1 for r in reading.rms if r < m.dead_rms_adc)
-        noisy = sum(1 for r in reading.rms if r > m.noisy_rms_adc)
+        inst = read_out(reading_geometry(len(reading.rms), self.cfg.geometry))
+        dead = sum(1 for r, on in zip(reading.rms, inst, strict=True) if on and r < m.dead_rms_adc)
+        noisy = sum(
+            1 for r, on in zip(reading.rms, inst, strict=True) if on and r > m.noisy_rms_adc
+        )
         return evaluate_channels(run, dead, noisy, m)
 
     def _raise(self, b: Breach) -> bool:

@@ -36,7 +36,7 @@ import numpy as np
 import numpy.typing as npt
 
 from farmtools.monitor.png import indexed_png
-from farmtools.monitor.recofiles import RecoIndex, reco_files
+from farmtools.monitor.recofiles import RecoIndex, raw_of_output, reco_files
 from farmtools.monitor.tasks import Context, Figure, Item, MonTask, empty_figure, register
 from farmtools.rawdata.naming import RawName, parse_raw_name
 
@@ -196,14 +196,14 @@ def locate(cfg: FarmConfig, run: int | None, seq: int | None) -> EventRef:
     if cfg.geometry.n_crps > 1:
         return _locate_pddp(cfg, run, seq)
     if run is None:
-        found = reco_files(cfg, None)
+        found = reco_files(cfg, None, pddp=False)
         if not found:
             raise EventNotFound("no reconstructed file yet")
         run = int(found[-1].parent.name[3:])
     if seq is None:
-        recos = reco_files(cfg, run)
+        recos = reco_files(cfg, run, pddp=False)
         if recos:
-            name = parse_raw_name(recos[-1].name.replace("recotask_", "").replace(".root", ".dat"))
+            name = raw_of_output(recos[-1].name)
             seq = name.seq if name is not None else None
         if seq is None:
             seqs = _raw_seqs(cfg, run)

@@ -8,7 +8,6 @@ imported when a file is first read.
 from __future__ import annotations
 
 import os
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -16,8 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import numpy.typing as npt
+
+from farmtools.rawdata.naming import RawName, parse_raw_name
+
 if TYPE_CHECKING:
     from farmtools.config import FarmConfig
+    from farmtools.detector import Geometry
 
 
 # -- pedestals and noise -----------------------------------------------------------------------
@@ -35,11 +40,19 @@ _ROOT_CACHE_SIZE = 32
 _ROOT_LOCK = threading.Lock()
 
 
-_SEQ_RE = re.compile(r"recotask_run(\d+)-seq(\d+)\.root")
+def raw_of_output(name: str) -> RawName | None:
+    """The raw file whose reconstruction output is named ``name`` (None: not an output name):
+    ``recotask_run<N>-seq<M>.root`` (3x1x1) or ``recotask_<run>_<seq>_<L2>.root`` (6x6x6),
+    exactly as :attr:`RawName.reco_filename` names them."""
+    if not (name.startswith("recotask_") and name.endswith(".root")):
+        return None
+    raw = parse_raw_name(name[len("recotask_") : -len(".root")] + ".dat")
+    return raw if raw is not None and raw.reco_filename == name else None
 
 
 class RecoIndex:
-    """The reconstruction outputs ``<output>/run<N>/recotask_run<N>-seq<M>.root`` by run.
+    """The reconstruction outputs ``<output>/run<N>/recotask_run<N>-seq<M>.root`` by run (and
+    the 6x6x6's ``recotask_<run>_<seq>_<L2>.root``).
 
     A year of running is ~9,000 run folders: listing them on every request would cost more than
     the page may spend (~150 ms here).  Listings are cached and re-read only when a folder's
@@ -75,7 +88,7 @@ class RecoIndex:
         return runs
 
     def files(self, out: Path, run: int) -> list[Path]:
-        """The run's outputs in sequence order ([] when none)."""
+        """The run's outputs in sequence order (then L2 builder; [] when none)."""
         d = out / f"run{run}"
         try:
             mtime = d.stat().st_mtime_ns
@@ -85,12 +98,12 @@ class RecoIndex:
             hit = self._files.get(d)
             if hit is not None and hit[0] == mtime:
                 return hit[1]
-        found: list[tuple[int, Path]] = []
+        found: list[tuple[RawName, Path]] = []
         with os.scandir(d) as it:
             for e in it:
-                m = _SEQ_RE.fullmatch(e.name)
-                if m and int(m.group(1)) == run:
-                    found.append((int(m.group(2)), Path(e.path)))
+                raw = raw_of_output(e.name)
+                if raw is not None and raw.run == run:
+                    found.append((raw, Path(e.path)))
         paths = [p for _, p in sorted(found)]
         with self._lock:
             self._files[d] = (mtime, paths)
@@ -100,16 +113,25 @@ class RecoIndex:
 RECO_INDEX = RecoIndex()
 
 
-def reco_files(cfg: FarmConfig, run: int | None) -> list[Path]:
-    """The run's reconstruction outputs (``<output>/run<N>/recotask_run<N>-seq<M>.root``), by seq.
+def reco_files(cfg: FarmConfig, run: int | None, *, pddp: bool | None = None) -> list[Path]:
+    """The run's reconstruction outputs (``<output>/run<N>/recotask_run<N>-seq<M>.root``, the
+    6x6x6's ``recotask_<run>_<seq>_<L2>.root``), by seq.
 
-    ``run`` None: those of the newest run that has any.
+    ``run`` None: those of the newest run that has any.  ``pddp`` True or False: the 6x6x6's
+    outputs only, or the 3x1x1's only (the event display reads one detector's files).
     """
     out = cfg.path(cfg.storage.output)
-    if run is not None:
-        return RECO_INDEX.files(out, run)
-    for r in RECO_INDEX.runs(out):
+
+    def of(r: int) -> list[Path]:
         found = RECO_INDEX.files(out, r)
+        if pddp is None:
+            return found
+        return [p for p in found if (n := raw_of_output(p.name)) is not None and n.pddp == pddp]
+
+    if run is not None:
+        return of(run)
+    for r in RECO_INDEX.runs(out):
+        found = of(r)
         if found:
             return found
     return []
@@ -133,6 +155,22 @@ def read_channels(path: Path, run: int) -> ChannelReading:
         while len(_ROOT_CACHE) > _ROOT_CACHE_SIZE:
             _ROOT_CACHE.popitem(last=False)
     return reading
+
+
+def reading_geometry(n_channels: int, configured: Geometry) -> Geometry:
+    """The detector of a reading of ``n_channels``: the farm's, or the known one with that many
+    channels (a 6x6x6 output on a 3x1x1 farm's storage, or the reverse)."""
+    if n_channels == configured.n_channels:
+        return configured
+    from farmtools.detector import GEOMETRIES
+
+    return next((g for g in GEOMETRIES.values() if g.n_channels == n_channels), configured)
+
+
+def read_out(geometry: Geometry) -> npt.NDArray[np.bool_]:
+    """Per view-order channel: whether a card reads it.  The 6x6x6's non-instrumented channels
+    (70 of its 120 cards in 2019) have no noise at all: not *dead*, absent."""
+    return geometry.instrumented[geometry.view_to_daq]
 
 
 def channel_place(c: int, geometry: Any) -> tuple[int, int, int]:

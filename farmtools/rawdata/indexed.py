@@ -61,13 +61,18 @@ class IndexedFile:
     def close(self) -> None:
         self._file.close()
 
-    def _read_at(
-        self, offset: int, n: int, what: str, event: int | None, fragment: int | None = None
-    ) -> bytes:
-        """Exactly ``n`` bytes at ``offset``; a short read says which part of the file is cut."""
+    def _read_into(
+        self,
+        offset: int,
+        out: memoryview,
+        what: str,
+        event: int | None,
+        fragment: int | None = None,
+    ) -> memoryview:
+        """``len(out)`` bytes at ``offset`` into ``out`` (a reused buffer: no allocation)."""
         try:
             self._file.seek(offset)
-            data = self._file.read(n)
+            got = self._file.readinto(out)
         except OSError as exc:
             raise RawDataError(
                 self.path,
@@ -76,12 +81,18 @@ class IndexedFile:
                 offset=offset,
                 fragment=fragment,
             ) from None
-        if len(data) != n:
+        if got != len(out):
             raise RawDataError(
                 self.path,
-                f"file truncated in {what} ({len(data)} of {n} bytes)",
+                f"file truncated in {what} ({got} of {len(out)} bytes)",
                 event=event,
                 offset=offset,
                 fragment=fragment,
             )
-        return data
+        return out
+
+    def _read_at(
+        self, offset: int, n: int, what: str, event: int | None, fragment: int | None = None
+    ) -> bytes:
+        """Exactly ``n`` bytes at ``offset``; a short read says which part of the file is cut."""
+        return bytes(self._read_into(offset, memoryview(bytearray(n)), what, event, fragment))

@@ -220,18 +220,21 @@ class PDDPFile(IndexedFile):
         size = self.entries[i].size
         if len(self._buf) < size:
             self._buf = bytearray(size)
-        view = memoryview(self._buf)[:size]
-        offset = self.event_offsets[i]
-        try:
-            self._file.seek(offset)
-            got = self._file.readinto(view)
-        except OSError as exc:
-            raise RawDataError(
-                self.path, f"I/O error reading an event: {exc}", event=i, offset=offset
-            ) from None
-        if got != size:
-            raise RawDataError(self.path, "file truncated in an event", event=i, offset=offset)
-        return view
+        return self._read_into(self.event_offsets[i], memoryview(self._buf)[:size], "an event", i)
+
+    def read_into(
+        self, i: int, offset: int, out: memoryview, fragment: int | None = None
+    ) -> memoryview:
+        """``len(out)`` bytes of event ``i`` at file offset ``offset`` into ``out``.
+
+        For a reader that scans an event piece by piece in a small reused buffer (the
+        classification: a piece that fits the CPU cache is read and scanned while hot, where a
+        whole 115 MB event read first would be fetched from memory twice).
+        """
+        start = self.event_offsets[i]
+        if not start <= offset <= offset + len(out) <= start + self.entries[i].size:
+            raise ValueError(f"bytes {offset}+{len(out)} are not inside event {i} of {self.path}")
+        return self._read_into(offset, out, "an event", i, fragment)
 
     def event_daq(self, i: int) -> DPEvent:
         """Decode event ``i`` with its channels in DAQ order (crate, card, channel)."""

@@ -22,6 +22,8 @@ from farmtools.monitor.recofiles import (
     channel_label,
     channel_ranges,
     read_channels,
+    read_out,
+    reading_geometry,
     reco_files,
 )
 
@@ -49,9 +51,10 @@ class Pedestals(MonTask):
         reading = read_channels(path, run_n)
         rms = np.asarray(reading.rms)
         m = ctx.cfg.monitor
-        geometry = ctx.cfg.geometry
-        dead = [int(i) for i in np.flatnonzero(rms < m.dead_rms_adc)]
-        noisy = [int(i) for i in np.flatnonzero(rms > m.noisy_rms_adc)]
+        geometry = reading_geometry(rms.size, ctx.cfg.geometry)
+        inst = read_out(geometry)
+        dead = [int(i) for i in np.flatnonzero((rms < m.dead_rms_adc) & inst)]
+        noisy = [int(i) for i in np.flatnonzero((rms > m.noisy_rms_adc) & inst)]
         out = {
             "run": run_n,
             "file": path.name,

@@ -85,6 +85,7 @@ def test_the_systematic_error_grows_with_the_noise_over_the_pulse_height() -> No
     correction is off or the hits carry no noise."""
     from farmtools.analysis.closure import truth_hits
     from farmtools.analysis.purity import (
+        THRESHOLD_LOSS_6X6X6,
         THRESHOLD_SYSTEMATIC,
         purity,
         threshold_systematic,
@@ -105,7 +106,13 @@ def test_the_systematic_error_grows_with_the_noise_over_the_pulse_height() -> No
         assert res.k_systematic == threshold_systematic(res.noise_to_signal, res.combined.k_per_us)
         assert res.to_json()["k_systematic"] == res.k_systematic
     assert res.noise_to_signal > 0.02  # 4.5 ADC on a G = 3 pulse
-    assert math.isnan(purity(hits, bootstrap=0, threshold_loss=(0.0, 0.0)).k_systematic)
+    assert res.systematic == "calibrated"
+    off = purity(hits, bootstrap=0, threshold_loss=(0.0, 0.0))
+    assert math.isnan(off.k_systematic) and off.systematic == "correction off"
+    # the 6x6x6's constants have no systematic table: none quoted, and said so
+    pddp = purity(hits, bootstrap=0, threshold_loss=THRESHOLD_LOSS_6X6X6)
+    assert math.isnan(pddp.k_systematic) and pddp.systematic == "not calibrated"
+    assert pddp.to_json()["systematic"] == "not calibrated"
 
 
 def test_each_detector_gets_the_threshold_loss_calibrated_on_its_drift() -> None:

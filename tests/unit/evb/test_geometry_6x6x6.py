@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from farmtools import pddp_channels
 from farmtools.detector import geometry
@@ -48,3 +49,11 @@ def test_one_crp_is_a_geometry_of_its_own() -> None:
     assert crp.n_channels == 1920
     assert crp.channel_map == "identity"
     assert geometry("6x6x6").with_samples(100).payload_bytes == 7680 * 100 * 3 // 2
+
+
+@pytest.mark.parametrize("spec", ["6x6x6:200", "6x6x6-full:40", "3x1x1:100", "6x6x6", "3x1x1"])
+def test_a_geometry_name_gives_back_the_same_geometry(spec: str) -> None:
+    """A name written as ``farm.detector`` (or into a truth file) means the same events."""
+    g = geometry(spec)
+    assert geometry(g.name) == g and geometry(g.name).samples == g.samples
+    assert geometry("6x6x6").with_samples(100).with_samples(10_000) == geometry("6x6x6")

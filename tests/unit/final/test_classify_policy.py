@@ -7,12 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from farmtools.detector import geometry
 from farmtools.final.classify import Classifier, EventClass, Thresholds, scan_packed, scan_samples
 from farmtools.final.policy import Action, Decision, Policy, PolicyError, count
+from farmtools.rawdata.format import TriggerType
 from farmtools.rawdata.packing import pack12
 from farmtools.rawdata.pddp_reader import PDDPFile
-from farmtools.rawdata.pddp_writer import write_pddp_file
-from tests.unit.final.synth import GEO, event, write_run
+from farmtools.rawdata.pddp_writer import make_fragment, write_pddp_file
+from tests.unit.final.synth import GEO, daq_adc, event, lro, write_run
 
 KINDS = ["beam", "cosmic", "empty", "noisy", "corrupt", "incomplete"]
 CLASSES = ["beam", "cosmic", "empty", "noisy", "noisy", "incomplete"]
@@ -57,7 +59,43 @@ def test_the_packed_scan_equals_numpy_on_decoded_samples(samples: int) -> None:
     rng = np.random.default_rng(samples)
     adc = rng.integers(0, 4096, (37, samples), dtype=np.uint16)
     got = scan_packed(pack12(adc).tobytes(), 37, samples)
-    np.testing.assert_allclose(got, scan_samples(adc), rtol=1e-9, atol=1e-6)
+    a = adc.astype(np.float64)
+    numpy = np.stack([a.mean(axis=1), a.std(axis=1), a.max(axis=1)], axis=1)
+    np.testing.assert_allclose(got, numpy, rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(scan_samples(adc), numpy, rtol=1e-9, atol=1e-6)
+
+
+@pytest.mark.parametrize("samples", [64, 63])
+def test_classes_do_not_depend_on_the_pieces_the_scan_reads(tmp_path: Path, samples: int) -> None:
+    """The CRO segment is read and scanned in pieces of a few channels: same figures as in one."""
+    geo = geometry(f"6x6x6:{samples}")
+    rng = np.random.default_rng(samples)
+    fc = geo.fragment_channels
+    events = []
+    for t, crps in enumerate([(0, 3), (1,), ()]):
+        adc = daq_adc(geo, rng, crps)
+        events.append(
+            [
+                make_fragment(
+                    adc[k * fc : (k + 1) * fc],
+                    run=5,
+                    trigger_type=int(TriggerType.BEAM),
+                    trigger_number=t,
+                    time_ns=t,
+                    event_number=t,
+                    missing_cards=geo.missing_cards(k),
+                    lro=lro(rng, flash=bool(crps)) if k == 0 else b"",
+                )
+                for k in range(geo.l1_builders)
+            ]
+        )
+    path = tmp_path / "5_0_a.dat"
+    write_pddp_file(path, 5, events)
+    with PDDPFile(path, geo) as f:
+        whole = [Classifier(geo).classify(f, i) for i in range(f.n_events)]
+        pieces = [Classifier(geo, piece_bytes=700).classify(f, i) for i in range(f.n_events)]
+    assert [e.hit_channels for e in whole] == [(40, 0, 0, 40), (0, 40, 0, 0), (0, 0, 0, 0)]
+    assert pieces == whole
 
 
 def test_policy_actions_and_prescale_in_trigger_order() -> None:
