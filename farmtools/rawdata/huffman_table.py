@@ -537,6 +537,12 @@ def decode_channels(
             st = _step(_packet(at, 7), st, sc_at, runs_at, mf_at, row_at)
             count, prev, last, z, used, both = st
             pos += 104
+        while count + ROW < ns:  # then one at a time while a packet cannot complete the row
+            p = (_load_be64(buf, pos >> 3) >> (51 - (pos & 7))) & 0x1FFF
+            pos += 13
+            count, prev, last, z, used, both = _step(
+                p, (count, prev, last, z, used, both), sc_at, runs_at, mf_at, row_at
+            )
         while count + RUN < ns:  # (past the payload: zeros, raw samples, see padded())
             p = (_load_be64(buf, pos >> 3) >> (51 - (pos & 7))) & 0x1FFF
             pos += 13

@@ -17,8 +17,10 @@ Imports :mod:`farmtools.detector` and the rest of :mod:`farmtools.rawdata` only.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 
 import numba
 import numpy as np
@@ -269,6 +271,11 @@ class PDDPFile(IndexedFile):
         lro: list[bytes] = []
         headers = []
         n_frag = len(self.fragments[i])
+        # compressed fragments decoded side by side when cores are given (no channel counting,
+        # which bounds threads within one payload), else one by one, each on the threads
+        threads = huffman.threads_from_env()
+        on_threads = threads > 1 and sum(h.compressed for _, h in self.fragments[i]) > 1
+        jobs: list[Callable[[int], None]] = []
         for k, (pos, h) in enumerate(self.fragments[i]):
             rows = adc[k * fc : (k + 1) * fc] if dest is None else None
             body = pos - start + FRAGMENT_HEADER_SIZE
@@ -289,21 +296,11 @@ class PDDPFile(IndexedFile):
                     assert dest is not None
                     adc[dest[k * fc : (k + 1) * fc]] = 0
             elif h.compressed:
-                try:
-                    decoded = huffman.decode(cro, fc, g.samples)
-                    if rows is not None:
-                        rows[:] = decoded
-                    else:
-                        assert dest is not None
-                        adc[dest[k * fc : (k + 1) * fc]] = decoded
-                except huffman.DecodeError as exc:
-                    raise RawDataError(
-                        self.path,
-                        f"bad compressed CRO segment: {exc}",
-                        event=i,
-                        fragment=k,
-                        offset=pos + 44 + h.lro_size + exc.offset,
-                    ) from None
+                job = partial(self._decode_cro, i, k, pos + 44 + h.lro_size, cro, adc, dest)
+                if on_threads:
+                    jobs.append(job)
+                else:
+                    job(threads)
             elif rows is not None:
                 unpack12(cro, fc * g.samples, out=rows.reshape(-1))
             else:
@@ -315,12 +312,46 @@ class PDDPFile(IndexedFile):
                     adc[dest[k * fc : (k + 1) * fc]] = unpack12(raw_cro, fc * g.samples).reshape(
                         fc, g.samples
                     )
+        if jobs:
+            with ThreadPoolExecutor(min(threads, len(jobs))) as pool:
+                done = [pool.submit(job, max(1, threads // len(jobs))) for job in jobs]
+                for f in done:  # (the first bad fragment's error, as one by one)
+                    f.result()
         if n_frag < g.l1_builders:
             if dest is None:
                 adc[n_frag * fc :] = 0
             else:
                 adc[dest[n_frag * fc :]] = 0
         return DPEvent(i, start, self.entries[i], headers, lro, adc, g.missing_cards(0))
+
+    def _decode_cro(
+        self,
+        i: int,
+        k: int,
+        offset: int,
+        cro: bytes | memoryview | npt.NDArray[np.uint8],
+        adc: npt.NDArray[np.uint16],
+        dest: npt.NDArray[np.intp] | None,
+        threads: int,
+    ) -> None:
+        """Fragment ``k``'s compressed CRO segment (at file ``offset``) into its rows of ``adc``."""
+        g = self.geometry
+        fc = g.fragment_channels
+        try:
+            if dest is None:  # (straight into the rows)
+                huffman.decode(cro, fc, g.samples, out=adc[k * fc : (k + 1) * fc], threads=threads)
+            else:
+                adc[dest[k * fc : (k + 1) * fc]] = huffman.decode(
+                    cro, fc, g.samples, threads=threads
+                )
+        except huffman.DecodeError as exc:
+            raise RawDataError(
+                self.path,
+                f"bad compressed CRO segment: {exc}",
+                event=i,
+                fragment=k,
+                offset=offset + exc.offset,
+            ) from None
 
     def __iter__(self) -> Iterator[DPEvent]:
         """Events in view order, one at a time (each in the same reused buffer)."""

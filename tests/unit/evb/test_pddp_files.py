@@ -205,3 +205,27 @@ def test_odd_sample_count_and_missing_fragment_in_view_order(tmp_path: Path) -> 
         present = g.daq_to_view[:fc]
         assert np.array_equal(partial[present], view[present])
         assert not partial[g.daq_to_view[fc:]].any()
+
+
+def test_fragments_decoded_side_by_side_on_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With cores given, an event's compressed fragments are decoded side by side: the same
+    samples in both orders, and a bad segment named as one by one (event, fragment, offset)."""
+    rng = np.random.default_rng(11)
+    views, events = zip(*[_event(rng, t, compress=True) for t in (7, 8)], strict=True)
+    path = tmp_path / "42_0_a.dat"
+    write_pddp_file(path, 42, events)
+    data = bytearray(path.read_bytes())
+    data[-6:-1] = b"\xff" * 5  # the last fragment's compressed segment ends in repeats
+    (tmp_path / "bad.dat").write_bytes(data)
+    seen = []
+    for threads in ("1", "2"):
+        monkeypatch.setenv("FARMTOOLS_THREADS", threads)
+        with PDDPFile.open(path, SMALL) as f:
+            assert np.array_equal(f.event(1).adc, views[1])
+            assert np.array_equal(f.event_daq(0).adc[SMALL.view_to_daq], views[0])
+        with PDDPFile.open(tmp_path / "bad.dat", SMALL) as f, pytest.raises(RawDataError) as exc:
+            f.event(1)
+        seen.append((exc.value.event, exc.value.fragment, exc.value.offset, str(exc.value)))
+    assert seen[0] == seen[1] and seen[0][:2] == (1, 1)
