@@ -59,10 +59,12 @@ class RecoStats:
 
 
 #: Environment variables that say how many cores a batch job was given, in the order they are
-#: trusted: the local pool's slot (set by :mod:`farmtools.batch.local`), Slurm's
+#: trusted: the farm's job script (``[processing] cores``), the local pool's slot (set by
+#: :mod:`farmtools.batch.local`), Slurm's
 #: ``--cpus-per-task``, TORQUE/PBS's ``ppn``, and HTCondor's ``request_cpus`` (which HTCondor
 #: exports as OMP_NUM_THREADS).
 CORES_ENV: tuple[str, ...] = (
+    "FARMTOOLS_THREADS",
     "FARMTOOLS_JOB_CPUS",
     "SLURM_CPUS_PER_TASK",
     "PBS_NUM_PPN",

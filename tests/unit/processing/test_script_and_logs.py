@@ -85,6 +85,32 @@ def test_headers_per_backend(tmp_path: Path) -> None:
         assert ("01:30:00" in text) and ("2048" in text)
 
 
+def test_the_cores_asked_for_are_in_the_headers_and_the_job_s_environment(
+    tmp_path: Path,
+) -> None:
+    raw = RawName(1, 0)
+    for cores in (1, 3):
+        texts = {}
+        for backend in ("slurm", "torque", "local"):
+            cfg = make_cfg(tmp_path, batch={"backend": backend}, processing={"cores": cores})
+            texts[backend] = render_job_script(
+                cfg,
+                raw,
+                "/s/run1-seq0.dat",
+                JobPaths.of(cfg, raw, 1),
+                backend=backend,
+                try_number=1,
+                memory_mb=2048,
+                walltime_s=5400,
+                generated=datetime.now(UTC),
+            ).splitlines()
+        assert f"#SBATCH --cpus-per-task={cores}" in texts["slurm"]
+        assert f"#PBS -l walltime=01:30:00,mem=2048mb,nodes=1:ppn={cores}" in texts["torque"]
+        for lines in texts.values():
+            # one core: nothing exported, the job runs as before (the local pool's slot decides)
+            assert ("export FARMTOOLS_THREADS=3" in lines) == (cores == 3)
+
+
 def _local_script(cfg: FarmConfig, raw: RawName, input_path: str, paths: JobPaths) -> str:
     """The script of a first try on the local backend (100 MB, 60 s)."""
     return render_job_script(

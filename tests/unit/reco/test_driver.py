@@ -23,6 +23,8 @@ def test_job_cores_come_from_the_batch_slot_bounded_by_the_cpus() -> None:
     assert job_cores({"FARMTOOLS_JOB_CPUS": "1", "SLURM_CPUS_PER_TASK": "8"}) == 1
     assert job_cores({"SLURM_CPUS_PER_TASK": "", "OMP_NUM_THREADS": "2"}) == min(2, cpus)
     assert job_cores({"SLURM_CPUS_PER_TASK": "zero"}) == 1
+    # the farm's job script says what [processing] cores asked for, before the slot's size
+    assert job_cores({"FARMTOOLS_THREADS": "2", "FARMTOOLS_JOB_CPUS": "1"}) == min(2, cpus)
 
 
 def test_output_is_the_same_whatever_the_threads(tmp_path: Path) -> None:
