@@ -13,6 +13,7 @@ import functools
 import os
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -160,9 +161,9 @@ def reconstruct_stream(
         if progress is not None:
             progress(stats.n_events)
 
+    it = iter(events)
     try:
         with RecoWriter(part, geometry.n_channels) as writer, _shut_down_first(tail):
-            it = iter(events)
             while True:
                 t_read = time.thread_time()
                 item = next(it, None)
@@ -212,6 +213,9 @@ def reconstruct_stream(
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+        close = getattr(it, "close", None)  # the file, once no thread can read it any more
+        if close is not None:
+            close()
     stats.seconds = time.perf_counter() - t_all
     stats.cpu_seconds = time.process_time() - c_all
     return stats
@@ -348,32 +352,50 @@ def raw_events(
         # one thread per event: the driver's threads are its cores, so decode on one
         return raw.read_adc(i, scratch.adc, scratch.buffers, threads=1, daq_order=True)
 
-    def gen() -> Iterator[EventInput]:
-        try:
-            for i in range(raw.n_events):
-                h = raw.headers[i]
-                header = {
-                    "event": i,
-                    "run": run,
-                    "event_number": h.event_number,
-                    "trigger_number": h.trigger_number,
-                    "trigger_type": h.trigger_type,
-                    "seconds": h.seconds,
-                    "nanoseconds": h.nanoseconds,
-                    "trigger_time": h.time,
-                    "dq_flag": h.dq_flag,
-                    "compressed": h.compressed,
-                    "bad_cards": h.bad_cards,
-                    "offset": raw.event_offsets[i],
-                }
-                # RawDataError (file, event, offset) comes from the load, where it runs
-                yield header, functools.partial(load, i)
-        finally:
-            close = getattr(raw, "close", None)
-            if close is not None:
-                close()
+    def item(i: int) -> EventInput:
+        h = raw.headers[i]
+        header = {
+            "event": i,
+            "run": run,
+            "event_number": h.event_number,
+            "trigger_number": h.trigger_number,
+            "trigger_type": h.trigger_type,
+            "seconds": h.seconds,
+            "nanoseconds": h.nanoseconds,
+            "trigger_time": h.time,
+            "dq_flag": h.dq_flag,
+            "compressed": h.compressed,
+            "bad_cards": h.bad_cards,
+            "offset": raw.event_offsets[i],
+        }
+        # RawDataError (file, event, offset) comes from the load, where it runs
+        return header, functools.partial(load, i)
 
-    return int(raw.n_events), gen()
+    return int(raw.n_events), _Loaders(raw.n_events, item, raw.close)
+
+
+class _Loaders(Iterator[EventInput]):
+    """The events of an open file as loaders, the file closed by :meth:`close` (which
+    :func:`reconstruct_stream` calls once its threads are done), or when garbage-collected.
+
+    Not a generator: a generator's ``finally`` runs when the last event is taken, while the
+    threads may still be loading the last few from the file.
+    """
+
+    def __init__(self, n: int, item: Callable[[int], EventInput], close: Callable[[], None]):
+        self._n = n
+        self._next = 0
+        self._item = item
+        self._finalizer = weakref.finalize(self, close)
+
+    def __next__(self) -> EventInput:
+        if self._next >= self._n:
+            raise StopIteration
+        self._next += 1
+        return self._item(self._next - 1)
+
+    def close(self) -> None:
+        self._finalizer()
 
 
 def reconstruct_file(
