@@ -137,20 +137,21 @@ def test_invalid_streams_are_refused_by_both_and_explained() -> None:
     assert refused > 0
 
 
-@pytest.mark.parametrize("threads", [2, 3])
-def test_channel_blocks_in_parallel_read_alike(threads: int) -> None:
+@pytest.mark.parametrize(("threads", "n_t", "step"), [(2, 300, 211), (3, 300, 211), (2, 900, 701)])
+def test_channel_blocks_in_parallel_read_alike(threads: int, n_t: int, step: int) -> None:
     """Channel starts found first, blocks decoded on threads: the same samples, the same
-    refusals, also of streams whose counting goes wrong (flipped bytes)."""
+    refusals, also of streams whose counting goes wrong (flipped bytes); at ``n_t`` 900 the
+    counting runs 8 packets at a time too."""
     rng = np.random.default_rng(threads)
-    adc = _event(rng, 40, 300, 1.5)
+    adc = _event(rng, 40, n_t, 1.5)
     payload = huffman.encode(adc)
-    fast = _fast(payload, 40, 300, threads=threads)
+    fast = _fast(payload, 40, n_t, threads=threads)
     assert fast is not None and np.array_equal(fast, adc)
     assert np.array_equal(huffman.decode(payload, *adc.shape, threads=threads), adc)
-    for k in range(0, len(payload), 211):
+    for k in range(0, len(payload), step):
         flipped = bytearray(payload)
         flipped[k] ^= 0x5A
-        one, many = _fast(bytes(flipped), 40, 300), _fast(bytes(flipped), 40, 300, threads)
+        one, many = _fast(bytes(flipped), 40, n_t), _fast(bytes(flipped), 40, n_t, threads)
         assert (one is None) == (many is None)
         assert one is None or many is None or np.array_equal(one, many)
 
@@ -192,6 +193,7 @@ def _channel(bits: str) -> bytes:
     return int(bits, 2).to_bytes(len(bits) // 8, "big")
 
 
+@pytest.mark.parametrize("more", [0, 100])
 @pytest.mark.parametrize(
     ("faulty", "n_t", "reason"),
     [
@@ -201,19 +203,43 @@ def _channel(bits: str) -> bytes:
     ],
 )
 def test_faults_deep_in_a_channel_are_caught_by_the_table_loop(
-    faulty: str, n_t: int, reason: str
+    faulty: str, n_t: int, reason: str, more: int
 ) -> None:
     """A repeat right after a raw packet, more than 7 zeros inside a packet or across two: in
     the table loop's reach (the channel's first 80 samples), followed by a raw sample (the
     fault must be caught in its own packet), refused like the reference.  ``n_t`` is the
     channel's length were the faulty packet read as its table entry says (a repeat of 48, none,
-    two samples): the fault, not the length, is what must be found."""
+    two samples): the fault, not the length, is what must be found.  With ``more`` packets
+    after it, the fault is in the unrolled blocks' reach (more than 400 samples before the
+    channel's end)."""
     good = "0" + format(2000, "012b") + ("1" + "01" * 6) * 5  # 31 samples
-    rest = "0" + format(1000, "012b") + ("1" + "01" * 6) * 40  # a raw sample, 240 more
+    rest = "0" + format(1000, "012b") + ("1" + "01" * 6) * (40 + more)  # 1 + 240 + 6 more
     payload = _channel(good + faulty + rest)
+    n_t += 6 * more
     assert _fast(payload, 1, n_t) is None
     with pytest.raises(huffman.DecodeError, match=reason):
         huffman.decode(payload, 1, n_t)
+
+
+@pytest.mark.parametrize("n_t", [300, 1000])
+def test_all_zero_code_packets_are_read_like_the_reference(n_t: int) -> None:
+    """An all-zero code packet (no encoder writes one) is padding before a raw packet and makes
+    the next code invalid otherwise; read alike by both decoders in the table loop and in the
+    unrolled blocks (``n_t`` 1000)."""
+    zero, codes = "1" + "0" * 12, ("1" + "01" * 6) * 4  # 24 samples
+    raw = "0" + format(1000, "012b")
+    for middle, valid in ((zero + raw, True), (zero * 3 + raw, True), (zero + codes, False)):
+        left = n_t - 1 - 24 - (1 if valid else 0)  # samples still to write
+        tail = ("1" + "01" * 6) * (left // 6) + ("1" + "01" * (left % 6) if left % 6 else "")
+        payload = _channel(raw + codes + middle + tail)
+        fast = _fast(payload, 1, n_t)
+        if valid:
+            ref = huffman.decode_reference(payload, 1, n_t)
+            assert fast is not None and np.array_equal(fast, ref)
+        else:
+            assert fast is None
+            with pytest.raises(huffman.DecodeError, match="invalid difference code"):
+                huffman.decode_reference(payload, 1, n_t)
 
 
 def test_the_raw_entry_constant_is_the_table_s() -> None:
