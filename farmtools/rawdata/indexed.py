@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self
 
@@ -65,25 +66,16 @@ class IndexedFile:
         self, offset: int, n: int, what: str, event: int | None, fragment: int | None = None
     ) -> bytes:
         """Exactly ``n`` bytes at ``offset``; a short read says which part of the file is cut."""
-        try:
+
+        data = b""
+
+        def read() -> int:
+            nonlocal data
             self._file.seek(offset)
             data = self._file.read(n)
-        except OSError as exc:
-            raise RawDataError(
-                self.path,
-                f"I/O error reading {what}: {exc}",
-                event=event,
-                offset=offset,
-                fragment=fragment,
-            ) from None
-        if len(data) != n:
-            raise RawDataError(
-                self.path,
-                f"file truncated in {what} ({len(data)} of {n} bytes)",
-                event=event,
-                offset=offset,
-                fragment=fragment,
-            )
+            return len(data)
+
+        self._checked(read, offset, n, what, event, fragment)
         return data
 
     def _read_into(
@@ -95,22 +87,28 @@ class IndexedFile:
         allocation whose pages are faulted in again for every event) and no shared file
         position, so several threads may read events of one open file at once.
         """
-        n = out.nbytes
+        fd = self._file.fileno()
+        self._checked(
+            lambda: os.preadv(fd, [out], offset), offset, out.nbytes, what, event, fragment
+        )
+
+    def _checked(
+        self,
+        read: Callable[[], int],
+        offset: int,
+        n: int,
+        what: str,
+        event: int | None,
+        fragment: int | None,
+    ) -> None:
+        """Run ``read`` (it returns the bytes read); an I/O error or fewer than ``n`` bytes
+        raise RawDataError naming the file, ``what`` was read, the event and the offset."""
         try:
-            got = os.preadv(self._file.fileno(), [out], offset)
+            got = read()
         except OSError as exc:
-            raise RawDataError(
-                self.path,
-                f"I/O error reading {what}: {exc}",
-                event=event,
-                offset=offset,
-                fragment=fragment,
-            ) from None
-        if got != n:
-            raise RawDataError(
-                self.path,
-                f"file truncated in {what} ({got} of {n} bytes)",
-                event=event,
-                offset=offset,
-                fragment=fragment,
-            )
+            message = f"I/O error reading {what}: {exc}"
+        else:
+            if got == n:
+                return
+            message = f"file truncated in {what} ({got} of {n} bytes)"
+        raise RawDataError(self.path, message, event=event, offset=offset, fragment=fragment)
