@@ -171,6 +171,13 @@ class ProcessingSection(_Section):
         description="python on the workers for program=check and the worker client ('' = this "
         "python)",
     )
+    cores: int = Field(
+        1,
+        ge=1,
+        description="cores each job asks its batch system for (Slurm --cpus-per-task, TORQUE "
+        "ppn, HTCondor request_cpus, slots of the local pool) and reconstructs on "
+        "(FARMTOOLS_THREADS in the job's environment): events, or a 6x6x6 event's CRPs, at once",
+    )
     reco_worker_socket: str = Field(
         "",
         description="unix socket of the node's long-lived reconstruction worker (farmtools "

@@ -65,6 +65,9 @@ class JobSpec:
     queue: str = "prod"
     walltime_s: int = 3600
     memory_mb: int = 1500
+    #: cores the job asks for (Slurm ``--cpus-per-task``, TORQUE ``ppn``, HTCondor
+    #: ``request_cpus``, slots of the local pool); the reconstruction runs that many threads
+    cores: int = 1
     workdir: Path = Path("/")
     #: the idempotency key of this submission (see :meth:`BatchSystem.find`); "" = none
     key: str = ""

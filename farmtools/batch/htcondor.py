@@ -77,7 +77,7 @@ def submit_description(spec: JobSpec) -> dict[str, str]:
         f"+{KEY_ATTRIBUTE}": f'"{spec.key}"',
         "+JobFlavour": f'"{spec.queue}"',
         "request_memory": f"{spec.memory_mb}",
-        "request_cpus": "1",
+        "request_cpus": f"{spec.cores}",
         "getenv": "false",
         "periodic_remove": (
             f"(JobStatus == 2 && time() - EnteredCurrentStatus > {spec.walltime_s}) || "

@@ -13,7 +13,7 @@ Owns the pool's directory (``batch.local_dir``, default ``<home>/processing/loca
     jobs/<id>/orphan          its supervisor died while the job ran on (adopted by the pool)
     keys/<key>          symlink to <id>: the job submitted under that idempotency key
     queue/<id>          empty marker: pending
-    run/<id>            empty marker: holds a slot
+    run/<id>            empty marker: holds its slots (as many as the cores its spec asks for)
 
 Each job runs under its own detached supervisor (:mod:`farmtools.batch.supervisor`), so jobs keep
 running, and finish with their accounting written, while the manager is stopped or restarted;
@@ -202,6 +202,7 @@ class LocalPool:
                 "queue": spec.queue,
                 "walltime_s": spec.walltime_s,
                 "memory_mb": spec.memory_mb,
+                "cores": spec.cores,
                 "workdir": str(spec.workdir),
                 "key": spec.key,
                 "submitted": datetime.now(UTC).isoformat(),
@@ -242,16 +243,28 @@ class LocalPool:
         return job_id
 
     def _schedule(self) -> None:
-        """Start pending jobs while slots are free (caller holds the lock)."""
-        running = len(os.listdir(self.root / "run"))
-        free = self.slots - running
-        if free <= 0:
-            return
-        pending = sorted(os.listdir(self.root / "queue"), key=int)[:free]
-        for job_id in pending:
+        """Start pending jobs, oldest first, while they fit in the free slots (caller holds
+        the lock).  A job of N cores holds N slots; the oldest waiting job that does not fit
+        stops the others behind it, so that a wide job is never starved by narrow ones."""
+        held = sum(self.job_slots(j) for j in os.listdir(self.root / "run"))
+        for job_id in sorted(os.listdir(self.root / "queue"), key=int):
+            need = self.job_slots(job_id)
+            if held + need > self.slots:
+                return
             (self.root / "run" / job_id).touch()
             (self.root / "queue" / job_id).unlink()
-            self._launch(job_id)
+            self._launch(job_id, need)
+            held += need
+
+    def job_slots(self, job_id: str) -> int:
+        """Slots job ``job_id`` holds: the cores it asked for (``spec.json``), at most the
+        pool's slots (so that it can ever start); 1 for a spec of an older version."""
+        try:
+            spec = json.loads((self.root / "jobs" / job_id / "spec.json").read_text())
+            cores = int(spec.get("cores", 1))
+        except (OSError, ValueError, TypeError, AttributeError):
+            cores = 1
+        return max(1, min(cores, self.slots))
 
     @property
     def slot_cpus(self) -> int:
@@ -262,8 +275,10 @@ class LocalPool:
         """
         return max(1, (os.cpu_count() or 1) // max(1, self.slots))
 
-    def _launch(self, job_id: str) -> None:
+    def _launch(self, job_id: str, slots: int = 1) -> None:
         """Start the supervisor of ``job_id`` without waiting for it (caller holds the lock).
+
+        The job is told the cores of the ``slots`` it holds (``FARMTOOLS_JOB_CPUS``).
 
         Only the fork + exec is waited for (milliseconds), not the Python start-up of the
         supervisor (100-300 ms on a loaded machine): waited for with the pool lock held, it
@@ -281,7 +296,7 @@ class LocalPool:
                 stdin=subprocess.DEVNULL,
                 close_fds=True,
                 start_new_session=True,  # Ctrl-C / SIGHUP of the manager's group miss it
-                env=job_environment(FARMTOOLS_JOB_CPUS=str(self.slot_cpus)),
+                env=job_environment(FARMTOOLS_JOB_CPUS=str(self.slot_cpus * slots)),
             )
         except OSError as exc:
             acc = {

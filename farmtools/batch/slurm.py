@@ -151,25 +151,30 @@ def parse_sacct(text: str, job_id: str) -> JobAccounting | None:
     )
 
 
+def sbatch_command(spec: JobSpec) -> list[str]:
+    """The ``sbatch`` argv that submits ``spec`` (arguments, not a shell line)."""
+    return [
+        "sbatch",
+        "--parsable",
+        f"--job-name={spec.batch_name}",
+        f"--partition={spec.queue}",
+        f"--time={hms(spec.walltime_s)}",
+        f"--mem={spec.memory_mb}M",
+        f"--cpus-per-task={spec.cores}",  # Slurm exports it as SLURM_CPUS_PER_TASK
+        f"--output={spec.stdout}",
+        f"--error={spec.stderr}",
+        f"--chdir={spec.workdir}",
+        str(spec.script),
+    ]
+
+
 class SlurmBatch(CommandLineBatch):
     """Slurm through its command-line clients (``SLURM_CONF`` etc. from ``env`` or the process)."""
 
     name = "slurm"
 
     def submit(self, spec: JobSpec) -> str:
-        out = self._run(
-            "sbatch",
-            "--parsable",
-            f"--job-name={spec.batch_name}",
-            f"--partition={spec.queue}",
-            f"--time={hms(spec.walltime_s)}",
-            f"--mem={spec.memory_mb}M",
-            f"--output={spec.stdout}",
-            f"--error={spec.stderr}",
-            f"--chdir={spec.workdir}",
-            str(spec.script),
-            refuse=True,
-        )
+        out = self._run(*sbatch_command(spec), refuse=True)
         return out.strip().split(";")[0]
 
     def find(self, spec: JobSpec) -> str | None:

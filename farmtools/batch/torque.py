@@ -169,30 +169,37 @@ def accounting_from_attrs(attrs: Mapping[str, str]) -> JobAccounting | None:
     )
 
 
+def qsub_command(spec: JobSpec) -> list[str]:
+    """The ``qsub`` argv that submits ``spec`` (arguments, not a shell line).
+
+    -o/-e on the command line: Slurm's wrappers ignore #PBS -o/-e in the script.  No working
+    directory option (TORQUE's -d is -wd in the wrappers): scripts use absolute paths.  The
+    cores as ``nodes=1:ppn=N`` (TORQUE exports PBS_NUM_PPN; Slurm's wrapper makes N tasks,
+    so the job script also exports FARMTOOLS_THREADS).
+    """
+    return [
+        "qsub",
+        "-N",
+        spec.batch_name,
+        "-q",
+        spec.queue,
+        "-l",
+        f"walltime={hms(spec.walltime_s)},mem={spec.memory_mb}mb,nodes=1:ppn={spec.cores}",
+        "-o",
+        str(spec.stdout),
+        "-e",
+        str(spec.stderr),
+        str(spec.script),
+    ]
+
+
 class TorqueBatch(CommandLineBatch):
     """TORQUE/PBS through qsub/qstat/qdel (``env`` selects the server, e.g. ``PBS_DEFAULT``)."""
 
     name = "torque"
 
     def submit(self, spec: JobSpec) -> str:
-        # -o/-e on the command line: Slurm's wrappers ignore #PBS -o/-e in the script.  No
-        # working directory option (TORQUE's -d is -wd in the wrappers): scripts use absolute paths
-        out = self._run(
-            "qsub",
-            "-N",
-            spec.batch_name,
-            "-q",
-            spec.queue,
-            "-l",
-            f"walltime={hms(spec.walltime_s)},mem={spec.memory_mb}mb",
-            "-o",
-            str(spec.stdout),
-            "-e",
-            str(spec.stderr),
-            str(spec.script),
-            refuse=True,
-        )
-        return out.strip()
+        return self._run(*qsub_command(spec), refuse=True).strip()
 
     def _full(self) -> dict[str, dict[str, str]]:
         jobs = parse_qstat_full(self._run("qstat", "-f"))

@@ -132,6 +132,7 @@ def render_job_script(
         queue=cfg.batch.queue,
         walltime=hms(walltime_s),
         memory_mb=memory_mb,
+        cores=cfg.processing.cores,
         try_number=try_number,
         run=raw.run,
         generated=generated.isoformat(timespec="seconds"),

@@ -253,6 +253,7 @@ class Submitter:
             queue=job.queue,
             walltime_s=job.walltime_s,
             memory_mb=job.memory_mb,
+            cores=self.cfg.processing.cores,
             workdir=paths.stdout.parent,
             key=key,
         )

@@ -121,7 +121,8 @@ def reco(
             "-j",
             min=1,
             help="events reconstructed at once (default: the batch slot's cores from"
-            " FARMTOOLS_JOB_CPUS, SLURM_CPUS_PER_TASK, PBS_NUM_PPN or OMP_NUM_THREADS, else 1);"
+            " FARMTOOLS_THREADS, FARMTOOLS_JOB_CPUS, SLURM_CPUS_PER_TASK, PBS_NUM_PPN or"
+            " OMP_NUM_THREADS, else 1);"
             " the output is the same whatever the number",
         ),
     ] = None,

@@ -9,8 +9,11 @@ faster :mod:`.decode`), calls the pure
 
 from __future__ import annotations
 
+import functools
 import os
+import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -23,12 +26,20 @@ import numpy.typing as npt
 
 from farmtools.detector import Geometry
 from farmtools.rawdata import RawFile
+from farmtools.rawdata.reader import ReadBuffers
 from farmtools.reco.event import EventReco, reconstruct_event
 from farmtools.reco.multicrp import finish_detector_event, reconstruct_crps
 from farmtools.reco.output import RecoWriter
 
-#: One event for the driver: the header fields of EVENT_COLUMNS and the view-order ADC array.
-EventInput = tuple[dict[str, Any], npt.NDArray[np.uint16]]
+#: What reads one event's ADC array when called, in DAQ order (rows = DAQ channels, as the
+#: payload holds them: no gather into view order, the signal step maps the rows): the driver
+#: calls it on the thread that reconstructs the event, so decoding runs on the job's threads
+#: too (the decoders and unpackers release the GIL).
+AdcLoader = Callable[[], npt.NDArray[np.uint16]]
+
+#: One event for the driver: the header fields of EVENT_COLUMNS and the view-order ADC array
+#: (or its loader).
+EventInput = tuple[dict[str, Any], npt.NDArray[np.uint16] | AdcLoader]
 
 
 @dataclass
@@ -49,10 +60,12 @@ class RecoStats:
 
 
 #: Environment variables that say how many cores a batch job was given, in the order they are
-#: trusted: the local pool's slot (set by :mod:`farmtools.batch.local`), Slurm's
+#: trusted: the farm's job script (``[processing] cores``), the local pool's slot (set by
+#: :mod:`farmtools.batch.local`), Slurm's
 #: ``--cpus-per-task``, TORQUE/PBS's ``ppn``, and HTCondor's ``request_cpus`` (which HTCondor
 #: exports as OMP_NUM_THREADS).
 CORES_ENV: tuple[str, ...] = (
+    "FARMTOOLS_THREADS",
     "FARMTOOLS_JOB_CPUS",
     "SLURM_CPUS_PER_TASK",
     "PBS_NUM_PPN",
@@ -94,8 +107,9 @@ def reconstruct_stream(
     nothing), its tracks timed with the LRO segments the header carries as ``lro``; with
     ``threads`` > 1 that serial tail (joining, flashes, t0, write: ~0.15 s CPU) runs on a
     thread of its own, in event order, while the next event's CRPs run on the pool.
-    With ``threads`` > 1, up to ``threads`` 3x1x1 events are reconstructed at once on a thread pool
-    (the numba kernels release the GIL) while this thread reads the next events and writes the
+    With ``threads`` > 1, up to ``threads`` 3x1x1 events are read (decoded: an event given as a
+    loader is loaded on the thread that reconstructs it) and reconstructed at once on a thread
+    pool (the numba kernels and decoders release the GIL) while this thread writes the
     finished ones in order; each event's reconstruction is the same function of its ADC
     array, so the file is the same whatever ``threads`` is.  The output is written to
     ``<out>.part`` and renamed when complete, so a crash never leaves a ROOT file that looks
@@ -107,7 +121,7 @@ def reconstruct_stream(
     t_all = time.perf_counter()
     c_all = time.process_time()
     pool = ThreadPoolExecutor(threads, thread_name_prefix="reco") if threads > 1 else None
-    pending: deque[tuple[dict[str, Any], Future[EventReco]]] = deque()
+    pending: deque[tuple[dict[str, Any], Future[tuple[EventReco, float]]]] = deque()
     # the 6x6x6's serial tail of each event, one at a time in order (the writer is not shared)
     tail = (
         ThreadPoolExecutor(1, thread_name_prefix="reco-tail")
@@ -125,7 +139,10 @@ def reconstruct_stream(
         writer.add(header, reco)
         return time.thread_time() - t_w
 
-    def finish(writer: RecoWriter, header: dict[str, Any], reco: EventReco) -> None:
+    def finish(
+        writer: RecoWriter, header: dict[str, Any], reco: EventReco, read_cpu: float
+    ) -> None:
+        add(stats.timing, "read", read_cpu)
         account(reco, write(writer, header, reco))
 
     def detector_tail(
@@ -144,9 +161,9 @@ def reconstruct_stream(
         if progress is not None:
             progress(stats.n_events)
 
+    it = iter(events)
     try:
         with RecoWriter(part, geometry.n_channels) as writer, _shut_down_first(tail):
-            it = iter(events)
             while True:
                 t_read = time.thread_time()
                 item = next(it, None)
@@ -154,29 +171,32 @@ def reconstruct_stream(
                 if item is None:
                     add(stats.timing, "read", t_read)
                     break
-                header, adc = item
+                header, source = item
                 # a prefetched read ran on another thread: its own CPU, not this wait
                 add(stats.timing, "read", header.get("read_cpu", t_read))
                 if geometry.n_crps > 1:  # one event at a time, its CRPs on the pool
+                    adc, t_load = _load(source, geometry)
+                    add(stats.timing, "read", t_load)
                     parts = reconstruct_crps(adc, geometry, pool)  # adc free again after it
                     if tail is None:
                         lro = header.get("lro", [])
-                        finish(writer, header, finish_detector_event(parts, geometry, lro))
+                        finish(writer, header, finish_detector_event(parts, geometry, lro), 0.0)
                         continue
                     tails.append(tail.submit(detector_tail, writer, header, parts))
                     while len(tails) > 1 or (tails and tails[0].done()):  # one event behind
                         account(*tails.popleft().result())
                     continue
                 if pool is None:
-                    finish(writer, header, reconstruct_event(adc, geometry))
+                    finish(writer, header, *_load_and_reconstruct(source, geometry))
                     continue
-                pending.append((header, pool.submit(reconstruct_event, adc, geometry)))
+                # the load too runs on the pool: decoding overlaps the other events' signal step
+                pending.append((header, pool.submit(_load_and_reconstruct, source, geometry)))
                 while len(pending) >= threads or (pending and pending[0][1].done()):
                     done_header, future = pending.popleft()
-                    finish(writer, done_header, future.result())
+                    finish(writer, done_header, *future.result())
             while pending:
                 done_header, future = pending.popleft()
-                finish(writer, done_header, future.result())
+                finish(writer, done_header, *future.result())
             while tails:
                 account(*tails.popleft().result())
             t_w = time.thread_time()
@@ -193,9 +213,38 @@ def reconstruct_stream(
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+        close = getattr(it, "close", None)  # the file, once no thread can read it any more
+        if close is not None:
+            close()
     stats.seconds = time.perf_counter() - t_all
     stats.cpu_seconds = time.process_time() - c_all
     return stats
+
+
+def _load(
+    source: npt.NDArray[np.uint16] | AdcLoader, geometry: Geometry
+) -> tuple[npt.NDArray[np.uint16], float]:
+    """The event's view-order ADC array (read now if ``source`` is a loader) and the CPU
+    seconds of that read on the calling thread (for the 6x6x6, one event at a time)."""
+    if not callable(source):
+        return source, 0.0
+    c0 = time.thread_time()
+    adc = source()[geometry.view_to_daq]
+    return adc, time.thread_time() - c0
+
+
+def _load_and_reconstruct(
+    source: npt.NDArray[np.uint16] | AdcLoader, geometry: Geometry
+) -> tuple[EventReco, float]:
+    """Read (if need be) and reconstruct one event on the calling thread: (its result, the
+    read's CPU seconds).  A loader's array is reused by this thread's next load, so the
+    reconstruction must be done with it first, as here."""
+    if not callable(source):
+        return reconstruct_event(source, geometry), 0.0
+    c0 = time.thread_time()
+    adc = source()
+    read_cpu = time.thread_time() - c0
+    return reconstruct_event(adc, geometry, daq_order=True), read_cpu
 
 
 @contextmanager
@@ -292,33 +341,61 @@ def raw_events(
     run_hint = name.run if name is not None else -1
     raw = RawFile.open(path, geometry)
     run = int(getattr(raw, "run", run_hint))
+    scratch = threading.local()  # each reading thread's own buffers and output array
 
-    def gen() -> Iterator[EventInput]:
-        try:
-            for i in range(raw.n_events):
-                adc = raw.event(i).adc  # RawDataError names file, event, offset
-                h = raw.headers[i]
-                header = {
-                    "event": i,
-                    "run": run,
-                    "event_number": h.event_number,
-                    "trigger_number": h.trigger_number,
-                    "trigger_type": h.trigger_type,
-                    "seconds": h.seconds,
-                    "nanoseconds": h.nanoseconds,
-                    "trigger_time": h.time,
-                    "dq_flag": h.dq_flag,
-                    "compressed": h.compressed,
-                    "bad_cards": h.bad_cards,
-                    "offset": raw.event_offsets[i],
-                }
-                yield header, adc
-        finally:
-            close = getattr(raw, "close", None)
-            if close is not None:
-                close()
+    def load(i: int) -> npt.NDArray[np.uint16]:
+        """Event ``i``'s DAQ-order array, in the calling thread's own buffer (valid until
+        that thread loads its next event: the driver reconstructs it before then)."""
+        if not hasattr(scratch, "adc"):
+            scratch.buffers = ReadBuffers(geometry)
+            scratch.adc = np.empty((geometry.n_channels, geometry.samples), dtype=np.uint16)
+        # one thread per event: the driver's threads are its cores, so decode on one
+        return raw.read_adc(i, scratch.adc, scratch.buffers, threads=1, daq_order=True)
 
-    return int(raw.n_events), gen()
+    def item(i: int) -> EventInput:
+        h = raw.headers[i]
+        header = {
+            "event": i,
+            "run": run,
+            "event_number": h.event_number,
+            "trigger_number": h.trigger_number,
+            "trigger_type": h.trigger_type,
+            "seconds": h.seconds,
+            "nanoseconds": h.nanoseconds,
+            "trigger_time": h.time,
+            "dq_flag": h.dq_flag,
+            "compressed": h.compressed,
+            "bad_cards": h.bad_cards,
+            "offset": raw.event_offsets[i],
+        }
+        # RawDataError (file, event, offset) comes from the load, where it runs
+        return header, functools.partial(load, i)
+
+    return int(raw.n_events), _Loaders(raw.n_events, item, raw.close)
+
+
+class _Loaders(Iterator[EventInput]):
+    """The events of an open file as loaders, the file closed by :meth:`close` (which
+    :func:`reconstruct_stream` calls once its threads are done), or when garbage-collected.
+
+    Not a generator: a generator's ``finally`` runs when the last event is taken, while the
+    threads may still be loading the last few from the file.
+    """
+
+    def __init__(self, n: int, item: Callable[[int], EventInput], close: Callable[[], None]):
+        self._n = n
+        self._next = 0
+        self._item = item
+        self._finalizer = weakref.finalize(self, close)
+
+    def __next__(self) -> EventInput:
+        if self._next >= self._n:
+            raise StopIteration
+        self._next += 1
+        return self._item(self._next - 1)
+
+    def close(self) -> None:
+        self._finalizer()
 
 
 def reconstruct_file(

@@ -162,15 +162,20 @@ def reconstruct_event(
     *,
     pool: Executor | None = None,
     chunks: int = 1,
+    daq_order: bool = False,
 ) -> EventReco:
     """Reconstruct one event given as ``uint16 (n_channels, samples)`` in view order.
 
     With a thread ``pool``, the channel groups of the signal step run in ``chunks`` ranges on
-    its threads; the result is the same whatever the number of threads.
+    its threads; the result is the same whatever the number of threads.  ``daq_order``: the
+    rows of ``adc`` are DAQ channels, as the reader's payload holds them (the signal step
+    reads each view channel's row there; the result is the same as for the view-order array).
     """
     timing: dict[str, float] = {}
     t_start = time.thread_time()
-    sig = signal.process_signal(adc, geometry, hit_params, pool=pool, chunks=chunks)
+    sig = signal.process_signal(
+        adc, geometry, hit_params, pool=pool, chunks=chunks, daq_order=daq_order
+    )
     ped, rms, raw = sig.pedestal, sig.rms, sig.hits
     t3 = time.thread_time()
     timing["signal"] = t3 - t_start

@@ -202,6 +202,13 @@ def daq_groups(geometry: Geometry) -> npt.NDArray[np.intp]:
     return np.ascontiguousarray(geometry.daq_to_view.reshape(-1, size))
 
 
+def daq_rows(geometry: Geometry) -> npt.NDArray[np.intp]:
+    """The DAQ channels of :func:`daq_groups`, in its shape: group ``g`` is DAQ channels
+    ``32 g .. 32 g + 31``, the rows of a DAQ-order array the kernel reads for it."""
+    size = geometry.coherent_group
+    return np.arange(geometry.n_channels, dtype=np.intp).reshape(-1, size)
+
+
 def subtract_noise(
     adc: npt.NDArray[np.uint16],
     geometry: Geometry,
@@ -505,6 +512,7 @@ def _channel_pedestal(
 def _signal_groups(
     adc: npt.NDArray[np.uint16],
     groups: npt.NDArray[np.intp],
+    rows: npt.NDArray[np.intp],
     g_first: int,
     g_end: int,
     mask_nsigma: float,
@@ -522,6 +530,8 @@ def _signal_groups(
     vectorises: the coherent sum takes every sample and gives the few masked ones back (exact
     in float64, so the same sum), instead of testing a serial mask per sample.  Hits are
     appended group by group (a channel's hits in tick order); the caller sorts by channel.
+    ``rows[g, k]`` is the row of ``adc`` holding view channel ``groups[g, k]``: ``groups``
+    itself for a view-order array, the DAQ channels for the reader's DAQ-order array.
     """
     n_t = adc.shape[1]
     gsize = groups.shape[1]
@@ -541,7 +551,7 @@ def _signal_groups(
         cnt[:] = gsize  # every channel counts, less the samples given back below
         for k in range(gsize):
             c = groups[g, k]
-            row = adc[c]
+            row = adc[rows[g, k]]
             med, r, top = _channel_pedestal(row, hists)
             p = np.float32(med)
             ped[c] = p
@@ -642,6 +652,7 @@ def process_signal(
     max_hits: int = 200_000,
     pool: Executor | None = None,
     chunks: int = 1,
+    daq_order: bool = False,
 ) -> SignalResult:
     """Pedestal, coherent-noise removal and hit finding of one event, fused per channel group.
 
@@ -650,9 +661,13 @@ def process_signal(
     the groups are cut into ``chunks`` contiguous ranges run on its threads (the kernel
     releases the GIL); each channel belongs to one group and the hits are sorted by channel
     at the end, so the result does not depend on ``chunks``.  ``max_hits`` bounds each range.
+    ``daq_order``: ``adc``'s rows are DAQ channels (as the payload holds them, see
+    :meth:`farmtools.rawdata.RawFile.read_adc`) rather than view channels; the kernel reads
+    each view channel's row where it is, so the result is the same and no gather is needed.
     """
     adc = np.ascontiguousarray(adc, dtype=np.uint16)
     groups = daq_groups(geometry)
+    rows = daq_rows(geometry) if daq_order else groups
     n_groups = groups.shape[0]
     ped = np.empty(adc.shape[0], dtype=np.float32)
     rms = np.empty(adc.shape[0], dtype=np.float32)
@@ -664,6 +679,7 @@ def process_signal(
         n = _signal_groups(
             adc,
             groups,
+            rows,
             bounds[i],
             bounds[i + 1],
             mask_nsigma,

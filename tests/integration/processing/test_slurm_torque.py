@@ -115,6 +115,22 @@ def test_torque_wrappers_submit_poll_and_cancel(
     wait_job(batch, slow, JobStatus.FINISHED)
 
 
+def test_a_job_asking_for_two_cores_gets_them_from_slurm_and_the_torque_wrappers(
+    slurm_cluster: SlurmCluster, tmp_path: Path
+) -> None:
+    """JobSpec.cores reaches the real batch system: Slurm accepts --cpus-per-task and says
+    so to the job; the TORQUE wrappers accept nodes=1:ppn=N (they make it N tasks)."""
+    show = 'echo "cpus=${SLURM_CPUS_PER_TASK:-} tasks=${SLURM_NTASKS:-}"'
+    jobs = []
+    for batch in (SlurmBatch(slurm_cluster.env), TorqueBatch(slurm_cluster.env)):
+        spec = JobSpec(**{**_spec(tmp_path, f"cores_{batch.name}", show).__dict__, "cores": 2})
+        jobs.append((batch, batch.submit(spec)))
+    for batch, job in jobs:
+        assert _accounting(batch, job).ending is Ending.COMPLETED
+    assert "cpus=2" in (tmp_path / "cores_slurm.out").read_text().split()
+    assert "tasks=2" in (tmp_path / "cores_torque.out").read_text().split()
+
+
 @pytest.mark.parametrize("backend", ["slurm", "torque"])
 def test_manager_on_slurm_and_torque(
     slurm_cluster: SlurmCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str

@@ -12,8 +12,13 @@ import pytest
 
 from farmtools.batch.base import Ending, JobSpec, parse_duration
 from farmtools.batch.htcondor import accounting_from_ad, status_from_ad, submit_description
-from farmtools.batch.slurm import parse_sacct, parse_size_kb
-from farmtools.batch.torque import accounting_from_attrs, parse_qstat_full, short_id
+from farmtools.batch.slurm import parse_sacct, parse_size_kb, sbatch_command
+from farmtools.batch.torque import (
+    accounting_from_attrs,
+    parse_qstat_full,
+    qsub_command,
+    short_id,
+)
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 
@@ -191,3 +196,14 @@ def test_htcondor_submit_description_is_accepted_by_the_bindings(tmp_path: Path)
     assert sub["request_memory"] == "2000"
     assert "3600" in sub["periodic_remove"]
     assert "queue" in str(sub)
+
+
+@pytest.mark.parametrize("cores", [1, 4])
+def test_every_backend_asks_for_the_job_s_cores(tmp_path: Path, cores: int) -> None:
+    """JobSpec.cores reaches each batch system's own request (a job given N cores is told N)."""
+    spec = JobSpec("reco_run1-seq0", tmp_path / "s.sh", tmp_path / "o", tmp_path / "e", cores=cores)
+    assert f"--cpus-per-task={cores}" in sbatch_command(spec)
+    limits = qsub_command(spec)[qsub_command(spec).index("-l") + 1]
+    assert f"nodes=1:ppn={cores}" in limits.split(",") and "mem=1500mb" in limits.split(",")
+    assert submit_description(spec)["request_cpus"] == str(cores)
+    assert JobSpec("x", tmp_path, tmp_path, tmp_path).cores == 1  # the default: one, as before

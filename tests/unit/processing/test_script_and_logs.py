@@ -63,26 +63,44 @@ def test_evil_paths_are_data_never_shell(tmp_path: Path, evil: str, backend: str
     assert not list(tmp_path.rglob("PWNED")), "a file name ran as shell"
 
 
-def test_headers_per_backend(tmp_path: Path) -> None:
+def _backend_script(tmp_path: Path, backend: str, **processing: object) -> list[str]:
+    """The lines of a first try's script of run 1 on ``backend`` (2048 MB, 1 h 30)."""
     raw = RawName(1, 0)
+    cfg = make_cfg(tmp_path, batch={"backend": backend}, processing=processing)
+    return render_job_script(
+        cfg,
+        raw,
+        "/s/run1-seq0.dat",
+        JobPaths.of(cfg, raw, 1),
+        backend=backend,
+        try_number=1,
+        memory_mb=2048,
+        walltime_s=5400,
+        generated=datetime.now(UTC),
+    ).splitlines()
+
+
+def test_headers_per_backend(tmp_path: Path) -> None:
     for backend, header in (
         ("slurm", "#SBATCH --job-name=reco_run1-seq0"),
         ("torque", "#PBS -N reco_run1-seq0"),
     ):
-        cfg = make_cfg(tmp_path, batch={"backend": backend})
-        text = render_job_script(
-            cfg,
-            raw,
-            "/s/run1-seq0.dat",
-            JobPaths.of(cfg, raw, 1),
-            backend=backend,
-            try_number=1,
-            memory_mb=2048,
-            walltime_s=5400,
-            generated=datetime.now(UTC),
-        )
-        assert header in text.splitlines()
+        lines = _backend_script(tmp_path, backend)
+        assert header in lines
+        text = "\n".join(lines)
         assert ("01:30:00" in text) and ("2048" in text)
+
+
+def test_the_cores_asked_for_are_in_the_headers_and_the_job_s_environment(
+    tmp_path: Path,
+) -> None:
+    for cores in (1, 3):
+        texts = {b: _backend_script(tmp_path, b, cores=cores) for b in ("slurm", "torque", "local")}
+        assert f"#SBATCH --cpus-per-task={cores}" in texts["slurm"]
+        assert f"#PBS -l walltime=01:30:00,mem=2048mb,nodes=1:ppn={cores}" in texts["torque"]
+        for lines in texts.values():
+            # one core: nothing exported, the job runs as before (the local pool's slot decides)
+            assert ("export FARMTOOLS_THREADS=3" in lines) == (cores == 3)
 
 
 def _local_script(cfg: FarmConfig, raw: RawName, input_path: str, paths: JobPaths) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from farmtools.cli import app
 from farmtools.detector import WA105_3X1X1, Geometry
 from farmtools.rawdata import RawDataError, RawFile, RawFileWriter, TriggerType
 from farmtools.rawdata.format import uncompressed_file_size
+from farmtools.rawdata.reader import ReadBuffers
 
 SMALL = Geometry(name="small", channels_per_view=(8, 8), samples=20, channel_map="identity")
 
@@ -114,6 +116,37 @@ def test_round_trip_3x1x1(tmp_path: Path, compress: bool) -> None:
     assert report.bad_card_events == 2 and report.compression == ("all" if compress else "none")
     if not compress:
         assert path.stat().st_size == uncompressed_file_size(3, WA105_3X1X1.payload_bytes)
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_read_adc_into_reused_buffers_in_either_order_and_from_threads(
+    tmp_path: Path, compress: bool
+) -> None:
+    """The allocation-free path the reconstruction uses: the same samples as ``event()``,
+    in view or DAQ order, into arrays reused from event to event, also from two threads at
+    once (each with its own buffers, one open file)."""
+    g = WA105_3X1X1
+    events = _events(g, 3, seed=8)
+    path = tmp_path / "run1015-seq0.dat"
+    _write(path, g, events, compress)
+    with RawFile.open(path) as f:
+        out = np.empty((g.n_channels, g.samples), dtype=np.uint16)
+        buffers = ReadBuffers(g)
+        for i, adc in enumerate(events):
+            assert np.array_equal(f.read_adc(i, out, buffers), adc)
+            daq = f.read_adc(i, out, buffers, daq_order=True)
+            assert daq is out and np.array_equal(daq, adc[g.daq_to_view])
+
+        def read_all(k: int) -> bool:
+            mine, bufs = np.empty_like(out), ReadBuffers(g)
+            return all(
+                np.array_equal(f.read_adc(i, mine, bufs), events[i])
+                for _ in range(2)
+                for i in range(k % 2, len(events))
+            )
+
+        with ThreadPoolExecutor(2) as pool:
+            assert all(pool.map(read_all, range(2)))
 
 
 def test_file_size_formula_for_a_full_file() -> None:

@@ -98,7 +98,7 @@ def test_fused_signal_step_equals_the_three_steps_whatever_the_threads(tmp_path:
     """process_signal (per group, in cache) against the reference chain, on emulated events.
 
     Bit for bit: pedestals, RMS after noise removal and every hit column, with and without a
-    thread pool, for any cut of the groups into chunks.
+    thread pool, for any cut of the groups into chunks, and from a DAQ-order array.
     """
     (info,) = emulate_run(
         tmp_path, EmulatorSettings(seed=11), RunPlan(run=3, events_per_file=2, compress=False)
@@ -115,6 +115,10 @@ def test_fused_signal_step_equals_the_three_steps_whatever_the_threads(tmp_path:
                 assert np.array_equal(fused.pedestal, ped)
                 assert np.array_equal(fused.rms, rms)
                 assert np.array_equal(fused.hits, hits), kwargs
+            # the reader's DAQ-order array (no gather into view order) gives the same result
+            daq = signal.process_signal(adc[G.daq_to_view], G, daq_order=True)
+            assert np.array_equal(daq.pedestal, ped) and np.array_equal(daq.rms, rms)
+            assert np.array_equal(daq.hits, hits)
 
 
 def test_block_skip_never_misses_a_sample_just_above_threshold() -> None:
