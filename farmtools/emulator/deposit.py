@@ -346,6 +346,14 @@ class Steps:
     q_fc: npt.NDArray[np.float64]
 
 
+def _step_lengths(length: float, step_cm: float) -> npt.NDArray[np.float64]:
+    """Steps of ``step_cm`` along a path of ``length`` cm, the last one shorter."""
+    n_full = int(length // step_cm)
+    lengths = np.full(n_full, step_cm)
+    rest = length - n_full * step_cm
+    return np.append(lengths, rest) if rest > 1e-9 else lengths
+
+
 def steps_of(
     track: Track,
     rng: np.random.Generator,
@@ -361,11 +369,7 @@ def steps_of(
     the Bragg rise of its loss.
     """
     length = track.length_cm
-    n_full = int(length // step_cm)
-    lengths = np.full(n_full, step_cm)
-    rest = length - n_full * step_cm
-    if rest > 1e-9:
-        lengths = np.append(lengths, rest)
+    lengths = _step_lengths(length, step_cm)
     s_mid = np.cumsum(lengths) - 0.5 * lengths
     entry = np.asarray(track.entry)
     direction = np.asarray(track.direction)
@@ -375,6 +379,9 @@ def steps_of(
     loss = landau_loss(step_cm)
     # A short last step has its loss scaled (its Landau would be different; negligible).
     de = loss.sample(rng, len(lengths)) * (lengths / step_cm)
+    if track.stops and track.unstopped_length_cm > length:
+        # the draws of the path beyond the stop, discarded (Track.unstopped_length_cm)
+        rng.random(_step_lengths(track.unstopped_length_cm, step_cm).size - lengths.size)
     mean_dedx = np.full_like(de, loss.mean_dedx)
     if track.stops:
         residual = np.maximum(length - s_mid, 1e-3)

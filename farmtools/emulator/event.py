@@ -104,6 +104,12 @@ class EventGenerator:
         # The track physics switches draw from a stream of their own (spawned: the main
         # stream is not advanced), so that a seed gives the same muons with them on or off.
         self._physics_rng = rng.spawn(1)[0]
+        # ...and so do the early and side-entering muons beyond the simple model's (a second
+        # child: the physics stream stays what it was)
+        self._more_muons_rng = rng.spawn(1)[0]
+        self._more_physics = TrackPhysics(
+            settings.delta_rays, settings.multiple_scattering, self._more_muons_rng
+        )
         self.physics = TrackPhysics(
             settings.delta_rays, settings.multiple_scattering, self._physics_rng
         )
@@ -120,11 +126,19 @@ class EventGenerator:
         s = self.settings
         first = trigger_muon(self.rng, self.geometry, crt)
         extra = extra_muons(
-            self.rng, self.geometry, s.muon_flux_per_m2_s, s.early_muons, s.side_muons
+            self.rng,
+            self.geometry,
+            s.muon_flux_per_m2_s,
+            s.early_muons,
+            s.side_muons,
+            self._more_muons_rng,
         )
         stop_rng = self._physics_rng
         tracks = [first if crt else maybe_stopping(first, stop_rng, s.stopping_fraction)]
-        tracks += [maybe_stopping(t, stop_rng, s.stopping_fraction) for t in extra]
+        tracks += [
+            maybe_stopping(t, self._more_muons_rng if t.added else stop_rng, s.stopping_fraction)
+            for t in extra
+        ]
         return crt, tracks
 
     def charge(self, tracks: list[Track]) -> tuple[npt.NDArray[np.float32], list[TrackTruth]]:
@@ -136,13 +150,13 @@ class EventGenerator:
             deposited = deposit_track(
                 charge,
                 track,
-                self.rng,
+                self._more_muons_rng if track.added else self.rng,
                 g,
                 self.drift,
                 self.gains,
                 self.settings.asymmetry,
                 local_recombination=self.settings.recombination == "local",
-                physics=self.physics,
+                physics=self._more_physics if track.added else self.physics,
             )
             truths.append(TrackTruth(track, track.crosses_anode_cathode(g), deposited))
         return charge, truths
@@ -185,14 +199,14 @@ class EventGenerator:
             deposited = deposit_track(
                 self._charge,
                 track,
-                self.rng,
+                self._more_muons_rng if track.added else self.rng,
                 g,
                 self.drift,
                 self.gains,
                 self.settings.asymmetry,
                 local_recombination=self.settings.recombination == "local",
                 touched=self._touched,
-                physics=self.physics,
+                physics=self._more_physics if track.added else self.physics,
             )
             truths.append(TrackTruth(track, track.crosses_anode_cathode(g), deposited))
         rows = np.flatnonzero(self._touched)

@@ -47,6 +47,13 @@ class Track:
     trigger: bool
     #: The muon stops at ``exit`` (inside the volume) instead of leaving through a wall.
     stops: bool = False
+    #: A stopping muon's path length had it not stopped (cm): its losses are drawn for that
+    #: whole path, the part beyond the stop thrown away, so that the event stream advances as
+    #: without the switch and the later muons of a seed stay the same (0: not stopping).
+    unstopped_length_cm: float = 0.0
+    #: An early or side-entering muon beyond the seed's simple model (:func:`extra_muons`):
+    #: its draws (stopping, losses, delta rays, scattering) come from a stream of its own.
+    added: bool = False
 
     @property
     def length_cm(self) -> float:
@@ -131,7 +138,12 @@ def maybe_stopping(track: Track, rng: np.random.Generator, fraction: float) -> T
         return track
     f = float(rng.random())
     exit_ = tuple(a + f * (b - a) for a, b in zip(track.entry, track.exit, strict=True))
-    return replace(track, exit=exit_, stops=True)  # type: ignore[arg-type]
+    return replace(
+        track,
+        exit=exit_,  # type: ignore[arg-type]
+        stops=True,
+        unstopped_length_cm=track.length_cm,
+    )
 
 
 def readout_window_us(geometry: Geometry) -> float:
@@ -150,33 +162,38 @@ def extra_muons(
     flux_per_m2_s: float,
     early: bool = False,
     sides: bool = False,
+    more_rng: np.random.Generator | None = None,
 ) -> list[Track]:
     """Muons at random times in the readout window, beyond the triggering one.
 
-    ``early``: also muons that crossed before the trigger, t0 down to minus the full drift time
-    (their charge from deep enough still drifts into the window).  ``sides``: muons enter
-    through the side walls too (:func:`muon_through_box`).  Both off: the seed's simple model,
-    every extra muon entering through the CRP plane during the window.
+    The seed's simple model first, from ``rng``: every extra muon entering through the CRP
+    plane during the window.  ``early``: also muons that crossed before the trigger, t0 down to
+    minus the full drift time (their charge from deep enough still drifts into the window).
+    ``sides``: muons enter through the side walls too (:func:`muon_through_box`).  Those come
+    from ``more_rng`` (default ``rng``): lines through the anode plane extended around the CRP
+    over the longer time range, less the ones of the simple model's region (the CRP plane in
+    the window, drawn above), so that with its own ``more_rng`` a seed keeps the same muons
+    with the switches on or off, the others added.
     """
-    if not (early or sides):
-        n = int(rng.poisson(mean_extra_tracks(geometry, flux_per_m2_s)))
-        window = readout_window_us(geometry)
-        return [
-            _muon_at_anode(rng, geometry, float(rng.uniform(0.0, window)), False) for _ in range(n)
-        ]
     window = readout_window_us(geometry)
+    n = int(rng.poisson(mean_extra_tracks(geometry, flux_per_m2_s)))
+    out = [_muon_at_anode(rng, geometry, float(rng.uniform(0.0, window)), False) for _ in range(n)]
+    if not (early or sides):
+        return out
+    more = rng if more_rng is None else more_rng
     t_lo = -geometry.full_drift_ticks * geometry.tick_us if early else 0.0
     margin = SIDE_MARGIN_DRIFTS * geometry.drift_length_cm if sides else 0.0
     ex, ey = geometry.extent_cm
     area_scale = (ex + 2 * margin) * (ey + 2 * margin) / (ex * ey)
     mean = mean_extra_tracks(geometry, flux_per_m2_s) * area_scale * (window - t_lo) / window
-    out = []
-    for _ in range(int(rng.poisson(mean))):
-        t0 = float(rng.uniform(t_lo, window))
-        xy = (float(rng.uniform(-margin, ex + margin)), float(rng.uniform(-margin, ey + margin)))
-        track = muon_through_box(xy, sample_directions(rng, 1)[0], geometry, t0)
+    for _ in range(int(more.poisson(mean))):
+        t0 = float(more.uniform(t_lo, window))
+        xy = (float(more.uniform(-margin, ex + margin)), float(more.uniform(-margin, ey + margin)))
+        if t0 >= 0.0 and 0.0 <= xy[0] <= ex and 0.0 <= xy[1] <= ey:
+            continue  # the simple model's region: its muons are those drawn above
+        track = muon_through_box(xy, sample_directions(more, 1)[0], geometry, t0)
         if track is not None:
-            out.append(track)
+            out.append(replace(track, added=True))
     return out
 
 

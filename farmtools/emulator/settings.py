@@ -90,7 +90,7 @@ class EmulatorSettings:
     multiple_scattering: bool = False
     #: Fraction of the muons (PMT triggers and extra ones; a CRT trigger's muon reaches the CRT)
     #: that stop inside the volume, uniformly along their path, with the Bragg rise of dE/dx.
-    stopping_fraction: float = 0.0
+    stopping_fraction: float = 0.04
 
     def gain_of_lem(self, lem: int) -> float:
         return self.gain_map.get(lem, self.gain)
@@ -137,7 +137,7 @@ class EmulatorSettings:
 
 #: The realism switches at realistic values (``farmtools daq emulate --realistic``).  The
 #: defaults are realistic only where the analyses were shown to stay unbiased (the gain
-#: spread); docs/emulator.md says per switch why the others are not yet.
+#: spread, stopping muons); docs/emulator.md says per switch why the others are not yet.
 REALISTIC: dict[str, object] = {
     "shaped_noise_fraction": 0.5,
     "channel_gain_spread": 0.03,

@@ -89,7 +89,7 @@ def test_dead_noisy_channels_and_a_bad_card() -> None:
     # the event stream is untouched: the same muons with and without the defects
     plain = EventGenerator(G, QUIET, np.random.default_rng(3))
     defective = EventGenerator(G, s, np.random.default_rng(3))
-    for _ in range(2):
+    for _ in range(4):
         (_, t1), (_, t2) = plain.next_event(), defective.next_event()
         assert [t.track for t in t1.tracks] == [t.track for t in t2.tracks]
         assert t2.bad_cards == 1 and t1.bad_cards == 0
@@ -123,6 +123,28 @@ def test_muons_before_the_trigger_and_through_the_sides() -> None:
     assert top_now == pytest.approx(mean_extra_tracks(G, 166.0), rel=0.25)
     # a line that misses the box is no muon
     assert muon_through_box((-500.0, 10.0), np.array([0.0, 0.0, 1.0]), G, 0.0) is None
+
+
+def test_early_and_side_muons_are_added_to_the_seeds_muons() -> None:
+    """They come from streams of their own: with them on, a seed's muons and their charge are
+    those it gives with them off (the fixed-seed tests keep their samples), others added."""
+    off = EmulatorSettings(seed=1, early_muons=False, side_muons=False, stopping_fraction=0.5)
+    on = dataclasses.replace(off, early_muons=True, side_muons=True)
+    a = EventGenerator(G, off, np.random.default_rng(12))
+    b = EventGenerator(G, on, np.random.default_rng(12))
+    added = 0
+    for _ in range(4):
+        (_, ta), (_, tb) = a.tracks(), b.tracks()
+        mine = [t for t in tb if not t.added]
+        assert [(t.entry, t.exit, t.stops) for t in ta] == [
+            (t.entry, t.exit, t.stops) for t in mine
+        ]
+        added += len(tb) - len(mine)
+        qa = [t.charge for t in a.charge(ta)[1]]
+        qb = [t.charge for t, track in zip(b.charge(tb)[1], tb, strict=True) if not track.added]
+        assert qa == qb
+    assert added > 0
+    assert a.rng.random() == b.rng.random()
 
 
 def test_realistic_switches_from_the_command_line(tmp_path: Path) -> None:

@@ -138,8 +138,9 @@ def test_crt_triggers_never_stop_and_others_may() -> None:
 
 def test_the_track_physics_switches_leave_the_muons_of_a_seed_as_they_were() -> None:
     """Delta rays and scattering draw from a stream of their own: the same muons and the same
-    event stream after them; stopping muons are the same muons, shortened."""
-    off = EmulatorSettings(seed=1, crt_fraction=0.0)
+    event stream after them; stopping muons are the same muons, shortened, and the event
+    stream after them is the same too (their losses are drawn for the whole path)."""
+    off = EmulatorSettings(seed=1, crt_fraction=0.0, stopping_fraction=0.0)
     on = dataclasses.replace(off, delta_rays=True, multiple_scattering=True)
     a = EventGenerator(G, off, np.random.default_rng(12))
     b = EventGenerator(G, on, np.random.default_rng(12))
@@ -152,6 +153,11 @@ def test_the_track_physics_switches_leave_the_muons_of_a_seed_as_they_were() -> 
     assert deltas > 0
     assert a.rng.random() == b.rng.random()
     stopping = dataclasses.replace(off, stopping_fraction=1.0)
-    c = EventGenerator(G, stopping, np.random.default_rng(13))
-    (_, tc), (_, td) = EventGenerator(G, off, np.random.default_rng(13)).tracks(), c.tracks()
-    assert [t.entry for t in tc] == [t.entry for t in td] and all(t.stops for t in td)
+    c = EventGenerator(G, off, np.random.default_rng(13))
+    d = EventGenerator(G, stopping, np.random.default_rng(13))
+    for _ in range(3):
+        (_, tc), (_, td) = c.tracks(), d.tracks()
+        assert [t.entry for t in tc] == [t.entry for t in td] and all(t.stops for t in td)
+        c.charge(tc)
+        d.charge(td)
+    assert c.rng.random() == d.rng.random()

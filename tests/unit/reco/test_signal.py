@@ -36,6 +36,25 @@ def test_pedestal_and_rms_are_robust_to_a_pulse() -> None:
     assert np.allclose(rms, 1.5, atol=0.15)
 
 
+def test_pedestal_of_a_channel_a_track_covers_most_of_the_window() -> None:
+    """A muon along a strip through most of the drift (issue 19's side muons): 75 % of the
+    samples on its signal put the median 150 ADC high; the quiet samples' peak gives it."""
+    rng = np.random.default_rng(3)
+    wf = 405.0 + rng.normal(0, 1.5, (G.n_channels, G.samples))
+    plateau = np.zeros(G.samples)
+    plateau[300:1550] = 150.0 + 40.0 * rng.standard_gamma(2.0, 1250)  # Landau-like plateau
+    wf[239] += np.convolve(plateau, np.ones(5) / 5, mode="same")
+    wf[240] += 0.6 * plateau  # its neighbour: 75 % covered as well, lower
+    adc = np.clip(np.round(wf), 0, 4095).astype(np.uint16)
+    ped, rms = signal.pedestal_and_rms(adc)
+    fused = signal.process_signal(adc, G)
+    for c in (239, 240):
+        assert np.median(adc[c]) > 480  # the plain median is on the signal
+        assert abs(ped[c] - 405.0) < 1.0 and abs(fused.pedestal[c] - 405.0) < 1.0
+        assert 1.2 < rms[c] < 2.5
+    assert np.allclose(ped[:239], 405.0, atol=0.3)  # the others as before
+
+
 def test_coherent_noise_is_removed_per_group_of_32() -> None:
     rng = np.random.default_rng(2)
     n_t = G.samples
