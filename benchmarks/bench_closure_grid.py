@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -132,7 +133,7 @@ def cached_hits(
         columns["truth_k"] = np.array(1e-3 / s.lifetime_ms)
         columns["events"] = np.array(events)
         columns["cpu_s"] = np.array(time.process_time() - cpu)
-        tmp = save.with_name(save.name + ".part")
+        tmp = save.with_name(f"{save.name}.{os.getpid()}.part")  # two queues may meet
         with tmp.open("wb") as fh:
             np.savez(fh, **columns)  # type: ignore[arg-type]
         tmp.replace(save)
