@@ -340,7 +340,7 @@ def main() -> None:
                     fits = args.fits.split(",")
                     name = cell_name(tau, gname, noise, comp == "yes")
                     seeds = range(args.first_seed, args.first_seed + args.samples)
-                    runs = []
+                    runs: list[list[dict[str, Any]] | None] = []
                     for seed in seeds:
                         path = args.hits / f"{name}_s{seed}.npz" if args.hits else None
                         twin = path.with_name(path.name.replace("_z_s", "_s")) if path else None
