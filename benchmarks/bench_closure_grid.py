@@ -17,6 +17,12 @@ statistics allow it.
     .venv/bin/python benchmarks/bench_closure_grid.py --taus 3 --gains 3,20 --noise 1 --compress no
     .venv/bin/python benchmarks/bench_closure_grid.py --taus 7 --gains 3,20 --emulator default
 
+``--hits DIR`` keeps each sample's hits there (``<cell>_s<seed>.npz``, see :func:`cell_name`) and
+reads a sample back instead of running it again when its file is there with the same number of
+events: a long grid is resumable (kill it, start it again with the same DIR), and the analyses
+always run on the current code (a changed purity correction needs no new reconstruction).
+``--cached-only`` prints the table from DIR without running anything.
+
 ``--emulator baseline`` (the default: every realism switch off, the model the table of
 docs/analysis.md was measured on), ``default`` (the emulator's defaults: delta rays, multiple
 scattering, stopping and side-entering muons, defective channels) or ``realistic``.
@@ -26,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -34,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from farmtools.analysis.gain import gain
-from farmtools.analysis.hits import read_hits
+from farmtools.analysis.hits import Columns, read_hits
 from farmtools.analysis.purity import purity
 from farmtools.emulator.settings import BASELINE, REALISTIC, EmulatorSettings
 
@@ -82,12 +89,13 @@ FITS: dict[str, dict[str, Any]] = {
 }
 
 
-def one_sample(
-    s: EmulatorSettings, events: int, compress: bool, fits: list[str], save: Path | None = None
-) -> list[dict[str, Any]]:
-    """One run through the real chain: per purity variant (:data:`FITS`) k and its error, gain
-    and asymmetry deviations.  ``save``: also keep the hits there (``.npz``, columns prefixed
-    ``c_``, the true k as ``truth_k``) for ``benchmarks/fit_threshold_loss.py``."""
+def cell_name(tau_ms: float, gain_name: str, noise: float, compress: bool) -> str:
+    """A cell's name in the hits directory: ``tau7_g3_n3`` (uncompressed), ``tau7_g3_n3_z``."""
+    return f"tau{tau_ms:g}_g{gain_name}_n{noise:g}" + ("_z" if compress else "")
+
+
+def chain_hits(s: EmulatorSettings, events: int, compress: bool) -> Columns:
+    """One sample through the real chain: emulated raw files, ``reconstruct_file``, ROOT, hits."""
     from farmtools.detector import WA105_3X1X1
     from farmtools.emulator.daq import RunPlan, emulate_run
     from farmtools.reco.driver import reconstruct_file
@@ -100,12 +108,51 @@ def one_sample(
             out = Path(d) / f"reco{f.seq}.root"
             reconstruct_file(f.path, out, WA105_3X1X1)
             outs.append(out)
-        hits = read_hits(outs)
+        return read_hits(outs)
+
+
+def cached_hits(
+    s: EmulatorSettings, events: int, compress: bool, save: Path | None, run: bool = True
+) -> Columns | None:
+    """The sample's hits: read from ``save`` when it holds this sample (same number of events),
+    else through :func:`chain_hits` and kept there (``.npz``: columns prefixed ``c_``, the true
+    k as ``truth_k``, ``events``, the chain's CPU seconds as ``cpu_s``; written under a temporary
+    name then renamed, so a killed run leaves no half file) for a restart and for
+    ``benchmarks/fit_threshold_loss.py``.  None when ``run`` is off and nothing is kept."""
+    if save is not None and save.exists():
+        with np.load(save) as z:
+            if "events" in z.files and int(z["events"]) == events:
+                return {k[2:]: z[k] for k in z.files if k.startswith("c_")}
+    if not run:
+        return None
+    cpu = time.process_time()
+    hits = chain_hits(s, events, compress)
     if save is not None:
         save.parent.mkdir(parents=True, exist_ok=True)
         columns = {"c_" + k: np.asarray(v) for k, v in hits.items()}
         columns["truth_k"] = np.array(1e-3 / s.lifetime_ms)
-        np.savez(save, **columns)  # type: ignore[arg-type]
+        columns["events"] = np.array(events)
+        columns["cpu_s"] = np.array(time.process_time() - cpu)
+        tmp = save.with_name(f"{save.name}.{os.getpid()}.part")  # two queues may meet
+        with tmp.open("wb") as fh:
+            np.savez(fh, **columns)  # type: ignore[arg-type]
+        tmp.replace(save)
+    return hits
+
+
+def one_sample(
+    s: EmulatorSettings,
+    events: int,
+    compress: bool,
+    fits: list[str],
+    save: Path | None = None,
+    run: bool = True,
+) -> list[dict[str, Any]] | None:
+    """One sample: per purity variant (:data:`FITS`) k and its error, gain and asymmetry
+    deviations (hits from :func:`cached_hits`; None when not run and not kept)."""
+    hits = cached_hits(s, events, compress, save, run)
+    if hits is None:
+        return None
     results = []
     for name in fits:
         p = purity(hits, **FITS[name])
@@ -115,6 +162,8 @@ def one_sample(
             {
                 "k": p.combined.k_per_us,
                 "k_err": p.combined.k_error,
+                "k_syst": p.k_systematic,
+                "nts": p.noise_to_signal,
                 "gain_dev": [r.gain / s.gain_of_lem(r.lem) - 1 for r in live],
                 "asym_dev": [r.asymmetry - s.asymmetry for r in live if math.isfinite(r.asymmetry)],
                 "dead_empty": all(
@@ -132,7 +181,10 @@ def judge(k_true: float, res: list[dict[str, Any]]) -> tuple[str, dict[str, floa
     the samples resolve; the pull RMS within 0.5-1.6 (errors honest; with few samples a loose
     band); the 15 % criterion on k only where the mean quoted error is below 7.5 % of k (two
     standard errors fit in it), else "stat" (out of reach, not a failure); live LEM gains
-    within 5 % on average and asymmetry within 0.02.
+    within 5 % on average and asymmetry within 0.02.  A mean pull beyond 2/sqrt(n) whose bias
+    is within 2 x (the mean error / sqrt(n) combined with the systematic error the analysis
+    quotes, ``k_systematic``) is "ok (syst)": a residual the output declares, not a failure;
+    the pull RMS of such a cell is then taken with the systematic error added to each sample's.
     """
     ks = np.array([r["k"] for r in res])
     errs = np.array([r["k_err"] for r in res])
@@ -142,6 +194,8 @@ def judge(k_true: float, res: list[dict[str, Any]]) -> tuple[str, dict[str, floa
     ks, errs = ks[ok], errs[ok]
     n = ks.size
     pulls = (ks - k_true) / errs
+    systs = np.array([r.get("k_syst", math.nan) for r in res])[ok]
+    syst = float(np.mean(np.nan_to_num(systs)))
     g = np.concatenate([r["gain_dev"] for r in res]) if res else np.zeros(0)
     a = np.concatenate([r["asym_dev"] for r in res]) if res else np.zeros(0)
     fig = {
@@ -149,16 +203,22 @@ def judge(k_true: float, res: list[dict[str, Any]]) -> tuple[str, dict[str, floa
         "bias": float(np.mean(ks - k_true)),
         "bias_err": float(np.std(ks, ddof=1) / math.sqrt(n)) if n > 1 else float(errs[0]),
         "err": float(np.mean(errs)),
+        "syst": syst,
+        "nts": float(np.nanmean([r.get("nts", math.nan) for r in res])),
         "pull_mean": float(np.mean(pulls)),
         "pull_rms": float(np.sqrt(np.mean(pulls**2))),
         "g_mean": float(np.mean(g)) if g.size else math.nan,
         "g_max": float(np.max(np.abs(g))) if g.size else math.nan,
         "a_mean": float(np.mean(a)) if a.size else math.nan,
     }
-    fails = []
+    fails, within_syst = [], False
     if abs(fig["pull_mean"]) > 2.0 / math.sqrt(n):
-        fails.append("bias")
-    if n >= 3 and not 0.5 <= fig["pull_rms"] <= 1.6:
+        within_syst = abs(fig["bias"]) <= 2.0 * math.hypot(fig["err"] / math.sqrt(n), syst)
+        if not within_syst:
+            fails.append("bias")
+    # a declared residual: the errors' honesty judged with the systematic error included
+    total = np.hypot(errs, np.nan_to_num(systs)) if within_syst else errs
+    if n >= 3 and not 0.5 <= float(np.sqrt(np.mean(((ks - k_true) / total) ** 2))) <= 1.6:
         fails.append("pull RMS")
     precision = "stat"
     if fig["err"] < 0.075 * k_true:
@@ -171,23 +231,65 @@ def judge(k_true: float, res: list[dict[str, Any]]) -> tuple[str, dict[str, floa
         fails.append("asym")
     if not all(r["dead_empty"] for r in res):
         fails.append("dead LEM has a gain")
-    return ("ok" if not fails else "FAIL " + ",".join(fails)) + f" [{precision}]", fig
+    verdict = "FAIL " + ",".join(fails) if fails else "ok (syst)" if within_syst else "ok"
+    return verdict + f" [{precision}]", fig
 
 
-def print_cell(cell: str, k_true: float, res: list[dict[str, Any]]) -> None:
+def print_cell(cell: str, k_true: float, res: list[dict[str, Any]], markdown: str = "") -> None:
+    """One line of the table; ``markdown``: a docs/analysis.md row instead, that cell name."""
     verdict, f = judge(k_true, res)
     if not f:
-        print(f"{cell} | {verdict}", flush=True)
+        print(f"{markdown or cell} | {verdict}", flush=True)
+        return
+    if markdown:
+        print(
+            f"| {markdown} | {int(f['n'])} | {1e6 * f['bias']:+.1f} +- {1e6 * f['bias_err']:.1f} | "
+            f"{100 * f['bias'] / k_true:+.1f} | {100 * f['err'] / k_true:.1f} | "
+            f"{100 * f['syst'] / k_true:.1f} | {f['nts']:.3f} | "
+            f"{f['pull_mean']:+.2f} / {f['pull_rms']:.2f} | "
+            f"{100 * f['g_mean']:+.2f} / {100 * f['g_max']:.2f} % | {f['a_mean']:+.3f} | {verdict} |",
+            flush=True,
+        )
         return
     print(
         f"{cell} {int(f['n']):>2} | "
         f"{1e6 * f['bias']:+7.1f} +- {1e6 * f['bias_err']:5.1f} "
-        f"{100 * f['bias'] / k_true:+6.1f} {100 * f['err'] / k_true:5.1f} | "
+        f"{100 * f['bias'] / k_true:+6.1f} {100 * f['err'] / k_true:5.1f} "
+        f"{100 * f['syst'] / k_true:5.1f} {f['nts']:5.3f} | "
         f"{f['pull_mean']:+5.2f} {f['pull_rms']:4.2f} | "
         f"{100 * f['g_mean']:+7.2f} {100 * f['g_max']:5.2f} | "
         f"{f['a_mean']:+6.3f} | {verdict}",
         flush=True,
     )
+
+
+def same_hits(a: Path, b: Path) -> bool:
+    """Whether two kept samples hold the same hits, column by column (NaN equal to NaN)."""
+    with np.load(a) as x, np.load(b) as y:
+        cols = [k for k in x.files if k.startswith("c_")]
+        return set(cols) == {k for k in y.files if k.startswith("c_")} and all(
+            np.array_equal(x[k], y[k], equal_nan=x[k].dtype.kind == "f") for k in cols
+        )
+
+
+def same_as_uncompressed(
+    directory: Path, tau: float, gain_name: str, noise: float, seeds: range
+) -> str:
+    """' (hits = uncompressed, n seeds)' when every kept compressed sample of the cell has
+    the same hits, column by column, as the uncompressed sample of its seed (the compression
+    is lossless, so the reconstruction must not see it); ' (hits DIFFER ...)' otherwise; ''
+    when no pair is kept."""
+    same = differ = 0
+    for seed in seeds:
+        z = directory / f"{cell_name(tau, gain_name, noise, True)}_s{seed}.npz"
+        u = directory / f"{cell_name(tau, gain_name, noise, False)}_s{seed}.npz"
+        if not (z.exists() and u.exists()):
+            continue
+        equal = same_hits(z, u)
+        same, differ = same + equal, differ + (not equal)
+    if differ:
+        return f" (hits DIFFER from uncompressed in {differ} of {same + differ} seeds)"
+    return f" (hits = uncompressed, {same} seeds)" if same else ""
 
 
 def main() -> None:
@@ -205,7 +307,15 @@ def main() -> None:
         default="baseline",
         help="realism switches: all off (the grid's figures), the defaults, or --realistic's",
     )
-    ap.add_argument("--save-hits", type=Path, help="keep each sample's hits in this directory")
+    ap.add_argument(
+        "--hits",
+        "--save-hits",
+        type=Path,
+        help="keep each sample's hits in this directory and reuse them on a restart",
+    )
+    ap.add_argument("--cached-only", action="store_true", help="only the samples kept in --hits")
+    ap.add_argument("--first-seed", type=int, default=500, help="seed of the first sample")
+    ap.add_argument("--markdown", action="store_true", help="rows of docs/analysis.md's table")
     ap.add_argument(
         "--fits",
         default="plain,corr",
@@ -216,9 +326,10 @@ def main() -> None:
         args.taus, args.gains, args.noise, args.compress = "7", "3,20", "1", "no"
         args.events, args.samples = 100, 2
     t_start = time.perf_counter()
+    analysed: dict[Path, list[dict[str, Any]]] = {}  # per kept sample, for its compressed twin
     print(
         f"{'fit':>5} {'tau':>4} {'gain':>4} {'noise':>5} {'comp':>4} {'n':>2} | {'k bias e-6/us':>15} "
-        f"{'%':>6} {'err%':>5} | {'pull':>5} {'rms':>4} | {'G mean%':>7} {'max%':>5} | "
+        f"{'%':>6} {'err%':>5} {'syst%':>5} {'n/s':>5} | {'pull':>5} {'rms':>4} | {'G mean%':>7} {'max%':>5} | "
         f"{'A dev':>6} | verdict"
     )
     for tau in (float(t) for t in args.taus.split(",")):
@@ -227,20 +338,42 @@ def main() -> None:
             for noise in (float(x) for x in args.noise.split(",")):
                 for comp in args.compress.split(","):
                     fits = args.fits.split(",")
-                    name = f"tau{tau:g}_g{gname}_n{noise:g}"
-                    samples = [
-                        one_sample(
-                            settings_of(tau, gname, noise, 500 + i, args.emulator),
-                            args.events,
-                            comp == "yes",
-                            fits,
-                            args.save_hits / f"{name}_s{500 + i}.npz" if args.save_hits else None,
+                    name = cell_name(tau, gname, noise, comp == "yes")
+                    seeds = range(args.first_seed, args.first_seed + args.samples)
+                    runs: list[list[dict[str, Any]] | None] = []
+                    for seed in seeds:
+                        path = args.hits / f"{name}_s{seed}.npz" if args.hits else None
+                        twin = path.with_name(path.name.replace("_z_s", "_s")) if path else None
+                        if path and twin in analysed and path.exists() and same_hits(path, twin):
+                            runs.append(analysed[twin])  # the same hits: the same figures
+                            continue
+                        runs.append(
+                            one_sample(
+                                settings_of(tau, gname, noise, seed, args.emulator),
+                                args.events,
+                                comp == "yes",
+                                fits,
+                                path,
+                                run=not args.cached_only,
+                            )
                         )
-                        for i in range(args.samples)
-                    ]
+                        if path and runs[-1] is not None:
+                            analysed[path] = runs[-1]
+                    samples = [r for r in runs if r is not None]
+                    if not samples:
+                        continue
+                    label = (
+                        f"{tau:g} ms, "
+                        + ("map 5-40 + dead LEM" if gname == "map" else f"G {gname}")
+                        + f", x{noise:g}"
+                        + (", compressed" if comp == "yes" else "")
+                    )
+                    if comp == "yes" and args.hits:
+                        label += same_as_uncompressed(args.hits, tau, gname, noise, seeds)
                     for j, name in enumerate(fits):
                         cell = f"{name:>5} {tau:>4g} {gname:>4} {noise:>5g} {comp:>4}"
-                        print_cell(cell, k_true, [r[j] for r in samples])
+                        md = f"{label} | {name}" if args.markdown else ""
+                        print_cell(cell, k_true, [r[j] for r in samples], md)
     print(f"total {time.perf_counter() - t_start:.0f} s (loaded machine: compare within a run)")
 
 

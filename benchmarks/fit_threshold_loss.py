@@ -2,7 +2,7 @@
 
 The hit finder keeps ``1 - c (rms / a)^p t`` of a hit's charge (:func:`farmtools.analysis.purity.
 threshold_correction`).  Given the hits of emulated samples whose lifetime is known
-(``bench_closure_grid.py --save-hits DIR``: one ``.npz`` per sample, named ``<cell>_s<seed>``),
+(``bench_closure_grid.py --hits DIR``: one ``.npz`` per sample, named ``<cell>_s<seed>``),
 this scans (c, p), runs the purity fit with each on every sample (no bootstrap: the central
 value does not depend on it), and prints per cell the mean bias of k in % with the mean pull,
 and the sum over cells of n x (mean pull)^2, the figure minimised.  Calibrate on one set of
@@ -64,7 +64,7 @@ def main() -> None:
     seeds = {int(s) for s in args.seeds.split(",")} if args.seeds else None
     cells = load(args.directory, seeds)
     if not cells:
-        raise SystemExit(f"{args.directory}: no saved samples (bench_closure_grid --save-hits)")
+        raise SystemExit(f"{args.directory}: no saved samples (bench_closure_grid --hits)")
     best = (math.inf, (0.0, 0.0))
     for p in (float(x) for x in args.p.split(",")):
         for c in (float(x) for x in args.c.split(",")):
