@@ -529,9 +529,10 @@ def main() -> None:
     ap.add_argument(
         "--decode-s-per-event-6x6x6",
         type=float,
-        default=0.35,  # sim666.DECODE_S_PER_EVENT_6X6X6
+        default=0.26,  # sim666.DECODE_S_PER_EVENT_6X6X6
         help="chain666: CPU s to decode one compressed 6x6x6 event (the 3x1x1's compressed "
-        "minus uncompressed per-event cost, 0.0294 - 0.0197 s, x36 channels x samples)",
+        "minus uncompressed per-event cost in bench_reco.py, (5.76 - 3.37 s) / 335, x36 "
+        "channels x samples)",
     )
     ap.add_argument(
         "--job-s", type=float, default=0.26, help="chain666: per job (node worker; `costs`)"

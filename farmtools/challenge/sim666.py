@@ -456,10 +456,11 @@ CLASSIFY_GB_PER_CPU_S = 2.3  # bench_final.py: classification 2.28-2.59 (uncompr
 FORMAT_GB_PER_CPU_S = 0.16  # bench_final.py: formatting (Huffman coding) 0.148-0.181
 COPY_GB_PER_CPU_S = 1.38  # bench_challenge.py chain666: LocalStorage.put of 256 MB
 #: the 6x6x6 event measured on full events (bench_reco666.py), its decoding (the 3x1x1's
-#: compressed - uncompressed per event, 0.0294 - 0.0197 s, x36 channels x samples), and what
+#: compressed - uncompressed per event in bench_reco.py, (5.76 - 3.37 s) / 335, x36 channels x
+#: samples), and what
 #: a job pays through the node worker (bench_challenge.py costs)
 RECO_S_PER_EVENT_6X6X6 = 1.18
-DECODE_S_PER_EVENT_6X6X6 = 0.35
+DECODE_S_PER_EVENT_6X6X6 = 0.26
 JOB_S = 0.26
 
 
