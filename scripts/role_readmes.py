@@ -2,7 +2,8 @@
 
 Why generated: the variables table must say what defaults/main.yml says; the comment lines
 above each variable are its description.  Run after changing a role's defaults:
-``.venv/bin/python scripts/role_readmes.py``.
+``.venv/bin/python scripts/role_readmes.py``.  A ``## Notes`` section written by hand at the end
+of a README (what is untested and why, for instance) is kept as it is.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The hand-written end of a README, kept when the rest is generated again.
+NOTES = "## Notes\n"
 
 
 def variables(defaults: Path) -> list[tuple[str, str, str]]:
@@ -55,7 +58,10 @@ def main() -> None:
         ]
         for name, default, desc in variables(role / "defaults" / "main.yml"):
             lines.append(f"| `{name}` | `{default}` | {desc} |")
-        (role / "README.md").write_text("\n".join(lines) + "\n")
+        readme = role / "README.md"
+        old = readme.read_text() if readme.exists() else ""
+        notes = old[old.index(NOTES) :] if NOTES in old else ""
+        readme.write_text("\n".join(lines) + "\n" + ("\n" + notes if notes else ""))
 
 
 if __name__ == "__main__":

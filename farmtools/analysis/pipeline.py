@@ -134,14 +134,20 @@ def _record(
 
 def group_geometry(cfg: FarmConfig, group: list[FileRecord]) -> Geometry:
     """The LEM map of a group: the configuration's detector, or the 6x6x6's whole anode plane
-    (144 LEMs) for its event files, whose cosmics' LEMs :mod:`.cosmics` numbers so."""
-    from farmtools.detector import PDDP_6X6X6
+    (144 LEMs) for its event files, whose cosmics' LEMs :mod:`.cosmics` numbers so.
+
+    The files' names say which detector wrote them: a farm set up for the 6x6x6 that also
+    takes 3x1x1 raw files (the mock farm's two event builders) analyses those with the 3x1x1's
+    map, as their jobs reconstruct them (:func:`farmtools.processing.script.job_command`)."""
+    from farmtools.detector import PDDP_6X6X6, geometry
     from farmtools.rawdata.naming import parse_raw_name
 
     raw = parse_raw_name(group[0].name)
     if raw is not None and raw.pddp:
         base = cfg.geometry if cfg.geometry.n_crps > 1 else PDDP_6X6X6
         return base.anode_geometry()
+    if cfg.geometry.n_crps > 1:
+        return geometry("3x1x1")
     return cfg.geometry
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shlex
 import zlib
+from typing import Any
 
 import pytest
 
@@ -43,12 +44,14 @@ NODE_PACKAGES = {
     "worker1": ["munge", "slurmd", "slurm-client", "xrootd-client", "python3-xrootd"],
     "worker2": ["munge", "slurmd", "slurm-client", "xrootd-client", "python3-xrootd"],
     "l2": ["acl", "python3-venv", "xrootd-client", "python3-xrootd"],
+    "monitoring": ["acl", "prometheus"],
 }
 NODE_PORTS = {
     "storage": [1094],  # xrootd
     "head": [5432, 6817, 8050],  # postgresql, slurmctld, monitor
     "worker1": [6818],  # slurmd
     "worker2": [6818],
+    "monitoring": [9090],  # prometheus
 }
 
 
@@ -309,7 +312,6 @@ def test_distributed_6x6x6_event_building(mockfarm: MockFarm) -> None:
     """
     import json
     import time
-    from typing import Any
     from urllib.parse import urlsplit
 
     l2 = mockfarm.host("l2")
@@ -369,6 +371,119 @@ def test_distributed_6x6x6_event_building(mockfarm: MockFarm) -> None:
         seen += rep["events"]
         incomplete += rep["incomplete_events"]
     assert (seen, incomplete) == (events, exp["incomplete"])
+
+
+def _prometheus(mockfarm: MockFarm, path: str) -> Any:
+    """A Prometheus HTTP API answer (its ``data``), asked on the monitoring node itself."""
+    import json
+
+    url = f"http://localhost:9090/api/v1/{path}"
+    fetch = f"import sys, urllib.request; sys.stdout.write(urllib.request.urlopen({url!r}).read().decode())"
+    doc = json.loads(mockfarm.host("monitoring").check_output(f"python3 -c {shlex.quote(fetch)}"))
+    assert doc["status"] == "success", doc
+    return doc["data"]
+
+
+def test_prometheus_scrapes_the_monitor_pages(mockfarm: MockFarm) -> None:
+    """Issue 20, section 2: the monitoring node's Prometheus scrapes every monitor page's
+    /metrics (with the shift login) and answers a query on a farmtools metric."""
+    import time
+
+    mon = mockfarm.host("monitoring")
+    prom = mon.service("prometheus")
+    assert prom.is_enabled and prom.is_running
+    assert mon.file("/etc/prometheus/prometheus.yml").contains("head:8050")
+    # Bounded wait: the scrape interval is 5 s in the mock farm; a target is "unknown" until
+    # its first scrape.
+    deadline = time.monotonic() + 120
+    targets = _prometheus(mockfarm, "targets")["activeTargets"]
+    while time.monotonic() < deadline and (
+        not targets or any(t["health"] != "up" for t in targets)
+    ):
+        time.sleep(2)
+        targets = _prometheus(mockfarm, "targets")["activeTargets"]
+    health = {t["labels"]["instance"]: (t["health"], t["lastError"]) for t in targets}
+    assert health.get("head:8050") == ("up", ""), health
+    assert all(h == "up" for h, _e in health.values()), health
+    result = _prometheus(mockfarm, "query?query=farmtools_files")["result"]
+    assert result and {r["metric"]["instance"] for r in result} == {"head:8050"}, result
+    assert {r["metric"]["job"] for r in result} == {"farmtools"}
+
+
+CHAIN_RUN = 6016
+
+
+def test_distributed_6x6x6_chain(mockfarm: MockFarm) -> None:
+    """Issue 16, section 3, in the mock farm: the whole 6x6x6 chain through the deployed farm.
+
+    ``farmtools challenge run --detector 6x6x6:100 --no-daemons`` on ``l2`` emulates the two L1
+    streams (beam spills and cosmics, with physics) into the L2 node's stream directory and ends
+    the run with its record; the farm's own services do the rest: the L2 builder (systemd, prod)
+    builds the event files, ingest on ``l2`` ships them to ``storage`` over XRootD, the manager
+    on ``head`` reconstructs them with flash t0 as Slurm jobs on both workers and measures
+    purity and gain.  Once every file is stored, the challenge's final stage (the code of
+    ``farmtools final``) classifies and filters the run's events, packs the kept ones into
+    final files, transfers them to the storage node and verifies them there.  Every fragment
+    and every event must be accounted for; then, on ``head``, ``farmtools final`` shows the
+    filter's decisions and re-verifies every final file at the destination.
+    """
+    import json
+
+    l2 = mockfarm.host("l2")
+    farmtools = f"{VENV}/bin/farmtools"
+    conf = "--config /etc/farmtools/farm.toml"
+    run = l2.run(
+        f"runuser -u prod -- {farmtools} challenge run {conf} --detector {L2_DETECTOR} "
+        f"--preset beam --run {CHAIN_RUN} --files 2 --events 4 --interval 3 --no-daemons "
+        "--no-monitor --no-progress --timeout 600"
+    )
+    stem = f"/home/prod/reports/challenge-run{CHAIN_RUN}"
+    rep = json.loads(l2.check_output(f"cat {stem}.json"))
+    text = l2.check_output(f"cat {stem}.txt")
+    assert rep["verdict"] == "PASS", text
+    assert run.rc == 0, (run.stdout[-3000:], run.stderr[-3000:])
+    assert rep["settings"]["storage"] == "xrootd" and rep["settings"]["batch"] == "slurm"
+    chain = rep["chain_6x6x6"]
+    c = chain["counts"]
+    # fragments: emitted = read by the builder; events: emitted = built + incomplete
+    assert c["emitted"] == 8 and c["fragments_emitted"] == c["fragments_read"] == [8, 8]
+    assert c["built"] + c["incomplete"] == c["emitted"] == c["in_event_files"] == c["stored"]
+    assert c["reconstructed"] == c["stored"]  # every event through a Slurm job
+    # classified (built + incomplete) = kept + prescaled out + dropped; kept = in verified files
+    assert c["classified"] == c["kept"] + c["prescaled_out"] + c["dropped"] == c["emitted"]
+    assert c["kept"] == c["in_verified_finals"] > 0
+    assert chain["accounting"]["lost_total"] == 0
+    assert all(v["holds"] for v in chain["accounting"]["identities"].values())
+    assert set(rep["jobs_per_worker"]) <= {"worker1", "worker2"} and rep["jobs_per_worker"]
+    for name in ("L2 building", "ingest", "reconstruction (t0)", "purity/gain"):
+        assert chain["stages"][name]["latency"]["n"] > 0, (name, chain["stages"][name])
+    # On head, as prod: the filter's decisions per run and every final file verified again,
+    # read back from the storage node event by event.
+    head = mockfarm.host("head")
+    status = json.loads(
+        head.check_output(f"runuser -u prod -- {farmtools} final status {CHAIN_RUN} {conf} --json")
+    )
+    counts = status["filter"]["counts"]
+    assert sum(sum(v.values()) for v in counts.values()) == c["classified"]
+    assert sum(v["kept"] for v in counts.values()) == c["kept"]
+    files = status["files"]
+    assert files and {f["state"] for f in files} == {"verified"}
+    assert sum(f["events"] for f in files) == c["kept"]
+    again = head.run(f"runuser -u prod -- {farmtools} final verify {CHAIN_RUN} --again {conf}")
+    assert again.rc == 0, (again.stdout, again.stderr)
+    # The final files are on the storage node with the adler32 the bookkeeping recorded.
+    for f in files:
+        assert f["destination"].startswith("root://storage:1094/"), f
+        path = f"/wa105/central/final/run{CHAIN_RUN}/{f['name']}"
+        reply = head.check_output(f"xrdfs root://storage:1094 query checksum {path}")
+        assert reply.split()[:2] == ["adler32", f["adler32"]], (f["name"], reply)
+    # Every raw file of the run may leave the buffer, and the bookkeeping says why.
+    dels = json.loads(
+        head.check_output(
+            f"runuser -u prod -- {farmtools} final deletable {CHAIN_RUN} {conf} --json"
+        )
+    )
+    assert dels and all(d["deletable"] for d in dels), dels
 
 
 def test_archiving_on_schedule(mockfarm: MockFarm) -> None:

@@ -30,7 +30,12 @@ from tests.servers.strict import missing, need_tools
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "scripts" / "mockfarm"
-NODES = ("evb", "storage", "head", "worker1", "worker2", "l2")
+#: The nodes, in the order of nodes.txt (shared with the Vagrantfile and the podman scripts).
+NODES = tuple(
+    line.split()[0]
+    for line in (SCRIPTS / "nodes.txt").read_text().splitlines()
+    if line.partition("#")[0].strip()
+)
 MOCKFARM_DIR = Path(os.environ.get("MOCKFARM_DIR") or ROOT / ".mockfarm")
 _RECAP = re.compile(
     r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.MULTILINE
