@@ -254,7 +254,10 @@ def test_distributed_data_challenge(mockfarm: MockFarm) -> None:
     run = evb.run(
         f"runuser -u prod -- {VENV}/bin/farmtools challenge run "
         "--config /etc/farmtools/farm.toml --no-daemons --no-monitor --no-archive --no-progress "
-        f"--files {files} --events 4 --interval 2 --timeout 480"
+        # 0.5 s apart: the manager submits the files within a second or two, while the first
+        # job still holds worker1, so Slurm's least-loaded rule (LLN) sends the next to worker2
+        # (2 s apart, a fast job could end first and every job went to worker1)
+        f"--files {files} --events 4 --interval 0.5 --timeout 480"
     )
     latest = evb.check_output("ls -t /home/prod/reports/challenge-run*.json | head -n 1")
     rep = json.loads(evb.check_output(f"cat {latest}"))
