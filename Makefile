@@ -25,7 +25,7 @@ lint:
 unit: setup
 	$(VENV)/pytest -m "not xrootd and not postgres and not slurm and not browser and not farm and not slow" $(PYTEST_ARGS)
 
-## mockfarm-up: the mock farm's six nodes through the Vagrantfile (podman containers by default,
+## mockfarm-up: the mock farm's seven nodes through the Vagrantfile (podman containers by default,
 ## MOCKFARM_PROVIDER=libvirt or virtualbox with a hypervisor), provisioned by site.yml; the host's
 ## side first (scripts/mockfarm/host.sh); up without provisioning, then provision (no race)
 MOCKFARM_PROVIDER ?= docker
