@@ -21,6 +21,8 @@ from farmtools.cliopts import LogJson
 from farmtools.listing import JSON_OPTION, emit, emit_json
 
 if TYPE_CHECKING:
+    import uvicorn
+
     from farmtools.config import FarmConfig
     from farmtools.monitor.app import Monitor
     from farmtools.monitor.attention import ShiftStatus
@@ -100,12 +102,20 @@ def serve(
             host,
         )
     app = build_app(monitor)
-    # uvicorn stops on SIGTERM/SIGINT and then raises the signal again with the handler it found
-    # at start: the default one would kill the process before ``finally`` (the monitor's last
-    # alarm pass and its "stopped" heartbeat).  This handler turns it into a clean exit.  It is
-    # in place before the port listens: a stop sent as soon as the page answers (systemd, the
-    # challenge, a test) must not find the default handler.
-    signal.signal(signal.SIGTERM, _exit_cleanly)
+    # log_config=None: uvicorn's own warnings go through the set-up above, not its format
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host=host, port=port, log_level="warning", log_config=None, lifespan="off"
+        )
+    )
+    # A SIGTERM (systemd, the challenge, a test) only asks the server to stop; the function then
+    # returns through ``finally`` (the monitor's last alarm pass, its "stopped" heartbeat), exit
+    # 0.  The handler is in place before the port listens (a stop sent as soon as the page
+    # answers must find it) and never raises: an exception raised from a signal handler can
+    # interrupt the main thread inside an import while it holds the interpreter's import lock,
+    # and the checker thread's next import then waits forever.  uvicorn puts its own handler in
+    # place while it serves and calls this one again when it is done: it stops it just the same.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: _stop_server(server))
     sock: socket.socket | None = None
     try:
         # started before the port listens: whoever sees the page answer may stop it at once,
@@ -116,21 +126,16 @@ def serve(
             "farmtools monitor on http://%s:%d (summaries: %s, database: %s)",
             *(host, port, monitor.results.directory, masked_url(cfg.database_url)),
         )
-        # log_config=None: uvicorn's own warnings go through the set-up above, not its format
-        uvicorn.Server(
-            uvicorn.Config(
-                app, host=host, port=port, log_level="warning", log_config=None, lifespan="off"
-            )
-        ).run(sockets=[sock])
+        server.run(sockets=[sock])
     finally:
         monitor.stop()
         if sock is not None:
             sock.close()
 
 
-def _exit_cleanly(signum: int, _frame: object) -> None:
-    """A stop asked for by SIGTERM (systemd, the challenge): exit 0 through ``finally``."""
-    raise SystemExit(0)
+def _stop_server(server: uvicorn.Server) -> None:
+    """A stop asked for by SIGTERM: the server leaves its loop (or never enters it)."""
+    server.should_exit = True
 
 
 @monitor_app.command("check")
