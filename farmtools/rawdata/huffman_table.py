@@ -81,6 +81,15 @@ _DZ = np.full(64, NO_DIFF, dtype=np.int64)
 _DZ[1:8] = _DIFF_OF_ZEROS[1:8]
 
 
+def _splat16(builder: ir.IRBuilder, value: ir.Value) -> ir.Value:  # pragma: no cover - codegen
+    """LLVM IR: the 16-bit ``value`` in every one of the ``RUN`` lanes of a vector."""
+    vec16 = ir.VectorType(ir.IntType(16), RUN)
+    one = builder.insert_element(
+        ir.Constant(vec16, ir.Undefined), value, ir.Constant(ir.IntType(64), 0)
+    )
+    return builder.shuffle_vector(one, one, ir.Constant(ir.VectorType(ir.IntType(32), RUN), None))
+
+
 @intrinsic
 def _run16_intrinsic(typingctx, row, index, tab, m_at, f_at, v, start):  # type: ignore[no-untyped-def]  # pragma: no cover
     """``row[index:index + 16] = start + v * M + F``, ``M`` and ``F`` 16 int8 at ``tab[m_at]``,
@@ -91,14 +100,8 @@ def _run16_intrinsic(typingctx, row, index, tab, m_at, f_at, v, start):  # type:
     last one) and the sample before it.  Lanes past the packet's samples are overwritten by the
     next packet; the caller keeps ``index + 16`` inside the row.
     """
-    i8, i16, i64 = ir.IntType(8), ir.IntType(16), ir.IntType(64)
+    i8, i16 = ir.IntType(8), ir.IntType(16)
     vec8, vec16 = ir.VectorType(i8, RUN), ir.VectorType(i16, RUN)
-
-    def splat(builder, value):  # type: ignore[no-untyped-def]
-        one = builder.insert_element(ir.Constant(vec16, ir.Undefined), value, ir.Constant(i64, 0))
-        return builder.shuffle_vector(
-            one, one, ir.Constant(ir.VectorType(ir.IntType(32), RUN), None)
-        )
 
     def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
         out = context.make_array(sig.args[0])(context, builder, args[0])
@@ -107,8 +110,8 @@ def _run16_intrinsic(typingctx, row, index, tab, m_at, f_at, v, start):  # type:
         f_ptr = builder.bitcast(builder.gep(tab.data, [args[4]]), vec8.as_pointer())
         m = builder.sext(builder.load(m_ptr, align=1), vec16)
         f = builder.sext(builder.load(f_ptr, align=1), vec16)
-        vv = splat(builder, builder.trunc(args[5], i16))
-        ss = splat(builder, builder.trunc(args[6], i16))
+        vv = _splat16(builder, builder.trunc(args[5], i16))
+        ss = _splat16(builder, builder.trunc(args[6], i16))
         value = builder.add(builder.add(builder.mul(vv, m), f), ss)
         dst = builder.bitcast(builder.gep(out.data, [args[1]]), vec16.as_pointer())
         builder.store(value, dst, align=1)
@@ -227,20 +230,14 @@ _ld64be = cast("Callable[[int], int]", _ld64be_intrinsic)
 @intrinsic
 def _run16_at_intrinsic(typingctx, dst, m_at, f_at, v, start):  # type: ignore[no-untyped-def]  # pragma: no cover
     """``dst[0:16] = start + v * M + F`` (uint16 lanes), M, F 16 int8 each at ``m_at``, ``f_at``."""
-    i8, i16, i64 = ir.IntType(8), ir.IntType(16), ir.IntType(64)
+    i8, i16 = ir.IntType(8), ir.IntType(16)
     vec8, vec16 = ir.VectorType(i8, RUN), ir.VectorType(i16, RUN)
-
-    def splat(builder, value):  # type: ignore[no-untyped-def]
-        one = builder.insert_element(ir.Constant(vec16, ir.Undefined), value, ir.Constant(i64, 0))
-        return builder.shuffle_vector(
-            one, one, ir.Constant(ir.VectorType(ir.IntType(32), RUN), None)
-        )
 
     def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
         m = builder.sext(builder.load(builder.inttoptr(args[1], vec8.as_pointer()), align=1), vec16)
         f = builder.sext(builder.load(builder.inttoptr(args[2], vec8.as_pointer()), align=1), vec16)
-        vv = splat(builder, builder.trunc(args[3], i16))
-        ss = splat(builder, builder.trunc(args[4], i16))
+        vv = _splat16(builder, builder.trunc(args[3], i16))
+        ss = _splat16(builder, builder.trunc(args[4], i16))
         value = builder.add(builder.add(builder.mul(vv, m), f), ss)
         builder.store(value, builder.inttoptr(args[0], vec16.as_pointer()), align=1)
         return context.get_dummy_value()
